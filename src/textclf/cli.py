@@ -1,0 +1,151 @@
+"""The `textclf` command: a thin layer over the library. Bad input exits 2, Ctrl-C 130, SIGTERM 143."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import warnings
+
+import click
+
+from textclf.errors import InputError, Terminated
+
+log = logging.getLogger("textclf")
+
+
+def _config_options(f):
+    f = click.option("--overrides", default="", help='Overrides in one string: "train.epochs=1 data.seed=3" '
+                     "(for MLproject).")(f)
+    f = click.option("-o", "--override", "override", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config value, e.g. -o train.learning_rate=3e-5 (repeatable).")(f)
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help="YAML file of config changes from the defaults.")(f)
+
+
+def _load(config_path, override, overrides):
+    from textclf.config import load_config
+
+    return load_config(config_path, [*override, *shlex.split(overrides or "")])
+
+
+@click.group()
+@click.version_option(package_name="textclf")
+def cli() -> None:
+    """Fine-tune BERT-family text classifiers; every run tracked in MLflow."""
+
+
+@cli.command()
+@_config_options
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, tracking.uri, "
+              "sqlite:///mlflow.db).")
+def train(config_path, override, overrides, tracking_uri) -> None:
+    """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
+    from textclf import tracking
+    from textclf.run import train_run
+
+    cfg = _load(config_path, override, overrides)
+    uri = tracking.tracking_uri(tracking_uri, cfg)
+    result = train_run(cfg, uri)
+    shown = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
+             "train_time_s", "train_samples_per_s")
+    click.echo(f"run {result.run_id} FINISHED in {uri}")
+    for key in shown:
+        click.echo(f"  {key:22s} {result.metrics[key]:.4g}")
+    if result.model_uri:
+        click.echo(f"model: runs:/{result.run_id}/model  (textclf predict --model-uri runs:/{result.run_id}/model"
+                   f" --tracking-uri {uri} \"some text\")")
+
+
+@cli.command()
+@click.option("--model-uri", required=True, help="runs:/<run_id>/model, models:/<id>, or a local model dir.")
+@click.option("--tracking-uri", help="Where runs:/ URIs are looked up (default as for train).")
+@click.option("--input", "input_file", type=click.File("r", encoding="utf-8"),
+              help="Classify each non-empty line of this file ('-' for stdin).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per text, with all class probabilities.")
+@click.argument("texts", nargs=-1)
+def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
+    """Classify TEXTS with a logged model."""
+    import mlflow
+
+    from textclf import tracking
+    from textclf.config import Config
+    from textclf.predict import load_predictor
+
+    texts = list(texts) + ([line.strip() for line in input_file if line.strip()] if input_file else [])
+    if not texts:
+        raise InputError(["predict: no texts given; pass them as arguments or with --input FILE"])
+    mlflow.set_tracking_uri(tracking.tracking_uri(tracking_uri, Config()))
+    for row in load_predictor(model_uri).predict(texts):
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            click.echo(f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
+
+
+@cli.group()
+def data() -> None:
+    """Look at a dataset before training on it."""
+
+
+@data.command("inspect")
+@_config_options
+@click.option("--data", "data_name", help="Dataset: mirror name, path, or hub name (sets data.name).")
+@click.option("--model", "model_name", help="Model whose tokenizer measures lengths (sets model.name).")
+@click.option("--max-length", "max_lengths", default="128,256,512", show_default=True,
+              help="Comma-separated max lengths to report truncation rates for.")
+@click.option("--sample", type=int, help="Tokenize at most this many texts per split.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the tables as JSON here.")
+def inspect_cmd(config_path, override, overrides, data_name, model_name, max_lengths, sample, output) -> None:
+    """Counts, token lengths, truncation, duplicates and label leaks of a dataset."""
+    import pandas as pd
+
+    from textclf.inspect import inspect_data
+    from textclf.model import load_backbone
+
+    extra = [f"data.name={data_name}"] * bool(data_name) + [f"model.name={model_name}"] * bool(model_name)
+    cfg = _load(config_path, [*override, *extra], overrides)
+    try:
+        lengths = [int(x) for x in max_lengths.split(",") if x.strip()]
+    except ValueError:
+        raise InputError([f"--max-length: expected comma-separated integers, got {max_lengths!r}"]) from None
+    tables = inspect_data(cfg, load_backbone(cfg), lengths, sample)
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.precision", 3):
+        for title, table in tables.items():
+            click.echo(f"\n== {title}\n{table}")
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            json.dump({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, f, indent=1)
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for name in ("mlflow", "alembic", "httpx", "urllib3", "datasets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # read by transformers at import: hides its load reports and long-input warnings
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow at import
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    _quiet_libraries()
+    try:
+        cli(standalone_mode=False)
+    except InputError as e:
+        for problem in e.problems:
+            click.echo(problem, err=True)
+        sys.exit(2)
+    except click.exceptions.Abort as e:  # click turns Ctrl-C (and our SIGTERM) into Abort
+        click.echo("interrupted", err=True)
+        sys.exit(143 if isinstance(e.__context__, Terminated) else 130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)

@@ -1,0 +1,252 @@
+"""Run configuration: a tree of frozen dataclasses with defaults.
+
+YAML files and `-o section.key=value` overrides are deltas on these defaults. Unknown keys, wrong types
+and invalid values are collected and reported together, one `origin: key: problem` line each.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from textclf.errors import InputError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "imdb"  # $TEXTCLF_ASSETS/data/<name>, a local file or directory, or a Hugging Face dataset
+    text_column: str = "text"
+    label_column: str = "label"  # TREC: coarse_label (6 classes) or fine_label (50)
+    label_names: tuple[str, ...] = ()  # names of integer labels 0..K-1; () = file metadata or label values
+    train_split: str = "train"  # split (file stem) that training rows come from
+    test_split: str = "test"  # split used as the test set ("pool" mode pools it with train)
+    split: str = "provided"  # provided: keep the test split, carve val from train | pool: pool all, 80/10/10
+    train_fraction: float = 1.0  # stratified fraction of the training pool, (0, 1]; nested for one seed
+    val_size: float = 0.1  # < 1: fraction, >= 1: rows. pool: of the subset; provided: carved from train
+    test_size: float | None = None  # pool: like val_size (None = 0.1); provided: test subsample (None = all)
+    max_length: int = 128  # tokens per text including [CLS]/[SEP]; at most the model's position limit
+    seed: int = 42  # split seed, separate from train.seed so one split serves many runs
+
+    def pool_test_size(self) -> float:
+        return 0.1 if self.test_size is None else self.test_size
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "all-MiniLM-L6-v2"  # $TEXTCLF_ASSETS/models/<name>, a local directory, or a hub id
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 3  # upper bound; early stopping may end sooner
+    batch_size: int = 16  # sequences per forward pass (micro-batch)
+    grad_accum_steps: int = 1  # optimizer step every N micro-batches
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5  # peak AdamW learning rate
+    weight_decay: float = 0.01  # never applied to biases or LayerNorm weights
+    warmup_ratio: float = 0.1  # fraction of optimizer steps with linear warmup; then linear decay to 0
+    max_grad_norm: float = 1.0  # gradient clipping; 0 disables
+    patience: int = 2  # epochs without val-loss improvement before stopping; 0 = never stop early
+    precision: str = "auto"  # auto (bf16 or fp16 autocast on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 42  # model head init, batch order, dropout
+    num_workers: int = 0  # DataLoader workers; batches are pre-tokenized, so 0 is usually fastest
+    progress: bool = True  # tqdm bars on stderr
+
+    def effective_batch_size(self) -> int:
+        return self.batch_size * self.grad_accum_steps
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
+    experiment: str = "textclf"
+    run_name: str | None = None
+    log_model: bool = True  # log model/ (weights + tokenizer) as an MLflow transformers model
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # where each key was set ("configs/x.yaml", "-o"), for error messages; not part of the config
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def where(self, key: str) -> str:
+        return dict(self.origins).get(key, dict(self.origins).get("", "config"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {s.name: _plain(dataclasses.asdict(getattr(self, s.name))) for s in _sections()}
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key -> value`: the params every run logs."""
+        return {f"{s}.{k}": v for s, d in self.to_dict().items() for k, v in d.items()}
+
+
+def _sections() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(Config) if f.name != "origins"]
+
+
+def _plain(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Defaults <- YAML file <- overrides, then validation; raises InputError listing every problem."""
+    problems: list[str] = []
+    source = str(path) if path else "config"
+    delta: dict[str, tuple[Any, str, bool]] = {}  # key -> (value, origin, value is a raw string)
+    if path:
+        for key, value in _read_yaml(Path(path), problems).items():
+            delta[key] = (value, source, False)
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"-o {text}: overrides must be key=value, e.g. -o train.epochs=2")
+            continue
+        delta[key.strip()] = (value.strip(), "-o", True)
+    sections = _build_sections(delta, problems)
+    origins = (("", source),) + tuple((k, o) for k, (_, o, _) in delta.items())
+    cfg = Config(**sections, origins=origins)
+    problems += [f"{cfg.where(k)}: {k}: {msg}" for k, msg in validate(cfg)]
+    if problems:
+        raise InputError(problems)
+    return cfg
+
+
+def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        problems.append(f"{path}: file not found; pass an existing YAML file to --config")
+        return {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        problems.append(f"{path}: not valid YAML ({' '.join(str(e).split())}); fix the syntax")
+        return {}
+    if not isinstance(tree, dict):
+        problems.append(f"{path}: top level must be a mapping of sections (data, model, train, tracking)")
+        return {}
+    flat: dict[str, Any] = {}
+    for section, body in tree.items():
+        if isinstance(body, dict):
+            flat.update({f"{section}.{k}": v for k, v in body.items()})
+        else:
+            flat[str(section)] = body  # reported by _build_sections as unknown or not a mapping
+    return flat
+
+
+def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:
+    names = [s.name for s in _sections()]
+    values: dict[str, dict[str, Any]] = {n: {} for n in names}
+    hints = {n: typing.get_type_hints(s.default_factory) for n, s in zip(names, _sections())}
+    for key, (value, origin, raw) in delta.items():
+        section, _, sub = key.partition(".")
+        if section not in values:
+            problems.append(f"{origin}: {key}: unknown section; expected one of {', '.join(names)}")
+        elif not sub:
+            problems.append(f"{origin}: {key}: must be a mapping of keys, e.g. {section}:\\n  key: value")
+        elif sub not in hints[section]:
+            near = difflib.get_close_matches(sub, list(hints[section]), n=1)
+            hint = f"; did you mean {section}.{near[0]}?" if near else ""
+            problems.append(f"{origin}: {key}: unknown key{hint}")
+        else:
+            try:
+                values[section][sub] = _coerce(value, hints[section][sub], raw)
+            except ValueError as e:
+                problems.append(f"{origin}: {key}: {e}, got {value!r}")
+    return {n: s.default_factory(**values[n]) for n, s in zip(names, _sections())}
+
+
+def _coerce(value: Any, hint: Any, raw: bool) -> Any:
+    """Check `value` against a field's type; an override's raw string is parsed as the type needs."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        if (value is None) or (raw and value.lower() in ("null", "none", "~")):
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), raw)
+    if typing.get_origin(hint) is tuple:
+        if raw:
+            value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of strings")
+        return tuple(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return value
+    if raw:
+        value = yaml.safe_load(value) if value else None
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and not isinstance(value, bool):
+        try:  # YAML reads 5e-5 (no dot) as a string
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"must be {'a number' if hint is float else 'an integer' if hint is int else 'true or false'}")
+
+
+SPLIT_MODES = ("provided", "pool")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def validate(cfg: Config) -> list[tuple[str, str]]:
+    """Every invalid value as (key, problem)."""
+    d, t = cfg.data, cfg.train
+    checks = [
+        ("data.name", d.name.strip() != "", "must not be empty"),
+        ("data.label_column", d.label_column != d.text_column, "must differ from data.text_column"),
+        ("data.label_names", len(set(d.label_names)) == len(d.label_names), "names must be unique"),
+        ("data.split", d.split in SPLIT_MODES, f"must be one of {', '.join(SPLIT_MODES)}"),
+        ("data.train_fraction", 0 < d.train_fraction <= 1, "must be in (0, 1]"),
+        ("data.max_length", d.max_length >= 8, "must be >= 8 tokens"),
+        ("train.epochs", t.epochs >= 1, "must be >= 1"),
+        ("train.batch_size", t.batch_size >= 1, "must be >= 1"),
+        ("train.grad_accum_steps", t.grad_accum_steps >= 1, "must be >= 1"),
+        ("train.eval_batch_size", t.eval_batch_size >= 1, "must be >= 1"),
+        ("train.learning_rate", 0 < t.learning_rate < 1, "must be in (0, 1), e.g. 5e-5"),
+        ("train.weight_decay", t.weight_decay >= 0, "must be >= 0"),
+        ("train.warmup_ratio", 0 <= t.warmup_ratio < 1, "must be in [0, 1)"),
+        ("train.max_grad_norm", t.max_grad_norm >= 0, "must be >= 0 (0 disables clipping)"),
+        ("train.patience", t.patience >= 0, "must be >= 0 (0 disables early stopping)"),
+        ("train.precision", t.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
+        ("train.device", re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device) is not None,
+         "must be auto, cpu, cuda, cuda:N or mps"),
+        ("train.num_workers", t.num_workers >= 0, "must be >= 0"),
+        ("tracking.experiment", cfg.tracking.experiment.strip() != "", "must not be empty"),
+    ]
+    problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
+    for key in ("data.val_size", "data.test_size"):
+        size = _value(cfg, key)
+        if size is not None and not (0 < size < 1 or (size >= 1 and float(size).is_integer())):
+            problems.append((key, f"must be a fraction in (0, 1) or a whole row count >= 1, got {size!r}"))
+    return problems
+
+
+def _value(cfg: Config, key: str) -> Any:
+    section, _, sub = key.partition(".")
+    return getattr(getattr(cfg, section), sub)
+
+
+def replace(cfg: Config, **changes: Any) -> Config:
+    """A copy with `section.key` changes (keys as keyword names with '.' written '__')."""
+    sections = {s.name: getattr(cfg, s.name) for s in _sections()}
+    for key, value in changes.items():
+        section, _, sub = key.partition("__")
+        sections[section] = dataclasses.replace(sections[section], **{sub: value})
+    return Config(**sections, origins=cfg.origins)
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

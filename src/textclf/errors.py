@@ -1,0 +1,24 @@
+"""The one exception type for bad user input."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class InputError(Exception):
+    """Bad input (config, data, model name): every problem found, one line each.
+
+    The CLI prints the lines and exits with status 2, before any MLflow run or training starts.
+    """
+
+    def __init__(self, problems: Iterable[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def raise_if(problems: list[str]) -> None:
+    if problems:
+        raise InputError(problems)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so runs end KILLED just as with Ctrl-C."""

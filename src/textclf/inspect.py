@@ -1,0 +1,91 @@
+"""`textclf data inspect`: what a dataset holds before anyone trains on it.
+
+Counts per split and label, token-length percentiles with the model's tokenizer, truncation rate at each
+max length, exact duplicates within and across splits, and label names leaking into the text.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from textclf.config import Config
+from textclf.data import label_frames, load_source, load_splits
+from textclf.model import Backbone
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def inspect_data(cfg: Config, backbone: Backbone, max_lengths: Sequence[int],
+                 sample: int | None = None) -> dict[str, pd.DataFrame]:
+    source = load_source(cfg)
+    present = [s for s, f in source.splits.items() if {cfg.data.text_column, cfg.data.label_column} <= set(f)]
+    frames, names = label_frames(source, present or [cfg.data.train_split], cfg)
+    splits = load_splits(cfg)
+    return {
+        "labels per source split": label_counts(frames, names),
+        f"splits used for training (data.split={cfg.data.split})": label_counts(splits.frames(), names),
+        f"token lengths ({cfg.model.name}, special tokens included)":
+            token_lengths(frames, backbone.tokenizer, max_lengths, sample, cfg.data.seed),
+        "exact duplicates": duplicates(frames),
+        "label names found in the text": label_leaks(frames, names),
+    }
+
+
+def label_counts(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.DataFrame:
+    table = pd.DataFrame({s: np.bincount(f.label, minlength=len(names)) for s, f in frames.items()},
+                         index=pd.Index(names, name="label"))
+    table.loc["total"] = table.sum()
+    return table
+
+
+def token_lengths(frames: dict[str, pd.DataFrame], tokenizer, max_lengths: Sequence[int], sample: int | None,
+                  seed: int) -> pd.DataFrame:
+    rows = {}
+    for split, frame in frames.items():
+        texts = frame.text
+        if sample and len(texts) > sample:
+            texts = texts.sample(sample, random_state=seed)
+        lengths = np.fromiter(map(len, tokenizer(list(texts), return_attention_mask=False,
+                                                  return_token_type_ids=False)["input_ids"]), dtype=np.int64)
+        row = {"texts": len(lengths), "mean": lengths.mean()}
+        row |= {f"p{q}": np.percentile(lengths, q) for q in PERCENTILES}
+        row["max"] = lengths.max()
+        row |= {f"truncated@{m}": (lengths > m).mean() for m in max_lengths}
+        rows[split] = row
+    return pd.DataFrame(rows).T
+
+
+def duplicates(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Within a split: rows repeating an earlier text, and texts seen with two labels. Across: shared texts."""
+    rows = {}
+    for split, frame in frames.items():
+        labels_per_text = frame.groupby("text").label.nunique()
+        rows[split] = {"rows": len(frame), "unique texts": frame.text.nunique(),
+                       "duplicate rows": len(frame) - frame.text.nunique(),
+                       "texts with conflicting labels": int((labels_per_text > 1).sum())}
+    for a, b in itertools.combinations(frames, 2):
+        shared = set(frames[a].text) & set(frames[b].text)
+        rows[f"{a} & {b}"] = {"texts in both": len(shared)}
+    return pd.DataFrame(rows).T
+
+
+def label_leaks(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.DataFrame:
+    """How often a text contains its own label's name as a word, against any other label's name.
+
+    The raw TREC lines start with `DESC:manner ...`: a parser that keeps that token leaks the answer."""
+    worded = [n for n in names if re.search(r"[A-Za-z]", n)]
+    if not worded:
+        return pd.DataFrame({"note": ["label names are not words; nothing to check"]})
+    pattern = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, sorted(worded, key=len, reverse=True))) + r")(?!\w)")
+    rows = {}
+    for split, frame in frames.items():
+        found = [set(pattern.findall(t)) for t in frame.text]
+        own = np.mean([names[y] in f for y, f in zip(frame.label, found)])
+        other = np.mean([len(f - {names[y]}) / max(len(names) - 1, 1) for y, f in zip(frame.label, found)])
+        rows[split] = {"own label name": own, "other label names": other,
+                       "LEAK": bool(own >= 0.05 and own > 3 * other + 0.01)}
+    return pd.DataFrame(rows).T

@@ -1,0 +1,78 @@
+"""One fine-tuning run, top to bottom: load data -> build model -> fit -> evaluate -> log."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+import transformers
+
+from textclf import metrics, tracking
+from textclf.config import Config
+from textclf.data import Splits, load_splits
+from textclf.features import make_loaders
+from textclf.model import build_classifier, count_params, load_backbone
+from textclf.train import autocast_dtype, evaluate, fit, pick_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    metrics: dict[str, float]
+    model_uri: str | None
+
+
+def train_run(cfg: Config, tracking_uri: str) -> RunResult:
+    start = time.perf_counter()
+    # everything that can reject the input runs before the MLflow run exists
+    splits = load_splits(cfg)
+    backbone = load_backbone(cfg)
+    device = pick_device(cfg.train.device)
+    transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
+    model = build_classifier(backbone, splits.label_names)
+    loaders = make_loaders(splits, backbone.tokenizer, cfg.data.max_length, cfg.train.batch_size,
+                           cfg.train.eval_batch_size, cfg.train.seed, device, cfg.train.num_workers)
+    trainable, total = count_params(model)
+    log.info("%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, effective "
+             "batch %d", len(splits.train), len(splits.val), len(splits.test), len(splits.label_names),
+             cfg.model.name, device, trainable, total, cfg.train.effective_batch_size())
+    tracking.connect(tracking_uri, cfg.tracking.experiment)
+    with tracking.run(cfg, tracking.run_tags(splits, device)) as run_id:
+        tracking.log_setup(cfg, splits, derived_params(cfg, splits))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch)
+        test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
+        final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
+        confusion = metrics.confusion(test.labels, test.predictions, splits.label_names)
+        model_uri = tracking.log_model(model, backbone.tokenizer, cfg.data.max_length) \
+            if cfg.tracking.log_model else None
+        final["total_time_s"] = time.perf_counter() - start
+        tracking.log_results(final, fitted.history, fitted.best_epoch, confusion)
+    return RunResult(run_id, final, model_uri)
+
+
+def derived_params(cfg: Config, splits: Splits) -> dict[str, object]:
+    return {"data.num_labels": len(splits.label_names), "data.train_rows": len(splits.train),
+            "data.val_rows": len(splits.val), "data.test_rows": len(splits.test),
+            "data.label_map": list(splits.label_names),
+            "train.effective_batch_size": cfg.train.effective_batch_size()}
+
+
+def summarize(fitted, test, num_labels: int, trainable: int, total: int, device: torch.device) -> dict:
+    best = fitted.best()
+    final = {"best_epoch": fitted.best_epoch, "best_val_loss": best["val_loss"],
+             "best_val_accuracy": best["val_accuracy"], "train_val_loss_ratio": best["train_val_loss_ratio"],
+             "test_loss": test.loss, "test_accuracy": test.accuracy,
+             "test_f1": metrics.f1(test.labels, test.predictions, num_labels),
+             "epochs_run": len(fitted.history), "stopped_early": float(fitted.stopped_early),
+             "train_time_s": fitted.train_time_s,
+             "train_samples_per_s": fitted.samples / fitted.step_time_s,
+             "train_tokens_per_s": fitted.tokens / fitted.step_time_s,
+             "trainable_params": trainable, "total_params": total}
+    if device.type == "cuda":
+        final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return final

@@ -1,0 +1,153 @@
+"""The one module that talks to MLflow: where runs go, how a run ends, and what it logs.
+
+Tracking URI, first that is set: --tracking-uri, $MLFLOW_TRACKING_URI, tracking.uri in the config, then an
+embedded SQLite store `mlflow.db` in the working directory (artifacts beside it in `mlartifacts/`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+import transformers
+
+import textclf
+from textclf import plots
+from textclf.config import Config, dump_yaml
+from textclf.data import Splits
+
+MODEL_ARTIFACT = "model"
+# experiment tag that makes the MLflow 3 UI open the training-runs table instead of its GenAI view
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+_SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)
+_SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,})$")
+
+
+def tracking_uri(flag: str | None, cfg: Config) -> str:
+    for uri in (flag, os.environ.get("MLFLOW_TRACKING_URI"), cfg.tracking.uri):
+        if uri:
+            return uri
+    return f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def connect(uri: str, experiment: str) -> None:
+    """Point MLflow at `uri` and select (or create) the experiment."""
+    mlflow.set_tracking_uri(uri)
+    if os.environ.get("MLFLOW_RUN_ID"):  # `mlflow run` made our run, in the experiment it was told
+        return
+    if mlflow.get_experiment_by_name(experiment) is None:
+        location = None
+        if uri.startswith("sqlite:///"):  # embedded store: artifacts next to the database file
+            location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # another worker may create it first
+            mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+    mlflow.set_experiment(experiment)
+
+
+@contextlib.contextmanager
+def run(cfg: Config, tags: dict[str, str]) -> Iterator[str]:
+    """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM, FAILED (with the error as a tag)."""
+    active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags)
+    status = "FAILED"
+    try:
+        yield active.info.run_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException as e:
+        mlflow.set_tag("textclf.error", f"{type(e).__name__}: {e}"[:4000])
+        raise
+    finally:
+        mlflow.end_run(status)
+
+
+def run_tags(splits: Splits, device: torch.device) -> dict[str, str]:
+    commit, dirty = _git_state()
+    tags = {"textclf.split_fingerprint": splits.fingerprint, "textclf.git_commit": commit,
+            "textclf.git_dirty": dirty, "textclf.device": describe_device(device),
+            "textclf.version": textclf.__version__, "textclf.data_uri": splits.uri}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_setup(cfg: Config, splits: Splits, derived: dict[str, Any]) -> None:
+    """Params (flat, namespaced), the resolved config, and the three splits as dataset inputs."""
+    params = {**cfg.flat(), **derived}
+    mlflow.log_params({k: redact(k, v) for k, v in params.items()})
+    mlflow.log_text(dump_yaml(cfg), "config.yaml")
+    with warnings.catch_warnings():  # MLflow guesses a source type for plain paths and warns about it
+        warnings.simplefilter("ignore")
+        for split, frame in splits.frames().items():
+            dataset = mlflow.data.from_pandas(frame, source=splits.uri, targets="label",
+                                              name=f"{cfg.data.name}:{split}")
+            mlflow.log_input(dataset, context=split)
+
+
+def log_epoch(metrics: dict[str, float], epoch: int) -> None:
+    mlflow.log_metrics(metrics, step=epoch)
+
+
+def log_results(final: dict[str, float], history: list[dict[str, float]], best_epoch: int,
+                confusion: dict) -> None:
+    mlflow.log_metrics(final)
+    mlflow.log_dict(confusion, "confusion_matrix.json")
+    for name, figure in (("curves.png", plots.curves(history, best_epoch)),
+                         ("confusion_matrix.png", plots.confusion_figure(
+                             confusion["matrix"], confusion["labels"], "test confusion matrix"))):
+        mlflow.log_figure(figure, name)
+        plots.plt.close(figure)
+
+
+def log_model(model: torch.nn.Module, tokenizer, max_length: int) -> str:
+    """The fine-tuned weights (safetensors) and tokenizer as an MLflow transformers model."""
+    quiet = logging.getLogger("mlflow.transformers")
+    level, quiet.level = quiet.level, logging.ERROR  # model card / license lookups fail offline: harmless
+    try:
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model.to("cpu").eval(), "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
+            task="text-classification", pip_requirements=requirements(),
+            model_config={"truncation": True, "max_length": max_length})
+    finally:
+        quiet.level = level
+    return info.model_uri
+
+
+def requirements() -> list[str]:
+    # given explicitly: MLflow's inference imports torchvision, which is not installed (shared/NOTES.md)
+    return [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}",
+            f"mlflow=={mlflow.__version__}", f"textclf=={textclf.__version__}"]
+
+
+def redact(key: str, value: Any) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    if _SECRET_KEY.search(key) or _SECRET_VALUE.match(text):
+        return "<redacted>"
+    return re.sub(r"://([^:/@]+):[^@/]+@", r"://\1:<redacted>@", text)  # passwords in URIs
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} {torch.cuda.get_device_name(device)}"
+    return f"{device} ({torch.get_num_threads()} threads)"
+
+
+def _git_state() -> tuple[str, str]:
+    where = Path(textclf.__file__).parent
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit, str(bool(dirty)).lower()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", "unknown"

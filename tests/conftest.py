@@ -1,0 +1,102 @@
+"""Shared fixtures: a tiny BERT checkpoint built in-process, synthetic data, an MLflow store, the real assets."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+# tests never download anything, and stay quiet
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
+                  MLFLOW_LOGGING_LEVEL="WARNING", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLFLOW_RUN_ID", None)
+
+ROOT = Path(__file__).resolve().parents[1]
+POSITIVE = "good great fine love excellent superb wonderful".split()
+NEGATIVE = "bad awful boring hate terrible poor dull".split()
+FILLER = "the a movie film was is this plot actor".split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with a 28-token vocabulary, saved as safetensors."""
+    from transformers import BertConfig, BertModel, BertTokenizer, set_seed
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    # transformers 5 takes `vocab=`; a `vocab_file=` keyword is silently ignored (5-token vocabulary)
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64)
+    set_seed(0)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=64)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def sentiment_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """Texts of 4-12 words; the label is whether positive words outnumber negative ones."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(POSITIVE if label else NEGATIVE, size=rng.integers(2, 5)))
+        words += list(rng.choice(FILLER, size=rng.integers(2, 8)))
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """A dataset directory with train.parquet (240 rows) and test.parquet (80 rows)."""
+    path = tmp_path / "sentiment"
+    path.mkdir()
+    sentiment_frame(240, seed=1).to_parquet(path / "train.parquet")
+    sentiment_frame(80, seed=2).to_parquet(path / "test.parquet")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    """One SQLite store for the session (creating one costs ~1 s of migrations); tests use own experiments."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def tiny_overrides(tiny_model, tiny_data, request) -> list[str]:
+    experiment = request.node.name.replace("[", "_").replace("]", "")[:60]
+    return [f"model.name={tiny_model}", f"data.name={tiny_data}", "data.label_names=neg,pos",
+            "data.max_length=32", "train.epochs=2", "train.batch_size=16", "train.learning_rate=2e-3",
+            "train.warmup_ratio=0", "train.progress=false", f"tracking.experiment={experiment}"]
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """The real mirror ($TEXTCLF_ASSETS or ../shared/assets); end-to-end tests skip without it."""
+    path = Path(os.environ.get("TEXTCLF_ASSETS") or ROOT.parent / "shared" / "assets")
+    if not (path / "models" / "all-MiniLM-L6-v2").is_dir():
+        pytest.skip(f"real assets not found at {path}; set TEXTCLF_ASSETS")
+    return path
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `textclf ARGS` in-process through main(); returns (exit code, stdout, stderr)."""
+    from textclf.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["textclf", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke

@@ -1,0 +1,138 @@
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+from textclf import train as train_mod
+from textclf.config import TrainConfig, load_config
+from textclf.data import load_splits
+from textclf.features import Collate, by_length, encode, make_loaders
+from textclf.train import Evaluation, evaluate, fit, make_optimizer
+
+CPU = torch.device("cpu")
+
+
+def tiny_classifier(path, dropout=0.1):
+    set_seed(0)
+    return AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=2, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+
+
+def loaders_for(tiny_model, tiny_data, batch_size=16, seed=0):
+    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    return make_loaders(splits, tokenizer, 32, batch_size, 64, seed, CPU)
+
+
+def cfg(**changes) -> TrainConfig:
+    base = dict(epochs=3, batch_size=16, learning_rate=2e-3, warmup_ratio=0.0, progress=False)
+    return TrainConfig(**{**base, **changes})
+
+
+def test_fit_learns_the_synthetic_task(tiny_model, tiny_data):
+    loaders = loaders_for(tiny_model, tiny_data)
+    model = tiny_classifier(tiny_model)
+    logged = []
+    result = fit(model, loaders.train, loaders.val, cfg(epochs=4, patience=0), CPU,
+                 log=lambda metrics, epoch: logged.append((epoch, metrics)))
+    assert [e for e, _ in logged] == [1, 2, 3, 4]
+    assert set(logged[0][1]) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                 "train_val_loss_ratio", "epoch_time_s"}
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert evaluate(model, loaders.test, CPU, None).accuracy > 0.9  # the label is in the words
+    assert result.samples == 4 * len(loaders.train.dataset)
+    assert result.tokens > result.samples * 4  # real tokens: [CLS] + >= 4 words + [SEP]
+
+
+def test_early_stopping_restores_the_best_epoch(tiny_model, tiny_data, monkeypatch):
+    """Scripted validation losses: best at epoch 2; patience 2 stops after epoch 4."""
+    losses = iter([1.0, 0.5, 0.7, 0.8, 0.9])
+    real_evaluate = train_mod.evaluate
+    monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: Evaluation(
+        next(losses), real_evaluate(*a, **k).accuracy, None, None))
+    loaders = loaders_for(tiny_model, tiny_data)
+    model = tiny_classifier(tiny_model)
+    snapshots = {}
+    result = fit(model, loaders.train, loaders.val, cfg(epochs=5, patience=2), CPU,
+                 log=lambda m, epoch: snapshots.update({epoch: {n: p.clone() for n, p in
+                                                                model.named_parameters()}}))
+    assert (result.best_epoch, len(result.history), result.stopped_early) == (2, 4, True)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, snapshots[2][name]), name
+    assert not torch.equal(snapshots[4]["classifier.weight"], snapshots[2]["classifier.weight"])
+
+
+def test_gradient_accumulation_matches_the_full_batch(tiny_model, tiny_data):
+    """Without dropout, 2 x 8 accumulated equals 16 in one batch (same data order, same updates)."""
+    results = []
+    for batch, accum in ((16, 1), (8, 2)):
+        loaders = loaders_for(tiny_model, tiny_data, batch_size=batch)
+        model = tiny_classifier(tiny_model, dropout=0.0)
+        fit(model, loaders.train, loaders.val, cfg(epochs=1, batch_size=batch, grad_accum_steps=accum,
+                                                   max_grad_norm=0.0), CPU)
+        results.append(dict(model.named_parameters()))
+    for name, p in results[0].items():
+        torch.testing.assert_close(p, results[1][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_same_seed_same_run(tiny_model, tiny_data):
+    runs = []
+    for _ in range(2):
+        loaders = loaders_for(tiny_model, tiny_data, seed=3)
+        model = tiny_classifier(tiny_model)
+        runs.append(fit(model, loaders.train, loaders.val, cfg(epochs=2), CPU).history)
+    strip = [[{k: v for k, v in row.items() if k != "epoch_time_s"} for row in h] for h in runs]
+    assert strip[0] == strip[1]
+
+
+def test_no_weight_decay_on_biases_and_layernorm(tiny_model):
+    model = tiny_classifier(tiny_model)
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    decay, plain = make_optimizer(model, cfg(weight_decay=0.1), CPU).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in plain["params"])
+    assert any("LayerNorm.weight" in names[id(p)] for p in plain["params"])
+    assert all("LayerNorm" not in names[id(p)] and not names[id(p)].endswith("bias") for p in decay["params"])
+    trainable = sum(p.requires_grad for p in model.parameters())
+    assert len(decay["params"]) + len(plain["params"]) == trainable  # frozen ones are left out
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_model, tiny_data):
+    loaders = loaders_for(tiny_model, tiny_data)
+    model = tiny_classifier(tiny_model)
+    with torch.no_grad():
+        model.classifier.weight.fill_(math.nan)
+    with pytest.raises(FloatingPointError, match="training loss is nan .* lower train.learning_rate"):
+        fit(model, loaders.train, loaders.val, cfg(epochs=1), CPU)
+
+
+def test_report_sees_each_epoch_and_may_stop_the_run(tiny_model, tiny_data):
+    loaders = loaders_for(tiny_model, tiny_data)
+    seen = []
+
+    def report(value, epoch):
+        seen.append((epoch, value))
+        if epoch == 2:
+            raise RuntimeError("pruned")
+
+    with pytest.raises(RuntimeError, match="pruned"):
+        fit(tiny_classifier(tiny_model), loaders.train, loaders.val, cfg(epochs=3), CPU, report=report)
+    assert [e for e, _ in seen] == [1, 2] and all(0 <= v <= 1 for _, v in seen)
+
+
+def test_collate_pads_dynamically_and_counts_real_tokens():
+    batch = Collate(pad_id=0)([([101, 5, 6, 102], 1), ([101, 7, 102], 0)])
+    assert batch["input_ids"].tolist() == [[101, 5, 6, 102], [101, 7, 102, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert batch["labels"].tolist() == [1, 0] and batch["tokens"] == 7
+    assert Collate(pad_id=0, multiple=8)([([1, 2, 3], 0)])["input_ids"].shape == (1, 8)
+
+
+def test_encode_truncates_and_eval_batches_group_by_length(tiny_model):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    encoded = encode(["good " * 50, "bad", "good film was great"], [1, 0, 1], tokenizer, max_length=10)
+    assert encoded.lengths().tolist() == [10, 3, 6]
+    assert encoded.input_ids[0][-1] == tokenizer.sep_token_id  # truncation keeps the final [SEP]
+    assert by_length(encoded, 2) == [[1, 2], [0]]
