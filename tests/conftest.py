@@ -71,7 +71,7 @@ def tracking_uri(tmp_path_factory) -> str:
 def tiny_overrides(tiny_model, tiny_data, request) -> list[str]:
     experiment = request.node.name.replace("[", "_").replace("]", "")[:60]
     return [f"model.name={tiny_model}", f"data.name={tiny_data}", "data.label_names=neg,pos",
-            "data.max_length=32", "train.epochs=2", "train.batch_size=16", "train.learning_rate=2e-3",
+            "data.max_length=32", "train.epochs=3", "train.batch_size=16", "train.learning_rate=5e-3",
             "train.warmup_ratio=0", "train.progress=false", f"tracking.experiment={experiment}"]
 
 

@@ -224,7 +224,16 @@ def test_empty_splits_are_rejected(tmp_path):
     problems = problems_of(tmp_path / "few.csv", "data.split=pool", "data.train_fraction=0.5")
     assert any("the val split is empty" in p for p in problems)
     (tmp_path / "empty.csv").write_text("text,label\n")
-    assert any("split is empty" in p for p in problems_of(tmp_path / "empty.csv", "data.split=pool"))
+    assert problems_of(tmp_path / "empty.csv", "data.split=pool") == [
+        f"{tmp_path / 'empty.csv'}: has no rows; the train split is empty"]
+
+
+def test_a_single_class_is_not_a_classification_task(tmp_path):
+    frame = sentiment_frame(10)
+    frame["label"] = 1
+    [problem] = problems_of(write_pair(tmp_path / "d", frame), "data.split=pool", "data.test_split=none")
+    assert problem == f"{tmp_path / 'd' / 'train.csv'}: column 'label' has 1 distinct label(s); a classifier " \
+                      f"needs at least 2"
 
 
 def test_unknown_data_name_lists_the_fix(monkeypatch):

@@ -78,11 +78,10 @@ def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     if not texts:
         raise InputError(["predict: no texts given; pass them as arguments or with --input FILE"])
     mlflow.set_tracking_uri(tracking.tracking_uri(tracking_uri, Config()))
-    for row in load_predictor(model_uri).predict(texts):
-        if as_json:
-            click.echo(json.dumps(row))
-        else:
-            click.echo(f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
+    rows = load_predictor(model_uri).predict(texts)
+    for row in rows:
+        click.echo(json.dumps(row) if as_json else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
+    tracking.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
 
 @cli.group()
@@ -100,8 +99,10 @@ def data() -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the tables as JSON here.")
 def inspect_cmd(config_path, override, overrides, data_name, model_name, max_lengths, sample, output) -> None:
     """Counts, token lengths, truncation, duplicates and label leaks of a dataset."""
+    import mlflow
     import pandas as pd
 
+    from textclf import tracking
     from textclf.inspect import inspect_data
     from textclf.model import load_backbone
 
@@ -113,11 +114,14 @@ def inspect_cmd(config_path, override, overrides, data_name, model_name, max_len
         raise InputError([f"--max-length: expected comma-separated integers, got {max_lengths!r}"]) from None
     tables = inspect_data(cfg, load_backbone(cfg), lengths, sample)
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.precision", 3):
-        for title, table in tables.items():
-            click.echo(f"\n== {title}\n{table}")
+        report = "".join(f"\n== {title}\n{table}\n" for title, table in tables.items())
+    click.echo(report)
+    as_json = json.dumps({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, indent=1)
     if output:
         with open(output, "w", encoding="utf-8") as f:
-            json.dump({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, f, indent=1)
+            f.write(as_json)
+    mlflow.set_tracking_uri(tracking.tracking_uri(None, cfg))
+    tracking.attach_to_mlflow_run("data_inspect.txt", report)
 
 
 def _terminate(signum, frame):

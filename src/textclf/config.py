@@ -208,6 +208,7 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("data.name", d.name.strip() != "", "must not be empty"),
         ("data.label_column", d.label_column != d.text_column, "must differ from data.text_column"),
         ("data.label_names", len(set(d.label_names)) == len(d.label_names), "names must be unique"),
+        ("data.label_names", len(d.label_names) != 1, "must name at least 2 labels (or none: read them)"),
         ("data.split", d.split in SPLIT_MODES, f"must be one of {', '.join(SPLIT_MODES)}"),
         ("data.train_fraction", 0 < d.train_fraction <= 1, "must be in (0, 1]"),
         ("data.max_length", d.max_length >= 8, "must be >= 8 tokens"),

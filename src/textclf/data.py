@@ -75,6 +75,9 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
             problems.append(f"{cfg.where('data.train_split')}: data.train_split: no split {split!r} in "
                             f"{source.uri} (splits: {', '.join(source.splits)})")
             continue
+        if source.splits[split].empty:
+            problems.append(f"{source.files[split]}: has no rows; the {split} split is empty")
+            continue
         columns = list(source.splits[split].columns)
         problems += [f"{source.files[split]}: column {c!r} not found (columns: {', '.join(map(str, columns))}); "
                      f"set data.{key}" for c, key in ((d.text_column, "text_column"),
@@ -82,6 +85,9 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
     raise_if(problems)
     raw = {s: source.splits[s] for s in used}
     names = d.label_names or source.label_names.get(d.label_column) or _names_from_values(raw, d.label_column)
+    if len(names) < 2:
+        raise InputError([f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} distinct "
+                          f"label(s); a classifier needs at least 2"])
     frames = {}
     for split, frame in raw.items():
         text, labels = frame[d.text_column], frame[d.label_column]

@@ -122,6 +122,13 @@ def log_model(model: torch.nn.Module, tokenizer, max_length: int) -> str:
     return info.model_uri
 
 
+def attach_to_mlflow_run(name: str, text: str) -> None:
+    """Under `mlflow run`, keep a command's output in the run it created (else that run stays empty)."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        with mlflow.start_run():
+            mlflow.log_text(text, name)
+
+
 def requirements() -> list[str]:
     # given explicitly: MLflow's inference imports torchvision, which is not installed (shared/NOTES.md)
     return [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}",
