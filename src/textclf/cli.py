@@ -103,7 +103,7 @@ def inspect_cmd(config_path, override, overrides, data_name, model_name, max_len
     import pandas as pd
 
     from textclf import tracking
-    from textclf.inspect import inspect_data
+    from textclf.inspect import findings, inspect_data
     from textclf.model import load_backbone
 
     extra = [f"data.name={data_name}"] * bool(data_name) + [f"model.name={model_name}"] * bool(model_name)
@@ -115,6 +115,7 @@ def inspect_cmd(config_path, override, overrides, data_name, model_name, max_len
     tables = inspect_data(cfg, load_backbone(cfg), lengths, sample)
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.precision", 3):
         report = "".join(f"\n== {title}\n{table}\n" for title, table in tables.items())
+    report += "\n== findings\n" + "\n".join(findings(tables) or ["nothing to flag"]) + "\n"
     click.echo(report)
     as_json = json.dumps({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, indent=1)
     if output:
