@@ -38,6 +38,24 @@ def tiny_model(tmp_path_factory) -> Path:
     return path
 
 
+def save_tiny(family: str, path: Path) -> Path:
+    """A tiny random checkpoint of `family` (bert, distilbert, roberta, mpnet) with the shared vocabulary."""
+    import transformers
+    from transformers import BertTokenizer, set_seed
+
+    set_seed(0)
+    size = dict(vocab_size=len(VOCAB), max_position_embeddings=66, pad_token_id=0)
+    if family == "distilbert":
+        config = transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **size)
+    else:
+        config = getattr(transformers, {"bert": "BertConfig", "roberta": "RobertaConfig",
+                                        "mpnet": "MPNetConfig"}[family])(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, **size)
+    transformers.AutoModel.from_config(config).save_pretrained(path)
+    BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64).save_pretrained(path)
+    return path
+
+
 def sentiment_frame(n: int, seed: int = 0) -> pd.DataFrame:
     """Texts of 4-12 words; the label is whether positive words outnumber negative ones."""
     rng = np.random.default_rng(seed)

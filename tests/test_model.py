@@ -11,8 +11,13 @@ def backbone_of(path, *overrides) -> Backbone:
     return load_backbone(load_config(None, [f"model.name={path}", "data.max_length=32", *overrides]))
 
 
+def build(path, labels=("neg", "pos"), *overrides):
+    cfg = load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
+    return build_classifier(load_backbone(cfg), labels, cfg)
+
+
 def test_a_new_head_gets_the_label_names(tiny_model):
-    model = build_classifier(backbone_of(tiny_model), ("neg", "pos"))
+    model = build(tiny_model)
     assert model.config.id2label == {0: "neg", 1: "pos"} and model.classifier.out_features == 2
     assert count_params(model)[0] == count_params(model)[1] > 0
 
@@ -22,7 +27,7 @@ def test_a_three_class_checkpoint_is_reheaded_for_two_labels(tiny_model, tmp_pat
     three = BertForSequenceClassification.from_pretrained(tiny_model, num_labels=3)
     three.save_pretrained(tmp_path)
     backbone_of(tiny_model).tokenizer.save_pretrained(tmp_path)
-    two = build_classifier(backbone_of(tmp_path), ("neg", "pos"))
+    two = build(tmp_path)
     assert two.classifier.weight.shape == (2, 32)
     torch.testing.assert_close(two.bert.encoder.layer[0].attention.self.query.weight,
                                three.bert.encoder.layer[0].attention.self.query.weight)
@@ -51,7 +56,7 @@ def test_only_safetensors_weights_load(tiny_model, tmp_path):
     model.config.save_pretrained(tmp_path)
     backbone_of(tiny_model).tokenizer.save_pretrained(tmp_path)
     with pytest.raises(InputError) as e:
-        build_classifier(backbone_of(tmp_path), ("neg", "pos"))
+        build(tmp_path)
     assert "only safetensors checkpoints load" in e.value.problems[0]
 
 

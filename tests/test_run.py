@@ -17,7 +17,8 @@ from textclf.config import load_config
 
 CONTRACT_PARAMS = ("data.name", "data.train_fraction", "data.max_length", "data.seed", "model.name",
                    "train.learning_rate", "train.batch_size", "train.epochs", "train.seed")
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s",
+                 "epoch_train_val_loss_ratio")
 FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "test_accuracy", "test_f1",
                  "train_val_loss_ratio", "train_time_s", "total_time_s", "train_samples_per_s",
                  "train_tokens_per_s", "trainable_params", "total_params")
@@ -44,6 +45,9 @@ def check_contract(run, client: mlflow.MlflowClient, epochs: int) -> None:
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == list(range(1, epochs + 1))
     assert {"textclf.split_fingerprint", "textclf.git_commit", "textclf.device"} <= set(run.data.tags)
     assert set(ARTIFACTS) <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    per_epoch = client.get_metric_history(run.info.run_id, "epoch_train_val_loss_ratio")
+    best = int(run.data.metrics["best_epoch"])
+    assert run.data.metrics["train_val_loss_ratio"] == per_epoch[best - 1].value  # the best epoch's ratio
     contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
     assert contexts == {"train", "val", "test"}
 

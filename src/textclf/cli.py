@@ -125,6 +125,29 @@ def inspect_cmd(config_path, override, overrides, data_name, model_name, max_len
     tracking.attach_to_mlflow_run("data_inspect.txt", report)
 
 
+@cli.group()
+def model() -> None:
+    """Look at a model before training it."""
+
+
+@model.command("inspect")
+@_config_options
+@click.option("--model", "model_name", help="Model: mirror name, path, or hub name (sets model.name).")
+@click.option("--freeze", help="What trains: presets and/or name patterns, comma-separated (model.freeze).")
+@click.option("--head", help="auto, cls, mean, cnn or mlp (model.head).")
+@click.option("--num-labels", default=2, show_default=True, help="Classes for the new head.")
+@click.option("--all", "show_all", is_flag=True, help="Also list the frozen tensors.")
+def model_inspect(config_path, override, overrides, model_name, freeze, head, num_labels, show_all) -> None:
+    """Which parameter tensors train under a freeze preset, head or peft method, without training."""
+    from textclf.model import build_classifier, describe_trainable, load_backbone
+
+    extra = [f"model.name={model_name}"] * bool(model_name) + [f"model.freeze={freeze}"] * bool(freeze) + \
+        [f"model.head={head}"] * bool(head)
+    cfg = _load(config_path, [*override, *extra], overrides)
+    built = build_classifier(load_backbone(cfg), tuple(f"label{i}" for i in range(num_labels)), cfg)
+    click.echo(describe_trainable(built, show_all))
+
+
 def _terminate(signum, frame):
     raise Terminated()
 
@@ -137,6 +160,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow at import
     warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 
 def main() -> None:

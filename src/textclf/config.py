@@ -41,6 +41,21 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "all-MiniLM-L6-v2"  # $TEXTCLF_ASSETS/models/<name>, a local directory, or a hub id
+    # what trains: presets (full, head_only, embeddings+layer0, top{k}, bottom{k}, attention_only, ffn_only,
+    # layernorm_only, bias_only) and/or parameter-name patterns ('*.layer.11.*'); the head always trains
+    freeze: tuple[str, ...] = ("full",)
+    head: str = "auto"  # auto (the checkpoint's own head) | cls | mean | cnn | mlp
+    pooling: str = "cls"  # the mlp head's input: cls | mean
+    head_dropout: float = 0.1  # cls, mean, cnn and mlp heads
+    mlp_hidden: int = 256
+    cnn_channels: int = 128  # per kernel width
+    cnn_kernels: tuple[int, ...] = (2, 3, 4)
+    peft: str = "none"  # none | lora | prompt (soft prompt tokens) | prefix (past-key-value prefixes)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    prefix_length: int = 20  # virtual tokens for prompt / prefix tuning
+    save_base: bool = True  # peft: false saves only the adapter and the base model's location
 
 
 @dataclass(frozen=True)
@@ -174,10 +189,15 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
             return None
         return _coerce(value, next(a for a in args if a is not type(None)), raw)
     if typing.get_origin(hint) is tuple:
+        item = args[0]
         if raw:
             value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ValueError("must be a list of strings")
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            value = [value]  # `freeze: top2` means [top2]
+        if item is int and raw and isinstance(value, list):
+            value = [int(v) if v.lstrip("-").isdigit() else v for v in value]
+        if not isinstance(value, list | tuple) or not all(type(v) is item for v in value):
+            raise ValueError(f"must be a list of {'strings' if item is str else 'integers'}")
         return tuple(value)
     if hint is str:
         if not isinstance(value, str):
@@ -197,13 +217,32 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
     raise ValueError(f"must be {'a number' if hint is float else 'an integer' if hint is int else 'true or false'}")
 
 
+HEADS = ("auto", "cls", "mean", "cnn", "mlp")
+FIXED_PRESETS = ("full", "head_only", "embeddings+layer0", "attention_only", "ffn_only", "layernorm_only",
+                 "bias_only")
+BLOCK_PRESET = re.compile(r"(top|bottom)(\d+)")
+
+
+def is_preset(item: str) -> bool:
+    return item in FIXED_PRESETS or BLOCK_PRESET.fullmatch(item) is not None
+
+
+def is_pattern(item: str) -> bool:
+    return any(c in item for c in "*?[.")
+
+
+def describe_presets() -> str:
+    return ", ".join(FIXED_PRESETS) + ", top{k}, bottom{k}"
+
+
 SPLIT_MODES = ("provided", "pool")
+PEFT_METHODS = ("none", "lora", "prompt", "prefix")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def validate(cfg: Config) -> list[tuple[str, str]]:
     """Every invalid value as (key, problem)."""
-    d, t = cfg.data, cfg.train
+    d, m, t = cfg.data, cfg.model, cfg.train
     checks = [
         ("data.name", d.name.strip() != "", "must not be empty"),
         ("data.label_column", d.label_column != d.text_column, "must differ from data.text_column"),
@@ -212,6 +251,22 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("data.split", d.split in SPLIT_MODES, f"must be one of {', '.join(SPLIT_MODES)}"),
         ("data.train_fraction", 0 < d.train_fraction <= 1, "must be in (0, 1]"),
         ("data.max_length", d.max_length >= 8, "must be >= 8 tokens"),
+        ("model.freeze", len(m.freeze) >= 1, f"must name what trains, e.g. full or top2 ({describe_presets()})"),
+        ("model.head", m.head in HEADS, f"must be one of {', '.join(HEADS)}"),
+        ("model.pooling", m.pooling in ("cls", "mean"), "must be cls or mean"),
+        ("model.head_dropout", 0 <= m.head_dropout < 1, "must be in [0, 1)"),
+        ("model.mlp_hidden", m.mlp_hidden >= 1, "must be >= 1"),
+        ("model.cnn_channels", m.cnn_channels >= 1, "must be >= 1"),
+        ("model.cnn_kernels", len(m.cnn_kernels) >= 1 and min(m.cnn_kernels, default=0) >= 1,
+         "must be one or more widths >= 1, e.g. [2, 3, 4]"),
+        ("model.peft", m.peft in PEFT_METHODS, f"must be one of {', '.join(PEFT_METHODS)}"),
+        ("model.peft", m.peft == "none" or m.head == "auto", "works with model.head=auto only"),
+        ("model.peft", m.peft == "none" or m.freeze == ("full",),
+         "freezes the backbone itself; leave model.freeze at full"),
+        ("model.lora_r", m.lora_r >= 1, "must be >= 1"),
+        ("model.lora_alpha", m.lora_alpha >= 1, "must be >= 1"),
+        ("model.lora_dropout", 0 <= m.lora_dropout < 1, "must be in [0, 1)"),
+        ("model.prefix_length", m.prefix_length >= 1, "must be >= 1"),
         ("train.epochs", t.epochs >= 1, "must be >= 1"),
         ("train.batch_size", t.batch_size >= 1, "must be >= 1"),
         ("train.grad_accum_steps", t.grad_accum_steps >= 1, "must be >= 1"),
@@ -228,6 +283,8 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("tracking.experiment", cfg.tracking.experiment.strip() != "", "must not be empty"),
     ]
     problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
+    problems += [("model.freeze", f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "
+                  f"such as '*.layer.11.*'") for item in m.freeze if not (is_preset(item) or is_pattern(item))]
     for key in ("data.val_size", "data.test_size"):
         size = _value(cfg, key)
         if size is not None and not (0 < size < 1 or (size >= 1 and float(size).is_integer())):

@@ -4,8 +4,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import torch
 
+from textclf.artifact import MANIFEST
 from textclf.errors import InputError
 
 
@@ -37,14 +40,26 @@ class Predictor:
                  "probabilities": dict(zip(names, map(float, p)))} for t, p in zip(texts, probs)]
 
 
+def predictor_from_dir(directory: Path) -> Predictor:
+    """A model saved in textclf's own form (artifact.py): custom heads and peft adapters."""
+    from textclf.artifact import load_model_dir
+
+    return Predictor(*load_model_dir(directory))
+
+
 def load_predictor(model_uri: str) -> Predictor:
     import mlflow
     import transformers
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     transformers.utils.logging.disable_progress_bar()
+    if (Path(model_uri) / MANIFEST).is_file():
+        return predictor_from_dir(Path(model_uri))
     try:
         flavor = mlflow.models.get_model_info(model_uri).flavors
+        if "transformers" not in flavor:  # textclf's own form behind a pyfunc model
+            local = Path(mlflow.artifacts.download_artifacts(model_uri))
+            return predictor_from_dir(local / "artifacts" / "model_dir")
         parts = mlflow.transformers.load_model(model_uri, return_type="components")
     except (mlflow.exceptions.MlflowException, OSError) as e:
         raise InputError([f"--model-uri: cannot load {model_uri!r} ({str(e).splitlines()[0][:300]}); give "

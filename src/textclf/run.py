@@ -1,4 +1,4 @@
-"""One fine-tuning run, top to bottom: load data -> build model -> fit -> evaluate -> log."""
+"""One fine-tuning run, top to bottom: load data -> build model (head, freeze / peft) -> fit -> evaluate -> log."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +12,7 @@ from textclf import metrics, tracking
 from textclf.config import Config
 from textclf.data import Splits, load_splits
 from textclf.features import make_loaders
-from textclf.model import build_classifier, count_params, load_backbone
+from textclf.model import build_classifier, count_params, load_backbone, trainable_names
 from textclf.train import autocast_dtype, evaluate, fit, pick_device
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def train_run(cfg: Config, tracking_uri: str) -> RunResult:
     backbone = load_backbone(cfg)
     device = pick_device(cfg.train.device)
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
-    model = build_classifier(backbone, splits.label_names)
+    model = build_classifier(backbone, splits.label_names, cfg)
     loaders = make_loaders(splits, backbone.tokenizer, cfg.data.max_length, cfg.train.batch_size,
                            cfg.train.eval_batch_size, cfg.train.seed, device, cfg.train.num_workers)
     trainable, total = count_params(model)
@@ -42,14 +42,15 @@ def train_run(cfg: Config, tracking_uri: str) -> RunResult:
     tracking.connect(tracking_uri, cfg.tracking.experiment)
     with tracking.run(cfg, tracking.run_tags(splits, device)) as run_id:
         tracking.log_setup(cfg, splits, derived_params(cfg, splits))
+        tracking.log_trainable(trainable_names(model))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch)
         test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
         confusion = metrics.confusion(test.labels, test.predictions, splits.label_names)
-        model_uri = tracking.log_model(model, backbone.tokenizer, cfg.data.max_length) \
-            if cfg.tracking.log_model else None
+        model_uri = tracking.log_model(model, backbone.tokenizer, cfg.data.max_length, backbone.location,
+                                       cfg.model.save_base) if cfg.tracking.log_model else None
         final["total_time_s"] = time.perf_counter() - start
         tracking.log_results(final, fitted.history, fitted.best_epoch, confusion)
     return RunResult(run_id, final, model_uri)
@@ -72,7 +73,7 @@ def summarize(fitted, test, num_labels: int, trainable: int, total: int, device:
              "train_time_s": fitted.train_time_s,
              "train_samples_per_s": fitted.samples / fitted.step_time_s,
              "train_tokens_per_s": fitted.tokens / fitted.step_time_s,
-             "trainable_params": trainable, "total_params": total}
+             "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total}
     if device.type == "cuda":
         final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return final

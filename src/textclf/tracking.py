@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +21,12 @@ import torch
 import transformers
 
 import textclf
-from textclf import plots
+from textclf import artifact, plots
 from textclf.config import Config, dump_yaml
 from textclf.data import Splits
 
 MODEL_ARTIFACT = "model"
+EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
 # experiment tag that makes the MLflow 3 UI open the training-runs table instead of its GenAI view
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 _SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)
@@ -93,8 +95,15 @@ def log_setup(cfg: Config, splits: Splits, derived: dict[str, Any]) -> None:
             mlflow.log_input(dataset, context=split)
 
 
+def log_trainable(names: list[str]) -> None:
+    """The tensors that train, one name per line: what a freeze preset or peft method chose."""
+    mlflow.log_text("\n".join(names) + "\n", "trainable_parameters.txt")
+
+
 def log_epoch(metrics: dict[str, float], epoch: int) -> None:
-    mlflow.log_metrics(metrics, step=epoch)
+    # the final `train_val_loss_ratio` is the best epoch's; the per-epoch series needs its own key, or
+    # MLflow's "latest value" (highest step) would show the last epoch's ratio under the final name
+    mlflow.log_metrics({EPOCH_KEYS.get(k, k): v for k, v in metrics.items()}, step=epoch)
 
 
 def log_results(final: dict[str, float], history: list[dict[str, float]], best_epoch: int,
@@ -108,17 +117,34 @@ def log_results(final: dict[str, float], history: list[dict[str, float]], best_e
         plots.plt.close(figure)
 
 
-def log_model(model: torch.nn.Module, tokenizer, max_length: int) -> str:
-    """The fine-tuned weights (safetensors) and tokenizer as an MLflow transformers model."""
+def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, save_base: bool) -> str:
+    """The fine-tuned weights (safetensors) and tokenizer as an MLflow model: the transformers flavor for
+    a plain classifier, else textclf's own directory behind a pyfunc model from code."""
+    model = model.to("cpu").eval()
+    if not artifact.is_plain(model):
+        return _log_textclf_model(model, tokenizer, max_length, base, save_base)
     quiet = logging.getLogger("mlflow.transformers")
     level, quiet.level = quiet.level, logging.ERROR  # model card / license lookups fail offline: harmless
     try:
         info = mlflow.transformers.log_model(
-            transformers_model={"model": model.to("cpu").eval(), "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
+            transformers_model={"model": model, "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
             task="text-classification", pip_requirements=requirements(),
             model_config={"truncation": True, "max_length": max_length})
     finally:
         quiet.level = level
+    return info.model_uri
+
+
+def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: bool) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "model_dir"
+        artifact.save_model_dir(model, tokenizer, directory, max_length, base, save_base)
+        mlflow.log_metric("model_artifact_mb", artifact.size_mb(directory))
+        with warnings.catch_warnings():  # it asks for type hints, which would make it coerce inputs
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={"model_dir": str(directory)}, pip_requirements=requirements())
     return info.model_uri
 
 
@@ -130,9 +156,10 @@ def attach_to_mlflow_run(name: str, text: str) -> None:
 
 
 def requirements() -> list[str]:
-    # given explicitly: MLflow's inference imports torchvision, which is not installed (shared/NOTES.md)
+    # given explicitly: MLflow's inference imports torchvision, which is not installed (shared/NOTES.md).
+    # textclf itself is not listed: the logged model is a plain transformers model and textclf is not on PyPI
     return [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}",
-            f"mlflow=={mlflow.__version__}", f"textclf=={textclf.__version__}"]
+            f"mlflow=={mlflow.__version__}"]
 
 
 def redact(key: str, value: Any) -> str:

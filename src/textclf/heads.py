@@ -1,0 +1,104 @@
+"""Classification heads over a transformer body's token states: cls, mean, cnn, mlp.
+
+`model.head: auto` keeps the checkpoint's own AutoModelForSequenceClassification head and never reaches
+this module. The others wrap the bare body (AutoModel) in a TextClassifier, saved as the body in
+transformers format plus `head.safetensors` and `textclf_head.json`, so reloading needs no pickle.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from torch import nn
+from transformers import AutoModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+HEAD_FILE, SPEC_FILE = "head.safetensors", "textclf_head.json"
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+class PooledHead(nn.Module):
+    """cls / mean: dropout -> linear over the [CLS] state or the masked mean of all token states;
+    mlp: Linear -> LayerNorm -> ReLU -> Dropout -> Linear over the same pooled state."""
+
+    def __init__(self, hidden: int, num_labels: int, pooling: str, dropout: float, mlp_hidden: int = 0):
+        super().__init__()
+        self.pooling = pooling
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        if mlp_hidden:
+            layers = [nn.Linear(hidden, mlp_hidden), nn.LayerNorm(mlp_hidden), nn.ReLU(), nn.Dropout(dropout)]
+            hidden = mlp_hidden
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, num_labels))
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pooled = states[:, 0] if self.pooling == "cls" else masked_mean(states, mask)
+        return self.net(pooled)
+
+
+class CNNHead(nn.Module):
+    """1-D convolutions of several widths over the token states, masked max-pool over time, linear."""
+
+    def __init__(self, hidden: int, num_labels: int, channels: int, kernels: tuple[int, ...], dropout: float):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(hidden, channels, k, padding=k // 2) for k in kernels)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(channels * len(kernels), num_labels)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # padding states are zeroed, as the convolution's own zero padding: a text scores the same in any batch
+        x = (states * mask.unsqueeze(-1).to(states.dtype)).transpose(1, 2)
+        pooled = []
+        for conv in self.convs:
+            y = torch.relu(conv(x))[..., :mask.shape[1]]  # even kernels pad one step too many
+            pooled.append(y.masked_fill(~mask.bool().unsqueeze(1), torch.finfo(y.dtype).min).amax(-1))
+        return self.out(self.dropout(torch.cat(pooled, -1)))
+
+
+def make_head(spec: dict, hidden: int) -> nn.Module:
+    kind, k = spec["head"], spec["num_labels"]
+    if kind == "cnn":
+        return CNNHead(hidden, k, spec["cnn_channels"], tuple(spec["cnn_kernels"]), spec["dropout"])
+    pooling = spec["pooling"] if kind == "mlp" else kind
+    return PooledHead(hidden, k, pooling, spec["dropout"], spec["mlp_hidden"] if kind == "mlp" else 0)
+
+
+class TextClassifier(nn.Module):
+    """A transformer body and one of textclf's heads; forward() matches a transformers classifier's."""
+
+    def __init__(self, body: nn.Module, spec: dict):
+        super().__init__()
+        if getattr(body, "pooler", None) is not None:
+            body.pooler = None  # the heads read token states; an unused pooler would only look trainable
+        self.body, self.spec = body, spec
+        self.head = make_head(spec, body.config.hidden_size)
+        self.config = body.config  # carries id2label / label2id for predict
+        self.config.id2label = dict(enumerate(spec["label_names"]))
+        self.config.label2id = {n: i for i, n in enumerate(spec["label_names"])}
+
+    @property
+    def base_model(self) -> nn.Module:
+        return self.body
+
+    def forward(self, input_ids, attention_mask, **kwargs) -> SequenceClassifierOutput:
+        states = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SequenceClassifierOutput(logits=self.head(states, attention_mask))
+
+    def save(self, directory: Path) -> None:
+        self.body.save_pretrained(directory / "body", safe_serialization=True)
+        safetensors.torch.save_file({k: v.contiguous() for k, v in self.head.state_dict().items()},
+                                    directory / HEAD_FILE)
+        (directory / SPEC_FILE).write_text(json.dumps(self.spec, indent=1))
+
+
+def load_text_classifier(directory: Path) -> TextClassifier:
+    spec = json.loads((directory / SPEC_FILE).read_text())
+    body = AutoModel.from_pretrained(directory / "body", use_safetensors=True, trust_remote_code=False)
+    model = TextClassifier(body, spec)
+    model.head.load_state_dict(safetensors.torch.load_file(directory / HEAD_FILE))
+    return model.eval()
