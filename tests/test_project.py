@@ -32,14 +32,15 @@ def test_every_mlproject_parameter_reaches_a_click_option(entry):
     spec = MLPROJECT["entry_points"][entry]
     params = spec.get("parameters", {})
     assert set(re.findall(r"{(\w+)}", spec["command"])) == set(params), "declared but never passed (or reverse)"
-    marked = {p: f"VALUE-{p}" for p in params}
+    numeric = {p for p, d in params.items() if isinstance(d, dict) and str(d.get("default", "")).isdigit()}
+    marked = {p: str(100 + i) if p in numeric else f"VALUE-{p}" for i, p in enumerate(params)}
     command, args = click_command(shlex.split(spec["command"].format(**marked)))
     ctx = command.make_context(entry, args)  # parses exactly as the CLI would, without running
     received = {str(v) for value in ctx.params.values() for v in (value if isinstance(value, tuple) else (value,))}
     assert set(marked.values()) <= received, f"{entry}: some parameters reach no option"
     for name, p in params.items():
         default = p.get("default") if isinstance(p, dict) else None
-        if name == "config" and default:
+        if name in ("config", "spec") and default:
             assert (ROOT / default).is_file(), f"{entry}.{name} default {default} does not exist"
 
 
@@ -90,7 +91,8 @@ def test_mlflow_run_train_logs_into_the_run_it_created(tiny_overrides, tmp_path)
     tree["train"]["warmup_ratio"] = 0.0
     config.write_text(yaml.safe_dump(tree))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,  # `textclf` from this venv, activated or not
+           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     mlflow_cli = [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local",
                   "--experiment-name", "mlproject"]
     done = subprocess.run([*mlflow_cli, "-e", "train", "-P", f"config={config}", "-P", "overrides=train.epochs=1"],

@@ -59,6 +59,28 @@ def train(config_path, override, overrides, tracking_uri) -> None:
                    f" --tracking-uri {uri} \"some text\")")
 
 
+@cli.command("sweep")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--n-trials", type=click.IntRange(min=0), default=0,
+              help="Finished trials the study should have in all (default 0: study.n_trials, or the whole grid).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes on this machine, all on the one study.")
+@click.option("--storage", help="Optuna storage URL (default: study.storage, else sqlite:///optuna.db).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
+@click.option("--overrides", default="", help='Config overrides for every trial in one string.')
+@click.option("-o", "--override", "override", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value of every trial (repeatable).")
+@click.option("--worker-of", hidden=True, help="Internal: run as a worker of this parent run.")
+def sweep_cmd(spec_path, n_trials, workers, storage, tracking_uri, overrides, override, worker_of) -> None:
+    """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
+    from textclf.sweep import run_sweep
+
+    extra = (*override, *shlex.split(overrides or ""))
+    summary = run_sweep(spec_path, extra, n_trials, workers, storage, tracking_uri, worker_of)
+    if summary:
+        click.echo(summary)
+
+
 @cli.command()
 @click.option("--model-uri", required=True, help="runs:/<run_id>/model, models:/<id>, or a local model dir.")
 @click.option("--tracking-uri", help="Where runs:/ URIs are looked up (default as for train).")
@@ -156,11 +178,13 @@ def _quiet_libraries() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("mlflow", "alembic", "httpx", "urllib3", "datasets"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.ERROR)  # textclf logs one line per trial itself
     # read by transformers at import: hides its load reports and long-input warnings
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow at import
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+    warnings.filterwarnings("ignore", message=".*heartbeat_interval.* is an experimental feature")
 
 
 def main() -> None:

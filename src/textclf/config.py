@@ -115,14 +115,19 @@ def _plain(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Defaults <- YAML file <- overrides, then validation; raises InputError listing every problem."""
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                deltas: typing.Sequence[tuple[str, dict[str, Any]]] = ()) -> Config:
+    """Defaults <- YAML file <- deltas (origin, {section.key: value}) <- overrides, then validation;
+    raises InputError listing every problem."""
     problems: list[str] = []
     source = str(path) if path else "config"
     delta: dict[str, tuple[Any, str, bool]] = {}  # key -> (value, origin, value is a raw string)
     if path:
         for key, value in _read_yaml(Path(path), problems).items():
             delta[key] = (value, source, False)
+    for origin, values in deltas:
+        for key, value in values.items():
+            delta[key] = (value, origin, False)
     for text in overrides:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
@@ -136,6 +141,20 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     if problems:
         raise InputError(problems)
     return cfg
+
+
+def flatten_tree(tree: Any, origin: str, problems: list[str]) -> dict[str, Any]:
+    """{section: {key: value}} -> {section.key: value}; dotted keys pass through."""
+    if not isinstance(tree, dict):
+        problems.append(f"{origin}: must be a mapping of sections (data, model, train, tracking)")
+        return {}
+    flat: dict[str, Any] = {}
+    for section, body in tree.items():
+        if isinstance(body, dict):
+            flat.update({f"{section}.{k}": v for k, v in body.items()})
+        else:
+            flat[str(section)] = body  # a dotted key, or reported by _build_sections
+    return flat
 
 
 def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -192,8 +211,10 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
         item = args[0]
         if raw:
             value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-        elif isinstance(value, str | int) and not isinstance(value, bool):
-            value = [value]  # `freeze: top2` means [top2]
+        elif isinstance(value, str):  # `freeze: top2` means [top2]; "a,b" (a sweep choice) means [a, b]
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
         if item is int and raw and isinstance(value, list):
             value = [int(v) if v.lstrip("-").isdigit() else v for v in value]
         if not isinstance(value, list | tuple) or not all(type(v) is item for v in value):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -13,9 +14,20 @@ from textclf.config import Config
 from textclf.data import Splits, load_splits
 from textclf.features import make_loaders
 from textclf.model import build_classifier, count_params, load_backbone, trainable_names
-from textclf.train import autocast_dtype, evaluate, fit, pick_device
+from textclf.train import ReportFn, autocast_dtype, evaluate, fit, pick_device
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialHooks:
+    """How a sweep trial's run differs: a child of the study's parent run, reporting each epoch."""
+    parent_run_id: str
+    params: dict[str, object]
+    tags: dict[str, str]
+    report: ReportFn | None = None  # (val_accuracy, epoch); raises to prune
+    killed_by: tuple[type[BaseException], ...] = ()  # e.g. optuna.TrialPruned: the run ends KILLED
+    on_start: Callable[[str], None] | None = None  # gets the child run's id as soon as it exists
 
 
 @dataclass(frozen=True)
@@ -25,7 +37,7 @@ class RunResult:
     model_uri: str | None
 
 
-def train_run(cfg: Config, tracking_uri: str) -> RunResult:
+def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -> RunResult:
     start = time.perf_counter()
     # everything that can reject the input runs before the MLflow run exists
     splits = load_splits(cfg)
@@ -40,12 +52,16 @@ def train_run(cfg: Config, tracking_uri: str) -> RunResult:
              "batch %d", len(splits.train), len(splits.val), len(splits.test), len(splits.label_names),
              cfg.model.name, device, trainable, total, cfg.train.effective_batch_size())
     tracking.connect(tracking_uri, cfg.tracking.experiment)
-    with tracking.run(cfg, tracking.run_tags(splits, device)) as run_id:
-        tracking.log_setup(cfg, splits, derived_params(cfg, splits))
+    tags = tracking.run_tags(splits, device) | (trial.tags if trial else {})
+    with tracking.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else ()) as run_id:
+        if trial and trial.on_start:
+            trial.on_start(run_id)
+        tracking.log_setup(cfg, splits, derived_params(cfg, splits) | (trial.params if trial else {}))
         tracking.log_trainable(trainable_names(model))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch)
+        fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch,
+                     report=trial and trial.report)
         test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
         confusion = metrics.confusion(test.labels, test.predictions, splits.label_names)

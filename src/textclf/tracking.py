@@ -55,14 +55,16 @@ def connect(uri: str, experiment: str) -> None:
 
 
 @contextlib.contextmanager
-def run(cfg: Config, tags: dict[str, str]) -> Iterator[str]:
-    """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM, FAILED (with the error as a tag)."""
-    active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags)
+def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
+        killed_by: tuple[type[BaseException], ...] = ()) -> Iterator[str]:
+    """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception (a
+    pruned trial), FAILED (with the error as a tag). With a parent it is that run's child."""
+    active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, parent_run_id=parent_run_id)
     status = "FAILED"
     try:
         yield active.info.run_id
         status = "FINISHED"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, *killed_by):
         status = "KILLED"
         raise
     except BaseException as e:
@@ -70,6 +72,59 @@ def run(cfg: Config, tags: dict[str, str]) -> Iterator[str]:
         raise
     finally:
         mlflow.end_run(status)
+
+
+def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, error: str) -> str:
+    """A FAILED child run for a trial whose config was rejected before training could start."""
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    child = client.create_run(parent.info.experiment_id, tags={**tags, "mlflow.parentRunId": parent_run_id,
+                                                                "textclf.error": error[:4000]})
+    with contextlib.suppress(mlflow.exceptions.MlflowException):  # params as far as they are known
+        client.log_batch(child.info.run_id, params=[
+            mlflow.entities.Param(k, redact(k, v)[:6000]) for k, v in {**cfg.flat(), **params}.items()])
+    client.set_terminated(child.info.run_id, "FAILED")
+    return child.info.run_id
+
+
+def start_parent(experiment: str, run_name: str, tags: dict[str, str], reuse: dict[str, str]) -> str:
+    """The sweep's parent run: the one whose tags match `reuse` (a resumed study), else a new one."""
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in reuse.items())
+    previous = client.search_runs([found.experiment_id], query, max_results=1) if found else []
+    if previous:
+        run_id = previous[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+    else:
+        run_id = client.create_run(found.experiment_id, run_name=run_name, tags={**tags, **reuse}).info.run_id
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    return run_id
+
+
+def update_parent(run_id: str, tags: dict[str, str], files: dict[str, str]) -> None:
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    for name, text in files.items():
+        client.log_text(run_id, text, name)
+
+
+def experiment_of(run_id: str) -> str:
+    client = mlflow.MlflowClient()
+    return client.get_experiment(client.get_run(run_id).info.experiment_id).name
+
+
+def delete_run(run_id: str) -> None:
+    mlflow.MlflowClient().delete_run(run_id)
+
+
+def end_run(run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    client = mlflow.MlflowClient()
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    client.set_terminated(run_id, status)
 
 
 def run_tags(splits: Splits, device: torch.device) -> dict[str, str]:

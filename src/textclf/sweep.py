@@ -1,0 +1,276 @@
+"""An Optuna study as one MLflow parent run with one child run per trial.
+
+Trial state -> child run status: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED (reason tagged).
+The study lives in an Optuna storage (default: the embedded SQLite file optuna.db), so rerunning the same
+command resumes it, and `--workers K` processes (or machines sharing a database) work on one study.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import torch
+
+from textclf import tracking
+from textclf.config import Config, replace
+from textclf.errors import InputError
+from textclf.run import TrialHooks, train_run
+from textclf.sweep_spec import GRID_POINT, FixedTrial, SweepSpec, trial_config
+
+log = logging.getLogger(__name__)
+SHOWN_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio", "train_time_s")
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                   optuna.trial.TrialState.FAIL)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    spec: SweepSpec
+    storage_url: str
+    tracking_uri: str
+    parent_run_id: str
+    experiment: str
+    overrides: tuple[str, ...] = ()
+
+
+def storage_url(spec: SweepSpec, flag: str | None) -> str:
+    return flag or spec.storage or f"sqlite:///{Path('optuna.db').resolve()}"
+
+
+def open_study(spec: SweepSpec, url: str) -> optuna.Study:
+    """Create or resume the study. Heartbeats let a crashed worker's trial be failed, not RUNNING forever."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+    directions = [d for _, d in spec.objectives]
+    return optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec),
+                               pruner=make_pruner(spec), directions=directions, load_if_exists=True)
+
+
+def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    if spec.sampler == "grid":
+        return optuna.samplers.GridSampler(spec.grid_space(), seed=spec.seed)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True)
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    args = dict(spec.pruner_args)
+    try:
+        return {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+                "hyperband": optuna.pruners.HyperbandPruner,
+                "threshold": optuna.pruners.ThresholdPruner}[spec.pruner](**args)
+    except TypeError as e:
+        raise InputError([f"{spec.path}: study.pruner_args: {e}"]) from None
+
+
+def run_worker(sweep: Sweep) -> None:
+    """Run trials until the study has its target number of finished trials (or the grid is done)."""
+    study = open_study(sweep.spec, sweep.storage_url)
+    target = sweep.spec.target_trials()
+    callbacks = [lambda s, t: record_trial(sweep, s, t)]
+    if target is not None:
+        callbacks.append(optuna.study.MaxTrialsCallback(target, states=FINISHED_STATES))
+        if _finished(study) >= target:
+            return
+    study.optimize(lambda trial: objective(sweep, trial), n_trials=None, timeout=sweep.spec.timeout,
+                   callbacks=callbacks, catch=(Exception,), gc_after_trial=True)
+
+
+def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
+    hooks = TrialHooks(sweep.parent_run_id, {"trial.number": trial.number, "trial.study": sweep.spec.name},
+                       {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
+                       report=lambda value, epoch: _report(trial, value, epoch),
+                       killed_by=(optuna.TrialPruned,),
+                       on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+    try:
+        cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment)
+        flat = cfg.flat()
+        for key in sweep.spec.varied_keys():  # the leaderboard shows values, not grid-point numbers
+            trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])
+        result = _train_with_oom_retry(cfg, sweep, hooks, trial)
+    except (optuna.TrialPruned, KeyboardInterrupt):
+        raise
+    except InputError as e:  # rejected before a run existed: record it as a FAILED child all the same
+        error = "; ".join(e.problems)
+        run_id = tracking.failed_child(_safe_base(sweep), sweep.parent_run_id, hooks.params, hooks.tags, error)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("error", error[:500])
+        raise RuntimeError(error) from None
+    except Exception as e:
+        trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:500])
+        raise
+    finally:
+        _release_memory()
+    for key in SHOWN_METRICS:
+        trial.set_user_attr(key, float(result.metrics[key]))
+    values = tuple(float(result.metrics[m]) for m, _ in sweep.spec.objectives)
+    return values[0] if len(values) == 1 else values
+
+
+def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: optuna.Trial):
+    try:
+        return train_run(cfg, sweep.tracking_uri, hooks)
+    except torch.OutOfMemoryError:
+        if not sweep.spec.retry_oom or cfg.train.batch_size < 2:
+            raise
+    # once, with half the micro-batch and twice the accumulation: the same effective batch
+    log.warning("trial %d ran out of memory; retrying with batch_size %d x %d accumulation steps", trial.number,
+                cfg.train.batch_size // 2, cfg.train.grad_accum_steps * 2)
+    tracking.delete_run(trial.user_attrs["mlflow_run_id"])  # one child run per trial
+    _release_memory()
+    smaller = replace(cfg, train__batch_size=cfg.train.batch_size // 2,
+                      train__grad_accum_steps=cfg.train.grad_accum_steps * 2)
+    retry = dataclasses.replace(hooks, tags={**hooks.tags, "textclf.oom_retry": "true"})
+    return train_run(smaller, sweep.tracking_uri, retry)
+
+
+def _report(trial: optuna.Trial, value: float, epoch: int) -> None:
+    if len(trial.study.directions) > 1:
+        return  # optuna does not prune multi-objective studies
+    trial.report(value, epoch)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"pruned after epoch {epoch} (val_accuracy {value:.4f})")
+
+
+def record_trial(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """After each trial: its child run's state tag, the parent's best-trial tags and leaderboard."""
+    reason = f" ({trial.user_attrs.get('error', '')})" if trial.state.name == "FAIL" else ""
+    log.info("trial %d %s%s%s", trial.number, trial.state.name, f" {trial.values}" if trial.values else "", reason)
+    try:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:  # the run itself already ended with the matching status (STATUS)
+            tracking.update_parent(run_id, {"trial.state": trial.state.name}, {})
+        tracking.update_parent(sweep.parent_run_id, best_tags(study),
+                               {"leaderboard.csv": leaderboard(study).to_csv()})
+    except Exception as e:  # a tracking hiccup must not stop the study; the next trial rewrites all of it
+        log.warning("could not record trial %d in MLflow: %s", trial.number, e)
+
+
+def best_tags(study: optuna.Study) -> dict[str, str]:
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return {}
+    best = study.best_trial if len(study.directions) == 1 else study.best_trials[0]
+    tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
+            "best_value": json.dumps(best.values)}
+    if len(study.directions) > 1:
+        tags["pareto_trials"] = ",".join(str(t.number) for t in study.best_trials)
+    return tags
+
+
+def leaderboard(study: optuna.Study):
+    """One row per trial: state, objective value(s), varied config values, key metrics, duration, MLflow
+    run id, error; best first."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value" if len(study.directions) == 1 else "values",
+                                          "params", "user_attrs", "duration"))
+    frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
+    if "duration" in frame:
+        frame["duration_s"] = frame.pop("duration").dt.total_seconds().round(1)
+    last = [c for c in ("mlflow_run_id", "error") if c in frame]
+    frame = frame[[c for c in frame.columns if c not in last and c != GRID_POINT] + last]
+    values = [c for c in frame.columns if c == "value" or c.startswith("values_")]
+    if values and len(frame):
+        ascending = [d == optuna.study.StudyDirection.MINIMIZE for d in study.directions]
+        frame = frame.sort_values(values, ascending=ascending, na_position="last")
+    return frame.set_index("number")
+
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+
+def _safe_base(sweep: Sweep) -> Config:
+    from textclf.config import load_config
+
+    return load_config(sweep.spec.base, (), [(str(sweep.spec.path), sweep.spec.config)])
+
+
+def _release_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def spawn_workers(argv: list[str], count: int, env: dict[str, str]) -> int:
+    """`count` worker processes of this same command; returns the first non-zero exit code, else 0."""
+    procs = [subprocess.Popen([sys.executable, "-m", "textclf", *argv], env={**os.environ, **env})
+             for _ in range(count)]
+    try:
+        codes = [p.wait() for p in procs]
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
+    return next((c for c in codes if c), 0)
+
+
+def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, workers: int,
+              storage: str | None, tracking_flag: str | None, worker_of: str | None) -> str:
+    """The `textclf sweep` command: validate, open the study and its parent run, run the workers."""
+    from textclf.data import load_splits
+    from textclf.sweep_spec import load_spec
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from record_trial
+    spec = load_spec(spec_path, overrides)  # every problem, before any run or study exists
+    spec = dataclasses.replace(spec, n_trials=n_trials or spec.n_trials)
+    base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
+    uri, url = tracking.tracking_uri(tracking_flag, base), storage_url(spec, storage)
+    launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`: its run is the parent
+    tracking.connect(uri, base.tracking.experiment)
+    if worker_of:
+        run_worker(Sweep(spec, url, uri, worker_of, tracking.experiment_of(worker_of), overrides))
+        return ""
+    open_study(spec, url)  # created once, before any worker races to create it
+    tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,
+            "study.objective": json.dumps(dict(spec.objectives)), "study.space": json.dumps(spec.describe_space()),
+            "textclf.split_fingerprint": load_splits(base).fingerprint}
+    reuse = {"textclf.study": spec.name, "study.storage": tracking.redact("storage", url)}
+    parent = launched_by_mlflow or tracking.start_parent(base.tracking.experiment, spec.name, tags, reuse)
+    if launched_by_mlflow:
+        tracking.update_parent(parent, {**tags, **reuse}, {})
+    sweep = Sweep(spec, url, uri, parent, tracking.experiment_of(parent), overrides)
+    status = "FAILED"
+    try:
+        if workers > 1:
+            argv = ["sweep", spec_path, "--storage", url, "--tracking-uri", uri, "--worker-of", parent,
+                    *(["--n-trials", str(spec.n_trials)] if spec.n_trials else []),
+                    *[a for o in overrides for a in ("-o", o)]]
+            code = spawn_workers(argv, workers, {"MLFLOW_TRACKING_URI": uri})
+            if code:
+                raise RuntimeError(f"a sweep worker exited with code {code}")
+        else:
+            run_worker(sweep)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        study = open_study(spec, url)
+        tracking.update_parent(parent, best_tags(study), {"leaderboard.csv": leaderboard(study).to_csv()})
+        if not launched_by_mlflow:  # else `mlflow run` ends its own run
+            tracking.end_run(parent, status)
+    return summarize(study, url, parent, uri)
+
+
+def summarize(study: optuna.Study, url: str, parent: str, uri: str) -> str:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
+        table = leaderboard(study).drop(columns=["mlflow_run_id"], errors="ignore").head(20)
+        if "error" in table:
+            table["error"] = table["error"].str.slice(0, 60)
+        table = table.to_string()
+    return (f"{table}\n\nstudy {study.study_name!r}: {len(study.trials)} trials in {tracking.redact('url', url)}\n"
+            f"  optuna.load_study(study_name={study.study_name!r}, storage={tracking.redact('url', url)!r})\n"
+            f"parent run {parent} in {uri}")

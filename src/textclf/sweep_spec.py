@@ -1,0 +1,278 @@
+"""Sweep files (sweeps/*.yaml): a base config, a search space or an exact grid, sampler, pruner, objective.
+
+    base: ../configs/quickstart.yaml          # optional, relative to the sweep file
+    config: {train: {epochs: 1}}              # delta on the base, the same tree as `textclf train`
+    study: {name: my-study, sampler: tpe, pruner: median, n_trials: 20}
+    objective: best_val_accuracy              # or {best_val_accuracy: maximize, train_time_s: minimize}
+    space:
+      train.learning_rate: {loguniform: [1.0e-5, 1.0e-3]}
+      data.max_length: {categorical: [128, 256, 512]}
+      train.batch_size: {follows: data.max_length, map: {128: 32, 256: 16, 512: 8}}
+    grid:                                     # instead of (or beside `follows` in) space: exact points
+      - {data.max_length: 128, train.learning_rate: 5.0e-5}
+
+Every problem is reported at once as `file: key: problem`. This module does not import optuna: a trial
+is anything with optuna's suggest_* methods, and `trial_config` is the one place a trial becomes a Config.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from textclf.config import Config, flatten_tree, load_config
+from textclf.errors import InputError
+
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("none", "median", "hyperband", "threshold")
+KINDS = ("loguniform", "uniform", "int", "categorical", "follows")
+TOP_KEYS = ("base", "config", "study", "objective", "space", "grid", "retry_oom")
+STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed")
+GRID_POINT = "grid_point"
+
+
+@dataclass(frozen=True)
+class Dimension:
+    kind: str  # one of KINDS
+    values: tuple = ()  # categorical choices, or (low, high[, step]) of a range
+    source: str = ""  # follows: the key whose value picks from `mapping`
+    mapping: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    path: Path
+    base: Path | None
+    config: dict[str, Any]  # flat section.key delta on the base
+    name: str
+    storage: str | None
+    sampler: str = "tpe"
+    pruner: str = "none"
+    pruner_args: dict = field(default_factory=dict)
+    n_trials: int | None = None
+    timeout: float | None = None
+    seed: int = 42
+    objectives: tuple[tuple[str, str], ...] = (("best_val_accuracy", "maximize"),)
+    space: dict[str, Dimension] = field(default_factory=dict)
+    grid: tuple[dict[str, Any], ...] = ()
+    retry_oom: bool = True
+
+    def grid_space(self) -> dict[str, list]:
+        """The grid sampler's search space: grid-point indices, or every categorical dimension."""
+        if self.grid:
+            return {GRID_POINT: list(range(len(self.grid)))}
+        return {k: list(d.values) for k, d in self.space.items() if d.kind == "categorical"}
+
+    def grid_size(self) -> int:
+        sizes = [len(v) for v in self.grid_space().values()]
+        return math.prod(sizes) if sizes else 0
+
+    def target_trials(self) -> int | None:
+        return self.n_trials if self.n_trials is not None else (self.grid_size() if self.sampler == "grid" else None)
+
+    def varied_keys(self) -> list[str]:
+        return list(dict.fromkeys([k for point in self.grid for k in point] + list(self.space)))
+
+    def describe_space(self) -> dict[str, Any]:
+        return {"space": {k: {d.kind: list(d.values) if d.kind != "follows" else {d.source: d.mapping}}
+                          for k, d in self.space.items()}, "grid": list(self.grid)}
+
+
+def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Config:
+    """The search space, all of it: the trial's suggestions (or grid point), `follows` rules, the base."""
+    chosen: dict[str, Any] = {}
+    if spec.grid:
+        chosen |= spec.grid[trial.suggest_categorical(GRID_POINT, list(range(len(spec.grid))))]
+    for key, dim in spec.space.items():
+        if dim.kind == "loguniform":
+            chosen[key] = trial.suggest_float(key, *dim.values[:2], log=True)
+        elif dim.kind == "uniform":
+            chosen[key] = trial.suggest_float(key, *dim.values[:2])
+        elif dim.kind == "int":
+            chosen[key] = trial.suggest_int(key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else 1)
+        elif dim.kind == "categorical":
+            chosen[key] = trial.suggest_categorical(key, list(dim.values))
+    base = load_config(spec.base, (), [(str(spec.path), spec.config)])
+    for key, dim in spec.space.items():
+        if dim.kind == "follows":
+            section, _, sub = dim.source.partition(".")
+            leader = chosen.get(dim.source, getattr(getattr(base, section), sub))
+            chosen[key] = dim.mapping[leader]
+    return load_config(spec.base, overrides, [(str(spec.path), spec.config), (f"{spec.path} trial", chosen)])
+
+
+def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
+    """Read and check a sweep file; InputError lists every problem. Trial configs are validated too:
+    every grid point, every categorical choice and both ends of every range."""
+    path, problems = Path(path), []
+    where = str(path)
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError([f"{path}: file not found; pass a sweep file such as sweeps/quickstart.yaml"]) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise InputError([f"{path}: not valid YAML ({' '.join(str(e).split())}); fix the syntax"]) from None
+    if not isinstance(tree, dict):
+        raise InputError([f"{path}: top level must be a mapping with keys {', '.join(TOP_KEYS)}"])
+    problems += _unknown(where, "", tree, TOP_KEYS)
+    study = tree.get("study") or {}
+    if not isinstance(study, dict):
+        problems.append(f"{where}: study: must be a mapping with keys {', '.join(STUDY_KEYS)}")
+        study = {}
+    problems += _unknown(where, "study.", study, STUDY_KEYS)
+    base = (path.parent / tree["base"]).resolve() if tree.get("base") else None
+    if base is not None and not base.is_file():
+        problems.append(f"{where}: base: {tree['base']} not found (paths are relative to the sweep file)")
+        base = None
+    spec = SweepSpec(
+        path=path, base=base, config=flatten_tree(tree.get("config") or {}, f"{where}: config", problems),
+        name=str(study.get("name") or path.stem), storage=study.get("storage"),
+        sampler=study.get("sampler", "tpe"), pruner=study.get("pruner", "none"),
+        pruner_args=study.get("pruner_args") or {}, n_trials=study.get("n_trials"),
+        timeout=study.get("timeout"), seed=study.get("seed", 42),
+        objectives=_objectives(tree.get("objective", "best_val_accuracy"), where, problems),
+        space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
+        retry_oom=bool(tree.get("retry_oom", True)))
+    problems += _check_study(spec, where)
+    if not problems:
+        problems += _check_trials(spec, overrides)
+    if problems:
+        raise InputError(problems)
+    return spec
+
+
+def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> list[str]:
+    out = []
+    for key in tree:
+        near = difflib.get_close_matches(str(key), known, n=1)
+        if key not in known:
+            out.append(f"{where}: {prefix}{key}: unknown key" + (f"; did you mean {prefix}{near[0]}?" if near
+                                                                  else f"; expected one of {', '.join(known)}"))
+    return out
+
+
+def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str):
+        value = {value: "minimize" if value.endswith(("loss", "_s")) else "maximize"}
+    if not isinstance(value, dict) or not value:
+        problems.append(f"{where}: objective: give a metric name or {{metric: maximize|minimize, ...}}")
+        return (("best_val_accuracy", "maximize"),)
+    for metric, direction in value.items():
+        if direction not in ("maximize", "minimize"):
+            problems.append(f"{where}: objective.{metric}: must be maximize or minimize, got {direction!r}")
+    return tuple(value.items())
+
+
+def _space(tree: Any, where: str, problems: list[str]) -> dict[str, Dimension]:
+    if not isinstance(tree, dict):
+        problems.append(f"{where}: space: must map config keys (section.key) to dimensions")
+        return {}
+    space = {}
+    for key, body in tree.items():
+        at = f"{where}: space.{key}"
+        if not isinstance(body, dict) or not (set(body) & set(KINDS)):
+            problems.append(f"{at}: must be one of {{{': ..., '.join(KINDS)}: ...}}")
+            continue
+        kind = next(k for k in KINDS if k in body)
+        value = body[kind]
+        if kind == "follows":
+            mapping = body.get("map")
+            if not isinstance(mapping, dict) or not mapping:
+                problems.append(f"{at}: follows needs map: {{leader value: value, ...}}")
+                continue
+            space[key] = Dimension(kind, source=str(value), mapping=mapping)
+        elif kind == "categorical":
+            if not isinstance(value, list) or not value:
+                problems.append(f"{at}: categorical needs a non-empty list of choices")
+                continue
+            # optuna stores plain values only: a list choice (freeze patterns) travels as "a,b"
+            space[key] = Dimension(kind, tuple(",".join(map(str, v)) if isinstance(v, list) else v for v in value))
+        else:
+            numbers = value if isinstance(value, list) else []
+            ok = len(numbers) in (2, 3) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                for v in numbers)
+            if not ok or numbers[0] >= numbers[1] or (kind == "loguniform" and numbers[0] <= 0):
+                problems.append(f"{at}: {kind} needs [low, high] with low < high" +
+                                (" and low > 0" if kind == "loguniform" else "") + f", got {value!r}")
+                continue
+            space[key] = Dimension(kind, tuple(numbers))
+    for key, dim in space.items():
+        if dim.kind == "follows" and dim.source in space and space[dim.source].kind == "categorical":
+            missing = [v for v in space[dim.source].values if v not in dim.mapping]
+            if missing:
+                problems.append(f"{where}: space.{key}: map has no value for {dim.source} = "
+                                f"{', '.join(map(str, missing))}")
+    return space
+
+
+def _grid(points: Any, where: str, problems: list[str]) -> tuple[dict[str, Any], ...]:
+    if not isinstance(points, list) or not all(isinstance(p, dict) and p for p in points):
+        problems.append(f"{where}: grid: must be a list of {{section.key: value, ...}} points")
+        return ()
+    return tuple(flatten_tree(p, f"{where}: grid[{i}]", problems) for i, p in enumerate(points))
+
+
+def _check_study(spec: SweepSpec, where: str) -> list[str]:
+    problems = []
+    if spec.sampler not in SAMPLERS:
+        problems.append(f"{where}: study.sampler: must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
+    if spec.pruner not in PRUNERS:
+        problems.append(f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
+    if spec.pruner != "none" and len(spec.objectives) > 1:
+        problems.append(f"{where}: study.pruner: optuna cannot prune multi-objective studies; use none")
+    if spec.sampler == "grid":
+        ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
+        if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
+            problems.append(f"{where}: space: a grid takes categorical dimensions or an explicit grid list "
+                            f"(with follows rules), not both and not ranges ({', '.join(ranged) or 'both'})")
+        if not spec.grid_size():
+            problems.append(f"{where}: grid: the grid sampler needs a grid list or categorical dimensions")
+    elif spec.grid:
+        problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
+    for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            problems.append(f"{where}: study.{key}: must be a positive number, got {value!r}")
+    if spec.sampler != "grid" and spec.n_trials is None and spec.timeout is None:
+        problems.append(f"{where}: study.n_trials: set n_trials or timeout for a {spec.sampler} sampler")
+    if not isinstance(spec.pruner_args, dict):
+        problems.append(f"{where}: study.pruner_args: must be a mapping of optuna pruner arguments")
+    return problems
+
+
+class FixedTrial:
+    """A stand-in trial answering each suggestion from `picks`, else with the first choice or lower bound."""
+
+    def __init__(self, picks: dict[str, Any]):
+        self.picks = picks
+
+    def suggest_categorical(self, name, choices):
+        return self.picks.get(name, choices[0])
+
+    def suggest_float(self, name, low, high, log=False):
+        return self.picks.get(name, low)
+
+    def suggest_int(self, name, low, high, step=1):
+        return self.picks.get(name, low)
+
+
+def _check_trials(spec: SweepSpec, overrides: tuple[str, ...]) -> list[str]:
+    probes = [{}]
+    probes += [{GRID_POINT: i} for i in range(1, len(spec.grid))]
+    for key, dim in spec.space.items():
+        if dim.kind == "categorical":
+            probes += [{key: v} for v in dim.values[1:]]
+        elif dim.kind != "follows":
+            probes.append({key: dim.values[1]})
+    problems: list[str] = []
+    for picks in probes:
+        try:
+            trial_config(spec, FixedTrial(picks), overrides)
+        except InputError as e:
+            problems += [p for p in e.problems if p not in problems]
+        except KeyError as e:  # a follows map without the leader's value
+            problems.append(f"{spec.path}: space: a follows map has no entry for {e.args[0]!r}")
+    return problems
