@@ -94,7 +94,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     try:
         cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment)
         flat = cfg.flat()
-        for key in sweep.spec.varied_keys():  # the leaderboard shows values, not grid-point numbers
+        for key in set(sweep.spec.varied_keys()) - set(trial.params):  # grid points and follows rules:
             trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
     except (optuna.TrialPruned, KeyboardInterrupt):
@@ -173,6 +173,7 @@ def leaderboard(study: optuna.Study):
     frame = study.trials_dataframe(attrs=("number", "state", "value" if len(study.directions) == 1 else "values",
                                           "params", "user_attrs", "duration"))
     frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
+    frame = frame.loc[:, ~frame.columns.duplicated()]
     if "duration" in frame:
         frame["duration_s"] = frame.pop("duration").dt.total_seconds().round(1)
     last = [c for c in ("mlflow_run_id", "error") if c in frame]
