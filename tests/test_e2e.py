@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_imdb_minilm_one_epoch_is_well_above_chance(cli, assets, tracking_uri, monkeypatch):
-    """500 training reviews, 1 epoch, max length 128 (~45 s on 2 cores). Measured on this machine kind:
+    """500 training reviews, 1 epoch, max length 128 (45-85 s on 2 cores, by CPU). Measured on this machine kind:
     test accuracy 0.72 (200 test reviews); the bound leaves room for platform float differences."""
     monkeypatch.setenv("TEXTCLF_ASSETS", str(assets))
     overrides = ["data.train_fraction=0.016", "data.val_size=100", "data.test_size=200", "train.epochs=1",
