@@ -131,6 +131,8 @@ def test_a_study_is_one_parent_with_one_child_per_trial_and_resumes(cli, tiny_sw
     board = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/leaderboard.csv").splitlines()
     assert len(board) == 4 and board[1].startswith(f"{best.number},COMPLETE")
     assert "optuna.load_study(study_name='sweep'" in out
+    report = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.md", "report/leaderboard.csv", "report/accuracy_vs_time.png"} <= report
 
     code, _, err = cli("sweep", tiny_sweep)  # the same command again: nothing to redo
     assert code == 0, err
@@ -175,3 +177,43 @@ def test_mlflow_run_sweep_makes_its_run_the_parent(tiny_sweep, tmp_path):
     assert parent.info.status == "FINISHED" and parent.data.tags["textclf.study"] == "sweep"
     assert len(children) == 3 and {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert not sweep_runs(uri, "tiny-sweep")[1] if mlflow.get_experiment_by_name("tiny-sweep") else True
+
+
+def test_out_of_memory_is_retried_once_with_half_the_micro_batch(cli, tiny_sweep, tmp_path, monkeypatch):
+    """Same effective batch (8 x 2 instead of 16 x 1); the failed attempt's run is deleted: one child."""
+    import torch
+
+    import textclf.run
+
+    real_fit = textclf.run.fit
+
+    def fit_that_needs_small_batches(model, train, val, cfg, *args, **kwargs):
+        if cfg.batch_size > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return real_fit(model, train, val, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(textclf.run, "fit", fit_that_needs_small_batches)
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, {"base": "base.yaml", "study": {"sampler": "grid", "name": "oom"},
+                            "grid": [{"train.learning_rate": 5e-3}]}, "oom.yaml")
+    code, _, err = cli("sweep", spec)
+    assert code == 0, err
+    [parent], children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [child] = children
+    assert child.info.status == "FINISHED" and child.data.tags["textclf.oom_retry"] == "true"
+    assert (child.data.params["train.batch_size"], child.data.params["train.grad_accum_steps"]) == ("8", "2")
+    assert child.data.params["train.effective_batch_size"] == "16"
+
+
+def test_accuracy_and_time_as_two_objectives_give_a_pareto_front(cli, tiny_sweep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, {"base": "base.yaml", "study": {"sampler": "random", "n_trials": 2, "name": "pareto"},
+                            "objective": {"best_val_accuracy": "maximize", "train_time_s": "minimize"},
+                            "space": {"train.learning_rate": {"loguniform": [1e-3, 1e-2]}}}, "pareto.yaml")
+    code, out, err = cli("sweep", spec, "-o", "train.epochs=1")
+    assert code == 0, err
+    study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(study.directions) == 2 and len(study.trials) == 2
+    [parent], _ = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    front = {t.number for t in study.best_trials}
+    assert set(map(int, parent.data.tags["pareto_trials"].split(","))) == front

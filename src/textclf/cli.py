@@ -70,15 +70,47 @@ def train(config_path, override, overrides, tracking_uri) -> None:
 @click.option("--overrides", default="", help='Config overrides for every trial in one string.')
 @click.option("-o", "--override", "override", multiple=True, metavar="KEY=VALUE",
               help="Override a config value of every trial (repeatable).")
+@click.option("--repeat-best", default=0, show_default=True, type=click.IntRange(min=0),
+              help="After the study, rerun the best K trials with more training seeds (seed noise).")
+@click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=2),
+              help="Seeds per repeated trial, the original included.")
 @click.option("--worker-of", hidden=True, help="Internal: run as a worker of this parent run.")
-def sweep_cmd(spec_path, n_trials, workers, storage, tracking_uri, overrides, override, worker_of) -> None:
+def sweep_cmd(spec_path, n_trials, workers, storage, tracking_uri, overrides, override, repeat_best, seeds,
+              worker_of) -> None:
     """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
     from textclf.sweep import run_sweep
 
     extra = (*override, *shlex.split(overrides or ""))
-    summary = run_sweep(spec_path, extra, n_trials, workers, storage, tracking_uri, worker_of)
+    summary = run_sweep(spec_path, extra, n_trials, workers, storage, tracking_uri, worker_of, repeat_best, seeds)
     if summary:
         click.echo(summary)
+
+
+@cli.command("report")
+@click.argument("target")
+@click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
+@click.option("--storage", help="Optuna storage URL of the study (default: the parent run's study.storage tag).")
+@click.option("--output", type=click.Path(file_okay=False), help="Directory for the report (default reports/<name>).")
+@click.option("--log/--no-log", "log_to_parent", default=True, show_default=True,
+              help="Attach the report to the sweep's parent run as report/.")
+def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
+    """Leaderboard and plots for TARGET: a sweep's parent run id, a study name, or an experiment name."""
+    import re
+    from pathlib import Path
+
+    from textclf import report, tracking
+    from textclf.config import Config
+
+    tracking.connect_read(tracking.tracking_uri(tracking_uri, Config()))
+    selection = report.select_runs(target)
+    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+", "_", selection.study_name or target))
+    path = report.build_report(selection, out, report.open_study(selection, storage))
+    with report.pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
+        click.echo(report.leaderboard(selection).drop(columns=["run_id"]).to_string(index=False))
+    click.echo(f"\nreport: {path} (tables and plots in {out})")
+    if log_to_parent and selection.parent_run_id:
+        tracking.attach_report(selection.parent_run_id, out)
+        click.echo(f"attached to parent run {selection.parent_run_id} as report/")
 
 
 @cli.command()

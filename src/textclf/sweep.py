@@ -217,7 +217,8 @@ def spawn_workers(argv: list[str], count: int, env: dict[str, str]) -> int:
 
 
 def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, workers: int,
-              storage: str | None, tracking_flag: str | None, worker_of: str | None) -> str:
+              storage: str | None, tracking_flag: str | None, worker_of: str | None,
+              repeat_best: int = 0, seeds: int = 3) -> str:
     """The `textclf sweep` command: validate, open the study and its parent run, run the workers."""
     from textclf.data import load_splits
     from textclf.sweep_spec import load_spec
@@ -252,6 +253,8 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
                 raise RuntimeError(f"a sweep worker exited with code {code}")
         else:
             run_worker(sweep)
+        if repeat_best:
+            repeat_top(sweep, open_study(spec, url), repeat_best, seeds)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -259,9 +262,47 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
     finally:
         study = open_study(spec, url)
         tracking.update_parent(parent, best_tags(study), {"leaderboard.csv": leaderboard(study).to_csv()})
+        attach_report(parent, study)
         if not launched_by_mlflow:  # else `mlflow run` ends its own run
             tracking.end_run(parent, status)
     return summarize(study, url, parent, uri)
+
+
+def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
+    """Seed noise: rerun the best `k` complete trials with `seeds` - 1 more training seeds each, as extra
+    child runs tagged textclf.repeat_of; repeats already logged (a resumed command) are not run again."""
+    if len(study.directions) > 1:
+        raise InputError(["--repeat-best: needs a single-objective study"])
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    complete.sort(key=lambda t: t.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    done = tracking.repeats_of(sweep.parent_run_id)
+    for trial in complete[:k]:
+        base = replace(trial_config(sweep.spec, FixedTrial(trial.params), sweep.overrides),
+                       tracking__experiment=sweep.experiment)
+        for offset in range(1, seeds):
+            seed = base.train.seed + offset
+            if (str(trial.number), str(seed)) in done:
+                continue
+            hooks = TrialHooks(sweep.parent_run_id, {"repeat.of_trial": trial.number},
+                               {"textclf.repeat_of": str(trial.number), "textclf.study": sweep.spec.name})
+            log.info("repeat of trial %d with train.seed=%d", trial.number, seed)
+            train_run(replace(base, train__seed=seed), sweep.tracking_uri, hooks)
+            _release_memory()
+
+
+def attach_report(parent: str, study: optuna.Study) -> None:
+    """Regenerate the report and attach it to the parent run, so the MLflow UI shows the answer."""
+    import tempfile
+
+    from textclf import report
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            selection = report.select_runs(parent)
+            report.build_report(selection, Path(tmp), study)
+            tracking.attach_report(parent, Path(tmp))
+    except Exception as e:  # the study's results stand without the report; `textclf report` can redo it
+        log.warning("could not build the sweep report: %s", e)
 
 
 def summarize(study: optuna.Study, url: str, parent: str, uri: str) -> str:

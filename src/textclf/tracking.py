@@ -116,6 +116,24 @@ def experiment_of(run_id: str) -> str:
     return client.get_experiment(client.get_run(run_id).info.experiment_id).name
 
 
+def repeats_of(parent_run_id: str) -> set[tuple[str, str]]:
+    """(trial number, train.seed) of the seed-repeat runs already logged under a parent."""
+    client = mlflow.MlflowClient()
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_run_id}' and "
+                                            f"tags.`textclf.repeat_of` != ''")
+    return {(r.data.tags["textclf.repeat_of"], r.data.params.get("train.seed", "")) for r in runs
+            if r.info.status == "FINISHED"}
+
+
+def connect_read(uri: str) -> None:
+    mlflow.set_tracking_uri(uri)
+
+
+def attach_report(run_id: str, directory: Path) -> None:
+    mlflow.MlflowClient().log_artifacts(run_id, str(directory), "report")
+
+
 def delete_run(run_id: str) -> None:
     mlflow.MlflowClient().delete_run(run_id)
 

@@ -1,0 +1,242 @@
+"""`textclf report`: the comparison tables and plots users used to build by hand after every sweep.
+
+Runs are read from MLflow (a sweep's parent run, the newest sweep of a study name, or a whole experiment)
+into one pandas DataFrame, one row per run; the leaderboard is sorted by the study's objective with the
+best row marked. Runs whose split fingerprint or label map differ are grouped, never silently mixed.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from textclf.errors import InputError
+
+SHOWN_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio", "trainable_params",
+                 "train_time_s")
+IGNORED_PARAMS = ("tracking.", "trial.", "train.progress", "data.train_rows", "data.val_rows", "data.test_rows",
+                  "train.effective_batch_size", "max_length", "truncation")
+
+
+@dataclass
+class Selection:
+    """The runs a report covers and how to rank them."""
+    title: str
+    runs: pd.DataFrame  # one row per run: run_id, status, params (section.key), metrics, tags
+    objective: tuple[str, str] = ("best_val_accuracy", "maximize")
+    parent_run_id: str | None = None
+    storage: str | None = None  # the study's Optuna storage, when known
+    study_name: str | None = None
+    varied: list[str] = field(default_factory=list)
+
+
+def select_runs(target: str) -> Selection:
+    """A parent run id, a study name (its newest sweep parent run), or an experiment name."""
+    client = mlflow.MlflowClient()
+    parent = _parent_run(client, target)
+    if parent is not None:
+        experiment = parent.info.experiment_id
+        runs = mlflow.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        tags = parent.data.tags
+        objective = next(iter(json.loads(tags.get("study.objective", "{}")).items()),
+                         ("best_val_accuracy", "maximize"))
+        selection = Selection(f"study {tags.get('textclf.study', '?')} (parent run {parent.info.run_id})",
+                              runs, tuple(objective), parent.info.run_id, tags.get("study.storage"),
+                              tags.get("textclf.study"))
+    else:
+        found = client.get_experiment_by_name(target)
+        if found is None:
+            raise InputError([f"report: {target!r} is neither a run id, a study name nor an experiment in "
+                              f"{mlflow.get_tracking_uri()}; pass --tracking-uri or one of those"])
+        runs = mlflow.search_runs([found.experiment_id], "tags.`textclf.role` != 'sweep'")
+        if not runs.empty and "tags.textclf.role" in runs:
+            runs = runs[runs["tags.textclf.role"] != "sweep"]
+        selection = Selection(f"experiment {target}", runs)
+    if selection.runs.empty:
+        raise InputError([f"report: {selection.title} has no runs yet"])
+    selection.runs = _tidy(selection.runs)
+    selection.varied = varied_params(selection.runs)
+    return selection
+
+
+def _parent_run(client: mlflow.MlflowClient, target: str):
+    if re.fullmatch(r"[0-9a-f]{32}", target):
+        try:
+            return client.get_run(target)
+        except mlflow.exceptions.MlflowException:
+            return None
+    found = mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,
+                               filter_string=f"tags.`textclf.study` = '{target}' and tags.`textclf.role` = 'sweep'",
+                               order_by=["attributes.start_time DESC"])
+    return found[0] if found else None
+
+
+def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
+    """Columns without the `params.`/`metrics.`/`tags.` prefixes (tags keep theirs); numbers as numbers."""
+    frame = pd.DataFrame({"run_id": runs["run_id"], "status": runs["status"]})
+    for column in runs.columns:
+        if column.startswith("params."):
+            frame[column.removeprefix("params.")] = _maybe_numeric(runs[column])
+        elif column.startswith("metrics."):
+            frame[column.removeprefix("metrics.")] = runs[column]
+        elif column in ("tags.textclf.split_fingerprint", "tags.trial.state", "tags.mlflow.runName",
+                        "tags.textclf.repeat_of"):
+            frame[column.removeprefix("tags.")] = runs[column]
+    if "data.label_map" not in frame:
+        frame["data.label_map"] = ""
+    return frame.reset_index(drop=True)
+
+
+def _maybe_numeric(column: pd.Series) -> pd.Series:
+    converted = pd.to_numeric(column, errors="coerce")
+    return converted if converted.notna().sum() == column.notna().sum() else column
+
+
+def varied_params(runs: pd.DataFrame) -> list[str]:
+    """Config params that take more than one value across the runs: what the study varied."""
+    params = [c for c in runs.columns if re.fullmatch(r"(data|model|train)\.\w+", c) and not c.startswith(IGNORED_PARAMS)]
+    return sorted(c for c in params if runs[c].astype(str).nunique(dropna=False) > 1)
+
+
+def leaderboard(selection: Selection) -> pd.DataFrame:
+    """One row per run, the varied hyperparameters and the metrics people compare; best first, marked."""
+    runs = selection.runs
+    metric, direction = selection.objective
+    columns = ["trial.number"] * ("trial.number" in runs) + ["textclf.repeat_of"] * (
+        "textclf.repeat_of" in runs and runs["textclf.repeat_of"].notna().any()) + selection.varied + \
+        [m for m in (metric, *SHOWN_METRICS) if m in runs] + ["status", "run_id"]
+    table = runs[list(dict.fromkeys(columns))].copy()
+    table["group"] = comparability_groups(runs)
+    if metric in table:
+        table = table.sort_values(["group", metric], ascending=[True, direction == "minimize"],
+                                  na_position="last", kind="stable")
+        finished = table[table["status"] == "FINISHED"]
+        best = finished.groupby("group")[metric].idxmax() if direction == "maximize" else \
+            finished.groupby("group")[metric].idxmin()
+        table.insert(0, "best", np.where(table.index.isin(best.dropna().values), "*", ""))
+    if table["group"].nunique() == 1:
+        table = table.drop(columns="group")
+    return table.reset_index(drop=True)
+
+
+def comparability_groups(runs: pd.DataFrame) -> pd.Series:
+    """A group label per run: runs share one only if they share the split fingerprint and label map."""
+    keys = runs.get("textclf.split_fingerprint", pd.Series("", index=runs.index)).fillna("").astype(str) + "|" + \
+        runs["data.label_map"].fillna("").astype(str)
+    order = sorted(dict.fromkeys(keys), key=lambda k: -(keys == k).sum())  # the largest group is A
+    labels = {k: chr(ord("A") + i) for i, k in enumerate(order)}
+    return keys.map(labels)
+
+
+def comparability_note(runs: pd.DataFrame) -> str:
+    groups = comparability_groups(runs)
+    if groups.nunique() <= 1:
+        return "All runs share one split fingerprint and label map: their metrics are comparable."
+    return (f"Runs fall into {groups.nunique()} groups ({', '.join(sorted(groups.unique()))}) with different "
+            f"data splits or label maps: metrics compare only within a group, and each group has its own best "
+            f"row. (Expected when the study varies the data, e.g. data.train_fraction.)")
+
+
+def seed_noise(runs: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+    """Mean and spread of `metric` per configuration that was repeated with several seeds."""
+    if "textclf.repeat_of" not in runs or runs["textclf.repeat_of"].isna().all():
+        return None
+    trial = runs["trial.number"].astype("Int64").astype(str) if "trial.number" in runs else ""
+    origin = runs["textclf.repeat_of"].fillna(trial)
+    frame = runs.assign(config=origin)[lambda f: f["status"] == "FINISHED"]
+    stats = frame.groupby("config")[metric].agg(["count", "mean", "std"]).sort_values("mean", ascending=False)
+    stats = stats[stats["count"] > 1]
+    if len(stats) >= 2:
+        gap = stats["mean"].iloc[0] - stats["mean"].iloc[1]
+        noise = float(np.sqrt((stats["std"] ** 2).mean()))
+        stats["note"] = ""
+        stats.iloc[0, stats.columns.get_loc("note")] = (
+            f"lead {gap:.4f} {'<' if gap < noise else '>='} seed std {noise:.4f}: "
+            + ("within noise" if gap < noise else "larger than noise"))
+    return stats
+
+
+def write_tables(table: pd.DataFrame, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "leaderboard.csv", "md": out / "leaderboard.md", "html": out / "leaderboard.html"}
+    table.to_csv(paths["csv"], index=False)
+    paths["md"].write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    paths["html"].write_text(table.to_html(index=False, float_format=lambda x: f"{x:.4g}"))
+    return paths
+
+
+def load_histories(runs: pd.DataFrame, limit: int = 40) -> dict[str, pd.DataFrame]:
+    """Per-epoch train/val loss of up to `limit` finished runs, keyed by a short label."""
+    client = mlflow.MlflowClient()
+    out = {}
+    for _, row in runs[runs["status"] == "FINISHED"].head(limit).iterrows():
+        series = {key: {m.step: m.value for m in client.get_metric_history(row["run_id"], key)}
+                  for key in ("train_loss", "val_loss")}
+        if series["val_loss"]:
+            label = f"trial {int(row['trial.number'])}" if pd.notna(row.get("trial.number")) else row["run_id"][:8]
+            out[label] = pd.DataFrame(series).sort_index()
+    return out
+
+
+def build_report(selection: Selection, out: Path, study=None) -> Path:
+    """Tables (CSV, Markdown, HTML), the plots the runs call for, and report.md tying them together."""
+    from textclf import report_plots as plots
+
+    metric = selection.objective[0]
+    table = leaderboard(selection)
+    write_tables(table, out)
+    lines = [f"# Report: {selection.title}", "", comparability_note(selection.runs), "",
+             f"Sorted by `{metric}` ({selection.objective[1]}); `*` marks the best finished run"
+             + (" of each group." if "group" in table else "."), "",
+             table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"), ""]
+    figures, notes = [], []
+    fig, note = plots.heatmap_length_lr(selection.runs, metric)
+    figures.append(("heatmap_length_lr", fig)), notes.append(note)
+    fig, note, reading = plots.data_scaling(selection.runs, metric)
+    figures.append(("data_scaling", fig)), notes.append(note)
+    if reading:
+        lines += [f"**Data scaling:** {reading}.", ""]
+    fig, note = plots.pareto(selection.runs, metric, "train_time_s")
+    figures.append(("accuracy_vs_time", fig)), notes.append(note)
+    if "model.freeze" in selection.varied or "model.peft" in selection.varied:
+        fig, note = plots.pareto(selection.runs, metric, "trainable_params")
+        figures.append(("accuracy_vs_trainable_params", fig)), notes.append(note)
+    fig, note = plots.loss_curves(load_histories(selection.runs))
+    figures.append(("loss_curves", fig)), notes.append(note)
+    if study is not None:
+        views, view_notes = plots.optuna_views(study)
+        figures += [(f"optuna_{name}", f) for name, f in views]
+        notes += view_notes + [f"optuna {name}" for name, _ in views]
+    else:
+        notes.append("skipped Optuna importances / parallel coordinates: no study storage to read")
+    noise = seed_noise(selection.runs, metric)
+    if noise is not None:
+        lines += ["## Seed noise", "", noise.to_markdown(floatfmt=".4g"), ""]
+    lines += ["## Plots", ""]
+    for name, fig in figures:
+        if fig is not None:
+            fig.savefig(out / f"{name}.png", dpi=110)
+            plots.plt.close(fig)
+            lines += [f"![{name}]({name}.png)", ""]
+    lines += [f"- {n}" for n in notes if n.startswith("skipped")]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"
+
+
+def open_study(selection: Selection, storage: str | None):
+    """The Optuna study behind a sweep, if its storage can be opened (a redacted URL cannot)."""
+    url = storage or selection.storage
+    if not selection.study_name or not url or "<redacted>" in url:
+        return None
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=selection.study_name, storage=url)
+    except (KeyError, ValueError, ImportError) as e:
+        raise InputError([f"report: cannot open study {selection.study_name!r} in {url} ({e}); pass --storage"]) \
+            from None

@@ -1,0 +1,150 @@
+"""The report's plots, each drawn only when the runs vary what it is about (else a one-line reason).
+
+Every function returns (figure or None, message); figures are matplotlib (Agg), saved as PNG by the caller.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def heatmap_length_lr(runs: pd.DataFrame, metric: str):
+    """Validation accuracy over max length x learning rate (the first notebook's question)."""
+    keys = ("data.max_length", "train.learning_rate")
+    if not all(k in runs and runs[k].nunique() > 1 for k in keys):
+        return None, "skipped max-length x learning-rate heatmap: the runs do not vary both"
+    done = runs[runs["status"] == "FINISHED"]
+    grid = done.pivot_table(index="data.max_length", columns="train.learning_rate", values=metric, aggfunc="mean")
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.8 * grid.shape[0]))
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(grid.shape[1]), [f"{v:.0e}" for v in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [str(int(v)) for v in grid.index])
+    for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if not math.isnan(value):
+            ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white")
+    ax.set(xlabel="learning rate", ylabel="max length", title=f"{metric} by max length and learning rate")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig, "max-length x learning-rate heatmap"
+
+
+def power_law(n, a, b, c):
+    return a * np.power(n, -b) + c
+
+
+def fit_scaling(n: np.ndarray, accuracy: np.ndarray) -> dict | None:
+    """error = a * n^-b + c fitted to (training rows, accuracy); None if it cannot be fitted."""
+    from scipy.optimize import curve_fit
+
+    if len(np.unique(n)) < 3:
+        return None
+    error = 1 - accuracy
+    try:
+        (a, b, c), _ = curve_fit(power_law, n, error, p0=(1.0, 0.5, max(error.min() * 0.5, 1e-3)),
+                                 bounds=([0, 0, 0], [np.inf, 3, 1]), maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    largest = float(n.max())
+    target = power_law(largest, a, b, c) - 0.01
+    extra = ((target - c) / a) ** (-1 / b) - largest if target > c and a > 0 and b > 0 else math.inf
+    return {"a": a, "b": b, "c": c, "largest_n": largest, "rows_for_one_more_point": extra}
+
+
+def data_scaling(runs: pd.DataFrame, metric: str):
+    """Accuracy and training time against training-set size, with the fitted power law."""
+    if "data.train_rows" not in runs or runs["data.train_rows"].nunique() < 2:
+        return None, "skipped data-scaling plot: the runs do not vary the training-set size", None
+    done = runs[runs["status"] == "FINISHED"].sort_values("data.train_rows")
+    n, accuracy = done["data.train_rows"].to_numpy(float), done[metric].to_numpy(float)
+    fit = fit_scaling(n, accuracy)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(n, accuracy, "o", label=metric)
+    if fit:
+        xs = np.linspace(n.min(), n.max() * 2, 100)
+        left.plot(xs, 1 - power_law(xs, fit["a"], fit["b"], fit["c"]), "--",
+                  label=f"fit: error = {fit['a']:.3g} n^-{fit['b']:.3g} + {fit['c']:.3g}")
+    left.set(xscale="log", xlabel="training rows", ylabel=metric, title="accuracy vs training-set size")
+    left.legend(fontsize=8)
+    right.plot(n, done["train_time_s"], "o-")
+    right.set(xlabel="training rows", ylabel="train time (s)", title="training time vs training-set size")
+    fig.tight_layout()
+    if fit is None:
+        return fig, "data-scaling plot (too few sizes for a power-law fit)", None
+    more = fit["rows_for_one_more_point"]
+    reading = ("+1 point of accuracy needs about " + (f"{more:,.0f} more training rows" if math.isfinite(more)
+               else "more than the fit allows (at its asymptote)") + f" beyond {fit['largest_n']:,.0f}")
+    return fig, "data-scaling plot with power-law fit", reading
+
+
+def pareto(runs: pd.DataFrame, metric: str, cost: str):
+    """`metric` against `cost` (train time or trainable params) with the Pareto front marked."""
+    if cost not in runs or runs[cost].nunique() < 2:
+        return None, f"skipped {metric} vs {cost}: it does not vary"
+    done = runs[runs["status"] == "FINISHED"].dropna(subset=[metric, cost])
+    done = done.sort_values([cost, metric], ascending=[True, False])
+    front, best = [], -math.inf
+    for index, row in done.iterrows():  # cheapest (then best) first: on the front if it beats all cheaper
+        if row[metric] > best:
+            front.append(index)
+            best = row[metric]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.scatter(done[cost], done[metric], color="tab:gray", label="runs")
+    ax.plot(done.loc[front, cost], done.loc[front, metric], "o-", color="tab:red", label="Pareto front")
+    label = "model.freeze" if "model.freeze" in done and done["model.freeze"].nunique() > 1 else "trial.number"
+    for _, row in done.iterrows():
+        if label in row:
+            ax.annotate(str(row[label]), (row[cost], row[metric]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set(xlabel=cost, ylabel=metric, title=f"{metric} vs {cost}")
+    if cost == "trainable_params":
+        ax.set_xscale("log")
+    ax.legend()
+    fig.tight_layout()
+    return fig, f"{metric} vs {cost} with Pareto front"
+
+
+def loss_curves(histories: dict[str, pd.DataFrame]):
+    """Per-epoch train (dashed) and validation (solid) loss of every run, overlaid."""
+    if not histories:
+        return None, "skipped loss curves: no per-epoch metrics"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (name, history), color in zip(histories.items(), plt.cm.tab20.colors * 10):
+        ax.plot(history.index, history["val_loss"], "o-", color=color, label=name)
+        ax.plot(history.index, history["train_loss"], "x--", color=color)
+    ax.set(xlabel="epoch", ylabel="loss", title="val (solid) and train (dashed) loss per run")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig, "per-epoch loss curves"
+
+
+def optuna_views(study):
+    """Optuna's own parameter importances and parallel coordinates, as matplotlib figures."""
+    import warnings
+
+    import optuna
+    from optuna.visualization import matplotlib as views
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    varied = {k for t in complete for k in t.params if len({str(u.params.get(k)) for u in complete}) > 1}
+    if len(study.directions) > 1 or len(complete) < 2 or not varied:
+        return [], ["skipped Optuna importances / parallel coordinates: needs a single-objective study with "
+                    ">= 2 complete trials that vary a parameter"]
+    out, notes = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
+        for name, draw in (("param_importances", views.plot_param_importances),
+                           ("parallel_coordinate", views.plot_parallel_coordinate)):
+            try:
+                figure = draw(study).figure
+                figure.set_size_inches(8, 4.5)
+                figure.tight_layout()
+                out.append((name, figure))
+            except (ValueError, RuntimeError, ZeroDivisionError) as e:
+                notes.append(f"skipped Optuna {name}: {e}")
+    return out, notes
