@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny BERT checkpoint built in-process, synthetic data, an MLflow store, the real assets."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 # tests never download anything, and stay quiet
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
@@ -20,6 +22,16 @@ POSITIVE = "good great fine love excellent superb wonderful".split()
 NEGATIVE = "bad awful boring hate terrible poor dull".split()
 FILLER = "the a movie film was is this plot actor".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment():
+    """MLflow 3's set_tracking_uri / set_experiment export MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_ID "so
+    that subprocesses inherit them": without a reset one test's store would leak into the next."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
@@ -118,3 +130,64 @@ def cli(monkeypatch, capsys):
         return code, out, err
 
     return invoke
+
+
+def write(tmp_path: Path, tree: dict, name: str = "sweep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.fixture
+def tiny_sweep(tmp_path, tiny_model, tiny_data) -> Path:
+    """A base config on the tiny model and a 3-point grid: one trial completes, one is pruned after its
+    second epoch (a learning rate too small to move, below the pruner's 0.75 floor), one fails (top9 on a
+    2-block model)."""
+    base = {"data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
+            "model": {"name": str(tiny_model)},
+            "train": {"epochs": 2, "batch_size": 16, "learning_rate": 5e-3, "warmup_ratio": 0, "progress": False},
+            "tracking": {"experiment": "tiny-sweep", "log_model": False}}
+    write(tmp_path, base, "base.yaml")
+    return write(tmp_path, {"base": "base.yaml",
+                            "study": {"sampler": "grid", "pruner": "threshold", "pruner_args": {"lower": 0.75, "n_warmup_steps": 2}},
+                            "grid": [{"train.learning_rate": 5e-3}, {"train.learning_rate": 1e-9},
+                                     {"model.freeze": "top9"}]})
+
+
+@contextlib.contextmanager
+def mlflow_server(store: Path, log_path: Path, *extra: str):
+    """`mlflow server` on a free 127.0.0.1 port over a SQLite store; yields its URL. Started in its own
+    process group and stopped as a group: the server forks job consumers that outlive a plain terminate."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "1", "--backend-store-uri", f"sqlite:///{store}", *extra],
+                                stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        pytest.fail(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.5)
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

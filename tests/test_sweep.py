@@ -8,8 +8,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-import yaml
-from conftest import ROOT
+from conftest import ROOT, write
 
 from textclf.errors import InputError
 from textclf.sweep_spec import FixedTrial, load_spec, trial_config
@@ -44,12 +43,6 @@ def test_follows_rule_picks_from_the_leader():
     assert (cfg.data.max_length, cfg.train.batch_size, cfg.train.learning_rate) == (512, 8, 3e-5)
 
 
-def write(tmp_path: Path, tree: dict, name: str = "sweep.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(tree))
-    return path
-
-
 def test_a_bad_spec_lists_every_problem_with_file_and_key(tmp_path):
     path = write(tmp_path, {"study": {"sampler": "bayes", "n_trails": 3}, "objectiv": "x",
                             "space": {"train.learning_rate": {"loguniform": [0, 1]},
@@ -80,22 +73,6 @@ def test_bad_spec_exits_2_before_any_study_or_run(cli, tmp_path, monkeypatch):
     code, _, err = cli("sweep", path)
     assert code == 2 and "a grid takes categorical dimensions" in err
     assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
-
-
-@pytest.fixture
-def tiny_sweep(tmp_path, tiny_model, tiny_data) -> Path:
-    """A base config on the tiny model and a 3-point grid: one trial completes, one is pruned after its
-    second epoch (a learning rate too small to move, below the pruner's 0.75 floor), one fails (top9 on a
-    2-block model)."""
-    base = {"data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
-            "model": {"name": str(tiny_model)},
-            "train": {"epochs": 2, "batch_size": 16, "learning_rate": 5e-3, "warmup_ratio": 0, "progress": False},
-            "tracking": {"experiment": "tiny-sweep", "log_model": False}}
-    write(tmp_path, base, "base.yaml")
-    return write(tmp_path, {"base": "base.yaml",
-                            "study": {"sampler": "grid", "pruner": "threshold", "pruner_args": {"lower": 0.75, "n_warmup_steps": 2}},
-                            "grid": [{"train.learning_rate": 5e-3}, {"train.learning_rate": 1e-9},
-                                     {"model.freeze": "top9"}]})
 
 
 def sweep_runs(uri: str, experiment: str = "tiny-sweep"):
@@ -132,7 +109,7 @@ def test_a_study_is_one_parent_with_one_child_per_trial_and_resumes(cli, tiny_sw
     assert len(board) == 4 and board[1].startswith(f"{best.number},COMPLETE")
     assert "optuna.load_study(study_name='sweep'" in out
     report = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "report")}
-    assert {"report/report.md", "report/leaderboard.csv", "report/accuracy_vs_time.png"} <= report
+    assert {"report/report.md", "report/leaderboard.csv", "report/loss_curves.png"} <= report
 
     code, _, err = cli("sweep", tiny_sweep)  # the same command again: nothing to redo
     assert code == 0, err
@@ -168,6 +145,7 @@ def test_mlflow_run_sweep_makes_its_run_the_parent(tiny_sweep, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local",
                            "--experiment-name", "mlproject-sweep", "-e", "sweep", "-P", f"spec={tiny_sweep}",
+                           "-P", f"storage=sqlite:///{tmp_path / 'optuna.db'}",
                            "-P", "overrides=train.epochs=2"],
                           env={**os.environ, "MLFLOW_TRACKING_URI": uri,  # `textclf` from this venv, activated or not
                                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}, cwd=tmp_path, capture_output=True,
@@ -217,3 +195,18 @@ def test_accuracy_and_time_as_two_objectives_give_a_pareto_front(cli, tiny_sweep
     [parent], _ = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     front = {t.number for t in study.best_trials}
     assert set(map(int, parent.data.tags["pareto_trials"].split(","))) == front
+
+
+def test_repeat_best_adds_seed_runs_and_the_report_measures_the_noise(cli, tiny_sweep, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("sweep", tiny_sweep, "--repeat-best", "1", "--seeds", "3")
+    assert code == 0, err
+    [parent], children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    repeats = [c for c in children if c.data.tags.get("textclf.repeat_of")]
+    best = parent.data.tags["best_trial"]
+    assert len(children) == 5 and len(repeats) == 2 and {r.data.tags["textclf.repeat_of"] for r in repeats} == {best}
+    assert sorted(r.data.params["train.seed"] for r in repeats) == ["43", "44"]
+    assert "## Seed noise" in mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report/report.md")
+    code, _, err = cli("sweep", tiny_sweep, "--repeat-best", "1", "--seeds", "3")  # resumed: nothing new
+    assert code == 0, err
+    assert len(sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")[1]) == 5

@@ -107,8 +107,8 @@ def leaderboard(selection: Selection) -> pd.DataFrame:
     """One row per run, the varied hyperparameters and the metrics people compare; best first, marked."""
     runs = selection.runs
     metric, direction = selection.objective
-    columns = ["trial.number"] * ("trial.number" in runs) + ["textclf.repeat_of"] * (
-        "textclf.repeat_of" in runs and runs["textclf.repeat_of"].notna().any()) + selection.varied + \
+    repeated = "textclf.repeat_of" in runs and bool(runs["textclf.repeat_of"].notna().any())
+    columns = ["trial.number"] * ("trial.number" in runs) + ["textclf.repeat_of"] * repeated + selection.varied + \
         [m for m in (metric, *SHOWN_METRICS) if m in runs] + ["status", "run_id"]
     table = runs[list(dict.fromkeys(columns))].copy()
     table["group"] = comparability_groups(runs)
