@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 # tests never download anything, and stay quiet
+os.environ.setdefault("TEXTCLF_CACHE", tempfile.mkdtemp(prefix="textclf-cache-"))  # not ~/.cache
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
                   MLFLOW_LOGGING_LEVEL="WARNING", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
 os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -33,6 +33,7 @@ class DataConfig:
     test_size: float | None = None  # pool: like val_size (None = 0.1); provided: test subsample (None = all)
     max_length: int = 128  # tokens per text including [CLS]/[SEP]; at most the model's position limit
     seed: int = 42  # split seed, separate from train.seed so one split serves many runs
+    token_cache: bool = True  # token ids cached on disk ($TEXTCLF_CACHE, else ~/.cache/textclf)
 
     def pool_test_size(self) -> float:
         return 0.1 if self.test_size is None else self.test_size
@@ -73,6 +74,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 42  # model head init, batch order, dropout
     num_workers: int = 0  # DataLoader workers; batches are pre-tokenized, so 0 is usually fastest
+    group_by_length: bool = False  # batches of similar lengths (less padding); off until benchmarked
     progress: bool = True  # tqdm bars on stderr
 
     def effective_batch_size(self) -> int:

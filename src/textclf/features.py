@@ -1,6 +1,8 @@
-"""Token ids for each split (tokenized once, before training) and dynamically padded batches."""
+"""Token ids for each split (tokenized once before training, through the on-disk cache in tokens.py) and
+dynamically padded batches, optionally grouped by length."""
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -8,12 +10,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from textclf import tokens
 from textclf.data import Splits
 
 
 @dataclass(frozen=True)
 class Encoded:
-    input_ids: list[list[int]]  # one list per text, truncated to max_length, with special tokens
+    input_ids: list  # one id sequence per text, truncated to max_length, with special tokens
     labels: np.ndarray
 
     def lengths(self) -> np.ndarray:
@@ -25,6 +28,8 @@ class Loaders:
     train: DataLoader
     val: DataLoader
     test: DataLoader
+    tokenize_time_s: float = 0.0
+    token_cache_hit: bool = False  # every text's ids came from the cache
 
 
 def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int) -> Encoded:
@@ -34,17 +39,29 @@ def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int)
 
 
 def make_loaders(splits: Splits, tokenizer, max_length: int, batch_size: int, eval_batch_size: int,
-                 seed: int, device: torch.device, num_workers: int = 0) -> Loaders:
-    encoded = {name: encode(f.text, f.label, tokenizer, max_length) for name, f in splits.frames().items()}
+                 seed: int, device: torch.device, num_workers: int = 0, cache_length: int | None = None,
+                 group_by_length: bool = False) -> Loaders:
+    """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory."""
+    start, misses, encoded = time.perf_counter(), 0, {}
+    for name, frame in splits.frames().items():
+        if cache_length:
+            done = tokens.tokenize(list(frame.text), tokenizer, max_length, cache_length)
+            encoded[name], misses = Encoded(done.ids, np.asarray(frame.label, dtype=np.int64)), misses + done.misses
+        else:
+            encoded[name] = encode(frame.text, frame.label, tokenizer, max_length)
     collate = Collate(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
     common = dict(collate_fn=collate, num_workers=num_workers, pin_memory=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)  # batch order depends on train.seed only
-    train = DataLoader(Rows(encoded["train"]), batch_size=batch_size, shuffle=True, generator=generator,
-                       **common)
+    if group_by_length:
+        train = DataLoader(Rows(encoded["train"]), batch_sampler=GroupedBatches(
+            encoded["train"].lengths(), batch_size, generator), **common)
+    else:
+        train = DataLoader(Rows(encoded["train"]), batch_size=batch_size, shuffle=True, generator=generator,
+                           **common)
     # eval order is free: batching texts of similar length wastes little compute on padding
     val, test = (DataLoader(Rows(encoded[s]), batch_sampler=by_length(encoded[s], eval_batch_size), **common)
                  for s in ("val", "test"))
-    return Loaders(train, val, test)
+    return Loaders(train, val, test, time.perf_counter() - start, bool(cache_length) and misses == 0)
 
 
 class Rows(torch.utils.data.Dataset):
@@ -63,6 +80,28 @@ def by_length(encoded: Encoded, batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
+class GroupedBatches(torch.utils.data.Sampler):
+    """Training batches of similar lengths, in random order: shuffle, cut into buckets of `bucket`
+    batches, sort each bucket by length, batch it, shuffle the batches. Every row once per epoch."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, generator: torch.Generator, bucket: int = 50):
+        self.lengths, self.batch_size, self.generator, self.bucket = lengths, batch_size, generator, bucket
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths), generator=self.generator).numpy()
+        size = self.batch_size * self.bucket
+        batches = []
+        for i in range(0, len(order), size):
+            chunk = order[i:i + size]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[j:j + self.batch_size].tolist() for j in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[b]
+
+
 class Collate:
     """Pad a batch to its longest text (rounded up to `multiple` for tensor cores)."""
 
@@ -75,7 +114,7 @@ class Collate:
         input_ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)
         for row, (ids, _) in enumerate(items):
-            input_ids[row, :len(ids)] = torch.tensor(ids)
+            input_ids[row, :len(ids)] = torch.as_tensor(ids)
             mask[row, :len(ids)] = 1
         labels = torch.tensor([y for _, y in items], dtype=torch.long)
         tokens = sum(len(ids) for ids, _ in items)  # real (unpadded) tokens, counted without a device sync

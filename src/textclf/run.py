@@ -46,7 +46,8 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
     model = build_classifier(backbone, splits.label_names, cfg)
     loaders = make_loaders(splits, backbone.tokenizer, cfg.data.max_length, cfg.train.batch_size,
-                           cfg.train.eval_batch_size, cfg.train.seed, device, cfg.train.num_workers)
+                           cfg.train.eval_batch_size, cfg.train.seed, device, cfg.train.num_workers,
+                           cache_length(backbone, cfg) if cfg.data.token_cache else None, cfg.train.group_by_length)
     trainable, total = count_params(model)
     log.info("%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, effective "
              "batch %d", len(splits.train), len(splits.val), len(splits.test), len(splits.label_names),
@@ -64,12 +65,19 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
                      report=trial and trial.report)
         test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
+        final |= {"tokenize_time_s": loaders.tokenize_time_s, "token_cache_hit": float(loaders.token_cache_hit)}
         confusion = metrics.confusion(test.labels, test.predictions, splits.label_names)
         model_uri = tracking.log_model(model, backbone.tokenizer, cfg.data.max_length, backbone.location,
                                        cfg.model.save_base) if cfg.tracking.log_model else None
         final["total_time_s"] = time.perf_counter() - start
         tracking.log_results(final, fitted.history, fitted.best_epoch, confusion)
     return RunResult(run_id, final, model_uri)
+
+
+def cache_length(backbone, cfg: Config) -> int:
+    """Tokens are cached at the model's limit (capped for models without one), so every max length that
+    a sweep tries slices the same cache."""
+    return max(min(backbone.max_length(), 4096), cfg.data.max_length)
 
 
 def derived_params(cfg: Config, splits: Splits) -> dict[str, object]:

@@ -1,0 +1,97 @@
+"""Token ids cached on disk, per tokenizer, at the model's longest input; shorter max lengths are slices.
+
+A tokenizer reads the whole text before it truncates, so tokenizing at 512 costs what tokenizing at 128
+does: one cache at the model's limit serves every max length a sweep tries. Truncating cached ids to L
+keeps the first L-1 tokens and the final special token ([SEP], </s>), which is exactly what the
+tokenizer's own truncation gives for a single text (tested). Files are replaced atomically, so a killed
+writer never leaves a torn cache behind; concurrent writers can only lose each other's additions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    ids: list[np.ndarray]  # one int32 array per text, special tokens included, at most `length` long
+    seconds: float  # wall time spent here, cache reads included
+    misses: int  # texts that had to be tokenized (0: the cache had them all)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TEXTCLF_CACHE") or Path.home() / ".cache" / "textclf") / "tokens"
+
+
+def fingerprint(tokenizer) -> str:
+    """What decides the ids: the tokenizer's full definition (vocabulary, normalizer, special tokens)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    definition = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    extra = json.dumps([type(tokenizer).__name__, tokenizer.all_special_tokens, tokenizer.padding_side])
+    return hashlib.sha256((definition + extra).encode()).hexdigest()[:20]
+
+
+def text_keys(texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+                        for t in texts), dtype=np.uint64, count=len(texts))
+
+
+def tokenize(texts: Sequence[str], tokenizer, max_length: int, cache_length: int,
+             directory: Path | None = None) -> Tokenized:
+    """Ids of `texts` truncated to `max_length`, read from (and added to) the cache at `cache_length`."""
+    start = time.perf_counter()
+    path = (directory or cache_dir()) / f"{fingerprint(tokenizer)}-{cache_length}.npz"
+    keys = text_keys(texts)
+    known_keys, offsets, flat = _read(path)
+    where = np.searchsorted(known_keys, keys)
+    found = (where < len(known_keys)) & (known_keys[np.minimum(where, len(known_keys) - 1)] == keys) \
+        if len(known_keys) else np.zeros(len(keys), dtype=bool)
+    missing = np.flatnonzero(~found)
+    if len(missing):
+        fresh = tokenizer([texts[i] for i in missing], truncation=True, max_length=cache_length,
+                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        new_keys, first = np.unique(keys[missing], return_index=True)
+        known_keys, offsets, flat = _merge(known_keys, offsets, flat, new_keys, [fresh[i] for i in first])
+        _write(path, known_keys, offsets, flat)
+        where = np.searchsorted(known_keys, keys)
+    ids = [shorten(flat[offsets[i]:offsets[i + 1]], max_length) for i in where]
+    return Tokenized(ids, time.perf_counter() - start, len(missing))
+
+
+def shorten(ids: np.ndarray, max_length: int) -> np.ndarray:
+    return ids if len(ids) <= max_length else np.concatenate([ids[:max_length - 1], ids[-1:]])
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        with np.load(path) as cached:
+            return cached["keys"], cached["offsets"], cached["ids"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):  # absent or torn: rebuilt
+        return np.empty(0, np.uint64), np.zeros(1, np.int64), np.empty(0, np.int32)
+
+
+def _merge(keys, offsets, flat, new_keys, new_ids):
+    lengths = np.concatenate([np.diff(offsets), [len(x) for x in new_ids]]).astype(np.int64)
+    all_keys = np.concatenate([keys, new_keys])
+    pieces = [flat[offsets[i]:offsets[i + 1]] for i in range(len(keys))] + \
+        [np.asarray(x, dtype=np.int32) for x in new_ids]
+    order = np.argsort(all_keys, kind="stable")
+    merged = np.concatenate([pieces[i] for i in order]) if len(order) else np.empty(0, np.int32)
+    return all_keys[order], np.concatenate([[0], np.cumsum(lengths[order])]), merged
+
+
+def _write(path: Path, keys, offsets, flat) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+        np.savez(f, keys=keys, offsets=offsets, ids=flat)
+        temporary = f.name
+    os.replace(temporary, path)  # atomic: readers see the old file or the new one, never half of one
