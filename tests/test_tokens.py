@@ -38,7 +38,8 @@ def test_real_wordpiece_and_bpe_tokenizers_slice_the_same_way(assets, tmp_path):
         assert [i.tolist() for i in cached.ids] == minilm(reviews, truncation=True, max_length=length)["input_ids"]
 
 
-def test_a_second_call_reads_everything_from_the_cache(tokenizer, tmp_path):
+def test_a_second_call_reads_everything_from_the_cache(tiny_model, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)  # fresh: no truncation state from earlier calls
     first = tokens.tokenize(texts(), tokenizer, 16, cache_length=64, directory=tmp_path)
     again = tokens.tokenize(texts()[::-1], tokenizer, 16, cache_length=64, directory=tmp_path)
     assert first.misses == len(set(texts())) and again.misses == 0

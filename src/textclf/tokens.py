@@ -35,7 +35,11 @@ def cache_dir() -> Path:
 def fingerprint(tokenizer) -> str:
     """What decides the ids: the tokenizer's full definition (vocabulary, normalizer, special tokens)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    definition = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:  # minus the truncation/padding state that each call leaves behind in it
+        definition = json.dumps({k: v for k, v in json.loads(backend.to_str()).items()
+                                 if k not in ("truncation", "padding")}, sort_keys=True)
+    else:
+        definition = json.dumps(sorted(tokenizer.get_vocab().items()))
     extra = json.dumps([type(tokenizer).__name__, tokenizer.all_special_tokens, tokenizer.padding_side])
     return hashlib.sha256((definition + extra).encode()).hexdigest()[:20]
 
