@@ -63,6 +63,10 @@ def test_train_logs_the_whole_contract(cli, tiny_overrides, tracking_uri, tmp_pa
     assert m["best_val_accuracy"] == client.get_metric_history(run.info.run_id, "val_accuracy")[
         int(m["best_epoch"]) - 1].value
     assert m["trainable_params"] == m["total_params"] > 0
+    # throughput: padded slots >= real tokens; the first step comes after data, model and run setup
+    assert 0 <= m["padding_fraction"] < 1
+    assert m["train_padded_tokens_per_s"] == pytest.approx(m["train_tokens_per_s"] / (1 - m["padding_fraction"]))
+    assert 0 < m["tokenize_time_s"] < m["time_to_first_step_s"] < m["total_time_s"]
     assert run.data.params["data.label_map"] == "neg,pos" and run.data.params["data.test_rows"] == "80"
     # the saved config is the resolved one: it reloads to the same config
     saved = tmp_path / "config.yaml"

@@ -61,11 +61,14 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
         tracking.log_trainable(trainable_names(model))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        fit_start = time.perf_counter()
         fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch,
                      report=trial and trial.report)
         test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
-        final |= {"tokenize_time_s": loaders.tokenize_time_s, "token_cache_hit": float(loaders.token_cache_hit)}
+        final |= {"tokenize_time_s": loaders.tokenize_time_s, "token_cache_hit": float(loaders.token_cache_hit),
+                  # from the command's start (data, model, tokens, run setup) to the first optimizer step
+                  "time_to_first_step_s": fit_start - start + fitted.first_step_s}
         confusion = metrics.confusion(test.labels, test.predictions, splits.label_names)
         model_uri = tracking.log_model(model, backbone.tokenizer, cfg.data.max_length, backbone.location,
                                        cfg.model.save_base) if cfg.tracking.log_model else None
@@ -97,6 +100,8 @@ def summarize(fitted, test, num_labels: int, trainable: int, total: int, device:
              "train_time_s": fitted.train_time_s,
              "train_samples_per_s": fitted.samples / fitted.step_time_s,
              "train_tokens_per_s": fitted.tokens / fitted.step_time_s,
+             "train_padded_tokens_per_s": fitted.padded_tokens / fitted.step_time_s,
+             "padding_fraction": 1 - fitted.tokens / max(fitted.padded_tokens, 1),
              "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total}
     if device.type == "cuda":
         final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

@@ -39,6 +39,8 @@ class FitResult:
     step_time_s: float = 0.0  # wall time spent in training steps only
     samples: int = 0  # training sequences processed
     tokens: int = 0  # real (unpadded) training tokens processed
+    padded_tokens: int = 0  # token slots computed, padding included
+    first_step_s: float = 0.0  # from the start of fit to the end of the first optimizer step
     stopped_early: bool = False
 
     def best(self) -> dict[str, float]:
@@ -81,10 +83,14 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
     result, best_loss, best_state, start = FitResult(), math.inf, None, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         epoch_start = time.perf_counter()
-        loss, accuracy, samples, tokens = train_epoch(model, train, optimizer, scheduler, scaler, cfg, device,
-                                                      dtype, f"epoch {epoch}/{cfg.epochs}")
+        loss, accuracy, counts, first_step = train_epoch(model, train, optimizer, scheduler, scaler, cfg, device,
+                                                         dtype, f"epoch {epoch}/{cfg.epochs}")
         result.step_time_s += time.perf_counter() - epoch_start
-        result.samples, result.tokens = result.samples + samples, result.tokens + tokens
+        result.samples += counts[0]
+        result.tokens += counts[1]
+        result.padded_tokens += counts[2]
+        if epoch == 1:
+            result.first_step_s = first_step - start
         check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
         if not math.isfinite(check.loss):
             raise FloatingPointError(f"validation loss is {check.loss} after epoch {epoch}; lower "
@@ -107,11 +113,13 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
 
 
 def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype, desc: str):
-    """One pass over `loader`; returns (mean loss, accuracy, samples, real tokens)."""
+    """One pass over `loader`; returns (mean loss, accuracy, (samples, real tokens, padded tokens), the
+    perf_counter time at which the first optimizer step had finished)."""
     model.train()
     loss_sum = torch.zeros((), device=device)  # accumulated on device: no sync per step
     correct = torch.zeros((), device=device, dtype=torch.long)
-    samples = tokens = 0
+    samples = tokens = padded = 0
+    first_step = None
     accum, n = cfg.grad_accum_steps, len(loader)
     bar = tqdm(loader, desc=desc, disable=not cfg.progress, leave=False, mininterval=1.0)
     for i, batch in enumerate(bar, start=1):
@@ -125,15 +133,20 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(-1) == labels).sum()
         samples, tokens = samples + len(labels), tokens + batch["tokens"]
+        padded += batch["input_ids"].numel()
         if i % accum == 0 or i == n:
             _step(model, optimizer, scheduler, scaler, cfg.max_grad_norm)
+            if first_step is None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # once: the first step's real end, not its launch
+                first_step = time.perf_counter()
         if i % 50 == 0 or i == n:  # one sync per 50 steps: progress and a NaN check
             mean = loss_sum.item() / samples
             if not math.isfinite(mean):
                 raise FloatingPointError(f"training loss is {mean} at {desc}, step {i}; lower "
                                          f"train.learning_rate or use train.precision=fp32")
             bar.set_postfix(loss=f"{mean:.4f}", acc=f"{correct.item() / samples:.3f}")
-    return loss_sum.item() / samples, correct.item() / samples, samples, tokens
+    return loss_sum.item() / samples, correct.item() / samples, (samples, tokens, padded), first_step
 
 
 def _step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> None:
