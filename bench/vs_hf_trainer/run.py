@@ -1,0 +1,115 @@
+"""bench/vs_hf_trainer: the same model, rows, max length, batch size, epochs and learning rate through
+textclf and through transformers.Trainer, measured in one process, reported side by side.
+
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python bench/vs_hf_trainer/run.py \
+        [--model all-MiniLM-L6-v2] [--train-fraction 0.025] [--max-length 128] [--epochs 1] [--batch-size 16]
+
+Both evaluate on the validation rows after every epoch and on the test rows at the end. Trainer gets its
+defaults (dynamic padding through DataCollatorWithPadding, fp32 on CPU; `--bf16` turns on its bf16 on a
+GPU). Throughput is training samples per second of the training loop (textclf: step time; Trainer: its
+train_runtime, which includes its per-epoch evaluation, so textclf's whole fit time is reported too).
+Prints one JSON object.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+
+import numpy as np
+import torch
+import transformers
+
+from textclf.config import load_config
+from textclf.data import load_splits
+from textclf.model import load_backbone
+from textclf.run import train_run
+
+
+def run_textclf(overrides: list[str], store: str) -> dict:
+    cfg = load_config(None, overrides + ["tracking.log_model=false", "train.progress=false"])
+    start = time.perf_counter()
+    result = train_run(cfg, store)
+    m = result.metrics
+    return {"wall_s": time.perf_counter() - start, "fit_s": m["train_time_s"],
+            "train_samples_per_s": m["train_samples_per_s"], "train_tokens_per_s": m["train_tokens_per_s"],
+            "test_accuracy": m["test_accuracy"], "peak_gpu_mem_mb": m.get("peak_gpu_mem_mb")}
+
+
+def run_trainer(overrides: list[str], bf16: bool) -> dict:
+    import datasets
+
+    cfg = load_config(None, overrides)
+    splits, backbone = load_splits(cfg), load_backbone(cfg)
+    tokenizer = backbone.tokenizer
+
+    def as_dataset(frame):
+        data = datasets.Dataset.from_dict({"text": list(frame.text), "label": list(frame.label)})
+        return data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=cfg.data.max_length),
+                        batched=True, remove_columns=["text"])
+
+    start = time.perf_counter()
+    train, val, test = as_dataset(splits.train), as_dataset(splits.val), as_dataset(splits.test)
+    transformers.set_seed(cfg.train.seed)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        backbone.location, num_labels=len(splits.label_names), use_safetensors=True)
+    with tempfile.TemporaryDirectory() as out:
+        args = transformers.TrainingArguments(
+            output_dir=out, num_train_epochs=cfg.train.epochs, per_device_train_batch_size=cfg.train.batch_size,
+            per_device_eval_batch_size=cfg.train.eval_batch_size, learning_rate=cfg.train.learning_rate,
+            weight_decay=cfg.train.weight_decay, warmup_steps=cfg.train.warmup_ratio,  # v5: a float < 1 is a ratio
+            max_grad_norm=cfg.train.max_grad_norm, eval_strategy="epoch", save_strategy="no", report_to=[],
+            seed=cfg.train.seed, bf16=bf16, logging_strategy="no", disable_tqdm=True)
+        trainer = transformers.Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
+                                       data_collator=transformers.DataCollatorWithPadding(tokenizer))
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        stats = trainer.train().metrics
+        predictions = trainer.predict(test)
+    accuracy = float((np.argmax(predictions.predictions, -1) == np.asarray(test["label"])).mean())
+    return {"wall_s": time.perf_counter() - start, "fit_s": stats["train_runtime"],
+            "train_samples_per_s": stats["train_samples_per_second"], "test_accuracy": accuracy,
+            "peak_gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None}
+
+
+def warm_up(overrides: list[str]) -> None:
+    cfg = load_config(None, overrides)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(load_backbone(cfg).location,
+                                                                              num_labels=2, use_safetensors=True)
+    ids = torch.randint(1000, 2000, (cfg.train.batch_size, cfg.data.max_length))
+    model(input_ids=ids, labels=torch.zeros(len(ids), dtype=torch.long)).loss.backward()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="all-MiniLM-L6-v2")
+    p.add_argument("--train-fraction", type=float, default=0.025)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--bf16", action="store_true", help="Trainer's bf16 (GPU); textclf uses bf16 on GPU anyway")
+    a = p.parse_args()
+    overrides = [f"model.name={a.model}", "data.name=imdb", "data.label_names=neg,pos", "data.split=pool",
+                 f"data.train_fraction={a.train_fraction}", f"data.max_length={a.max_length}",
+                 f"train.epochs={a.epochs}", f"train.batch_size={a.batch_size}",
+                 f"train.learning_rate={a.learning_rate}", "train.patience=0"]
+    warm_up(overrides)  # one-time library and kernel start-up costs land on neither side
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = run_textclf(overrides, f"sqlite:///{tmp}/mlflow.db")
+    theirs = run_trainer(overrides, a.bf16)
+    print(json.dumps({
+        "bench": "vs_hf_trainer", "args": vars(a), "textclf": ours, "hf_trainer": theirs,
+        # both fit times include the per-epoch validation pass: the like-for-like ratio
+        "speedup_fit": theirs["fit_s"] / ours["fit_s"],
+        "speedup_wall": theirs["wall_s"] / ours["wall_s"],
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, "
+                  f"{platform.processor() or platform.machine()})",
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch": torch.__version__, "transformers": transformers.__version__}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
