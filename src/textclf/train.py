@@ -69,7 +69,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         if p.requires_grad:  # frozen parameters never reach the optimizer
             (plain if name.endswith("bias") or id(p) in no_decay else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type == "cuda")
+    # fused kernels on CUDA and CPU (as Trainer's default adamw_torch_fused): one pass over all parameters
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cuda", "cpu"))
 
 
 def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainConfig, device: torch.device,
