@@ -171,13 +171,7 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
     if not isinstance(tree, dict):
         problems.append(f"{path}: top level must be a mapping of sections (data, model, train, tracking)")
         return {}
-    flat: dict[str, Any] = {}
-    for section, body in tree.items():
-        if isinstance(body, dict):
-            flat.update({f"{section}.{k}": v for k, v in body.items()})
-        else:
-            flat[str(section)] = body  # reported by _build_sections as unknown or not a mapping
-    return flat
+    return flatten_tree(tree, str(path), problems)
 
 
 def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:

@@ -148,8 +148,8 @@ def record_trial(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTr
     try:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:  # the run itself already ended with the matching status (STATUS)
-            tracking.update_parent(run_id, {"trial.state": trial.state.name}, {})
-        tracking.update_parent(sweep.parent_run_id, best_tags(study),
+            tracking.update_run(run_id, {"trial.state": trial.state.name}, {})
+        tracking.update_run(sweep.parent_run_id, best_tags(study),
                                {"leaderboard.csv": leaderboard(study).to_csv()})
     except Exception as e:  # a tracking hiccup must not stop the study; the next trial rewrites all of it
         log.warning("could not record trial %d in MLflow: %s", trial.number, e)
@@ -240,7 +240,7 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
     reuse = {"textclf.study": spec.name, "study.storage": tracking.redact("storage", url)}
     parent = launched_by_mlflow or tracking.start_parent(base.tracking.experiment, spec.name, tags, reuse)
     if launched_by_mlflow:
-        tracking.update_parent(parent, {**tags, **reuse}, {})
+        tracking.update_run(parent, {**tags, **reuse}, {})
     sweep = Sweep(spec, url, uri, parent, tracking.experiment_of(parent), overrides)
     status = "FAILED"
     try:
@@ -261,7 +261,7 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
         raise
     finally:
         study = open_study(spec, url)
-        tracking.update_parent(parent, best_tags(study), {"leaderboard.csv": leaderboard(study).to_csv()})
+        tracking.update_run(parent, best_tags(study), {"leaderboard.csv": leaderboard(study).to_csv()})
         attach_report(parent, study)
         if not launched_by_mlflow:  # else `mlflow run` ends its own run
             tracking.end_run(parent, status)

@@ -103,7 +103,8 @@ def start_parent(experiment: str, run_name: str, tags: dict[str, str], reuse: di
     return run_id
 
 
-def update_parent(run_id: str, tags: dict[str, str], files: dict[str, str]) -> None:
+def update_run(run_id: str, tags: dict[str, str], files: dict[str, str]) -> None:
+    """Tags and small text files on any run by id (a sweep's parent or a trial's child), no active run needed."""
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
