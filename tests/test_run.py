@@ -67,6 +67,9 @@ def test_train_logs_the_whole_contract(cli, tiny_overrides, tracking_uri, tmp_pa
     assert 0 <= m["padding_fraction"] < 1
     assert m["train_padded_tokens_per_s"] == pytest.approx(m["train_tokens_per_s"] / (1 - m["padding_fraction"]))
     assert 0 < m["tokenize_time_s"] < m["time_to_first_step_s"] < m["total_time_s"]
+    # utilisation: model FLOPs per real token (flops.py) x real tokens/s over the peak it logs
+    assert m["mfu"] == pytest.approx(m["model_tflops_per_s"] / m["peak_tflops"]) and 0 < m["mfu"] < 1
+    assert run.data.params["model.attn_implementation"] in ("sdpa", "eager")
     assert run.data.params["data.label_map"] == "neg,pos" and run.data.params["data.test_rows"] == "80"
     # the saved config is the resolved one: it reloads to the same config
     saved = tmp_path / "config.yaml"

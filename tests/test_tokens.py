@@ -27,15 +27,36 @@ def test_sliced_cache_equals_tokenizing_at_the_shorter_length(tokenizer, tmp_pat
     assert [ids.tolist() for ids in cached.ids] == direct
 
 
+def bpe_tokenizer(corpus: list[str]):
+    """A RoBERTa-style tokenizer built in-process: byte-level BPE trained on `corpus`, <s> ... </s>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=2000, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                   cls_token="<s>", pad_token="<pad>", unk_token="<unk>")
+
+
 def test_real_wordpiece_and_bpe_tokenizers_slice_the_same_way(assets, tmp_path):
     """MiniLM's WordPiece ends texts with [SEP]; a byte-level BPE tokenizer (RoBERTa style) with </s>."""
     import pandas as pd
 
     reviews = list(pd.read_parquet(assets / "data" / "imdb" / "test.parquet").text[:200])
     minilm = AutoTokenizer.from_pretrained(assets / "models" / "all-MiniLM-L6-v2")
-    for length in (64, 128, 256):
-        cached = tokens.tokenize(reviews, minilm, length, cache_length=512, directory=tmp_path)
-        assert [i.tolist() for i in cached.ids] == minilm(reviews, truncation=True, max_length=length)["input_ids"]
+    bpe = bpe_tokenizer(reviews)
+    assert bpe("a b")["input_ids"][0] == 0 and bpe("a b")["input_ids"][-1] == 2  # <s> ... </s>
+    for tokenizer in (minilm, bpe):
+        for length in (64, 128, 256):
+            cached = tokens.tokenize(reviews, tokenizer, length, cache_length=512, directory=tmp_path)
+            direct = tokenizer(reviews, truncation=True, max_length=length)["input_ids"]
+            assert [i.tolist() for i in cached.ids] == direct
+            assert sum(len(d) == length for d in direct) > 20  # truncation really happened
 
 
 def test_a_second_call_reads_everything_from_the_cache(tiny_model, tmp_path):

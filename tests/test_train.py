@@ -2,8 +2,9 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
+from textclf import flops
 from textclf import train as train_mod
 from textclf.config import TrainConfig, load_config
 from textclf.data import load_splits
@@ -136,3 +137,19 @@ def test_encode_truncates_and_eval_batches_group_by_length(tiny_model):
     assert encoded.lengths().tolist() == [10, 3, 6]
     assert encoded.input_ids[0][-1] == tokenizer.sep_token_id  # truncation keeps the final [SEP]
     assert by_length(encoded, 2) == [[1, 2], [0]]
+
+
+def test_flops_per_token_is_6n_plus_attention(tiny_model):
+    """6 x non-embedding parameters + 12 x layers x hidden x mean length (flops.py); the formula mfu uses."""
+    model = AutoModel.from_pretrained(tiny_model)
+    n = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("embeddings."))
+    assert flops.non_embedding_params(model) == n < sum(p.numel() for p in model.parameters())
+    assert flops.flops_per_token(model, model.config, 10.0) == 6 * n + 12 * 2 * 32 * 10.0
+
+
+def test_peak_flops_override_and_cpu_estimate(monkeypatch):
+    monkeypatch.setenv("TEXTCLF_PEAK_TFLOPS", "2.5")
+    assert flops.peak_flops(torch.device("cpu"), None) == 2.5e12
+    monkeypatch.delenv("TEXTCLF_PEAK_TFLOPS")
+    estimate = flops.peak_flops(torch.device("cpu"), None)
+    assert estimate is None or 1e9 < estimate < 1e14  # cores x clock x FLOPs/cycle, when /proc/cpuinfo says

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import transformers
 
-from textclf import metrics, tracking
+from textclf import flops, metrics, tracking
 from textclf.config import Config
 from textclf.data import Splits, load_splits
 from textclf.features import make_loaders
@@ -57,7 +57,8 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
     with tracking.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else ()) as run_id:
         if trial and trial.on_start:
             trial.on_start(run_id)
-        tracking.log_setup(cfg, splits, derived_params(cfg, splits) | (trial.params if trial else {}))
+        tracking.log_setup(cfg, splits, derived_params(cfg, splits) | (trial.params if trial else {}) |
+                           {"model.attn_implementation": getattr(model.config, "_attn_implementation", None)})
         tracking.log_trainable(trainable_names(model))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -66,6 +67,7 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
                      report=trial and trial.report)
         test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
+        final |= utilisation(model, backbone.config, fitted, device, autocast_dtype(cfg.train.precision, device))
         final |= {"tokenize_time_s": loaders.tokenize_time_s, "token_cache_hit": float(loaders.token_cache_hit),
                   # from the command's start (data, model, tokens, run setup) to the first optimizer step
                   "time_to_first_step_s": fit_start - start + fitted.first_step_s}
@@ -88,6 +90,17 @@ def derived_params(cfg: Config, splits: Splits) -> dict[str, object]:
             "data.val_rows": len(splits.val), "data.test_rows": len(splits.test),
             "data.label_map": list(splits.label_names),
             "train.effective_batch_size": cfg.train.effective_batch_size()}
+
+
+def utilisation(model, config, fitted, device: torch.device, dtype) -> dict[str, float]:
+    """Model TFLOP/s achieved in training steps and, where the device's peak is known, mfu (flops.py)."""
+    per_token = flops.flops_per_token(model, config, fitted.tokens / max(fitted.samples, 1))
+    achieved = per_token * fitted.tokens / fitted.step_time_s
+    out = {"model_tflops_per_s": achieved / 1e12}
+    peak = flops.peak_flops(device, dtype)
+    if peak:
+        out |= {"mfu": achieved / peak, "peak_tflops": peak / 1e12}
+    return out
 
 
 def summarize(fitted, test, num_labels: int, trainable: int, total: int, device: torch.device) -> dict:

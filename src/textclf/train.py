@@ -76,6 +76,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainConfig, device: torch.device,
         log: LogFn = lambda metrics, epoch: None, report: ReportFn | None = None) -> FitResult:
     dtype = autocast_dtype(cfg.precision, device)
+    if device.type == "cuda":  # fp32 matmuls (precision=fp32, and the fp32 parts under autocast) on TF32 cores
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     total_steps = math.ceil(len(train) / cfg.grad_accum_steps) * cfg.epochs
