@@ -138,6 +138,25 @@ def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     tracking.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
 
+@cli.command("server")
+@click.option("--backend-store-uri", default="sqlite:///mlflow.db", show_default=True,
+              help="Where runs are stored: sqlite:///FILE or postgresql://USER@HOST:PORT/DB.")
+@click.option("--artifacts", default="mlartifacts", show_default=True, type=click.Path(file_okay=False),
+              help="Local directory for run artifacts, served through the server.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but 127.0.0.1 exposes the server to the network.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+def server_cmd(backend_store_uri, artifacts, host, port, workers) -> None:
+    """Run an MLflow tracking server for textclf runs (foreground; Ctrl-C stops it)."""
+    from textclf import server
+
+    if host != "127.0.0.1":
+        log.warning("binding %s: the tracking server has no authentication; anyone who can reach it can "
+                    "read and change runs", host)
+    os.execv(sys.executable, server.command(backend_store_uri, artifacts, host, port, workers))
+
+
 @cli.group()
 def data() -> None:
     """Look at a dataset before training on it."""

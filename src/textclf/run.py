@@ -72,6 +72,7 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
                   # from the command's start (data, model, tokens, run setup) to the first optimizer step
                   "time_to_first_step_s": fit_start - start + fitted.first_step_s}
         confusion = metrics.confusion(test.labels, test.predictions, splits.label_names)
+        final |= tracking.drain(cfg.tracking.outage_wait_s)  # the server may have been away during training
         model_uri = tracking.log_model(model, backbone.tokenizer, cfg.data.max_length, backbone.location,
                                        cfg.model.save_base) if cfg.tracking.log_model else None
         final["total_time_s"] = time.perf_counter() - start

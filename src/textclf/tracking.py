@@ -22,6 +22,7 @@ import transformers
 
 import textclf
 from textclf import artifact, plots
+from textclf.spool import Spool
 from textclf.config import Config, dump_yaml
 from textclf.data import Splits
 
@@ -59,8 +60,9 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
         killed_by: tuple[type[BaseException], ...] = ()) -> Iterator[str]:
     """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception (a
     pruned trial), FAILED (with the error as a tag). With a parent it is that run's child."""
+    global _spool
     active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, parent_run_id=parent_run_id)
-    status = "FAILED"
+    _spool, status = _spool_for(active.info.run_id), "FAILED"
     try:
         yield active.info.run_id
         status = "FINISHED"
@@ -68,10 +70,49 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
         status = "KILLED"
         raise
     except BaseException as e:
-        mlflow.set_tag("textclf.error", f"{type(e).__name__}: {e}"[:4000])
+        with contextlib.suppress(Exception):  # the error may be the tracking server itself
+            mlflow.set_tag("textclf.error", f"{type(e).__name__}: {e}"[:4000])
         raise
     finally:
-        mlflow.end_run(status)
+        try:
+            if status != "FINISHED":  # what the epochs logged is kept, if the server answers soon
+                with contextlib.suppress(TimeoutError):
+                    _spool.drain(min(cfg.tracking.outage_wait_s, 30.0))
+        finally:
+            _spool = None
+            mlflow.end_run(status)
+
+
+_spool: Spool | None = None  # the active run's per-epoch metrics, held while the server is unreachable
+
+
+def _spool_for(run_id: str) -> Spool:
+    def send(entries):
+        with _fail_fast():
+            mlflow.MlflowClient().log_batch(run_id, metrics=[
+                mlflow.entities.Metric(key, value, timestamp, step) for key, value, step, timestamp in entries])
+
+    def known(keys):
+        with _fail_fast():
+            client = mlflow.MlflowClient()
+            return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
+
+    return Spool(send, known)
+
+
+@contextlib.contextmanager
+def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
+    """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool retries."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, error: str) -> str:
@@ -175,9 +216,17 @@ def log_trainable(names: list[str]) -> None:
 
 
 def log_epoch(metrics: dict[str, float], epoch: int) -> None:
+    """Through the spool: training goes on while the tracking server is away (spool.py)."""
     # the final `train_val_loss_ratio` is the best epoch's; the per-epoch series needs its own key, or
     # MLflow's "latest value" (highest step) would show the last epoch's ratio under the final name
-    mlflow.log_metrics({EPOCH_KEYS.get(k, k): v for k, v in metrics.items()}, step=epoch)
+    _spool.add({EPOCH_KEYS.get(k, k): v for k, v in metrics.items()}, epoch)
+    _spool.flush()
+
+
+def drain(wait_s: float) -> dict[str, float]:
+    """Send what the spool holds (waiting up to `wait_s` for the server); how logging fared in training."""
+    _spool.drain(wait_s)
+    return {"tracking_longest_wait_s": _spool.longest_wait_s, "tracking_failed_sends": _spool.failures}
 
 
 def log_results(final: dict[str, float], history: list[dict[str, float]], best_epoch: int,
