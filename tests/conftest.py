@@ -157,39 +157,15 @@ def tiny_sweep(tmp_path, tiny_model, tiny_data) -> Path:
 
 
 @contextlib.contextmanager
-def mlflow_server(store: Path, log_path: Path, *extra: str):
-    """`mlflow server` on a free 127.0.0.1 port over a SQLite store; yields its URL. Started in its own
-    process group and stopped as a group: the server forks job consumers that outlive a plain terminate."""
-    import signal
-    import socket
-    import subprocess
-    import time
-    import urllib.request
+def mlflow_server(store: Path, log_path: Path, artifacts: Path | None = None):
+    """`mlflow server` (textclf.server) on a free 127.0.0.1 port over a SQLite store; yields its URL."""
+    from textclf import server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "1", "--backend-store-uri", f"sqlite:///{store}", *extra],
-                                stdout=log, stderr=log, start_new_session=True)
-        try:
-            deadline = time.time() + 120
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        pytest.fail(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
-                    time.sleep(0.5)
-            yield url
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    try:
+        proc, url = server.start(f"sqlite:///{store}", artifacts or store.parent / "mlartifacts", log_path)
+    except RuntimeError:
+        pytest.fail(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
+    try:
+        yield url
+    finally:
+        server.stop(proc)

@@ -10,7 +10,7 @@ from test_run import check_contract, experiment_of
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
-    with mlflow_server(root / "mlflow.db", root / "server.log", "--artifacts-destination", str(root / "artifacts")) \
+    with mlflow_server(root / "mlflow.db", root / "server.log", root / "artifacts") \
             as url:
         yield url
 

@@ -154,7 +154,7 @@ def server_cmd(backend_store_uri, artifacts, host, port, workers) -> None:
     if host != "127.0.0.1":
         log.warning("binding %s: the tracking server has no authentication; anyone who can reach it can "
                     "read and change runs", host)
-    os.execv(sys.executable, server.command(backend_store_uri, artifacts, host, port, workers))
+    os.execve(sys.executable, server.command(backend_store_uri, artifacts, host, port, workers), server.environment())
 
 
 @cli.group()

@@ -88,6 +88,7 @@ class TrackingConfig:
     run_name: str | None = None
     log_model: bool = True  # log model/ (weights + tokenizer) as an MLflow transformers model
     outage_wait_s: float = 900.0  # at a run's end, how long to wait for an unreachable tracking server
+    heartbeat_s: float = 30.0  # a RUNNING run silent for 4 heartbeats is ended FAILED by the next textclf start
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("train.num_workers", t.num_workers >= 0, "must be >= 0"),
         ("tracking.experiment", cfg.tracking.experiment.strip() != "", "must not be empty"),
         ("tracking.outage_wait_s", cfg.tracking.outage_wait_s >= 0, "must be >= 0"),
+        ("tracking.heartbeat_s", cfg.tracking.heartbeat_s >= 1, "must be >= 1 (seconds)"),
     ]
     problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
     problems += [("model.freeze", f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "

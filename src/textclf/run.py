@@ -111,7 +111,7 @@ def summarize(fitted, test, num_labels: int, trainable: int, total: int, device:
              "test_loss": test.loss, "test_accuracy": test.accuracy,
              "test_f1": metrics.f1(test.labels, test.predictions, num_labels),
              "epochs_run": len(fitted.history), "stopped_early": float(fitted.stopped_early),
-             "train_time_s": fitted.train_time_s,
+             "train_time_s": fitted.train_time_s, "train_step_time_s": fitted.step_time_s,
              "train_samples_per_s": fitted.samples / fitted.step_time_s,
              "train_tokens_per_s": fitted.tokens / fitted.step_time_s,
              "train_padded_tokens_per_s": fitted.padded_tokens / fitted.step_time_s,

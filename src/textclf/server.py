@@ -1,7 +1,7 @@
 """A local `mlflow server` for textclf runs: bound to 127.0.0.1 unless told otherwise, over a SQLite or
 PostgreSQL backend store, with a local artifact root served through the server (`--serve-artifacts`).
 
-The server forks worker and job-consumer processes, so it runs in its own process group and is stopped
+The server forks worker processes, so it runs in its own process group and is stopped
 as a group; a plain terminate would leave consumers behind.
 """
 from __future__ import annotations
@@ -16,6 +16,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def environment() -> dict[str, str]:
+    """MLflow's GenAI job runner (several huey consumer processes) is off: textclf runs do not use it, and
+    on a small machine it slows the server's start several-fold. Set the variable to true to keep it."""
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,7 +44,7 @@ def start(backend_uri: str, artifacts: Path, log_path: Path, host: str = "127.0.
     url = f"http://{host}:{port}"
     with open(log_path, "a") as log:
         proc = subprocess.Popen(command(backend_uri, artifacts, host, port, workers), stdout=log, stderr=log,
-                                start_new_session=True)
+                                env=environment(), start_new_session=True)
     deadline = time.time() + 120
     while not healthy(url):
         if proc.poll() is not None or time.time() > deadline:

@@ -48,7 +48,10 @@ def storage_url(spec: SweepSpec, flag: str | None) -> str:
 def open_study(spec: SweepSpec, url: str) -> optuna.Study:
     """Create or resume the study. Heartbeats let a crashed worker's trial be failed, not RUNNING forever."""
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=spec.retries) if spec.retries else None
+    heartbeat = max(1, round(spec.heartbeat_s))
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                         grace_period=4 * heartbeat, failed_trial_callback=retry)
     directions = [d for _, d in spec.objectives]
     return optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec),
                                pruner=make_pruner(spec), directions=directions, load_if_exists=True)
@@ -141,16 +144,31 @@ def _report(trial: optuna.Trial, value: float, epoch: int) -> None:
         raise optuna.TrialPruned(f"pruned after epoch {epoch} (val_accuracy {value:.4f})")
 
 
+def end_dead_trials(study: optuna.Study) -> int:
+    """Child runs of trials that Optuna failed for a lost heartbeat (their worker was killed) are still
+    RUNNING in MLflow: end them FAILED. Returns how many were ended."""
+    ended = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id and tracking.end_dead(run_id, f"trial {trial.number}: its worker stopped sending heartbeats "
+                                                f"(killed, or its machine was lost)"):
+            tracking.update_run(run_id, {"trial.state": "FAIL"}, {})
+            ended += 1
+    return ended
+
+
 def record_trial(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """After each trial: its child run's state tag, the parent's best-trial tags and leaderboard."""
+    """After each trial: its child run's state tag, the parent's best-trial tags and leaderboard; child
+    runs of trials whose worker died are ended."""
     reason = f" ({trial.user_attrs.get('error', '')})" if trial.state.name == "FAIL" else ""
     log.info("trial %d %s%s%s", trial.number, trial.state.name, f" {trial.values}" if trial.values else "", reason)
     try:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:  # the run itself already ended with the matching status (STATUS)
             tracking.update_run(run_id, {"trial.state": trial.state.name}, {})
+        end_dead_trials(study)
         tracking.update_run(sweep.parent_run_id, best_tags(study),
-                               {"leaderboard.csv": leaderboard(study).to_csv()})
+                            {"leaderboard.csv": leaderboard(study).to_csv()})
     except Exception as e:  # a tracking hiccup must not stop the study; the next trial rewrites all of it
         log.warning("could not record trial %d in MLflow: %s", trial.number, e)
 
@@ -242,6 +260,7 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
     if launched_by_mlflow:
         tracking.update_run(parent, {**tags, **reuse}, {})
     sweep = Sweep(spec, url, uri, parent, tracking.experiment_of(parent), overrides)
+    beat = tracking.heartbeat(parent, base.tracking.heartbeat_s)  # a killed sweep's parent gets reaped
     status = "FAILED"
     try:
         if workers > 1:
@@ -260,7 +279,10 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
         status = "KILLED"
         raise
     finally:
+        beat.set()
         study = open_study(spec, url)
+        optuna.storages.fail_stale_trials(study)  # a worker killed after its last trial started
+        end_dead_trials(study)
         tracking.update_run(parent, best_tags(study), {"leaderboard.csv": leaderboard(study).to_csv()})
         attach_report(parent, study)
         if not launched_by_mlflow:  # else `mlflow run` ends its own run

@@ -31,7 +31,8 @@ SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "hyperband", "threshold")
 KINDS = ("loguniform", "uniform", "int", "categorical", "follows")
 TOP_KEYS = ("base", "config", "study", "objective", "space", "grid", "retry_oom")
-STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed")
+STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed", "heartbeat_s",
+              "retries")
 GRID_POINT = "grid_point"
 
 
@@ -60,6 +61,8 @@ class SweepSpec:
     space: dict[str, Dimension] = field(default_factory=dict)
     grid: tuple[dict[str, Any], ...] = ()
     retry_oom: bool = True
+    heartbeat_s: float = 30.0  # a worker silent for 4 heartbeats has its trial failed (and retried)
+    retries: int = 0  # reruns of a trial whose worker died (kill -9, machine lost), as a new trial
 
     def grid_space(self) -> dict[str, list]:
         """The grid sampler's search space: grid-point indices, or every categorical dimension."""
@@ -133,7 +136,8 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
         name=str(study.get("name") or path.stem), storage=study.get("storage"),
         sampler=study.get("sampler", "tpe"), pruner=study.get("pruner", "none"),
         pruner_args=study.get("pruner_args") or {}, n_trials=study.get("n_trials"),
-        timeout=study.get("timeout"), seed=study.get("seed", 42),
+        timeout=study.get("timeout"), seed=study.get("seed", 42), heartbeat_s=study.get("heartbeat_s", 30.0),
+        retries=study.get("retries", 0),
         objectives=_objectives(tree.get("objective", "best_val_accuracy"), where, problems),
         space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
         retry_oom=bool(tree.get("retry_oom", True)))
@@ -233,7 +237,9 @@ def _check_study(spec: SweepSpec, where: str) -> list[str]:
             problems.append(f"{where}: grid: the grid sampler needs a grid list or categorical dimensions")
     elif spec.grid:
         problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
-    for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout)):
+    if not isinstance(spec.retries, int) or isinstance(spec.retries, bool) or spec.retries < 0:
+        problems.append(f"{where}: study.retries: must be a whole number >= 0, got {spec.retries!r}")
+    for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout), ("heartbeat_s", spec.heartbeat_s)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
             problems.append(f"{where}: study.{key}: must be a positive number, got {value!r}")
     if spec.sampler != "grid" and spec.n_trials is None and spec.timeout is None:

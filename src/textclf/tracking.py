@@ -11,6 +11,8 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,9 @@ from textclf.spool import Spool
 from textclf.config import Config, dump_yaml
 from textclf.data import Splits
 
+log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
+HEARTBEAT, HEARTBEAT_S = "textclf.heartbeat", "textclf.heartbeat_s"
 EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
 # experiment tag that makes the MLflow 3 UI open the training-runs table instead of its GenAI view
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -53,6 +57,8 @@ def connect(uri: str, experiment: str) -> None:
         with contextlib.suppress(mlflow.exceptions.MlflowException):  # another worker may create it first
             mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
     mlflow.set_experiment(experiment)
+    for run_id in reap(experiment):  # runs of processes that died without ending them (kill -9)
+        log.warning("run %s had stopped sending heartbeats; ended it FAILED", run_id)
 
 
 @contextlib.contextmanager
@@ -63,6 +69,7 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
     global _spool
     active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, parent_run_id=parent_run_id)
     _spool, status = _spool_for(active.info.run_id), "FAILED"
+    beat = heartbeat(active.info.run_id, cfg.tracking.heartbeat_s)
     try:
         yield active.info.run_id
         status = "FINISHED"
@@ -80,6 +87,7 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
                     _spool.drain(min(cfg.tracking.outage_wait_s, 30.0))
         finally:
             _spool = None
+            beat.set()
             mlflow.end_run(status)
 
 
@@ -113,6 +121,51 @@ def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def heartbeat(run_id: str, every_s: float) -> threading.Event:
+    """Tag the run `textclf.heartbeat` (unix seconds) every `every_s` from a daemon thread until the
+    returned event is set. A run that stays RUNNING with a stale heartbeat belongs to a dead process
+    (kill -9, lost machine): `reap` ends it FAILED."""
+    stop, client = threading.Event(), mlflow.MlflowClient()
+
+    def beat():
+        while True:
+            with contextlib.suppress(Exception), _fail_fast():  # an unreachable server: try next time
+                client.set_tag(run_id, HEARTBEAT, f"{time.time():.0f}")
+            if stop.wait(every_s):
+                return
+
+    client.set_tag(run_id, HEARTBEAT_S, f"{every_s:g}")
+    threading.Thread(target=beat, daemon=True, name="textclf-heartbeat").start()
+    return stop
+
+
+def reap(experiment: str, now: float | None = None) -> list[str]:
+    """End FAILED every RUNNING run of `experiment` whose heartbeat is older than 4 of its intervals;
+    returns their ids. Runs without a heartbeat tag (not made by textclf) are left alone."""
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    now, reaped = now or time.time(), []
+    for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        last, every = run.data.tags.get(HEARTBEAT), run.data.tags.get(HEARTBEAT_S)
+        if last and every and now - float(last) > 4 * float(every):
+            end_dead(run.info.run_id, f"no heartbeat for {now - float(last):.0f} s: the process died (killed, "
+                                      f"or its machine was lost)")
+            reaped.append(run.info.run_id)
+    return reaped
+
+
+def end_dead(run_id: str, reason: str) -> bool:
+    """A run whose process is gone: FAILED with the reason, if it is still RUNNING."""
+    client = mlflow.MlflowClient()
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_tag(run_id, "textclf.error", reason)
+    client.set_terminated(run_id, "FAILED")
+    return True
 
 
 def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, error: str) -> str:

@@ -1,0 +1,144 @@
+"""Every way a run or a trial can end, in a real `textclf` process: the exit code, the MLflow run status,
+the Optuna trial state, and never a run left RUNNING (kill -9: once the heartbeat watchdog has noticed).
+
+Faults are injected by a wrapper (INJECT) that replaces the training epoch before the CLI starts, so the
+code under test is the shipped one."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from conftest import write
+
+from textclf import tracking
+
+INJECT = r"""
+import os, sys, time
+import torch
+import textclf.train as t
+fault, real_epoch, real_ce = os.environ["FAULT"], t.train_epoch, t.F.cross_entropy
+
+def faulty_epoch(*args, **kwargs):
+    open(os.environ["STARTED"], "a").close()
+    if fault == "exception":
+        raise RuntimeError("injected failure")
+    if fault == "oom":
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+    if fault == "hang":  # the test sends a signal meanwhile
+        time.sleep(600)
+    return real_epoch(*args, **kwargs)
+
+class NanLoss:
+    def __getattr__(self, name):
+        return getattr(torch.nn.functional, name)
+    @staticmethod
+    def cross_entropy(*args, **kwargs):
+        return real_ce(*args, **kwargs) * float("nan")
+
+t.train_epoch = faulty_epoch
+if fault == "nan":
+    t.F = NanLoss()
+from textclf.cli import main
+sys.argv = ["textclf", *sys.argv[1:]]
+main()
+"""
+
+# fault -> (how the test delivers it, exit code, MLflow status of the (child) run, Optuna trial state)
+FAULTS = {"normal": (None, 0, "FINISHED", "COMPLETE"), "exception": (None, 1, "FAILED", "FAIL"),
+          "nan": (None, 1, "FAILED", "FAIL"), "oom": (None, 1, "FAILED", "FAIL"),
+          "ctrl-c": (signal.SIGINT, 130, "KILLED", "FAIL"), "sigterm": (signal.SIGTERM, 143, "KILLED", "FAIL")}
+
+
+def launch(tmp_path: Path, fault: str, args: list[str]) -> tuple[subprocess.Popen, Path]:
+    """`textclf ARGS` with `fault` injected into training (a signal fault hangs until the signal comes)."""
+    started = tmp_path / f"started-{args[0]}"
+    injected = "hang" if fault == "kill" or FAULTS[fault][0] is not None else fault
+    env = {**os.environ, "FAULT": injected, "STARTED": str(started), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", INJECT, *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, started
+
+
+def deliver(proc: subprocess.Popen, started: Path, sig) -> tuple[int, str]:
+    if sig is not None:
+        deadline = time.time() + 120
+        while not started.exists():
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+def only_run(uri: str, experiment: str, parent: bool | None = None):
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    if parent is not None:
+        runs = [r for r in runs if ("mlflow.parentRunId" in r.data.tags) != parent]
+    assert len(runs) == 1, [(r.info.run_id, r.info.status) for r in runs]
+    return runs[0]
+
+
+@pytest.mark.slow  # 6 train processes and 6 sweep processes: ~2 min on 2 cores
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_each_exit_path_of_train_and_of_a_sweep_trial(fault, tmp_path, tiny_overrides):
+    sig, code, status, state = FAULTS[fault]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc, started = launch(tmp_path, fault, ["train", "--tracking-uri", uri,
+                                             *[a for o in tiny_overrides for a in ("-o", o)]])
+    returncode, err = deliver(proc, started, sig)
+    assert returncode == code, err[-3000:]
+    run = only_run(uri, tiny_overrides[-1].split("=", 1)[1])
+    assert run.info.status == status
+    if status == "FAILED":
+        assert {"exception": "injected failure", "nan": "FloatingPointError",
+                "oom": "OutOfMemoryError"}[fault] in run.data.tags["textclf.error"]
+    # the same fault inside a one-trial sweep: trial state, one child run with the matching status
+    base = {"data": {"name": tiny_overrides[1].split("=", 1)[1], "label_names": ["neg", "pos"], "max_length": 32},
+            "model": {"name": tiny_overrides[0].split("=", 1)[1]},
+            "train": {"epochs": 1, "batch_size": 16, "progress": False},
+            "tracking": {"experiment": "fault-sweep", "log_model": False}}
+    write(tmp_path, base, "base.yaml")
+    spec = write(tmp_path, {"base": "base.yaml", "study": {"sampler": "grid"},
+                            "grid": [{"train.learning_rate": 5e-3}]})
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    proc, started = launch(tmp_path, fault, ["sweep", str(spec), "--storage", storage,
+                                                        "--tracking-uri", uri])
+    returncode, err = deliver(proc, started, sig)
+    assert returncode == (code if sig else 0), err[-3000:]  # a failed trial is a result: the sweep goes on
+    [trial] = optuna.load_study(study_name="sweep", storage=storage).trials
+    assert trial.state.name == state
+    child = only_run(uri, "fault-sweep", parent=False)
+    assert child.info.status == status and child.data.tags["trial.number"] == "0"
+    parent = only_run(uri, "fault-sweep", parent=True)
+    assert parent.info.status == ("KILLED" if sig else "FINISHED")
+    if fault == "oom":  # retried once with half the batch, as one child run
+        assert child.data.tags.get("textclf.oom_retry") == "true"
+
+
+def test_kill_9_leaves_running_until_the_heartbeat_watchdog_ends_it_failed(tmp_path, tiny_overrides):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = tiny_overrides[-1].split("=", 1)[1]
+    proc, started = launch(tmp_path, "kill", ["train", "--tracking-uri", uri, "-o", "tracking.heartbeat_s=1",
+                                              *[a for o in tiny_overrides for a in ("-o", o)]])
+    returncode, _ = deliver(proc, started, signal.SIGKILL)
+    killed_at = time.time()
+    assert returncode == -signal.SIGKILL
+    run = only_run(uri, experiment)
+    assert run.info.status == "RUNNING"  # what MLflow alone leaves behind
+    mlflow.set_tracking_uri(uri)
+    assert tracking.reap(experiment) == []  # a fresh heartbeat: not yet judged dead
+    deadline = time.time() + 30
+    while not tracking.reap(experiment):
+        assert time.time() < deadline, "the run was never reaped"
+        time.sleep(0.5)
+    noticed = time.time() - killed_at
+    run = only_run(uri, experiment)
+    assert run.info.status == "FAILED" and "no heartbeat" in run.data.tags["textclf.error"]
+    assert noticed < 4 * 1 + 3  # stale after 4 heartbeats of 1 s; polled every 0.5 s
