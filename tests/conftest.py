@@ -169,3 +169,42 @@ def mlflow_server(store: Path, log_path: Path, artifacts: Path | None = None):
         yield url
     finally:
         server.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL 15 cluster on 127.0.0.1 (initdb/pg_ctl, run as the `postgres` user when we
+    are root: PostgreSQL refuses to run as root); yields a function that creates a database and returns
+    its URL. Skips without the server binaries or psycopg2."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from textclf.server import free_port
+
+    bin_dir = Path("/usr/lib/postgresql/15/bin")
+    if not (bin_dir / "initdb").exists():
+        pytest.skip(f"PostgreSQL 15 not installed at {bin_dir}")
+    pytest.importorskip("psycopg", reason="psycopg (pip install -e '.[postgres]') is needed for PostgreSQL")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="textclf-pg-"))
+    if as_postgres:
+        shutil.chown(root, "postgres", "postgres")
+    data, port = root / "data", free_port()
+
+    def run(*argv):
+        subprocess.run([*as_postgres, *map(str, argv)], check=True, capture_output=True, timeout=120)
+
+    run(bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    run(bin_dir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300", "start")
+
+    def database(name: str) -> str:
+        run(bin_dir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", name)
+        return f"postgresql://postgres@127.0.0.1:{port}/{name}"
+
+    try:
+        yield database
+    finally:
+        run(bin_dir / "pg_ctl", "-D", data, "-m", "fast", "stop")
+        shutil.rmtree(root, ignore_errors=True)

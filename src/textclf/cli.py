@@ -103,7 +103,7 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
 
     tracking.connect_read(tracking.tracking_uri(tracking_uri, Config()))
     selection = report.select_runs(target)
-    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+", "_", selection.study_name or target))
+    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_", selection.study_name or target))
     path = report.build_report(selection, out, report.open_study(selection, storage))
     with report.pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         click.echo(report.leaderboard(selection).drop(columns=["run_id"]).to_string(index=False))

@@ -306,10 +306,30 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
     problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
     problems += [("model.freeze", f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "
                   f"such as '*.layer.11.*'") for item in m.freeze if not (is_preset(item) or is_pattern(item))]
+    problems += loggable(cfg.flat())
     for key in ("data.val_size", "data.test_size"):
         size = _value(cfg, key)
         if size is not None and not (0 < size < 1 or (size >= 1 and float(size).is_integer())):
             problems.append((key, f"must be a fraction in (0, 1) or a whole row count >= 1, got {size!r}"))
+    return problems
+
+
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+# values shaped like access tokens (Hugging Face, OpenAI-style, GitHub): never config, never a logged param
+SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,})$")
+
+
+def loggable(flat: dict[str, Any]) -> list[tuple[str, str]]:
+    """Values that cannot become MLflow params: too long, or a secret that must not be logged at all."""
+    problems = []
+    for key, value in flat.items():
+        text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        if len(text) > MAX_PARAM_CHARS:
+            problems.append((key, f"too long to log as an MLflow param ({len(text)} > {MAX_PARAM_CHARS} characters); "
+                                  f"shorten it"))
+        if SECRET_VALUE.match(text):
+            problems.append((key, "looks like a secret token; pass secrets through environment variables "
+                                  "(e.g. HF_TOKEN), never in a config"))
     return problems
 
 

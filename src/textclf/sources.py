@@ -59,8 +59,14 @@ def read_source(resolved: Resolved) -> Source:
 def _read_file(path: Path, split: str, source: Source) -> None:
     if path.suffix == ".label":
         return _read_trec(path, split, source)
+    if path.stat().st_size == 0:
+        raise InputError([f"{path}: the file is empty; it needs a text column and a label column"])
     if path.suffix == ".parquet":
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # pyarrow's errors share no useful base class
+            raise InputError([f"{path}: not a readable parquet file ({str(e).splitlines()[0][:200]}); "
+                              f"rewrite it with pandas.DataFrame.to_parquet"]) from None
         meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
         for key, value in meta.items():  # coarse_names names the classes of coarse_label (or coarse)
             if key.endswith("_names"):
@@ -73,7 +79,11 @@ def _read_file(path: Path, split: str, source: Source) -> None:
         from io import StringIO
 
         # only empty cells are missing: a review that says "NA" is text
-        frame = pd.read_csv(StringIO(text), keep_default_na=False, na_values=[""])
+        try:
+            frame = pd.read_csv(StringIO(text), keep_default_na=False, na_values=[""])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise InputError([f"{path}: not a valid CSV file ({str(e).strip().splitlines()[0][:200]}); "
+                              f"one header row, then one row per text"]) from None
         return source.add(split, frame, str(path), lambda i: f"line {i + 2}")
     if path.suffix == ".jsonl":
         return source.add(split, _parse_jsonl(path, text), str(path), lambda i: f"line {i + 1}")

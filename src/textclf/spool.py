@@ -41,12 +41,17 @@ class Spool:
         self.longest_wait_s = max(self.longest_wait_s, time.perf_counter() - start)
         return done
 
-    def _attempt(self) -> bool:
+    def _attempt(self, patient: bool = False) -> bool:
+        """Ask what the server already has (after a failure), then send the rest. While training, a slow
+        answer to the question defers the send to the next epoch, so one call costs about one timeout."""
+        start = time.perf_counter()
         try:
             if self.pending and self.uncertain:
                 have = self.known({key for key, *_ in self.pending})
                 self.pending = [e for e in self.pending if (e[0], e[2]) not in have]
                 self.uncertain = False
+                if not patient and time.perf_counter() - start > 0.3:
+                    return not self.pending
             if self.pending:
                 self.send(self.pending)
                 self.pending = []
@@ -59,7 +64,7 @@ class Spool:
     def drain(self, deadline_s: float, every_s: float = 5.0) -> None:
         """Keep flushing until everything is sent; TimeoutError after `deadline_s`."""
         end = time.monotonic() + deadline_s
-        while not self._attempt():
+        while not self._attempt(patient=True):
             if time.monotonic() >= end:
                 raise TimeoutError(f"tracking server still unreachable after {deadline_s:.0f} s; "
                                    f"{len(self.pending)} metric values not logged")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,9 @@ def _check_study(spec: SweepSpec, where: str) -> list[str]:
             problems.append(f"{where}: grid: the grid sampler needs a grid list or categorical dimensions")
     elif spec.grid:
         problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
+    if not re.fullmatch(r"\w[\w.-]*", spec.name):
+        problems.append(f"{where}: study.name: {spec.name!r} must be letters, digits, '.', '_' or '-' (it names "
+                        f"the report directory reports/<name>); no '/' or '..'")
     if not isinstance(spec.retries, int) or isinstance(spec.retries, bool) or spec.retries < 0:
         problems.append(f"{where}: study.retries: must be a whole number >= 0, got {spec.retries!r}")
     for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout), ("heartbeat_s", spec.heartbeat_s)):

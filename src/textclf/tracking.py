@@ -25,7 +25,7 @@ import transformers
 import textclf
 from textclf import artifact, plots
 from textclf.spool import Spool
-from textclf.config import Config, dump_yaml
+from textclf.config import SECRET_VALUE, Config, dump_yaml
 from textclf.data import Splits
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
 # experiment tag that makes the MLflow 3 UI open the training-runs table instead of its GenAI view
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 _SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)
-_SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,})$")
 
 
 def tracking_uri(flag: str | None, cfg: Config) -> str:
@@ -182,16 +181,19 @@ def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, erro
 
 
 def start_parent(experiment: str, run_name: str, tags: dict[str, str], reuse: dict[str, str]) -> str:
-    """The sweep's parent run: the one whose tags match `reuse` (a resumed study), else a new one."""
+    """The sweep's parent run: the one whose tags match `reuse` (a resumed study), else a new one. Sweeps
+    started at once on several machines may each create one; all then keep the oldest, and delete theirs."""
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(experiment)
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in reuse.items())
-    previous = client.search_runs([found.experiment_id], query, max_results=1) if found else []
-    if previous:
-        run_id = previous[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-    else:
-        run_id = client.create_run(found.experiment_id, run_name=run_name, tags={**tags, **reuse}).info.run_id
+    matching = client.search_runs([found.experiment_id], query, order_by=["attributes.start_time ASC"])
+    if not matching:
+        mine = client.create_run(found.experiment_id, run_name=run_name, tags={**tags, **reuse}).info.run_id
+        matching = client.search_runs([found.experiment_id], query, order_by=["attributes.start_time ASC"])
+        if matching[0].info.run_id != mine:
+            client.delete_run(mine)
+    run_id = matching[0].info.run_id
+    client.update_run(run_id, status="RUNNING")
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     return run_id
@@ -340,7 +342,7 @@ def requirements() -> list[str]:
 
 def redact(key: str, value: Any) -> str:
     text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-    if _SECRET_KEY.search(key) or _SECRET_VALUE.match(text):
+    if _SECRET_KEY.search(key) or SECRET_VALUE.match(text):
         return "<redacted>"
     return re.sub(r"://([^:/@]+):[^@/]+@", r"://\1:<redacted>@", text)  # passwords in URIs
 
