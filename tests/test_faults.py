@@ -24,12 +24,13 @@ import textclf.train as t
 fault, real_epoch, real_ce = os.environ["FAULT"], t.train_epoch, t.F.cross_entropy
 
 def faulty_epoch(*args, **kwargs):
-    open(os.environ["STARTED"], "a").close()
+    if fault != "hang-epoch-3" or "epoch 3/" in args[-1]:
+        open(os.environ["STARTED"], "a").close()
     if fault == "exception":
         raise RuntimeError("injected failure")
     if fault == "oom":
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-    if fault == "hang":  # the test sends a signal meanwhile
+    if fault == "hang" or (fault == "hang-epoch-3" and "epoch 3/" in args[-1]):  # the test signals meanwhile
         time.sleep(600)
     return real_epoch(*args, **kwargs)
 
@@ -57,7 +58,7 @@ FAULTS = {"normal": (None, 0, "FINISHED", "COMPLETE"), "exception": (None, 1, "F
 def launch(tmp_path: Path, fault: str, args: list[str]) -> tuple[subprocess.Popen, Path]:
     """`textclf ARGS` with `fault` injected into training (a signal fault hangs until the signal comes)."""
     started = tmp_path / f"started-{args[0]}"
-    injected = "hang" if fault == "kill" or FAULTS[fault][0] is not None else fault
+    injected = "hang" if fault == "kill" or FAULTS.get(fault, (None,))[0] is not None else fault
     env = {**os.environ, "FAULT": injected, "STARTED": str(started), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-c", INJECT, *args], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

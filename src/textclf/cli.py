@@ -41,14 +41,16 @@ def cli() -> None:
 @_config_options
 @click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, tracking.uri, "
               "sqlite:///mlflow.db).")
-def train(config_path, override, overrides, tracking_uri) -> None:
+@click.option("--resume", metavar="RUN_ID", help="Continue this run (killed, or failed) from its last checkpoint "
+              "(it ran with train.checkpoint=true); give the same config.")
+def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
     from textclf import tracking
     from textclf.run import train_run
 
     cfg = _load(config_path, override, overrides)
     uri = tracking.tracking_uri(tracking_uri, cfg)
-    result = train_run(cfg, uri)
+    result = train_run(cfg, uri, resume=resume)
     shown = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
              "train_time_s", "train_samples_per_s")
     click.echo(f"run {result.run_id} FINISHED in {uri}")

@@ -74,6 +74,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 42  # model head init, batch order, dropout
     num_workers: int = 0  # DataLoader workers; batches are pre-tokenized, so 0 is usually fastest
+    checkpoint: bool = False  # save resumable state after every epoch (textclf train --resume RUN_ID)
+    checkpoint_dir: str = "checkpoints"  # checkpoints go to <checkpoint_dir>/<MLflow run id>/
     group_by_length: bool = False  # batches of similar lengths (less padding); off until benchmarked
     progress: bool = True  # tqdm bars on stderr
 

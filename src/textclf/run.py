@@ -1,17 +1,20 @@
 """One fine-tuning run, top to bottom: load data -> build model (head, freeze / peft) -> fit -> evaluate -> log."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import transformers
 
-from textclf import flops, metrics, tracking
+from textclf import checkpoint, flops, metrics, tracking
 from textclf.config import Config
 from textclf.data import Splits, load_splits
+from textclf.errors import InputError
 from textclf.features import make_loaders
 from textclf.model import build_classifier, count_params, load_backbone, trainable_names
 from textclf.train import ReportFn, autocast_dtype, evaluate, fit, pick_device
@@ -37,9 +40,12 @@ class RunResult:
     model_uri: str | None
 
 
-def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -> RunResult:
+def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, resume: str | None = None) -> RunResult:
+    """One run; `resume` continues an earlier run of the same config from its last checkpoint."""
     start = time.perf_counter()
     # everything that can reject the input runs before the MLflow run exists
+    if resume:
+        check_resumable(cfg, resume)
     splits = load_splits(cfg)
     backbone = load_backbone(cfg)
     device = pick_device(cfg.train.device)
@@ -54,17 +60,19 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
              cfg.model.name, device, trainable, total, cfg.train.effective_batch_size())
     tracking.connect(tracking_uri, cfg.tracking.experiment)
     tags = tracking.run_tags(splits, device) | (trial.tags if trial else {})
-    with tracking.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else ()) as run_id:
+    with tracking.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (), resume) as run_id:
         if trial and trial.on_start:
             trial.on_start(run_id)
-        tracking.log_setup(cfg, splits, derived_params(cfg, splits) | (trial.params if trial else {}) |
-                           {"model.attn_implementation": getattr(model.config, "_attn_implementation", None)})
-        tracking.log_trainable(trainable_names(model))
+        if not resume:  # a resumed run has its params, inputs and config already
+            tracking.log_setup(cfg, splits, derived_params(cfg, splits) | (trial.params if trial else {}) |
+                               {"model.attn_implementation": getattr(model.config, "_attn_implementation", None)})
+            tracking.log_trainable(trainable_names(model))
+        checkpoints = checkpoint_dir(cfg, run_id, resume)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         fit_start = time.perf_counter()
         fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch,
-                     report=trial and trial.report)
+                     report=trial and trial.report, checkpoints=checkpoints)
         test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
         final |= utilisation(model, backbone.config, fitted, device, autocast_dtype(cfg.train.precision, device))
@@ -78,6 +86,38 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None) -
         final["total_time_s"] = time.perf_counter() - start
         tracking.log_results(final, fitted.history, fitted.best_epoch, confusion)
     return RunResult(run_id, final, model_uri)
+
+
+# what may differ between a run and its resumption: where things go, not what is trained
+_RESUME_FREE = ("tracking.", "train.checkpoint", "train.progress", "train.num_workers")
+
+
+def checkpoint_dir(cfg: Config, run_id: str, resume: str | None) -> Path | None:
+    if not (cfg.train.checkpoint or resume):
+        return None
+    directory = Path(cfg.train.checkpoint_dir) / run_id
+    if not resume:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(json.dumps(_fixed(cfg), default=str))
+    return directory
+
+
+def check_resumable(cfg: Config, run_id: str) -> None:
+    directory = Path(cfg.train.checkpoint_dir) / run_id
+    where = f"--resume {run_id}"
+    if not (directory / "config.json").is_file() or checkpoint.load(directory) is None:
+        raise InputError([f"{where}: no complete checkpoint in {directory}; was the run started with "
+                          f"train.checkpoint=true and the same train.checkpoint_dir?"])
+    saved = json.loads((directory / "config.json").read_text())
+    now = json.loads(json.dumps(_fixed(cfg), default=str))
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if changed:
+        raise InputError([f"{where}: the config differs from the checkpointed run's in {', '.join(changed)}; "
+                          f"resume with the run's own config (its config.yaml artifact)"])
+
+
+def _fixed(cfg: Config) -> dict:
+    return {k: v for k, v in cfg.flat().items() if not k.startswith(_RESUME_FREE)}
 
 
 def cache_length(backbone, cfg: Config) -> int:

@@ -62,12 +62,18 @@ def connect(uri: str, experiment: str) -> None:
 
 @contextlib.contextmanager
 def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
-        killed_by: tuple[type[BaseException], ...] = ()) -> Iterator[str]:
+        killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None) -> Iterator[str]:
     """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception (a
-    pruned trial), FAILED (with the error as a tag). With a parent it is that run's child."""
+    pruned trial), FAILED (with the error as a tag). With a parent it is that run's child. `resume`: the
+    id of an earlier run to continue (it is RUNNING again; epochs it already has are not logged twice)."""
     global _spool
-    active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, parent_run_id=parent_run_id)
+    if resume:
+        active = mlflow.start_run(run_id=resume)
+        mlflow.MlflowClient().delete_tag(resume, "textclf.error") if "textclf.error" in active.data.tags else None
+    else:
+        active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, parent_run_id=parent_run_id)
     _spool, status = _spool_for(active.info.run_id), "FAILED"
+    _spool.uncertain = bool(resume)  # the killed process may have logged epochs after its last checkpoint
     beat = heartbeat(active.info.run_id, cfg.tracking.heartbeat_s)
     try:
         yield active.info.run_id
