@@ -95,6 +95,7 @@ def test_each_exit_path_of_train_and_of_a_sweep_trial(fault, tmp_path, tiny_over
                                              *[a for o in tiny_overrides for a in ("-o", o)]])
     returncode, err = deliver(proc, started, sig)
     assert returncode == code, err[-3000:]
+    train_code = returncode
     run = only_run(uri, tiny_overrides[-1].split("=", 1)[1])
     assert run.info.status == status
     if status == "FAILED":
@@ -119,6 +120,8 @@ def test_each_exit_path_of_train_and_of_a_sweep_trial(fault, tmp_path, tiny_over
     assert child.info.status == status and child.data.tags["trial.number"] == "0"
     parent = only_run(uri, "fault-sweep", parent=True)
     assert parent.info.status == ("KILLED" if sig else "FINISHED")
+    print(f"MEASURED fault {fault}: train exit {train_code}, run {run.info.status}; sweep exit {returncode}, "
+          f"trial {trial.state.name}, child {child.info.status}, parent {parent.info.status}")
     if fault == "oom":  # retried once with half the batch, as one child run
         assert child.data.tags.get("textclf.oom_retry") == "true"
 
@@ -143,3 +146,4 @@ def test_kill_9_leaves_running_until_the_heartbeat_watchdog_ends_it_failed(tmp_p
     run = only_run(uri, experiment)
     assert run.info.status == "FAILED" and "no heartbeat" in run.data.tags["textclf.error"]
     assert noticed < 4 * 1 + 3  # stale after 4 heartbeats of 1 s; polled every 0.5 s
+    print(f"MEASURED train kill -9: RUNNING until reaped FAILED {noticed:.1f} s after the kill (heartbeat 1 s)")

@@ -76,7 +76,10 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_retried(tmp_path, 
     retried = [t for t in study.trials if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == dead.number]
     assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
     assert retried[0].params == dead.params  # the same configuration, run again
-    assert (dead.datetime_complete.timestamp() - killed_at) < 4 * 1 + 30  # stale after 4 heartbeats
+    noticed = dead.datetime_complete.timestamp() - killed_at
+    assert noticed < 4 * 1 + 30  # stale after 4 heartbeats of 1 s, noticed at the next trial start
+    print(f"MEASURED worker kill -9: trial {dead.number} FAIL {noticed:.1f} s after the kill, retried as trial "
+          f"{retried[0].number} (COMPLETE); {len(study.trials)} trials")
     mlflow.set_tracking_uri(uri)
     child = mlflow.search_runs(experiment_names=["workers"], output_format="list",
                                filter_string=f"tags.`trial.number` = '{dead.number}'")[0]
@@ -106,6 +109,8 @@ def test_killing_every_worker_then_restarting_one_keeps_every_completed_trial(tm
     study = check_study(storage, uri, target=6)
     after = {t.number: t.value for t in study.trials if t.state.name == "COMPLETE"}
     assert all(after[n] == v for n, v in before.items())  # nothing completed was lost or rerun
+    print(f"MEASURED kill all workers: {len(before)} completed trials before, all intact after the restart; "
+          f"{len(after)} completed, {[t.state.name for t in study.trials].count('FAIL')} failed (the killed ones)")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

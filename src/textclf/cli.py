@@ -159,6 +159,22 @@ def server_cmd(backend_store_uri, artifacts, host, port, workers) -> None:
     os.execve(sys.executable, server.command(backend_store_uri, artifacts, host, port, workers), server.environment())
 
 
+@cli.command("reap")
+@click.option("--experiment", required=True, help="Experiment whose runs are checked.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
+def reap_cmd(experiment, tracking_uri) -> None:
+    """End FAILED the RUNNING runs whose process died (no heartbeat for 4 of their intervals), e.g. from
+    cron; every textclf train/sweep does the same for its experiment when it starts."""
+    import mlflow
+
+    from textclf import tracking
+    from textclf.config import Config
+
+    mlflow.set_tracking_uri(tracking.tracking_uri(tracking_uri, Config()))
+    for run_id in tracking.reap(experiment):
+        click.echo(f"run {run_id}: FAILED (no heartbeat)")
+
+
 @cli.group()
 def data() -> None:
     """Look at a dataset before training on it."""
