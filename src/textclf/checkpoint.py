@@ -1,5 +1,7 @@
 """Resumable training state, saved at the end of each epoch: safetensors for every tensor (weights,
 optimizer moments, best weights so far, RNG states) and JSON for the rest. No pickle.
+`snapshot`/`restore` decide what a checkpoint holds (model, optimizer, scheduler, scaler, best weights,
+the batch-order and dropout RNGs, the loop's counters); `save`/`load` how it is stored.
 
 A save writes `epoch-N.safetensors`, then `epoch-N.json` holding the tensor file's SHA-256; each through a
 temporary file and an atomic rename. The JSON is the commit mark: a save killed midway leaves either no
@@ -11,11 +13,67 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+
+@dataclass
+class Parts:
+    """Everything whose state a checkpoint holds, besides the loop's own counters."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator  # the training batches' order
+
+
+def snapshot(directory: Path, epoch: int, parts: Parts, result, best_loss: float,
+             best_state: dict[str, torch.Tensor]) -> None:
+    optimizer = parts.optimizer.state_dict()
+    tensors = {f"model.{k}": v for k, v in parts.model.state_dict().items()}
+    tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    tensors |= {f"optimizer.{i}.{k}": v for i, state in optimizer["state"].items() for k, v in state.items()}
+    tensors |= {"rng.torch": torch.get_rng_state(), "rng.batches": parts.generator.get_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
+    meta = {"history": result.history, "best_epoch": result.best_epoch, "best_loss": best_loss,
+            "stopped_early": result.stopped_early, "counters": [result.step_time_s, result.samples, result.tokens,
+                                                                result.padded_tokens, result.first_step_s],
+            "optimizer_groups": optimizer["param_groups"], "scheduler": parts.scheduler.state_dict(),
+            "scaler": parts.scaler.state_dict()}
+    save(directory, epoch, tensors, meta)
+
+
+def restore(found, parts: Parts, result, device: torch.device):
+    """Load a checkpoint into the parts and `result`; returns (epochs done, best loss, best weights)."""
+    tensors, meta = found
+
+    def take(prefix: str) -> dict[str, torch.Tensor]:
+        return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+    parts.model.load_state_dict(take("model."))
+    moments: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in take("optimizer.").items():
+        index, name = key.split(".", 1)
+        moments.setdefault(int(index), {})[name] = value
+    parts.optimizer.load_state_dict({"state": moments, "param_groups": meta["optimizer_groups"]})
+    parts.scheduler.load_state_dict(meta["scheduler"])
+    parts.scaler.load_state_dict(meta["scaler"])
+    parts.generator.set_state(tensors["rng.batches"])
+    torch.set_rng_state(tensors["rng.torch"])  # dropout continues where the killed run was
+    if device.type == "cuda" and "rng.cuda.0" in tensors:
+        torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())])
+    result.history, result.best_epoch, result.stopped_early = meta["history"], meta["best_epoch"], meta["stopped_early"]
+    result.step_time_s, result.samples, result.tokens, result.padded_tokens, result.first_step_s = meta["counters"]
+    return meta["epoch"], meta["best_loss"], take("best.")
+
+
+def generator_of(loader) -> torch.Generator:
+    return loader.generator if loader.generator is not None else loader.batch_sampler.generator
 
 
 def save(directory: Path, epoch: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from textclf import checkpoint
+from textclf.checkpoint import Parts, generator_of, load, restore, snapshot
 from textclf.config import TrainConfig
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, epoch)
@@ -89,9 +89,9 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     result, best_loss, best_state, start = FitResult(), math.inf, None, time.perf_counter()
-    parts = Parts(model, optimizer, scheduler, scaler, _generator(train))
+    parts = Parts(model, optimizer, scheduler, scaler, generator_of(train))
     done = 0
-    if checkpoints is not None and (found := checkpoint.load(checkpoints)):
+    if checkpoints is not None and (found := load(checkpoints)):
         done, best_loss, best_state = restore(found, parts, result, device)
         done = cfg.epochs if result.stopped_early else done  # it had ended: only the test evaluation is left
     for epoch in range(done + 1, cfg.epochs + 1):
@@ -191,61 +191,6 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, d
         labels.append(y)
     predicted, truth = torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy()
     return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth)
-
-
-@dataclass
-class Parts:
-    """Everything whose state a checkpoint holds, besides the loop's own counters."""
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    generator: torch.Generator  # the training batches' order
-
-
-def snapshot(directory: Path, epoch: int, parts: Parts, result: FitResult, best_loss: float,
-             best_state: dict[str, torch.Tensor]) -> None:
-    optimizer = parts.optimizer.state_dict()
-    tensors = {f"model.{k}": v for k, v in parts.model.state_dict().items()}
-    tensors |= {f"best.{k}": v for k, v in best_state.items()}
-    tensors |= {f"optimizer.{i}.{k}": v for i, state in optimizer["state"].items() for k, v in state.items()}
-    tensors |= {"rng.torch": torch.get_rng_state(), "rng.batches": parts.generator.get_state()}
-    if torch.cuda.is_available():
-        tensors |= {f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
-    meta = {"history": result.history, "best_epoch": result.best_epoch, "best_loss": best_loss,
-            "stopped_early": result.stopped_early, "counters": [result.step_time_s, result.samples, result.tokens,
-                                                                result.padded_tokens, result.first_step_s],
-            "optimizer_groups": optimizer["param_groups"], "scheduler": parts.scheduler.state_dict(),
-            "scaler": parts.scaler.state_dict()}
-    checkpoint.save(directory, epoch, tensors, meta)
-
-
-def restore(found, parts: Parts, result: FitResult, device: torch.device):
-    """Load a checkpoint into the parts and `result`; returns (epochs done, best loss, best weights)."""
-    tensors, meta = found
-
-    def take(prefix: str) -> dict[str, torch.Tensor]:
-        return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-
-    parts.model.load_state_dict(take("model."))
-    moments: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in take("optimizer.").items():
-        index, name = key.split(".", 1)
-        moments.setdefault(int(index), {})[name] = value
-    parts.optimizer.load_state_dict({"state": moments, "param_groups": meta["optimizer_groups"]})
-    parts.scheduler.load_state_dict(meta["scheduler"])
-    parts.scaler.load_state_dict(meta["scaler"])
-    parts.generator.set_state(tensors["rng.batches"])
-    torch.set_rng_state(tensors["rng.torch"])  # dropout continues where the killed run was
-    if device.type == "cuda" and "rng.cuda.0" in tensors:
-        torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())])
-    result.history, result.best_epoch, result.stopped_early = meta["history"], meta["best_epoch"], meta["stopped_early"]
-    result.step_time_s, result.samples, result.tokens, result.padded_tokens, result.first_step_s = meta["counters"]
-    return meta["epoch"], meta["best_loss"], take("best.")
-
-
-def _generator(loader: DataLoader) -> torch.Generator:
-    return loader.generator if loader.generator is not None else loader.batch_sampler.generator
 
 
 def _to_device(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
