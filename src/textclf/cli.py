@@ -254,6 +254,8 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
     warnings.filterwarnings("ignore", message=".*heartbeat_interval.* is an experimental feature")
+    warnings.filterwarnings("ignore", message=".*fail_stale_trials is experimental")
+    warnings.filterwarnings("ignore", message=".*RetryFailedTrialCallback.* is experimental")
 
 
 def main() -> None:
