@@ -147,3 +147,18 @@ def test_kill_9_leaves_running_until_the_heartbeat_watchdog_ends_it_failed(tmp_p
     assert run.info.status == "FAILED" and "no heartbeat" in run.data.tags["textclf.error"]
     assert noticed < 4 * 1 + 3  # stale after 4 heartbeats of 1 s; polled every 0.5 s
     print(f"MEASURED train kill -9: RUNNING until reaped FAILED {noticed:.1f} s after the kill (heartbeat 1 s)")
+
+
+def test_a_live_run_reaped_by_mistake_still_ends_finished_without_the_error(tmp_path, monkeypatch):
+    """A long tracking outage can make a live run look dead to another process; when the run ends
+    normally it is FINISHED and the reaper's error tag is gone."""
+    from textclf.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracking.connect(mlflow.get_tracking_uri(), "reaped")
+    with tracking.run(load_config(None, ["tracking.heartbeat_s=1"]), {}) as run_id:
+        assert tracking.reap("reaped", now=time.time() + 100) == [run_id]  # as seen from a later clock
+        assert mlflow.MlflowClient().get_run(run_id).info.status == "FAILED"
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and "textclf.error" not in run.data.tags

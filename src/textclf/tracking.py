@@ -30,7 +30,7 @@ from textclf.data import Splits
 
 log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
-HEARTBEAT, HEARTBEAT_S = "textclf.heartbeat", "textclf.heartbeat_s"
+HEARTBEAT, HEARTBEAT_S, REAPED = "textclf.heartbeat", "textclf.heartbeat_s", "no heartbeat"
 EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
 # experiment tag that makes the MLflow 3 UI open the training-runs table instead of its GenAI view
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -69,7 +69,7 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
     global _spool
     if resume:
         active = mlflow.start_run(run_id=resume)
-        mlflow.MlflowClient().delete_tag(resume, "textclf.error") if "textclf.error" in active.data.tags else None
+        _clear_reaped(active)
     else:
         active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, parent_run_id=parent_run_id)
     _spool, status = _spool_for(active.info.run_id), "FAILED"
@@ -93,7 +93,16 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
         finally:
             _spool = None
             beat.set()
+            if status == "FINISHED":  # reaped by mistake while the server was away: it is alive after all
+                with contextlib.suppress(Exception):
+                    _clear_reaped(mlflow.get_run(active.info.run_id))
             mlflow.end_run(status)
+
+
+def _clear_reaped(run) -> None:
+    """Undo `reap` on a run that is running after all (resumed, or back after an outage)."""
+    if run.data.tags.get("textclf.error", "").startswith(REAPED):
+        mlflow.MlflowClient().delete_tag(run.info.run_id, "textclf.error")
 
 
 _spool: Spool | None = None  # the active run's per-epoch metrics, held while the server is unreachable
@@ -135,9 +144,18 @@ def heartbeat(run_id: str, every_s: float) -> threading.Event:
     stop, client = threading.Event(), mlflow.MlflowClient()
 
     def beat():
+        missed = False
         while True:
-            with contextlib.suppress(Exception), _fail_fast():  # an unreachable server: try next time
+            try:  # MLflow's own retries: this thread may wait; training does not
                 client.set_tag(run_id, HEARTBEAT, f"{time.time():.0f}")
+                if missed:  # back after an outage long enough for another process to have reaped us
+                    run = client.get_run(run_id)
+                    if run.info.status == "FAILED" and not stop.is_set():
+                        client.update_run(run_id, status="RUNNING")
+                        _clear_reaped(run)
+                missed = False
+            except Exception:
+                missed = True
             if stop.wait(every_s):
                 return
 
@@ -157,7 +175,7 @@ def reap(experiment: str, now: float | None = None) -> list[str]:
     for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
         last, every = run.data.tags.get(HEARTBEAT), run.data.tags.get(HEARTBEAT_S)
         if last and every and now - float(last) > 4 * float(every):
-            end_dead(run.info.run_id, f"no heartbeat for {now - float(last):.0f} s: the process died (killed, "
+            end_dead(run.info.run_id, f"{REAPED} for {now - float(last):.0f} s: the process died (killed, "
                                       f"or its machine was lost)")
             reaped.append(run.info.run_id)
     return reaped
