@@ -84,8 +84,14 @@ def run_worker(sweep: Sweep) -> None:
         callbacks.append(optuna.study.MaxTrialsCallback(target, states=FINISHED_STATES))
         if _finished(study) >= target:
             return
-    study.optimize(lambda trial: objective(sweep, trial), n_trials=None, timeout=sweep.spec.timeout,
-                   callbacks=callbacks, catch=(Exception,), gc_after_trial=True)
+    while True:
+        try:
+            study.optimize(lambda trial: objective(sweep, trial), n_trials=None, timeout=sweep.spec.timeout,
+                           callbacks=callbacks, catch=(Exception,), gc_after_trial=True)
+            return
+        except optuna.exceptions.UpdateFinishedTrialError as e:  # this worker goes on with the next trial
+            log.warning("another worker failed a trial of this one as stale while it still ran (its heartbeat "
+                        "came late; raise study.heartbeat_s on a loaded machine): %s", e)
 
 
 def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
