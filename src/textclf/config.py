@@ -76,7 +76,7 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader workers; batches are pre-tokenized, so 0 is usually fastest
     checkpoint: bool = False  # save resumable state after every epoch (textclf train --resume RUN_ID)
     checkpoint_dir: str = "checkpoints"  # checkpoints go to <checkpoint_dir>/<MLflow run id>/
-    group_by_length: bool = True  # batches of similar lengths: 2.3x faster steps at 512 (bench/group_by_length)
+    group_by_length: bool = False  # batches of similar lengths: 2.3x faster steps at 512 (bench/group_by_length)
     progress: bool = True  # tqdm bars on stderr
 
     def effective_batch_size(self) -> int:
