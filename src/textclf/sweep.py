@@ -81,7 +81,7 @@ def run_worker(sweep: Sweep) -> None:
     target = sweep.spec.target_trials()
     callbacks = [lambda s, t: record_trial(sweep, s, t)]
     if target is not None:
-        callbacks.append(optuna.study.MaxTrialsCallback(target, states=FINISHED_STATES))
+        callbacks.append(lambda s, t: s.stop() if _finished(s) >= target else None)
         if _finished(study) >= target:
             return
     while True:
@@ -210,7 +210,11 @@ def leaderboard(study: optuna.Study):
 
 
 def _finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    """Trials that count toward the target: complete, pruned, or failed by their own error. A trial that
+    failed because its worker died (heartbeat) or was interrupted has no error and does not count: it is
+    retried (study.retries) or its budget goes to a new trial."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+               if t.state != optuna.trial.TrialState.FAIL or "error" in t.user_attrs)
 
 
 def _safe_base(sweep: Sweep) -> Config:
