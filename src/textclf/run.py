@@ -73,9 +73,10 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
         fit_start = time.perf_counter()
         fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch,
                      report=trial and trial.report, checkpoints=checkpoints)
-        test = evaluate(model, loaders.test, device, autocast_dtype(cfg.train.precision, device))
+        dtype = autocast_dtype(cfg.train.precision, device)
+        test = evaluate(model, loaders.test, device, dtype)
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
-        final |= utilisation(model, backbone.config, fitted, device, autocast_dtype(cfg.train.precision, device))
+        final |= utilisation(model, backbone.config, fitted, device, dtype)
         final |= {"tokenize_time_s": loaders.tokenize_time_s, "token_cache_hit": float(loaders.token_cache_hit),
                   # from the command's start (data, model, tokens, run setup) to the first optimizer step
                   "time_to_first_step_s": fit_start - start + fitted.first_step_s}
@@ -95,7 +96,7 @@ _RESUME_FREE = ("tracking.", "train.checkpoint", "train.progress", "train.num_wo
 def checkpoint_dir(cfg: Config, run_id: str, resume: str | None) -> Path | None:
     if not (cfg.train.checkpoint or resume):
         return None
-    directory = Path(cfg.train.checkpoint_dir) / run_id
+    directory = _checkpoints_of(cfg, run_id)
     if not resume:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(json.dumps(_fixed(cfg), default=str))
@@ -103,7 +104,7 @@ def checkpoint_dir(cfg: Config, run_id: str, resume: str | None) -> Path | None:
 
 
 def check_resumable(cfg: Config, run_id: str) -> None:
-    directory = Path(cfg.train.checkpoint_dir) / run_id
+    directory = _checkpoints_of(cfg, run_id)
     where = f"--resume {run_id}"
     if not (directory / "config.json").is_file() or checkpoint.load(directory) is None:
         raise InputError([f"{where}: no complete checkpoint in {directory}; was the run started with "
@@ -114,6 +115,10 @@ def check_resumable(cfg: Config, run_id: str) -> None:
     if changed:
         raise InputError([f"{where}: the config differs from the checkpointed run's in {', '.join(changed)}; "
                           f"resume with the run's own config (its config.yaml artifact)"])
+
+
+def _checkpoints_of(cfg: Config, run_id: str) -> Path:
+    return Path(cfg.train.checkpoint_dir) / run_id
 
 
 def _fixed(cfg: Config) -> dict:
