@@ -34,7 +34,7 @@ def test_csv_and_jsonl_files_with_configurable_columns(tmp_path):
     frame["sentiment"] = frame.sentiment.map({0: "negative", 1: "positive"})
     frame.to_csv(tmp_path / "train.csv", index=False)
     with open(tmp_path / "test.jsonl", "w") as f:
-        for row in frame.head(20).to_dict("records"):
+        for row in frame.head(20).assign(review=lambda x: x.review + " again").to_dict("records"):
             f.write(json.dumps(row) + "\n")
     s = splits_of(tmp_path, "data.text_column=review", "data.label_column=sentiment")
     assert s.label_names == ("negative", "positive")  # string labels keep their names (sorted)
@@ -56,7 +56,7 @@ def test_aclimdb_layout(tmp_path):
             d = tmp_path / split / label
             d.mkdir(parents=True)
             for i in range(12):
-                (d / f"{i}_{3 if label == 'neg' else 8}.txt").write_text(f"{label} review number {i}")
+                (d / f"{i}_{3 if label == 'neg' else 8}.txt").write_text(f"{label} {split} review number {i}")
     s = splits_of(tmp_path)
     assert s.label_names == ("neg", "pos")  # unsup is not a label
     assert len(s.test) == 24 and len(s.train) + len(s.val) == 24
@@ -64,27 +64,28 @@ def test_aclimdb_layout(tmp_path):
 
 
 def test_trec_label_files_coarse_and_fine(tmp_path):
-    (tmp_path / "train_5500.label").write_bytes(
+    (tmp_path / "train_5500.label").write_bytes(b"".join(
         b"DESC:manner How did serfdom develop ?\nENTY:cremat What films featured Popeye ?\n"
-        b"HUM:ind Who killed Gandhi ?\nDESC:def What is a sister\xf0city ?\n" * 5)
+        b"HUM:ind Who killed Gandhi ?\nDESC:def What is a sister\xf0city ?\n".replace(b" ?", b" %d ?" % i)
+        for i in range(5)))
     (tmp_path / "TREC_10.label").write_bytes(b"HUM:desc Who was Galileo ?\nDESC:def What is an atom ?\n")
     coarse = splits_of(tmp_path, "data.label_column=coarse_label", "data.val_size=4")
     assert coarse.label_names == ("DESC", "ENTY", "HUM")
     fine = splits_of(tmp_path, "data.label_column=fine_label", "data.val_size=4")
     assert fine.label_names == ("DESC:def", "DESC:manner", "ENTY:cremat", "HUM:desc", "HUM:ind")
     texts = set(fine.train.text) | set(fine.val.text)
-    assert "How did serfdom develop ?" in texts  # the label token is not part of the text
-    assert "What is a sister city ?" in texts  # Latin-1 0xF0 becomes a space, as in HF trec
+    assert "How did serfdom develop 0 ?" in texts  # the label token is not part of the text
+    assert "What is a sister city 0 ?" in texts  # Latin-1 0xF0 becomes a space, as in HF trec
 
 
 def test_parquet_metadata_names_integer_labels(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    frame = pd.DataFrame({"text": [f"q {i}" for i in range(30)], "coarse_label": [i % 3 for i in range(30)]})
-    table = pa.Table.from_pandas(frame).replace_schema_metadata({"coarse_names": "ABBR,DESC,ENTY"})
-    pq.write_table(table, tmp_path / "train.parquet")
-    pq.write_table(table, tmp_path / "test.parquet")
+    for split in ("train", "test"):
+        frame = pd.DataFrame({"text": [f"{split} q {i}" for i in range(30)], "coarse_label": [i % 3 for i in range(30)]})
+        table = pa.Table.from_pandas(frame).replace_schema_metadata({"coarse_names": "ABBR,DESC,ENTY"})
+        pq.write_table(table, tmp_path / f"{split}.parquet")
     assert splits_of(tmp_path, "data.label_column=coarse_label").label_names == ("ABBR", "DESC", "ENTY")
 
 
@@ -94,7 +95,8 @@ def test_hub_datasets_are_read_through_datasets(monkeypatch):
     features = datasets.Features({"text": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=["neg", "pos"])})
     frame = sentiment_frame(40)
-    fake = datasets.DatasetDict({s: datasets.Dataset.from_pandas(frame, features=features, preserve_index=False)
+    fake = datasets.DatasetDict({s: datasets.Dataset.from_pandas(frame.assign(text=frame.text + f" {s}"),
+                                                                  features=features, preserve_index=False)
                                  for s in ("train", "test")})
     monkeypatch.setattr(datasets, "load_dataset", lambda name: fake)
     s = splits_of("someone/sentiment")
@@ -119,11 +121,12 @@ def test_mirror_names_resolve_through_textclf_assets(tmp_path, monkeypatch):
 
 # --- split semantics -----------------------------------------------------------------------------------
 
-def test_pool_mode_is_stratified_80_10_10(tmp_path):
-    sentiment_frame(1000).to_parquet(tmp_path / "train.parquet")
-    sentiment_frame(1000, seed=5).to_parquet(tmp_path / "test.parquet")
+def test_pool_mode_is_stratified_10_10_then_the_training_fraction(tmp_path):
+    frame = sentiment_frame(2000).assign(text=lambda f: [f"{t} {i}" for i, t in enumerate(f.text)])
+    frame.iloc[:1000].to_parquet(tmp_path / "train.parquet")
+    frame.iloc[1000:].to_parquet(tmp_path / "test.parquet")
     s = splits_of(tmp_path, "data.split=pool", "data.train_fraction=0.5")
-    assert (len(s.train), len(s.val), len(s.test)) == (800, 100, 100)
+    assert (len(s.train), len(s.val), len(s.test)) == (800, 200, 200)
     for part in (s.train, s.val, s.test):
         assert part.label.mean() == pytest.approx(0.5)  # both classes in proportion
 
@@ -152,12 +155,15 @@ def test_row_counts_and_test_subsample(tiny_data):
 
 
 def test_fingerprint_covers_rows_and_label_map():
+    def named(*frames):
+        return dict(zip(("train", "val", "test"), frames))
+
     parts = (sentiment_frame(10), sentiment_frame(4, 1), sentiment_frame(4, 2))
-    base = fingerprint(parts, ("neg", "pos"))
-    assert fingerprint(tuple(p.sample(frac=1, random_state=0) for p in parts), ("neg", "pos")) == base
-    assert fingerprint(parts, ("negative", "positive")) != base
-    assert fingerprint((parts[0].iloc[1:],) + parts[1:], ("neg", "pos")) != base
-    assert fingerprint((parts[1], parts[0], parts[2]), ("neg", "pos")) != base  # rows moved between splits
+    base = fingerprint(named(*parts), ("neg", "pos"))
+    assert fingerprint(named(*(p.sample(frac=1, random_state=0) for p in parts)), ("neg", "pos")) == base
+    assert fingerprint(named(*parts), ("negative", "positive")) != base
+    assert fingerprint(named(parts[0].iloc[1:], *parts[1:]), ("neg", "pos")) != base
+    assert fingerprint(named(parts[1], parts[0], parts[2]), ("neg", "pos")) != base  # rows moved between splits
 
 
 # --- validation: one line per problem, naming file and row ---------------------------------------------
@@ -220,7 +226,8 @@ def test_bad_jsonl_line(tmp_path):
 
 
 def test_empty_splits_are_rejected(tmp_path):
-    sentiment_frame(6).to_csv(tmp_path / "few.csv", index=False)
+    sentiment_frame(4).assign(text=lambda f: f.text + " " + f.index.astype(str)).to_csv(tmp_path / "few.csv",
+                                                                                          index=False)
     problems = problems_of(tmp_path / "few.csv", "data.split=pool", "data.train_fraction=0.5")
     assert any("the val split is empty" in p for p in problems)
     (tmp_path / "empty.csv").write_text("text,label\n")

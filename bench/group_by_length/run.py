@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="grouping-bench-"))
     os.environ.setdefault("TEXTCLF_CACHE", str(work / "cache"))
-    base = [f"model.name={args.model}", "data.name=imdb", "data.split=pool",
+    base = [f"model.name={args.model}", "data.name=imdb", "data.split=subset",
             f"data.train_fraction={args.train_fraction}", f"data.max_length={args.max_length}",
             f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", "train.progress=false",
             "tracking.log_model=false", "tracking.experiment=grouping-bench"]

@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="logging-bench-"))
     os.environ.setdefault("TEXTCLF_CACHE", str(work / "cache"))
-    overrides = [f"model.name={args.model}", "data.name=imdb", "data.split=pool",
+    overrides = [f"model.name={args.model}", "data.name=imdb", "data.split=subset",
                  f"data.train_fraction={args.train_fraction}", f"data.max_length={args.max_length}",
                  f"train.epochs={args.epochs}", "train.patience=0", "train.progress=false",
                  "tracking.experiment=logging-bench"]

@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def write_spec(work: Path, name: str, args, study: dict, grid=None, space=None) -> Path:
     batch = {128: 32, 256: 16, 512: 8}
     tree = {"base": str(ROOT / "configs" / "imdb_minilm.yaml"),
-            "config": {"data": {"train_fraction": args.train_fraction}, "model": {"name": args.model},
+            "config": {"data": {"train_fraction": args.train_fraction, "split": "subset", "val_size": 0.1,
+                                "test_size": 0.1},  # the sizes of its recorded figures
+                       "model": {"name": args.model},
                        "train": {"epochs": args.epochs, "patience": 0, "progress": False},
                        "tracking": {"experiment": f"bench-{name}", "log_model": False}},
             "study": {"name": name, **study},

@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--bf16", action="store_true", help="Trainer's bf16 (GPU); textclf uses bf16 on GPU anyway")
     a = p.parse_args()
-    overrides = [f"model.name={a.model}", "data.name=imdb", "data.label_names=neg,pos", "data.split=pool",
+    overrides = [f"model.name={a.model}", "data.name=imdb", "data.label_names=neg,pos", "data.split=subset",
                  f"data.train_fraction={a.train_fraction}", f"data.max_length={a.max_length}",
                  f"train.epochs={a.epochs}", f"train.batch_size={a.batch_size}",
                  f"train.learning_rate={a.learning_rate}", "train.patience=0"]

@@ -26,11 +26,14 @@ class DataConfig:
     label_column: str = "label"  # TREC: coarse_label (6 classes) or fine_label (50)
     label_names: tuple[str, ...] = ()  # names of integer labels 0..K-1; () = file metadata or label values
     train_split: str = "train"  # split (file stem) that training rows come from
-    test_split: str = "test"  # split used as the test set ("pool" mode pools it with train)
-    split: str = "provided"  # provided: keep the test split, carve val from train | pool: pool all, 80/10/10
-    train_fraction: float = 1.0  # stratified fraction of the training pool, (0, 1]; nested for one seed
-    val_size: float = 0.1  # < 1: fraction, >= 1: rows. pool: of the subset; provided: carved from train
-    test_size: float | None = None  # pool: like val_size (None = 0.1); provided: test subsample (None = all)
+    test_split: str = "test"  # split used as the test set (pool and subset pool it with train)
+    # provided: keep the test split, carve val from train | pool: carve val and test from all rows, then
+    # train_fraction of the rest (comparable across fractions) | subset: the notebooks' subset-then-split
+    split: str = "provided"
+    train_fraction: float = 1.0  # stratified fraction of the training rows, (0, 1]; nested for one seed
+    # < 1: a fraction, >= 1: rows. pool: of the whole pool; subset: of the subset; provided: of train
+    val_size: float = 0.1
+    test_size: float | None = None  # pool/subset: like val_size (None = 0.1); provided: test subsample (None = all)
     max_length: int = 128  # tokens per text including [CLS]/[SEP]; at most the model's position limit
     seed: int = 42  # split seed, separate from train.seed so one split serves many runs
     token_cache: bool = True  # token ids cached on disk ($TEXTCLF_CACHE, else ~/.cache/textclf)
@@ -256,7 +259,7 @@ def describe_presets() -> str:
     return ", ".join(FIXED_PRESETS) + ", top{k}, bottom{k}"
 
 
-SPLIT_MODES = ("provided", "pool")
+SPLIT_MODES = ("provided", "pool", "subset")
 PEFT_METHODS = ("none", "lora", "prompt", "prefix")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

@@ -135,6 +135,7 @@ def derived_params(cfg: Config, splits: Splits) -> dict[str, object]:
     return {"data.num_labels": len(splits.label_names), "data.train_rows": len(splits.train),
             "data.val_rows": len(splits.val), "data.test_rows": len(splits.test),
             "data.label_map": list(splits.label_names),
+            **{f"data.{reason}_dropped": count for reason, count in splits.dropped.items()},
             "train.effective_batch_size": cfg.train.effective_batch_size()}
 
 

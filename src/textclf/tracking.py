@@ -268,7 +268,8 @@ def end_run(run_id: str, status: str, tags: dict[str, str] | None = None) -> Non
 
 def run_tags(splits: Splits, device: torch.device) -> dict[str, str]:
     commit, dirty = _git_state()
-    tags = {"textclf.split_fingerprint": splits.fingerprint, "textclf.git_commit": commit,
+    tags = {"textclf.split_fingerprint": splits.fingerprint, "textclf.eval_fingerprint": splits.eval_fingerprint,
+            "textclf.git_commit": commit,
             "textclf.git_dirty": dirty, "textclf.device": describe_device(device),
             "textclf.version": textclf.__version__, "textclf.data_uri": splits.uri}
     if commit != "unknown":
