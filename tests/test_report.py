@@ -113,8 +113,8 @@ def test_seed_noise_flags_a_lead_smaller_than_the_spread():
     runs = pd.DataFrame({"trial.number": [0, 1, None, None, None, None],
                          "textclf.repeat_of": [None, None, "0", "0", "1", "1"],
                          "best_val_accuracy": [0.860, 0.855, 0.850, 0.870, 0.860, 0.850], "status": "FINISHED"})
-    stats = report.seed_noise(runs, "best_val_accuracy")
-    assert stats["count"].tolist() == [3, 3] and stats.index.tolist() == ["0", "1"]
+    stats = report.seed_noise(runs, "best_val_accuracy", "maximize")
+    assert stats["count"].tolist() == [2, 2] and stats.index.tolist() == ["0", "1"]
     assert stats["mean"].tolist() == pytest.approx([0.86, 0.855])
     assert "within noise" in stats["note"].iloc[0]
 
@@ -133,3 +133,64 @@ def test_optuna_views_need_two_complete_trials_that_vary_a_parameter():
                                                   value=value))
     views, notes = report_plots.optuna_views(study)
     assert [name for name, _ in views] == ["param_importances", "parallel_coordinate"] and notes == []
+
+
+def make_child(client, experiment, parent, params, metrics, tags, status="FINISHED"):
+    child = client.create_run(experiment, tags={"mlflow.parentRunId": parent, **tags})
+    for key, value in params.items():
+        client.log_param(child.info.run_id, key, value)
+    for key, value in metrics.items():
+        client.log_metric(child.info.run_id, key, value)
+    client.set_terminated(child.info.run_id, status)
+    return child.info.run_id
+
+
+@pytest.fixture
+def scaling_sweep(tmp_path) -> str:
+    """A data-scaling sweep: each fraction has its own split fingerprint but the same evaluation rows; one
+    trial's config was rejected (a FAILED child without data), one was pruned with a higher running value."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("scaling", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, tags={"textclf.role": "sweep", "textclf.study": "scaling",
+                                                 "study.objective": json.dumps({"best_val_accuracy": "maximize"})})
+    parent_id = parent.info.run_id
+    for number, (fraction, rows, val) in enumerate([(0.25, 250, 0.80), (0.5, 500, 0.84), (1.0, 1000, 0.86)]):
+        make_child(client, experiment, parent_id,
+                   {"trial.number": number, "data.train_fraction": fraction, "data.train_rows": rows,
+                    "data.label_map": "neg,pos"},
+                   {"best_val_accuracy": val, "test_accuracy": val - 0.01, "train_time_s": rows / 10},
+                   {"textclf.split_fingerprint": f"split-{fraction}", "textclf.eval_fingerprint": "eval-1"})
+    make_child(client, experiment, parent_id, {"trial.number": 3, "data.train_fraction": 0.75,
+                                               "data.label_map": "neg,pos"},
+               {"best_val_accuracy": 0.95}, {"textclf.split_fingerprint": "split-0.75",
+                                             "textclf.eval_fingerprint": "eval-1", "trial.state": "PRUNED"}, "KILLED")
+    make_child(client, experiment, parent_id, {"trial.number": 4, "data.train_fraction": 0.1},
+               {}, {"textclf.error": "config rejected", "trial.state": "FAIL"}, "FAILED")
+    client.set_terminated(parent_id, "FINISHED")
+    return parent_id
+
+
+def test_a_data_scaling_sweep_is_one_comparable_group(scaling_sweep):
+    selection = report.select_runs(scaling_sweep)
+    assert report.comparability_note(selection.runs).startswith("All runs share one set of evaluation rows")
+    table = report.leaderboard(selection)
+    assert "group" not in table  # one group: the rejected trial's data-less child is no phantom group
+    assert table["trial.number"].tolist() == [2, 1, 0, 3, 4]  # the pruned trial ranks after complete ones
+    assert table["best"].tolist() == ["*", "", "", "", ""]
+
+
+def test_seed_noise_is_direction_aware_and_leaves_out_the_selecting_run():
+    # trial 0 was selected on its lucky first run (0.90); its fresh seeds average 0.80, below trial 1's 0.84
+    runs = pd.DataFrame({"trial.number": [0, 1, None, None, None, None, None],
+                         "textclf.repeat_of": [None, None, "0", "0", "1", "1", None],
+                         "best_val_accuracy": [0.90, 0.85, 0.80, 0.805, 0.84, 0.845, 0.99],
+                         "status": "FINISHED"})
+    stats = report.seed_noise(runs, "best_val_accuracy", "maximize")
+    assert stats.index.tolist() == ["1", "0"] and stats["count"].tolist() == [2, 2]  # fresh seeds only
+    assert stats["mean"].tolist() == pytest.approx([0.8425, 0.8025])
+    assert stats["selected_value"].tolist() == pytest.approx([0.85, 0.90])
+    assert "larger than noise" in stats["note"].iloc[0]
+    losses = runs.assign(best_val_accuracy=1 - runs["best_val_accuracy"])
+    stats = report.seed_noise(losses, "best_val_accuracy", "minimize")
+    assert stats.index.tolist() == ["1", "0"]  # lower is better: 0.1575 leads 0.1975

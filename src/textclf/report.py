@@ -2,7 +2,8 @@
 
 Runs are read from MLflow (a sweep's parent run, the newest sweep of a study name, or a whole experiment)
 into one pandas DataFrame, one row per run; the leaderboard is sorted by the study's objective with the
-best row marked. Runs whose split fingerprint or label map differ are grouped, never silently mixed.
+best row marked. Runs scored on different evaluation rows (val + test) or label maps are grouped, never
+silently mixed; complete runs rank before pruned and failed ones.
 """
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
             frame[column.removeprefix("params.")] = _maybe_numeric(runs[column])
         elif column.startswith("metrics."):
             frame[column.removeprefix("metrics.")] = runs[column]
-        elif column in ("tags.textclf.split_fingerprint", "tags.trial.state", "tags.mlflow.runName",
-                        "tags.textclf.repeat_of"):
+        elif column in ("tags.textclf.split_fingerprint", "tags.textclf.eval_fingerprint", "tags.trial.state",
+                        "tags.mlflow.runName", "tags.textclf.repeat_of"):
             frame[column.removeprefix("tags.")] = runs[column]
     if "data.label_map" not in frame:
         frame["data.label_map"] = ""
@@ -103,8 +104,12 @@ def varied_params(runs: pd.DataFrame) -> list[str]:
     return sorted(c for c in params if runs[c].astype(str).nunique(dropna=False) > 1)
 
 
+STATUS_RANK = {"FINISHED": 0, "KILLED": 1, "FAILED": 2}  # complete, pruned or stopped, failed; then running
+
+
 def leaderboard(selection: Selection) -> pd.DataFrame:
-    """One row per run, the varied hyperparameters and the metrics people compare; best first, marked."""
+    """One row per run, the varied hyperparameters and the metrics people compare; complete runs first, each
+    comparability group by the objective, the best finished run of each group marked."""
     runs = selection.runs
     metric, direction = selection.objective
     repeated = "textclf.repeat_of" in runs and bool(runs["textclf.repeat_of"].notna().any())
@@ -113,51 +118,65 @@ def leaderboard(selection: Selection) -> pd.DataFrame:
     table = runs[list(dict.fromkeys(columns))].copy()
     table["group"] = comparability_groups(runs)
     if metric in table:
-        table = table.sort_values(["group", metric], ascending=[True, direction == "minimize"],
-                                  na_position="last", kind="stable")
+        rank = table["status"].map(STATUS_RANK).fillna(len(STATUS_RANK))
+        table = table.assign(_rank=rank).sort_values(["group", "_rank", metric],
+                                                     ascending=[True, True, direction == "minimize"],
+                                                     na_position="last", kind="stable").drop(columns="_rank")
         finished = table[table["status"] == "FINISHED"]
         best = finished.groupby("group")[metric].idxmax() if direction == "maximize" else \
             finished.groupby("group")[metric].idxmin()
         table.insert(0, "best", np.where(table.index.isin(best.dropna().values), "*", ""))
-    if table["group"].nunique() == 1:
+    if table["group"].nunique() <= 1:
         table = table.drop(columns="group")
     return table.reset_index(drop=True)
 
 
 def comparability_groups(runs: pd.DataFrame) -> pd.Series:
-    """A group label per run: runs share one only if they share the split fingerprint and label map."""
-    keys = runs.get("textclf.split_fingerprint", pd.Series("", index=runs.index)).fillna("").astype(str) + "|" + \
-        runs["data.label_map"].fillna("").astype(str)
-    order = sorted(dict.fromkeys(keys), key=lambda k: -(keys == k).sum())  # the largest group is A
-    labels = {k: chr(ord("A") + i) for i, k in enumerate(order)}
-    return keys.map(labels)
+    """A group label per run: runs share one only if they were scored on the same evaluation rows (val + test,
+    textclf.eval_fingerprint; the split fingerprint for runs older than it) with the same label map. Runs
+    without data (a trial whose config was rejected) belong to no group (NaN)."""
+    empty = pd.Series(np.nan, index=runs.index, dtype=object)
+    rows = runs.get("textclf.eval_fingerprint", empty).fillna(runs.get("textclf.split_fingerprint", empty))
+    keys = rows.astype(str) + "|" + runs["data.label_map"].fillna("").astype(str)
+    keys[rows.isna() | (rows == "")] = np.nan
+    order = sorted(keys.dropna().unique(), key=lambda k: -(keys == k).sum())  # the largest group is A
+    return keys.map({k: chr(ord("A") + i) for i, k in enumerate(order)})
 
 
 def comparability_note(runs: pd.DataFrame) -> str:
-    groups = comparability_groups(runs)
+    groups = comparability_groups(runs).dropna()
     if groups.nunique() <= 1:
-        return "All runs share one split fingerprint and label map: their metrics are comparable."
-    return (f"Runs fall into {groups.nunique()} groups ({', '.join(sorted(groups.unique()))}) with different "
-            f"data splits or label maps: metrics compare only within a group, and each group has its own best "
-            f"row. (Expected when the study varies the data, e.g. data.train_fraction.)")
+        return ("All runs share one set of evaluation rows (val + test) and label map: their metrics are "
+                "comparable.")
+    return (f"Runs fall into {groups.nunique()} groups ({', '.join(sorted(groups.unique()))}) scored on different "
+            f"evaluation rows or label maps: metrics compare only within a group, and each group has its own best "
+            f"row. (Expected when the study varies data.seed, the split sizes or data.split: subset.)")
 
 
-def seed_noise(runs: pd.DataFrame, metric: str) -> pd.DataFrame | None:
-    """Mean and spread of `metric` per configuration that was repeated with several seeds."""
+def seed_noise(runs: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame | None:
+    """Mean and spread of `metric` over the fresh seeds of each repeated configuration (`--repeat-best`). The
+    run a configuration was selected by is left out of its mean (shown as `selected_value`): picking the best of
+    many runs favours a lucky one. Verdict: the leader's lead over the runner-up is "larger than noise" when it
+    exceeds twice the standard error of the difference of the two means (Welch), else "within noise"."""
     if "textclf.repeat_of" not in runs or runs["textclf.repeat_of"].isna().all():
         return None
-    trial = runs["trial.number"].astype("Int64").astype(str) if "trial.number" in runs else ""
-    origin = runs["textclf.repeat_of"].fillna(trial)
-    frame = runs.assign(config=origin)[lambda f: f["status"] == "FINISHED"]
-    stats = frame.groupby("config")[metric].agg(["count", "mean", "std"]).sort_values("mean", ascending=False)
+    done = runs[runs["status"] == "FINISHED"]
+    repeats = done[done["textclf.repeat_of"].notna()]
+    stats = repeats.groupby(repeats["textclf.repeat_of"].astype(str))[metric].agg(["count", "mean", "std"])
+    if "trial.number" in done:  # the selecting run: the trial itself (runs without a trial number are not merged)
+        originals = done[done["trial.number"].notna() & done["textclf.repeat_of"].isna()]
+        selected = originals.set_index(originals["trial.number"].astype(int).astype(str))[metric]
+        stats["selected_value"] = selected.reindex(stats.index)
+    stats = stats.sort_values("mean", ascending=direction == "minimize")
     stats = stats[stats["count"] > 1]
     if len(stats) >= 2:
-        gap = stats["mean"].iloc[0] - stats["mean"].iloc[1]
-        noise = float(np.sqrt((stats["std"] ** 2).mean()))
+        (lead, next_), (n1, n2), (s1, s2) = stats["mean"].iloc[:2], stats["count"].iloc[:2], stats["std"].iloc[:2]
+        gap = abs(lead - next_)
+        error = float(np.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2))
         stats["note"] = ""
         stats.iloc[0, stats.columns.get_loc("note")] = (
-            f"lead {gap:.4f} {'<' if gap < noise else '>='} seed std {noise:.4f}: "
-            + ("within noise" if gap < noise else "larger than noise"))
+            f"lead {gap:.4f} {'<=' if gap <= 2 * error else '>'} 2 x standard error {error:.4f}: "
+            + ("within noise" if gap <= 2 * error else "larger than noise"))
     return stats
 
 
@@ -214,7 +233,7 @@ def build_report(selection: Selection, out: Path, study=None) -> Path:
         notes += view_notes + [f"optuna {name}" for name, _ in views]
     else:
         notes.append("skipped Optuna importances / parallel coordinates: no study storage to read")
-    noise = seed_noise(selection.runs, metric)
+    noise = seed_noise(selection.runs, metric, selection.objective[1])
     if noise is not None:
         lines += ["## Seed noise", "", noise.to_markdown(floatfmt=".4g"), ""]
     lines += ["## Plots", ""]
