@@ -200,3 +200,39 @@ def test_python_m_textclf_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "textclf", "--help"], capture_output=True, text=True,
                          env={**os.environ}, timeout=60)
     assert out.returncode == 0 and "train" in out.stdout
+
+
+def test_a_diverged_run_finishes_at_its_best_epoch_and_says_so(cli, tiny_overrides, tracking_uri, monkeypatch):
+    """Validation loss NaN in epoch 3: the run keeps epoch 2's weights, is tested, FINISHED, tagged."""
+    import math
+
+    import textclf.train as train_mod
+    from textclf.train import Evaluation
+
+    losses, real_evaluate = iter([0.6, 0.5, math.nan]), train_mod.evaluate
+
+    def evaluate(model, loader, *a, **k):
+        result = real_evaluate(model, loader, *a, **k)
+        return Evaluation(next(losses), result.accuracy, result.predictions, result.labels) \
+            if k.get("desc") == "val" else result
+
+    monkeypatch.setattr(train_mod, "evaluate", evaluate)
+    code, _, err = cli("train", "--tracking-uri", tracking_uri, *[a for o in tiny_overrides for a in ("-o", o)])
+    assert code == 0, err
+    [run] = runs_of(tracking_uri, experiment_of(tiny_overrides))
+    assert run.info.status == "FINISHED" and run.data.metrics["best_epoch"] == 2
+    assert run.data.metrics["epochs_run"] == 2 and "test_accuracy" in run.data.metrics
+    assert run.data.tags["textclf.diverged"] == "validation loss is nan after epoch 3; kept epoch 2"
+
+
+def test_final_metrics_are_the_declared_list(cli, tiny_overrides, tracking_uri):
+    """What sweep objectives are validated against (metrics.FINAL_METRICS) is what a run logs."""
+    from textclf.metrics import FINAL_METRICS
+
+    code, _, err = cli("train", "--tracking-uri", tracking_uri, *[a for o in tiny_overrides for a in ("-o", o)])
+    assert code == 0, err
+    [run] = runs_of(tracking_uri, experiment_of(tiny_overrides))
+    client = mlflow.MlflowClient()
+    per_epoch = {k for k in run.data.metrics if len(client.get_metric_history(run.info.run_id, k)) > 1}
+    final = set(run.data.metrics) - per_epoch
+    assert final == set(FINAL_METRICS) - {"peak_gpu_mem_mb", "model_artifact_mb"}  # CPU, a plain model

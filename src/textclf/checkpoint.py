@@ -42,7 +42,8 @@ def snapshot(directory: Path, epoch: int, parts: Parts, result, best_loss: float
         tensors |= {f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
     meta = {"history": result.history, "best_epoch": result.best_epoch, "best_loss": best_loss,
             "stopped_early": result.stopped_early, "counters": [result.step_time_s, result.samples, result.tokens,
-                                                                result.padded_tokens, result.first_step_s],
+                                                                result.padded_tokens, result.first_step_s,
+                                                                result.token_squares],
             "optimizer_groups": optimizer["param_groups"], "scheduler": parts.scheduler.state_dict(),
             "scaler": parts.scaler.state_dict()}
     save(directory, epoch, tensors, meta)
@@ -68,7 +69,9 @@ def restore(found, parts: Parts, result, device: torch.device):
     if device.type == "cuda" and "rng.cuda.0" in tensors:
         torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())])
     result.history, result.best_epoch, result.stopped_early = meta["history"], meta["best_epoch"], meta["stopped_early"]
-    result.step_time_s, result.samples, result.tokens, result.padded_tokens, result.first_step_s = meta["counters"]
+    counters = meta["counters"] + [0] * (6 - len(meta["counters"]))  # checkpoints from before token_squares
+    (result.step_time_s, result.samples, result.tokens, result.padded_tokens, result.first_step_s,
+     result.token_squares) = counters
     return meta["epoch"], meta["best_loss"], take("best.")
 
 

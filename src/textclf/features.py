@@ -28,6 +28,7 @@ class Loaders:
     train: DataLoader
     val: DataLoader
     test: DataLoader
+    train_probe: DataLoader  # a fixed sample of training rows, as many as val, evaluated like val each epoch
     tokenize_time_s: float = 0.0
     token_cache_hit: bool = False  # every text's ids came from the cache
 
@@ -58,10 +59,13 @@ def make_loaders(splits: Splits, tokenizer, max_length: int, batch_size: int, ev
     else:
         train = DataLoader(Rows(encoded["train"]), batch_size=batch_size, shuffle=True, generator=generator,
                            **common)
+    # the loss ratio's train side: fixed rows (the same every epoch and for every train.seed)
+    sample = np.sort(np.random.default_rng(0).permutation(len(encoded["train"].input_ids))[:len(splits.val)])
+    encoded["train_probe"] = Encoded([encoded["train"].input_ids[i] for i in sample], encoded["train"].labels[sample])
     # eval order is free: batching texts of similar length wastes little compute on padding
-    val, test = (DataLoader(Rows(encoded[s]), batch_sampler=by_length(encoded[s], eval_batch_size), **common)
-                 for s in ("val", "test"))
-    return Loaders(train, val, test, time.perf_counter() - start, bool(cache_length) and misses == 0)
+    val, test, probe = (DataLoader(Rows(encoded[s]), batch_sampler=by_length(encoded[s], eval_batch_size), **common)
+                        for s in ("val", "test", "train_probe"))
+    return Loaders(train, val, test, probe, time.perf_counter() - start, bool(cache_length) and misses == 0)
 
 
 class Rows(torch.utils.data.Dataset):
@@ -116,5 +120,6 @@ class Collate:
         input_ids = np.full((len(items), width), self.pad_id, dtype=np.int64)
         input_ids[mask] = np.concatenate([np.asarray(ids, dtype=np.int64) for ids, _ in items])
         labels = torch.tensor([y for _, y in items], dtype=torch.long)
+        # real tokens (and their squares, for the attention FLOPs), counted without a device sync
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask.astype(np.int64)),
-                "labels": labels, "tokens": int(lengths.sum())}  # real tokens, counted without a device sync
+                "labels": labels, "tokens": int(lengths.sum()), "token_squares": int((lengths ** 2).sum())}

@@ -1,11 +1,20 @@
 """Model FLOPs utilisation (MFU): the training FLOPs the model needs per real token, times real tokens per
 second, over the device's peak.
 
-FLOPs per trained token = 6 * N + 12 * L * d * T (Kaplan et al. 2020; PaLM, Chowdhery et al. 2022, app. B):
-N = non-embedding parameters (weights of the encoder layers and the head: 2N forward, 4N backward),
-L layers, d hidden size, T the mean real sequence length (attention scores and values). Padding, frozen
-layers (whose weight gradients are skipped) and recomputation do not change this "model FLOPs" count, so
-MFU compares runs of one model across settings; it is not the hardware's measured FLOP rate.
+Training FLOPs per real token, counting only the work that runs (docs/methodology.md):
+
+    2 N                      forward through every parameter
+  + 2 N_above(k)             backward to the activations, from the top down to the lowest trainable block k
+  + 2 N_trained              weight gradients, for trainable weights only
+  + (4 L + 8 (L - k)) d T    attention scores and values: forward in every block, backward above k
+
+N counts the encoder blocks and what sits above them (pooler, head; peft adapters included), not the
+embeddings (lookups); peft's frozen copy of a wrapped head does not run and is not counted. Blocks are numbered
+from their parameter names (`.layer.<i>.`); trainable embeddings or a soft prompt put k at 0; when only the
+top (pooler, head) trains, k = L. T is the token-weighted sequence length sum(len^2) / sum(len) (attention work
+per token grows with its own sequence). Full fine-tuning gives the familiar 6N + 12·L·d·T (Kaplan et al. 2020;
+PaLM app. B); the head alone ~2N; the top 2 of 6 blocks ~3.3N; LoRA ~4N. Padding and recomputation are not
+counted: MFU compares runs of one model across settings; it is not the hardware's measured FLOP rate.
 
 Peak: dense tensor-core FLOP/s of the GPU from its data sheet for the run's precision (bf16/fp16, or TF32
 for fp32 matmuls); on CPU, cores x clock x FLOPs per cycle (AVX-512: 64 fp32, AVX2+FMA: 32, else 8), an
@@ -18,6 +27,9 @@ import re
 
 import torch
 
+_BLOCK = re.compile(r"\.layers?\.(\d+)\.")
+_EMBEDDING = ("embeddings", "prompt_encoder", "relative_attention_bias")  # lookups (MPNet's bias table too)
+
 # dense (no sparsity) TFLOP/s from the vendors' data sheets: (16-bit, TF32)
 _GPU_PEAKS = {"H200": (989.4, 494.7), "H100 SXM": (989.4, 494.7), "H100 80GB HBM3": (989.4, 494.7),
               "H100 NVL": (835.0, 417.5), "H100 PCIe": (756.0, 378.0), "H100": (756.0, 378.0),
@@ -25,14 +37,33 @@ _GPU_PEAKS = {"H200": (989.4, 494.7), "H100 SXM": (989.4, 494.7), "H100 80GB HBM
               "V100": (125.0, 15.7), "T4": (65.0, 8.1)}
 
 
-def non_embedding_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n and "prompt" not in n)
+def _positions(model: torch.nn.Module, layers: int) -> list[tuple[int, int, bool]]:
+    """(position, size, trainable) per parameter that runs: -1 embeddings, 0..L-1 block, L the top."""
+    out = []
+    for name, p in model.named_parameters():
+        if "original_module" in name:  # peft keeps the wrapped head's frozen original beside its trained copy
+            continue
+        block = _BLOCK.search(name)
+        position = -1 if any(e in name for e in _EMBEDDING) else int(block.group(1)) if block else layers
+        out.append((position, p.numel(), p.requires_grad))
+    return out
 
 
-def flops_per_token(model: torch.nn.Module, config, mean_length: float) -> float:
+def flops_per_token(model: torch.nn.Module, config, length: float) -> float:
+    """Training FLOPs per real token at token-weighted sequence length `length` (the module's formula)."""
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 0)
     hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
-    return 6.0 * non_embedding_params(model) + 12.0 * layers * hidden * mean_length
+    params = _positions(model, layers)
+    lowest = max(0, min((pos for pos, _, trains in params if trains), default=layers))
+    total = sum(n for pos, n, _ in params if pos >= 0)
+    above = sum(n for pos, n, _ in params if pos >= lowest)
+    trained = sum(n for pos, n, trains in params if pos >= 0 and trains)
+    return 2.0 * (total + above + trained) + (4 * layers + 8 * (layers - lowest)) * hidden * length
+
+
+def attention_length(tokens: int, token_squares: int) -> float:
+    """The token-weighted mean sequence length, sum(len^2) / sum(len)."""
+    return token_squares / max(tokens, 1)
 
 
 def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:

@@ -28,7 +28,7 @@ class TrialHooks:
     parent_run_id: str
     params: dict[str, object]
     tags: dict[str, str]
-    report: ReportFn | None = None  # (val_accuracy, epoch); raises to prune
+    report: ReportFn | None = None  # (the best-val-loss epoch's row so far, epoch); raises to prune
     killed_by: tuple[type[BaseException], ...] = ()  # e.g. optuna.TrialPruned: the run ends KILLED
     on_start: Callable[[str], None] | None = None  # gets the child run's id as soon as it exists
 
@@ -72,7 +72,10 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
             torch.cuda.reset_peak_memory_stats(device)
         fit_start = time.perf_counter()
         fitted = fit(model, loaders.train, loaders.val, cfg.train, device, log=tracking.log_epoch,
-                     report=trial and trial.report, checkpoints=checkpoints)
+                     report=trial and trial.report, checkpoints=checkpoints, train_probe=loaders.train_probe)
+        if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
+            log.warning("training diverged: %s", fitted.diverged)
+            tracking.update_run(run_id, {"textclf.diverged": fitted.diverged}, {})
         dtype = autocast_dtype(cfg.train.precision, device)
         test = evaluate(model, loaders.test, device, dtype)
         final = summarize(fitted, test, len(splits.label_names), trainable, total, device)
@@ -141,7 +144,7 @@ def derived_params(cfg: Config, splits: Splits) -> dict[str, object]:
 
 def utilisation(model, config, fitted, device: torch.device, dtype) -> dict[str, float]:
     """Model TFLOP/s achieved in training steps and, where the device's peak is known, mfu (flops.py)."""
-    per_token = flops.flops_per_token(model, config, fitted.tokens / max(fitted.samples, 1))
+    per_token = flops.flops_per_token(model, config, flops.attention_length(fitted.tokens, fitted.token_squares))
     achieved = per_token * fitted.tokens / fitted.step_time_s
     out = {"model_tflops_per_s": achieved / 1e12}
     peak = flops.peak_flops(device, dtype)
