@@ -149,3 +149,34 @@ def test_eight_workers_on_one_study(backend, tmp_path, tiny_model, tiny_data, re
             server.stop(stop)
     assert [t.state.name for t in study.trials].count("FAIL") == 0
     print(f"MEASURED 8 workers on {backend}: {len(study.trials)} trials in {seconds:.0f} s")
+
+
+def test_a_grid_runs_every_point_once_under_three_workers_a_kill_and_a_rerun(tmp_path, tiny_model, tiny_data):
+    """Six grid points, three `textclf sweep` processes, the first killed with kill -9 mid-trial: its point is
+    enqueued again when its heartbeat goes stale and run by a live worker; idle workers wait instead of
+    rerunning running points; a rerun of the command finds nothing to do."""
+    rates = [5e-3, 4e-3, 3e-3, 2e-3, 1e-3, 6e-3]
+    base = {"data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
+            "model": {"name": str(tiny_model)}, "train": {"epochs": 2, "batch_size": 16, "progress": False},
+            "tracking": {"experiment": "workers", "log_model": False, "heartbeat_s": 1}}
+    write(tmp_path, base, "base.yaml")
+    spec = write(tmp_path, {"base": "base.yaml", "study": {"name": "many", "sampler": "grid", "heartbeat_s": 1},
+                            "space": {"train.learning_rate": {"categorical": rates}}})
+    storage, uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    doomed, started = worker(tmp_path, spec, storage, uri, fault="kill", tag="doomed")
+    wait_for(started.exists, 120, "the doomed worker's first trial")
+    others = [worker(tmp_path, spec, storage, uri, tag=f"w{i}") for i in range(2)]
+    doomed.send_signal(signal.SIGKILL)
+    doomed.communicate()
+    for i, proc in enumerate(others):
+        assert proc.wait(timeout=600) == 0, (tmp_path / f"w{i}.log").read_text()[-3000:]
+    study = check_study(storage, uri, target=6)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["train.learning_rate"] for t in done) == sorted(rates)  # each point exactly once
+    [dead] = [t for t in study.trials if t.state.name == "FAIL"]
+    assert "error" not in dead.user_attrs and dead.params["train.learning_rate"] in rates
+    rerun = worker(tmp_path, spec, storage, uri, tag="rerun")
+    assert rerun.wait(timeout=600) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
+    assert len(optuna.load_study(study_name="many", storage=storage).trials) == len(study.trials)
+    print(f"MEASURED grid with a kill: 6 points COMPLETE once each, {len(study.trials)} trials (the killed one "
+          f"FAIL), rerun added none")

@@ -77,13 +77,15 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=2),
               help="Seeds per repeated trial, the original included.")
 @click.option("--worker-of", hidden=True, help="Internal: run as a worker of this parent run.")
+@click.option("--worker-index", hidden=True, type=int, default=0, help="Internal: this worker's index.")
 def sweep_cmd(spec_path, n_trials, workers, storage, tracking_uri, overrides, override, repeat_best, seeds,
-              worker_of) -> None:
+              worker_of, worker_index) -> None:
     """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
     from textclf.sweep import run_sweep
 
     extra = (*override, *shlex.split(overrides or ""))
-    summary = run_sweep(spec_path, extra, n_trials, workers, storage, tracking_uri, worker_of, repeat_best, seeds)
+    summary = run_sweep(spec_path, extra, n_trials, workers, storage, tracking_uri, worker_of, repeat_best, seeds,
+                        worker_index)
     if summary:
         click.echo(summary)
 
@@ -255,7 +257,7 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
     warnings.filterwarnings("ignore", message=".*heartbeat_interval.* is an experimental feature")
     warnings.filterwarnings("ignore", message=".*fail_stale_trials is experimental")
-    warnings.filterwarnings("ignore", message=".*RetryFailedTrialCallback.* is experimental")
+    warnings.filterwarnings("ignore", message=".*Retry.*Callback.* is experimental")
 
 
 def main() -> None:

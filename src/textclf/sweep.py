@@ -10,23 +10,29 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import torch
 
+from textclf import sweep_grid as grid
 from textclf import tracking
 from textclf.config import Config, replace
 from textclf.errors import InputError
+from textclf.metrics import RUNNING
 from textclf.run import TrialHooks, train_run
 from textclf.sweep_spec import GRID_POINT, FixedTrial, SweepSpec, trial_config
 
 log = logging.getLogger(__name__)
 SHOWN_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio", "train_time_s")
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+STATE_RANK = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                    optuna.trial.TrialState.FAIL)
 
@@ -39,30 +45,37 @@ class Sweep:
     parent_run_id: str
     experiment: str
     overrides: tuple[str, ...] = ()
+    worker: int = 0  # index of this worker process; its sampler's seed derives from it
 
 
 def storage_url(spec: SweepSpec, flag: str | None) -> str:
     return flag or spec.storage or f"sqlite:///{Path('optuna.db').resolve()}"
 
 
-def open_study(spec: SweepSpec, url: str) -> optuna.Study:
-    """Create or resume the study. Heartbeats let a crashed worker's trial be failed, not RUNNING forever."""
+def open_study(spec: SweepSpec, url: str, worker: int = 0) -> optuna.Study:
+    """Create or resume the study. Heartbeats let a crashed worker's trial be failed, not RUNNING forever
+    (and, in a grid, its point be enqueued again)."""
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=spec.retries) if spec.retries else None
+    retry = grid.retry_dead(spec) if spec.sampler == "grid" else \
+        optuna.storages.RetryFailedTrialCallback(max_retry=spec.retries) if spec.retries else None
     heartbeat = max(1, round(spec.heartbeat_s))
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
                                          grace_period=4 * heartbeat, failed_trial_callback=retry)
     directions = [d for _, d in spec.objectives]
-    return optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec),
+    return optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec, worker),
                                pruner=make_pruner(spec), directions=directions, load_if_exists=True)
 
 
-def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(spec.grid_space(), seed=spec.seed)
+def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """Worker i of a study gets its own seed, derived from the study seed (reproducible): with one seed in
+    every worker, random and TPE samplers propose the same values in every worker."""
+    seed = spec.seed if worker == 0 else int(np.random.SeedSequence([spec.seed, worker]).generate_state(1)[0])
+    if spec.sampler == "grid":  # its points are enqueued (sweep_grid.py); the sampler is a fallback for a trial
+        return optuna.samplers.RandomSampler(seed=seed)  # that finds the queue emptied under it
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True)
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: a trial still running elsewhere counts as a poor result, so workers spread out
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
 
 
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
@@ -77,29 +90,59 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
 
 def run_worker(sweep: Sweep) -> None:
     """Run trials until the study has its target number of finished trials (or the grid is done)."""
-    study = open_study(sweep.spec, sweep.storage_url)
+    study = open_study(sweep.spec, sweep.storage_url, sweep.worker)
+    if sweep.spec.sampler == "grid":
+        return run_grid(sweep, study)
     target = sweep.spec.target_trials()
     callbacks = [lambda s, t: record_trial(sweep, s, t)]
     if target is not None:
         callbacks.append(lambda s, t: s.stop() if _finished(s) >= target else None)
         if _finished(study) >= target:
             return
+    _optimize(sweep, study, None, sweep.spec.timeout, callbacks)
+
+
+def run_grid(sweep: Sweep, study: optuna.Study) -> None:
+    """Pop enqueued grid points one at a time (sweep_grid.py); wait while the remaining ones run in other
+    workers (one of them may die, and its point come back); stop when nothing waits or runs."""
+    callbacks = [lambda s, t: record_trial(sweep, s, t)]
+    deadline = time.monotonic() + (sweep.spec.timeout or math.inf)
+    said = False
+    while time.monotonic() < deadline:
+        optuna.storages.fail_stale_trials(study)  # a dead worker's point is enqueued again
+        waiting, running = grid.queue_state(study)
+        if waiting:
+            _optimize(sweep, study, 1, None, callbacks)
+        elif running:
+            if not said:
+                log.info("the remaining grid points run in other workers; waiting for them")
+                said = True
+            time.sleep(min(5.0, sweep.spec.heartbeat_s))
+        else:
+            return
+
+
+def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: float | None, callbacks) -> None:
     while True:
         try:
-            study.optimize(lambda trial: objective(sweep, trial), n_trials=None, timeout=sweep.spec.timeout,
+            study.optimize(lambda trial: objective(sweep, trial), n_trials=n_trials, timeout=timeout,
                            callbacks=callbacks, catch=(Exception,), gc_after_trial=True)
             return
         except optuna.exceptions.UpdateFinishedTrialError as e:  # this worker goes on with the next trial
             log.warning("another worker failed a trial of this one as stale while it still ran (its heartbeat "
                         "came late; raise study.heartbeat_s on a loaded machine): %s", e)
+            if n_trials is not None:
+                return
 
 
 def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     hooks = TrialHooks(sweep.parent_run_id, {"trial.number": trial.number, "trial.study": sweep.spec.name},
                        {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
-                       report=lambda value, epoch: _report(trial, value, epoch),
+                       report=lambda row, epoch: _report(trial, sweep.spec.objectives[0][0], row, epoch),
                        killed_by=(optuna.TrialPruned,),
                        on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+    if sweep.spec.sampler == "grid":
+        grid.claim(sweep.spec, trial)  # two commands may have enqueued one point: only one runs it
     try:
         cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment)
         flat = cfg.flat()
@@ -131,23 +174,36 @@ def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: o
     except torch.OutOfMemoryError:
         if not sweep.spec.retry_oom or cfg.train.batch_size < 2:
             raise
-    # once, with half the micro-batch and twice the accumulation: the same effective batch
-    log.warning("trial %d ran out of memory; retrying with batch_size %d x %d accumulation steps", trial.number,
-                cfg.train.batch_size // 2, cfg.train.grad_accum_steps * 2)
+    # once, with the micro-batch divided by its smallest factor f and f times the accumulation: exactly the
+    # same effective batch (16 -> 8 x 2, 15 -> 5 x 3, a prime 13 -> 1 x 13)
+    t = cfg.train
+    factor = next(f for f in range(2, t.batch_size + 1) if t.batch_size % f == 0)
+    micro, accum = t.batch_size // factor, t.grad_accum_steps * factor
+    note = (f"batch {t.batch_size} x {t.grad_accum_steps} -> {micro} x {accum} "
+            f"(effective batch {t.effective_batch_size()} kept)")
+    log.warning("trial %d ran out of memory; retrying once: %s", trial.number, note)
     tracking.delete_run(trial.user_attrs["mlflow_run_id"])  # one child run per trial
     _release_memory()
-    smaller = replace(cfg, train__batch_size=cfg.train.batch_size // 2,
-                      train__grad_accum_steps=cfg.train.grad_accum_steps * 2)
-    retry = dataclasses.replace(hooks, tags={**hooks.tags, "textclf.oom_retry": "true"})
+    smaller = replace(cfg, train__batch_size=micro, train__grad_accum_steps=accum)
+    retry = dataclasses.replace(hooks, tags={**hooks.tags, "textclf.oom_retry": note})
     return train_run(smaller, sweep.tracking_uri, retry)
 
 
-def _report(trial: optuna.Trial, value: float, epoch: int) -> None:
-    if len(trial.study.directions) > 1:
+def running_value(metric: str, row: dict[str, float]) -> float | None:
+    """The objective's value if training stopped now, from the lowest-val-loss epoch's row so far; None for
+    objectives without a per-epoch value (only known at the end, e.g. train_time_s)."""
+    return row[RUNNING[metric]] if metric in RUNNING else None
+
+
+def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int) -> None:
+    """The pruner sees the running objective, so a pruned trial's stored value (its last report) is the same
+    quantity as a complete trial's value."""
+    value = running_value(metric, row)
+    if len(trial.study.directions) > 1 or value is None:
         return  # optuna does not prune multi-objective studies
     trial.report(value, epoch)
     if trial.should_prune():
-        raise optuna.TrialPruned(f"pruned after epoch {epoch} (val_accuracy {value:.4f})")
+        raise optuna.TrialPruned(f"pruned after epoch {epoch} ({metric} so far {value:.4f})")
 
 
 def end_dead_trials(study: optuna.Study) -> int:
@@ -166,6 +222,9 @@ def end_dead_trials(study: optuna.Study) -> int:
 def record_trial(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """After each trial: its child run's state tag, the parent's best-trial tags and leaderboard; child
     runs of trials whose worker died are ended."""
+    if grid.DUPLICATE in trial.user_attrs:
+        log.info("trial %d skipped: its grid point is taken by trial %d", trial.number, trial.user_attrs[grid.DUPLICATE])
+        return
     reason = f" ({trial.user_attrs.get('error', '')})" if trial.state.name == "FAIL" else ""
     log.info("trial %d %s%s%s", trial.number, trial.state.name, f" {trial.values}" if trial.values else "", reason)
     try:
@@ -198,14 +257,18 @@ def leaderboard(study: optuna.Study):
                                           "params", "user_attrs", "duration"))
     frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
     frame = frame.loc[:, ~frame.columns.duplicated()]
+    if grid.DUPLICATE in frame:  # trials that found their grid point taken ran nothing
+        frame = frame[frame.pop(grid.DUPLICATE).isna()]
     if "duration" in frame:
         frame["duration_s"] = frame.pop("duration").dt.total_seconds().round(1)
     last = [c for c in ("mlflow_run_id", "error") if c in frame]
     frame = frame[[c for c in frame.columns if c not in last and c != GRID_POINT] + last]
     values = [c for c in frame.columns if c == "value" or c.startswith("values_")]
-    if values and len(frame):
+    if values and len(frame):  # complete trials first, then pruned, failed, running; each by the objective
         ascending = [d == optuna.study.StudyDirection.MINIMIZE for d in study.directions]
-        frame = frame.sort_values(values, ascending=ascending, na_position="last")
+        rank = frame["state"].map(STATE_RANK).fillna(len(STATE_RANK))
+        frame = frame.assign(_rank=rank).sort_values(["_rank", *values], ascending=[True, *ascending],
+                                                     na_position="last", kind="stable").drop(columns="_rank")
     return frame.set_index("number")
 
 
@@ -231,8 +294,8 @@ def _release_memory() -> None:
 
 def spawn_workers(argv: list[str], count: int, env: dict[str, str]) -> int:
     """`count` worker processes of this same command; returns the first non-zero exit code, else 0."""
-    procs = [subprocess.Popen([sys.executable, "-m", "textclf", *argv], env={**os.environ, **env})
-             for _ in range(count)]
+    procs = [subprocess.Popen([sys.executable, "-m", "textclf", *argv, "--worker-index", str(i)],
+                              env={**os.environ, **env}) for i in range(count)]
     try:
         codes = [p.wait() for p in procs]
     except BaseException:
@@ -246,7 +309,7 @@ def spawn_workers(argv: list[str], count: int, env: dict[str, str]) -> int:
 
 def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, workers: int,
               storage: str | None, tracking_flag: str | None, worker_of: str | None,
-              repeat_best: int = 0, seeds: int = 3) -> str:
+              repeat_best: int = 0, seeds: int = 3, worker_index: int = 0) -> str:
     """The `textclf sweep` command: validate, open the study and its parent run, run the workers."""
     from textclf.data import load_splits
     from textclf.sweep_spec import load_spec
@@ -259,12 +322,15 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
     launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`: its run is the parent
     tracking.connect(uri, base.tracking.experiment)
     if worker_of:
-        run_worker(Sweep(spec, url, uri, worker_of, tracking.experiment_of(worker_of), overrides))
+        run_worker(Sweep(spec, url, uri, worker_of, tracking.experiment_of(worker_of), overrides, worker_index))
         return ""
-    open_study(spec, url)  # created once, before any worker races to create it
+    study = open_study(spec, url)  # created once, before any worker races to create it
+    if spec.sampler == "grid":
+        grid.enqueue_missing(spec, study)
+    splits = load_splits(base)
     tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,
             "study.objective": json.dumps(dict(spec.objectives)), "study.space": json.dumps(spec.describe_space()),
-            "textclf.split_fingerprint": load_splits(base).fingerprint}
+            "textclf.split_fingerprint": splits.fingerprint, "textclf.eval_fingerprint": splits.eval_fingerprint}
     reuse = {"textclf.study": spec.name, "study.storage": tracking.redact("storage", url)}
     parent = launched_by_mlflow or tracking.start_parent(base.tracking.experiment, spec.name, tags, reuse)
     if launched_by_mlflow:

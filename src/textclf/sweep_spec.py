@@ -27,6 +27,7 @@ import yaml
 
 from textclf.config import Config, flatten_tree, load_config
 from textclf.errors import InputError
+from textclf.metrics import FINAL_METRICS, RUNNING
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "hyperband", "threshold")
@@ -100,7 +101,7 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
             chosen[key] = trial.suggest_int(key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else 1)
         elif dim.kind == "categorical":
             chosen[key] = trial.suggest_categorical(key, list(dim.values))
-    base = load_config(spec.base, (), [(str(spec.path), spec.config)])
+    base = load_config(spec.base, overrides, [(str(spec.path), spec.config)])
     for key, dim in spec.space.items():
         if dim.kind == "follows":
             section, _, sub = dim.source.partition(".")
@@ -143,6 +144,8 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
         space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
         retry_oom=bool(tree.get("retry_oom", True)))
     problems += _check_study(spec, where)
+    problems += [f"-o {o}: the sweep {path} searches {o.partition('=')[0].strip()}; remove the override or the "
+                 f"space entry" for o in overrides if o.partition("=")[0].strip() in spec.varied_keys()]
     if not problems:
         problems += _check_trials(spec, overrides)
     if problems:
@@ -169,6 +172,13 @@ def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str,
     for metric, direction in value.items():
         if direction not in ("maximize", "minimize"):
             problems.append(f"{where}: objective.{metric}: must be maximize or minimize, got {direction!r}")
+        if str(metric).startswith("test_"):
+            problems.append(f"{where}: objective.{metric}: selecting on the test set is not allowed (it would no "
+                            f"longer measure generalisation); use a validation metric such as best_val_accuracy")
+        elif metric not in FINAL_METRICS:
+            near = difflib.get_close_matches(str(metric), FINAL_METRICS, n=1)
+            problems.append(f"{where}: objective.{metric}: not a metric textclf runs log; " +
+                            (f"did you mean {near[0]}?" if near else f"e.g. best_val_accuracy or best_val_loss"))
     return tuple(value.items())
 
 
@@ -229,6 +239,9 @@ def _check_study(spec: SweepSpec, where: str) -> list[str]:
         problems.append(f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
     if spec.pruner != "none" and len(spec.objectives) > 1:
         problems.append(f"{where}: study.pruner: optuna cannot prune multi-objective studies; use none")
+    elif spec.pruner != "none" and spec.objectives[0][0] not in RUNNING:
+        problems.append(f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no per-epoch value to "
+                        f"prune on; use one of {', '.join(RUNNING)}, or pruner none")
     if spec.sampler == "grid":
         ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
         if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
