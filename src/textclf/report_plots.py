@@ -70,6 +70,8 @@ def data_scaling(runs: pd.DataFrame, metric: str):
         left.plot(xs, 1 - power_law(xs, fit["a"], fit["b"], fit["c"]), "--",
                   label=f"fit: error = {fit['a']:.3g} n^-{fit['b']:.3g} + {fit['c']:.3g}")
     left.set(xscale="log", xlabel="training rows", ylabel=metric, title="accuracy vs training-set size")
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a log axis
+    left.set_xticks(n, [f"{v:,.0f}" for v in n])
     left.legend(fontsize=8)
     right.plot(n, done["train_time_s"], "o-")
     right.set(xlabel="training rows", ylabel="train time (s)", title="training time vs training-set size")
