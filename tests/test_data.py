@@ -216,7 +216,7 @@ def test_undecodable_bytes_name_the_line(tmp_path):
     write_pair(path, sentiment_frame(10))
     (path / "train.csv").write_bytes(b"text,label\ngood film,1\ncaf\xe9 was bad,0\n")
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path / 'train.csv'}: line 3: byte 0xe9 is not valid UTF-8; re-encode")
+    assert problem.startswith(f"{path / 'train.csv'}: line 3: byte 0xe9 at offset 26 is not valid UTF-8; re-encode")
 
 
 def test_bad_jsonl_line(tmp_path):

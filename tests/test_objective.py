@@ -133,3 +133,27 @@ def test_an_oom_retry_keeps_the_effective_batch_exactly(cli, tmp_path, tiny_mode
     assert (params["train.batch_size"], params["train.grad_accum_steps"], params["train.effective_batch_size"]) == \
         ("5", "3", "15")
     assert child.data.tags["textclf.oom_retry"] == "batch 15 x 1 -> 5 x 3 (effective batch 15 kept)"
+
+
+def test_a_sweep_whose_trials_keep_failing_stops_after_max_failures(cli, tmp_path, tiny_model, tiny_data,
+                                                                    monkeypatch):
+    """peak_gpu_mem_mb is logged on a GPU only: on CPU every trial trains, then has no objective value.
+    Each such trial is a failure of its own (counted, child run FAILED with the reason); three in a row stop
+    the sweep with exit 1 instead of retraining forever."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    path = spec_file(tmp_path, tiny_model, tiny_data, objective={"peak_gpu_mem_mb": "minimize"},
+                     study={"sampler": "random", "n_trials": 10, "name": "gpu-only"},
+                     space={"train.learning_rate": {"loguniform": [1e-4, 1e-2]}})
+    code, _, err = cli("sweep", path)
+    assert code == 1 and "sweep stopped: 3 trials in a row failed (study.max_failures)" in err, err[-2000:]
+    study = optuna.load_study(study_name="gpu-only", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
+    assert all("peak_gpu_mem_mb" in t.user_attrs["error"] for t in study.trials)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["objective"], output_format="list")
+    [parent] = [r for r in runs if r.data.tags.get("textclf.role") == "sweep"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert parent.info.status == "FAILED" and len(children) == 3
+    assert all(c.info.status == "FAILED" and "peak_gpu_mem_mb" in c.data.tags["textclf.error"] for c in children)

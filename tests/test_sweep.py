@@ -137,7 +137,8 @@ def test_two_workers_share_one_study_without_duplicates(tiny_model, tiny_data, t
     [parent], children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "two-workers")
     assert len(children) == len(study.trials)
     assert sorted(int(c.data.params["trial.number"]) for c in children) == sorted(numbers)
-    assert all(c.info.status == "FINISHED" for c in children) and parent.info.status == "FINISHED"
+    assert [(c.info.status, c.data.tags.get("textclf.error")) for c in children] == [("FINISHED", None)] * len(children)
+    assert parent.info.status == "FINISHED"
 
 
 def test_mlflow_run_sweep_makes_its_run_the_parent(tiny_sweep, tmp_path):

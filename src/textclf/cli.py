@@ -5,13 +5,13 @@ import json
 import logging
 import os
 import shlex
-import signal
 import sys
 import warnings
 
 import click
 
-from textclf.errors import InputError, Terminated
+from textclf import interrupts
+from textclf.errors import InputError, SweepStopped, Terminated
 
 log = logging.getLogger("textclf")
 
@@ -49,7 +49,8 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
     from textclf.run import train_run
 
     cfg = _load(config_path, override, overrides)
-    uri = tracking.tracking_uri(tracking_uri, cfg)
+    uri, origin = tracking.resolve_uri(tracking_uri, cfg)
+    tracking.check_uri(uri, origin)
     result = train_run(cfg, uri, resume=resume)
     shown = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
              "train_time_s", "train_samples_per_s")
@@ -105,7 +106,9 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
     from textclf import report, tracking
     from textclf.config import Config
 
-    tracking.connect_read(tracking.tracking_uri(tracking_uri, Config()))
+    uri, origin = tracking.resolve_uri(tracking_uri, Config())
+    tracking.check_uri(uri, f"report: {origin}", must_exist=True)
+    tracking.connect_read(uri)
     selection = report.select_runs(target)
     out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_", selection.study_name or target))
     path = report.build_report(selection, out, report.open_study(selection, storage))
@@ -120,23 +123,36 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
 @cli.command()
 @click.option("--model-uri", required=True, help="runs:/<run_id>/model, models:/<id>, or a local model dir.")
 @click.option("--tracking-uri", help="Where runs:/ URIs are looked up (default as for train).")
-@click.option("--input", "input_file", type=click.File("r", encoding="utf-8"),
-              help="Classify each non-empty line of this file ('-' for stdin).")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Classify each non-empty line of this UTF-8 file ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text, with all class probabilities.")
 @click.argument("texts", nargs=-1)
 def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     """Classify TEXTS with a logged model."""
+    import urllib.parse
+    from pathlib import Path
+
     import mlflow
 
     from textclf import tracking
     from textclf.config import Config
     from textclf.predict import load_predictor
 
-    texts = list(texts) + ([line.strip() for line in input_file if line.strip()] if input_file else [])
+    from textclf.sources import decode_utf8
+
+    if input_file:
+        data = sys.stdin.buffer.read() if input_file == "-" else open(input_file, "rb").read()
+        texts += tuple(line.strip() for line in decode_utf8(data, input_file).splitlines() if line.strip())
     if not texts:
         raise InputError(["predict: no texts given; pass them as arguments or with --input FILE"])
-    mlflow.set_tracking_uri(tracking.tracking_uri(tracking_uri, Config()))
-    rows = load_predictor(model_uri).predict(texts)
+    uri, origin = tracking.resolve_uri(tracking_uri, Config())
+    if not urllib.parse.urlparse(model_uri).scheme and not Path(model_uri).exists():  # a local path
+        raise InputError([f"--model-uri {model_uri}: no such model directory; give runs:/<run_id>/model, "
+                          f"models:/<name>/<version> or a model directory"])
+    if model_uri.startswith(("runs:", "models:")):
+        tracking.check_uri(uri, f"--model-uri {model_uri}: {origin}", must_exist=True)
+    mlflow.set_tracking_uri(uri)
+    rows = load_predictor(model_uri).predict(list(texts))
     for row in rows:
         click.echo(json.dumps(row) if as_json else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
     tracking.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -172,7 +188,9 @@ def reap_cmd(experiment, tracking_uri) -> None:
     from textclf import tracking
     from textclf.config import Config
 
-    mlflow.set_tracking_uri(tracking.tracking_uri(tracking_uri, Config()))
+    uri, origin = tracking.resolve_uri(tracking_uri, Config())
+    tracking.check_uri(uri, f"reap: {origin}", must_exist=True)
+    mlflow.set_tracking_uri(uri)
     for run_id in tracking.reap(experiment):
         click.echo(f"run {run_id}: FAILED (no heartbeat)")
 
@@ -241,10 +259,6 @@ def model_inspect(config_path, override, overrides, model_name, freeze, head, nu
     click.echo(describe_trainable(built, show_all))
 
 
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def _quiet_libraries() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("mlflow", "alembic", "httpx", "urllib3", "datasets"):
@@ -261,7 +275,7 @@ def _quiet_libraries() -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()  # Ctrl-C 130, SIGTERM 143, even when Python swallows the first KeyboardInterrupt
     _quiet_libraries()
     try:
         cli(standalone_mode=False)
@@ -271,7 +285,10 @@ def main() -> None:
         sys.exit(2)
     except click.exceptions.Abort as e:  # click turns Ctrl-C (and our SIGTERM) into Abort
         click.echo("interrupted", err=True)
-        sys.exit(143 if isinstance(e.__context__, Terminated) else 130)
+        sys.exit(143 if interrupts.pending() is Terminated or isinstance(e.__context__, Terminated) else 130)
+    except SweepStopped as e:
+        click.echo(f"sweep stopped: {e}", err=True)
+        sys.exit(1)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

@@ -20,5 +20,9 @@ def raise_if(problems: list[str]) -> None:
         raise InputError(problems)
 
 
+class SweepStopped(Exception):
+    """A sweep that cannot go on (too many failed trials in a row, a worker failed): exit 1 with the reason."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so runs end KILLED just as with Ctrl-C."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,11 +45,12 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
     """One run; `resume` continues an earlier run of the same config from its last checkpoint."""
     start = time.perf_counter()
     # everything that can reject the input runs before the MLflow run exists
+    device = check_device(cfg)
+    check_checkpoint_dir(cfg)
     if resume:
         check_resumable(cfg, resume)
     splits = load_splits(cfg)
     backbone = load_backbone(cfg)
-    device = pick_device(cfg.train.device)
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
     model = build_classifier(backbone, splits.label_names, cfg)
     loaders = make_loaders(splits, backbone.tokenizer, cfg.data.max_length, cfg.train.batch_size,
@@ -94,6 +96,35 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
 
 # what may differ between a run and its resumption: where things go, not what is trained
 _RESUME_FREE = ("tracking.", "train.checkpoint", "train.progress", "train.num_workers")
+
+
+def check_device(cfg: Config) -> torch.device:
+    name, where = cfg.train.device, f"{cfg.where('train.device')}: train.device: {cfg.train.device}"
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        if not torch.cuda.is_available():
+            raise InputError([f"{where}, but no CUDA device is available (torch.cuda.is_available() is False); "
+                              f"use auto or cpu"])
+        if index >= torch.cuda.device_count():
+            raise InputError([f"{where}, but only {torch.cuda.device_count()} CUDA device(s) are visible; use "
+                              f"cuda:0..cuda:{torch.cuda.device_count() - 1} or auto"])
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise InputError([f"{where}, but Apple's MPS backend is not available here; use auto or cpu"])
+    return pick_device(name)
+
+
+def check_checkpoint_dir(cfg: Config) -> None:
+    """A checkpoint directory that cannot be written fails here, not after the first epoch."""
+    if not cfg.train.checkpoint:
+        return
+    path = Path(cfg.train.checkpoint_dir)
+    where = f"{cfg.where('train.checkpoint_dir')}: train.checkpoint_dir: {path}"
+    if path.exists() and not path.is_dir():
+        raise InputError([f"{where} is a file; name a directory"])
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError([f"{where} cannot be created ({existing} is not a writable directory); name a writable "
+                          f"directory"])
 
 
 def checkpoint_dir(cfg: Config, run_id: str, resume: str | None) -> Path | None:

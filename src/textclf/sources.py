@@ -91,13 +91,17 @@ def _read_file(path: Path, split: str, source: Source) -> None:
 
 
 def _decode_utf8(path: Path) -> str:
-    data = path.read_bytes()
+    return decode_utf8(path.read_bytes(), path)
+
+
+def decode_utf8(data: bytes, path: str | Path) -> str:
+    """UTF-8 text, or InputError naming the line and byte offset of the first undecodable byte."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise InputError([f"{path}: line {line}: byte {data[e.start]:#04x} is not valid UTF-8; re-encode the "
-                          f"file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"]) from None
+        raise InputError([f"{path}: line {line}: byte {data[e.start]:#04x} at offset {e.start} is not valid UTF-8; "
+                          f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"]) from None
 
 
 def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:

@@ -21,10 +21,10 @@ import numpy as np
 import optuna
 import torch
 
+from textclf import interrupts, tracking
 from textclf import sweep_grid as grid
-from textclf import tracking
 from textclf.config import Config, replace
-from textclf.errors import InputError
+from textclf.errors import InputError, SweepStopped
 from textclf.metrics import RUNNING
 from textclf.run import TrialHooks, train_run
 from textclf.sweep_spec import GRID_POINT, FixedTrial, SweepSpec, trial_config
@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 SHOWN_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio", "train_time_s")
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 STATE_RANK = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
-FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                   optuna.trial.TrialState.FAIL)
+
+TrialState = optuna.trial.TrialState
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +85,8 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
         return {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
                 "hyperband": optuna.pruners.HyperbandPruner,
                 "threshold": optuna.pruners.ThresholdPruner}[spec.pruner](**args)
-    except TypeError as e:
-        raise InputError([f"{spec.path}: study.pruner_args: {e}"]) from None
+    except (TypeError, ValueError) as e:  # an unknown argument, or a value Optuna rejects
+        raise InputError([f"{spec.path}: study.pruner_args: {e} (Optuna's {spec.pruner} pruner)"]) from None
 
 
 def run_worker(sweep: Sweep) -> None:
@@ -94,7 +95,7 @@ def run_worker(sweep: Sweep) -> None:
     if sweep.spec.sampler == "grid":
         return run_grid(sweep, study)
     target = sweep.spec.target_trials()
-    callbacks = [lambda s, t: record_trial(sweep, s, t)]
+    callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
     if target is not None:
         callbacks.append(lambda s, t: s.stop() if _finished(s) >= target else None)
         if _finished(study) >= target:
@@ -105,7 +106,7 @@ def run_worker(sweep: Sweep) -> None:
 def run_grid(sweep: Sweep, study: optuna.Study) -> None:
     """Pop enqueued grid points one at a time (sweep_grid.py); wait while the remaining ones run in other
     workers (one of them may die, and its point come back); stop when nothing waits or runs."""
-    callbacks = [lambda s, t: record_trial(sweep, s, t)]
+    callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
     deadline = time.monotonic() + (sweep.spec.timeout or math.inf)
     said = False
     while time.monotonic() < deadline:
@@ -136,6 +137,10 @@ def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: 
 
 
 def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
+    """One trial: its config, a training run as a child of the parent, the objective value(s). Every failure
+    of the trial's own making is recorded as the user attribute `error` (so it counts toward n_trials and
+    study.max_failures) and leaves its child run FAILED with the reason."""
+    interrupts.check()  # a Ctrl-C swallowed between trials ends the sweep here
     hooks = TrialHooks(sweep.parent_run_id, {"trial.number": trial.number, "trial.study": sweep.spec.name},
                        {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
                        report=lambda row, epoch: _report(trial, sweep.spec.objectives[0][0], row, epoch),
@@ -149,6 +154,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         for key in set(sweep.spec.varied_keys()) - set(trial.params):  # grid points and follows rules:
             trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
+        values = objective_values(sweep.spec, result.metrics)
     except (optuna.TrialPruned, KeyboardInterrupt):
         raise
     except InputError as e:  # rejected before a run existed: record it as a FAILED child all the same
@@ -158,14 +164,45 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr("error", error[:500])
         raise RuntimeError(error) from None
     except Exception as e:
-        trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:500])
+        error = f"{type(e).__name__}: {e}"
+        trial.set_user_attr("error", error[:500])
+        if trial.user_attrs.get("mlflow_run_id"):  # a run that finished before the trial failed
+            tracking.fail_if_finished(trial.user_attrs["mlflow_run_id"], error)
         raise
     finally:
         _release_memory()
     for key in SHOWN_METRICS:
         trial.set_user_attr(key, float(result.metrics[key]))
-    values = tuple(float(result.metrics[m]) for m, _ in sweep.spec.objectives)
     return values[0] if len(values) == 1 else values
+
+
+def objective_values(spec: SweepSpec, metrics: dict[str, float]) -> tuple[float, ...]:
+    """The study's objective values from a run's final metrics; a missing or non-finite value fails the trial
+    with a reason (Optuna would fail it without one)."""
+    values = []
+    for metric, _ in spec.objectives:
+        if metric not in metrics:
+            raise RuntimeError(f"the run logged no {metric!r}, the study's objective (e.g. peak_gpu_mem_mb exists "
+                               f"on a GPU only)")
+        if not math.isfinite(float(metrics[metric])):
+            raise RuntimeError(f"the objective {metric} is {metrics[metric]}")
+        values.append(float(metrics[metric]))
+    return tuple(values)
+
+
+def stop_after_failures(spec: SweepSpec):
+    """A trial callback: the sweep stops (SweepStopped, exit 1) once study.max_failures trials in a row,
+    in order of completion across all workers, failed by their own error."""
+    def check(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        done = sorted((t for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+                       if grid.DUPLICATE not in t.user_attrs and t.datetime_complete), key=lambda t: t.datetime_complete)
+        last = done[-spec.max_failures:]
+        if len(last) == spec.max_failures and all(t.state == TrialState.FAIL and "error" in t.user_attrs
+                                                  for t in last):
+            raise SweepStopped(f"{spec.max_failures} trials in a row failed (study.max_failures); the last, trial "
+                               f"{last[-1].number}: {last[-1].user_attrs['error'][:300]}. Fix the cause, then rerun "
+                               f"the same command to resume the study")
+    return check
 
 
 def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: optuna.Trial):
@@ -222,6 +259,13 @@ def end_dead_trials(study: optuna.Study) -> int:
 def record_trial(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """After each trial: its child run's state tag, the parent's best-trial tags and leaderboard; child
     runs of trials whose worker died are ended."""
+    try:
+        _record(sweep, study, trial)
+    finally:  # a Ctrl-C that arrived during the trial's clean-up (garbage collection) ends the sweep here
+        interrupts.check()
+
+
+def _record(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     if grid.DUPLICATE in trial.user_attrs:
         log.info("trial %d skipped: its grid point is taken by trial %d", trial.number, trial.user_attrs[grid.DUPLICATE])
         return
@@ -287,7 +331,7 @@ def _safe_base(sweep: Sweep) -> Config:
 
 
 def _release_memory() -> None:
-    gc.collect()
+    gc.collect()  # a Ctrl-C raised in a finalizer here is swallowed by Python: record_trial raises it again
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -307,18 +351,74 @@ def spawn_workers(argv: list[str], count: int, env: dict[str, str]) -> int:
     return next((c for c in codes if c), 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A validated sweep command: what it will run, where it will log and store."""
+    spec: SweepSpec
+    base: Config
+    tracking_uri: str
+    storage_url: str
+    splits: object | None  # the base config's splits (data.Splits); None for worker processes
+
+
+def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, storage: str | None,
+             tracking_flag: str | None, worker: bool) -> Plan:
+    """Everything that can reject the command, before any study, storage file, experiment or run exists."""
+    from textclf.assets import resolve
+    from textclf.data import load_splits
+    from textclf.sweep_spec import load_spec
+
+    spec = load_spec(spec_path, overrides)  # every problem of the spec and of every trial config
+    spec = dataclasses.replace(spec, n_trials=n_trials or spec.n_trials)
+    make_pruner(spec)  # Optuna's own checks of pruner_args
+    base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
+    uri, origin = tracking.resolve_uri(tracking_flag, base)
+    tracking.check_uri(uri, origin)
+    url = storage_url(spec, storage)
+    check_storage(spec, url, f"--storage {url}" if storage else f"{spec.path}: study.storage {url}" if spec.storage
+                  else f"the default study storage {url}")
+    if worker:  # the command that spawned this worker validated the data and the model
+        return Plan(spec, base, uri, url, None)
+    model = resolve(base.model.name, "models")
+    if isinstance(model, str):
+        raise InputError([f"{base.where('model.name')}: model.name: {model}"])
+    return Plan(spec, base, uri, url, load_splits(base))
+
+
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+def check_storage(spec: SweepSpec, url: str, origin: str) -> None:
+    """A storage URL Optuna can open, and no existing study of this name with other objective directions
+    (reopening it would fail every trial). Reads only: a missing SQLite file is not created."""
+    scheme = url.partition(":")[0].split("+")[0].lower()
+    if scheme not in STORAGE_SCHEMES:
+        raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default) or "
+                          f"postgresql://USER@HOST:PORT/DB"])
+    if scheme == "sqlite" and not Path(url.removeprefix("sqlite:///")).is_file():
+        return
+    try:
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        found = storage.get_study_directions(storage.get_study_id_from_name(spec.name))
+    except KeyError:
+        return  # no such study yet
+    except Exception as e:  # unreachable server, not an Optuna database: one line, not a traceback
+        raise InputError([f"{origin}: cannot open it ({type(e).__name__}: {str(e).splitlines()[0][:200]})"]) from None
+    wanted = [optuna.study.StudyDirection[d.upper()] for _, d in spec.objectives]
+    if list(found) != wanted:
+        names = lambda ds: ", ".join(d.name.lower() for d in ds)  # noqa: E731
+        raise InputError([f"{spec.path}: objective: study {spec.name!r} in {tracking.redact('url', url)} was created to "
+                          f"{names(found)}, the spec asks to {names(wanted)}; give the spec another study.name, or "
+                          f"delete the old study (optuna delete-study --study-name {spec.name} --storage URL)"])
+
+
 def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, workers: int,
               storage: str | None, tracking_flag: str | None, worker_of: str | None,
               repeat_best: int = 0, seeds: int = 3, worker_index: int = 0) -> str:
     """The `textclf sweep` command: validate, open the study and its parent run, run the workers."""
-    from textclf.data import load_splits
-    from textclf.sweep_spec import load_spec
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from record_trial
-    spec = load_spec(spec_path, overrides)  # every problem, before any run or study exists
-    spec = dataclasses.replace(spec, n_trials=n_trials or spec.n_trials)
-    base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
-    uri, url = tracking.tracking_uri(tracking_flag, base), storage_url(spec, storage)
+    plan = validate(spec_path, overrides, n_trials, storage, tracking_flag, worker=bool(worker_of))
+    spec, base, uri, url = plan.spec, plan.base, plan.tracking_uri, plan.storage_url
     launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`: its run is the parent
     tracking.connect(uri, base.tracking.experiment)
     if worker_of:
@@ -327,10 +427,10 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
     study = open_study(spec, url)  # created once, before any worker races to create it
     if spec.sampler == "grid":
         grid.enqueue_missing(spec, study)
-    splits = load_splits(base)
     tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,
             "study.objective": json.dumps(dict(spec.objectives)), "study.space": json.dumps(spec.describe_space()),
-            "textclf.split_fingerprint": splits.fingerprint, "textclf.eval_fingerprint": splits.eval_fingerprint}
+            "textclf.split_fingerprint": plan.splits.fingerprint,
+            "textclf.eval_fingerprint": plan.splits.eval_fingerprint}
     reuse = {"textclf.study": spec.name, "study.storage": tracking.redact("storage", url)}
     parent = launched_by_mlflow or tracking.start_parent(base.tracking.experiment, spec.name, tags, reuse)
     if launched_by_mlflow:
@@ -345,7 +445,7 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
                     *[a for o in overrides for a in ("-o", o)]]
             code = spawn_workers(argv, workers, {"MLFLOW_TRACKING_URI": uri})
             if code:
-                raise RuntimeError(f"a sweep worker exited with code {code}")
+                raise SweepStopped(f"a sweep worker exited with code {code}; see its output above")
         else:
             run_worker(sweep)
         if repeat_best:
@@ -356,14 +456,25 @@ def run_sweep(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, 
         raise
     finally:
         beat.set()
-        study = open_study(spec, url)
-        optuna.storages.fail_stale_trials(study)  # a worker killed after its last trial started
-        end_dead_trials(study)
-        tracking.update_run(parent, best_tags(study), {"leaderboard.csv": leaderboard(study).to_csv()})
-        attach_report(parent, study)
-        if not launched_by_mlflow:  # else `mlflow run` ends its own run
-            tracking.end_run(parent, status)
+        try:
+            study = finish(spec, url, parent)
+        except KeyboardInterrupt:  # Ctrl-C during the final report still ends the sweep KILLED
+            status = "KILLED"
+            raise
+        finally:
+            if not launched_by_mlflow:  # else `mlflow run` ends its own run
+                tracking.end_run(parent, status)
     return summarize(study, url, parent, uri)
+
+
+def finish(spec: SweepSpec, url: str, parent: str) -> optuna.Study:
+    """The parent's final tags, leaderboard and report; trials of workers that died are ended."""
+    study = open_study(spec, url)
+    optuna.storages.fail_stale_trials(study)  # a worker killed after its last trial started
+    end_dead_trials(study)
+    tracking.update_run(parent, best_tags(study), {"leaderboard.csv": leaderboard(study).to_csv()})
+    attach_report(parent, study)
+    return study
 
 
 def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:

@@ -34,7 +34,8 @@ PRUNERS = ("none", "median", "hyperband", "threshold")
 KINDS = ("loguniform", "uniform", "int", "categorical", "follows")
 TOP_KEYS = ("base", "config", "study", "objective", "space", "grid", "retry_oom")
 STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed", "heartbeat_s",
-              "retries")
+              "retries", "max_failures")
+SWEEP_ONLY = ("base", "study", "space", "grid", "objective")  # keys that make a YAML file a sweep file
 GRID_POINT = "grid_point"
 
 
@@ -65,6 +66,7 @@ class SweepSpec:
     retry_oom: bool = True
     heartbeat_s: float = 30.0  # a worker silent for 4 heartbeats has its trial failed (and retried)
     retries: int = 0  # reruns of a trial whose worker died (kill -9, machine lost), as a new trial
+    max_failures: int = 3  # the sweep stops (exit 1) after this many failed trials in a row
 
     def grid_space(self) -> dict[str, list]:
         """The grid sampler's search space: grid-point indices, or every categorical dimension."""
@@ -96,7 +98,7 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
         if dim.kind == "loguniform":
             chosen[key] = trial.suggest_float(key, *dim.values[:2], log=True)
         elif dim.kind == "uniform":
-            chosen[key] = trial.suggest_float(key, *dim.values[:2])
+            chosen[key] = trial.suggest_float(key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else None)
         elif dim.kind == "int":
             chosen[key] = trial.suggest_int(key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else 1)
         elif dim.kind == "categorical":
@@ -129,21 +131,18 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
         problems.append(f"{where}: study: must be a mapping with keys {', '.join(STUDY_KEYS)}")
         study = {}
     problems += _unknown(where, "study.", study, STUDY_KEYS)
-    base = (path.parent / tree["base"]).resolve() if tree.get("base") else None
-    if base is not None and not base.is_file():
-        problems.append(f"{where}: base: {tree['base']} not found (paths are relative to the sweep file)")
-        base = None
+    base = _base(path, tree.get("base"), problems)
     spec = SweepSpec(
         path=path, base=base, config=flatten_tree(tree.get("config") or {}, f"{where}: config", problems),
         name=str(study.get("name") or path.stem), storage=study.get("storage"),
         sampler=study.get("sampler", "tpe"), pruner=study.get("pruner", "none"),
         pruner_args=study.get("pruner_args") or {}, n_trials=study.get("n_trials"),
         timeout=study.get("timeout"), seed=study.get("seed", 42), heartbeat_s=study.get("heartbeat_s", 30.0),
-        retries=study.get("retries", 0),
+        retries=study.get("retries", 0), max_failures=study.get("max_failures", 3),
         objectives=_objectives(tree.get("objective", "best_val_accuracy"), where, problems),
         space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
         retry_oom=bool(tree.get("retry_oom", True)))
-    problems += _check_study(spec, where)
+    problems += _check_study(spec, where) + _check_follows(spec, where)
     problems += [f"-o {o}: the sweep {path} searches {o.partition('=')[0].strip()}; remove the override or the "
                  f"space entry" for o in overrides if o.partition("=")[0].strip() in spec.varied_keys()]
     if not problems:
@@ -151,6 +150,25 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
     if problems:
         raise InputError(problems)
     return spec
+
+
+def _base(path: Path, name: Any, problems: list[str]) -> Path | None:
+    """The base config file, relative to the sweep file; a sweep file is not a config."""
+    if not name:
+        return None
+    base = (path.parent / str(name)).resolve()
+    if not base.is_file():
+        problems.append(f"{path}: base: {name} not found (paths are relative to the sweep file)")
+        return None
+    try:
+        tree = yaml.safe_load(base.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return base  # load_config reports it with its own line
+    if isinstance(tree, dict) and set(tree) & set(SWEEP_ONLY):
+        problems.append(f"{path}: base: {name} is a sweep file; base names a config file (sections data, model, "
+                        f"train, tracking), e.g. ../configs/quickstart.yaml")
+        return None
+    return base
 
 
 def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> list[str]:
@@ -214,6 +232,10 @@ def _space(tree: Any, where: str, problems: list[str]) -> dict[str, Dimension]:
                 problems.append(f"{at}: {kind} needs [low, high] with low < high" +
                                 (" and low > 0" if kind == "loguniform" else "") + f", got {value!r}")
                 continue
+            if len(numbers) == 3 and (kind == "loguniform" or numbers[2] <= 0):
+                problems.append(f"{at}: loguniform takes no step; use [low, high]" if kind == "loguniform" else
+                                f"{at}: {kind} step must be > 0, got {numbers[2]!r}")
+                continue
             space[key] = Dimension(kind, tuple(numbers))
     for key, dim in space.items():
         if dim.kind == "follows" and dim.source in space and space[dim.source].kind == "categorical":
@@ -254,8 +276,10 @@ def _check_study(spec: SweepSpec, where: str) -> list[str]:
     if not re.fullmatch(r"\w[\w.-]*", spec.name):
         problems.append(f"{where}: study.name: {spec.name!r} must be letters, digits, '.', '_' or '-' (it names "
                         f"the report directory reports/<name>); no '/' or '..'")
-    if not isinstance(spec.retries, int) or isinstance(spec.retries, bool) or spec.retries < 0:
-        problems.append(f"{where}: study.retries: must be a whole number >= 0, got {spec.retries!r}")
+    for key, value, least in (("retries", spec.retries, 0), ("max_failures", spec.max_failures, 1),
+                              ("seed", spec.seed, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            problems.append(f"{where}: study.{key}: must be a whole number >= {least}, got {value!r}")
     for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout), ("heartbeat_s", spec.heartbeat_s)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
             problems.append(f"{where}: study.{key}: must be a positive number, got {value!r}")
@@ -263,6 +287,27 @@ def _check_study(spec: SweepSpec, where: str) -> list[str]:
         problems.append(f"{where}: study.n_trials: set n_trials or timeout for a {spec.sampler} sampler")
     if not isinstance(spec.pruner_args, dict):
         problems.append(f"{where}: study.pruner_args: must be a mapping of optuna pruner arguments")
+    return problems
+
+
+def _check_follows(spec: SweepSpec, where: str) -> list[str]:
+    """A `follows` leader must be a config key, and rules must not follow each other in a circle."""
+    known = list(Config().flat())
+    problems, cycles = [], []
+    for key, dim in spec.space.items():
+        if dim.kind != "follows":
+            continue
+        if dim.source not in known:
+            near = difflib.get_close_matches(dim.source, known, n=1)
+            problems.append(f"{where}: space.{key}: follows {dim.source}: unknown key" +
+                            (f"; did you mean {near[0]}?" if near else "; name a config key such as data.max_length"))
+        chain = [key]
+        while chain[-1] in spec.space and spec.space[chain[-1]].kind == "follows" and chain.count(chain[-1]) == 1:
+            chain.append(spec.space[chain[-1]].source)
+        if chain[-1] == key and len(chain) > 1 and set(chain) not in cycles:  # each cycle once
+            cycles.append(set(chain))
+            problems.append(f"{where}: space: follows rules form a cycle: {' -> '.join(chain)}; search or fix one "
+                            f"of its keys instead")
     return problems
 
 
@@ -275,7 +320,7 @@ class FixedTrial:
     def suggest_categorical(self, name, choices):
         return self.picks.get(name, choices[0])
 
-    def suggest_float(self, name, low, high, log=False):
+    def suggest_float(self, name, low, high, log=False, step=None):
         return self.picks.get(name, low)
 
     def suggest_int(self, name, low, high, step=1):

@@ -13,6 +13,9 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +30,7 @@ from textclf import artifact, plots
 from textclf.spool import Spool
 from textclf.config import SECRET_VALUE, Config, dump_yaml
 from textclf.data import Splits
+from textclf.errors import InputError
 
 log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
@@ -38,10 +42,41 @@ _SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential",
 
 
 def tracking_uri(flag: str | None, cfg: Config) -> str:
-    for uri in (flag, os.environ.get("MLFLOW_TRACKING_URI"), cfg.tracking.uri):
-        if uri:
-            return uri
-    return f"sqlite:///{Path('mlflow.db').resolve()}"
+    return resolve_uri(flag, cfg)[0]
+
+
+def resolve_uri(flag: str | None, cfg: Config) -> tuple[str, str]:
+    """(URI, where it came from, for messages)."""
+    if flag:
+        return flag, f"--tracking-uri {flag}"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"], f"$MLFLOW_TRACKING_URI {os.environ['MLFLOW_TRACKING_URI']}"
+    if cfg.tracking.uri:
+        return cfg.tracking.uri, f"{cfg.where('tracking.uri')}: tracking.uri {cfg.tracking.uri}"
+    return f"sqlite:///{Path('mlflow.db').resolve()}", f"the default tracking store sqlite:///{Path('mlflow.db').resolve()}"
+
+
+URI_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+
+
+def check_uri(uri: str, origin: str, must_exist: bool = False, timeout_s: float = 5.0) -> None:
+    """Before anything is loaded or created: a scheme MLflow knows, a server that answers (one request with
+    a short timeout), and for commands that only read (`must_exist`) a SQLite store that is there."""
+    scheme = urllib.parse.urlparse(uri).scheme.split("+")[0].lower()
+    if scheme not in URI_SCHEMES:
+        raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default), http://HOST:PORT "
+                          f"(textclf server), file:DIR or postgresql://USER@HOST/DB"])
+    if scheme in ("http", "https"):
+        health = uri.rstrip("/") + "/health"
+        try:
+            urllib.request.urlopen(health, timeout=timeout_s).close()
+        except urllib.error.HTTPError:
+            pass  # a server answered (authentication or routing is its business)
+        except (urllib.error.URLError, OSError) as e:
+            raise InputError([f"{origin}: no MLflow tracking server answered GET {health} within {timeout_s:g} s "
+                              f"({getattr(e, 'reason', e)}); start one (textclf server) or fix the URI"]) from None
+    if must_exist and scheme == "sqlite" and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise InputError([f"{origin}: no MLflow tracking store there; run where mlflow.db is, or pass --tracking-uri"])
 
 
 def connect(uri: str, experiment: str) -> None:
@@ -191,6 +226,14 @@ def end_dead(run_id: str, reason: str) -> bool:
     return True
 
 
+def fail_if_finished(run_id: str, reason: str) -> None:
+    """A run that ended FINISHED but whose trial then failed (no objective value): FAILED, with the reason."""
+    client = mlflow.MlflowClient()
+    if client.get_run(run_id).info.status == "FINISHED":
+        client.set_tag(run_id, "textclf.error", reason[:4000])
+        client.set_terminated(run_id, "FAILED")
+
+
 def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, error: str) -> str:
     """A FAILED child run for a trial whose config was rejected before training could start."""
     client = mlflow.MlflowClient()
@@ -287,7 +330,19 @@ def log_setup(cfg: Config, splits: Splits, derived: dict[str, Any]) -> None:
         for split, frame in splits.frames().items():
             dataset = mlflow.data.from_pandas(frame, source=splits.uri, targets="label",
                                               name=f"{cfg.data.name}:{split}")
-            mlflow.log_input(dataset, context=split)
+            _log_input(dataset, split)
+
+
+def _log_input(dataset, context: str, attempts: int = 3) -> None:
+    """Workers of one sweep log the same dataset at once: MLflow's store inserts it after checking that it
+    is not there, and the slower insert fails on the unique key. The dataset then exists: link to it again."""
+    for attempt in range(attempts):
+        try:
+            return mlflow.log_input(dataset, context=context)
+        except mlflow.exceptions.MlflowException as e:
+            if attempt == attempts - 1 or not re.search(r"UNIQUE constraint|IntegrityError|duplicate key", str(e)):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def log_trainable(names: list[str]) -> None:

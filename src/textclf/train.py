@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from textclf import interrupts
 from textclf.checkpoint import Parts, generator_of, load, restore, snapshot
 from textclf.config import TrainConfig
 
@@ -181,6 +182,7 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
     full = cfg.batch_size * accum
     bar = tqdm(loader, desc=desc, disable=not cfg.progress, leave=False, mininterval=1.0)
     for i, batch in enumerate(bar, start=1):
+        interrupts.check()
         inputs, labels = _to_device(batch, device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(**inputs).logits
@@ -234,6 +236,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, d
     loss_sum = torch.zeros((), device=device)
     predictions, labels = [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=1.0):
+        interrupts.check()
         inputs, y = _to_device(batch, device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(**inputs).logits.float()
