@@ -19,14 +19,14 @@ run() {  # name, then the benchmark's arguments
     echo "   rc=$? in $((SECONDS - start)) s -> $out/$name.json"
 }
 mpnet=${MPNET:-assets-extra/models/all-mpnet-base-v2}
-run vs_hf_trainer_bf16 bench/vs_hf_trainer/run.py --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32 --bf16
-run vs_hf_trainer_fp32 bench/vs_hf_trainer/run.py --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32
-run group_by_length bench/group_by_length/run.py --train-fraction 0.5 --max-length 512 --epochs 1 --batch-size 32
-run time_to_accuracy_minilm bench/time_to_accuracy/run.py --model all-MiniLM-L6-v2
+run vs_hf_trainer_bf16 -m bench.vs_hf_trainer.run --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32 --bf16
+run vs_hf_trainer_fp32 -m bench.vs_hf_trainer.run --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32
+run group_by_length -m bench.group_by_length.run --train-fraction 0.5 --max-length 512 --epochs 1 --batch-size 32
+run time_to_accuracy_minilm -m bench.time_to_accuracy.run --model all-MiniLM-L6-v2
 if [ -f "$mpnet/model.safetensors" ]; then
-    run time_to_accuracy_mpnet bench/time_to_accuracy/run.py --model "$mpnet"
+    run time_to_accuracy_mpnet -m bench.time_to_accuracy.run --model "$mpnet"
 else
     echo "== time_to_accuracy_mpnet skipped: $mpnet not installed (../shared/tools/get-mpnet-base.sh)"
 fi
-run sweep bench/sweep/run.py
-run logging_overhead bench/logging_overhead/run.py --train-fraction 0.25 --max-length 256 --epochs 2
+run sweep -m bench.sweep.run
+run logging_overhead -m bench.logging_overhead.run --train-fraction 0.25 --max-length 256 --epochs 2

@@ -52,8 +52,11 @@ def tiny_model(tmp_path_factory) -> Path:
     return path
 
 
+FAMILIES = ("bert", "distilbert", "roberta", "mpnet", "gpt2")  # gpt2: the unsupported-family errors
+
+
 def save_tiny(family: str, path: Path) -> Path:
-    """A tiny random checkpoint of `family` (bert, distilbert, roberta, mpnet) with the shared vocabulary."""
+    """A tiny random checkpoint of `family` (FAMILIES) with the shared vocabulary."""
     import transformers
     from transformers import BertTokenizer, set_seed
 
@@ -61,6 +64,8 @@ def save_tiny(family: str, path: Path) -> Path:
     size = dict(vocab_size=len(VOCAB), max_position_embeddings=66, pad_token_id=0)
     if family == "distilbert":
         config = transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **size)
+    elif family == "gpt2":
+        config = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=len(VOCAB), pad_token_id=0)
     else:
         config = getattr(transformers, {"bert": "BertConfig", "roberta": "RobertaConfig",
                                         "mpnet": "MPNetConfig"}[family])(
@@ -81,6 +86,12 @@ def sentiment_frame(n: int, seed: int = 0) -> pd.DataFrame:
         rng.shuffle(words)
         rows.append((" ".join(words), label))
     return pd.DataFrame(rows, columns=["text", "label"])
+
+
+@pytest.fixture(scope="session")
+def tiny_families(tmp_path_factory) -> dict[str, Path]:
+    """One tiny checkpoint per family, built once per test session."""
+    return {family: save_tiny(family, tmp_path_factory.mktemp(family)) for family in FAMILIES}
 
 
 @pytest.fixture
@@ -142,6 +153,10 @@ def write(tmp_path: Path, tree: dict, name: str = "sweep.yaml") -> Path:
 
 @pytest.fixture
 def tiny_sweep(tmp_path, tiny_model, tiny_data) -> Path:
+    return write_tiny_sweep(tmp_path, tiny_model, tiny_data)
+
+
+def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
     """A base config on the tiny model and a 3-point grid: one trial completes, one is pruned after its
     second epoch (a learning rate too small to move, below the pruner's 0.75 floor), one fails (top9 on a
     2-block model)."""
@@ -156,10 +171,35 @@ def tiny_sweep(tmp_path, tiny_model, tiny_data) -> Path:
                                      {"model.freeze": "top9"}]})
 
 
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
+    """The tiny 3-point grid (one trial COMPLETE, one PRUNED, one FAIL) run once per session in its own
+    stores: {"tracking_uri", "storage", "parent_run_id", "experiment", "dir"}. Read it; do not change it."""
+    from textclf.sweep.driver import run_sweep
+    from textclf.tracking import queries
+
+    directory = tmp_path_factory.mktemp("finished-sweep")
+    data = directory / "sentiment"
+    data.mkdir()
+    sentiment_frame(240, seed=1).to_parquet(data / "train.parquet")
+    sentiment_frame(80, seed=2).to_parquet(data / "test.parquet")
+    spec = write_tiny_sweep(directory, tiny_model, data)
+    uri, storage = f"sqlite:///{directory / 'mlflow.db'}", f"sqlite:///{directory / 'optuna.db'}"
+    saved = dict(os.environ)  # a session fixture runs outside the per-test environment reset
+    try:
+        run_sweep(str(spec), storage=storage, tracking_uri=uri)
+        parent = queries.sweep_parent("sweep")[0]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {"tracking_uri": uri, "storage": storage, "parent_run_id": parent, "experiment": "tiny-sweep",
+            "dir": str(directory)}
+
+
 @contextlib.contextmanager
 def mlflow_server(store: Path, log_path: Path, artifacts: Path | None = None):
     """`mlflow server` (textclf.server) on a free 127.0.0.1 port over a SQLite store; yields its URL."""
-    from textclf import server
+    from textclf.tracking import server
 
     try:
         proc, url = server.start(f"sqlite:///{store}", artifacts or store.parent / "mlartifacts", log_path)
@@ -180,7 +220,7 @@ def postgres():
     import subprocess
     import tempfile
 
-    from textclf.server import free_port
+    from textclf.tracking.server import free_port
 
     bin_dir = Path("/usr/lib/postgresql/15/bin")
     if not (bin_dir / "initdb").exists():
@@ -208,3 +248,19 @@ def postgres():
     finally:
         run(bin_dir / "pg_ctl", "-D", data, "-m", "fast", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def needs_small_batches(monkeypatch, largest: int) -> None:
+    """Training raises CUDA's out-of-memory error (simulated) for micro-batches above `largest` rows."""
+    import torch
+
+    import textclf.run
+
+    real_fit = textclf.run.fit
+
+    def fit(model, train, val, cfg, *args, **kwargs):
+        if cfg.batch_size > largest:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return real_fit(model, train, val, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(textclf.run, "fit", fit)

@@ -40,7 +40,7 @@ def python_tag_yaml(tmp_path) -> str:
 
 
 def refused_port() -> int:
-    from textclf.server import free_port
+    from textclf.tracking.server import free_port
 
     return free_port()  # nothing listens there
 

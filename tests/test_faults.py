@@ -15,12 +15,12 @@ import optuna
 import pytest
 from conftest import write
 
-from textclf import tracking
+from textclf.tracking import liveness, runs, store
 
 INJECT = r"""
 import os, sys, time
 import torch
-import textclf.train as t
+import textclf.train.loop as t
 fault, real_epoch, real_ce = os.environ["FAULT"], t.train_epoch, t.F.cross_entropy
 
 def faulty_epoch(*args, **kwargs):
@@ -123,7 +123,7 @@ def test_each_exit_path_of_train_and_of_a_sweep_trial(fault, tmp_path, tiny_over
     print(f"MEASURED fault {fault}: train exit {train_code}, run {run.info.status}; sweep exit {returncode}, "
           f"trial {trial.state.name}, child {child.info.status}, parent {parent.info.status}")
     if fault == "oom":  # retried once with half the batch, as one child run
-        assert child.data.tags.get("textclf.oom_retry") == "true"
+        assert child.data.tags.get("textclf.oom_retry", "").startswith("batch 16 x 1 -> 8 x 2")
 
 
 def test_kill_9_leaves_running_until_the_heartbeat_watchdog_ends_it_failed(tmp_path, tiny_overrides):
@@ -137,9 +137,9 @@ def test_kill_9_leaves_running_until_the_heartbeat_watchdog_ends_it_failed(tmp_p
     run = only_run(uri, experiment)
     assert run.info.status == "RUNNING"  # what MLflow alone leaves behind
     mlflow.set_tracking_uri(uri)
-    assert tracking.reap(experiment) == []  # a fresh heartbeat: not yet judged dead
+    assert liveness.reap(experiment) == []  # a fresh heartbeat: not yet judged dead
     deadline = time.time() + 30
-    while not tracking.reap(experiment):
+    while not liveness.reap(experiment):
         assert time.time() < deadline, "the run was never reaped"
         time.sleep(0.5)
     noticed = time.time() - killed_at
@@ -156,9 +156,9 @@ def test_a_live_run_reaped_by_mistake_still_ends_finished_without_the_error(tmp_
 
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    tracking.connect(mlflow.get_tracking_uri(), "reaped")
-    with tracking.run(load_config(None, ["tracking.heartbeat_s=1"]), {}) as run_id:
-        assert tracking.reap("reaped", now=time.time() + 100) == [run_id]  # as seen from a later clock
-        assert mlflow.MlflowClient().get_run(run_id).info.status == "FAILED"
-    run = mlflow.MlflowClient().get_run(run_id)
+    store.connect(mlflow.get_tracking_uri(), "reaped")
+    with runs.run(load_config(None, ["tracking.heartbeat_s=1"]), {}) as active:
+        assert liveness.reap("reaped", now=time.time() + 100) == [active.run_id]  # as seen from a later clock
+        assert mlflow.MlflowClient().get_run(active.run_id).info.status == "FAILED"
+    run = mlflow.MlflowClient().get_run(active.run_id)
     assert run.info.status == "FINISHED" and "textclf.error" not in run.data.tags

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from textclf import server
+from textclf.tracking import server
 from textclf.cli import cli
 
 SRC = sorted((ROOT / "src" / "textclf").glob("*.py"))

@@ -1,35 +1,30 @@
 """bench/logging_overhead: how much of a run's time MLflow logging takes, against an embedded SQLite store
 and against a real `mlflow server` on 127.0.0.1.
 
-    TEXTCLF_ASSETS=../shared/assets .venv/bin/python bench/logging_overhead/run.py \
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.logging_overhead.run \
         [--model all-MiniLM-L6-v2] [--train-fraction 0.01] [--max-length 128] [--epochs 2]
 
-Each textclf call into MLflow during the run is timed in place (the functions of textclf.tracking are
-wrapped, not changed). Reported: the per-epoch logging while training (tracking.log_epoch, through the
+Each textclf call into MLflow during the run is timed in place (the tracking functions and ActiveRun methods
+are wrapped, not changed). Reported: the per-epoch logging while training (ActiveRun.log_epoch, through the
 spool) as a fraction of the training step time, which the issue bounds at 1%; and the once-per-run setup
 and results logging (params, dataset inputs, plots, model) in seconds. Prints one JSON object.
 """
-import argparse
 import collections
-import json
-import os
-import platform
-import tempfile
 import time
-from pathlib import Path
 
-import torch
-
-from textclf import server, tracking
+from bench.common import emit, imdb, machine, parser, workdir
 from textclf.config import load_config
 from textclf.run import train_run
+from textclf.tracking import models, runs, server, store
 
-TIMED = ("connect", "log_setup", "log_trainable", "log_epoch", "drain", "log_results", "log_model")
+# where each timed call lives: what run.py calls through a module or an ActiveRun
+TIMED = {"connect": store, "log_setup": runs.ActiveRun, "log_trainable": runs.ActiveRun,
+         "log_epoch": runs.ActiveRun, "drain": runs.ActiveRun, "log_results": runs.ActiveRun, "log_model": models}
 
 
 def timed_run(overrides: list[str], uri: str) -> dict:
     spent = collections.defaultdict(list)
-    originals = {name: getattr(tracking, name) for name in TIMED}
+    originals = {name: getattr(owner, name) for name, owner in TIMED.items()}
 
     def wrap(name, fn):
         def timed(*args, **kwargs):
@@ -41,12 +36,12 @@ def timed_run(overrides: list[str], uri: str) -> dict:
         return timed
 
     for name, fn in originals.items():
-        setattr(tracking, name, wrap(name, fn))
+        setattr(TIMED[name], name, wrap(name, fn))
     try:
         result = train_run(load_config(None, overrides), uri)
     finally:
         for name, fn in originals.items():
-            setattr(tracking, name, fn)
+            setattr(TIMED[name], name, fn)
     m = result.metrics
     epoch_logging = sum(spent["log_epoch"])
     return {"epoch_log_calls": len(spent["log_epoch"]), "epoch_logging_s": epoch_logging,
@@ -58,26 +53,15 @@ def timed_run(overrides: list[str], uri: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--train-fraction", type=float, default=0.01)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=2)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="logging-bench-"))
-    os.environ.setdefault("TEXTCLF_CACHE", str(work / "cache"))
-    overrides = [f"model.name={args.model}", "data.name=imdb", "data.split=subset",
-                 f"data.train_fraction={args.train_fraction}", f"data.max_length={args.max_length}",
-                 f"train.epochs={args.epochs}", "train.patience=0", "train.progress=false",
-                 "tracking.experiment=logging-bench"]
-    out = {"hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                       f"torch {torch.__version__}, cuda={torch.cuda.is_available()}",
-           "settings": vars(args)}
-    timed_run(overrides + ["tracking.log_model=false", "train.epochs=1"], f"sqlite:///{work / 'warmup.db'}")  # warm caches
+    args = parser(__doc__, train_fraction=0.01, max_length=128, epochs=2).parse_args()
+    work = workdir("logging")
+    overrides = imdb(args, "train.patience=0", "tracking.experiment=logging-bench")
+    out = {"hardware": machine(), "settings": vars(args)}
+    timed_run(overrides + ["tracking.log_model=false", "train.epochs=1"], f"sqlite:///{work / 'warmup.db'}")  # warm
     out["sqlite"] = timed_run(overrides, f"sqlite:///{work / 'mlflow.db'}")
     with server.running(f"sqlite:///{work / 'server.db'}", work / "artifacts", work / "server.log") as (_, url):
         out["mlflow_server"] = timed_run(overrides, url)
-    print(json.dumps(out, indent=1))
+    emit(out)
 
 
 if __name__ == "__main__":

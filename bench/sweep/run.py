@@ -1,7 +1,7 @@
 """bench/sweep: the first notebook's six (max length, learning rate) configurations as a grid study, then a
 pruned TPE study over the same space, through `textclf sweep`'s own code (run_sweep), one worker.
 
-    TEXTCLF_ASSETS=../shared/assets .venv/bin/python bench/sweep/run.py \
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.sweep.run \
         [--model all-MiniLM-L6-v2] [--train-fraction 0.25] [--epochs 3] [--lengths 128,256,512] \
         [--lrs 5e-5,2e-5] [--tpe-trials 12]
 
@@ -13,11 +13,6 @@ times, pruned ones included, in the order they ran) until a trial's objective re
 as a fraction of the grid's device-seconds (goal <= 50%). The defaults are the issue's GPU setting; a
 CPU smoke run needs e.g. --train-fraction 0.004 --epochs 1 --lengths 32,64,128. Prints one JSON object.
 """
-import argparse
-import json
-import os
-import platform
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,9 +22,8 @@ import optuna
 import torch
 import yaml
 
-from textclf.sweep import run_sweep
-
-ROOT = Path(__file__).resolve().parents[2]
+from bench.common import ROOT, emit, machine, parser, workdir
+from textclf.sweep.driver import run_sweep
 
 
 def write_spec(work: Path, name: str, args, study: dict, grid=None, space=None) -> Path:
@@ -78,16 +72,12 @@ def step_time(uri: str, name: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--train-fraction", type=float, default=0.25)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lengths", type=lambda s: [int(x) for x in s.split(",")], default=[128, 256, 512])
-    parser.add_argument("--lrs", type=lambda s: [float(x) for x in s.split(",")], default=[5e-5, 2e-5])
-    parser.add_argument("--tpe-trials", type=int, default=12)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
-    os.environ.setdefault("TEXTCLF_CACHE", str(work / "cache"))
+    parser_ = parser(__doc__, train_fraction=0.25, epochs=3)
+    parser_.add_argument("--lengths", type=lambda s: [int(x) for x in s.split(",")], default=[128, 256, 512])
+    parser_.add_argument("--lrs", type=lambda s: [float(x) for x in s.split(",")], default=[5e-5, 2e-5])
+    parser_.add_argument("--tpe-trials", type=int, default=12)
+    args = parser_.parse_args()
+    work = workdir("sweep")
     storage, uri = f"sqlite:///{work / 'optuna.db'}", f"sqlite:///{work / 'mlflow.db'}"
     grid = write_spec(work, "grid", args, {"sampler": "grid"},
                       grid=[{"data.max_length": n, "train.learning_rate": lr} for n in args.lengths for lr in args.lrs])
@@ -98,13 +88,13 @@ def main() -> None:
     sampler = Utilisation()
     sampler.start()
     start = time.perf_counter()
-    run_sweep(str(grid), (), None, 1, storage, uri, None)
+    run_sweep(str(grid), storage=storage, tracking_uri=uri)
     grid_wall = time.perf_counter() - start
     sampler.done.set()
     grid_trials = study_times(storage, "grid")
     best = max(v for _, v, state in grid_trials if state == "COMPLETE")
     grid_seconds = sum(s for s, *_ in grid_trials)
-    run_sweep(str(tpe), (), None, 1, storage, uri, None)
+    run_sweep(str(tpe), storage=storage, tracking_uri=uri)
     spent, reached = 0.0, None
     for seconds, value, state in study_times(storage, "tpe"):
         spent += seconds
@@ -113,16 +103,15 @@ def main() -> None:
             break
     busy = (sum(sampler.samples) / 100 / len(sampler.samples), "GPU utilisation (NVML)") if sampler.samples \
         else (step_time(uri, "grid") / grid_wall, "share of wall time in training steps")
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
-    print(json.dumps({
-        "hardware": f"{device}, {platform.processor() or platform.machine()}, torch {torch.__version__}",
+    emit({
+        "hardware": machine(),
         "settings": {k: v for k, v in vars(args).items()},
         "grid": {"wall_s": round(grid_wall, 1), "busy_fraction": round(busy[0], 3), "busy_measured_as": busy[1],
                  "trial_seconds": [round(s, 1) for s, *_ in grid_trials], "best_objective": best},
         "tpe": {"trials": [(round(s, 1), v, state) for s, v, state in study_times(storage, "tpe")],
                 "seconds_to_grid_best": reached and round(reached, 1),
                 "fraction_of_grid_seconds": reached and round(reached / grid_seconds, 3),
-                "goal_met": reached is not None and reached / grid_seconds <= 0.5}}, indent=1))
+                "goal_met": reached is not None and reached / grid_seconds <= 0.5}})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """bench/time_to_accuracy: full IMDB (25k train / 25k test), time from cached tokens to a final test
 accuracy, per model.
 
-    TEXTCLF_ASSETS=../shared/assets .venv/bin/python bench/time_to_accuracy/run.py \
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.time_to_accuracy.run \
         --model all-MiniLM-L6-v2 [--model assets-extra/models/all-mpnet-base-v2] [--max-length 256] ...
 
 The tokens are put in the cache first (untimed: `bench/tokenize` measures that); the timed part is one
@@ -11,19 +11,16 @@ logging, with the model artifact off. Goals (issue 6, on one H100): MiniLM-L6 >=
 The base model comes from ../shared/tools/get-mpnet-base.sh. Prints one JSON object.
 """
 import argparse
-import json
-import os
-import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from bench.common import emit, machine, workdir
 from textclf.config import load_config
 from textclf.data import load_splits
-from textclf.features import make_loaders
-from textclf.model import load_backbone
+from textclf.data.features import make_loaders
+from textclf.model.build import load_backbone
 from textclf.run import cache_length, train_run
 
 # per model: what a run needs to reach its goal (learning rate, epochs, batch size); overridable with -o
@@ -46,8 +43,8 @@ def overrides_for(model: str, args) -> list[str]:
 def warm_cache(cfg) -> float:
     start = time.perf_counter()
     splits, backbone = load_splits(cfg), load_backbone(cfg)
-    make_loaders(splits, backbone.tokenizer, cfg.data.max_length, 8, 8, 0, torch.device("cpu"),
-                 cache_length=cache_length(backbone, cfg))
+    make_loaders(splits, backbone.tokenizer, max_length=cfg.data.max_length, batch_size=8, eval_batch_size=8, seed=0,
+                 device=torch.device("cpu"), cache_length=cache_length(backbone, cfg))
     return time.perf_counter() - start
 
 
@@ -78,12 +75,9 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, help="CPU smoke runs: this many test rows")
     parser.add_argument("-o", "--override", action="append", default=[], help="extra config override")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tta-bench-"))
-    os.environ.setdefault("TEXTCLF_CACHE", str(work / "cache"))
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
+    work = workdir("tta")
     results = [measure(m, args, f"sqlite:///{work / 'mlflow.db'}") for m in args.model or ["all-MiniLM-L6-v2"]]
-    print(json.dumps({"hardware": f"{device}, {platform.processor() or platform.machine()}, torch "
-                                  f"{torch.__version__}", "results": results}, indent=1))
+    emit({"hardware": machine(), "results": results})
 
 
 if __name__ == "__main__":

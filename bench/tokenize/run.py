@@ -1,15 +1,13 @@
 """bench/tokenize: 50k IMDB reviews (train + test) through textclf's token cache, cold then warm.
 
-    TEXTCLF_ASSETS=../shared/assets .venv/bin/python bench/tokenize/run.py [--model all-MiniLM-L6-v2] [--repeats 3]
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.tokenize.run [--model all-MiniLM-L6-v2] [--repeats 3]
 
 Cold: an empty cache directory, so every review is tokenized (at the model's limit, 512) and written.
 Warm: the same call again, reading every id from the cache and slicing to max length 256.
 Prints one JSON line with the timings and the machine it ran on.
 """
-import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -19,15 +17,13 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
-from textclf import tokens
+from bench.common import machine, parser
 from textclf.assets import resolve
+from textclf.data import tokens
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser(__doc__, repeats=3).parse_args()
     data = resolve("imdb", "data").location
     texts = [t for split in ("train", "test") for t in pd.read_parquet(Path(data) / f"{split}.parquet").text]
     tokenizer = AutoTokenizer.from_pretrained(resolve(args.model, "models").location)
@@ -46,8 +42,7 @@ def main() -> None:
                       "cold_s": [round(x, 2) for x in cold], "warm_s": [round(x, 3) for x in warm],
                       "cold_median_s": round(statistics.median(cold), 2),
                       "warm_median_s": round(statistics.median(warm), 3), "cache_mb": round(size, 1),
-                      "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                      "torch_threads": torch.get_num_threads(),
+                      "hardware": machine(), "torch_threads": torch.get_num_threads(),
                       "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "default")}))
 
 

@@ -1,7 +1,7 @@
 """bench/vs_hf_trainer: the same model, rows, max length, batch size, epochs and learning rate through
 textclf and through transformers.Trainer, measured in one process, reported side by side.
 
-    TEXTCLF_ASSETS=../shared/assets .venv/bin/python bench/vs_hf_trainer/run.py \
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.vs_hf_trainer.run \
         [--model all-MiniLM-L6-v2] [--train-fraction 0.025] [--max-length 128] [--epochs 1] [--batch-size 16]
 
 Both evaluate on the validation rows after every epoch and on the test rows at the end. Trainer gets its
@@ -10,10 +10,6 @@ GPU). Throughput is training samples per second of the training loop (textclf: s
 train_runtime, which includes its per-epoch evaluation, so textclf's whole fit time is reported too).
 Prints one JSON object.
 """
-import argparse
-import json
-import os
-import platform
 import resource
 import tempfile
 import time
@@ -22,9 +18,10 @@ import numpy as np
 import torch
 import transformers
 
+from bench.common import emit, imdb, machine, parser
 from textclf.config import load_config
 from textclf.data import load_splits
-from textclf.model import load_backbone
+from textclf.model.build import load_backbone
 from textclf.run import train_run
 
 
@@ -83,32 +80,19 @@ def warm_up(overrides: list[str]) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", default="all-MiniLM-L6-v2")
-    p.add_argument("--train-fraction", type=float, default=0.025)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p = parser(__doc__, train_fraction=0.025, max_length=128, epochs=1, batch_size=16, learning_rate=1e-4)
     p.add_argument("--bf16", action="store_true", help="Trainer's bf16 (GPU); textclf uses bf16 on GPU anyway")
     a = p.parse_args()
-    overrides = [f"model.name={a.model}", "data.name=imdb", "data.label_names=neg,pos", "data.split=subset",
-                 f"data.train_fraction={a.train_fraction}", f"data.max_length={a.max_length}",
-                 f"train.epochs={a.epochs}", f"train.batch_size={a.batch_size}",
-                 f"train.learning_rate={a.learning_rate}", "train.patience=0"]
+    overrides = imdb(a, f"train.learning_rate={a.learning_rate}", "train.patience=0")
     warm_up(overrides)  # one-time library and kernel start-up costs land on neither side
     with tempfile.TemporaryDirectory() as tmp:
         ours = run_textclf(overrides, f"sqlite:///{tmp}/mlflow.db")
     theirs = run_trainer(overrides, a.bf16)
-    print(json.dumps({
-        "bench": "vs_hf_trainer", "args": vars(a), "textclf": ours, "hf_trainer": theirs,
-        # both fit times include the per-epoch validation pass: the like-for-like ratio
-        "speedup_fit": theirs["fit_s"] / ours["fit_s"],
-        "speedup_wall": theirs["wall_s"] / ours["wall_s"],
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, "
-                  f"{platform.processor() or platform.machine()})",
-        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "torch": torch.__version__, "transformers": transformers.__version__}, indent=1))
+    emit({"bench": "vs_hf_trainer", "args": vars(a), "textclf": ours, "hf_trainer": theirs,
+          # both fit times include the per-epoch validation pass: the like-for-like ratio
+          "speedup_fit": theirs["fit_s"] / ours["fit_s"], "speedup_wall": theirs["wall_s"] / ours["wall_s"],
+          "device": machine(), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "transformers": transformers.__version__})
 
 
 if __name__ == "__main__":

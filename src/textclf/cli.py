@@ -45,17 +45,16 @@ def cli() -> None:
               "(it ran with train.checkpoint=true); give the same config.")
 def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
-    from textclf import tracking
     from textclf.run import train_run
+    from textclf.tracking import store
+    from textclf.train.metrics import HEADLINE_METRICS
 
     cfg = _load(config_path, override, overrides)
-    uri, origin = tracking.resolve_uri(tracking_uri, cfg)
-    tracking.check_uri(uri, origin)
+    uri, origin = store.resolve_uri(tracking_uri, cfg)
+    store.check_uri(uri, origin)
     result = train_run(cfg, uri, resume=resume)
-    shown = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
-             "train_time_s", "train_samples_per_s")
     click.echo(f"run {result.run_id} FINISHED in {uri}")
-    for key in shown:
+    for key in ("best_epoch", *HEADLINE_METRICS, "train_samples_per_s"):
         click.echo(f"  {key:22s} {result.metrics[key]:.4g}")
     if result.model_uri:
         click.echo(f"model: runs:/{result.run_id}/model  (textclf predict --model-uri runs:/{result.run_id}/model"
@@ -82,11 +81,11 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
 def sweep_cmd(spec_path, n_trials, workers, storage, tracking_uri, overrides, override, repeat_best, seeds,
               worker_of, worker_index) -> None:
     """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
-    from textclf.sweep import run_sweep
+    from textclf.sweep.driver import run_sweep
 
-    extra = (*override, *shlex.split(overrides or ""))
-    summary = run_sweep(spec_path, extra, n_trials, workers, storage, tracking_uri, worker_of, repeat_best, seeds,
-                        worker_index)
+    summary = run_sweep(spec_path, overrides=(*override, *shlex.split(overrides or "")), n_trials=n_trials,
+                        workers=workers, storage=storage, tracking_uri=tracking_uri, worker_of=worker_of,
+                        worker_index=worker_index, repeat_best=repeat_best, seeds=seeds)
     if summary:
         click.echo(summary)
 
@@ -100,24 +99,20 @@ def sweep_cmd(spec_path, n_trials, workers, storage, tracking_uri, overrides, ov
               help="Attach the report to the sweep's parent run as report/.")
 def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
     """Leaderboard and plots for TARGET: a sweep's parent run id, a study name, or an experiment name."""
-    import re
-    from pathlib import Path
+    import pandas as pd
 
-    from textclf import report, tracking
     from textclf.config import Config
+    from textclf.report.build import make_report
+    from textclf.tracking import store
 
-    uri, origin = tracking.resolve_uri(tracking_uri, Config())
-    tracking.check_uri(uri, f"report: {origin}", must_exist=True)
-    tracking.connect_read(uri)
-    selection = report.select_runs(target)
-    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_", selection.study_name or target))
-    path = report.build_report(selection, out, report.open_study(selection, storage))
-    with report.pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
-        click.echo(report.leaderboard(selection).drop(columns=["run_id"]).to_string(index=False))
-    click.echo(f"\nreport: {path} (tables and plots in {out})")
-    if log_to_parent and selection.parent_run_id:
-        tracking.attach_report(selection.parent_run_id, out)
-        click.echo(f"attached to parent run {selection.parent_run_id} as report/")
+    uri, origin = store.resolve_uri(tracking_uri, Config())
+    store.connect_read(uri, f"report: {origin}")
+    done = make_report(target, storage, output, log_to_parent)
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
+        click.echo(done.table.drop(columns=["run_id"]).to_string(index=False))
+    click.echo(f"\nreport: {done.path} (tables and plots in {done.path.parent})")
+    if done.attached_to:
+        click.echo(f"attached to parent run {done.attached_to} as report/")
 
 
 @cli.command()
@@ -129,33 +124,16 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
 @click.argument("texts", nargs=-1)
 def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     """Classify TEXTS with a logged model."""
-    import urllib.parse
-    from pathlib import Path
-
-    import mlflow
-
-    from textclf import tracking
     from textclf.config import Config
-    from textclf.predict import load_predictor
+    from textclf.predict import load_predictor, read_texts
+    from textclf.tracking import runs, store
 
-    from textclf.sources import decode_utf8
-
-    if input_file:
-        data = sys.stdin.buffer.read() if input_file == "-" else open(input_file, "rb").read()
-        texts += tuple(line.strip() for line in decode_utf8(data, input_file).splitlines() if line.strip())
-    if not texts:
-        raise InputError(["predict: no texts given; pass them as arguments or with --input FILE"])
-    uri, origin = tracking.resolve_uri(tracking_uri, Config())
-    if not urllib.parse.urlparse(model_uri).scheme and not Path(model_uri).exists():  # a local path
-        raise InputError([f"--model-uri {model_uri}: no such model directory; give runs:/<run_id>/model, "
-                          f"models:/<name>/<version> or a model directory"])
-    if model_uri.startswith(("runs:", "models:")):
-        tracking.check_uri(uri, f"--model-uri {model_uri}: {origin}", must_exist=True)
-    mlflow.set_tracking_uri(uri)
-    rows = load_predictor(model_uri).predict(list(texts))
+    texts = read_texts(texts, input_file)
+    uri, origin = store.resolve_uri(tracking_uri, Config())
+    rows = load_predictor(model_uri, uri, origin).predict(texts)
     for row in rows:
         click.echo(json.dumps(row) if as_json else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
-    tracking.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    runs.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows), uri)
 
 
 @cli.command("server")
@@ -169,12 +147,9 @@ def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 def server_cmd(backend_store_uri, artifacts, host, port, workers) -> None:
     """Run an MLflow tracking server for textclf runs (foreground; Ctrl-C stops it)."""
-    from textclf import server
+    from textclf.tracking import server
 
-    if host != "127.0.0.1":
-        log.warning("binding %s: the tracking server has no authentication; anyone who can reach it can "
-                    "read and change runs", host)
-    os.execve(sys.executable, server.command(backend_store_uri, artifacts, host, port, workers), server.environment())
+    server.serve(backend_store_uri, artifacts, host, port, workers)
 
 
 @cli.command("reap")
@@ -183,15 +158,12 @@ def server_cmd(backend_store_uri, artifacts, host, port, workers) -> None:
 def reap_cmd(experiment, tracking_uri) -> None:
     """End FAILED the RUNNING runs whose process died (no heartbeat for 4 of their intervals), e.g. from
     cron; every textclf train/sweep does the same for its experiment when it starts."""
-    import mlflow
-
-    from textclf import tracking
     from textclf.config import Config
+    from textclf.tracking import liveness, store
 
-    uri, origin = tracking.resolve_uri(tracking_uri, Config())
-    tracking.check_uri(uri, f"reap: {origin}", must_exist=True)
-    mlflow.set_tracking_uri(uri)
-    for run_id in tracking.reap(experiment):
+    uri, origin = store.resolve_uri(tracking_uri, Config())
+    store.connect_read(uri, f"reap: {origin}")
+    for run_id in liveness.reap(experiment):
         click.echo(f"run {run_id}: FAILED (no heartbeat)")
 
 
@@ -210,12 +182,11 @@ def data() -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the tables as JSON here.")
 def inspect_cmd(config_path, override, overrides, data_name, model_name, max_lengths, sample, output) -> None:
     """Counts, token lengths, truncation, duplicates and label leaks of a dataset."""
-    import mlflow
-    import pandas as pd
+    from pathlib import Path
 
-    from textclf import tracking
-    from textclf.inspect import findings, inspect_data
-    from textclf.model import load_backbone
+    from textclf.inspect import as_json, inspect_data, render
+    from textclf.model.build import load_backbone
+    from textclf.tracking import runs, store
 
     extra = [f"data.name={data_name}"] * bool(data_name) + [f"model.name={model_name}"] * bool(model_name)
     cfg = _load(config_path, [*override, *extra], overrides)
@@ -224,16 +195,11 @@ def inspect_cmd(config_path, override, overrides, data_name, model_name, max_len
     except ValueError:
         raise InputError([f"--max-length: expected comma-separated integers, got {max_lengths!r}"]) from None
     tables = inspect_data(cfg, load_backbone(cfg), lengths, sample)
-    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.precision", 3):
-        report = "".join(f"\n== {title}\n{table}\n" for title, table in tables.items())
-    report += "\n== findings\n" + "\n".join(findings(tables) or ["nothing to flag"]) + "\n"
-    click.echo(report)
-    as_json = json.dumps({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, indent=1)
+    text = render(tables)
+    click.echo(text)
     if output:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(as_json)
-    mlflow.set_tracking_uri(tracking.tracking_uri(None, cfg))
-    tracking.attach_to_mlflow_run("data_inspect.txt", report)
+        Path(output).write_text(as_json(tables), encoding="utf-8")
+    runs.attach_to_mlflow_run("data_inspect.txt", text, store.tracking_uri(None, cfg))
 
 
 @cli.group()
@@ -250,7 +216,7 @@ def model() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Also list the frozen tensors.")
 def model_inspect(config_path, override, overrides, model_name, freeze, head, num_labels, show_all) -> None:
     """Which parameter tensors train under a freeze preset, head or peft method, without training."""
-    from textclf.model import build_classifier, describe_trainable, load_backbone
+    from textclf.model.build import build_classifier, describe_trainable, load_backbone
 
     extra = [f"model.name={model_name}"] * bool(model_name) + [f"model.freeze={freeze}"] * bool(freeze) + \
         [f"model.head={head}"] * bool(head)

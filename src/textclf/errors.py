@@ -15,6 +15,12 @@ class InputError(Exception):
         super().__init__("\n".join(self.problems))
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (libraries write pages), or its type when it has none."""
+    lines = str(e).strip().splitlines()
+    return (lines[0][:limit] if lines else "") or type(e).__name__
+
+
 def raise_if(problems: list[str]) -> None:
     if problems:
         raise InputError(problems)

@@ -6,6 +6,7 @@ max length, exact duplicates within and across splits, and label names leaking i
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Sequence
 
@@ -14,7 +15,7 @@ import pandas as pd
 
 from textclf.config import Config
 from textclf.data import label_frames, load_source, load_splits
-from textclf.model import Backbone
+from textclf.model.build import Backbone
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -115,3 +116,14 @@ def findings(tables: dict[str, pd.DataFrame]) -> list[str]:
         if row["texts with conflicting labels"] > 0:
             lines.append(f"{row['texts with conflicting labels']} {split} texts carry two different labels")
     return lines
+
+
+def render(tables: dict[str, pd.DataFrame]) -> str:
+    """The tables and the findings as the text `textclf data inspect` prints."""
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.precision", 3):
+        text = "".join(f"\n== {title}\n{table}\n" for title, table in tables.items())
+    return text + "\n== findings\n" + "\n".join(findings(tables) or ["nothing to flag"]) + "\n"
+
+
+def as_json(tables: dict[str, pd.DataFrame]) -> str:
+    return json.dumps({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, indent=1)

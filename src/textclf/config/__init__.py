@@ -1,0 +1,22 @@
+"""The run configuration: the dataclass tree (schema.py) and how it is read and checked (load.py)."""
+from textclf.config.load import flatten_tree, load_config, loggable, read_mapping, validate
+from textclf.config.schema import (
+                                   BLOCK_PRESET,
+                                   FIXED_PRESETS,
+                                   MAX_PARAM_CHARS,
+                                   SECRET_VALUE,
+                                   Config,
+                                   DataConfig,
+                                   ModelConfig,
+                                   TrackingConfig,
+                                   TrainConfig,
+                                   describe_presets,
+                                   dump_yaml,
+                                   is_pattern,
+                                   is_preset,
+                                   replace,
+)
+
+__all__ = ["BLOCK_PRESET", "FIXED_PRESETS", "MAX_PARAM_CHARS", "SECRET_VALUE", "Config", "DataConfig", "ModelConfig",
+           "TrackingConfig", "TrainConfig", "describe_presets", "dump_yaml", "flatten_tree", "is_pattern", "is_preset",
+           "load_config", "loggable", "read_mapping", "replace", "validate"]

@@ -1,0 +1,156 @@
+"""Run configuration: a tree of frozen dataclasses with defaults; each default's comment gives its unit or
+choices, and choices are Literal types (checked when a value is read, config/load.py).
+
+YAML files and `-o section.key=value` overrides are deltas on these defaults (config/load.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "imdb"  # $TEXTCLF_ASSETS/data/<name>, a local file or directory, or a Hugging Face dataset
+    text_column: str = "text"
+    label_column: str = "label"  # TREC: coarse_label (6 classes) or fine_label (50)
+    label_names: tuple[str, ...] = ()  # names of integer labels 0..K-1; () = file metadata or label values
+    train_split: str = "train"  # split (file stem) that training rows come from
+    test_split: str = "test"  # split used as the test set (pool and subset pool it with train)
+    # provided: keep the test split, carve val from train | pool: carve val and test from all rows, then
+    # train_fraction of the rest (comparable across fractions) | subset: the notebooks' subset-then-split
+    split: Literal["provided", "pool", "subset"] = "provided"
+    train_fraction: float = 1.0  # stratified fraction of the training rows, (0, 1]; nested for one seed
+    # < 1: a fraction, >= 1: rows. pool: of the whole pool; subset: of the subset; provided: of train
+    val_size: float = 0.1
+    test_size: float | None = None  # pool/subset: like val_size (None = 0.1); provided: test subsample (None = all)
+    max_length: int = 128  # tokens per text including [CLS]/[SEP]; at most the model's position limit
+    seed: int = 42  # split seed, separate from train.seed so one split serves many runs
+    token_cache: bool = True  # token ids cached on disk ($TEXTCLF_CACHE, else ~/.cache/textclf)
+
+    def pool_test_size(self) -> float:
+        return 0.1 if self.test_size is None else self.test_size
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "all-MiniLM-L6-v2"  # $TEXTCLF_ASSETS/models/<name>, a local directory, or a hub id
+    # what trains: presets (full, head_only, embeddings+layer0, top{k}, bottom{k}, attention_only, ffn_only,
+    # layernorm_only, bias_only) and/or parameter-name patterns ('*.layer.11.*'); the head always trains
+    freeze: tuple[str, ...] = ("full",)
+    head: Literal["auto", "cls", "mean", "cnn", "mlp"] = "auto"  # auto: the checkpoint's own head
+    pooling: Literal["cls", "mean"] = "cls"  # the mlp head's input
+    head_dropout: float = 0.1  # cls, mean, cnn and mlp heads
+    mlp_hidden: int = 256
+    cnn_channels: int = 128  # per kernel width
+    cnn_kernels: tuple[int, ...] = (2, 3, 4)
+    # prompt: soft prompt tokens; prefix: past-key-value prefixes (refused on transformers-5 encoders)
+    peft: Literal["none", "lora", "prompt", "prefix"] = "none"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    prefix_length: int = 20  # virtual tokens for prompt / prefix tuning
+    save_base: bool = True  # peft: false saves only the adapter and the base model's location
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 3  # upper bound; early stopping may end sooner
+    batch_size: int = 16  # sequences per forward pass (micro-batch)
+    grad_accum_steps: int = 1  # optimizer step every N micro-batches
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5  # peak AdamW learning rate
+    weight_decay: float = 0.01  # never applied to biases or LayerNorm weights
+    warmup_ratio: float = 0.1  # fraction of optimizer steps with linear warmup; then linear decay to 0
+    max_grad_norm: float = 1.0  # gradient clipping; 0 disables
+    patience: int = 2  # epochs without val-loss improvement before stopping; 0 = never stop early
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 or fp16 autocast on GPU, fp32 on CPU
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 42  # model head init, batch order, dropout
+    num_workers: int = 0  # DataLoader workers; batches are pre-tokenized, so 0 is usually fastest
+    checkpoint: bool = False  # save resumable state after every epoch (textclf train --resume RUN_ID)
+    checkpoint_dir: str = "checkpoints"  # checkpoints go to <checkpoint_dir>/<MLflow run id>/
+    group_by_length: bool = False  # batches of similar lengths: 2.3x faster steps at 512 (bench/group_by_length)
+    progress: bool = True  # tqdm bars on stderr
+
+    def effective_batch_size(self) -> int:
+        return self.batch_size * self.grad_accum_steps
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
+    experiment: str = "textclf"
+    run_name: str | None = None
+    log_model: bool = True  # log model/ (weights + tokenizer) as an MLflow transformers model
+    outage_wait_s: float = 900.0  # at a run's end, how long to wait for an unreachable tracking server
+    heartbeat_s: float = 30.0  # a RUNNING run silent for 4 heartbeats is ended FAILED by the next textclf start
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # where each key was set ("configs/x.yaml", "-o"), for error messages; not part of the config
+    origins: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def where(self, key: str) -> str:
+        return dict(self.origins).get(key, dict(self.origins).get("", "config"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {s.name: _plain(dataclasses.asdict(getattr(self, s.name))) for s in _sections()}
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key -> value`: the params every run logs."""
+        return {f"{s}.{k}": v for s, d in self.to_dict().items() for k, v in d.items()}
+
+
+def _sections() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(Config) if f.name != "origins"]
+
+
+def _plain(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+FIXED_PRESETS = ("full", "head_only", "embeddings+layer0", "attention_only", "ffn_only", "layernorm_only",
+                 "bias_only")
+BLOCK_PRESET = re.compile(r"(top|bottom)(\d+)")
+
+
+def is_preset(item: str) -> bool:
+    return item in FIXED_PRESETS or BLOCK_PRESET.fullmatch(item) is not None
+
+
+def is_pattern(item: str) -> bool:
+    return any(c in item for c in "*?[.")
+
+
+def describe_presets() -> str:
+    return ", ".join(FIXED_PRESETS) + ", top{k}, bottom{k}"
+
+
+
+
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+# values shaped like access tokens (Hugging Face, OpenAI-style, GitHub): never config, never a logged param
+SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,})$")
+
+
+def replace(cfg: Config, **changes: Any) -> Config:
+    """A copy with `section.key` changes (keys as keyword names with '.' written '__')."""
+    sections = {s.name: getattr(cfg, s.name) for s in _sections()}
+    for key, value in changes.items():
+        section, _, sub = key.partition("__")
+        sections[section] = dataclasses.replace(sections[section], **{sub: value})
+    return Config(**sections, origins=cfg.origins)
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

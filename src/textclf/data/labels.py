@@ -1,0 +1,90 @@
+"""Labels of a data source: columns checked, text and labels validated row by row, labels mapped to 0..K-1
+with their names. Every problem names its file and row (InputError)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from textclf.config import Config
+from textclf.data.sources import Source
+from textclf.errors import InputError, raise_if
+
+
+def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str, pd.DataFrame], tuple]:
+    """Check columns, text and labels of the used splits; map labels to 0..K-1 with their names."""
+    d = cfg.data
+    problems = []
+    for split in used:
+        if split not in source.splits:
+            problems.append(f"{cfg.where('data.train_split')}: data.train_split: no split {split!r} in "
+                            f"{source.uri} (splits: {', '.join(source.splits)})")
+            continue
+        if source.splits[split].empty:
+            problems.append(f"{source.files[split]}: has no rows; the {split} split is empty")
+            continue
+        columns = list(source.splits[split].columns)
+        problems += [f"{source.files[split]}: column {c!r} not found (columns: {', '.join(map(str, columns))}); "
+                     f"set data.{key}" for c, key in ((d.text_column, "text_column"),
+                                                      (d.label_column, "label_column")) if c not in columns]
+    raise_if(problems)
+    raw = {s: source.splits[s] for s in used}
+    names = d.label_names or source.label_names.get(d.label_column) or _names_from_values(raw, d.label_column)
+    if len(names) < 2:
+        raise InputError([f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} distinct "
+                          f"label(s); a classifier needs at least 2"])
+    frames = {}
+    for split, frame in raw.items():
+        text, labels = frame[d.text_column], frame[d.label_column]
+        codes = _codes(labels, names)
+        bad_text = ~text.map(lambda t: isinstance(t, str) and t.strip() != "").to_numpy()
+        problems += _rows(source, split, bad_text, "text is empty, whitespace or not a string",
+                          "remove or fill these rows")
+        problems += _rows(source, split, labels.isna().to_numpy(), "label is missing",
+                          "remove these rows or label them")
+        problems += _rows(source, split, (codes < 0) & labels.notna().to_numpy(),
+                          f"label is outside the label map ({_describe(names)})",
+                          "fix the rows or set data.label_names")
+        frames[split] = pd.DataFrame({"text": text.to_numpy(), "label": codes})
+    raise_if(problems)
+    return frames, tuple(names)
+
+
+def _names_from_values(frames: dict[str, pd.DataFrame], column: str) -> tuple[str, ...]:
+    values = pd.concat([f[column] for f in frames.values()]).dropna().unique()
+    if all(isinstance(v, str) for v in values):
+        return tuple(sorted(values))
+    numbers = sorted({int(v) for v in values if _integral(v)})
+    return tuple(str(v) for v in numbers)
+
+
+def _integral(v) -> bool:
+    return isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer())
+
+
+def _codes(labels: pd.Series, names: tuple[str, ...]) -> np.ndarray:
+    """Label codes 0..K-1; -1 where the label is not in the map. Integer labels index `names`
+    unless the names are the integers themselves (labels read from values)."""
+    lookup = {n: i for i, n in enumerate(names)}
+    as_index = not all(n.lstrip("-").isdigit() for n in names)
+
+    def code(v) -> int:
+        if isinstance(v, str):
+            return lookup.get(v, -1)
+        if not _integral(v):
+            return -1
+        return int(v) if as_index and 0 <= int(v) < len(names) else lookup.get(str(int(v)), -1)
+
+    return np.fromiter((code(v) for v in labels), dtype=np.int64, count=len(labels))
+
+
+def _describe(names: tuple[str, ...]) -> str:
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return f"{len(names)} labels: {shown}"
+
+
+def _rows(source: Source, split: str, bad: np.ndarray, what: str, fix: str) -> list[str]:
+    rows = np.flatnonzero(bad)
+    if len(rows) == 0:
+        return []
+    more = f" ({len(rows)} rows in all, first shown)" if len(rows) > 1 else ""
+    return [f"{source.where(split, int(rows[0]))}: {what}{more}; {fix}"]

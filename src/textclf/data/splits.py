@@ -1,0 +1,168 @@
+"""From a data source to validated, labeled train/val/test splits with fingerprints.
+
+Split semantics (data.split), all stratified by label and seeded by data.seed only:
+- pool: pool every labeled row (train and test files), carve val and test once from the whole pool, then keep
+  a `train_fraction` of the remaining training rows. Every fraction and every model is scored on the same
+  val/test rows, and a smaller fraction's training rows lie inside a larger one's.
+- subset (the course notebooks): pool, keep a `train_fraction` subset, then split the subset into
+  train/val/test. Val and test change with the fraction: not comparable across fractions.
+- provided: keep the source's test split; carve a validation set from train; then keep a `train_fraction`
+  of the remaining training rows.
+Exact duplicate texts are dropped before splitting (one copy kept; in `provided` mode, training rows whose
+text is in the test split), and texts seen with two labels are dropped everywhere, so no text is in two
+splits. docs/methodology.md defines all of it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from textclf.assets import resolve
+from textclf.config import Config, DataConfig
+from textclf.data.labels import label_frames
+from textclf.data.sources import Source, read_source
+from textclf.errors import InputError, raise_if
+
+SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: pd.DataFrame  # columns: text (str), label (int in 0..K-1)
+    val: pd.DataFrame
+    test: pd.DataFrame
+    label_names: tuple[str, ...]
+    fingerprint: str  # hash of the rows of each split and the label map
+    uri: str  # where the rows came from
+    eval_fingerprint: str = ""  # hash of the val and test rows and the label map: runs that share it compare
+    dropped: dict[str, int] = field(default_factory=dict)  # rows removed before splitting, by reason
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def load_source(cfg: Config) -> Source:
+    resolved = resolve(cfg.data.name, "data")
+    if isinstance(resolved, str):
+        raise InputError([f"{cfg.where('data.name')}: data.name: {resolved}"])
+    return read_source(resolved)
+
+
+def load_splits(cfg: Config) -> Splits:
+    """Read, validate and split; raises InputError listing every problem with file and row."""
+    source = load_source(cfg)
+    used = [cfg.data.train_split] + ([cfg.data.test_split] if _wants_test(cfg, source) else [])
+    frames, names = label_frames(source, used, cfg)
+    frames, dropped = drop_duplicates(frames, cfg.data)
+    train, val, test = split_rows(frames, cfg.data)
+    raise_if([f"{cfg.where('data.train_fraction')}: data: the {name} split is empty after splitting "
+              f"{sum(len(f) for f in frames.values())} rows; raise data.train_fraction or the split sizes"
+              for name, part in zip(SPLITS, (train, val, test)) if len(part) == 0])
+    parts = dict(zip(SPLITS, (train, val, test)))
+    return Splits(train, val, test, names, fingerprint(parts, names), source.uri,
+                  fingerprint({k: parts[k] for k in ("val", "test")}, names), dropped)
+
+
+def _wants_test(cfg: Config, source: Source) -> bool:
+    present = cfg.data.test_split in source.splits
+    if cfg.data.split == "provided" and not present:
+        raise InputError([f"{cfg.where('data.test_split')}: data.test_split: no split {cfg.data.test_split!r} "
+                          f"in {source.uri} (splits: {', '.join(source.splits)}); name one, or set "
+                          f"data.split=pool to carve the test set from the pooled rows"])
+    return present
+
+
+def drop_duplicates(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+    """No text in two splits: texts seen with two labels are dropped everywhere; of exact duplicates one copy
+    is kept (in `provided` mode the test split stays whole and training rows repeating a test text go)."""
+    every = pd.concat(list(frames.values()), ignore_index=True)
+    labels_per_text = every.groupby("text", sort=False)["label"].nunique()
+    conflicting = set(labels_per_text.index[labels_per_text > 1])
+    frames = {k: f[~f.text.isin(conflicting)].reset_index(drop=True) for k, f in frames.items()}
+    conflicts = len(every) - sum(map(len, frames.values()))
+    if conflicts:
+        log.warning("dropped %d rows of %d texts that appear with different labels, e.g. %r", conflicts,
+                    len(conflicting), next(iter(conflicting))[:80])
+    before = sum(map(len, frames.values()))
+    if d.split == "provided":
+        test = frames.get(d.test_split)
+        train = frames[d.train_split].drop_duplicates("text").reset_index(drop=True)
+        if test is not None:
+            train = train[~train.text.isin(set(test.text))].reset_index(drop=True)
+        frames = {**frames, d.train_split: train}
+    else:
+        pool = pd.concat(list(frames.values()), ignore_index=True).drop_duplicates("text")
+        frames = {"pool": pool.reset_index(drop=True)}
+    duplicates = before - sum(map(len, frames.values()))
+    if duplicates:
+        log.info("dropped %d rows that repeat another row's text (one copy kept)", duplicates)
+    return frames, {"duplicate_rows": duplicates, "conflicting_label_rows": conflicts}
+
+
+def split_rows(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[pd.DataFrame, ...]:
+    """(train, val, test) from the deduplicated frames (a single "pool" frame unless split is provided).
+    Each stage draws with its own seed, derived from data.seed."""
+    if d.split == "pool":  # evaluation rows first, from the whole pool: the same for every train_fraction
+        pool = frames["pool"]
+        val, rest = take(pool, _count(d.val_size, len(pool)), _stage_seed(d.seed, "val"))
+        test, rest = take(rest, _count(d.pool_test_size(), len(pool)), _stage_seed(d.seed, "test"))
+        train = take(rest, round(d.train_fraction * len(rest)), _stage_seed(d.seed, "train"))[0]
+        return train, val, test
+    if d.split == "subset":  # the notebooks: subset, then test, then val of what is left
+        subset = take(frames["pool"], round(d.train_fraction * len(frames["pool"])), _stage_seed(d.seed, "train"))[0]
+        test, rest = take(subset, _count(d.pool_test_size(), len(subset)), _stage_seed(d.seed, "test"))
+        val, train = take(rest, _count(d.val_size, len(subset)), _stage_seed(d.seed, "val"))
+        return train, val, test
+    train_rows = frames[d.train_split]
+    val, rest = take(train_rows, _count(d.val_size, len(train_rows)), _stage_seed(d.seed, "val"))
+    train = take(rest, round(d.train_fraction * len(rest)), _stage_seed(d.seed, "train"))[0]
+    test = frames[d.test_split]
+    if d.test_size is not None:
+        test = take(test, _count(d.test_size, len(test)), _stage_seed(d.seed, "test"))[0]
+    return train, val, test
+
+
+def _stage_seed(seed: int, stage: str) -> int:
+    return int(np.random.SeedSequence([seed, SPLITS.index(stage)]).generate_state(1)[0])
+
+
+def _count(size: float, n: int) -> int:
+    """A split size is a fraction of n (< 1) or a row count (>= 1)."""
+    return int(size) if size >= 1 else round(size * n)
+
+
+def take(frame: pd.DataFrame, count: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified (taken, rest) with `count` rows taken: the first `count` rows of `stratified_order`.
+    Because it is a prefix of one fixed order, a smaller count takes a subset of a larger one, per class."""
+    order = stratified_order(frame.label.to_numpy(), seed)
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[order[:min(count, len(frame))]] = True
+    return frame[mask].reset_index(drop=True), frame[~mask].reset_index(drop=True)
+
+
+def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded order of the rows whose every prefix is a stratified sample. Each class is shuffled; its j-th
+    row (of n_c) gets the priority (j + 0.5) / n_c, and rows are taken in priority order, ties in random
+    order. A prefix of k rows then gives class c round(p * n_c) rows for the p reached: Webster's
+    (Sainte-Lague) divisor method, which never gives a class fewer rows when k grows (largest remainders can)."""
+    rng = np.random.default_rng(seed)
+    priority = np.empty(len(labels))
+    for c in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        priority[rows] = (np.arange(len(rows)) + 0.5) / len(rows)
+    return np.lexsort((rng.random(len(labels)), priority))
+
+
+def fingerprint(parts: dict[str, pd.DataFrame], names: tuple[str, ...]) -> str:
+    """sha256 over the label map and, per named split, the sorted hashes of (text, label) rows."""
+    digest = hashlib.sha256(json.dumps(list(names)).encode())
+    for name, part in parts.items():
+        rows = sorted(hashlib.sha1(f"{t}\x1f{y}".encode()).digest() for t, y in zip(part.text, part.label))
+        digest.update(name.encode() + len(rows).to_bytes(8, "little") + b"".join(rows))
+    return digest.hexdigest()[:16]

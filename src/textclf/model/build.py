@@ -1,0 +1,127 @@
+"""Load a tokenizer and a sequence-classification model from a local path, the mirror, or the hub.
+
+Only safetensors weights are loaded and no remote code runs. A checkpoint whose head has another label
+count is re-headed (e.g. a 3-class sentiment model fine-tuned on 2-class IMDB).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from textclf.assets import Resolved, resolve
+from textclf.config import Config
+from textclf.errors import InputError, first_line
+from textclf.model import freeze, peft_tuning
+from textclf.model.heads import TextClassifier
+
+log = logging.getLogger(__name__)
+# position tables of these families start after the padding index, so 2 of their rows are not usable
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "bart"}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    location: str  # local path or hub id
+    config: transformers.PretrainedConfig
+    tokenizer: transformers.PreTrainedTokenizerBase
+
+    def max_length(self) -> int:
+        """The longest input (special tokens included) the model's position table allows."""
+        positions = getattr(self.config, "max_position_embeddings", None) or 10**6
+        if self.config.model_type in _OFFSET_POSITIONS:
+            positions -= (self.config.pad_token_id or 0) + 1
+        declared = self.tokenizer.model_max_length
+        return min(positions, declared) if declared and declared < 10**6 else positions
+
+
+def load_backbone(cfg: Config) -> Backbone:
+    """Resolve model.name and check data.max_length against it; InputError before any training."""
+    where = cfg.where("model.name")
+    resolved = resolve(cfg.model.name, "models")
+    if isinstance(resolved, str):
+        raise InputError([f"{where}: model.name: {resolved}"])
+    try:
+        config = AutoConfig.from_pretrained(resolved.location, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError([f"{where}: model.name: cannot load {_describe(resolved)} as a transformers "
+                          f"checkpoint ({first_line(e, 300)})"]) from None
+    backbone = Backbone(resolved.location, config, tokenizer)
+    room = backbone.max_length() - (cfg.model.prefix_length if cfg.model.peft == "prompt" else 0)
+    if cfg.model.peft == "prompt" and cfg.data.max_length > room:
+        raise InputError([f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} plus "
+                          f"{cfg.model.prefix_length} prompt tokens exceeds the limit of {cfg.model.name} "
+                          f"({backbone.max_length()}); lower data.max_length or model.prefix_length"])
+    if cfg.data.max_length > backbone.max_length():
+        raise InputError([f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} is above "
+                          f"the limit of {cfg.model.name} ({backbone.max_length()} tokens); lower it"])
+    return backbone
+
+
+def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Config) -> torch.nn.Module:
+    """The classifier `cfg.model` asks for, with only the chosen parameters trainable."""
+    m = cfg.model
+    transformers.utils.logging.disable_progress_bar()
+    if m.head == "auto":
+        model = _load(AutoModelForSequenceClassification, backbone, num_labels=len(label_names),
+                      id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
+                      ignore_mismatched_sizes=True)
+    else:
+        spec = {"head": m.head, "pooling": m.pooling, "dropout": m.head_dropout, "mlp_hidden": m.mlp_hidden,
+                "cnn_channels": m.cnn_channels, "cnn_kernels": list(m.cnn_kernels),
+                "num_labels": len(label_names), "label_names": list(label_names)}
+        model = TextClassifier(_load(AutoModel, backbone), spec)
+    if m.peft != "none":
+        return peft_tuning.wrap(model, m, cfg.where("model.peft"))
+    try:
+        parts = freeze.describe_parts(model, model.base_model, m.freeze)
+    except ValueError as e:
+        raise InputError([f"{cfg.where('model.freeze')}: model.freeze: {e}"]) from None
+    trainable, problems = freeze.select(parts, m.freeze)
+    if problems:
+        raise InputError([f"{cfg.where('model.freeze')}: model.freeze: {p}" for p in problems])
+    freeze.apply(model, trainable)
+    return model
+
+
+def _load(auto_class, backbone: Backbone, **kwargs) -> torch.nn.Module:
+    try:
+        model, info = auto_class.from_pretrained(
+            backbone.location, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
+            dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as e:
+        raise InputError([f"model.name: cannot load {backbone.location} as {auto_class.__name__} "
+                          f"({first_line(e, 300)}); only safetensors checkpoints load"]) from None
+    fresh = sorted(set(info.get("missing_keys", ())) | {k for k, *_ in info.get("mismatched_keys", ())})
+    if fresh:
+        log.info("newly initialised (train these): %s", ", ".join(fresh))
+    return model
+
+
+def trainable_names(model: torch.nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def describe_trainable(model: torch.nn.Module, show_all: bool = False) -> str:
+    """`T name shape` per tensor (T trains, - frozen), then the counts; what a run logs as an artifact."""
+    lines = [f"{'T' if p.requires_grad else '-'} {n} {tuple(p.shape)}" for n, p in model.named_parameters()
+             if show_all or p.requires_grad]
+    trainable, total = count_params(model)
+    tensors = sum(1 for p in model.parameters() if p.requires_grad)
+    return "\n".join(lines + [f"{trainable:,} of {total:,} parameters train ({trainable / total:.2%}), "
+                               f"{tensors} tensors"])
+
+
+def count_params(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
+
+
+def _describe(resolved: Resolved) -> str:
+    return resolved.location if resolved.kind == "local" else f"hub model {resolved.location!r}"
+

@@ -1,0 +1,102 @@
+"""`textclf report`: the comparison tables and plots users used to build by hand after every sweep, written
+to reports/<name>/ (CSV, Markdown, HTML, PNG, report.md) and attached to the sweep's parent run."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from textclf.errors import InputError
+from textclf.report import plots
+from textclf.report.tables import Selection, comparability_note, leaderboard, seed_noise, select_runs, write_tables
+from textclf.tracking import queries, sweep_runs
+
+
+@dataclass(frozen=True)
+class Report:
+    path: Path  # report.md
+    table: pd.DataFrame  # the leaderboard
+    attached_to: str | None  # the sweep parent run it was attached to
+
+
+def make_report(target: str, storage: str | None = None, output: str | None = None, attach: bool = True) -> Report:
+    """The report of a sweep's parent run id, a study name (its newest sweep) or an experiment name."""
+    selection = select_runs(target)
+    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_", selection.study_name or target))
+    path, table = build_report(selection, out, load_study_of(selection, storage))
+    attached = selection.parent_run_id if attach and selection.parent_run_id else None
+    if attached:
+        sweep_runs.attach_report(attached, out)
+    return Report(path, table, attached)
+
+
+def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.DataFrame]:
+    """Tables (CSV, Markdown, HTML), the plots the runs call for, and report.md tying them together."""
+    metric = selection.objective[0]
+    table = leaderboard(selection)
+    write_tables(table, out)
+    lines = [f"# Report: {selection.title}", "", comparability_note(selection.runs), "",
+             f"Sorted by `{metric}` ({selection.objective[1]}); `*` marks the best finished run"
+             + (" of each group." if "group" in table else "."), "",
+             table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"), ""]
+    figures, notes, reading = draw(selection, study)
+    if reading:
+        lines += [f"**Data scaling:** {reading}.", ""]
+    noise = seed_noise(selection.runs, metric, selection.objective[1])
+    if noise is not None:
+        lines += ["## Seed noise", "", noise.to_markdown(floatfmt=".4g"), ""]
+    lines += ["## Plots", ""]
+    for name, fig in figures:
+        fig.savefig(out / f"{name}.png", dpi=110)
+        plots.plt.close(fig)
+        lines += [f"![{name}]({name}.png)", ""]
+    lines += [f"- {n}" for n in notes if n.startswith("skipped")]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md", table
+
+
+def draw(selection: Selection, study) -> tuple[list, list[str], str | None]:
+    """(named figures, a note per plot: drawn or why it was skipped, the data-scaling reading)."""
+    metric, runs = selection.objective[0], selection.runs
+    drawn = [("heatmap_length_lr", *plots.heatmap_length_lr(runs, metric))]
+    fig, note, reading = plots.data_scaling(runs, metric)
+    drawn.append(("data_scaling", fig, note))
+    drawn.append(("accuracy_vs_time", *plots.pareto(runs, metric, "train_time_s")))
+    if "model.freeze" in selection.varied or "model.peft" in selection.varied:
+        drawn.append(("accuracy_vs_trainable_params", *plots.pareto(runs, metric, "trainable_params")))
+    drawn.append(("loss_curves", *plots.loss_curves(load_histories(runs))))
+    notes = [note for _, _, note in drawn]
+    if study is not None:
+        views, view_notes = plots.optuna_views(study)
+        drawn += [(f"optuna_{name}", f, "") for name, f in views]
+        notes += view_notes + [f"optuna {name}" for name, _ in views]
+    else:
+        notes.append("skipped Optuna importances / parallel coordinates: no study storage to read")
+    return [(name, fig) for name, fig, _ in drawn if fig is not None], notes, reading
+
+
+def load_histories(runs: pd.DataFrame, limit: int = 40) -> dict[str, pd.DataFrame]:
+    """Per-epoch train/val loss of up to `limit` finished runs, keyed by a short label."""
+    out = {}
+    for _, row in runs[runs["status"] == "FINISHED"].head(limit).iterrows():
+        series = {key: queries.metric_history(row["run_id"], key) for key in ("train_loss", "val_loss")}
+        if series["val_loss"]:
+            label = f"trial {int(row['trial.number'])}" if pd.notna(row.get("trial.number")) else row["run_id"][:8]
+            out[label] = pd.DataFrame(series).sort_index()
+    return out
+
+
+def load_study_of(selection: Selection, storage: str | None):
+    """The Optuna study behind a sweep, if its storage can be opened (a redacted URL cannot)."""
+    url = storage or selection.storage
+    if not selection.study_name or not url or "<redacted>" in url:
+        return None
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=selection.study_name, storage=url)
+    except (KeyError, ValueError, ImportError) as e:
+        raise InputError([f"report: cannot open study {selection.study_name!r} in {url} ({e}); pass --storage"]) \
+            from None

@@ -1,0 +1,171 @@
+"""The report's tables: the runs it covers, the leaderboard, comparability groups and seed noise.
+
+Runs are read from MLflow (a sweep's parent run, the newest sweep of a study name, or a whole experiment)
+into one pandas DataFrame, one row per run; the leaderboard is sorted by the study's objective with the
+best row marked. Runs scored on different evaluation rows (val + test) or label maps are grouped, never
+silently mixed; complete runs rank before pruned and failed ones.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textclf.errors import InputError
+from textclf.tracking import queries
+from textclf.train.metrics import HEADLINE_METRICS
+
+IGNORED_PARAMS = ("tracking.", "trial.", "train.progress", "data.train_rows", "data.val_rows", "data.test_rows",
+                  "train.effective_batch_size", "max_length", "truncation")
+
+
+@dataclass
+class Selection:
+    """The runs a report covers and how to rank them."""
+    title: str
+    runs: pd.DataFrame  # one row per run: run_id, status, params (section.key), metrics, tags
+    objective: tuple[str, str] = ("best_val_accuracy", "maximize")
+    parent_run_id: str | None = None
+    storage: str | None = None  # the study's Optuna storage, when known
+    study_name: str | None = None
+    varied: list[str] = field(default_factory=list)
+
+
+def select_runs(target: str) -> Selection:
+    """A parent run id, a study name (its newest sweep parent run), or an experiment name."""
+    parent = queries.sweep_parent(target)
+    if parent is not None:
+        run_id, experiment, tags = parent
+        objective = next(iter(json.loads(tags.get("study.objective", "{}")).items()),
+                         ("best_val_accuracy", "maximize"))
+        selection = Selection(f"study {tags.get('textclf.study', '?')} (parent run {run_id})",
+                              queries.children(run_id, experiment), tuple(objective), run_id,
+                              tags.get("study.storage"), tags.get("textclf.study"))
+    else:
+        runs = queries.experiment_runs(target)
+        if runs is None:
+            raise InputError([f"report: {target!r} is neither a run id, a study name nor an experiment in "
+                              f"{queries.current_uri()}; pass --tracking-uri or one of those"])
+        selection = Selection(f"experiment {target}", runs)
+    if selection.runs.empty:
+        raise InputError([f"report: {selection.title} has no runs yet"])
+    selection.runs = _tidy(selection.runs)
+    selection.varied = varied_params(selection.runs)
+    return selection
+
+
+def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
+    """Columns without the `params.`/`metrics.`/`tags.` prefixes (tags keep theirs); numbers as numbers."""
+    frame = pd.DataFrame({"run_id": runs["run_id"], "status": runs["status"]})
+    for column in runs.columns:
+        if column.startswith("params."):
+            frame[column.removeprefix("params.")] = _maybe_numeric(runs[column])
+        elif column.startswith("metrics."):
+            frame[column.removeprefix("metrics.")] = runs[column]
+        elif column in ("tags.textclf.split_fingerprint", "tags.textclf.eval_fingerprint", "tags.trial.state",
+                        "tags.mlflow.runName", "tags.textclf.repeat_of"):
+            frame[column.removeprefix("tags.")] = runs[column]
+    if "data.label_map" not in frame:
+        frame["data.label_map"] = ""
+    return frame.reset_index(drop=True)
+
+
+def _maybe_numeric(column: pd.Series) -> pd.Series:
+    converted = pd.to_numeric(column, errors="coerce")
+    return converted if converted.notna().sum() == column.notna().sum() else column
+
+
+def varied_params(runs: pd.DataFrame) -> list[str]:
+    """Config params that take more than one value across the runs: what the study varied."""
+    params = [c for c in runs.columns
+              if re.fullmatch(r"(data|model|train)\.\w+", c) and not c.startswith(IGNORED_PARAMS)]
+    return sorted(c for c in params if runs[c].astype(str).nunique(dropna=False) > 1)
+
+
+STATUS_RANK = {"FINISHED": 0, "KILLED": 1, "FAILED": 2}  # complete, pruned or stopped, failed; then running
+
+
+def leaderboard(selection: Selection) -> pd.DataFrame:
+    """One row per run, the varied hyperparameters and the metrics people compare; complete runs first, each
+    comparability group by the objective, the best finished run of each group marked."""
+    runs = selection.runs
+    metric, direction = selection.objective
+    repeated = "textclf.repeat_of" in runs and bool(runs["textclf.repeat_of"].notna().any())
+    columns = ["trial.number"] * ("trial.number" in runs) + ["textclf.repeat_of"] * repeated + selection.varied + \
+        [m for m in (metric, *HEADLINE_METRICS) if m in runs] + ["status", "run_id"]
+    table = runs[list(dict.fromkeys(columns))].copy()
+    table["group"] = comparability_groups(runs)
+    if metric in table:
+        rank = table["status"].map(STATUS_RANK).fillna(len(STATUS_RANK))
+        table = table.assign(_rank=rank).sort_values(["group", "_rank", metric],
+                                                     ascending=[True, True, direction == "minimize"],
+                                                     na_position="last", kind="stable").drop(columns="_rank")
+        finished = table[table["status"] == "FINISHED"]
+        best = finished.groupby("group")[metric].idxmax() if direction == "maximize" else \
+            finished.groupby("group")[metric].idxmin()
+        table.insert(0, "best", np.where(table.index.isin(best.dropna().values), "*", ""))
+    if table["group"].nunique() <= 1:
+        table = table.drop(columns="group")
+    return table.reset_index(drop=True)
+
+
+def comparability_groups(runs: pd.DataFrame) -> pd.Series:
+    """A group label per run: runs share one only if they were scored on the same evaluation rows (val + test,
+    textclf.eval_fingerprint; the split fingerprint for runs older than it) with the same label map. Runs
+    without data (a trial whose config was rejected) belong to no group (NaN)."""
+    empty = pd.Series(np.nan, index=runs.index, dtype=object)
+    rows = runs.get("textclf.eval_fingerprint", empty).fillna(runs.get("textclf.split_fingerprint", empty))
+    keys = rows.astype(str) + "|" + runs["data.label_map"].fillna("").astype(str)
+    keys[rows.isna() | (rows == "")] = np.nan
+    order = sorted(keys.dropna().unique(), key=lambda k: -(keys == k).sum())  # the largest group is A
+    return keys.map({k: chr(ord("A") + i) for i, k in enumerate(order)})
+
+
+def comparability_note(runs: pd.DataFrame) -> str:
+    groups = comparability_groups(runs).dropna()
+    if groups.nunique() <= 1:
+        return ("All runs share one set of evaluation rows (val + test) and label map: their metrics are "
+                "comparable.")
+    return (f"Runs fall into {groups.nunique()} groups ({', '.join(sorted(groups.unique()))}) scored on different "
+            f"evaluation rows or label maps: metrics compare only within a group, and each group has its own best "
+            f"row. (Expected when the study varies data.seed, the split sizes or data.split: subset.)")
+
+
+def seed_noise(runs: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame | None:
+    """Mean and spread of `metric` over the fresh seeds of each repeated configuration (`--repeat-best`). The
+    run a configuration was selected by is left out of its mean (shown as `selected_value`): picking the best of
+    many runs favours a lucky one. Verdict: the leader's lead over the runner-up is "larger than noise" when it
+    exceeds twice the standard error of the difference of the two means (Welch), else "within noise"."""
+    if "textclf.repeat_of" not in runs or runs["textclf.repeat_of"].isna().all():
+        return None
+    done = runs[runs["status"] == "FINISHED"]
+    repeats = done[done["textclf.repeat_of"].notna()]
+    stats = repeats.groupby(repeats["textclf.repeat_of"].astype(str))[metric].agg(["count", "mean", "std"])
+    if "trial.number" in done:  # the selecting run: the trial itself (runs without a trial number are not merged)
+        originals = done[done["trial.number"].notna() & done["textclf.repeat_of"].isna()]
+        selected = originals.set_index(originals["trial.number"].astype(int).astype(str))[metric]
+        stats["selected_value"] = selected.reindex(stats.index)
+    stats = stats.sort_values("mean", ascending=direction == "minimize")
+    stats = stats[stats["count"] > 1]
+    if len(stats) >= 2:
+        (lead, next_), (n1, n2), (s1, s2) = stats["mean"].iloc[:2], stats["count"].iloc[:2], stats["std"].iloc[:2]
+        gap = abs(lead - next_)
+        error = float(np.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2))
+        stats["note"] = ""
+        stats.iloc[0, stats.columns.get_loc("note")] = (
+            f"lead {gap:.4f} {'<=' if gap <= 2 * error else '>'} 2 x standard error {error:.4f}: "
+            + ("within noise" if gap <= 2 * error else "larger than noise"))
+    return stats
+
+
+def write_tables(table: pd.DataFrame, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "leaderboard.csv", "md": out / "leaderboard.md", "html": out / "leaderboard.html"}
+    table.to_csv(paths["csv"], index=False)
+    paths["md"].write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    paths["html"].write_text(table.to_html(index=False, float_format=lambda x: f"{x:.4g}"))
+    return paths

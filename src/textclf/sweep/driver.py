@@ -1,0 +1,197 @@
+"""`textclf sweep`: an Optuna study as one MLflow parent run with one child run per trial.
+
+Everything is validated before anything exists; then the study lives in an Optuna storage (default: the
+embedded SQLite file optuna.db), so rerunning the same command resumes it, and `--workers K` processes (or
+machines sharing a database) work on one study. The report is attached to the parent when the sweep ends.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+
+import optuna
+
+from textclf.config import Config
+from textclf.errors import InputError, SweepStopped
+from textclf.sweep import grid
+from textclf.sweep.load import load_spec
+from textclf.sweep.objective import Sweep, objective, record_trial, stop_after_failures
+from textclf.sweep.results import finish, repeat_top, summary_text
+from textclf.sweep.spec import FixedTrial, SweepSpec, trial_config
+from textclf.sweep.study import check_storage, finished_count, make_pruner, open_study, storage_url
+from textclf.tracking import liveness, provenance, queries, store, sweep_runs
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(sweep: Sweep) -> None:
+    """Run trials until the study has its target number of finished trials (or the grid is done)."""
+    study = open_study(sweep.spec, sweep.storage_url, sweep.worker)
+    if sweep.spec.sampler == "grid":
+        return run_grid(sweep, study)
+    target = sweep.spec.target_trials()
+    callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
+    if target is not None:
+        callbacks.append(lambda s, t: s.stop() if finished_count(s) >= target else None)
+        if finished_count(study) >= target:
+            return
+    _optimize(sweep, study, None, sweep.spec.timeout, callbacks)
+
+
+def run_grid(sweep: Sweep, study: optuna.Study) -> None:
+    """Pop enqueued grid points one at a time (sweep_grid.py); wait while the remaining ones run in other
+    workers (one of them may die, and its point come back); stop when nothing waits or runs."""
+    callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
+    deadline = time.monotonic() + (sweep.spec.timeout or math.inf)
+    said = False
+    while time.monotonic() < deadline:
+        optuna.storages.fail_stale_trials(study)  # a dead worker's point is enqueued again
+        waiting, running = grid.queue_state(study)
+        if waiting:
+            _optimize(sweep, study, 1, None, callbacks)
+        elif running:
+            if not said:
+                log.info("the remaining grid points run in other workers; waiting for them")
+                said = True
+            time.sleep(min(5.0, sweep.spec.heartbeat_s))
+        else:
+            return
+
+
+def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: float | None, callbacks) -> None:
+    while True:
+        try:
+            study.optimize(lambda trial: objective(sweep, trial), n_trials=n_trials, timeout=timeout,
+                           callbacks=callbacks, catch=(Exception,), gc_after_trial=True)
+            return
+        except optuna.exceptions.UpdateFinishedTrialError as e:  # this worker goes on with the next trial
+            log.warning("another worker failed a trial of this one as stale while it still ran (its heartbeat "
+                        "came late; raise study.heartbeat_s on a loaded machine): %s", e)
+            if n_trials is not None:
+                return
+
+
+def spawn_workers(argv: list[str], count: int, env: dict[str, str]) -> int:
+    """`count` worker processes of this same command; returns the first non-zero exit code, else 0."""
+    procs = [subprocess.Popen([sys.executable, "-m", "textclf", *argv, "--worker-index", str(i)],
+                              env={**os.environ, **env}) for i in range(count)]
+    try:
+        codes = [p.wait() for p in procs]
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        raise
+    return next((c for c in codes if c), 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A validated sweep command: what it will run, where it will log and store."""
+    spec: SweepSpec
+    base: Config
+    tracking_uri: str
+    storage_url: str
+    splits: object | None  # the base config's splits (data.Splits); None for worker processes
+
+
+def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, storage: str | None,
+             tracking_flag: str | None, worker: bool) -> Plan:
+    """Everything that can reject the command, before any study, storage file, experiment or run exists."""
+    from textclf.assets import resolve
+    from textclf.data import load_splits
+
+    spec = load_spec(spec_path, overrides)  # every problem of the spec and of every trial config
+    spec = dataclasses.replace(spec, n_trials=n_trials or spec.n_trials)
+    make_pruner(spec)  # Optuna's own checks of pruner_args
+    base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
+    uri, origin = store.resolve_uri(tracking_flag, base)
+    store.check_uri(uri, origin)
+    url = storage_url(spec, storage)
+    check_storage(spec, url, f"--storage {url}" if storage else f"{spec.path}: study.storage {url}" if spec.storage
+                  else f"the default study storage {url}")
+    if worker:  # the command that spawned this worker validated the data and the model
+        return Plan(spec, base, uri, url, None)
+    model = resolve(base.model.name, "models")
+    if isinstance(model, str):
+        raise InputError([f"{base.where('model.name')}: model.name: {model}"])
+    return Plan(spec, base, uri, url, load_splits(base))
+
+
+def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int | None = None, workers: int = 1,
+              storage: str | None = None, tracking_uri: str | None = None, worker_of: str | None = None,
+              worker_index: int = 0, repeat_best: int = 0, seeds: int = 3) -> str:
+    """The `textclf sweep` command: validate, open the study and its parent run, run the workers; returns
+    the summary to print (empty for a worker process)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from record_trial
+    plan = validate(spec_path, overrides, n_trials, storage, tracking_uri, worker=bool(worker_of))
+    if repeat_best and len(plan.spec.objectives) > 1:
+        raise InputError([f"--repeat-best: {spec_path} has {len(plan.spec.objectives)} objectives; seed repeats "
+                          f"need a single-objective study"])
+    launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`: its run is the parent
+    store.connect(plan.tracking_uri, plan.base.tracking.experiment)
+    if worker_of:
+        run_worker(Sweep(plan.spec, plan.storage_url, plan.tracking_uri, worker_of, queries.experiment_of(worker_of),
+                         overrides, worker_index))
+        return ""
+    parent = open_parent(plan, launched_by_mlflow)
+    sweep = Sweep(plan.spec, plan.storage_url, plan.tracking_uri, parent, queries.experiment_of(parent), overrides)
+    beat = liveness.heartbeat(parent, plan.base.tracking.heartbeat_s)  # a killed sweep's parent gets reaped
+    status = "FAILED"
+    try:
+        run_workers(sweep, spec_path, workers)
+        if repeat_best:
+            repeat_top(sweep, open_study(plan.spec, plan.storage_url), repeat_best, seeds)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        beat.set()
+        try:
+            study = finish(plan.spec, plan.storage_url, parent)
+        except KeyboardInterrupt:  # Ctrl-C during the final report still ends the sweep KILLED
+            status = "KILLED"
+            raise
+        finally:
+            if not launched_by_mlflow:  # else `mlflow run` ends its own run
+                sweep_runs.end_run(parent, status)
+    return summary_text(study, plan.storage_url, parent, plan.tracking_uri)
+
+
+def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
+    """The study (created once, before any worker races to create it; a grid's points enqueued) and its
+    parent run: the one `mlflow run` made, the one of this study from an earlier command, or a new one."""
+    spec, url = plan.spec, plan.storage_url
+    study = open_study(spec, url)
+    if spec.sampler == "grid":
+        grid.enqueue_missing(spec, study)
+    tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,
+            "study.objective": json.dumps(dict(spec.objectives)), "study.space": json.dumps(spec.describe_space()),
+            "textclf.split_fingerprint": plan.splits.fingerprint,
+            "textclf.eval_fingerprint": plan.splits.eval_fingerprint}
+    reuse = {"textclf.study": spec.name, "study.storage": provenance.redact("storage", url)}
+    if launched_by_mlflow:
+        sweep_runs.update_run(launched_by_mlflow, {**tags, **reuse}, {})
+        return launched_by_mlflow
+    return sweep_runs.start_parent(plan.base.tracking.experiment, spec.name, tags, reuse)
+
+
+def run_workers(sweep: Sweep, spec_path: str, workers: int) -> None:
+    """This process as the only worker, or `workers` worker processes of the same command."""
+    if workers == 1:
+        return run_worker(sweep)
+    argv = ["sweep", spec_path, "--storage", sweep.storage_url, "--tracking-uri", sweep.tracking_uri,
+            "--worker-of", sweep.parent_run_id,
+            *(["--n-trials", str(sweep.spec.n_trials)] if sweep.spec.n_trials else []),
+            *[a for o in sweep.overrides for a in ("-o", o)]]
+    code = spawn_workers(argv, workers, {"MLFLOW_TRACKING_URI": sweep.tracking_uri})
+    if code:
+        raise SweepStopped(f"a sweep worker exited with code {code}; see its output above")

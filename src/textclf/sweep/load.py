@@ -1,0 +1,238 @@
+"""Reading a sweep file into a SweepSpec: every problem of the file, then of every trial config the space can
+produce (each grid point, categorical choice and range end), reported at once as `file: key: problem`."""
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+from textclf.config import Config, flatten_tree, read_mapping
+from textclf.errors import InputError
+from textclf.sweep.spec import (
+    GRID_POINT,
+    KINDS,
+    PRUNERS,
+    SAMPLERS,
+    STUDY_KEYS,
+    SWEEP_ONLY,
+    TOP_KEYS,
+    Dimension,
+    FixedTrial,
+    SweepSpec,
+    trial_config,
+)
+from textclf.train.metrics import FINAL_METRICS, RUNNING
+
+
+def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
+    """Read and check a sweep file; InputError lists every problem. Trial configs are validated too:
+    every grid point, every categorical choice and both ends of every range."""
+    path, problems = Path(path), []
+    where = str(path)
+    tree, problem = read_mapping(path, "pass a sweep file such as sweeps/quickstart.yaml",
+                                 f"with keys {', '.join(TOP_KEYS)}")
+    if problem:
+        raise InputError([problem])
+    problems += _unknown(where, "", tree, TOP_KEYS)
+    study = tree.get("study") or {}
+    if not isinstance(study, dict):
+        problems.append(f"{where}: study: must be a mapping with keys {', '.join(STUDY_KEYS)}")
+        study = {}
+    problems += _unknown(where, "study.", study, STUDY_KEYS)
+    base = _base(path, tree.get("base"), problems)
+    spec = SweepSpec(
+        path=path, base=base, config=flatten_tree(tree.get("config") or {}, f"{where}: config", problems),
+        name=str(study.get("name") or path.stem), storage=study.get("storage"),
+        sampler=study.get("sampler", "tpe"), pruner=study.get("pruner", "none"),
+        pruner_args=study.get("pruner_args") or {}, n_trials=study.get("n_trials"),
+        timeout=study.get("timeout"), seed=study.get("seed", 42), heartbeat_s=study.get("heartbeat_s", 30.0),
+        retries=study.get("retries", 0), max_failures=study.get("max_failures", 3),
+        objectives=_objectives(tree.get("objective", "best_val_accuracy"), where, problems),
+        space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
+        retry_oom=bool(tree.get("retry_oom", True)))
+    problems += _check_study(spec, where) + _check_follows(spec, where)
+    problems += [f"-o {o}: the sweep {path} searches {o.partition('=')[0].strip()}; remove the override or the "
+                 f"space entry" for o in overrides if o.partition("=")[0].strip() in spec.varied_keys()]
+    if not problems:
+        problems += _check_trials(spec, overrides)
+    if problems:
+        raise InputError(problems)
+    return spec
+
+
+def _base(path: Path, name: Any, problems: list[str]) -> Path | None:
+    """The base config file, relative to the sweep file; a sweep file is not a config."""
+    if not name:
+        return None
+    base = (path.parent / str(name)).resolve()
+    if not base.is_file():
+        problems.append(f"{path}: base: {name} not found (paths are relative to the sweep file)")
+        return None
+    tree, problem = read_mapping(base, "", "")
+    if problem:
+        return base  # load_config reports it with its own line
+    if set(tree) & set(SWEEP_ONLY):
+        problems.append(f"{path}: base: {name} is a sweep file; base names a config file (sections data, model, "
+                        f"train, tracking), e.g. ../configs/quickstart.yaml")
+        return None
+    return base
+
+
+def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> list[str]:
+    out = []
+    for key in tree:
+        near = difflib.get_close_matches(str(key), known, n=1)
+        if key not in known:
+            out.append(f"{where}: {prefix}{key}: unknown key" + (f"; did you mean {prefix}{near[0]}?" if near
+                                                                  else f"; expected one of {', '.join(known)}"))
+    return out
+
+
+def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str):
+        value = {value: "minimize" if value.endswith(("loss", "_s")) else "maximize"}
+    if not isinstance(value, dict) or not value:
+        problems.append(f"{where}: objective: give a metric name or {{metric: maximize|minimize, ...}}")
+        return (("best_val_accuracy", "maximize"),)
+    for metric, direction in value.items():
+        if direction not in ("maximize", "minimize"):
+            problems.append(f"{where}: objective.{metric}: must be maximize or minimize, got {direction!r}")
+        if str(metric).startswith("test_"):
+            problems.append(f"{where}: objective.{metric}: selecting on the test set is not allowed (it would no "
+                            f"longer measure generalisation); use a validation metric such as best_val_accuracy")
+        elif metric not in FINAL_METRICS:
+            near = difflib.get_close_matches(str(metric), FINAL_METRICS, n=1)
+            problems.append(f"{where}: objective.{metric}: not a metric textclf runs log; " +
+                            (f"did you mean {near[0]}?" if near else "e.g. best_val_accuracy or best_val_loss"))
+    return tuple(value.items())
+
+
+def _space(tree: Any, where: str, problems: list[str]) -> dict[str, Dimension]:
+    if not isinstance(tree, dict):
+        problems.append(f"{where}: space: must map config keys (section.key) to dimensions")
+        return {}
+    space = {}
+    for key, body in tree.items():
+        at = f"{where}: space.{key}"
+        if not isinstance(body, dict) or not (set(body) & set(KINDS)):
+            problems.append(f"{at}: must be one of {{{': ..., '.join(KINDS)}: ...}}")
+            continue
+        kind = next(k for k in KINDS if k in body)
+        value = body[kind]
+        if kind == "follows":
+            mapping = body.get("map")
+            if not isinstance(mapping, dict) or not mapping:
+                problems.append(f"{at}: follows needs map: {{leader value: value, ...}}")
+                continue
+            space[key] = Dimension(kind, source=str(value), mapping=mapping)
+        elif kind == "categorical":
+            if not isinstance(value, list) or not value:
+                problems.append(f"{at}: categorical needs a non-empty list of choices")
+                continue
+            # optuna stores plain values only: a list choice (freeze patterns) travels as "a,b"
+            space[key] = Dimension(kind, tuple(",".join(map(str, v)) if isinstance(v, list) else v for v in value))
+        else:
+            numbers = value if isinstance(value, list) else []
+            ok = len(numbers) in (2, 3) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                for v in numbers)
+            if not ok or numbers[0] >= numbers[1] or (kind == "loguniform" and numbers[0] <= 0):
+                problems.append(f"{at}: {kind} needs [low, high] with low < high" +
+                                (" and low > 0" if kind == "loguniform" else "") + f", got {value!r}")
+                continue
+            if len(numbers) == 3 and (kind == "loguniform" or numbers[2] <= 0):
+                problems.append(f"{at}: loguniform takes no step; use [low, high]" if kind == "loguniform" else
+                                f"{at}: {kind} step must be > 0, got {numbers[2]!r}")
+                continue
+            space[key] = Dimension(kind, tuple(numbers))
+    for key, dim in space.items():
+        if dim.kind == "follows" and dim.source in space and space[dim.source].kind == "categorical":
+            missing = [v for v in space[dim.source].values if v not in dim.mapping]
+            if missing:
+                problems.append(f"{where}: space.{key}: map has no value for {dim.source} = "
+                                f"{', '.join(map(str, missing))}")
+    return space
+
+
+def _grid(points: Any, where: str, problems: list[str]) -> tuple[dict[str, Any], ...]:
+    if not isinstance(points, list) or not all(isinstance(p, dict) and p for p in points):
+        problems.append(f"{where}: grid: must be a list of {{section.key: value, ...}} points")
+        return ()
+    return tuple(flatten_tree(p, f"{where}: grid[{i}]", problems) for i, p in enumerate(points))
+
+
+def _check_study(spec: SweepSpec, where: str) -> list[str]:
+    problems = []
+    if spec.sampler not in SAMPLERS:
+        problems.append(f"{where}: study.sampler: must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
+    if spec.pruner not in PRUNERS:
+        problems.append(f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
+    if spec.pruner != "none" and len(spec.objectives) > 1:
+        problems.append(f"{where}: study.pruner: optuna cannot prune multi-objective studies; use none")
+    elif spec.pruner != "none" and spec.objectives[0][0] not in RUNNING:
+        problems.append(f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no per-epoch value to "
+                        f"prune on; use one of {', '.join(RUNNING)}, or pruner none")
+    if spec.sampler == "grid":
+        ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
+        if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
+            problems.append(f"{where}: space: a grid takes categorical dimensions or an explicit grid list "
+                            f"(with follows rules), not both and not ranges ({', '.join(ranged) or 'both'})")
+        if not spec.grid_size():
+            problems.append(f"{where}: grid: the grid sampler needs a grid list or categorical dimensions")
+    elif spec.grid:
+        problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
+    if not re.fullmatch(r"\w[\w.-]*", spec.name):
+        problems.append(f"{where}: study.name: {spec.name!r} must be letters, digits, '.', '_' or '-' (it names "
+                        f"the report directory reports/<name>); no '/' or '..'")
+    for key, value, least in (("retries", spec.retries, 0), ("max_failures", spec.max_failures, 1),
+                              ("seed", spec.seed, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            problems.append(f"{where}: study.{key}: must be a whole number >= {least}, got {value!r}")
+    for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout), ("heartbeat_s", spec.heartbeat_s)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            problems.append(f"{where}: study.{key}: must be a positive number, got {value!r}")
+    if spec.sampler != "grid" and spec.n_trials is None and spec.timeout is None:
+        problems.append(f"{where}: study.n_trials: set n_trials or timeout for a {spec.sampler} sampler")
+    if not isinstance(spec.pruner_args, dict):
+        problems.append(f"{where}: study.pruner_args: must be a mapping of optuna pruner arguments")
+    return problems
+
+
+def _check_follows(spec: SweepSpec, where: str) -> list[str]:
+    """A `follows` leader must be a config key, and rules must not follow each other in a circle."""
+    known = list(Config().flat())
+    problems, cycles = [], []
+    for key, dim in spec.space.items():
+        if dim.kind != "follows":
+            continue
+        if dim.source not in known:
+            near = difflib.get_close_matches(dim.source, known, n=1)
+            problems.append(f"{where}: space.{key}: follows {dim.source}: unknown key" +
+                            (f"; did you mean {near[0]}?" if near else "; name a config key such as data.max_length"))
+        chain = [key]
+        while chain[-1] in spec.space and spec.space[chain[-1]].kind == "follows" and chain.count(chain[-1]) == 1:
+            chain.append(spec.space[chain[-1]].source)
+        if chain[-1] == key and len(chain) > 1 and set(chain) not in cycles:  # each cycle once
+            cycles.append(set(chain))
+            problems.append(f"{where}: space: follows rules form a cycle: {' -> '.join(chain)}; search or fix one "
+                            f"of its keys instead")
+    return problems
+
+
+def _check_trials(spec: SweepSpec, overrides: tuple[str, ...]) -> list[str]:
+    probes = [{}]
+    probes += [{GRID_POINT: i} for i in range(1, len(spec.grid))]
+    for key, dim in spec.space.items():
+        if dim.kind == "categorical":
+            probes += [{key: v} for v in dim.values[1:]]
+        elif dim.kind != "follows":
+            probes.append({key: dim.values[1]})
+    problems: list[str] = []
+    for picks in probes:
+        try:
+            trial_config(spec, FixedTrial(picks), overrides)
+        except InputError as e:
+            problems += [p for p in e.problems if p not in problems]
+        except KeyError as e:  # a follows map without the leader's value
+            problems.append(f"{spec.path}: space: a follows map has no entry for {e.args[0]!r}")
+    return problems

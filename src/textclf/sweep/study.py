@@ -1,0 +1,150 @@
+"""The Optuna side of a sweep: its storage (checked before it is opened), samplers and pruners, and the
+per-trial table and best-trial tags written to the parent run.
+
+Trial state -> child run status: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED (reason tagged).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from textclf.errors import InputError, first_line
+from textclf.sweep import grid
+from textclf.sweep.spec import GRID_POINT, SweepSpec
+from textclf.tracking import provenance
+
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+STATE_RANK = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2}
+
+
+TrialState = optuna.trial.TrialState
+
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def storage_url(spec: SweepSpec, flag: str | None) -> str:
+    return flag or spec.storage or f"sqlite:///{Path('optuna.db').resolve()}"
+
+
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+def check_storage(spec: SweepSpec, url: str, origin: str) -> None:
+    """A storage URL Optuna can open, and no existing study of this name with other objective directions
+    (reopening it would fail every trial). Reads only: a missing SQLite file is not created."""
+    scheme = url.partition(":")[0].split("+")[0].lower()
+    if scheme not in STORAGE_SCHEMES:
+        raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default) or "
+                          f"postgresql://USER@HOST:PORT/DB"])
+    if scheme == "sqlite" and not Path(url.removeprefix("sqlite:///")).is_file():
+        return
+    try:
+        if not _has_studies(url):
+            return  # an empty database: Optuna creates its tables when the study is created
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        found = storage.get_study_directions(storage.get_study_id_from_name(spec.name))
+    except KeyError:
+        return  # no such study yet
+    except Exception as e:  # unreachable server, not an Optuna database: one line, not a traceback
+        raise InputError([f"{origin}: cannot open it ({type(e).__name__}: {first_line(e)})"]) from None
+    wanted = [optuna.study.StudyDirection[d.upper()] for _, d in spec.objectives]
+    if list(found) != wanted:
+        names = lambda ds: ", ".join(d.name.lower() for d in ds)  # noqa: E731
+        where = provenance.redact("url", url)
+        raise InputError([f"{spec.path}: objective: study {spec.name!r} in {where} was created to "
+                          f"{names(found)}, the spec asks to {names(wanted)}; give the spec another study.name, or "
+                          f"delete the old study (optuna delete-study --study-name {spec.name} --storage URL)"])
+
+
+def _has_studies(url: str) -> bool:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        return sqlalchemy.inspect(engine).has_table("studies")
+    finally:
+        engine.dispose()
+
+
+def open_study(spec: SweepSpec, url: str, worker: int = 0) -> optuna.Study:
+    """Create or resume the study. Heartbeats let a crashed worker's trial be failed, not RUNNING forever
+    (and, in a grid, its point be enqueued again)."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    retry = grid.retry_dead(spec) if spec.sampler == "grid" else \
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.retries) if spec.retries else None
+    heartbeat = max(1, round(spec.heartbeat_s))
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                         grace_period=4 * heartbeat, heartbeat_stale_trial_callback=retry)
+    directions = [d for _, d in spec.objectives]
+    return optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec, worker),
+                               pruner=make_pruner(spec), directions=directions, load_if_exists=True)
+
+
+def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """Worker i of a study gets its own seed, derived from the study seed (reproducible): with one seed in
+    every worker, random and TPE samplers propose the same values in every worker."""
+    seed = spec.seed if worker == 0 else int(np.random.SeedSequence([spec.seed, worker]).generate_state(1)[0])
+    if spec.sampler == "grid":  # its points are enqueued (sweep_grid.py); the sampler is a fallback for a trial
+        return optuna.samplers.RandomSampler(seed=seed)  # that finds the queue emptied under it
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: a trial still running elsewhere counts as a poor result, so workers spread out
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    args = dict(spec.pruner_args)
+    try:
+        return {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+                "hyperband": optuna.pruners.HyperbandPruner,
+                "threshold": optuna.pruners.ThresholdPruner}[spec.pruner](**args)
+    except (TypeError, ValueError) as e:  # an unknown argument, or a value Optuna rejects
+        raise InputError([f"{spec.path}: study.pruner_args: {e} (Optuna's {spec.pruner} pruner)"]) from None
+
+
+def best_tags(study: optuna.Study) -> dict[str, str]:
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return {}
+    best = study.best_trial if len(study.directions) == 1 else study.best_trials[0]
+    tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
+            "best_value": json.dumps(best.values)}
+    if len(study.directions) > 1:
+        tags["pareto_trials"] = ",".join(str(t.number) for t in study.best_trials)
+    return tags
+
+
+def trial_table(study: optuna.Study):
+    """One row per trial: state, objective value(s), varied config values, key metrics, duration, MLflow
+    run id, error; best first."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value" if len(study.directions) == 1 else "values",
+                                          "params", "user_attrs", "duration"))
+    frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
+    frame = frame.loc[:, ~frame.columns.duplicated()]
+    if grid.DUPLICATE in frame:  # trials that found their grid point taken ran nothing
+        frame = frame[frame.pop(grid.DUPLICATE).isna()]
+    if "duration" in frame:
+        frame["duration_s"] = frame.pop("duration").dt.total_seconds().round(1)
+    last = [c for c in ("mlflow_run_id", "error") if c in frame]
+    frame = frame[[c for c in frame.columns if c not in last and c != GRID_POINT] + last]
+    values = [c for c in frame.columns if c == "value" or c.startswith("values_")]
+    if values and len(frame):  # complete trials first, then pruned, failed, running; each by the objective
+        ascending = [d == optuna.study.StudyDirection.MINIMIZE for d in study.directions]
+        rank = frame["state"].map(STATE_RANK).fillna(len(STATE_RANK))
+        frame = frame.assign(_rank=rank).sort_values(["_rank", *values], ascending=[True, *ascending],
+                                                     na_position="last", kind="stable").drop(columns="_rank")
+    return frame.set_index("number")
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count toward the target: complete, pruned, or failed by their own error. A trial that
+    failed because its worker died (heartbeat) or was interrupted has no error and does not count: it is
+    retried (study.retries) or its budget goes to a new trial."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+               if t.state != optuna.trial.TrialState.FAIL or "error" in t.user_attrs)

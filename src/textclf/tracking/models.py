@@ -1,0 +1,75 @@
+"""Models in MLflow: log a fine-tuned classifier (safetensors weights + tokenizer) as the transformers flavor,
+or textclf's own saved form (custom heads, peft) behind a pyfunc "model from code"; load either back."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import mlflow
+import torch
+import transformers
+
+from textclf.errors import InputError, first_line
+from textclf.model import saved
+
+MODEL_ARTIFACT = "model"
+
+
+def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, save_base: bool) -> str:
+    """Into the active run; returns the model URI."""
+    model = model.to("cpu").eval()
+    if not saved.is_plain(model):
+        return _log_textclf_model(model, tokenizer, max_length, base, save_base)
+    quiet = logging.getLogger("mlflow.transformers")
+    level, quiet.level = quiet.level, logging.ERROR  # model card / license lookups fail offline: harmless
+    try:
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
+            task="text-classification", pip_requirements=requirements(),
+            model_config={"truncation": True, "max_length": max_length})
+    finally:
+        quiet.level = level
+    return info.model_uri
+
+
+def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: bool) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "model_dir"
+        saved.save_model_dir(model, tokenizer, directory, max_length, base, save_base)
+        mlflow.log_metric("model_artifact_mb", saved.size_mb(directory))
+        with warnings.catch_warnings():  # it asks for type hints, which would make it coerce inputs
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={"model_dir": str(directory)}, pip_requirements=requirements())
+    return info.model_uri
+
+
+def requirements() -> list[str]:
+    # given explicitly: MLflow's inference imports torchvision, which is not installed (shared/NOTES.md).
+    # textclf itself is not listed: the logged model is a plain transformers model and textclf is not on PyPI
+    return [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}",
+            f"mlflow=={mlflow.__version__}"]
+
+
+def load_predictor(model_uri: str) -> saved.Predictor:
+    """runs:/<id>/model, models:/..., or a local directory in textclf's saved form."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    transformers.utils.logging.disable_progress_bar()
+    if (Path(model_uri) / saved.MANIFEST).is_file():
+        return saved.predictor_from_dir(Path(model_uri))
+    try:
+        flavor = mlflow.models.get_model_info(model_uri).flavors
+        if "transformers" not in flavor:  # textclf's own form behind a pyfunc model
+            local = Path(mlflow.artifacts.download_artifacts(model_uri))
+            return saved.predictor_from_dir(local / "artifacts" / "model_dir")
+        parts = mlflow.transformers.load_model(model_uri, return_type="components")
+    except (mlflow.exceptions.MlflowException, OSError) as e:
+        raise InputError([f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
+                          f"runs:/<run_id>/model from a textclf run, or a local model directory"]) from None
+    config = flavor.get("python_function", {}).get("config") or {}
+    max_length = int(config.get("max_length") or parts["tokenizer"].model_max_length)
+    return saved.Predictor(parts["model"], parts["tokenizer"], max_length)

@@ -1,0 +1,50 @@
+"""What a run records about where it came from (git commit, device, data, fingerprints), and what it must
+never record: values that look like secrets are redacted before they become params or tags."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import textclf
+from textclf.config import SECRET_VALUE
+
+_SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)
+
+
+def run_tags(split_fingerprint: str, eval_fingerprint: str, data_uri: str, device: torch.device) -> dict[str, str]:
+    commit, dirty = git_state()
+    tags = {"textclf.split_fingerprint": split_fingerprint, "textclf.eval_fingerprint": eval_fingerprint,
+            "textclf.git_commit": commit, "textclf.git_dirty": dirty, "textclf.device": describe_device(device),
+            "textclf.version": textclf.__version__, "textclf.data_uri": data_uri}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def redact(key: str, value: Any) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    if _SECRET_KEY.search(key) or SECRET_VALUE.match(text):
+        return "<redacted>"
+    return re.sub(r"://([^:/@]+):[^@/]+@", r"://\1:<redacted>@", text)  # passwords in URIs
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} {torch.cuda.get_device_name(device)}"
+    return f"{device} ({torch.get_num_threads()} threads)"
+
+
+def git_state() -> tuple[str, str]:
+    where = Path(textclf.__file__).parent
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit, str(bool(dirty)).lower()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", "unknown"

@@ -1,0 +1,160 @@
+"""One MLflow run being logged: it always ends (FINISHED, KILLED on Ctrl-C/SIGTERM or a pruned trial, FAILED
+with the error as a tag), and an ActiveRun object logs into it: params, the resolved config, dataset inputs,
+per-epoch metrics through a spool (training goes on while the tracking server is away), final results."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+
+from textclf.config import Config, dump_yaml
+from textclf.tracking.liveness import clear_reaped, heartbeat
+from textclf.tracking.provenance import redact
+from textclf.tracking.spool import Spool
+
+EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
+
+
+class ActiveRun:
+    """The run being logged to, with its metric spool."""
+
+    def __init__(self, run_id: str, spool: Spool):
+        self.run_id, self.spool = run_id, spool
+
+    def log_setup(self, cfg: Config, frames: dict[str, pd.DataFrame], data_uri: str, derived: dict[str, Any]) -> None:
+        """Params (flat, namespaced), the resolved config, and the splits as dataset inputs."""
+        params = {**cfg.flat(), **derived}
+        mlflow.log_params({k: redact(k, v) for k, v in params.items()})
+        mlflow.log_text(dump_yaml(cfg), "config.yaml")
+        with warnings.catch_warnings():  # MLflow guesses a source type for plain paths and warns about it
+            warnings.simplefilter("ignore")
+            for split, frame in frames.items():
+                dataset = mlflow.data.from_pandas(frame, source=data_uri, targets="label",
+                                                  name=f"{cfg.data.name}:{split}")
+                _log_input(dataset, split)
+
+    def log_trainable(self, names: list[str]) -> None:
+        """The tensors that train, one name per line: what a freeze preset or peft method chose."""
+        mlflow.log_text("\n".join(names) + "\n", "trainable_parameters.txt")
+
+    def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        """Through the spool: training goes on while the tracking server is away (spool.py)."""
+        # the final `train_val_loss_ratio` is the best epoch's; the per-epoch series needs its own key, or
+        # MLflow's "latest value" (highest step) would show the last epoch's ratio under the final name
+        self.spool.add({EPOCH_KEYS.get(k, k): v for k, v in metrics.items()}, epoch)
+        self.spool.flush()
+
+    def drain(self, wait_s: float) -> dict[str, float]:
+        """Send what the spool holds (waiting up to `wait_s` for the server); how logging fared in training."""
+        self.spool.drain(wait_s)
+        return {"tracking_longest_wait_s": self.spool.longest_wait_s, "tracking_failed_sends": self.spool.failures}
+
+    def tag(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
+
+    def log_results(self, final: dict[str, float], confusion: dict, figures: dict[str, plt.Figure]) -> None:
+        mlflow.log_metrics(final)
+        mlflow.log_dict(confusion, "confusion_matrix.json")
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, name)
+            plt.close(figure)
+
+
+@contextlib.contextmanager
+def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
+        killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None) -> Iterator[ActiveRun]:
+    """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception (a
+    pruned trial), FAILED (with the error as a tag). With a parent it is that run's child. `resume`: the
+    id of an earlier run to continue (it is RUNNING again; epochs it already has are not logged twice)."""
+    outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child, it stays active
+    if resume:
+        active = mlflow.start_run(run_id=resume, nested=outer is not None)
+        clear_reaped(active)
+    elif outer is None or parent_run_id in (None, outer.info.run_id):
+        active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, nested=outer is not None,
+                                  parent_run_id=parent_run_id or (outer.info.run_id if outer else None))
+    else:  # a sweep's trial inside someone's active run: MLflow nests under the active run; re-parent it
+        active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, nested=True)
+        mlflow.set_tag("mlflow.parentRunId", parent_run_id)
+    logged, status = ActiveRun(active.info.run_id, _spool_for(active.info.run_id)), "FAILED"
+    logged.spool.uncertain = bool(resume)  # the killed process may have logged epochs after its last checkpoint
+    beat = heartbeat(active.info.run_id, cfg.tracking.heartbeat_s)
+    try:
+        yield logged
+        status = "FINISHED"
+    except (KeyboardInterrupt, *killed_by):
+        status = "KILLED"
+        raise
+    except BaseException as e:
+        with contextlib.suppress(Exception):  # the error may be the tracking server itself
+            mlflow.set_tag("textclf.error", f"{type(e).__name__}: {e}"[:4000])
+        raise
+    finally:
+        try:
+            if status != "FINISHED":  # what the epochs logged is kept, if the server answers soon
+                with contextlib.suppress(TimeoutError):
+                    logged.spool.drain(min(cfg.tracking.outage_wait_s, 30.0))
+        finally:
+            beat.set()
+            if status == "FINISHED":  # reaped by mistake while the server was away: it is alive after all
+                with contextlib.suppress(Exception):
+                    clear_reaped(mlflow.get_run(active.info.run_id))
+            mlflow.end_run(status)
+
+
+def _spool_for(run_id: str) -> Spool:
+    def send(entries):
+        with _fail_fast():
+            mlflow.MlflowClient().log_batch(run_id, metrics=[
+                mlflow.entities.Metric(key, value, timestamp, step) for key, value, step, timestamp in entries])
+
+    def known(keys):
+        with _fail_fast():
+            client = mlflow.MlflowClient()
+            return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
+
+    return Spool(send, known)
+
+
+@contextlib.contextmanager
+def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
+    """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool retries.
+    Process-wide environment variables: only the main thread may use this."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _log_input(dataset, context: str, attempts: int = 3) -> None:
+    """Workers of one sweep log the same dataset at once: MLflow's store inserts it after checking that it
+    is not there, and the slower insert fails on the unique key. The dataset then exists: link to it again."""
+    for attempt in range(attempts):
+        try:
+            return mlflow.log_input(dataset, context=context)
+        except mlflow.exceptions.MlflowException as e:
+            if attempt == attempts - 1 or not re.search(r"UNIQUE constraint|IntegrityError|duplicate key", str(e)):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def attach_to_mlflow_run(name: str, text: str, uri: str) -> None:
+    """Under `mlflow run`, keep a command's output in the run it created (else that run stays empty)."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_tracking_uri(uri)
+        with mlflow.start_run():
+            mlflow.log_text(text, name)

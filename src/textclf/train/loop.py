@@ -1,0 +1,242 @@
+"""The training loop: plain PyTorch. It imports neither mlflow nor optuna; it reports through callables.
+
+AdamW (no decay on biases and LayerNorm), linear warmup then decay, gradient clipping and accumulation (each
+optimizer step's gradient is the mean over the rows of its micro-batches), autocast on GPU, early stopping on
+validation loss with the best weights restored at the end. Each epoch's train loss/accuracy are measured by the
+same evaluation code as validation, on a fixed sample of training rows (`train_probe`), so their ratio compares
+like with like; the running train-mode figures are kept as `train_loss_running` / `train_accuracy_running`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from textclf import interrupts
+from textclf.config import TrainConfig
+from textclf.train.checkpoint import Parts, generator_of, load, restore, snapshot
+from textclf.train.device import autocast_dtype
+
+LogFn = Callable[[dict[str, float], int], None]  # (metrics, epoch)
+# (the row of the best-val-loss epoch so far, epoch): what the objective would be if training stopped now;
+# may raise to stop (pruning)
+ReportFn = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    predictions: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+    best_epoch: int = 0  # 1-based epoch of the lowest validation loss (its weights are restored)
+    train_time_s: float = 0.0  # wall time of fit: training steps and per-epoch validation
+    step_time_s: float = 0.0  # wall time spent in training steps only
+    samples: int = 0  # training sequences processed
+    tokens: int = 0  # real (unpadded) training tokens processed
+    padded_tokens: int = 0  # token slots computed, padding included
+    first_step_s: float = 0.0  # from the start of fit to the end of the first optimizer step
+    stopped_early: bool = False
+    diverged: str = ""  # why training ended at an earlier epoch's weights (a NaN loss after epoch 1), else ""
+    token_squares: int = 0  # sum of squared real sequence lengths (the attention term of flops.py)
+
+    def best(self) -> dict[str, float]:
+        return self.history[self.best_epoch - 1]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    no_decay = {id(p) for m in model.modules() if "norm" in type(m).__name__.lower() for p in m.parameters()}
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:  # frozen parameters never reach the optimizer
+            (plain if name.endswith("bias") or id(p) in no_decay else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    # fused kernels on CUDA and CPU (as Trainer's default adamw_torch_fused): one pass over all parameters
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cuda", "cpu"))
+
+
+def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainConfig, device: torch.device,
+        log: LogFn = lambda metrics, epoch: None, report: ReportFn | None = None,
+        checkpoints: Path | None = None, train_probe: DataLoader | None = None) -> FitResult:
+    """Train for cfg.epochs; with `checkpoints`, resume from the newest complete checkpoint there and save
+    one after every epoch (checkpoint.py): a resumed run ends bit-identical to an uninterrupted one on CPU.
+    A non-finite loss in epoch 1 raises FloatingPointError; later, it ends training at the best epoch so far."""
+    dtype = autocast_dtype(cfg.precision, device)
+    if device.type == "cuda":  # fp32 matmuls (precision=fp32, and the fp32 parts under autocast) on TF32 cores
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    model.to(device)
+    optimizer = make_optimizer(model, cfg, device)
+    total_steps = math.ceil(len(train) / cfg.grad_accum_steps) * cfg.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    result, best_loss, best_state, start = FitResult(), math.inf, None, time.perf_counter()
+    parts = Parts(model, optimizer, scheduler, scaler, generator_of(train))
+    done = 0
+    if checkpoints is not None and (found := load(checkpoints)):
+        done, best_loss, best_state = restore(found, parts, result, device)
+        done = cfg.epochs if result.stopped_early else done  # it had ended: only the test evaluation is left
+    for epoch in range(done + 1, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
+        try:
+            running = train_epoch(model, train, optimizer, scheduler, scaler, cfg, device, dtype,
+                                  f"epoch {epoch}/{cfg.epochs}")
+            steps_end = time.perf_counter()
+            check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
+            if not math.isfinite(check.loss):
+                raise FloatingPointError(f"validation loss is {check.loss} after epoch {epoch}; lower "
+                                         f"train.learning_rate or use train.precision=fp32")
+        except FloatingPointError as e:
+            if best_state is None:  # nothing good to fall back on
+                raise
+            result.diverged = f"{str(e).split('; lower')[0]}; kept epoch {result.best_epoch}"
+            break
+        count(result, running, steps_end - epoch_start, start)
+        probe = evaluate(model, train_probe, device, dtype, desc="train probe") if train_probe else None
+        row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
+        result.history.append(row)
+        log(row, epoch)
+        if check.loss < best_loss:  # restore-best-weights: keep a CPU copy of what trains
+            best_loss, result.best_epoch, best_state = check.loss, epoch, _trainable_state(model)
+        elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
+            result.stopped_early = True
+        if checkpoints is not None:
+            snapshot(checkpoints, epoch, parts, result, best_loss, best_state)
+        if report is not None:
+            report(result.best(), epoch)
+        if result.stopped_early:
+            break
+    model.load_state_dict(best_state, strict=False)
+    result.train_time_s = time.perf_counter() - start
+    return result
+
+
+@dataclass
+class Running:
+    """What one training epoch measured on the fly (train mode, weights moving)."""
+    loss: float
+    accuracy: float
+    samples: int
+    tokens: int
+    padded_tokens: int
+    token_squares: int
+    first_step: float | None  # perf_counter time at which the first optimizer step had finished
+
+
+def count(result: FitResult, running: Running, step_time_s: float, fit_start: float) -> None:
+    result.step_time_s += step_time_s
+    result.samples += running.samples
+    result.tokens += running.tokens
+    result.padded_tokens += running.padded_tokens
+    result.token_squares += running.token_squares
+    if not result.history and running.first_step is not None:
+        result.first_step_s = running.first_step - fit_start
+
+
+def epoch_row(running: Running, probe: Evaluation | None, val: Evaluation, seconds: float) -> dict[str, float]:
+    """One epoch's metrics; the loss ratio divides eval-mode losses (the probe's, when there is one)."""
+    train_loss, train_accuracy = (probe.loss, probe.accuracy) if probe else (running.loss, running.accuracy)
+    return {"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val.loss,
+            "val_accuracy": val.accuracy, "train_val_loss_ratio": train_loss / max(val.loss, 1e-12),
+            "train_loss_running": running.loss, "train_accuracy_running": running.accuracy,
+            "epoch_time_s": seconds}
+
+
+def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype, desc: str) -> Running:
+    """One pass over `loader`. Each micro-batch's summed loss is divided by the rows a full window holds
+    (batch_size x grad_accum_steps); a window that ends up shorter (the epoch's last, or a short batch inside it)
+    has its gradient rescaled to the mean over the rows it really had."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)  # accumulated on device: no sync per step
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    samples = tokens = padded = squares = window = 0
+    first_step = None
+    accum, n = cfg.grad_accum_steps, len(loader)
+    full = cfg.batch_size * accum
+    bar = tqdm(loader, desc=desc, disable=not cfg.progress, leave=False, mininterval=1.0)
+    for i, batch in enumerate(bar, start=1):
+        interrupts.check()
+        inputs, labels = _to_device(batch, device)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(**inputs).logits
+        loss = F.cross_entropy(logits.float(), labels, reduction="sum")
+        scaler.scale(loss / full).backward()
+        loss_sum += loss.detach()
+        correct += (logits.argmax(-1) == labels).sum()
+        window += len(labels)
+        samples, tokens = samples + len(labels), tokens + batch["tokens"]
+        padded, squares = padded + batch["input_ids"].numel(), squares + batch["token_squares"]
+        if i % accum == 0 or i == n:
+            if window != full:
+                _scale_gradients(model, full / window)
+            _step(model, optimizer, scheduler, scaler, cfg.max_grad_norm)
+            window = 0
+            if first_step is None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # once: the first step's real end, not its launch
+                first_step = time.perf_counter()
+        if i % 50 == 0 or i == n:  # one sync per 50 steps: progress and a NaN check
+            mean = loss_sum.item() / samples
+            if not math.isfinite(mean):
+                raise FloatingPointError(f"training loss is {mean} at {desc}, step {i}; lower "
+                                         f"train.learning_rate or use train.precision=fp32")
+            bar.set_postfix(loss=f"{mean:.4f}", acc=f"{correct.item() / samples:.3f}")
+    return Running(loss_sum.item() / samples, correct.item() / samples, samples, tokens, padded, squares, first_step)
+
+
+@torch.no_grad()
+def _scale_gradients(model: torch.nn.Module, factor: float) -> None:
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(factor)
+
+
+def _step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> None:
+    if max_grad_norm > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None,
+             progress: bool = False, desc: str = "eval") -> Evaluation:
+    model.eval()
+    model.to(device)
+    loss_sum = torch.zeros((), device=device)
+    predictions, labels = [], []
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=1.0):
+        interrupts.check()
+        inputs, y = _to_device(batch, device)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(**inputs).logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        predictions.append(logits.argmax(-1))
+        labels.append(y)
+    predicted, truth = torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy()
+    return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth)
+
+
+def _to_device(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    inputs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "attention_mask")}
+    return inputs, batch["labels"].to(device, non_blocking=True)
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}

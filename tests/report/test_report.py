@@ -1,0 +1,197 @@
+"""Reports on hand-made runs with known numbers: exact tables, best rows, groups, plots and their skips."""
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from textclf.report import plots as report_plots
+from textclf.report import tables as report
+
+# (max_length, learning_rate, best_val_accuracy, test_accuracy, train_time_s)
+TRIALS = [(128, 5e-5, 0.85, 0.84, 100.0), (128, 2e-5, 0.83, 0.82, 90.0), (256, 5e-5, 0.88, 0.87, 200.0),
+          (256, 2e-5, 0.86, 0.86, 180.0)]
+
+
+@pytest.fixture
+def hand_made(tmp_path) -> str:
+    """A sweep parent with four known children (same split) and one child on another split."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("hand", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, tags={"textclf.role": "sweep", "textclf.study": "hand-study",
+                                                 "study.objective": json.dumps({"best_val_accuracy": "maximize"})})
+    rows = [(i, *t, "fp-1") for i, t in enumerate(TRIALS)] + [(4, 128, 5e-5, 0.95, 0.60, 50.0, "fp-2")]
+    for number, length, lr, val, test, seconds, fingerprint in rows:
+        child = client.create_run(experiment, tags={"mlflow.parentRunId": parent.info.run_id,
+                                                    "textclf.split_fingerprint": fingerprint})
+        run_id = child.info.run_id
+        for key, value in {"trial.number": number, "data.max_length": length, "train.learning_rate": lr,
+                           "data.label_map": "neg,pos", "data.train_rows": 1000, "model.name": "m"}.items():
+            client.log_param(run_id, key, value)
+        for key, value in {"best_val_accuracy": val, "test_accuracy": test, "test_f1": test - 0.01,
+                           "train_val_loss_ratio": 0.8, "trainable_params": 1000, "train_time_s": seconds}.items():
+            client.log_metric(run_id, key, value)
+        for epoch in (1, 2):
+            client.log_metric(run_id, "train_loss", 0.5 / epoch, step=epoch)
+            client.log_metric(run_id, "val_loss", 0.6 / epoch, step=epoch)
+        client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(parent.info.run_id, "FINISHED")
+    return parent.info.run_id
+
+
+def test_leaderboard_is_sorted_by_the_objective_with_the_best_row_per_split_group(hand_made):
+    selection = report.select_runs("hand-study")  # a study name finds its newest parent run
+    assert selection.parent_run_id == hand_made and selection.varied == ["data.max_length", "train.learning_rate"]
+    table = report.leaderboard(selection)
+    assert list(table.columns) == ["best", "trial.number", "data.max_length", "train.learning_rate",
+                                   "best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
+                                   "trainable_params", "train_time_s", "status", "run_id", "group"]
+    assert table["trial.number"].tolist() == [2, 3, 0, 1, 4]  # group A by val accuracy, then group B
+    assert table["group"].tolist() == ["A", "A", "A", "A", "B"]
+    assert table["best"].tolist() == ["*", "", "", "", "*"]  # trial 4's 0.95 is on another split: not A's best
+    assert "2 groups" in report.comparability_note(selection.runs)
+
+
+def test_report_command_writes_tables_and_plots_and_attaches_them(cli, hand_made, tmp_path):
+    code, out, err = cli("report", hand_made, "--tracking-uri", mlflow.get_tracking_uri(),
+                         "--output", tmp_path / "out")
+    assert code == 0, err
+    assert out.splitlines()[1].split()[:3] == ["*", "2", "256"]
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"leaderboard.csv", "leaderboard.md", "leaderboard.html", "report.md", "heatmap_length_lr.png",
+            "accuracy_vs_time.png", "loss_curves.png"} <= written
+    assert "data_scaling.png" not in written  # every run has 1000 training rows
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "skipped data-scaling plot: the runs do not vary the training-set size" in text
+    assert pd.read_csv(tmp_path / "out" / "leaderboard.csv")["trial.number"].tolist() == [2, 3, 0, 1, 4]
+    attached = {a.path for a in mlflow.MlflowClient().list_artifacts(hand_made, "report")}
+    assert "report/report.md" in attached and "report/heatmap_length_lr.png" in attached
+
+
+def test_an_unknown_target_exits_2(cli, hand_made):
+    code, _, err = cli("report", "no-such-thing", "--tracking-uri", mlflow.get_tracking_uri())
+    assert code == 2 and "neither a run id, a study name nor an experiment" in err
+
+
+def test_heatmap_cells_are_the_mean_per_cell(hand_made):
+    runs = report.select_runs(hand_made).runs
+    fig, note = report_plots.heatmap_length_lr(runs[runs["textclf.split_fingerprint"] == "fp-1"],
+                                               "best_val_accuracy")
+    assert note == "max-length x learning-rate heatmap"
+    cells = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert cells == ["0.830", "0.850", "0.860", "0.880"]
+    fig, note = report_plots.heatmap_length_lr(runs.assign(**{"data.max_length": 128}), "best_val_accuracy")
+    assert fig is None and note.startswith("skipped")
+
+
+def test_power_law_fit_recovers_a_known_curve_and_reads_rows_per_point():
+    n = np.array([1000, 2000, 4000, 8000, 16000], dtype=float)
+    accuracy = 1 - (2.0 * n ** -0.5 + 0.05)
+    fit = report_plots.fit_scaling(n, accuracy)
+    assert fit["b"] == pytest.approx(0.5, rel=1e-3) and fit["c"] == pytest.approx(0.05, rel=1e-3)
+    # error(16000) = 0.065811; one point less = 0.055811 -> n = (2 / 0.005811)^2 = 118,454 rows
+    assert fit["rows_for_one_more_point"] == pytest.approx(118454 - 16000, rel=1e-3)
+    runs = pd.DataFrame({"data.train_rows": n, "best_val_accuracy": accuracy, "train_time_s": n / 10,
+                         "status": "FINISHED"})
+    fig, _, reading = report_plots.data_scaling(runs, "best_val_accuracy")
+    assert fig is not None and reading.startswith("+1 point of accuracy needs about 102,4")
+
+
+def test_pareto_front_keeps_only_undominated_runs():
+    runs = pd.DataFrame({"best_val_accuracy": [0.80, 0.85, 0.83, 0.90, 0.79], "train_time_s": [10, 20, 30, 40, 10],
+                         "status": "FINISHED", "trial.number": range(5)})
+    fig, _ = report_plots.pareto(runs, "best_val_accuracy", "train_time_s")
+    front = fig.axes[0].lines[0]
+    assert list(front.get_xdata()) == [10, 20, 40] and list(front.get_ydata()) == [0.80, 0.85, 0.90]
+
+
+def test_seed_noise_flags_a_lead_smaller_than_the_spread():
+    runs = pd.DataFrame({"trial.number": [0, 1, None, None, None, None],
+                         "textclf.repeat_of": [None, None, "0", "0", "1", "1"],
+                         "best_val_accuracy": [0.860, 0.855, 0.850, 0.870, 0.860, 0.850], "status": "FINISHED"})
+    stats = report.seed_noise(runs, "best_val_accuracy", "maximize")
+    assert stats["count"].tolist() == [2, 2] and stats.index.tolist() == ["0", "1"]
+    assert stats["mean"].tolist() == pytest.approx([0.86, 0.855])
+    assert "within noise" in stats["note"].iloc[0]
+
+
+def test_optuna_views_need_two_complete_trials_that_vary_a_parameter():
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    distribution = {"train.learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}
+    study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": 1e-4}, distributions=distribution,
+                                              value=0.8))
+    views, notes = report_plots.optuna_views(study)
+    assert views == [] and notes[0].startswith("skipped Optuna importances")
+    for lr, value in ((3e-4, 0.85), (1e-5, 0.7)):
+        study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": lr}, distributions=distribution,
+                                                  value=value))
+    views, notes = report_plots.optuna_views(study)
+    assert [name for name, _ in views] == ["param_importances", "parallel_coordinate"] and notes == []
+
+
+def make_child(client, experiment, parent, params, metrics, tags, status="FINISHED"):
+    child = client.create_run(experiment, tags={"mlflow.parentRunId": parent, **tags})
+    for key, value in params.items():
+        client.log_param(child.info.run_id, key, value)
+    for key, value in metrics.items():
+        client.log_metric(child.info.run_id, key, value)
+    client.set_terminated(child.info.run_id, status)
+    return child.info.run_id
+
+
+@pytest.fixture
+def scaling_sweep(tmp_path) -> str:
+    """A data-scaling sweep: each fraction has its own split fingerprint but the same evaluation rows; one
+    trial's config was rejected (a FAILED child without data), one was pruned with a higher running value."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("scaling", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, tags={"textclf.role": "sweep", "textclf.study": "scaling",
+                                                 "study.objective": json.dumps({"best_val_accuracy": "maximize"})})
+    parent_id = parent.info.run_id
+    for number, (fraction, rows, val) in enumerate([(0.25, 250, 0.80), (0.5, 500, 0.84), (1.0, 1000, 0.86)]):
+        make_child(client, experiment, parent_id,
+                   {"trial.number": number, "data.train_fraction": fraction, "data.train_rows": rows,
+                    "data.label_map": "neg,pos"},
+                   {"best_val_accuracy": val, "test_accuracy": val - 0.01, "train_time_s": rows / 10},
+                   {"textclf.split_fingerprint": f"split-{fraction}", "textclf.eval_fingerprint": "eval-1"})
+    make_child(client, experiment, parent_id, {"trial.number": 3, "data.train_fraction": 0.75,
+                                               "data.label_map": "neg,pos"},
+               {"best_val_accuracy": 0.95}, {"textclf.split_fingerprint": "split-0.75",
+                                             "textclf.eval_fingerprint": "eval-1", "trial.state": "PRUNED"}, "KILLED")
+    make_child(client, experiment, parent_id, {"trial.number": 4, "data.train_fraction": 0.1},
+               {}, {"textclf.error": "config rejected", "trial.state": "FAIL"}, "FAILED")
+    client.set_terminated(parent_id, "FINISHED")
+    return parent_id
+
+
+def test_a_data_scaling_sweep_is_one_comparable_group(scaling_sweep):
+    selection = report.select_runs(scaling_sweep)
+    assert report.comparability_note(selection.runs).startswith("All runs share one set of evaluation rows")
+    table = report.leaderboard(selection)
+    assert "group" not in table  # one group: the rejected trial's data-less child is no phantom group
+    assert table["trial.number"].tolist() == [2, 1, 0, 3, 4]  # the pruned trial ranks after complete ones
+    assert table["best"].tolist() == ["*", "", "", "", ""]
+
+
+def test_seed_noise_is_direction_aware_and_leaves_out_the_selecting_run():
+    # trial 0 was selected on its lucky first run (0.90); its fresh seeds average 0.80, below trial 1's 0.84
+    runs = pd.DataFrame({"trial.number": [0, 1, None, None, None, None, None],
+                         "textclf.repeat_of": [None, None, "0", "0", "1", "1", None],
+                         "best_val_accuracy": [0.90, 0.85, 0.80, 0.805, 0.84, 0.845, 0.99],
+                         "status": "FINISHED"})
+    stats = report.seed_noise(runs, "best_val_accuracy", "maximize")
+    assert stats.index.tolist() == ["1", "0"] and stats["count"].tolist() == [2, 2]  # fresh seeds only
+    assert stats["mean"].tolist() == pytest.approx([0.8425, 0.8025])
+    assert stats["selected_value"].tolist() == pytest.approx([0.85, 0.90])
+    assert "larger than noise" in stats["note"].iloc[0]
+    losses = runs.assign(best_val_accuracy=1 - runs["best_val_accuracy"])
+    stats = report.seed_noise(losses, "best_val_accuracy", "minimize")
+    assert stats.index.tolist() == ["1", "0"]  # lower is better: 0.1575 leads 0.1975

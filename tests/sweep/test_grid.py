@@ -1,0 +1,56 @@
+"""Grid sweeps: every grid point ends COMPLETE (or FAIL by its own error) exactly once, whatever was
+interrupted, killed or rerun; idle workers never rerun a point that is still running."""
+from __future__ import annotations
+
+import optuna
+import pytest
+from conftest import write
+
+import textclf.sweep.objective
+
+LEARNING_RATES = [5e-3, 4e-3, 3e-3]
+
+
+def grid_spec(tmp_path, tiny_model, tiny_data, heartbeat_s=30, experiment="grid"):
+    base = {"data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
+            "model": {"name": str(tiny_model)},
+            "train": {"epochs": 1, "batch_size": 16, "progress": False},
+            "tracking": {"experiment": experiment, "log_model": False, "heartbeat_s": heartbeat_s}}
+    write(tmp_path, base, "base.yaml")
+    return write(tmp_path, {"base": "base.yaml", "study": {"name": "grid", "sampler": "grid",
+                                                           "heartbeat_s": heartbeat_s},
+                            "space": {"train.learning_rate": {"categorical": LEARNING_RATES}}})
+
+
+def points_done(storage: str) -> list[float]:
+    """The learning rate of every trial that counts as done (COMPLETE, PRUNED, or FAIL by its own error)."""
+    study = optuna.load_study(study_name="grid", storage=storage)
+    return sorted(t.params["train.learning_rate"] for t in study.trials
+                  if t.state.name in ("COMPLETE", "PRUNED") or "error" in t.user_attrs)
+
+
+def test_an_interrupted_grid_point_is_run_on_the_rerun_and_no_point_twice(cli, tmp_path, tiny_model, tiny_data,
+                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = grid_spec(tmp_path, tiny_model, tiny_data)
+    real_train_run, calls = textclf.sweep.objective.train_run, []
+
+    def interrupted_second_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second trial
+        return real_train_run(*args, **kwargs)
+
+    monkeypatch.setattr(textclf.sweep.objective, "train_run", interrupted_second_trial)
+    code, _, err = cli("sweep", spec)
+    assert code == 130, err
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert len(points_done(storage)) == 1
+    monkeypatch.setattr(textclf.sweep.objective, "train_run", real_train_run)
+    code, _, err = cli("sweep", spec)
+    assert code == 0, err
+    assert points_done(storage) == sorted(LEARNING_RATES)  # each point once; the interrupted one was run
+    code, _, err = cli("sweep", spec)  # nothing left: no trial at all
+    assert code == 0, err
+    study = optuna.load_study(study_name="grid", storage=storage)
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 3 and len(study.trials) == 4

@@ -1,0 +1,116 @@
+"""The architecture, checked from the source: which packages may import MLflow and Optuna, which layer may
+import which, no import cycles, and modules of a readable size."""
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "textclf"
+
+# a module may import textclf modules of its own layer or below, never above (README, Development)
+LAYERS = {"errors": 0, "interrupts": 0, "assets": 0, "config": 1, "data": 2, "model": 2, "train": 2,
+          "tracking": 3, "run": 4, "predict": 4, "inspect": 4, "report": 4, "sweep": 5, "cli": 6, "__main__": 6}
+# within layer 2, what each package may use of the other two (nothing: they meet in run.py)
+SIBLINGS = {"data": set(), "model": set(), "train": set()}
+
+
+@functools.cache
+def modules() -> dict[str, ast.Module]:
+    return {".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): ast.parse(p.read_text())
+            for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(tree: ast.Module, module_level_only: bool = False) -> set[str]:
+    """Absolute names imported anywhere in the module (or only at its top level)."""
+    nodes = tree.body if module_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def part(name: str) -> str:
+    """textclf.tracking.runs -> tracking; textclf.cli -> cli."""
+    return name.split(".")[1] if name.count(".") >= 1 else name
+
+
+def owners_of(library: str) -> set[str]:
+    return {part(m) for m, tree in modules().items() if any(i == library or i.startswith(library + ".")
+                                                            for i in imports(tree))}
+
+
+def test_only_tracking_imports_mlflow():
+    assert owners_of("mlflow") == {"tracking"}
+
+
+def test_only_sweep_and_report_import_optuna():
+    assert owners_of("optuna") <= {"sweep", "report"} and "sweep" in owners_of("optuna")
+
+
+def test_train_imports_neither_mlflow_nor_optuna_nor_data_nor_model():
+    for name, tree in modules().items():
+        if part(name) == "train":
+            used = imports(tree)
+            assert not {i for i in used if i.split(".")[0] in ("mlflow", "optuna")}, name
+            assert not {i for i in used if i.startswith(("textclf.data", "textclf.model", "textclf.tracking"))}, name
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_each_module_imports_only_its_own_layer_or_below(name):
+    tree, mine = modules()[name], part(name)
+    for used in imports(tree):
+        if not used.startswith("textclf.") or used.count(".") < 1:
+            continue
+        other = part(used)
+        if other not in LAYERS or other == mine:
+            continue
+        assert LAYERS[other] <= LAYERS[mine], f"{name} imports {used}: layer {other} is above {mine}"
+        if mine in SIBLINGS and other in SIBLINGS:
+            assert other in SIBLINGS[mine], f"{name} imports {used}: {mine} and {other} meet in run.py"
+
+
+def test_tracking_takes_plain_values_not_data_objects():
+    for name, tree in modules().items():
+        if part(name) == "tracking":
+            assert not {i for i in imports(tree) if i.startswith("textclf.data")}, name
+
+
+def test_no_import_cycles():
+    graph = {name: {i for i in imports(tree, module_level_only=True) if i in modules()}
+             for name, tree in modules().items()}
+    for name in graph:  # importing pkg.sub from outside pkg runs pkg/__init__ first: follow that too
+        graph[name] |= {n.rsplit(".", 1)[0] for n in graph[name]
+                        if n.rsplit(".", 1)[0] in graph and not name.startswith(n.rsplit(".", 1)[0] + ".")} - {name}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_readable(path):
+    """About 250 lines a module; functions about 50 lines (the training loop is the one allowed more)."""
+    lines = path.read_text().splitlines()
+    assert len(lines) <= 260, f"{path.name}: {len(lines)} lines"
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = node.end_lineno - node.lineno + 1
+            assert length <= (62 if node.name in ("fit", "train_run") else 52), f"{node.name}: {length} lines"

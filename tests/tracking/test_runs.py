@@ -1,0 +1,63 @@
+"""tracking/: a run inside an already-active MLflow run (a notebook's, or a sweep's), each ActiveRun with its
+own metric spool, and redaction of anything secret-shaped before it becomes a param or tag."""
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from textclf.config import load_config
+from textclf.run import train_run
+from textclf.tracking import runs, store
+from textclf.tracking.provenance import redact
+
+
+def test_a_run_inside_an_active_run_becomes_its_child_and_leaves_it_active(tiny_overrides, tracking_uri):
+    """torchtune's MLflow logger breaks inside an active run; textclf nests its run under it instead."""
+    cfg = load_config(None, [*tiny_overrides, "train.epochs=1", "tracking.log_model=false"])
+    store.connect(tracking_uri, cfg.tracking.experiment)
+    with mlflow.start_run(run_name="notebook") as outer:
+        result = train_run(cfg, tracking_uri)
+        assert mlflow.active_run().info.run_id == outer.info.run_id  # the outer run is still the active one
+        mlflow.log_metric("after", 1.0)
+    client = mlflow.MlflowClient()
+    inner = client.get_run(result.run_id)
+    assert inner.data.tags["mlflow.parentRunId"] == outer.info.run_id and inner.info.status == "FINISHED"
+    assert client.get_run(outer.info.run_id).info.status == "FINISHED"
+    assert "test_accuracy" in inner.data.metrics and "test_accuracy" not in client.get_run(outer.info.run_id).data.metrics
+
+
+def test_each_active_run_has_its_own_spool(tiny_overrides, tracking_uri):
+    cfg = load_config(None, tiny_overrides)
+    store.connect(tracking_uri, cfg.tracking.experiment)
+    with runs.run(cfg, {}) as first:
+        first.log_epoch({"val_loss": 0.5, "train_val_loss_ratio": 0.9}, 1)
+        with runs.run(cfg, {}) as second:  # nested: a second run while the first is active
+            second.log_epoch({"val_loss": 0.7}, 1)
+            assert second.spool is not first.spool
+        first.log_epoch({"val_loss": 0.4}, 2)
+    client = mlflow.MlflowClient()
+    assert [m.value for m in client.get_metric_history(first.run_id, "val_loss")] == [0.5, 0.4]
+    assert [m.value for m in client.get_metric_history(second.run_id, "val_loss")] == [0.7]
+    # the per-epoch ratio has its own key: the final value is the best epoch's, not the last epoch's
+    assert [m.value for m in client.get_metric_history(first.run_id, "epoch_train_val_loss_ratio")] == [0.9]
+    assert first.spool.pending == [] and second.spool.pending == []
+
+
+def test_a_failed_run_ends_failed_with_the_error_and_the_metrics_it_had(tiny_overrides, tracking_uri):
+    cfg = load_config(None, tiny_overrides)
+    store.connect(tracking_uri, cfg.tracking.experiment)
+    with pytest.raises(RuntimeError):
+        with runs.run(cfg, {}) as active:
+            active.log_epoch({"val_loss": 0.5}, 1)
+            raise RuntimeError("boom")
+    run = mlflow.MlflowClient().get_run(active.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["textclf.error"] == "RuntimeError: boom"
+    assert run.data.metrics["val_loss"] == 0.5
+
+
+def test_secrets_never_reach_params():
+    assert redact("tracking.uri", "postgresql://me:hunter2@db:5432/mlflow") == \
+        "postgresql://me:<redacted>@db:5432/mlflow"
+    assert redact("hub.token", "anything") == "<redacted>"
+    assert redact("model.name", "hf_" + "a" * 30) == "<redacted>"
+    assert redact("data.label_names", ("neg", "pos")) == "neg,pos"
