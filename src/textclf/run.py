@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import transformers
 
+from textclf import names
 from textclf.config import Config
 from textclf.data import Splits, load_splits
 from textclf.data.features import Loaders, make_loaders
@@ -33,6 +34,7 @@ class TrialHooks:
     report: ReportFn | None = None  # (the best-val-loss epoch's row so far, epoch); raises to prune
     killed_by: tuple[type[BaseException], ...] = ()  # e.g. optuna.TrialPruned: the run ends KILLED
     on_start: Callable[[str], None] | None = None  # gets the child run's id as soon as it exists
+    name: str | None = None  # the child run's name (names.trial_name)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
     store.connect(tracking_uri, cfg.tracking.experiment)
     tags = provenance.run_tags(ready.splits.fingerprint, ready.splits.eval_fingerprint, ready.splits.uri,
                                ready.device) | (trial.tags if trial else {})
-    with runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (), resume) as active:
+    name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
+    with runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (), resume,
+                  name=name, unique=cfg.tracking.run_name is None) as active:
         if trial and trial.on_start:
             trial.on_start(active.run_id)
         if not resume:  # a resumed run has its params, inputs and config already

@@ -12,7 +12,7 @@ import math
 import optuna
 import torch
 
-from textclf import interrupts
+from textclf import interrupts, names
 from textclf.config import Config, load_config, replace
 from textclf.errors import InputError, SweepStopped
 from textclf.run import TrialHooks, train_run
@@ -49,6 +49,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         grid.claim(sweep.spec, trial)  # two commands may have enqueued one point: only one runs it
     try:
         cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment)
+        hooks = dataclasses.replace(hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()))
         flat = cfg.flat()
         for key in set(sweep.spec.varied_keys()) - set(trial.params):  # grid points and follows rules:
             trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])

@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from textclf import names
 from textclf.config import replace
 from textclf.run import TrialHooks, train_run
 from textclf.sweep.objective import Sweep, end_dead_trials, release_memory
@@ -33,7 +34,8 @@ def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
             if (str(trial.number), str(seed)) in done:
                 continue
             hooks = TrialHooks(sweep.parent_run_id, {"repeat.of_trial": trial.number},
-                               {"textclf.repeat_of": str(trial.number), "textclf.study": sweep.spec.name})
+                               {"textclf.repeat_of": str(trial.number), "textclf.study": sweep.spec.name},
+                               name=names.trial_name(trial.number, base, sweep.spec.searched_keys(), seed=seed))
             log.info("repeat of trial %d with train.seed=%d", trial.number, seed)
             train_run(replace(base, train__seed=seed), sweep.tracking_uri, hooks)
             release_memory()

@@ -76,6 +76,10 @@ class SweepSpec:
     def target_trials(self) -> int | None:
         return self.n_trials if self.n_trials is not None else (self.grid_size() if self.sampler == "grid" else None)
 
+    def searched_keys(self) -> list[str]:
+        """The keys a trial chooses (grid points and dimensions), not those that follow another key."""
+        return [k for k in self.varied_keys() if k not in self.space or self.space[k].kind != "follows"]
+
     def varied_keys(self) -> list[str]:
         return list(dict.fromkeys([k for point in self.grid for k in point] + list(self.space)))
 

@@ -70,19 +70,26 @@ class ActiveRun:
 
 @contextlib.contextmanager
 def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
-        killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None) -> Iterator[ActiveRun]:
+        killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None, name: str | None = None,
+        unique: bool = True) -> Iterator[ActiveRun]:
     """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception (a
     pruned trial), FAILED (with the error as a tag). With a parent it is that run's child. `resume`: the
-    id of an earlier run to continue (it is RUNNING again; epochs it already has are not logged twice)."""
+    id of an earlier run to continue (it is RUNNING again; epochs it already has are not logged twice).
+    `name` (default cfg.tracking.run_name) gets a ` #2`, ` #3` ... when `unique` and the experiment has it."""
+    name = name or cfg.tracking.run_name
+    if name and unique and not resume:
+        experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.get_experiment_by_name(
+            cfg.tracking.experiment).experiment_id  # store.connect selected it
+        name = unique_name(name, experiment)
     outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child, it stays active
     if resume:
         active = mlflow.start_run(run_id=resume, nested=outer is not None)
         clear_reaped(active)
     elif outer is None or parent_run_id in (None, outer.info.run_id):
-        active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, nested=outer is not None,
+        active = mlflow.start_run(run_name=name, tags=tags, nested=outer is not None,
                                   parent_run_id=parent_run_id or (outer.info.run_id if outer else None))
     else:  # a sweep's trial inside someone's active run: MLflow nests under the active run; re-parent it
-        active = mlflow.start_run(run_name=cfg.tracking.run_name, tags=tags, nested=True)
+        active = mlflow.start_run(run_name=name, tags=tags, nested=True)
         mlflow.set_tag("mlflow.parentRunId", parent_run_id)
     logged, status = ActiveRun(active.info.run_id, _spool_for(active.info.run_id)), "FAILED"
     logged.spool.uncertain = bool(resume)  # the killed process may have logged epochs after its last checkpoint
@@ -108,6 +115,15 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
                 with contextlib.suppress(Exception):
                     clear_reaped(mlflow.get_run(active.info.run_id))
             mlflow.end_run(status)
+
+
+def unique_name(base: str, experiment_id: str) -> str:
+    """`base`, or `base #n` with the next free n in the experiment."""
+    found = mlflow.search_runs([experiment_id], f"attributes.run_name LIKE '{base.replace(chr(39), '_')}%'",
+                               output_format="list")
+    pattern = re.compile(re.escape(base) + r"(?: #(\d+))?")
+    taken = [m for m in (pattern.fullmatch(r.info.run_name) for r in found) if m]
+    return base if not taken else f"{base} #{max(int(m.group(1) or 1) for m in taken) + 1}"
 
 
 def _spool_for(run_id: str) -> Spool:
