@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import sys
-import warnings
 
 import click
 
-from textclf import interrupts
+from textclf import console, interrupts
 from textclf.errors import InputError, SweepStopped, Terminated
 
 log = logging.getLogger("textclf")
@@ -65,8 +63,10 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--n-trials", type=click.IntRange(min=0), default=0,
               help="Finished trials the study should have in all (default 0: study.n_trials, or the whole grid).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes on this machine, all on the one study.")
+@click.option("--workers", default="1", show_default=True,
+              help="Worker processes on this machine, all on the one study, one GPU each (i mod G); auto: one "
+              "per GPU.")
+@click.option("--gpus", help="Comma-separated GPUs the workers may use (default: every visible GPU).")
 @click.option("--storage", help="Optuna storage URL (default: study.storage, else sqlite:///optuna.db).")
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
 @click.option("--overrides", default="", help='Config overrides for every trial in one string.')
@@ -76,15 +76,20 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
               help="After the study, rerun the best K trials with more training seeds (seed noise).")
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=2),
               help="Seeds per repeated trial, the original included.")
+@click.option("--register-as", metavar="NAME", help="Register the best trial's model as a version of NAME "
+              "(tracking.register_as); the alias champion moves to it when it beats the champion.")
 @click.option("--worker-of", hidden=True, help="Internal: run as a worker of this parent run.")
-@click.option("--worker-index", hidden=True, type=int, default=0, help="Internal: this worker's index.")
-def sweep_cmd(spec_path, n_trials, workers, storage, tracking_uri, overrides, override, repeat_best, seeds,
-              worker_of, worker_index) -> None:
+@click.option("--worker-index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="This command's index among the commands of one study (e.g. $SLURM_ARRAY_TASK_ID): distinct "
+              "sampler seeds on every machine.")
+def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrides, override, repeat_best, seeds,
+              register_as, worker_of, worker_index) -> None:
     """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
     from textclf.sweep.driver import run_sweep
 
-    summary = run_sweep(spec_path, overrides=(*override, *shlex.split(overrides or "")), n_trials=n_trials,
-                        workers=workers, storage=storage, tracking_uri=tracking_uri, worker_of=worker_of,
+    extra = (*override, *shlex.split(overrides or ""), *([f"tracking.register_as={register_as}"] * bool(register_as)))
+    summary = run_sweep(spec_path, overrides=extra, n_trials=n_trials,
+                        workers=workers, gpus=gpus, storage=storage, tracking_uri=tracking_uri, worker_of=worker_of,
                         worker_index=worker_index, repeat_best=repeat_best, seeds=seeds)
     if summary:
         click.echo(summary)
@@ -225,24 +230,9 @@ def model_inspect(config_path, override, overrides, model_name, freeze, head, nu
     click.echo(describe_trainable(built, show_all))
 
 
-def _quiet_libraries() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for name in ("mlflow", "alembic", "httpx", "urllib3", "datasets"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.ERROR)  # textclf logs one line per trial itself
-    # read by transformers at import: hides its load reports and long-input warnings
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow at import
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
-    warnings.filterwarnings("ignore", message=".*heartbeat_interval.* is an experimental feature")
-    warnings.filterwarnings("ignore", message=".*fail_stale_trials is experimental")
-    warnings.filterwarnings("ignore", message=".*Retry.*Callback.* is experimental")
-
-
 def main() -> None:
     interrupts.install()  # Ctrl-C 130, SIGTERM 143, even when Python swallows the first KeyboardInterrupt
-    _quiet_libraries()
+    console.quiet_libraries()
     try:
         cli(standalone_mode=False)
     except InputError as e:

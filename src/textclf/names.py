@@ -46,8 +46,9 @@ def run_name(cfg: Config) -> str:
     return " ".join(parts)
 
 
-def trial_name(number: int, cfg: Config, keys: Iterable[str], seed: int | None = None) -> str:
-    """`trial 7 · lr=2e-4 freeze=top2`, the values of the keys a sweep varies; `… seed 43` for a repeat."""
-    flat = cfg.flat()
+def trial_name(number: int, cfg: Config | dict, keys: Iterable[str], seed: int | None = None) -> str:
+    """`trial 7 · lr=2e-4 freeze=top2`, the values of the keys a sweep varies (from a config, or a mapping of
+    section.key values when the trial's config was rejected); `… seed 43` for a repeat."""
+    flat = cfg.flat() if isinstance(cfg, Config) else cfg
     varied = " ".join(f"{SHORT.get(k, k.split('.')[-1])}={value_text(flat[k])}" for k in keys if k in flat)
     return f"trial {number} · {varied}".rstrip(" ·") + (f" seed {seed}" if seed is not None else "")

@@ -16,7 +16,7 @@ from textclf.data import Splits, load_splits
 from textclf.data.features import Loaders, make_loaders
 from textclf.model.build import Backbone, build_classifier, count_params, load_backbone, trainable_names
 from textclf.report import figures
-from textclf.tracking import models, provenance, runs, store
+from textclf.tracking import models, provenance, registry, runs, store
 from textclf.train import flops, metrics
 from textclf.train.device import autocast_dtype, check_device
 from textclf.train.loop import FitResult, ReportFn, evaluate, fit
@@ -35,6 +35,7 @@ class TrialHooks:
     killed_by: tuple[type[BaseException], ...] = ()  # e.g. optuna.TrialPruned: the run ends KILLED
     on_start: Callable[[str], None] | None = None  # gets the child run's id as soon as it exists
     name: str | None = None  # the child run's name (names.trial_name)
+    keep_model: Callable[[dict[str, float]], bool] | None = None  # given the final metrics: log the model?
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,7 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
         test = evaluate(ready.model, ready.loaders.test, ready.device, dtype)
         final = final_metrics(cfg, ready, fitted, test) | active.drain(cfg.tracking.outage_wait_s)
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s  # data, model, tokens, run setup
-        model_uri = models.log_model(ready.model, ready.backbone.tokenizer, cfg.data.max_length,
-                                     ready.backbone.location, cfg.model.save_base) if cfg.tracking.log_model else None
+        model_uri = log_model(cfg, ready, final, trial)
         final["total_time_s"] = time.perf_counter() - start
         confusion = metrics.confusion(test.labels, test.predictions, ready.splits.label_names)
         active.log_results(final, confusion, {
@@ -92,6 +92,23 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
             "confusion_matrix.png": figures.confusion_figure(confusion["matrix"], confusion["labels"],
                                                              "test confusion matrix")})
     return RunResult(active.run_id, final, model_uri)
+
+
+def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None) -> str | None:
+    """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides), and its
+    registration as a version of tracking.register_as."""
+    keep = trial.keep_model(final) if trial and trial.keep_model else cfg.tracking.log_model
+    if not keep:
+        return None
+    uri = models.log_model(ready.model, ready.backbone.tokenizer, cfg.data.max_length, ready.backbone.location,
+                           cfg.model.save_base, list(ready.splits.test.text[:2]))
+    if cfg.tracking.register_as:
+        registry.register(uri, cfg.tracking.register_as, {
+            "textclf.run_id": runs.active_run_id(), "textclf.objective": "best_val_accuracy",
+            "textclf.direction": "maximize", "textclf.objective_value": str(final["best_val_accuracy"]),
+            "textclf.eval_fingerprint": ready.splits.eval_fingerprint,
+            "textclf.split_fingerprint": ready.splits.fingerprint})
+    return uri
 
 
 def prepare(cfg: Config, resume: str | None) -> Prepared:

@@ -3,6 +3,7 @@
 Skipped where no Chromium is installed (`.ci/run` installs Debian's chromium)."""
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import mlflow_server
+from conftest import ROOT, mlflow_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
@@ -49,3 +50,31 @@ def test_the_ui_shows_the_parent_its_children_and_the_report(served_sweep, tmp_p
 
     artifacts = render(f"{url}/#/experiments/{experiment}/runs/{parent.info.run_id}/artifacts", tmp_path / "profile")
     assert ">report<" in artifacts and "trials.csv" in artifacts
+
+
+def screenshot(url: str, profile, path: Path) -> None:
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--window-size=1400,900",
+                    "--hide-scrollbars", f"--screenshot={path}", url], capture_output=True, timeout=180)
+
+
+def test_the_compare_view_tells_the_trials_apart(served_sweep, tmp_path):
+    """Three children of a sweep side by side: distinct names, the varied params and best_val_accuracy shown.
+    Writes the runs-table screenshot of docs/mlflow-ui.md (to docs/ with TEXTCLF_UPDATE_SCREENSHOTS=1)."""
+    import os
+
+    url, store = served_sweep
+    mlflow.set_tracking_uri(store)
+    experiment = mlflow.get_experiment_by_name("tiny-sweep").experiment_id
+    children = [r for r in mlflow.search_runs([experiment], output_format="list") if "mlflow.parentRunId" in r.data.tags]
+    assert len({c.info.run_name for c in children}) == 3 and all(c.info.run_name.startswith("trial ") for c in children)
+    ids = ",".join(f'"{c.info.run_id}"' for c in children)
+    page = render(f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment}\"]", tmp_path / "profile")
+    for child in children:
+        assert html.escape(child.info.run_name) in page, child.info.run_name
+    assert "train.learning_rate" in page and "model.freeze" in page and "best_val_accuracy" in page
+    target = ROOT / "docs" if os.environ.get("TEXTCLF_UPDATE_SCREENSHOTS") else tmp_path
+    screenshot(f"{url}/#/experiments/{experiment}/runs", tmp_path / "profile", target / "mlflow-ui-runs.png")
+    screenshot(f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment}\"]", tmp_path / "profile",
+               target / "mlflow-ui-compare.png")
+    assert (target / "mlflow-ui-runs.png").stat().st_size > 10_000

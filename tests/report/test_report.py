@@ -195,3 +195,12 @@ def test_seed_noise_is_direction_aware_and_leaves_out_the_selecting_run():
     losses = runs.assign(best_val_accuracy=1 - runs["best_val_accuracy"])
     stats = report.seed_noise(losses, "best_val_accuracy", "minimize")
     assert stats.index.tolist() == ["1", "0"]  # lower is better: 0.1575 leads 0.1975
+
+
+def test_peak_gpu_memory_is_a_pareto_axis_when_runs_report_it(tmp_path):
+    runs = pd.DataFrame({"best_val_accuracy": [0.80, 0.86, 0.84], "peak_gpu_mem_mb": [900.0, 2100.0, 2500.0],
+                         "train_time_s": [10.0, 20.0, 30.0], "status": "FINISHED", "trial.number": range(3),
+                         "run_id": ["a", "b", "c"]})
+    fig, note = report_plots.pareto(runs, "best_val_accuracy", "peak_gpu_mem_mb")
+    assert list(fig.axes[0].lines[0].get_xdata()) == [900.0, 2100.0]  # the 2,500 MB run is dominated
+    assert report_plots.pareto(runs.drop(columns="peak_gpu_mem_mb"), "best_val_accuracy", "peak_gpu_mem_mb")[0] is None

@@ -61,3 +61,19 @@ def test_secrets_never_reach_params():
     assert redact("hub.token", "anything") == "<redacted>"
     assert redact("model.name", "hf_" + "a" * 30) == "<redacted>"
     assert redact("data.label_names", ("neg", "pos")) == "neg,pos"
+
+
+def test_runs_log_mlflows_system_metrics(cli, tiny_overrides, tracking_uri):
+    """CPU, memory, disk and network from MLflow's own sampler (GPU series through NVML on a GPU machine)."""
+    args = [a for o in [*tiny_overrides, "tracking.system_metrics_interval_s=0.5", "tracking.log_model=false"]
+            for a in ("-o", o)]
+    code, _, err = cli("train", "--tracking-uri", tracking_uri, *args)
+    assert code == 0, err
+    mlflow.set_tracking_uri(tracking_uri)
+    [run] = mlflow.search_runs(experiment_names=[tiny_overrides[-1].split("=", 1)[1]], output_format="list")
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+    off = [a for o in [*tiny_overrides, "tracking.system_metrics=false", "tracking.log_model=false",
+                       "tracking.experiment=no-system-metrics"] for a in ("-o", o)]
+    code, _, err = cli("train", "--tracking-uri", tracking_uri, *off)
+    [quiet] = mlflow.search_runs(experiment_names=["no-system-metrics"], output_format="list")
+    assert code == 0 and not [k for k in quiet.data.metrics if k.startswith("system/")]

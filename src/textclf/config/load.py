@@ -191,6 +191,8 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("tracking.experiment", cfg.tracking.experiment.strip() != "", "must not be empty"),
         ("tracking.outage_wait_s", cfg.tracking.outage_wait_s >= 0, "must be >= 0"),
         ("tracking.heartbeat_s", cfg.tracking.heartbeat_s >= 1, "must be >= 1 (seconds)"),
+        ("tracking.system_metrics_interval_s", cfg.tracking.system_metrics_interval_s >= 0.5,
+         "must be >= 0.5 (seconds)"),
     ]
     problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
     problems += [("model.freeze", f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "

@@ -86,7 +86,10 @@ class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
     experiment: str = "textclf"
     run_name: str | None = None
-    log_model: bool = True  # log model/ (weights + tokenizer) as an MLflow transformers model
+    log_model: bool = True  # log model/ (weights + tokenizer) as an MLflow model (in a sweep: study.keep_models)
+    register_as: str | None = None  # register the model as a new version of this Model Registry name
+    system_metrics: bool = True  # MLflow's system metrics (CPU, memory, disk, network; GPU through NVML)
+    system_metrics_interval_s: float = 10.0  # seconds between system-metric samples
     outage_wait_s: float = 900.0  # at a run's end, how long to wait for an unreachable tracking server
     heartbeat_s: float = 30.0  # a RUNNING run silent for 4 heartbeats is ended FAILED by the next textclf start
 

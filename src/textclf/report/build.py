@@ -66,6 +66,7 @@ def draw(selection: Selection, study) -> tuple[list, list[str], str | None]:
     drawn.append(("accuracy_vs_time", *plots.pareto(runs, metric, "train_time_s")))
     if "model.freeze" in selection.varied or "model.peft" in selection.varied:
         drawn.append(("accuracy_vs_trainable_params", *plots.pareto(runs, metric, "trainable_params")))
+    drawn.append(("accuracy_vs_gpu_memory", *plots.pareto(runs, metric, "peak_gpu_mem_mb")))  # GPU runs only
     drawn.append(("loss_curves", *plots.loss_curves(load_histories(runs))))
     notes = [note for _, _, note in drawn]
     if study is not None:

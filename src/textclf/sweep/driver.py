@@ -11,15 +11,14 @@ import json
 import logging
 import math
 import os
-import subprocess
-import sys
 import time
 
 import optuna
 
 from textclf.config import Config
 from textclf.errors import InputError, SweepStopped
-from textclf.sweep import grid
+from textclf.sweep import grid, models
+from textclf.sweep import workers as spread
 from textclf.sweep.load import load_spec
 from textclf.sweep.objective import Sweep, objective, record_trial, stop_after_failures
 from textclf.sweep.results import finish, repeat_top, summary_text
@@ -77,21 +76,6 @@ def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: 
                 return
 
 
-def spawn_workers(argv: list[str], count: int, env: dict[str, str]) -> int:
-    """`count` worker processes of this same command; returns the first non-zero exit code, else 0."""
-    procs = [subprocess.Popen([sys.executable, "-m", "textclf", *argv, "--worker-index", str(i)],
-                              env={**os.environ, **env}) for i in range(count)]
-    try:
-        codes = [p.wait() for p in procs]
-    except BaseException:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        raise
-    return next((c for c in codes if c), 0)
-
-
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """A validated sweep command: what it will run, where it will log and store."""
@@ -125,16 +109,21 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     return Plan(spec, base, uri, url, load_splits(base))
 
 
-def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int | None = None, workers: int = 1,
-              storage: str | None = None, tracking_uri: str | None = None, worker_of: str | None = None,
-              worker_index: int = 0, repeat_best: int = 0, seeds: int = 3) -> str:
+def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int | None = None, workers: str = "1",
+              gpus: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
+              worker_of: str | None = None, worker_index: int = 0, repeat_best: int = 0, seeds: int = 3) -> str:
     """The `textclf sweep` command: validate, open the study and its parent run, run the workers; returns
     the summary to print (empty for a worker process)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from record_trial
     plan = validate(spec_path, overrides, n_trials, storage, tracking_uri, worker=bool(worker_of))
+    if plan.base.tracking.register_as and plan.spec.keep_models == "none":
+        raise InputError([f"{spec_path}: study.keep_models: none keeps no model to register as "
+                          f"{plan.base.tracking.register_as!r}; use best (the default) or all"])
     if repeat_best and len(plan.spec.objectives) > 1:
         raise InputError([f"--repeat-best: {spec_path} has {len(plan.spec.objectives)} objectives; seed repeats "
                           f"need a single-objective study"])
+    environments = None if worker_of or (str(workers) == "1" and not gpus) else \
+        spread.plan(str(workers), gpus, spread.visible_gpus())  # checked before anything exists, too
     launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`: its run is the parent
     store.connect(plan.tracking_uri, plan.base.tracking.experiment)
     if worker_of:
@@ -142,13 +131,16 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
                          overrides, worker_index))
         return ""
     parent = open_parent(plan, launched_by_mlflow)
-    sweep = Sweep(plan.spec, plan.storage_url, plan.tracking_uri, parent, queries.experiment_of(parent), overrides)
+    sweep = Sweep(plan.spec, plan.storage_url, plan.tracking_uri, parent, queries.experiment_of(parent), overrides,
+                  worker_index)
     beat = liveness.heartbeat(parent, plan.base.tracking.heartbeat_s)  # a killed sweep's parent gets reaped
     status = "FAILED"
     try:
-        run_workers(sweep, spec_path, workers)
+        run_workers(sweep, spec_path, environments)
         if repeat_best:
             repeat_top(sweep, open_study(plan.spec, plan.storage_url), repeat_best, seeds)
+        if plan.base.tracking.register_as:
+            register(plan, parent)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -164,6 +156,16 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
             if not launched_by_mlflow:  # else `mlflow run` ends its own run
                 sweep_runs.end_run(parent, status)
     return summary_text(study, plan.storage_url, parent, plan.tracking_uri)
+
+
+def register(plan: Plan, parent: str) -> None:
+    """The best trial's model in the Model Registry (sweep/models.py), said on the parent run too."""
+    said = models.register_best(plan.spec, open_study(plan.spec, plan.storage_url), plan.base.tracking.register_as,
+                                {"textclf.eval_fingerprint": plan.splits.eval_fingerprint,
+                                 "textclf.split_fingerprint": plan.splits.fingerprint})
+    if said:
+        log.info("%s", said)
+        sweep_runs.update_run(parent, {"textclf.registered": said}, {})
 
 
 def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
@@ -184,14 +186,15 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
     return sweep_runs.start_parent(plan.base.tracking.experiment, spec.name, tags, reuse)
 
 
-def run_workers(sweep: Sweep, spec_path: str, workers: int) -> None:
-    """This process as the only worker, or `workers` worker processes of the same command."""
-    if workers == 1:
+def run_workers(sweep: Sweep, spec_path: str, environments: list[dict[str, str]] | None) -> None:
+    """This process as the only worker, or worker processes of the same command, one GPU each (workers.py)."""
+    if environments is None:
         return run_worker(sweep)
     argv = ["sweep", spec_path, "--storage", sweep.storage_url, "--tracking-uri", sweep.tracking_uri,
             "--worker-of", sweep.parent_run_id,
             *(["--n-trials", str(sweep.spec.n_trials)] if sweep.spec.n_trials else []),
             *[a for o in sweep.overrides for a in ("-o", o)]]
-    code = spawn_workers(argv, workers, {"MLFLOW_TRACKING_URI": sweep.tracking_uri})
+    code = spread.spawn(argv, environments, {"MLFLOW_TRACKING_URI": sweep.tracking_uri},
+                        first_index=sweep.worker * len(environments))
     if code:
         raise SweepStopped(f"a sweep worker exited with code {code}; see its output above")

@@ -11,6 +11,7 @@ from textclf.config import Config, flatten_tree, read_mapping
 from textclf.errors import InputError
 from textclf.sweep.spec import (
     GRID_POINT,
+    KEEP_MODELS,
     KINDS,
     PRUNERS,
     SAMPLERS,
@@ -48,6 +49,7 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
         pruner_args=study.get("pruner_args") or {}, n_trials=study.get("n_trials"),
         timeout=study.get("timeout"), seed=study.get("seed", 42), heartbeat_s=study.get("heartbeat_s", 30.0),
         retries=study.get("retries", 0), max_failures=study.get("max_failures", 3),
+        keep_models=study.get("keep_models", "best"),
         objectives=_objectives(tree.get("objective", "best_val_accuracy"), where, problems),
         space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
         retry_oom=bool(tree.get("retry_oom", True)))
@@ -165,6 +167,9 @@ def _check_study(spec: SweepSpec, where: str) -> list[str]:
     problems = []
     if spec.sampler not in SAMPLERS:
         problems.append(f"{where}: study.sampler: must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
+    if spec.keep_models not in KEEP_MODELS:
+        problems.append(f"{where}: study.keep_models: must be one of {', '.join(KEEP_MODELS)}, got "
+                        f"{spec.keep_models!r}")
     if spec.pruner not in PRUNERS:
         problems.append(f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
     if spec.pruner != "none" and len(spec.objectives) > 1:

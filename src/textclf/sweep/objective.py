@@ -16,8 +16,8 @@ from textclf import interrupts, names
 from textclf.config import Config, load_config, replace
 from textclf.errors import InputError, SweepStopped
 from textclf.run import TrialHooks, train_run
-from textclf.sweep import grid
-from textclf.sweep.spec import SweepSpec, trial_config
+from textclf.sweep import grid, models
+from textclf.sweep.spec import GRID_POINT, SweepSpec, trial_config
 from textclf.sweep.study import FINISHED_STATES, TrialState, best_tags, trial_table
 from textclf.tracking import liveness, sweep_runs
 from textclf.train.metrics import HEADLINE_METRICS, RUNNING
@@ -48,18 +48,26 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     if sweep.spec.sampler == "grid":
         grid.claim(sweep.spec, trial)  # two commands may have enqueued one point: only one runs it
     try:
-        cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment)
-        hooks = dataclasses.replace(hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()))
+        # trials never register their model themselves: the sweep registers its best (sweep/models.py)
+        cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment,
+                      tracking__register_as=None)
+        hooks = dataclasses.replace(hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
+                                    keep_model=models.keeps_model(sweep.spec, trial.study))
         flat = cfg.flat()
         for key in set(sweep.spec.varied_keys()) - set(trial.params):  # grid points and follows rules:
             trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
+        if result.model_uri:
+            trial.set_user_attr(models.MODEL_URI, result.model_uri)
         values = objective_values(sweep.spec, result.metrics)
     except (optuna.TrialPruned, KeyboardInterrupt):
         raise
     except InputError as e:  # rejected before a run existed: record it as a FAILED child all the same
         error = "; ".join(e.problems)
-        run_id = sweep_runs.failed_child(_safe_base(sweep), sweep.parent_run_id, hooks.params, hooks.tags, error)
+        chosen = {**sweep.spec.grid[trial.params[GRID_POINT]]} if GRID_POINT in trial.params else {}
+        name = names.trial_name(trial.number, {**trial.params, **chosen}, sweep.spec.searched_keys())
+        run_id = sweep_runs.failed_child(_safe_base(sweep), sweep.parent_run_id, hooks.params, hooks.tags, error,
+                                         name)
         trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("error", error[:500])
         raise RuntimeError(error) from None
@@ -178,6 +186,7 @@ def _record(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) 
         if run_id:  # the run itself already ended with the matching status (STATUS)
             sweep_runs.update_run(run_id, {"trial.state": trial.state.name}, {})
         end_dead_trials(study)
+        models.prune(sweep.spec, study)
         sweep_runs.update_run(sweep.parent_run_id, best_tags(study),
                             {"trials.csv": trial_table(study).to_csv()})
     except Exception as e:  # a tracking hiccup must not stop the study; the next trial rewrites all of it

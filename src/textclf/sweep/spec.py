@@ -29,7 +29,8 @@ PRUNERS = ("none", "median", "hyperband", "threshold")
 KINDS = ("loguniform", "uniform", "int", "categorical", "follows")
 TOP_KEYS = ("base", "config", "study", "objective", "space", "grid", "retry_oom")
 STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed", "heartbeat_s",
-              "retries", "max_failures")
+              "retries", "max_failures", "keep_models")
+KEEP_MODELS = ("best", "all", "none")
 SWEEP_ONLY = ("base", "study", "space", "grid", "objective")  # keys that make a YAML file a sweep file
 GRID_POINT = "grid_point"
 
@@ -62,6 +63,7 @@ class SweepSpec:
     heartbeat_s: float = 30.0  # a worker silent for 4 heartbeats has its trial failed (and retried)
     retries: int = 0  # reruns of a trial whose worker died (kill -9, machine lost), as a new trial
     max_failures: int = 3  # the sweep stops (exit 1) after this many failed trials in a row
+    keep_models: str = "best"  # best | all | none: which trials keep their logged model (sweep/models.py)
 
     def grid_space(self) -> dict[str, list]:
         """The grid sampler's search space: grid-point indices, or every categorical dimension."""

@@ -4,38 +4,48 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import torch
 import transformers
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 from textclf.errors import InputError, first_line
 from textclf.model import saved
 
 MODEL_ARTIFACT = "model"
+# text in; label and score out: `mlflow models serve` validates requests against it
+SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]),
+                           outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]))
 
 
-def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, save_base: bool) -> str:
-    """Into the active run; returns the model URI."""
+def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, save_base: bool,
+              examples: list[str]) -> str:
+    """Into the active run, with the signature and `examples` (a few texts) as the input example; returns the
+    model URI."""
     model = model.to("cpu").eval()
+    example = pd.DataFrame({"text": [t[:300] for t in examples]})
     if not saved.is_plain(model):
-        return _log_textclf_model(model, tokenizer, max_length, base, save_base)
+        return _log_textclf_model(model, tokenizer, max_length, base, save_base, example)
     quiet = logging.getLogger("mlflow.transformers")
     level, quiet.level = quiet.level, logging.ERROR  # model card / license lookups fail offline: harmless
     try:
         info = mlflow.transformers.log_model(
             transformers_model={"model": model, "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
-            task="text-classification", pip_requirements=requirements(),
-            model_config={"truncation": True, "max_length": max_length})
+            task="text-classification", pip_requirements=requirements(), signature=SIGNATURE,
+            input_example=example, model_config={"truncation": True, "max_length": max_length})
     finally:
         quiet.level = level
     return info.model_uri
 
 
-def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: bool) -> str:
+def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: bool, example) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "model_dir"
         saved.save_model_dir(model, tokenizer, directory, max_length, base, save_base)
@@ -44,8 +54,24 @@ def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: 
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                artifacts={"model_dir": str(directory)}, pip_requirements=requirements())
+                artifacts={"model_dir": str(directory)}, pip_requirements=requirements(), signature=SIGNATURE,
+                input_example=example)
     return info.model_uri
+
+
+def delete(model_uri: str) -> bool:
+    """A logged model (models:/m-...) marked deleted and, in a local artifact store, its files removed (a
+    server's store keeps them until its `mlflow gc`). False when it was gone already."""
+    client = mlflow.MlflowClient()
+    model_id = model_uri.removeprefix("models:/")
+    try:
+        location = client.get_logged_model(model_id).artifact_location
+        client.delete_logged_model(model_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    if location.startswith("file://"):
+        shutil.rmtree(Path(location.removeprefix("file://")).parent, ignore_errors=True)
+    return True
 
 
 def requirements() -> list[str]:

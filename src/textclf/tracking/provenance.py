@@ -2,6 +2,7 @@
 never record: values that look like secrets are redacted before they become params or tags."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,6 +23,10 @@ def run_tags(split_fingerprint: str, eval_fingerprint: str, data_uri: str, devic
             "textclf.version": textclf.__version__, "textclf.data_uri": data_uri}
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit
+    if device.type == "cuda":  # which physical GPU: CUDA_VISIBLE_DEVICES renumbers them from 0
+        named = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+        index = device.index or 0
+        tags["textclf.gpu"] = f"{named[index] if index < len(named) else index} {torch.cuda.get_device_name(device)}"
     return tags
 
 

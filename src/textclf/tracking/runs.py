@@ -81,15 +81,19 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
         experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.get_experiment_by_name(
             cfg.tracking.experiment).experiment_id  # store.connect selected it
         name = unique_name(name, experiment)
+    if cfg.tracking.system_metrics:  # MLflow's own sampler thread: CPU, memory, disk, network, GPU (NVML)
+        mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
+        mlflow.set_system_metrics_samples_before_logging(1)
+    system = {"log_system_metrics": cfg.tracking.system_metrics}
     outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child, it stays active
     if resume:
-        active = mlflow.start_run(run_id=resume, nested=outer is not None)
+        active = mlflow.start_run(run_id=resume, nested=outer is not None, **system)
         clear_reaped(active)
     elif outer is None or parent_run_id in (None, outer.info.run_id):
-        active = mlflow.start_run(run_name=name, tags=tags, nested=outer is not None,
+        active = mlflow.start_run(run_name=name, tags=tags, nested=outer is not None, **system,
                                   parent_run_id=parent_run_id or (outer.info.run_id if outer else None))
     else:  # a sweep's trial inside someone's active run: MLflow nests under the active run; re-parent it
-        active = mlflow.start_run(run_name=name, tags=tags, nested=True)
+        active = mlflow.start_run(run_name=name, tags=tags, nested=True, **system)
         mlflow.set_tag("mlflow.parentRunId", parent_run_id)
     logged, status = ActiveRun(active.info.run_id, _spool_for(active.info.run_id)), "FAILED"
     logged.spool.uncertain = bool(resume)  # the killed process may have logged epochs after its last checkpoint
@@ -115,6 +119,10 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
                 with contextlib.suppress(Exception):
                     clear_reaped(mlflow.get_run(active.info.run_id))
             mlflow.end_run(status)
+
+
+def active_run_id() -> str:
+    return mlflow.active_run().info.run_id
 
 
 def unique_name(base: str, experiment_id: str) -> str:

@@ -30,12 +30,12 @@ def start_parent(experiment: str, run_name: str, tags: dict[str, str], reuse: di
     return run_id
 
 
-def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, error: str) -> str:
+def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, error: str, name: str) -> str:
     """A FAILED child run for a trial whose config was rejected before training could start."""
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_run_id)
-    child = client.create_run(parent.info.experiment_id, tags={**tags, "mlflow.parentRunId": parent_run_id,
-                                                                "textclf.error": error[:4000]})
+    child = client.create_run(parent.info.experiment_id, run_name=name,
+                              tags={**tags, "mlflow.parentRunId": parent_run_id, "textclf.error": error[:4000]})
     with contextlib.suppress(mlflow.exceptions.MlflowException):  # params as far as they are known
         client.log_batch(child.info.run_id, params=[
             mlflow.entities.Param(k, redact(k, v)[:6000]) for k, v in {**cfg.flat(), **params}.items()])
