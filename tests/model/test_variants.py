@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -254,7 +255,8 @@ def test_a_variant_run_logs_its_choice_and_predict_reloads_it(cli, tiny_override
     assert code == 0, err
     labels = [line.split("\t")[0] for line in out.splitlines()]
     assert len(labels) == 2 and set(labels) <= {"neg", "pos"}
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(list(test.text))
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    pyfunc = loaded.predict(pd.DataFrame({"text": list(test.text)}))  # the signature names its column
     assert list(pyfunc.label) == [predictor.label_names[i] for i in
                                   predictor.probabilities(list(test.text)).argmax(-1)]
 

@@ -38,10 +38,13 @@ def worker(tmp_path: Path, spec: Path, storage: str, uri: str, fault: str = "nor
                                                            "--tracking-uri", uri])
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
+def wait_for(condition, timeout: float, what: str, logs: Path | None = None) -> None:
     deadline = time.time() + timeout
     while not condition():
-        assert time.time() < deadline, f"timed out waiting for {what}"
+        if time.time() > deadline:  # the workers' output says why
+            shown = "".join(f"\n--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(logs.glob("*.log"))) \
+                if logs else ""
+            raise AssertionError(f"timed out waiting for {what}{shown}")
         time.sleep(0.2)
 
 
@@ -98,7 +101,6 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_retried(tmp_path, 
 def test_killing_every_worker_then_restarting_one_keeps_every_completed_trial(tmp_path, tiny_model, tiny_data):
     spec = study_spec(tmp_path, tiny_model, tiny_data, n_trials=6)
     storage, uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    procs = [worker(tmp_path, spec, storage, uri, tag=f"w{i}") for i in range(2)]
 
     def trials(state: str):
         try:
@@ -109,8 +111,14 @@ def test_killing_every_worker_then_restarting_one_keeps_every_completed_trial(tm
     def completed():
         return trials("COMPLETE")
 
+    # the second worker starts once the first has created the stores: fresh SQLite stores opened by two
+    # processes at once race in their migrations (shared/NOTES.md)
+    procs = [worker(tmp_path, spec, storage, uri, tag="w0")]
+    wait_for(lambda: trials("RUNNING"), 120, "the first worker's first trial", tmp_path)
+    procs.append(worker(tmp_path, spec, storage, uri, tag="w1"))
     # kill while trials run, so that unfinished work is killed along with the workers
-    wait_for(lambda: len(completed()) >= 2 and trials("RUNNING"), 300, "two completed trials and a running one")
+    wait_for(lambda: len(completed()) >= 2 and trials("RUNNING"), 300, "two completed trials and a running one",
+             tmp_path)
     for proc in procs:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
