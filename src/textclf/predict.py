@@ -6,7 +6,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from textclf.data.sources import decode_utf8
+from textclf.data.files import decode_utf8
 from textclf.errors import InputError
 from textclf.model.saved import Predictor
 from textclf.tracking import models, store
