@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from textclf.tracking.provenance import describe_device
-from textclf.train.device import pick_device
+from textclf.training.device import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

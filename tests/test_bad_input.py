@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import sentiment_frame, write
 
@@ -22,6 +23,28 @@ def data_dir(tmp_path, train: str | bytes, suffix: str = "csv"):
     return path
 
 
+def saved_dir(tmp_path, train: pd.DataFrame):
+    """A datasets save_to_disk directory (DatasetDict train + test)."""
+    import datasets
+
+    path = tmp_path / "saved"
+    datasets.disable_progress_bars()  # its bars would land in the command's captured stderr
+    datasets.DatasetDict({"train": datasets.Dataset.from_pandas(train, preserve_index=False),
+                          "test": datasets.Dataset.from_pandas(sentiment_frame(20, seed=2), preserve_index=False)}
+                         ).save_to_disk(str(path))
+    datasets.enable_progress_bars()
+    return path
+
+
+def other_kind(tmp_path, suffix: str, train: str):
+    path = tmp_path / "data"
+    path.mkdir(exist_ok=True)
+    (path / f"train.{suffix}").write_text(train)
+    (path / f"test.{suffix}").write_text(sentiment_frame(20, seed=2).to_csv(sep="\t", index=False) if suffix == "tsv"
+                                         else sentiment_frame(20, seed=2).to_json(orient="records"))
+    return path
+
+
 def good_csv(**changes) -> str:
     frame = GOOD_TRAIN.copy()
     for row, (column, value) in changes.items():
@@ -30,6 +53,8 @@ def good_csv(**changes) -> str:
 
 
 BROKEN_JSONL = GOOD_TRAIN.to_json(orient="records", lines=True) + '{"text": "oops", \n'
+UNKNOWN_LABEL = GOOD_TRAIN.assign(label=lambda f: f.label.where(f.index != 4, 9))
+NO_LABEL_TSV = GOOD_TRAIN.rename(columns={"label": "y"}).to_csv(sep="\t", index=False)
 LATIN1 = b"text,label\ncaf\xe9 au lait,1\n" + b"fine text here,0\n" * 30  # not UTF-8
 
 
@@ -58,6 +83,12 @@ TRAIN = {
     "wrong columns": (lambda p: [f"data.name={data_dir(p, GOOD_TRAIN.rename(columns={'text': 'review'}).to_csv(index=False))}"],
                       "column 'text' not found"),
     "broken jsonl line": (lambda p: [f"data.name={data_dir(p, BROKEN_JSONL, 'jsonl')}"], "train.jsonl: line 61"),
+    "unknown label in save_to_disk": (lambda p: [f"data.name={saved_dir(p, UNKNOWN_LABEL)}"],
+                                      "label is outside the label map"),
+    "missing column in TSV": (lambda p: [f"data.name={other_kind(p, 'tsv', NO_LABEL_TSV)}"],
+                              "column 'label' not found"),
+    "empty JSON train split": (lambda p: [f"data.name={other_kind(p, 'json', '[]')}"],
+                               "train.json: has no rows; the train split is empty"),
     "unknown config key": (lambda p: ["train.learnin_rate=1e-3"], "train.learnin_rate: unknown key; did you mean"),
     "invalid value": (lambda p: ["train.learning_rate=-1"], "train.learning_rate: must be in (0, 1)"),
     "python tag in YAML": (lambda p: ["--config", python_tag_yaml(p)], "python_tag.yaml: not valid YAML"),

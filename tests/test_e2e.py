@@ -63,3 +63,44 @@ def test_inspect_real_imdb_finds_the_known_duplicates(cli, assets, monkeypatch):
     # PROVENANCE.md: 96 duplicated train texts, 199 in test, 123 texts in both splits
     assert "123 texts appear in both train & test" in out
     assert "96" in out.split("== exact duplicates within a split")[1].splitlines()[2]
+
+
+def test_imdb_from_tsv_and_save_to_disk_trains_like_parquet(cli, assets, tracking_uri, tmp_path, monkeypatch):
+    """Issue 17's acceptance: the same IMDB sample as parquet, TSV and a datasets save_to_disk directory gives one
+    split fingerprint, and the TSV and save_to_disk copies train end to end with the real MiniLM (~40 s)."""
+    import datasets
+    import pandas as pd
+
+    from textclf.config import load_config
+    from textclf.data import load_splits
+
+    monkeypatch.setenv("TEXTCLF_ASSETS", str(assets))
+    sample = {split: pd.read_parquet(assets / "data" / "imdb" / f"{split}.parquet", columns=["text", "label"])
+              .sample(n, random_state=0).reset_index(drop=True) for split, n in (("train", 400), ("test", 200))}
+    for kind in ("parquet", "tsv"):
+        (tmp_path / kind).mkdir()
+    for split, frame in sample.items():
+        frame.to_parquet(tmp_path / "parquet" / f"{split}.parquet")
+        frame.to_csv(tmp_path / "tsv" / f"{split}.tsv", sep="\t", index=False)
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    datasets.DatasetDict({split: datasets.Dataset.from_pandas(frame, features=features, preserve_index=False)
+                          for split, frame in sample.items()}).save_to_disk(str(tmp_path / "saved"))
+    overrides = ["data.label_names=neg,pos", "data.max_length=64", "train.epochs=1", "train.batch_size=16",
+                 "train.learning_rate=1e-4", "model.name=all-MiniLM-L6-v2", "train.progress=false",
+                 "tracking.log_model=false", "tracking.experiment=e2e-formats"]
+    fingerprints = {kind: load_splits(load_config(None, [f"data.name={tmp_path / kind}", *overrides])).fingerprint
+                    for kind in ("parquet", "tsv", "saved")}
+    assert len(set(fingerprints.values())) == 1, fingerprints
+    for kind in ("tsv", "saved"):
+        code, _, err = cli("train", "--tracking-uri", tracking_uri, "-o", f"data.name={tmp_path / kind}",
+                           *[a for o in overrides for a in ("-o", o)])
+        assert code == 0, err
+    mlflow.set_tracking_uri(tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["e2e-formats"], output_format="list")
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert {r.data.tags["textclf.split_fingerprint"] for r in runs} == {fingerprints["parquet"]}
+    assert {r.data.params["data.train_rows"] for r in runs} == {"360"}  # 400 less the 10% validation rows
+    # same rows, same seed, same CPU: the two runs train identically
+    first, second = (r.data.metrics for r in runs)
+    assert first["test_accuracy"] == second["test_accuracy"]
+    assert abs(first["best_val_loss"] - second["best_val_loss"]) < 1e-5

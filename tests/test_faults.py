@@ -20,7 +20,7 @@ from textclf.tracking import liveness, runs, store
 INJECT = r"""
 import os, sys, time
 import torch
-import textclf.train.loop as t
+import textclf.training.loop as t
 fault, real_epoch, real_ce = os.environ["FAULT"], t.train_epoch, t.F.cross_entropy
 
 def faulty_epoch(*args, **kwargs):

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from textclf.tracking import server
 from textclf.cli import cli
+from textclf.tracking import server
 
 SRC = sorted((ROOT / "src" / "textclf").glob("*.py"))
 # the builtins are matched only when called bare (model.eval() is a method, not the builtin)

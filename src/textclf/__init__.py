@@ -1,3 +1,12 @@
 """textclf: MLflow-tracked experiments for fine-tuning BERT-family text classifiers."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`textclf.train`, `textclf.sweep`, `textclf.report` (api.py), imported when first used."""
+    if name in ("train", "sweep", "report", "TrainResult"):
+        from textclf import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'textclf' has no attribute {name!r}")

@@ -45,7 +45,7 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
     from textclf.run import train_run
     from textclf.tracking import store
-    from textclf.train.metrics import HEADLINE_METRICS
+    from textclf.training.metrics import HEADLINE_METRICS
 
     cfg = _load(config_path, override, overrides)
     uri, origin = store.resolve_uri(tracking_uri, cfg)
@@ -85,7 +85,7 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
 def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrides, override, repeat_best, seeds,
               register_as, worker_of, worker_index) -> None:
     """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
-    from textclf.sweep.driver import run_sweep
+    from textclf.studies.driver import run_sweep
 
     extra = (*override, *shlex.split(overrides or ""), *([f"tracking.register_as={register_as}"] * bool(register_as)))
     summary = run_sweep(spec_path, overrides=extra, n_trials=n_trials,
@@ -107,7 +107,7 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
     import pandas as pd
 
     from textclf.config import Config
-    from textclf.report.build import make_report
+    from textclf.reporting.build import make_report
     from textclf.tracking import store
 
     uri, origin = store.resolve_uri(tracking_uri, Config())

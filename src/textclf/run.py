@@ -14,13 +14,14 @@ from textclf import names
 from textclf.config import Config
 from textclf.data import Splits, load_splits
 from textclf.data.features import Loaders, make_loaders
+from textclf.data.sources import Source
 from textclf.model.build import Backbone, build_classifier, count_params, load_backbone, trainable_names
-from textclf.report import figures
+from textclf.reporting import figures
 from textclf.tracking import models, provenance, registry, runs, store
-from textclf.train import flops, metrics
-from textclf.train.device import autocast_dtype, check_device
-from textclf.train.loop import FitResult, ReportFn, evaluate, fit
-from textclf.train.resume import check_checkpoint_dir, check_resumable, checkpoint_dir
+from textclf.training import flops, metrics
+from textclf.training.device import autocast_dtype, check_device
+from textclf.training.loop import FitResult, ReportFn, evaluate, fit
+from textclf.training.resume import check_checkpoint_dir, check_resumable, checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class RunResult:
     run_id: str
     metrics: dict[str, float]
     model_uri: str | None
+    history: list[dict[str, float]]  # one row per epoch
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,12 @@ class Prepared:
     device: torch.device
 
 
-def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, resume: str | None = None) -> RunResult:
-    """One run; `resume` continues an earlier run of the same config from its last checkpoint."""
+def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, resume: str | None = None,
+              source: Source | None = None) -> RunResult:
+    """One run; `resume` continues an earlier run of the same config from its last checkpoint; `source` gives
+    the data in memory instead of data.name (the Python API)."""
     start = time.perf_counter()
-    ready = prepare(cfg, resume)  # everything that can reject the input runs before the MLflow run exists
+    ready = prepare(cfg, resume, source)  # everything that can reject the input runs before the MLflow run exists
     store.connect(tracking_uri, cfg.tracking.experiment)
     tags = provenance.run_tags(ready.splits.fingerprint, ready.splits.eval_fingerprint, ready.splits.uri,
                                ready.device) | (trial.tags if trial else {})
@@ -91,7 +95,7 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
             "curves.png": figures.curves(fitted.history, fitted.best_epoch),
             "confusion_matrix.png": figures.confusion_figure(confusion["matrix"], confusion["labels"],
                                                              "test confusion matrix")})
-    return RunResult(active.run_id, final, model_uri)
+    return RunResult(active.run_id, final, model_uri, fitted.history)
 
 
 def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None) -> str | None:
@@ -111,14 +115,14 @@ def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: Tria
     return uri
 
 
-def prepare(cfg: Config, resume: str | None) -> Prepared:
+def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Prepared:
     """Check the device and checkpoints, load and split the data, build the model, tokenize: InputError (exit 2)
     for anything wrong, before the MLflow run exists."""
     device = check_device(cfg)
     check_checkpoint_dir(cfg)
     if resume:
         check_resumable(cfg, resume)
-    splits = load_splits(cfg)
+    splits = load_splits(cfg, source)
     backbone = load_backbone(cfg)
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
     model = build_classifier(backbone, splits.label_names, cfg)
@@ -151,7 +155,7 @@ def derived_params(cfg: Config, ready: Prepared) -> dict[str, object]:
 
 
 def final_metrics(cfg: Config, ready: Prepared, fitted: FitResult, test) -> dict[str, float]:
-    """The single final values every run logs (train/metrics.py FINAL_METRICS)."""
+    """The single final values every run logs (training/metrics.py FINAL_METRICS)."""
     best, device, (trainable, total) = fitted.best(), ready.device, count_params(ready.model)
     steps = fitted.step_time_s
     final = {"best_epoch": fitted.best_epoch, "best_val_loss": best["val_loss"],

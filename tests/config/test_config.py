@@ -53,7 +53,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     assert f"{path}: train.epohcs: unknown key; did you mean train.epochs?" in problems
     assert f"{path}: train.batch_size: must be an integer, got 2.5" in problems
     assert f"{path}: data.train_fraction: must be in (0, 1], got 1.5" in problems
-    assert f"{path}: data.split: must be one of provided, pool, subset, got 'random'" in problems
+    assert f"{path}: data.split: must be one of provided, pool, subset, given, got 'random'" in problems
     assert f"{path}: foo.bar: unknown section; expected one of data, model, train, tracking" in problems
     assert "-o: train.patience: must be >= 0 (0 disables early stopping), got -1" in problems
     assert "-o nonsense: overrides must be key=value" in text

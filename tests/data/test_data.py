@@ -29,6 +29,20 @@ def test_parquet_directory_with_provided_split(tiny_data):
     assert set(s.train.columns) == {"text", "label"} and s.train.label.dtype == np.int64
 
 
+def test_given_split_uses_the_sources_validation_split_and_refuses_a_missing_one(tmp_path):
+    sizes = (("train", 120), ("dev", 30), ("test", 40))
+    frames = {name: sentiment_frame(n, seed=i) for i, (name, n) in enumerate(sizes)}
+    frames = {name: f.assign(text=f.text + f" {name}" + f.index.astype(str)) for name, f in frames.items()}
+    frames["dev"].loc[0, "text"] = frames["test"].text.iloc[0]  # a dev text repeated in test: dropped from dev
+    for name, frame in frames.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    s = splits_of(tmp_path, "data.split=given", "data.val_split=dev", "data.train_fraction=0.5")
+    assert (len(s.train), len(s.val), len(s.test)) == (60, 29, 40)
+    assert set(s.val.text) <= set(frames["dev"].text) and not set(s.val.text) & set(s.test.text)
+    [problem] = problems_of(tmp_path, "data.split=given")
+    assert "data.val_split: no split 'val' in" in problem and "splits: dev, test, train" in problem
+
+
 def test_csv_and_jsonl_files_with_configurable_columns(tmp_path):
     frame = sentiment_frame(50).rename(columns={"text": "review", "label": "sentiment"})
     frame["sentiment"] = frame.sentiment.map({0: "negative", 1: "positive"})

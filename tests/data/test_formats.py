@@ -131,9 +131,9 @@ def test_bad_input_in_every_new_kind_is_one_line_naming_the_file(tmp_path, kind,
     bad = {**frames(), "train": change(frames()["train"])}
     path = tmp_path / kind
     if kind == "saved":
-        features = FEATURES if case != "missing column" else None
-        datasets.DatasetDict({s: datasets.Dataset.from_pandas(f, preserve_index=False, features=None if (
-            features is None or case == "unknown label") else features) for s, f in bad.items()}).save_to_disk(str(path))
+        features = None if case in ("missing column", "unknown label") else FEATURES
+        datasets.DatasetDict({s: datasets.Dataset.from_pandas(f, preserve_index=False, features=features)
+                              for s, f in bad.items()}).save_to_disk(str(path))
     else:
         path.mkdir()
         for split, frame in bad.items():

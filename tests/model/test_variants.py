@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textclf.model.saved import load_model_dir, save_model_dir
 from textclf.config import load_config
 from textclf.errors import InputError
 from textclf.model.build import build_classifier, load_backbone
+from textclf.model.saved import load_model_dir, save_model_dir
 from textclf.predict import load_predictor
 
 WB = ("weight", "bias")
@@ -115,7 +115,7 @@ def test_unsupported_families_are_named(tiny_families):
 
 def test_frozen_parameters_get_no_gradient_and_no_optimizer_slot(tiny_families):
     from textclf.config import TrainConfig
-    from textclf.train.loop import make_optimizer
+    from textclf.training.loop import make_optimizer
 
     model = build(tiny_families["bert"], "model.freeze=top1")
     batch = torch.randint(5, 28, (4, 9))

@@ -7,10 +7,10 @@ import time
 import mlflow
 import pytest
 
-from textclf.tracking import runs, server
-from textclf.train import loop as train_mod
 from textclf.config import load_config
 from textclf.run import train_run
+from textclf.tracking import runs, server
+from textclf.training import loop as train_mod
 
 EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s",
               "epoch_train_val_loss_ratio")

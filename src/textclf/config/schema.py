@@ -21,9 +21,11 @@ class DataConfig:
     label_names: tuple[str, ...] = ()  # names of integer labels 0..K-1; () = file metadata or label values
     train_split: str = "train"  # split (file stem) that training rows come from
     test_split: str = "test"  # split used as the test set (pool and subset pool it with train)
+    val_split: str = "val"  # split used as the validation set with split: given (HF datasets: validation)
     # provided: keep the test split, carve val from train | pool: carve val and test from all rows, then
-    # train_fraction of the rest (comparable across fractions) | subset: the notebooks' subset-then-split
-    split: Literal["provided", "pool", "subset"] = "provided"
+    # train_fraction of the rest (comparable across fractions) | subset: the notebooks' subset-then-split |
+    # given: the source's own train, val_split and test splits
+    split: Literal["provided", "pool", "subset", "given"] = "provided"
     train_fraction: float = 1.0  # stratified fraction of the training rows, (0, 1]; nested for one seed
     # < 1: a fraction, >= 1: rows. pool: of the whole pool; subset: of the subset; provided: of train
     val_size: float = 0.1

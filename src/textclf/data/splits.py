@@ -54,10 +54,13 @@ def load_source(cfg: Config) -> Source:
     return read_source(resolved)
 
 
-def load_splits(cfg: Config) -> Splits:
-    """Read, validate and split; raises InputError listing every problem with file and row."""
-    source = load_source(cfg)
+def load_splits(cfg: Config, source: Source | None = None) -> Splits:
+    """Read (or take `source`: the Python API's in-memory splits), validate and split; raises InputError listing
+    every problem with file and row."""
+    source = source or load_source(cfg)
     used = [cfg.data.train_split] + ([cfg.data.test_split] if _wants_test(cfg, source) else [])
+    if cfg.data.split == "given":
+        used.insert(1, cfg.data.val_split)
     frames, names = label_frames(source, used, cfg)
     frames, dropped = drop_duplicates(frames, cfg.data)
     train, val, test = split_rows(frames, cfg.data)
@@ -71,7 +74,11 @@ def load_splits(cfg: Config) -> Splits:
 
 def _wants_test(cfg: Config, source: Source) -> bool:
     present = cfg.data.test_split in source.splits
-    if cfg.data.split == "provided" and not present:
+    if cfg.data.split == "given" and cfg.data.val_split not in source.splits:
+        raise InputError([f"{cfg.where('data.val_split')}: data.val_split: no split {cfg.data.val_split!r} in "
+                          f"{source.uri} (splits: {', '.join(source.splits)}); name the validation split, or set "
+                          f"data.split=provided to carve one from train"])
+    if cfg.data.split in ("provided", "given") and not present:
         raise InputError([f"{cfg.where('data.test_split')}: data.test_split: no split {cfg.data.test_split!r} "
                           f"in {source.uri} (splits: {', '.join(source.splits)}); name one, or set "
                           f"data.split=pool to carve the test set from the pooled rows"])
@@ -90,7 +97,14 @@ def drop_duplicates(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[dic
         log.warning("dropped %d rows of %d texts that appear with different labels, e.g. %r", conflicts,
                     len(conflicting), next(iter(conflicting))[:80])
     before = sum(map(len, frames.values()))
-    if d.split == "provided":
+    if d.split == "given":  # test whole; val without test texts; train without val or test texts
+        held = set(frames[d.test_split].text)
+        val = frames[d.val_split].drop_duplicates("text")
+        val = val[~val.text.isin(held)].reset_index(drop=True)
+        train = frames[d.train_split].drop_duplicates("text")
+        train = train[~train.text.isin(held | set(val.text))].reset_index(drop=True)
+        frames = {**frames, d.val_split: val, d.train_split: train}
+    elif d.split == "provided":
         test = frames.get(d.test_split)
         train = frames[d.train_split].drop_duplicates("text").reset_index(drop=True)
         if test is not None:
@@ -119,13 +133,20 @@ def split_rows(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[pd.DataF
         test, rest = take(subset, _count(d.pool_test_size(), len(subset)), _stage_seed(d.seed, "test"))
         val, train = take(rest, _count(d.val_size, len(subset)), _stage_seed(d.seed, "val"))
         return train, val, test
+    if d.split == "given":  # the source's own train/val/test; train_fraction still subsamples train
+        train = take(frames[d.train_split], round(d.train_fraction * len(frames[d.train_split])),
+                     _stage_seed(d.seed, "train"))[0]
+        return train, frames[d.val_split], _subsample_test(frames[d.test_split], d)
     train_rows = frames[d.train_split]
     val, rest = take(train_rows, _count(d.val_size, len(train_rows)), _stage_seed(d.seed, "val"))
     train = take(rest, round(d.train_fraction * len(rest)), _stage_seed(d.seed, "train"))[0]
-    test = frames[d.test_split]
-    if d.test_size is not None:
-        test = take(test, _count(d.test_size, len(test)), _stage_seed(d.seed, "test"))[0]
-    return train, val, test
+    return train, val, _subsample_test(frames[d.test_split], d)
+
+
+def _subsample_test(test: pd.DataFrame, d: DataConfig) -> pd.DataFrame:
+    if d.test_size is None:
+        return test
+    return take(test, _count(d.test_size, len(test)), _stage_seed(d.seed, "test"))[0]
 
 
 def _stage_seed(seed: int, stage: str) -> int:

@@ -35,7 +35,8 @@ def experiment_runs(name: str) -> pd.DataFrame | None:
     found = mlflow.MlflowClient().get_experiment_by_name(name)
     if found is None:
         return None
-    runs = mlflow.search_runs([found.experiment_id], "tags.`textclf.role` != 'sweep'")
+    # Filtered here, not in MLflow: its `!=` filter also drops the runs without the tag (every train run).
+    runs = mlflow.search_runs([found.experiment_id])
     if not runs.empty and "tags.textclf.role" in runs:
         runs = runs[runs["tags.textclf.role"] != "sweep"]
     return runs

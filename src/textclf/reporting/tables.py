@@ -17,7 +17,7 @@ import pandas as pd
 
 from textclf.errors import InputError
 from textclf.tracking import queries
-from textclf.train.metrics import HEADLINE_METRICS
+from textclf.training.metrics import HEADLINE_METRICS
 
 IGNORED_PARAMS = ("tracking.", "trial.", "train.progress", "data.train_rows", "data.val_rows", "data.test_rows",
                   "train.effective_batch_size", "max_length", "truncation")

@@ -17,13 +17,13 @@ import optuna
 
 from textclf.config import Config
 from textclf.errors import InputError, SweepStopped
-from textclf.sweep import grid, models
-from textclf.sweep import workers as spread
-from textclf.sweep.load import load_spec
-from textclf.sweep.objective import Sweep, objective, record_trial, stop_after_failures
-from textclf.sweep.results import finish, repeat_top, summary_text
-from textclf.sweep.spec import FixedTrial, SweepSpec, trial_config
-from textclf.sweep.study import check_storage, finished_count, make_pruner, open_study, storage_url
+from textclf.studies import grid, models
+from textclf.studies import workers as spread
+from textclf.studies.load import load_spec
+from textclf.studies.objective import Sweep, objective, record_trial, stop_after_failures
+from textclf.studies.results import finish, repeat_top, summary_text
+from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
+from textclf.studies.study import check_storage, finished_count, make_pruner, open_study, storage_url
 from textclf.tracking import liveness, provenance, queries, store, sweep_runs
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
 
 
 def register(plan: Plan, parent: str) -> None:
-    """The best trial's model in the Model Registry (sweep/models.py), said on the parent run too."""
+    """The best trial's model in the Model Registry (studies/models.py), said on the parent run too."""
     said = models.register_best(plan.spec, open_study(plan.spec, plan.storage_url), plan.base.tracking.register_as,
                                 {"textclf.eval_fingerprint": plan.splits.eval_fingerprint,
                                  "textclf.split_fingerprint": plan.splits.fingerprint})

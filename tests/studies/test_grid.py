@@ -3,10 +3,9 @@ interrupted, killed or rerun; idle workers never rerun a point that is still run
 from __future__ import annotations
 
 import optuna
-import pytest
 from conftest import write
 
-import textclf.sweep.objective
+import textclf.studies.objective
 
 LEARNING_RATES = [5e-3, 4e-3, 3e-3]
 
@@ -33,7 +32,7 @@ def test_an_interrupted_grid_point_is_run_on_the_rerun_and_no_point_twice(cli, t
                                                                          monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = grid_spec(tmp_path, tiny_model, tiny_data)
-    real_train_run, calls = textclf.sweep.objective.train_run, []
+    real_train_run, calls = textclf.studies.objective.train_run, []
 
     def interrupted_second_trial(*args, **kwargs):
         calls.append(1)
@@ -41,12 +40,12 @@ def test_an_interrupted_grid_point_is_run_on_the_rerun_and_no_point_twice(cli, t
             raise KeyboardInterrupt  # Ctrl-C during the second trial
         return real_train_run(*args, **kwargs)
 
-    monkeypatch.setattr(textclf.sweep.objective, "train_run", interrupted_second_trial)
+    monkeypatch.setattr(textclf.studies.objective, "train_run", interrupted_second_trial)
     code, _, err = cli("sweep", spec)
     assert code == 130, err
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     assert len(points_done(storage)) == 1
-    monkeypatch.setattr(textclf.sweep.objective, "train_run", real_train_run)
+    monkeypatch.setattr(textclf.studies.objective, "train_run", real_train_run)
     code, _, err = cli("sweep", spec)
     assert code == 0, err
     assert points_done(storage) == sorted(LEARNING_RATES)  # each point once; the interrupted one was run

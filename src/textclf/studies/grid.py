@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 
-from textclf.sweep.spec import SweepSpec
+from textclf.studies.spec import SweepSpec
 
 TrialState = optuna.trial.TrialState
 DUPLICATE = "duplicate_of"

@@ -12,8 +12,8 @@ import numpy as np
 import optuna
 
 from textclf.errors import InputError, first_line
-from textclf.sweep import grid
-from textclf.sweep.spec import GRID_POINT, SweepSpec
+from textclf.studies import grid
+from textclf.studies.spec import GRID_POINT, SweepSpec
 from textclf.tracking import provenance
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}

@@ -23,8 +23,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from textclf import interrupts
 from textclf.config import TrainConfig
-from textclf.train.checkpoint import Parts, generator_of, load, restore, snapshot
-from textclf.train.device import autocast_dtype
+from textclf.training.checkpoint import Parts, generator_of, load, restore, snapshot
+from textclf.training.device import autocast_dtype
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, epoch)
 # (the row of the best-val-loss epoch so far, epoch): what the objective would be if training stopped now;

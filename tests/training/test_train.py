@@ -2,14 +2,14 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, set_seed
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
-from textclf.train import flops
-from textclf.train import loop as train_mod
 from textclf.config import TrainConfig, load_config
 from textclf.data import load_splits
 from textclf.data.features import Collate, by_length, encode, make_loaders
-from textclf.train.loop import Evaluation, evaluate, fit, make_optimizer
+from textclf.training import flops
+from textclf.training import loop as train_mod
+from textclf.training.loop import Evaluation, evaluate, fit, make_optimizer
 
 CPU = torch.device("cpu")
 

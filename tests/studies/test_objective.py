@@ -6,11 +6,11 @@ import optuna
 import pytest
 from conftest import needs_small_batches, write
 
-from textclf.sweep import objective as sweep_objective
-from textclf.sweep import study as sweep_study
 from textclf.errors import InputError
-from textclf.sweep.load import load_spec
-from textclf.sweep.spec import FixedTrial, trial_config
+from textclf.studies import objective as sweep_objective
+from textclf.studies import study as sweep_study
+from textclf.studies.load import load_spec
+from textclf.studies.spec import FixedTrial, trial_config
 
 
 def spec_file(tmp_path, tiny_model, tiny_data, **tree):

@@ -16,11 +16,11 @@ from textclf import interrupts, names
 from textclf.config import Config, load_config, replace
 from textclf.errors import InputError, SweepStopped
 from textclf.run import TrialHooks, train_run
-from textclf.sweep import grid, models
-from textclf.sweep.spec import GRID_POINT, SweepSpec, trial_config
-from textclf.sweep.study import FINISHED_STATES, TrialState, best_tags, trial_table
+from textclf.studies import grid, models
+from textclf.studies.spec import GRID_POINT, SweepSpec, trial_config
+from textclf.studies.study import FINISHED_STATES, TrialState, best_tags, trial_table
 from textclf.tracking import liveness, sweep_runs
-from textclf.train.metrics import HEADLINE_METRICS, RUNNING
+from textclf.training.metrics import HEADLINE_METRICS, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     if sweep.spec.sampler == "grid":
         grid.claim(sweep.spec, trial)  # two commands may have enqueued one point: only one runs it
     try:
-        # trials never register their model themselves: the sweep registers its best (sweep/models.py)
+        # trials never register their model themselves: the sweep registers its best (studies/models.py)
         cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment,
                       tracking__register_as=None)
         hooks = dataclasses.replace(hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),

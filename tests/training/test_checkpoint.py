@@ -8,9 +8,9 @@ import torch
 from test_faults import deliver, launch
 from test_run import experiment_of
 
-from textclf.train import checkpoint
 from textclf.config import load_config
 from textclf.run import train_run
+from textclf.training import checkpoint
 
 
 def test_a_torn_or_uncommitted_checkpoint_is_never_loaded(tmp_path):

@@ -32,10 +32,10 @@ def pause_before(module, name):  # module.name pauses first, then does its work
     setattr(owner, name, paused)
 
 if hold in ("tokenize", "trial", "report"):
-    pause_before(*{"tokenize": ("textclf.data.tokens", "tokenize"), "trial": ("textclf.train.loop", "train_epoch"),
-                   "report": ("textclf.report.build", "build_report")}[hold])
+    pause_before(*{"tokenize": ("textclf.data.tokens", "tokenize"), "trial": ("textclf.training.loop", "train_epoch"),
+                   "report": ("textclf.reporting.build", "build_report")}[hold])
 elif hold == "gc":  # a finalizer that runs in the collection after the first trial (Optuna's gc_after_trial)
-    import textclf.sweep.driver as driver
+    import textclf.studies.driver as driver
     calls, real_objective = [], driver.objective
     class Cyclic:
         def __init__(self):

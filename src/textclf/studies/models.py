@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import optuna
 
-from textclf.sweep.spec import SweepSpec
-from textclf.sweep.study import TrialState
+from textclf.studies.spec import SweepSpec
+from textclf.studies.study import TrialState
 from textclf.tracking import models, registry
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from textclf.errors import InputError
-from textclf.sweep.workers import plan
+from textclf.studies.workers import plan
 
 
 def devices(environments):
@@ -43,7 +43,7 @@ def test_worker_processes_receive_their_gpu_and_index(monkeypatch):
     """spawn() starts `textclf sweep ... --worker-index i` with the worker's environment merged in."""
     import subprocess
 
-    from textclf.sweep import workers
+    from textclf.studies import workers
 
     started = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from textclf.config import Config
 from textclf.errors import InputError
-from textclf.train import checkpoint
+from textclf.training import checkpoint
 
 # what may differ between a run and its resumption: where things go, not what is trained
 _RESUME_FREE = ("tracking.", "train.checkpoint", "train.progress", "train.num_workers")

@@ -9,7 +9,7 @@ from typing import Any
 
 from textclf.config import Config, flatten_tree, read_mapping
 from textclf.errors import InputError
-from textclf.sweep.spec import (
+from textclf.studies.spec import (
     GRID_POINT,
     KEEP_MODELS,
     KINDS,
@@ -23,7 +23,7 @@ from textclf.sweep.spec import (
     SweepSpec,
     trial_config,
 )
-from textclf.train.metrics import FINAL_METRICS, RUNNING
+from textclf.training.metrics import FINAL_METRICS, RUNNING
 
 
 def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:

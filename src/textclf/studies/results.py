@@ -12,9 +12,9 @@ import pandas as pd
 from textclf import names
 from textclf.config import replace
 from textclf.run import TrialHooks, train_run
-from textclf.sweep.objective import Sweep, end_dead_trials, release_memory
-from textclf.sweep.spec import FixedTrial, SweepSpec, trial_config
-from textclf.sweep.study import best_tags, open_study, trial_table
+from textclf.studies.objective import Sweep, end_dead_trials, release_memory
+from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
+from textclf.studies.study import best_tags, open_study, trial_table
 from textclf.tracking import provenance, queries, sweep_runs
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ def finish(spec: SweepSpec, url: str, parent: str) -> optuna.Study:
 
 def attach_report(parent: str, study: optuna.Study) -> None:
     """Regenerate the report and attach it to the parent run, so the MLflow UI shows the answer."""
-    from textclf.report.build import build_report
-    from textclf.report.tables import select_runs
+    from textclf.reporting.build import build_report
+    from textclf.reporting.tables import select_runs
 
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textclf.report import plots as report_plots
-from textclf.report import tables as report
+from textclf.reporting import plots as report_plots
+from textclf.reporting import tables as report
 
 # (max_length, learning_rate, best_val_accuracy, test_accuracy, train_time_s)
 TRIALS = [(128, 5e-5, 0.85, 0.84, 100.0), (128, 2e-5, 0.83, 0.82, 90.0), (256, 5e-5, 0.88, 0.87, 200.0),
@@ -204,3 +204,18 @@ def test_peak_gpu_memory_is_a_pareto_axis_when_runs_report_it(tmp_path):
     fig, note = report_plots.pareto(runs, "best_val_accuracy", "peak_gpu_mem_mb")
     assert list(fig.axes[0].lines[0].get_xdata()) == [900.0, 2100.0]  # the 2,500 MB run is dominated
     assert report_plots.pareto(runs.drop(columns="peak_gpu_mem_mb"), "best_val_accuracy", "peak_gpu_mem_mb")[0] is None
+
+
+def test_an_experiment_report_covers_plain_train_runs_without_a_role_tag(tmp_path):
+    """`textclf train` runs carry no textclf.role tag; MLflow's `!=` filter drops runs that lack the tag."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("plain", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, tags={"textclf.role": "sweep"})
+    client.set_terminated(parent.info.run_id, "FINISHED")
+    for accuracy in (0.7, 0.8):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "best_val_accuracy", accuracy)
+        client.set_terminated(run.info.run_id, "FINISHED")
+    selection = report.select_runs("plain")
+    assert sorted(selection.runs["best_val_accuracy"]) == [0.7, 0.8]  # both train runs, not the sweep parent

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from textclf.train import metrics
+from textclf.training import metrics
 
 
 def test_binary_f1_is_the_f1_of_class_one():

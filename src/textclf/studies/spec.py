@@ -11,7 +11,7 @@
     grid:                                     # instead of (or beside `follows` in) space: exact points
       - {data.max_length: 128, train.learning_rate: 5.0e-5}
 
-sweep/load.py reads and checks a file into a SweepSpec, reporting every problem at once as
+studies/load.py reads and checks a file into a SweepSpec, reporting every problem at once as
 `file: key: problem`. This module does not import optuna: a trial is anything with optuna's suggest_*
 methods, and `trial_config` is the one place a trial becomes a Config.
 """
@@ -63,7 +63,7 @@ class SweepSpec:
     heartbeat_s: float = 30.0  # a worker silent for 4 heartbeats has its trial failed (and retried)
     retries: int = 0  # reruns of a trial whose worker died (kill -9, machine lost), as a new trial
     max_failures: int = 3  # the sweep stops (exit 1) after this many failed trials in a row
-    keep_models: str = "best"  # best | all | none: which trials keep their logged model (sweep/models.py)
+    keep_models: str = "best"  # best | all | none: which trials keep their logged model (studies/models.py)
 
     def grid_space(self) -> dict[str, list]:
         """The grid sampler's search space: grid-point indices, or every categorical dimension."""
