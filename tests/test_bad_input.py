@@ -108,8 +108,8 @@ TRAIN = {
     "cuda without a GPU": (lambda p: ["train.device=cuda"], "train.device: cuda, but no CUDA device is available"),
     "unknown tracking scheme": (lambda p: ["--tracking-uri", "foo://bar"],
                                 "--tracking-uri foo://bar: unknown scheme 'foo'"),
-    "unreachable tracking server": (lambda p: ["--tracking-uri", f"http://127.0.0.1:{refused_port()}"],
-                                    "no MLflow tracking server answered"),
+    "unreachable tracking server": (lambda p: ["--tracking-uri", f"http://127.0.0.1:{refused_port()}", "-o",
+                                               "tracking.outage_wait_s=0"], "no MLflow tracking server answered"),
     "tracking uri in config with unknown scheme": (lambda p: ["tracking.uri=mongo://x"],
                                                    "-o: tracking.uri mongo://x: unknown scheme 'mongo'"),
 }
@@ -150,8 +150,8 @@ SWEEP = {
     "unknown tracking scheme": ({"study": RANDOM, "space": SPACE}, ["--tracking-uri", "foo://bar"],
                                 "--tracking-uri foo://bar: unknown scheme 'foo'"),
     "unreachable tracking server": ({"study": RANDOM, "space": SPACE},
-                                    lambda: ["--tracking-uri", f"http://127.0.0.1:{refused_port()}"],
-                                    "no MLflow tracking server answered"),
+                                    lambda: ["--tracking-uri", f"http://127.0.0.1:{refused_port()}", "-o",
+                                             "tracking.outage_wait_s=0"], "no MLflow tracking server answered"),
     "unknown storage scheme": ({"study": RANDOM, "space": SPACE}, ["--storage", "redis://x"],
                                "--storage redis://x: unknown scheme 'redis'"),
 }

@@ -43,7 +43,7 @@ def test_the_tracking_server_binds_loopback_unless_told():
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     option = next(p for p in cli.commands["server"].params if p.name == "host")
     assert option.default == "127.0.0.1"
-    shown = CliRunner().invoke(cli, ["server", "--help"]).output  # --help starts nothing
+    shown = " ".join(CliRunner().invoke(cli, ["server", "--help"]).output.split())  # --help starts nothing
     assert "[default: 127.0.0.1]" in shown
 
 

@@ -49,7 +49,7 @@ def train(config: str | Path | Mapping | None = None, overrides: Sequence[str] =
                       data__val_split="val", data__test_split="test")
         source = from_frames(given)
     uri, origin = store.resolve_uri(tracking_uri, cfg)
-    store.check_uri(uri, origin)
+    store.check_uri(uri, origin, wait_s=cfg.tracking.outage_wait_s)
     result = train_run(cfg, uri, source=source)
     return TrainResult(result.run_id, result.metrics, pd.DataFrame(result.history, index=pd.RangeIndex(
         1, len(result.history) + 1, name="epoch")), result.model_uri, uri)

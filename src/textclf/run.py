@@ -15,13 +15,23 @@ from textclf.config import Config
 from textclf.data import Splits, load_splits
 from textclf.data.features import Loaders, make_loaders
 from textclf.data.sources import Source
-from textclf.model.build import Backbone, build_classifier, count_params, load_backbone, trainable_names
+from textclf.model.build import (
+    Backbone,
+    build_classifier,
+    count_params,
+    load_backbone,
+    trainable_names,
+)
 from textclf.reporting import figures
 from textclf.tracking import models, provenance, registry, runs, store
 from textclf.training import flops, metrics
 from textclf.training.device import autocast_dtype, check_device
 from textclf.training.loop import FitResult, ReportFn, evaluate, fit
-from textclf.training.resume import check_checkpoint_dir, check_resumable, checkpoint_dir
+from textclf.training.resume import (
+    check_checkpoint_dir,
+    check_resumable,
+    checkpoint_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +73,7 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
     the data in memory instead of data.name (the Python API)."""
     start = time.perf_counter()
     ready = prepare(cfg, resume, source)  # everything that can reject the input runs before the MLflow run exists
-    store.connect(tracking_uri, cfg.tracking.experiment)
+    store.connect(tracking_uri, cfg.tracking.experiment, cfg.tracking.journal_dir)
     tags = provenance.run_tags(ready.splits.fingerprint, ready.splits.eval_fingerprint, ready.splits.uri,
                                ready.device) | (trial.tags if trial else {})
     name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
@@ -120,6 +130,7 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
     for anything wrong, before the MLflow run exists."""
     device = check_device(cfg)
     check_checkpoint_dir(cfg)
+    runs.check_journal_dir(cfg)
     if resume:
         check_resumable(cfg, resume)
     splits = load_splits(cfg, source)

@@ -23,7 +23,8 @@ def test_a_run_inside_an_active_run_becomes_its_child_and_leaves_it_active(tiny_
     inner = client.get_run(result.run_id)
     assert inner.data.tags["mlflow.parentRunId"] == outer.info.run_id and inner.info.status == "FINISHED"
     assert client.get_run(outer.info.run_id).info.status == "FINISHED"
-    assert "test_accuracy" in inner.data.metrics and "test_accuracy" not in client.get_run(outer.info.run_id).data.metrics
+    assert "test_accuracy" in inner.data.metrics
+    assert "test_accuracy" not in client.get_run(outer.info.run_id).data.metrics
 
 
 def test_each_active_run_has_its_own_spool(tiny_overrides, tracking_uri):

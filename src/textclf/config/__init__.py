@@ -1,5 +1,11 @@
 """The run configuration: the dataclass tree (schema.py) and how it is read and checked (load.py)."""
-from textclf.config.load import flatten_tree, load_config, loggable, read_mapping, validate
+from textclf.config.load import (
+                                   flatten_tree,
+                                   load_config,
+                                   loggable,
+                                   read_mapping,
+                                   validate,
+)
 from textclf.config.schema import (
                                    BLOCK_PRESET,
                                    FIXED_PRESETS,

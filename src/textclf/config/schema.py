@@ -92,7 +92,8 @@ class TrackingConfig:
     register_as: str | None = None  # register the model as a new version of this Model Registry name
     system_metrics: bool = True  # MLflow's system metrics (CPU, memory, disk, network; GPU through NVML)
     system_metrics_interval_s: float = 10.0  # seconds between system-metric samples
-    outage_wait_s: float = 900.0  # at a run's end, how long to wait for an unreachable tracking server
+    outage_wait_s: float = 900.0  # how long to wait for an unreachable tracking server: at the start, and at the end
+    journal_dir: str | None = None  # per-epoch metrics on disk until the server has them ($TEXTCLF_CACHE/journal)
     heartbeat_s: float = 30.0  # a RUNNING run silent for 4 heartbeats is ended FAILED by the next textclf start
 
 

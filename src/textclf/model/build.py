@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 from textclf.assets import Resolved, resolve
 from textclf.config import Config

@@ -10,7 +10,14 @@ import pandas as pd
 
 from textclf.errors import InputError
 from textclf.reporting import plots
-from textclf.reporting.tables import Selection, comparability_note, leaderboard, seed_noise, select_runs, write_tables
+from textclf.reporting.tables import (
+    Selection,
+    comparability_note,
+    leaderboard,
+    seed_noise,
+    select_runs,
+    write_tables,
+)
 from textclf.tracking import queries, sweep_runs
 
 

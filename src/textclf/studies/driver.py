@@ -20,11 +20,22 @@ from textclf.errors import InputError, SweepStopped
 from textclf.studies import grid, models
 from textclf.studies import workers as spread
 from textclf.studies.load import load_spec
-from textclf.studies.objective import Sweep, objective, record_trial, stop_after_failures
+from textclf.studies.objective import (
+    Sweep,
+    objective,
+    record_trial,
+    stop_after_failures,
+)
 from textclf.studies.results import finish, repeat_top, summary_text
 from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
-from textclf.studies.study import check_storage, finished_count, make_pruner, open_study, storage_url
-from textclf.tracking import liveness, provenance, queries, store, sweep_runs
+from textclf.studies.study import (
+    check_storage,
+    finished_count,
+    make_pruner,
+    open_study,
+    storage_url,
+)
+from textclf.tracking import liveness, provenance, queries, runs, store, sweep_runs
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +108,8 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     make_pruner(spec)  # Optuna's own checks of pruner_args
     base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
     uri, origin = store.resolve_uri(tracking_flag, base)
-    store.check_uri(uri, origin)
+    store.check_uri(uri, origin, wait_s=base.tracking.outage_wait_s)
+    runs.check_journal_dir(base)
     url = storage_url(spec, storage)
     check_storage(spec, url, f"--storage {url}" if storage else f"{spec.path}: study.storage {url}" if spec.storage
                   else f"the default study storage {url}")
@@ -125,7 +137,7 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
     environments = None if worker_of or (str(workers) == "1" and not gpus) else \
         spread.plan(str(workers), gpus, spread.visible_gpus())  # checked before anything exists, too
     launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`: its run is the parent
-    store.connect(plan.tracking_uri, plan.base.tracking.experiment)
+    store.connect(plan.tracking_uri, plan.base.tracking.experiment, plan.base.tracking.journal_dir)
     if worker_of:
         run_worker(Sweep(plan.spec, plan.storage_url, plan.tracking_uri, worker_of, queries.experiment_of(worker_of),
                          overrides, worker_index))

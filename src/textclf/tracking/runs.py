@@ -16,9 +16,12 @@ import mlflow
 import pandas as pd
 
 from textclf.config import Config, dump_yaml
+from textclf.errors import InputError
+from textclf.tracking.journal import Journal, check_dir
 from textclf.tracking.liveness import clear_reaped, heartbeat
 from textclf.tracking.provenance import redact
 from textclf.tracking.spool import Spool
+from textclf.tracking.sync import journal_dir
 
 EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
 
@@ -95,7 +98,8 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
     else:  # a sweep's trial inside someone's active run: MLflow nests under the active run; re-parent it
         active = mlflow.start_run(run_name=name, tags=tags, nested=True, **system)
         mlflow.set_tag("mlflow.parentRunId", parent_run_id)
-    logged, status = ActiveRun(active.info.run_id, _spool_for(active.info.run_id)), "FAILED"
+    journal = Journal(journal_dir(cfg.tracking.journal_dir), mlflow.get_tracking_uri(), active.info.run_id)
+    logged, status = ActiveRun(active.info.run_id, _spool_for(active.info.run_id, journal)), "FAILED"
     logged.spool.uncertain = bool(resume)  # the killed process may have logged epochs after its last checkpoint
     beat = heartbeat(active.info.run_id, cfg.tracking.heartbeat_s)
     try:
@@ -115,10 +119,28 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
                     logged.spool.drain(min(cfg.tracking.outage_wait_s, 30.0))
         finally:
             beat.set()
-            if status == "FINISHED":  # reaped by mistake while the server was away: it is alive after all
-                with contextlib.suppress(Exception):
-                    clear_reaped(mlflow.get_run(active.info.run_id))
-            mlflow.end_run(status)
+            _end(active.info.run_id, status, logged.spool, journal)
+
+
+def _end(run_id: str, status: str, spool: Spool, journal: Journal) -> None:
+    """End the run; values the server never confirmed stay in the journal, with the status meant, for
+    `textclf sync` (the journal goes only when nothing is pending)."""
+    if spool.pending:
+        journal.ending(status)
+    try:
+        if status == "FINISHED":  # reaped by mistake while the server was away: it is alive after all
+            with contextlib.suppress(Exception):
+                clear_reaped(mlflow.get_run(run_id))
+        mlflow.end_run(status)
+    finally:
+        journal.close(remove=not spool.pending)
+
+
+def check_journal_dir(cfg: Config) -> None:
+    """Before the run exists: runs keep unsent metrics there (journal.py)."""
+    problem = check_dir(journal_dir(cfg.tracking.journal_dir))
+    if problem:
+        raise InputError([f"{cfg.where('tracking.journal_dir')}: tracking.journal_dir: {problem}"])
 
 
 def active_run_id() -> str:
@@ -134,7 +156,7 @@ def unique_name(base: str, experiment_id: str) -> str:
     return base if not taken else f"{base} #{max(int(m.group(1) or 1) for m in taken) + 1}"
 
 
-def _spool_for(run_id: str) -> Spool:
+def _spool_for(run_id: str, journal: Journal) -> Spool:
     def send(entries):
         with _fail_fast():
             mlflow.MlflowClient().log_batch(run_id, metrics=[
@@ -145,7 +167,7 @@ def _spool_for(run_id: str) -> Spool:
             client = mlflow.MlflowClient()
             return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
 
-    return Spool(send, known)
+    return Spool(send, known, pending=list(journal.leftover), uncertain=bool(journal.leftover), journal=journal)
 
 
 @contextlib.contextmanager

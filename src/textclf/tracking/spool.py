@@ -4,8 +4,10 @@ Training never waits on the server: each epoch's metrics join the spool and one 
 a short timeout: tracking.py) sends everything pending. When an attempt fails the server may still have
 stored the batch (a timeout after the write), so before the next send the spool asks which (key, step)
 pairs the run already has and drops those: nothing is lost and nothing is logged twice. At the end of the
-run `drain` keeps trying, up to a deadline, before the final results are logged.
-No MLflow here: tracking.py passes in how to send and how to ask.
+run `drain` keeps trying, up to a deadline, before the final results are logged. With a journal
+(journal.py) every value is on disk before it is sent, until the server confirmed it: a process killed during
+an outage loses nothing (`textclf sync` replays it).
+No MLflow here: runs.py passes in how to send and how to ask.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from textclf.errors import first_line
+from textclf.tracking.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,14 @@ class Spool:
     uncertain: bool = False  # a send failed: the server may hold part of `pending`
     longest_wait_s: float = 0.0  # the longest a training-time flush blocked
     failures: int = 0
+    journal: Journal | None = None
 
     def add(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        self.pending += [(key, float(value), step, now) for key, value in metrics.items()]
+        entries = [(key, float(value), step, now) for key, value in metrics.items()]
+        if self.journal:  # on disk first: a kill during the send below loses nothing
+            self.journal.append(entries)
+        self.pending += entries
 
     def flush(self) -> bool:
         """One attempt while training (timed: `longest_wait_s`); True when nothing is left pending."""
@@ -46,17 +53,19 @@ class Spool:
     def _attempt(self, patient: bool = False) -> bool:
         """Ask what the server already has (after a failure), then send the rest. While training, a slow
         answer to the question defers the send to the next epoch, so one call costs about one timeout."""
-        start = time.perf_counter()
+        start, had = time.perf_counter(), bool(self.pending)
         try:
             if self.pending and self.uncertain:
                 have = self.known({key for key, *_ in self.pending})
                 self.pending = [e for e in self.pending if (e[0], e[2]) not in have]
                 self.uncertain = False
-                if not patient and time.perf_counter() - start > 0.3:
-                    return not self.pending
+                if not patient and time.perf_counter() - start > 0.3 and self.pending:
+                    return False
             if self.pending:
                 self.send(self.pending)
                 self.pending = []
+            if had and self.journal:  # the server has every value the journal holds
+                self.journal.confirmed()
         except Exception as e:  # the server is down, slow or refusing: keep everything, try again later
             self.uncertain, self.failures = True, self.failures + 1
             log.warning("tracking server unreachable (%s); %d metric values held locally", first_line(e),

@@ -1,0 +1,36 @@
+"""The `textclf` command: a thin layer over the library. Bad input exits 2, Ctrl-C 130, SIGTERM 143.
+Commands live in runs.py (train, sweep, report, predict) and tools.py (server, reap, sync, data, model)."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from textclf import console, interrupts
+from textclf.cli import runs, tools  # noqa: F401  (registers the commands on the group)
+from textclf.cli.base import cli
+from textclf.errors import InputError, SweepStopped, Terminated
+
+__all__ = ["cli", "main"]
+log = logging.getLogger("textclf")
+
+
+def main() -> None:
+    interrupts.install()  # Ctrl-C 130, SIGTERM 143, even when Python swallows the first KeyboardInterrupt
+    console.quiet_libraries()
+    try:
+        cli(standalone_mode=False)
+    except InputError as e:
+        for problem in e.problems:
+            click.echo(problem, err=True)
+        sys.exit(2)
+    except click.exceptions.Abort as e:  # click turns Ctrl-C (and our SIGTERM) into Abort
+        click.echo("interrupted", err=True)
+        sys.exit(143 if interrupts.pending() is Terminated or isinstance(e.__context__, Terminated) else 130)
+    except SweepStopped as e:
+        click.echo(f"sweep stopped: {e}", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)

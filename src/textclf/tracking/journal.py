@@ -1,0 +1,142 @@
+"""A run's per-epoch metrics on disk until the tracking server has them, so a process killed during an
+outage loses nothing: one JSON-lines file per run (a header naming the tracking URI and run, then one line
+per metric value), appended and fsync'd each epoch before training goes on, emptied once the server confirmed
+every (key, step), removed when the run ends with nothing pending.
+
+The writing process holds an exclusive lock on its journal for the run's whole life; the kernel drops the
+lock when the process dies, however it dies. `replay` (textclf sync, and every textclf train/sweep against
+the same tracking URI) takes only unlocked journals: those of dead processes. It sends the (key, step) pairs
+the run does not have yet (exactly once) and ends the run as the reaper would. No MLflow here: the caller
+passes in how to send, ask and end (sync.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+Entry = tuple[str, float, int, int]  # (key, value, step, timestamp in ms), as spool.py
+
+
+def default_dir() -> Path:
+    """Beside the token cache: $TEXTCLF_CACHE/journal, else ~/.cache/textclf/journal."""
+    return Path(os.environ.get("TEXTCLF_CACHE") or Path.home() / ".cache" / "textclf") / "journal"
+
+
+def check_dir(directory: Path) -> str | None:
+    """Why runs could not keep a journal there, or None."""
+    if directory.exists() and not directory.is_dir():
+        return f"{directory} is a file; name a directory"
+    existing = next(p for p in (directory, *directory.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"{directory} cannot be created ({existing} is not a writable directory); name a writable directory"
+    return None
+
+
+class Journal:
+    """The open, locked journal of one running run."""
+
+    def __init__(self, directory: Path, tracking_uri: str, run_id: str):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{run_id}.jsonl"
+        self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (open for the run's life)
+        fcntl.flock(self._file, fcntl.LOCK_EX)  # waits only while a replay of a resumed run's journal runs
+        self._file.seek(0)
+        _, self.leftover, _ = _parse(self._file.read().splitlines())  # a resumed run's unsent values
+        self._file.seek(0)
+        self._file.truncate()
+        self._write([{"uri": tracking_uri, "run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                      "created": time.time()}])
+        self.append(self.leftover)
+
+    def append(self, entries: list[Entry]) -> None:
+        """Durable before training goes on: written, flushed and fsync'd."""
+        if entries:
+            self._write([list(e) for e in entries])
+
+    def confirmed(self) -> None:
+        """The server has every value written so far: keep only the header."""
+        self._file.seek(0)
+        first = self._file.readline()
+        self._file.truncate(len(first.encode("utf-8")))
+        self._file.seek(0, os.SEEK_END)
+        os.fsync(self._file.fileno())
+
+    def ending(self, status: str) -> None:
+        """How the run meant to end, for a replay after this process could not tell the server."""
+        self._write([{"end": status}])
+
+    def close(self, remove: bool) -> None:
+        if remove:
+            self.path.unlink(missing_ok=True)
+        self._file.close()  # releases the lock
+
+    def _write(self, lines: list) -> None:
+        self._file.seek(0, os.SEEK_END)
+        self._file.write("".join(json.dumps(line) + "\n" for line in lines))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+
+@dataclass
+class Replayed:
+    run_id: str
+    path: Path
+    sent: int  # values the server did not have
+    already: int  # values it had (sent before the process died)
+    end: str | None  # the status the process meant to end with, if it got that far
+
+
+def unlocked(directory: Path, tracking_uri: str) -> Iterator[tuple[Path, dict, list[Entry], str | None, object]]:
+    """The journals of dead processes that logged to `tracking_uri`, each locked while the caller replays it:
+    (path, header, entries, intended end status, open file). Unreadable lines (a torn last write) are skipped."""
+    for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its process is alive
+            header, entries, end = _parse(f.read().splitlines())
+            if header and header.get("uri") == tracking_uri and path.exists():
+                yield path, header, entries, end, f
+
+
+def _parse(lines: list[str]) -> tuple[dict | None, list[Entry], str | None]:
+    header, entries, end = None, [], None
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(item, dict) and "uri" in item:
+            header = item
+        elif isinstance(item, dict) and "end" in item:
+            end = item["end"]
+        elif isinstance(item, list) and len(item) == 4:
+            entries.append((str(item[0]), float(item[1]), int(item[2]), int(item[3])))
+    return header, entries, end
+
+
+def replay(directory: Path, tracking_uri: str, send: Callable[[str, list[Entry]], None],
+           known: Callable[[str, set[str]], set[tuple[str, int]] | None],
+           end: Callable[[str, str | None, int], None]) -> list[Replayed]:
+    """Replay every dead process's journal for `tracking_uri`: send what the run lacks, end it, remove the
+    journal. `known` returns None for a run the server no longer has (its journal is dropped)."""
+    done = []
+    for path, header, entries, intended, _ in unlocked(directory, tracking_uri):
+        run_id = header["run_id"]
+        have = known(run_id, {key for key, *_ in entries})
+        if have is not None:
+            missing = list({(e[0], e[2]): e for e in entries if (e[0], e[2]) not in have}.values())
+            if missing:
+                send(run_id, missing)
+            end(run_id, intended, len(missing))
+            done.append(Replayed(run_id, path, len(missing), len(entries) - len(missing), intended))
+        path.unlink(missing_ok=True)
+    return done
