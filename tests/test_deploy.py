@@ -45,3 +45,24 @@ def test_the_slurm_array_runs_one_gpu_per_task_on_one_study():
     args = line.removeprefix("srun textclf ").replace('"$spec"', "sweeps/imdb_search.yaml").replace(
         '"$OPTUNA_STORAGE"', "postgresql://db/optuna").replace('"${SLURM_ARRAY_TASK_ID:-0}"', "2").split()
     parses_as_a_sweep(args)
+
+
+def test_the_tls_proxy_example_fronts_a_loopback_server_with_logins():
+    import re
+    import shlex
+
+    text = (ROOT / "deploy" / "Caddyfile").read_text()
+    [command] = [line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#   textclf server")]
+    args = shlex.split(command)[2:]
+    context = cli.commands["server"].make_context("server", args)  # parsed by click, not run
+    assert context.params["auth"] and context.params["host"] == "127.0.0.1"
+    [target] = re.findall(r"reverse_proxy (\S+)", text)
+    assert target == f"127.0.0.1:{context.params['port']}"
+    assert "server" in pyproject_extras() and any(d.startswith("mlflow[auth]") for d in pyproject_extras()["server"])
+    assert ".[postgres,server]" in (ROOT / "deploy" / "Dockerfile").read_text()
+
+
+def pyproject_extras() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

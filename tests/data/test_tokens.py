@@ -29,7 +29,14 @@ def test_sliced_cache_equals_tokenizing_at_the_shorter_length(tokenizer, tmp_pat
 
 def bpe_tokenizer(corpus: list[str]):
     """A RoBERTa-style tokenizer built in-process: byte-level BPE trained on `corpus`, <s> ... </s>."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())

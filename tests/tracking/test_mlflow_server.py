@@ -28,3 +28,48 @@ def test_a_run_logged_to_a_real_server(cli, tiny_overrides, server):
                          "--json", "great superb film")
     assert code == 0, err
     assert json.loads(out)["label"] == "pos"
+
+
+def test_a_command_waits_for_a_tracking_server_that_is_still_starting(tmp_path, caplog):
+    """Sweep workers especially start before (or while) the server restarts: they wait, with backoff and one
+    line per attempt, up to tracking.outage_wait_s."""
+    import threading
+    import time
+
+    from textclf.tracking import server as servers
+    from textclf.tracking import store
+
+    port, started = servers.free_port(), {}
+    url = f"http://127.0.0.1:{port}"
+
+    def start_later():
+        time.sleep(3)
+        started["proc"], _ = servers.start(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "art",
+                                           tmp_path / "server.log", port=port)
+
+    starter = threading.Thread(target=start_later)
+    starter.start()
+    try:
+        begin = time.monotonic()
+        store.check_uri(url, f"--tracking-uri {url}", wait_s=120)
+        waited = time.monotonic() - begin
+    finally:
+        starter.join()
+        servers.stop(started["proc"])
+    lines = [r.getMessage() for r in caplog.records if "not answering" in r.getMessage()]
+    assert waited >= 3 and len(lines) >= 2
+    assert lines[0].startswith(f"tracking server {url} not answering (") and "attempt 1, next in 2 s" in lines[0]
+    assert all("giving up after 120 s (tracking.outage_wait_s; Ctrl-C stops)" in line for line in lines)
+
+
+def test_a_server_that_never_comes_is_one_line_after_the_wait(tmp_path):
+    from textclf.errors import InputError
+    from textclf.tracking import server as servers
+    from textclf.tracking import store
+
+    url = f"http://127.0.0.1:{servers.free_port()}"
+    with pytest.raises(InputError) as e:
+        store.check_uri(url, f"--tracking-uri {url}", wait_s=5)
+    [line] = e.value.problems
+    assert line.startswith(f"--tracking-uri {url}: no MLflow tracking server answered GET {url}/health")
+    assert "for 2 s (tracking.outage_wait_s); start one (textclf server) or fix the URI" in line
