@@ -11,10 +11,7 @@ import datasets
 import pandas as pd
 import pytest
 from conftest import sentiment_frame
-
-from textclf.config import load_config
-from textclf.data import load_splits
-from textclf.errors import InputError
+from test_data import problems_of, splits_of
 
 FEATURES = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
 
@@ -28,16 +25,6 @@ def frames() -> dict[str, pd.DataFrame]:
 def dataset_dict() -> datasets.DatasetDict:
     return datasets.DatasetDict({s: datasets.Dataset.from_pandas(f, features=FEATURES, preserve_index=False)
                                  for s, f in frames().items()})
-
-
-def splits_of(path, *overrides):
-    return load_splits(load_config(None, [f"data.name={path}", *overrides]))
-
-
-def problems_of(path, *overrides) -> list[str]:
-    with pytest.raises(InputError) as e:
-        splits_of(path, *overrides)
-    return e.value.problems
 
 
 WRITERS = {  # one split per file; the rows of frames() in every format
