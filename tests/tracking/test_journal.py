@@ -60,6 +60,21 @@ def test_a_live_writer_s_journal_is_never_replayed_and_a_dead_one_s_exactly_once
     live.close(remove=True)
 
 
+def test_a_dead_journal_with_nothing_unsent_is_removed_and_its_run_left_to_the_reaper(tmp_path):
+    """A worker killed while the server was fine: its run ends by the heartbeat reaper ("no heartbeat"), not
+    by a replay that has nothing to replay."""
+    empty = Journal(tmp_path, "u", "sent-everything")
+    empty._file.close()
+    stored = Journal(tmp_path, "u", "stored-before-the-kill")
+    stored.append([("val_loss", 0.5, 1, 0)])
+    stored._file.close()
+    ended = []
+    done = replay(tmp_path, "u", None, lambda run, keys: {("val_loss", 1)}, lambda *a: ended.append(a))
+    assert ended == [] and sorted((d.run_id, d.ended) for d in done) == [("sent-everything", False),
+                                                                          ("stored-before-the-kill", False)]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_torn_last_line_is_skipped(tmp_path):
     journal = Journal(tmp_path, "u", "torn")
     journal.append([("train_loss", 1.0, 1, 0)])

@@ -70,8 +70,8 @@ def sync_cmd(tracking_uri, journal_dir) -> None:
     store.connect_read(uri, f"sync: {origin}")
     done = sync.sync(uri, sync.journal_dir(journal_dir))
     for item in done:
-        click.echo(f"run {item.run_id}: {item.sent} metric values sent, {item.already} already there; "
-                   f"ended {item.end or 'FAILED'}")
+        ended = f"ended {item.end or 'FAILED'}" if item.ended else "nothing was unsent (the heartbeat reaper ends it)"
+        click.echo(f"run {item.run_id}: {item.sent} metric values sent, {item.already} already there; {ended}")
     if not done:
         click.echo(f"nothing to sync for {uri} in {sync.journal_dir(journal_dir)}")
 

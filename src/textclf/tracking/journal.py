@@ -91,6 +91,7 @@ class Replayed:
     sent: int  # values the server did not have
     already: int  # values it had (sent before the process died)
     end: str | None  # the status the process meant to end with, if it got that far
+    ended: bool  # whether the replay ended the run (else nothing was unsent: the heartbeat reaper ends it)
 
 
 def unlocked(directory: Path, tracking_uri: str) -> Iterator[tuple[Path, dict, list[Entry], str | None, object]]:
@@ -126,8 +127,9 @@ def _parse(lines: list[str]) -> tuple[dict | None, list[Entry], str | None]:
 def replay(directory: Path, tracking_uri: str, send: Callable[[str, list[Entry]], None],
            known: Callable[[str, set[str]], set[tuple[str, int]] | None],
            end: Callable[[str, str | None, int], None]) -> list[Replayed]:
-    """Replay every dead process's journal for `tracking_uri`: send what the run lacks, end it, remove the
-    journal. `known` returns None for a run the server no longer has (its journal is dropped)."""
+    """Replay every dead process's journal for `tracking_uri`: send what the run lacks, end it (when it had
+    unsent values or had said how it ends), remove the journal. `known` returns None for a run the server no
+    longer has (its journal is dropped)."""
     done = []
     for path, header, entries, intended, _ in unlocked(directory, tracking_uri):
         run_id = header["run_id"]
@@ -136,7 +138,9 @@ def replay(directory: Path, tracking_uri: str, send: Callable[[str, list[Entry]]
             missing = list({(e[0], e[2]): e for e in entries if (e[0], e[2]) not in have}.values())
             if missing:
                 send(run_id, missing)
-            end(run_id, intended, len(missing))
-            done.append(Replayed(run_id, path, len(missing), len(entries) - len(missing), intended))
+            ended = bool(missing or intended)  # a kill with nothing unsent is the heartbeat reaper's business
+            if ended:
+                end(run_id, intended, len(missing))
+            done.append(Replayed(run_id, path, len(missing), len(entries) - len(missing), intended, ended))
         path.unlink(missing_ok=True)
     return done

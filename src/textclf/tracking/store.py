@@ -117,7 +117,7 @@ def connect(uri: str, experiment: str, journal_dir: str | None = None) -> None:
     that died during an outage (sync.py) and end the runs of processes that died (kill -9)."""
     mlflow.set_tracking_uri(uri)
     try:
-        for item in sync(uri, sync_dir(journal_dir)):
+        for item in (i for i in sync(uri, sync_dir(journal_dir)) if i.ended):
             log.warning("run %s: %d metric values replayed from %s (%d were already logged); ended it %s",
                         item.run_id, item.sent, item.path, item.already, item.end or "FAILED")
     except Exception as e:  # a new run need not wait for an old one's metrics

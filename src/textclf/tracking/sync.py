@@ -41,8 +41,8 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
         return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
 
     def end(run_id: str, intended: str | None, sent: int) -> None:
-        reason = (f"the process died (killed, or its machine was lost) during a tracking outage; {sent} metric "
-                  f"values replayed from its journal by textclf sync")
+        reason = (f"the process died (killed, or its machine was lost) with {sent} metric values the tracking "
+                  f"server did not have; replayed from its journal by textclf sync")
         if intended in ("KILLED", "FINISHED"):
             if client.get_run(run_id).info.status == "RUNNING":
                 client.set_terminated(run_id, intended)
