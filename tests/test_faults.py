@@ -162,3 +162,27 @@ def test_a_live_run_reaped_by_mistake_still_ends_finished_without_the_error(tmp_
         assert mlflow.MlflowClient().get_run(active.run_id).info.status == "FAILED"
     run = mlflow.MlflowClient().get_run(active.run_id)
     assert run.info.status == "FINISHED" and "textclf.error" not in run.data.tags
+
+
+def test_two_processes_reaping_the_same_dead_run_at_once_both_go_on(tmp_path, monkeypatch):
+    """Three sweep workers start together after a kill -9 and all reap the dead run: on SQLite the second
+    insert of the error tag fails (UNIQUE tags.key, run_uuid; CI saw a worker exit 1 on it). The reaper that
+    loses the race must go on, and the run ends FAILED once with the winner's reason."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store.connect(mlflow.get_tracking_uri(), "race")
+    run_id = mlflow.MlflowClient().create_run(mlflow.get_experiment_by_name("race").experiment_id).info.run_id
+    real_set_tag = mlflow.MlflowClient.set_tag
+
+    def other_reaper_first(self, rid, key, value, *args, **kwargs):
+        if key == "textclf.error":  # the other process inserted its tag between our status check and ours
+            real_set_tag(self, rid, key, "no heartbeat for 9 s: the other reaper", *args, **kwargs)
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: tags.key, tags.run_uuid")
+        return real_set_tag(self, rid, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_tag", other_reaper_first)
+    assert liveness.end_dead(run_id, "no heartbeat for 8 s: this reaper") is False
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.data.tags["textclf.error"] == "no heartbeat for 9 s: the other reaper"
+    assert run.info.status == "FAILED"  # ended by whichever reaper gets there; ending twice is harmless

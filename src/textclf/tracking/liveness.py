@@ -7,6 +7,7 @@ import threading
 import time
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 HEARTBEAT, HEARTBEAT_S, REAPED = "textclf.heartbeat", "textclf.heartbeat_s", "no heartbeat"
 
@@ -48,18 +49,27 @@ def reap(experiment: str, now: float | None = None) -> list[str]:
     for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
         last, every = run.data.tags.get(HEARTBEAT), run.data.tags.get(HEARTBEAT_S)
         if last and every and now - float(last) > 4 * float(every):
-            end_dead(run.info.run_id, f"{REAPED} for {now - float(last):.0f} s: the process died (killed, "
-                                      f"or its machine was lost)")
-            reaped.append(run.info.run_id)
+            if end_dead(run.info.run_id, f"{REAPED} for {now - float(last):.0f} s: the process died (killed, "
+                                         f"or its machine was lost)"):
+                reaped.append(run.info.run_id)
     return reaped
 
 
 def end_dead(run_id: str, reason: str) -> bool:
-    """A run whose process is gone: FAILED with the reason, if it is still RUNNING."""
+    """A run whose process is gone: FAILED with the reason, if it is still RUNNING. False when it was not,
+    or when another process reaping it at the same moment wrote its reason first."""
     client = mlflow.MlflowClient()
     if client.get_run(run_id).info.status != "RUNNING":
         return False
-    client.set_tag(run_id, "textclf.error", reason)
+    try:
+        client.set_tag(run_id, "textclf.error", reason)
+    except MlflowException:
+        # workers starting together all reap the same dead run; on SQLite the second insert of the tag is
+        # a UNIQUE violation. The winner's reason stands; anything else is a real error.
+        if "textclf.error" not in client.get_run(run_id).data.tags:
+            raise
+        client.set_terminated(run_id, "FAILED")  # idempotent: the winner may not have got this far yet
+        return False
     client.set_terminated(run_id, "FAILED")
     return True
 
