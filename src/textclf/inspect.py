@@ -36,6 +36,8 @@ def inspect_data(cfg: Config, backbone: Backbone, max_lengths: Sequence[int],
         "exact duplicates within a split": duplicates(frames),
         "texts shared across splits": shared_texts(frames),
         "label names found in the text": label_leaks(frames, names),
+        "other label columns leading the text": leading_columns(source, present, cfg.data.text_column,
+                                                                cfg.data.label_column),
     }
 
 
@@ -102,6 +104,23 @@ def label_leaks(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.D
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def leading_columns(source, splits: Sequence[str], text: str, label: str) -> pd.DataFrame:
+    """How often a text starts with its row's value of another label-like column (TREC's `COARSE:fine` keeps
+    'fine'): notebook 003's parser left the fine label as the first word, so the coarse label is readable."""
+    rows = {}
+    for split in splits:
+        frame = source.splits[split]
+        first = frame[text].astype(str).str.split().str[0].str.lower()
+        for column in frame.columns:
+            if column in (text, label) or not pd.api.types.is_string_dtype(frame[column]):
+                continue
+            values = frame[column].astype(str).str.rsplit(":", n=1).str[-1].str.lower()
+            rows[f"{split}: {column}"] = {"texts starting with it": float((first == values).mean())}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["texts starting with it"])
+    table["LEAK"] = table["texts starting with it"] >= 0.9
+    return table if rows else pd.DataFrame({"note": ["no other text columns to check"]})
+
+
 def findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     """The lines worth acting on: leaked labels, texts shared across splits, conflicting labels."""
     lines = []
@@ -109,6 +128,11 @@ def findings(tables: dict[str, pd.DataFrame]) -> list[str]:
         if row.get("LEAK"):
             lines.append(f"LEAK: {row['own label name']:.0%} of {split} texts contain their own label name "
                          f"(raw TREC lines start with it): the model can read the answer")
+    for where, row in tables.get("other label columns leading the text", pd.DataFrame()).iterrows():
+        if row.get("LEAK"):
+            split, column = where.split(": ")
+            lines.append(f"LEAK: {row['texts starting with it']:.0%} of {split} texts start with their {column} "
+                         f"(notebook 003's TREC parse): the model can read the answer; use data.trec_parse=clean")
     for pair, row in tables["texts shared across splits"].iterrows():
         if row.get("texts in both", 0) > 0:
             lines.append(f"{row['texts in both']} texts appear in both {pair}")

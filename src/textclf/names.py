@@ -43,6 +43,7 @@ def run_name(cfg: Config) -> str:
     if m.freeze != ("full",):
         parts.append("freeze=" + value_text(m.freeze))
     parts += [f"head={m.head}"] * (m.head != "auto") + [f"peft={m.peft}"] * (m.peft != "none")
+    parts += ["from-scratch"] * (m.init == "random")
     return " ".join(parts)
 
 

@@ -71,3 +71,35 @@ def test_inspect_cli_prints_tables_and_writes_json(cli, tiny_model, tiny_data, t
 def test_inspect_cli_rejects_bad_lengths(cli, tiny_model, tiny_data):
     code, _, err = cli("data", "inspect", "--data", tiny_data, "--model", tiny_model, "--max-length", "8,x")
     assert code == 2 and err.strip() == "--max-length: expected comma-separated integers, got '8,x'"
+
+
+def test_notebook_trec_parse_leaks_the_fine_label_and_inspect_flags_it(tiny_model, assets):
+    """Notebook 003's parser on the real TREC train_2000 lines: the fine label ('manner') becomes the text's
+    first word. The clean default keeps the question only; inspect flags the leak in the notebook parse."""
+    from textclf.data.splits import load_source
+
+    common = ["data.name=trec", "data.label_column=coarse_label", "data.train_split=train_2000",
+              "data.label_names=[]"]
+    clean = load_source(load_config(None, common)).splits["train_2000"]
+    leaky = load_source(load_config(None, [*common, "data.trec_parse=notebook"])).splits["train_2000"]
+    assert clean.text[0] == "How did serfdom develop in and then leave Russia ?"
+    assert leaky.text[0] == "manner how did serfdom develop in and then leave russia ?"
+    colon = clean.text.str.contains(":").idxmax()  # the notebook split on every ':', dropping the rest
+    assert leaky.text[colon] == clean.fine_name[colon].split(":")[1] + " " + \
+        clean.text[colon].split(":")[0].lower()[:-1]
+    tables = tables_for(tiny_model, "trec", *common[1:], "data.trec_parse=notebook", "data.split=provided")
+    assert tables["other label columns leading the text"].loc["train_2000: fine_name", "LEAK"]
+    assert any("LEAK: 100% of train_2000 texts start with their fine_name" in line for line in findings(tables))
+    clean_tables = tables_for(tiny_model, "trec", *common[1:], "data.split=provided")
+    assert not clean_tables["other label columns leading the text"]["LEAK"].any()
+    assert not any(line.startswith("LEAK") for line in findings(clean_tables))
+
+
+def test_notebook_trec_parse_refuses_data_without_fine_labels(tiny_data):
+    import pytest
+
+    from textclf.data.splits import load_source
+    from textclf.errors import InputError
+
+    with pytest.raises(InputError, match="data.trec_parse: notebook needs TREC rows"):
+        load_source(load_config(None, [f"data.name={tiny_data}", "data.trec_parse=notebook"]))

@@ -115,7 +115,7 @@ def test_unsupported_families_are_named(tiny_families):
 
 def test_frozen_parameters_get_no_gradient_and_no_optimizer_slot(tiny_families):
     from textclf.config import TrainConfig
-    from textclf.training.loop import make_optimizer
+    from textclf.training.optim import make_optimizer
 
     model = build(tiny_families["bert"], "model.freeze=top1")
     batch = torch.randint(5, 28, (4, 9))

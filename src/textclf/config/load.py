@@ -130,6 +130,8 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         elif isinstance(value, int) and not isinstance(value, bool):
             value = [value]
+        elif isinstance(value, dict) and item is str:  # model.config: {num_hidden_layers: 4} means [num_hidden_layers=4]
+            value = [f"{k}={v}" for k, v in value.items()]
         if item is int and raw and isinstance(value, list):
             value = [int(v) if v.lstrip("-").isdigit() else v for v in value]
         if not isinstance(value, list | tuple) or not all(type(v) is item for v in value):
@@ -156,7 +158,7 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
 def validate(cfg: Config) -> list[tuple[str, str]]:
     """Every invalid value as (key, problem)."""
     d, m, t = cfg.data, cfg.model, cfg.train
-    checks = [
+    checks = _train_checks(t) + [
         ("data.name", d.name.strip() != "", "must not be empty"),
         ("data.label_column", d.label_column != d.text_column, "must differ from data.text_column"),
         ("data.label_names", len(set(d.label_names)) == len(d.label_names), "names must be unique"),
@@ -172,22 +174,14 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("model.peft", m.peft == "none" or m.head == "auto", "works with model.head=auto only"),
         ("model.peft", m.peft == "none" or m.freeze == ("full",),
          "freezes the backbone itself; leave model.freeze at full"),
+        ("model.config", not m.config or m.init == "random",
+         "changes the architecture, so pretrained weights would not fit; set model.init=random"),
+        ("model.config", all("=" in item and item.split("=")[0].strip() for item in m.config),
+         "must be key=value items, e.g. [num_hidden_layers=4, hidden_size=256]"),
         ("model.lora_r", m.lora_r >= 1, "must be >= 1"),
         ("model.lora_alpha", m.lora_alpha >= 1, "must be >= 1"),
         ("model.lora_dropout", 0 <= m.lora_dropout < 1, "must be in [0, 1)"),
         ("model.prefix_length", m.prefix_length >= 1, "must be >= 1"),
-        ("train.epochs", t.epochs >= 1, "must be >= 1"),
-        ("train.batch_size", t.batch_size >= 1, "must be >= 1"),
-        ("train.grad_accum_steps", t.grad_accum_steps >= 1, "must be >= 1"),
-        ("train.eval_batch_size", t.eval_batch_size >= 1, "must be >= 1"),
-        ("train.learning_rate", 0 < t.learning_rate < 1, "must be in (0, 1), e.g. 5e-5"),
-        ("train.weight_decay", t.weight_decay >= 0, "must be >= 0"),
-        ("train.warmup_ratio", 0 <= t.warmup_ratio < 1, "must be in [0, 1)"),
-        ("train.max_grad_norm", t.max_grad_norm >= 0, "must be >= 0 (0 disables clipping)"),
-        ("train.patience", t.patience >= 0, "must be >= 0 (0 disables early stopping)"),
-        ("train.device", re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device) is not None,
-         "must be auto, cpu, cuda, cuda:N or mps"),
-        ("train.num_workers", t.num_workers >= 0, "must be >= 0"),
         ("tracking.experiment", cfg.tracking.experiment.strip() != "", "must not be empty"),
         ("tracking.outage_wait_s", cfg.tracking.outage_wait_s >= 0, "must be >= 0"),
         ("tracking.heartbeat_s", cfg.tracking.heartbeat_s >= 1, "must be >= 1 (seconds)"),
@@ -203,6 +197,27 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         if size is not None and not (0 < size < 1 or (size >= 1 and float(size).is_integer())):
             problems.append((key, f"must be a fraction in (0, 1) or a whole row count >= 1, got {size!r}"))
     return problems
+
+
+def _train_checks(t) -> list[tuple[str, bool, str]]:
+    return [
+        ("train.epochs", t.epochs >= 1, "must be >= 1"),
+        ("train.batch_size", t.batch_size >= 1, "must be >= 1"),
+        ("train.grad_accum_steps", t.grad_accum_steps >= 1, "must be >= 1"),
+        ("train.eval_batch_size", t.eval_batch_size >= 1, "must be >= 1"),
+        ("train.learning_rate", 0 < t.learning_rate < 1, "must be in (0, 1), e.g. 5e-5"),
+        ("train.weight_decay", t.weight_decay >= 0, "must be >= 0"),
+        ("train.warmup_ratio", 0 <= t.warmup_ratio < 1, "must be in [0, 1)"),
+        ("train.adam_beta1", 0 <= t.adam_beta1 < 1, "must be in [0, 1)"),
+        ("train.adam_beta2", 0 <= t.adam_beta2 < 1, "must be in [0, 1)"),
+        ("train.adam_eps", 0 < t.adam_eps < 1, "must be in (0, 1), e.g. 1e-8"),
+        ("train.min_delta", t.min_delta >= 0, "must be >= 0"),
+        ("train.max_grad_norm", t.max_grad_norm >= 0, "must be >= 0 (0 disables clipping)"),
+        ("train.patience", t.patience >= 0, "must be >= 0 (0 disables early stopping)"),
+        ("train.device", re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device) is not None,
+         "must be auto, cpu, cuda, cuda:N or mps"),
+        ("train.num_workers", t.num_workers >= 0, "must be >= 0"),
+    ]
 
 
 def loggable(flat: dict[str, Any]) -> list[tuple[str, str]]:

@@ -32,6 +32,9 @@ class DataConfig:
     test_size: float | None = None  # pool/subset: like val_size (None = 0.1); provided: test subsample (None = all)
     max_length: int = 128  # tokens per text including [CLS]/[SEP]; at most the model's position limit
     seed: int = 42  # split seed, separate from train.seed so one split serves many runs
+    # TREC: clean (the question only) | notebook: notebook 003's parser, which leaves the fine label ("manner")
+    # as the first word of every text: a leak, kept only to demonstrate it (`textclf data inspect` flags it)
+    trec_parse: Literal["clean", "notebook"] = "clean"
     token_cache: bool = True  # token ids cached on disk ($TEXTCLF_CACHE, else ~/.cache/textclf)
 
     def pool_test_size(self) -> float:
@@ -41,6 +44,11 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "all-MiniLM-L6-v2"  # $TEXTCLF_ASSETS/models/<name>, a local directory, or a hub id
+    # random: the checkpoint's architecture and tokenizer with fresh weights (training from scratch)
+    init: Literal["pretrained", "random"] = "pretrained"
+    # with init=random: overrides of the architecture in the checkpoint's own config names, e.g. for BERT
+    # [num_hidden_layers=12, hidden_size=512, num_attention_heads=8, intermediate_size=2048]; YAML may use a mapping
+    config: tuple[str, ...] = ()
     # what trains: presets (full, head_only, embeddings+layer0, top{k}, bottom{k}, attention_only, ffn_only,
     # layernorm_only, bias_only) and/or parameter-name patterns ('*.layer.11.*'); the head always trains
     freeze: tuple[str, ...] = ("full",)
@@ -65,11 +73,20 @@ class TrainConfig:
     batch_size: int = 16  # sequences per forward pass (micro-batch)
     grad_accum_steps: int = 1  # optimizer step every N micro-batches
     eval_batch_size: int = 64
-    learning_rate: float = 5e-5  # peak AdamW learning rate
+    learning_rate: float = 5e-5  # peak learning rate
+    optimizer: Literal["adamw", "adam"] = "adamw"  # adam: torch Adam, weight_decay as a coupled L2 term
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999  # notebook 003's from-scratch encoder: 0.98
+    adam_eps: float = 1e-8  # notebook 003: 1e-9
     weight_decay: float = 0.01  # never applied to biases or LayerNorm weights
-    warmup_ratio: float = 0.1  # fraction of optimizer steps with linear warmup; then linear decay to 0
+    schedule: Literal["linear", "constant", "cosine"] = "linear"  # after warmup: decay to 0, none, or cosine to 0
+    warmup_ratio: float = 0.1  # fraction of optimizer steps with linear warmup from 0; 0 = none
     max_grad_norm: float = 1.0  # gradient clipping; 0 disables
-    patience: int = 2  # epochs without val-loss improvement before stopping; 0 = never stop early
+    # what early stopping watches and which epoch's weights are kept: val_loss (lowest; the objective is then
+    # "val accuracy at min val loss") or val_accuracy (highest, as notebook 003)
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    min_delta: float = 0.0  # an epoch improves on the best only by more than this
+    patience: int = 2  # epochs without improvement of the monitored value before stopping; 0 = never stop early
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 or fp16 autocast on GPU, fp32 on CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 42  # model head init, batch order, dropout

@@ -51,7 +51,26 @@ def load_source(cfg: Config) -> Source:
     resolved = resolve(cfg.data.name, "data")
     if isinstance(resolved, str):
         raise InputError([f"{cfg.where('data.name')}: data.name: {resolved}"])
-    return read_source(resolved)
+    source = read_source(resolved)
+    if cfg.data.trec_parse == "notebook":
+        notebook_trec_texts(source, cfg.where("data.trec_parse"))
+    return source
+
+
+FINE_COLUMNS = ("fine_name", "fine_label")  # TREC's `COARSE:fine` label: the parquet mirror's, the .label parser's
+
+
+def notebook_trec_texts(source: Source, where: str) -> None:
+    """Notebook 003's parse of each raw line `COARSE:fine words ... ?`: the second ':'-piece, lowercased, last
+    character cut. It keeps the fine label as the first word (and drops anything after a later ':')."""
+    for split, frame in source.splits.items():
+        fine = next((c for c in FINE_COLUMNS if c in frame and frame[c].astype(str).str.contains(":").all()), None)
+        if fine is None:
+            raise InputError([f"{where}: data.trec_parse: notebook needs TREC rows with a `COARSE:fine` label "
+                              f"column ({' or '.join(FINE_COLUMNS)}); {source.files[split]} has none. Use "
+                              f"data.trec_parse=clean for other data"])
+        lines = frame[fine].astype(str) + " " + frame["text"] + "\n"  # the line as the notebook read it
+        source.splits[split] = frame.assign(text=lines.map(lambda line: line.split(":")[1].lower()[:-1]))
 
 
 def load_splits(cfg: Config, source: Source | None = None) -> Splits:

@@ -1,15 +1,20 @@
 """Load a tokenizer and a sequence-classification model from a local path, the mirror, or the hub.
 
 Only safetensors weights are loaded and no remote code runs. A checkpoint whose head has another label
-count is re-headed (e.g. a 3-class sentiment model fine-tuned on 2-class IMDB).
+count is re-headed (e.g. a 3-class sentiment model fine-tuned on 2-class IMDB). `model.init: random` keeps
+the checkpoint's architecture (with `model.config` overrides) and tokenizer but none of its weights; position
+embeddings are then the family's own learned table (BERT-style models have no sinusoidal option; DistilBERT's
+config has `sinusoidal_pos_embds`).
 """
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import dataclass
 
 import torch
 import transformers
+import yaml
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -55,6 +60,8 @@ def load_backbone(cfg: Config) -> Backbone:
     except (OSError, ValueError, KeyError) as e:
         raise InputError([f"{where}: model.name: cannot load {_describe(resolved)} as a transformers "
                           f"checkpoint ({first_line(e, 300)})"]) from None
+    if cfg.model.config:
+        config = architecture(config, cfg.model.config, cfg.where("model.config"))
     backbone = Backbone(resolved.location, config, tokenizer)
     room = backbone.max_length() - (cfg.model.prefix_length if cfg.model.peft == "prompt" else 0)
     if cfg.model.peft == "prompt" and cfg.data.max_length > room:
@@ -67,19 +74,46 @@ def load_backbone(cfg: Config) -> Backbone:
     return backbone
 
 
+def architecture(config: transformers.PretrainedConfig, overrides: tuple[str, ...],
+                 where: str) -> transformers.PretrainedConfig:
+    """The checkpoint's config with `model.config` overrides (its own names, values of the same type);
+    every unknown name or mistyped value is one problem."""
+    known, changes, problems = config.to_dict(), {}, []
+    for item in overrides:
+        key, _, text = (part.strip() for part in item.partition("="))
+        value = yaml.safe_load(text) if text else None
+        if key not in known:
+            near = difflib.get_close_matches(key, list(known), n=1)
+            problems.append(f"{where}: model.config: {key} is not in the {config.model_type} config"
+                            f"{f'; did you mean {near[0]}?' if near else ''}")
+        elif type(value) is not type(known[key]) and not (isinstance(known[key], float) and type(value) is int):
+            problems.append(f"{where}: model.config: {key} must be {type(known[key]).__name__} like the "
+                            f"checkpoint's {known[key]!r}, got {text!r}")
+        else:
+            changes[key] = value
+    merged = type(config).from_dict({**known, **changes})
+    hidden, heads = (getattr(merged, k, None) for k in ("hidden_size", "num_attention_heads"))
+    if not problems and hidden and heads and hidden % heads:
+        problems.append(f"{where}: model.config: hidden_size {hidden} is not divisible by num_attention_heads "
+                        f"{heads}; pick sizes with hidden_size a multiple of the head count")
+    if problems:
+        raise InputError(problems)
+    return merged
+
+
 def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Config) -> torch.nn.Module:
     """The classifier `cfg.model` asks for, with only the chosen parameters trainable."""
     m = cfg.model
     transformers.utils.logging.disable_progress_bar()
     if m.head == "auto":
-        model = _load(AutoModelForSequenceClassification, backbone, num_labels=len(label_names),
+        model = _load(AutoModelForSequenceClassification, backbone, m.init, num_labels=len(label_names),
                       id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
                       ignore_mismatched_sizes=True)
     else:
         spec = {"head": m.head, "pooling": m.pooling, "dropout": m.head_dropout, "mlp_hidden": m.mlp_hidden,
                 "cnn_channels": m.cnn_channels, "cnn_kernels": list(m.cnn_kernels),
                 "num_labels": len(label_names), "label_names": list(label_names)}
-        model = TextClassifier(_load(AutoModel, backbone), spec)
+        model = TextClassifier(_load(AutoModel, backbone, m.init), spec)
     if m.peft != "none":
         return peft_tuning.wrap(model, m, cfg.where("model.peft"))
     try:
@@ -93,7 +127,12 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Conf
     return model
 
 
-def _load(auto_class, backbone: Backbone, **kwargs) -> torch.nn.Module:
+def _load(auto_class, backbone: Backbone, init: str, **kwargs) -> torch.nn.Module:
+    if init == "random":  # the architecture only: every weight fresh, drawn from the run's seeded generator
+        kwargs.pop("ignore_mismatched_sizes", None)
+        config = type(backbone.config).from_dict({**backbone.config.to_dict(), **kwargs})
+        log.info("model.init=random: %s trains from scratch", backbone.location)
+        return auto_class.from_config(config, dtype=torch.float32)
     try:
         model, info = auto_class.from_pretrained(
             backbone.location, use_safetensors=True, trust_remote_code=False, output_loading_info=True,

@@ -1,8 +1,8 @@
 """The training loop: plain PyTorch. It imports neither mlflow nor optuna; it reports through callables.
 
-AdamW (no decay on biases and LayerNorm), linear warmup then decay, gradient clipping and accumulation (each
-optimizer step's gradient is the mean over the rows of its micro-batches), autocast on GPU, early stopping on
-validation loss with the best weights restored at the end. Each epoch's train loss/accuracy are measured by the
+AdamW or Adam with a warmup schedule (optim.py), gradient clipping and accumulation (each optimizer step's
+gradient is the mean over the rows of its micro-batches), autocast on GPU, early stopping on validation loss
+(or accuracy, train.monitor) with the best epoch's weights restored at the end. Each epoch's train loss/accuracy are measured by the
 same evaluation code as validation, on a fixed sample of training rows (`train_probe`), so their ratio compares
 like with like; the running train-mode figures are kept as `train_loss_running` / `train_accuracy_running`.
 """
@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from textclf import interrupts
 from textclf.config import TrainConfig
 from textclf.training.checkpoint import Parts, generator_of, load, restore, snapshot
 from textclf.training.device import autocast_dtype
+from textclf.training.optim import make_optimizer, make_schedule
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, epoch)
 # (the row of the best-val-loss epoch so far, epoch): what the objective would be if training stopped now;
@@ -43,7 +43,7 @@ class Evaluation:
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
-    best_epoch: int = 0  # 1-based epoch of the lowest validation loss (its weights are restored)
+    best_epoch: int = 0  # 1-based epoch of the best monitored value (lowest val loss by default); its weights
     train_time_s: float = 0.0  # wall time of fit: training steps and per-epoch validation
     step_time_s: float = 0.0  # wall time spent in training steps only
     samples: int = 0  # training sequences processed
@@ -58,17 +58,6 @@ class FitResult:
         return self.history[self.best_epoch - 1]
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    no_decay = {id(p) for m in model.modules() if "norm" in type(m).__name__.lower() for p in m.parameters()}
-    decay, plain = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:  # frozen parameters never reach the optimizer
-            (plain if name.endswith("bias") or id(p) in no_decay else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    # fused kernels on CUDA and CPU (as Trainer's default adamw_torch_fused): one pass over all parameters
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cuda", "cpu"))
-
-
 def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainConfig, device: torch.device,
         log: LogFn = lambda metrics, epoch: None, report: ReportFn | None = None,
         checkpoints: Path | None = None, train_probe: DataLoader | None = None) -> FitResult:
@@ -80,14 +69,13 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
-    total_steps = math.ceil(len(train) / cfg.grad_accum_steps) * cfg.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    scheduler = make_schedule(optimizer, cfg, len(train))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    result, best_loss, best_state, start = FitResult(), math.inf, None, time.perf_counter()
+    result, best_score, best_state, start = FitResult(), math.inf, None, time.perf_counter()
     parts = Parts(model, optimizer, scheduler, scaler, generator_of(train))
     done = 0
     if checkpoints is not None and (found := load(checkpoints)):
-        done, best_loss, best_state = restore(found, parts, result, device)
+        done, best_score, best_state = restore(found, parts, result, device)
         done = cfg.epochs if result.stopped_early else done  # it had ended: only the test evaluation is left
     for epoch in range(done + 1, cfg.epochs + 1):
         epoch_start = time.perf_counter()
@@ -109,12 +97,12 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
         row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
         result.history.append(row)
         log(row, epoch)
-        if check.loss < best_loss:  # restore-best-weights: keep a CPU copy of what trains
-            best_loss, result.best_epoch, best_state = check.loss, epoch, _trainable_state(model)
+        if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:  # keep a CPU copy of what trains
+            best_score, result.best_epoch, best_state = score, epoch, _trainable_state(model)
         elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
             result.stopped_early = True
         if checkpoints is not None:
-            snapshot(checkpoints, epoch, parts, result, best_loss, best_state)
+            snapshot(checkpoints, epoch, parts, result, best_score, best_state)
         if report is not None:
             report(result.best(), epoch)
         if result.stopped_early:
@@ -122,6 +110,11 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
     model.load_state_dict(best_state, strict=False)
     result.train_time_s = time.perf_counter() - start
     return result
+
+
+def monitored(row: dict[str, float], monitor: str) -> float:
+    """The epoch's score for early stopping, lower is better: val loss, or minus val accuracy."""
+    return row["val_loss"] if monitor == "val_loss" else -row["val_accuracy"]
 
 
 @dataclass
