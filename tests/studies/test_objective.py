@@ -66,8 +66,8 @@ def test_an_override_of_a_searched_key_is_an_error_naming_it(tmp_path, tiny_mode
                      space={"train.learning_rate": {"loguniform": [1e-4, 1e-2]},
                             "train.batch_size": {"follows": "data.max_length", "map": {32: 8, 64: 4}}})
     assert problems(path, ("train.learning_rate=1e-3",)) == [
-        f"-o train.learning_rate=1e-3: the sweep {path} searches train.learning_rate; remove the override or "
-        f"the space entry"]
+        f"-o train.learning_rate=1e-3: the sweep {path} searches train.learning_rate; remove the override, or "
+        f"give a categorical new choices as a list, e.g. -o 'train.learning_rate=[a, b]'"]
     assert any("train.batch_size" in p for p in problems(path, ("train.batch_size=2",)))
     cfg = trial_config(load_spec(path, ("data.max_length=64",)), FixedTrial({}), ("data.max_length=64",))
     assert (cfg.data.max_length, cfg.train.batch_size) == (64, 4)  # follows sees the override
@@ -149,3 +149,17 @@ def test_a_sweep_whose_trials_keep_failing_stops_after_max_failures(cli, tmp_pat
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert parent.info.status == "FAILED" and len(children) == 3
     assert all(c.info.status == "FAILED" and "peak_gpu_mem_mb" in c.data.tags["textclf.error"] for c in children)
+
+
+def test_a_list_override_gives_a_searched_categorical_new_choices(tmp_path, tiny_model, tiny_data):
+    """The offline stand-ins of the notebook sweeps: -o 'model.name=[a, b]' swaps the hub models for local
+    ones; the grid and every trial config follow, and the study gets its own name."""
+    path = spec_file(tmp_path, tiny_model, tiny_data, study={"sampler": "grid"},
+                     space={"model.name": {"categorical": ["distilbert-base-uncased", "bert-base-uncased"]}})
+    override = (f"model.name=[{tiny_model}, {tiny_model}/]",)
+    spec = load_spec(path, override)
+    assert spec.grid_space() == {"model.name": [str(tiny_model), f"{tiny_model}/"]}
+    assert spec.name.startswith(f"{load_spec(path).name}-choices-") and spec.name != load_spec(path).name
+    picked = trial_config(spec, FixedTrial({"model.name": f"{tiny_model}/"}), override)
+    assert picked.model.name == f"{tiny_model}/"  # the trial's choice, not the override's text
+    assert any("give a categorical new choices" in p for p in problems(path, ("model.name=[]",)))

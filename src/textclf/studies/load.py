@@ -21,6 +21,7 @@ from textclf.studies.spec import (
     Dimension,
     FixedTrial,
     SweepSpec,
+    replace_choices,
     trial_config,
 )
 from textclf.training.metrics import FINAL_METRICS, RUNNING
@@ -54,8 +55,7 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
         space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
         retry_oom=bool(tree.get("retry_oom", True)))
     problems += _check_study(spec, where) + _check_follows(spec, where)
-    problems += [f"-o {o}: the sweep {path} searches {o.partition('=')[0].strip()}; remove the override or the "
-                 f"space entry" for o in overrides if o.partition("=")[0].strip() in spec.varied_keys()]
+    spec = replace_choices(spec, overrides, problems)
     if not problems:
         problems += _check_trials(spec, overrides)
     if problems:

@@ -17,10 +17,15 @@ methods, and `trial_config` is the one place a trial becomes a Config.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from textclf.config import Config, load_config
 
@@ -91,7 +96,9 @@ class SweepSpec:
 
 
 def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Config:
-    """The search space, all of it: the trial's suggestions (or grid point), `follows` rules, the base."""
+    """The search space, all of it: the trial's suggestions (or grid point), `follows` rules, the base.
+    Overrides of searched keys gave those keys new choices (studies/load.py); they do not fix the value."""
+    overrides = tuple(o for o in overrides if o.partition("=")[0].strip() not in spec.varied_keys())
     chosen: dict[str, Any] = {}
     if spec.grid:
         chosen |= spec.grid[trial.suggest_categorical(GRID_POINT, list(range(len(spec.grid))))]
@@ -111,6 +118,31 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
             leader = chosen.get(dim.source, getattr(getattr(base, section), sub))
             chosen[key] = dim.mapping[leader]
     return load_config(spec.base, overrides, [(str(spec.path), spec.config), (f"{spec.path} trial", chosen)])
+
+
+def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[str]) -> SweepSpec:
+    """`-o KEY=[a, b]` on a categorical the sweep searches gives it new choices (e.g. offline stand-ins for hub
+    models); the study name then gets a suffix so a study never mixes two sets of choices."""
+    space, replaced = dict(spec.space), {}
+    for o in overrides:
+        key, _, text = (part.strip() for part in o.partition("="))
+        if key not in spec.varied_keys():
+            continue
+        try:
+            values = yaml.safe_load(text) if text.startswith("[") else None
+        except yaml.YAMLError:
+            values = None
+        dim = space.get(key)
+        if dim is None or dim.kind != "categorical" or not isinstance(values, list) or not values:
+            problems.append(f"-o {o}: the sweep {spec.path} searches {key}; remove the override, or give a "
+                            f"categorical new choices as a list, e.g. -o '{key}=[a, b]'")
+            continue
+        space[key] = dataclasses.replace(dim, values=tuple(values))
+        replaced[key] = values
+    if not replaced:
+        return spec
+    digest = hashlib.sha1(json.dumps(replaced, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return dataclasses.replace(spec, space=space, name=f"{spec.name}-choices-{digest}")
 
 
 class FixedTrial:
