@@ -59,7 +59,7 @@ def flatten_tree(tree: Any, origin: str, problems: list[str]) -> dict[str, Any]:
         return {}
     flat: dict[str, Any] = {}
     for section, body in tree.items():
-        if isinstance(body, dict):
+        if isinstance(body, dict) and "." not in str(section):  # `model.config: {...}` is one key's mapping
             flat.update({f"{section}.{k}": v for k, v in body.items()})
         else:
             flat[str(section)] = body  # a dotted key, or reported by _build_sections
@@ -130,7 +130,7 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         elif isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        elif isinstance(value, dict) and item is str:  # model.config: {num_hidden_layers: 4} means [num_hidden_layers=4]
+        elif isinstance(value, dict) and item is str:  # model.config {num_hidden_layers: 4}: [num_hidden_layers=4]
             value = [f"{k}={v}" for k, v in value.items()]
         if item is int and raw and isinstance(value, list):
             value = [int(v) if v.lstrip("-").isdigit() else v for v in value]
