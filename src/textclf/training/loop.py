@@ -3,8 +3,9 @@
 AdamW or Adam with a warmup schedule (optim.py), gradient clipping and accumulation (each optimizer step's
 gradient is the mean over the rows of its micro-batches), autocast on GPU, early stopping on validation loss
 (or accuracy, train.monitor) with the best epoch's weights restored at the end. Each epoch's train
-loss/accuracy are measured by the same evaluation code as validation, on a fixed sample of training rows (`train_probe`), so their ratio compares
-like with like; the running train-mode figures are kept as `train_loss_running` / `train_accuracy_running`.
+loss/accuracy are measured by the same evaluation code as validation, on a fixed sample of training rows
+(`train_probe`), so their ratio compares like with like; the running train-mode figures are kept as
+`train_loss_running` / `train_accuracy_running`.
 """
 from __future__ import annotations
 
