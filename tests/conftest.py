@@ -250,8 +250,8 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def needs_small_batches(monkeypatch, largest: int) -> None:
-    """Training raises CUDA's out-of-memory error (simulated) for micro-batches above `largest` rows."""
+def needs_small_batches(monkeypatch, largest: int, error=None) -> None:
+    """Training raises CUDA's out-of-memory error (simulated; or `error`) for micro-batches above `largest` rows."""
     import torch
 
     import textclf.run
@@ -260,7 +260,7 @@ def needs_small_batches(monkeypatch, largest: int) -> None:
 
     def fit(model, train, val, cfg, *args, **kwargs):
         if cfg.batch_size > largest:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+            raise error or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         return real_fit(model, train, val, cfg, *args, **kwargs)
 
     monkeypatch.setattr(textclf.run, "fit", fit)

@@ -127,6 +127,32 @@ def test_an_oom_retry_keeps_the_effective_batch_exactly(cli, tmp_path, tiny_mode
     assert child.data.tags["textclf.oom_retry"] == "batch 15 x 1 -> 5 x 3 (effective batch 15 kept)"
 
 
+@pytest.mark.parametrize("message, retried", [
+    ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", True),  # cuBLAS workspace
+    ("cuDNN error: CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", True),
+    ("CUDA out of memory. Tried to allocate 1.50 GiB", True),  # as memory-efficient attention raises it
+    ("mat1 and mat2 shapes cannot be multiplied (4x8 and 16x2)", False),  # a bug, not memory: no retry
+])
+def test_cuda_allocation_failures_raised_as_runtime_errors_are_retried_too(cli, tmp_path, tiny_model, tiny_data,
+                                                                           monkeypatch, message, retried):
+    import mlflow
+
+    needs_small_batches(monkeypatch, 8, RuntimeError(message))
+    monkeypatch.chdir(tmp_path)
+    path = spec_file(tmp_path, tiny_model, tiny_data, study={"sampler": "grid", "name": "oom-runtime"},
+                     grid=[{"train.batch_size": 16}])
+    code, _, err = cli("sweep", path, "-o", "train.epochs=1")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [child] = [r for r in mlflow.search_runs(experiment_names=["objective"], output_format="list")
+               if "mlflow.parentRunId" in r.data.tags]
+    if retried:
+        assert code == 0, err
+        assert child.info.status == "FINISHED" and child.data.tags["textclf.oom_retry"].startswith("batch 16 x 1")
+    else:
+        assert child.info.status == "FAILED" and "textclf.oom_retry" not in child.data.tags
+        assert "shapes cannot be multiplied" in child.data.tags["textclf.error"]
+
+
 def test_a_sweep_whose_trials_keep_failing_stops_after_max_failures(cli, tmp_path, tiny_model, tiny_data,
                                                                     monkeypatch):
     """peak_gpu_mem_mb is logged on a GPU only: on CPU every trial trains, then has no objective value.

@@ -114,11 +114,20 @@ def stop_after_failures(spec: SweepSpec):
     return check
 
 
+# CUDA allocation failures that reach Python as a plain RuntimeError (cuBLAS/cuDNN workspaces, attention kernels)
+_OOM_MESSAGES = ("out of memory", "ALLOC_FAILED", "NOT_ENOUGH_WORKSPACE")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and any(m in str(error) for m in _OOM_MESSAGES))
+
+
 def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: optuna.Trial):
     try:
         return train_run(cfg, sweep.tracking_uri, hooks)
-    except torch.OutOfMemoryError:
-        if not sweep.spec.retry_oom or cfg.train.batch_size < 2:
+    except RuntimeError as e:  # torch.OutOfMemoryError is one
+        if not is_out_of_memory(e) or not sweep.spec.retry_oom or cfg.train.batch_size < 2:
             raise
     # once, with the micro-batch divided by its smallest factor f and f times the accumulation: exactly the
     # same effective batch (16 -> 8 x 2, 15 -> 5 x 3, a prime 13 -> 1 x 13)
