@@ -25,7 +25,7 @@ from textclf.model.build import (
 from textclf.reporting import figures
 from textclf.tracking import models, provenance, registry, runs, store
 from textclf.training import flops, metrics
-from textclf.training.device import autocast_dtype, check_device
+from textclf.training.device import autocast_dtype, check_device, tf32
 from textclf.training.loop import FitResult, ReportFn, evaluate, fit
 from textclf.training.resume import (
     check_checkpoint_dir,
@@ -88,14 +88,15 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
         if ready.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(ready.device)
         fit_start = time.perf_counter()
-        fitted = fit(ready.model, ready.loaders.train, ready.loaders.val, cfg.train, ready.device,
-                     log=active.log_epoch, report=trial and trial.report, train_probe=ready.loaders.train_probe,
-                     checkpoints=checkpoint_dir(cfg, active.run_id, resume))
+        with tf32(ready.device):
+            fitted = fit(ready.model, ready.loaders.train, ready.loaders.val, cfg.train, ready.device,
+                         log=active.log_epoch, report=trial and trial.report, train_probe=ready.loaders.train_probe,
+                         checkpoints=checkpoint_dir(cfg, active.run_id, resume))
+            test = evaluate(ready.model, ready.loaders.test, ready.device,
+                            autocast_dtype(cfg.train.precision, ready.device))
         if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
             log.warning("training diverged: %s", fitted.diverged)
             active.tag({"textclf.diverged": fitted.diverged})
-        dtype = autocast_dtype(cfg.train.precision, ready.device)
-        test = evaluate(ready.model, ready.loaders.test, ready.device, dtype)
         final = final_metrics(cfg, ready, fitted, test) | active.drain(cfg.tracking.outage_wait_s)
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s  # data, model, tokens, run setup
         model_uri = log_model(cfg, ready, final, trial)

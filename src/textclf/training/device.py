@@ -1,6 +1,9 @@
 """Which device a run trains on and in which precision; a device that is not there is bad input (exit 2)."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from textclf.config import Config
@@ -36,3 +39,20 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@contextlib.contextmanager
+def tf32(device: torch.device) -> Iterator[None]:
+    """fp32 matmuls and convolutions (precision=fp32, and the fp32 parts under autocast) on TF32 tensor cores
+    for the duration of one run on CUDA, through torch's current API; restored after, so nothing else in the
+    process (a Trainer run in the same benchmark) inherits it."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = matmul.fp32_precision, conv.fp32_precision
+    matmul.fp32_precision = conv.fp32_precision = "tf32"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved

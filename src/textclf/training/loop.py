@@ -66,8 +66,6 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
     one after every epoch (checkpoint.py): a resumed run ends bit-identical to an uninterrupted one on CPU.
     A non-finite loss in epoch 1 raises FloatingPointError; later, it ends training at the best epoch so far."""
     dtype = autocast_dtype(cfg.precision, device)
-    if device.type == "cuda":  # fp32 matmuls (precision=fp32, and the fp32 parts under autocast) on TF32 cores
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     scheduler = make_schedule(optimizer, cfg, len(train))
