@@ -278,3 +278,22 @@ def test_patterns_and_full_work_on_any_family(tmp_path, tiny_families):
     transformers.AutoTokenizer.from_pretrained(tiny_families["bert"]).save_pretrained(tmp_path)
     assert trainable(build(tmp_path, "model.freeze=*.ln_f.*")) == {"transformer.ln_f.weight",
                                                                     "transformer.ln_f.bias", "score.weight"}
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "roberta", "mpnet"])
+@pytest.mark.parametrize("variant", [(), ("model.head=mean",), ("model.head=cnn",), ("model.peft=prompt",)],
+                         ids=["auto", "mean", "cnn", "prompt"])
+def test_an_unpadded_batch_without_a_mask_gives_identical_logits(tiny_families, family, variant):
+    """Collate passes no attention mask when no row is padded (no per-step `mask.all()` sync on CUDA); the
+    logits must equal those with an all-ones mask, bit for bit, for every family, head and prompt tuning."""
+    from textclf.data.features import Collate
+
+    model = build(tiny_families[family], *variant).eval()
+    batch = Collate(pad_id=0)([([2, 7, 12, 9, 3], 0), ([2, 8, 11, 10, 3], 1)])
+    assert batch["attention_mask"] is None
+    with torch.no_grad():
+        without = model(input_ids=batch["input_ids"]).logits
+        ones = model(input_ids=batch["input_ids"], attention_mask=torch.ones_like(batch["input_ids"])).logits
+    assert torch.equal(without, ones)
+    padded = Collate(pad_id=0)([([2, 7, 12, 3], 0), ([2, 8, 11, 10, 3], 1)])
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]  # a padded batch keeps it

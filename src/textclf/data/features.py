@@ -107,7 +107,8 @@ class GroupedBatches(torch.utils.data.Sampler):
 
 
 class Collate:
-    """Pad a batch to its longest text (rounded up to `multiple` for tensor cores)."""
+    """Pad a batch to its longest text (rounded up to `multiple` for tensor cores); the attention mask is None
+    when no row is padded."""
 
     def __init__(self, pad_id: int, multiple: int = 1):
         self.pad_id, self.multiple = pad_id, multiple
@@ -120,6 +121,9 @@ class Collate:
         input_ids = np.full((len(items), width), self.pad_id, dtype=np.int64)
         input_ids[mask] = np.concatenate([np.asarray(ids, dtype=np.int64) for ids, _ in items])
         labels = torch.tensor([y for _, y in items], dtype=torch.long)
+        # no padding, no mask: transformers' BERT-family models check `attention_mask.all()` on every forward
+        # to skip the mask, a host-device sync per step on CUDA; without a mask there is nothing to check
+        attention = None if lengths.min() == width else torch.from_numpy(mask.astype(np.int64))
         # real tokens (and their squares, for the attention FLOPs), counted without a device sync
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask.astype(np.int64)),
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": attention,
                 "labels": labels, "tokens": int(lengths.sum()), "token_squares": int((lengths ** 2).sum())}

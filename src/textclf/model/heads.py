@@ -85,8 +85,10 @@ class TextClassifier(nn.Module):
     def base_model(self) -> nn.Module:
         return self.body
 
-    def forward(self, input_ids, attention_mask, **kwargs) -> SequenceClassifierOutput:
+    def forward(self, input_ids, attention_mask=None, **kwargs) -> SequenceClassifierOutput:
         states = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if attention_mask is None:  # an unpadded batch: every position is a token (made on device, no sync)
+            attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
         return SequenceClassifierOutput(logits=self.head(states, attention_mask))
 
     def save(self, directory: Path) -> None:

@@ -226,7 +226,8 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, d
 
 
 def _to_device(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    inputs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "attention_mask")}
+    inputs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "attention_mask")
+              if batch[k] is not None}  # no mask: an unpadded batch (features.Collate)
     return inputs, batch["labels"].to(device, non_blocking=True)
 
 
