@@ -19,8 +19,8 @@ run() {  # name, then the benchmark's arguments
     echo "   rc=$? in $((SECONDS - start)) s -> $out/$name.json"
 }
 mpnet=${MPNET:-assets-extra/models/all-mpnet-base-v2}
-run vs_hf_trainer_bf16 -m bench.vs_hf_trainer.run --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32 --bf16
-run vs_hf_trainer_fp32 -m bench.vs_hf_trainer.run --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32
+run vs_hf_trainer_bf16 -m bench.vs_hf_trainer.run --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32 --precision bf16
+run vs_hf_trainer_fp32 -m bench.vs_hf_trainer.run --train-fraction 0.7 --max-length 512 --epochs 3 --batch-size 32 --precision fp32
 run group_by_length -m bench.group_by_length.run --train-fraction 0.5 --max-length 512 --epochs 1 --batch-size 32
 run time_to_accuracy_minilm -m bench.time_to_accuracy.run --model all-MiniLM-L6-v2
 if [ -f "$mpnet/model.safetensors" ]; then

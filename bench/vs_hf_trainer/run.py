@@ -2,12 +2,16 @@
 textclf and through transformers.Trainer, measured in one process, reported side by side.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.vs_hf_trainer.run \
-        [--model all-MiniLM-L6-v2] [--train-fraction 0.025] [--max-length 128] [--epochs 1] [--batch-size 16]
+        [--model all-MiniLM-L6-v2] [--train-fraction 0.025] [--max-length 128] [--epochs 1] [--batch-size 16] \
+        [--precision auto|fp32|bf16] [--trainer default,grouped]
 
-Both evaluate on the validation rows after every epoch and on the test rows at the end. Trainer gets its
-defaults (dynamic padding through DataCollatorWithPadding, fp32 on CPU; `--bf16` turns on its bf16 on a
-GPU). Throughput is training samples per second of the training loop (textclf: step time; Trainer: its
-train_runtime, which includes its per-epoch evaluation, so textclf's whole fit time is reported too).
+Both evaluate on the validation rows after every epoch and on the test rows at the end. textclf runs with its
+defaults; Trainer with its defaults (dynamic padding through DataCollatorWithPadding) and, as the fair
+comparison, with its own `group_by_length=True` (`--trainer` picks the variants). `--precision` applies to
+both sides: auto = bf16 on a GPU that has it, fp32 on CPU; fp32 = fp32 on both (textclf then uses TF32 for
+its matmuls on CUDA, Trainer keeps torch's default); bf16 = bf16 autocast on both. Throughput is training
+samples per second of the training loop (textclf: step time; Trainer: its train_runtime, which includes its
+per-epoch evaluation, so textclf's whole fit time is reported too).
 Prints one JSON object.
 """
 import resource
@@ -23,6 +27,7 @@ from textclf.config import load_config
 from textclf.data import load_splits
 from textclf.model.build import load_backbone
 from textclf.run import train_run
+from textclf.training.device import autocast_dtype, pick_device
 
 
 def run_textclf(overrides: list[str], store: str) -> dict:
@@ -35,7 +40,7 @@ def run_textclf(overrides: list[str], store: str) -> dict:
             "test_accuracy": m["test_accuracy"], "peak_gpu_mem_mb": m.get("peak_gpu_mem_mb")}
 
 
-def run_trainer(overrides: list[str], bf16: bool) -> dict:
+def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
     import datasets
 
     cfg = load_config(None, overrides)
@@ -58,7 +63,8 @@ def run_trainer(overrides: list[str], bf16: bool) -> dict:
             per_device_eval_batch_size=cfg.train.eval_batch_size, learning_rate=cfg.train.learning_rate,
             weight_decay=cfg.train.weight_decay, warmup_steps=cfg.train.warmup_ratio,  # v5: a float < 1 is a ratio
             max_grad_norm=cfg.train.max_grad_norm, eval_strategy="epoch", save_strategy="no", report_to=[],
-            seed=cfg.train.seed, bf16=bf16, logging_strategy="no", disable_tqdm=True)
+            seed=cfg.train.seed, bf16=bf16, logging_strategy="no", disable_tqdm=True,
+            train_sampling_strategy="group_by_length" if grouped else "random")  # v5 name of group_by_length
         trainer = transformers.Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
                                        data_collator=transformers.DataCollatorWithPadding(tokenizer))
         if torch.cuda.is_available():
@@ -71,28 +77,41 @@ def run_trainer(overrides: list[str], bf16: bool) -> dict:
             "peak_gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None}
 
 
-def warm_up(overrides: list[str]) -> None:
+def warm_up(overrides: list[str], device: torch.device, dtype: torch.dtype | None) -> None:
+    """One forward/backward on the benchmark's device and precision: library and kernel start-up costs
+    (CUDA context, cuBLAS handles, autotuning) land on neither side."""
     cfg = load_config(None, overrides)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(load_backbone(cfg).location,
-                                                                              num_labels=2, use_safetensors=True)
-    ids = torch.randint(1000, 2000, (cfg.train.batch_size, cfg.data.max_length))
-    model(input_ids=ids, labels=torch.zeros(len(ids), dtype=torch.long)).loss.backward()
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        load_backbone(cfg).location, num_labels=2, use_safetensors=True).to(device)
+    ids = torch.randint(1000, 2000, (cfg.train.batch_size, cfg.data.max_length), device=device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        loss = model(input_ids=ids, labels=torch.zeros(len(ids), dtype=torch.long, device=device)).loss
+    loss.backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main() -> None:
     p = parser(__doc__, train_fraction=0.025, max_length=128, epochs=1, batch_size=16, learning_rate=1e-4)
-    p.add_argument("--bf16", action="store_true", help="Trainer's bf16 (GPU); textclf uses bf16 on GPU anyway")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="both sides: auto = bf16 on a GPU with bf16, else fp32")
+    p.add_argument("--trainer", default="default,grouped", help="Trainer variants: default, grouped")
     a = p.parse_args()
-    overrides = imdb(a, f"train.learning_rate={a.learning_rate}", "train.patience=0")
-    warm_up(overrides)  # one-time library and kernel start-up costs land on neither side
+    overrides = imdb(a, f"train.learning_rate={a.learning_rate}", "train.patience=0",
+                     f"train.precision={a.precision}")
+    device = pick_device("auto")
+    dtype = autocast_dtype(a.precision, device)
+    warm_up(overrides, device, dtype)
     with tempfile.TemporaryDirectory() as tmp:
         ours = run_textclf(overrides, f"sqlite:///{tmp}/mlflow.db")
-    theirs = run_trainer(overrides, a.bf16)
-    emit({"bench": "vs_hf_trainer", "args": vars(a), "textclf": ours, "hf_trainer": theirs,
-          # both fit times include the per-epoch validation pass: the like-for-like ratio
-          "speedup_fit": theirs["fit_s"] / ours["fit_s"], "speedup_wall": theirs["wall_s"] / ours["wall_s"],
-          "device": machine(), "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          "transformers": transformers.__version__})
+    result = {"bench": "vs_hf_trainer", "args": vars(a), "precision": str(dtype or torch.float32), "textclf": ours}
+    for variant in a.trainer.split(","):
+        theirs = run_trainer(overrides, bf16=dtype == torch.bfloat16, grouped=variant == "grouped")
+        # both fit times include the per-epoch validation pass: the like-for-like ratio
+        result[f"hf_trainer_{variant}"] = theirs | {"speedup_fit": theirs["fit_s"] / ours["fit_s"],
+                                                    "speedup_wall": theirs["wall_s"] / ours["wall_s"]}
+    emit(result | {"device": machine(), "transformers": transformers.__version__,
+                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
 if __name__ == "__main__":
