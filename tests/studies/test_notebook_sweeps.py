@@ -105,3 +105,12 @@ def test_a_3_class_checkpoint_is_re_headed_to_2_classes_in_the_002_sweep(cli, ti
     assert model.classifier.out_features == 2  # the 3-way layer replaced; the body's weights kept
     kept = BertForSequenceClassification.from_pretrained(three).bert.encoder.layer[0].attention.self.query.weight
     assert (model.bert.encoder.layer[0].attention.self.query.weight == kept).all()
+
+
+def test_the_cpu_sized_script_runs_every_notebook_sweep_and_parses():
+    import subprocess
+
+    for script in ("cpu_sized.sh", "claims.sh"):
+        subprocess.run(["bash", "-n", str(NOTEBOOKS / script)], check=True)
+    text = (NOTEBOOKS / "cpu_sized.sh").read_text()
+    assert {p.name for p in SWEEPS} == set(re.findall(r"\$nb/(\S+\.yaml)", text))
