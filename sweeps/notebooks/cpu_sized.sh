@@ -59,6 +59,6 @@ run 003clean train -o data.name=trec/raw/train_2000.label -o data.label_column=c
     -o train.optimizer=adamw -o train.learning_rate=3e-5 -o train.weight_decay=0.01 -o train.schedule=linear \
     -o train.warmup_ratio=0.1 -o train.max_grad_norm=1.0 -o train.epochs=50 -o train.monitor=val_accuracy \
     -o train.patience=10 -o train.seed=1234 -o tracking.experiment=nb-003-cpu -o "tracking.run_name=4.3 clean parse"
-# 004: from scratch vs pretrained, 1,600/400/400 reviews, max length 128 (not 256), 3 epochs
-run 004 sweep "$nb/004_scratch_vs_pretrained.yaml" -o model.name=$minilm -o data.max_length=128 \
+# 004: from scratch vs pretrained, 1,600/400/400 reviews, max length 64 (not 256), 3 epochs
+run 004 sweep "$nb/004_scratch_vs_pretrained.yaml" -o model.name=$minilm -o data.max_length=64 \
     -o tracking.experiment=nb-004-cpu
