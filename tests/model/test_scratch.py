@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModel, BertConfig, BertForSequenceClassification, BertTokenizer, set_seed
+from transformers import (
+    AutoModel,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizer,
+    set_seed,
+)
 
 from textclf.config import load_config
 from textclf.errors import InputError
