@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_variants import build
 from transformers import (
     AutoModel,
     BertConfig,
@@ -14,14 +15,6 @@ from transformers import (
 
 from textclf.config import load_config
 from textclf.errors import InputError
-from textclf.model.build import build_classifier, load_backbone
-
-LABELS = ("neg", "pos")
-
-
-def build(tiny_model, *overrides):
-    cfg = load_config(None, [f"model.name={tiny_model}", "data.max_length=32", *overrides])
-    return build_classifier(load_backbone(cfg), LABELS, cfg)
 
 
 def test_random_init_keeps_the_architecture_and_drops_every_pretrained_weight(tiny_model):

@@ -20,6 +20,19 @@ def test_adam_and_adamw_with_the_notebook_betas_and_eps(tiny_model):
     assert type(make_optimizer(model, cfg(), CPU)) is torch.optim.AdamW
 
 
+def rates(tiny_model, schedule: str, warmup: float, steps: int = 4) -> list[float]:
+    """The learning rate of each of `steps` optimizer steps (one epoch), as a fraction of the peak 1e-3."""
+    config = cfg(schedule=schedule, warmup_ratio=warmup, epochs=1, learning_rate=1e-3)
+    optimizer = make_optimizer(tiny_classifier(tiny_model), config, CPU)
+    scheduler = make_schedule(optimizer, config, batches_per_epoch=steps)
+    seen = []
+    for _ in range(steps):
+        seen.append(optimizer.param_groups[0]["lr"] / 1e-3)
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
 @pytest.mark.parametrize("schedule, warmup, expected", [
     ("constant", 0.0, [1.0, 1.0, 1.0, 1.0]),  # notebooks 001 and 003 (4.1/4.2): constant LR, no warmup
     ("linear", 0.0, [1.0, 0.75, 0.5, 0.25]),  # notebook 002 (Trainer's default: linear decay, no warmup)
@@ -27,28 +40,11 @@ def test_adam_and_adamw_with_the_notebook_betas_and_eps(tiny_model):
     ("constant", 0.5, [0.0, 0.5, 1.0, 1.0]),
 ])
 def test_schedules_scale_the_learning_rate_per_step(tiny_model, schedule, warmup, expected):
-    model = tiny_classifier(tiny_model)
-    config = cfg(schedule=schedule, warmup_ratio=warmup, epochs=1, learning_rate=1e-3)
-    optimizer = make_optimizer(model, config, CPU)
-    scheduler = make_schedule(optimizer, config, batches_per_epoch=4)
-    seen = []
-    for _ in range(4):
-        seen.append(optimizer.param_groups[0]["lr"] / 1e-3)
-        optimizer.step()
-        scheduler.step()
-    assert seen == pytest.approx(expected)
+    assert rates(tiny_model, schedule, warmup) == pytest.approx(expected)
 
 
 def test_cosine_decays_to_zero_along_a_half_cosine(tiny_model):
-    config = cfg(schedule="cosine", warmup_ratio=0.0, epochs=1, learning_rate=1.0e-3)
-    optimizer = make_optimizer(tiny_classifier(tiny_model), config, CPU)
-    scheduler = make_schedule(optimizer, config, batches_per_epoch=4)
-    seen = []
-    for _ in range(4):
-        seen.append(optimizer.param_groups[0]["lr"] / 1e-3)
-        optimizer.step()
-        scheduler.step()
-    assert seen == pytest.approx([1.0, 0.853553, 0.5, 0.146447], abs=1e-5)
+    assert rates(tiny_model, "cosine", 0.0) == pytest.approx([1.0, 0.853553, 0.5, 0.146447], abs=1e-5)
 
 
 def scripted(monkeypatch, losses, accuracies):

@@ -91,7 +91,7 @@ def architecture(config: transformers.PretrainedConfig, overrides: tuple[str, ..
                             f"checkpoint's {known[key]!r}, got {text!r}")
         else:
             changes[key] = value
-    merged = type(config).from_dict({**known, **changes})
+    merged = _changed(config, changes)
     hidden, heads = (getattr(merged, k, None) for k in ("hidden_size", "num_attention_heads"))
     if not problems and hidden and heads and hidden % heads:
         problems.append(f"{where}: model.config: hidden_size {hidden} is not divisible by num_attention_heads "
@@ -99,6 +99,11 @@ def architecture(config: transformers.PretrainedConfig, overrides: tuple[str, ..
     if problems:
         raise InputError(problems)
     return merged
+
+
+def _changed(config: transformers.PretrainedConfig, changes: dict) -> transformers.PretrainedConfig:
+    """A new config of the same class with `changes` (the original is shared with the Backbone)."""
+    return type(config).from_dict({**config.to_dict(), **changes})
 
 
 def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Config) -> torch.nn.Module:
@@ -130,7 +135,7 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Conf
 def _load(auto_class, backbone: Backbone, init: str, **kwargs) -> torch.nn.Module:
     if init == "random":  # the architecture only: every weight fresh, drawn from the run's seeded generator
         kwargs.pop("ignore_mismatched_sizes", None)
-        config = type(backbone.config).from_dict({**backbone.config.to_dict(), **kwargs})
+        config = _changed(backbone.config, kwargs)
         log.info("model.init=random: %s trains from scratch", backbone.location)
         return auto_class.from_config(config, dtype=torch.float32)
     try:
