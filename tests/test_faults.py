@@ -186,3 +186,22 @@ def test_two_processes_reaping_the_same_dead_run_at_once_both_go_on(tmp_path, mo
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.data.tags["textclf.error"] == "no heartbeat for 9 s: the other reaper"
     assert run.info.status == "FAILED"  # ended by whichever reaper gets there; ending twice is harmless
+
+
+def test_a_run_killed_before_its_heartbeat_thread_beat_is_still_reaped(tmp_path, monkeypatch):
+    """CI saw a child run left RUNNING after every worker was killed and one restarted: the kill landed
+    between the run's creation and its heartbeat thread's first beat, so the run had no heartbeat tags and
+    the reaper left it alone for good. A run carries its heartbeat from the moment it exists."""
+    import threading
+
+    from textclf.config import load_config
+    from textclf.tracking import sweep_runs
+
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store.connect(mlflow.get_tracking_uri(), "unborn")
+    monkeypatch.setattr(runs, "heartbeat", lambda run_id, every_s: threading.Event())  # the thread never beats
+    with runs.run(load_config(None, ["tracking.heartbeat_s=1"]), {}) as active:
+        assert liveness.reap("unborn", now=time.time() + 100) == [active.run_id]
+    parent = sweep_runs.start_parent("unborn", "a study", {}, {"textclf.study": "a study"}, heartbeat_s=1)
+    assert liveness.reap("unborn", now=time.time() + 100) == [parent]  # a sweep's parent likewise

@@ -66,13 +66,15 @@ def test_secrets_never_reach_params():
 
 def test_runs_log_mlflows_system_metrics(cli, tiny_overrides, tracking_uri):
     """CPU, memory, disk and network from MLflow's own sampler (GPU series through NVML on a GPU machine)."""
-    args = [a for o in [*tiny_overrides, "tracking.system_metrics_interval_s=0.5", "tracking.log_model=false"]
-            for a in ("-o", o)]
+    # long enough for a sample: MLflow's sampler logs nothing for a run shorter than its interval (CI-sized
+    # tiny runs can end in under 0.5 s)
+    args = [a for o in [*tiny_overrides, "tracking.system_metrics_interval_s=0.5", "tracking.log_model=false",
+                        "train.epochs=30", "train.patience=0"] for a in ("-o", o)]
     code, _, err = cli("train", "--tracking-uri", tracking_uri, *args)
     assert code == 0, err
     mlflow.set_tracking_uri(tracking_uri)
     [run] = mlflow.search_runs(experiment_names=[tiny_overrides[-1].split("=", 1)[1]], output_format="list")
-    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics)
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics), err
     off = [a for o in [*tiny_overrides, "tracking.system_metrics=false", "tracking.log_model=false",
                        "tracking.experiment=no-system-metrics"] for a in ("-o", o)]
     code, _, err = cli("train", "--tracking-uri", tracking_uri, *off)

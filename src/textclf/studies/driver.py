@@ -195,7 +195,8 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
     if launched_by_mlflow:
         sweep_runs.update_run(launched_by_mlflow, {**tags, **reuse}, {})
         return launched_by_mlflow
-    return sweep_runs.start_parent(plan.base.tracking.experiment, spec.name, tags, reuse)
+    return sweep_runs.start_parent(plan.base.tracking.experiment, spec.name, tags, reuse,
+                                   plan.base.tracking.heartbeat_s)
 
 
 def run_workers(sweep: Sweep, spec_path: str, environments: list[dict[str, str]] | None) -> None:

@@ -12,6 +12,12 @@ from mlflow.exceptions import MlflowException
 HEARTBEAT, HEARTBEAT_S, REAPED = "textclf.heartbeat", "textclf.heartbeat_s", "no heartbeat"
 
 
+def born(every_s: float) -> dict[str, str]:
+    """Tags to create a run with: it carries a heartbeat from its first moment, so a process killed before
+    its heartbeat thread first beats still leaves a run the reaper ends (CI saw one stay RUNNING for good)."""
+    return {HEARTBEAT: f"{time.time():.0f}", HEARTBEAT_S: f"{every_s:g}"}
+
+
 def heartbeat(run_id: str, every_s: float) -> threading.Event:
     """Tag the run `textclf.heartbeat` (unix seconds) every `every_s` from a daemon thread until the
     returned event is set."""

@@ -18,7 +18,7 @@ import pandas as pd
 from textclf.config import Config, dump_yaml
 from textclf.errors import InputError
 from textclf.tracking.journal import Journal, check_dir
-from textclf.tracking.liveness import clear_reaped, heartbeat
+from textclf.tracking.liveness import born, clear_reaped, heartbeat
 from textclf.tracking.provenance import redact
 from textclf.tracking.spool import Spool
 from textclf.tracking.sync import journal_dir
@@ -88,9 +88,11 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
         mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
     system = {"log_system_metrics": cfg.tracking.system_metrics}
+    tags = {**tags, **born(cfg.tracking.heartbeat_s)}
     outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child, it stays active
     if resume:
         active = mlflow.start_run(run_id=resume, nested=outer is not None, **system)
+        mlflow.set_tags(born(cfg.tracking.heartbeat_s))  # its old beat is stale: not reaped while it resumes
         clear_reaped(active)
     elif outer is None or parent_run_id in (None, outer.info.run_id):
         active = mlflow.start_run(run_name=name, tags=tags, nested=outer is not None, **system,

@@ -8,10 +8,12 @@ from pathlib import Path
 import mlflow
 
 from textclf.config import Config
+from textclf.tracking.liveness import born
 from textclf.tracking.provenance import redact
 
 
-def start_parent(experiment: str, run_name: str, tags: dict[str, str], reuse: dict[str, str]) -> str:
+def start_parent(experiment: str, run_name: str, tags: dict[str, str], reuse: dict[str, str],
+                 heartbeat_s: float) -> str:
     """The sweep's parent run: the one whose tags match `reuse` (a resumed study), else a new one. Sweeps
     started at once on several machines may each create one; all then keep the oldest, and delete theirs."""
     client = mlflow.MlflowClient()
@@ -19,13 +21,14 @@ def start_parent(experiment: str, run_name: str, tags: dict[str, str], reuse: di
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in reuse.items())
     matching = client.search_runs([found.experiment_id], query, order_by=["attributes.start_time ASC"])
     if not matching:
-        mine = client.create_run(found.experiment_id, run_name=run_name, tags={**tags, **reuse}).info.run_id
+        mine = client.create_run(found.experiment_id, run_name=run_name,
+                                 tags={**tags, **reuse, **born(heartbeat_s)}).info.run_id
         matching = client.search_runs([found.experiment_id], query, order_by=["attributes.start_time ASC"])
         if matching[0].info.run_id != mine:
             client.delete_run(mine)
     run_id = matching[0].info.run_id
     client.update_run(run_id, status="RUNNING")
-    for key, value in tags.items():
+    for key, value in {**tags, **born(heartbeat_s)}.items():  # a reopened parent's old beat is stale
         client.set_tag(run_id, key, value)
     return run_id
 
@@ -35,7 +38,8 @@ def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, erro
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_run_id)
     child = client.create_run(parent.info.experiment_id, run_name=name,
-                              tags={**tags, "mlflow.parentRunId": parent_run_id, "textclf.error": error[:4000]})
+                              tags={**tags, "mlflow.parentRunId": parent_run_id, "textclf.error": error[:4000],
+                                    **born(cfg.tracking.heartbeat_s)})
     with contextlib.suppress(mlflow.exceptions.MlflowException):  # params as far as they are known
         client.log_batch(child.info.run_id, params=[
             mlflow.entities.Param(k, redact(k, v)[:6000]) for k, v in {**cfg.flat(), **params}.items()])
