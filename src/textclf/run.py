@@ -22,7 +22,6 @@ from textclf.model.build import (
     load_backbone,
     trainable_names,
 )
-from textclf.reporting import figures
 from textclf.tracking import models, provenance, registry, runs, store
 from textclf.training import flops, metrics
 from textclf.training.device import autocast_dtype, check_device, tf32
@@ -102,11 +101,19 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
         model_uri = log_model(cfg, ready, final, trial)
         final["total_time_s"] = time.perf_counter() - start
         confusion = metrics.confusion(test.labels, test.predictions, ready.splits.label_names)
-        active.log_results(final, confusion, {
-            "curves.png": figures.curves(fitted.history, fitted.best_epoch),
-            "confusion_matrix.png": figures.confusion_figure(confusion["matrix"], confusion["labels"],
-                                                             "test confusion matrix")})
+        active.log_results(final, confusion, run_figures(cfg, fitted, confusion))
     return RunResult(active.run_id, final, model_uri, fitted.history)
+
+
+def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:
+    """The run's plots, unless tracking.log_figures is off (then matplotlib is not even imported)."""
+    if not cfg.tracking.log_figures:
+        return {}
+    from textclf.reporting import figures
+
+    return {"curves.png": figures.curves(fitted.history, fitted.best_epoch),
+            "confusion_matrix.png": figures.confusion_figure(confusion["matrix"], confusion["labels"],
+                                                             "test confusion matrix")}
 
 
 def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None) -> str | None:

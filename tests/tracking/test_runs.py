@@ -80,3 +80,25 @@ def test_runs_log_mlflows_system_metrics(cli, tiny_overrides, tracking_uri):
     code, _, err = cli("train", "--tracking-uri", tracking_uri, *off)
     [quiet] = mlflow.search_runs(experiment_names=["no-system-metrics"], output_format="list")
     assert code == 0 and not [k for k in quiet.data.metrics if k.startswith("system/")]
+
+
+def test_log_figures_off_logs_no_plots_and_never_imports_matplotlib(tiny_overrides, tracking_uri):
+    """A minimal install (the GPU benchmark's carried wheelhouse, bench/device) has no matplotlib."""
+    import subprocess
+    import sys
+
+    args = [a for o in [*tiny_overrides, "tracking.log_figures=false", "tracking.log_model=false",
+                        "tracking.system_metrics=false", "tracking.experiment=no-figures"] for a in ("-o", o)]
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print('matplotlib imported:', 'matplotlib' in sys.modules))\n"
+             "from textclf.cli import main\n"
+             f"sys.argv = ['textclf', 'train', '--tracking-uri', {tracking_uri!r}, *{args!r}]\n"
+             "main()\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "matplotlib imported: False" in done.stdout
+    mlflow.set_tracking_uri(tracking_uri)
+    [run] = mlflow.search_runs(experiment_names=["no-figures"], output_format="list")
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert run.info.status == "FINISHED" and "confusion_matrix.json" in logged
+    assert not {"curves.png", "confusion_matrix.png"} & logged

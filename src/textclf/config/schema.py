@@ -107,6 +107,8 @@ class TrackingConfig:
     run_name: str | None = None
     log_model: bool = True  # log model/ (weights + tokenizer) as an MLflow model (in a sweep: study.keep_models)
     register_as: str | None = None  # register the model as a new version of this Model Registry name
+    # curves.png and confusion_matrix.png; off, matplotlib is never imported (a minimal install, bench/device)
+    log_figures: bool = True
     system_metrics: bool = True  # MLflow's system metrics (CPU, memory, disk, network; GPU through NVML)
     system_metrics_interval_s: float = 10.0  # seconds between system-metric samples
     outage_wait_s: float = 900.0  # how long to wait for an unreachable tracking server: at the start, and at the end

@@ -11,7 +11,6 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 
@@ -63,12 +62,15 @@ class ActiveRun:
     def tag(self, tags: dict[str, str]) -> None:
         mlflow.set_tags(tags)
 
-    def log_results(self, final: dict[str, float], confusion: dict, figures: dict[str, plt.Figure]) -> None:
+    def log_results(self, final: dict[str, float], confusion: dict, figures: dict[str, object]) -> None:
         mlflow.log_metrics(final)
         mlflow.log_dict(confusion, "confusion_matrix.json")
-        for name, figure in figures.items():
-            mlflow.log_figure(figure, name)
-            plt.close(figure)
+        if figures:  # matplotlib only when there are figures (tracking.log_figures)
+            import matplotlib.pyplot as plt
+
+            for name, figure in figures.items():
+                mlflow.log_figure(figure, name)
+                plt.close(figure)
 
 
 @contextlib.contextmanager
