@@ -22,13 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parser(doc: str, **defaults) -> argparse.ArgumentParser:
-    """--model and whichever of --train-fraction, --max-length, --epochs, --batch-size a benchmark names,
-    with its defaults (keyword names with '_' for '-')."""
+    """--model, -o overrides and whichever of --train-fraction, --max-length, --epochs, --batch-size a
+    benchmark names, with its defaults (keyword names with '_' for '-')."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default=defaults.pop("model", "all-MiniLM-L6-v2"))
     kinds = {"train_fraction": float, "max_length": int, "epochs": int, "batch_size": int}
     for name, default in defaults.items():
         p.add_argument("--" + name.replace("_", "-"), type=kinds.get(name, type(default)), default=default)
+    p.add_argument("-o", "--override", action="append", default=[],
+                   help="extra textclf config override (e.g. tracking.log_figures=false on a minimal install)")
     return p
 
 
@@ -46,7 +48,7 @@ def imdb(args, *extra: str) -> list[str]:
              "batch_size": "train.batch_size"}
     return [f"model.name={args.model}", "data.name=imdb", "data.label_names=neg,pos", "data.split=subset",
             *[f"{key}={given[name]}" for name, key in keyed.items() if name in given],
-            "train.progress=false", *extra]
+            "train.progress=false", *extra, *given.get("override", [])]
 
 
 def machine() -> str:

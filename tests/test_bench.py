@@ -20,3 +20,37 @@ def test_each_benchmark_runs_as_a_module_and_documents_its_command(name, monkeyp
     with pytest.raises(SystemExit) as done:
         module.main()
     assert done.value.code == 0 and "--model" in capsys.readouterr().out
+
+
+def test_the_device_import_guard_makes_a_missing_package_look_uninstalled(tmp_path):
+    """bench/device/imports.py: what the GPU machine lacks is unimportable the way Python says "not
+    installed" (torch probes with find_spec, libraries catch ImportError), and what it has still imports."""
+    import subprocess
+
+    probe = ("import importlib.util, sys\n"
+             "from bench.device.imports import refuse_absent\n"
+             "refused = refuse_absent({'numpy', 'textclf'})\n"
+             "assert 'sklearn' in refused and 'numpy' not in refused\n"
+             "assert importlib.util.find_spec('sklearn') is None\n"
+             "try:\n    import sklearn\nexcept ImportError:\n    print('sklearn refused')\n"
+             "import numpy\nprint('numpy imported')\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["sklearn refused", "numpy imported"]
+
+
+def test_the_device_wheelhouse_is_the_closure_of_needs_minus_what_the_machine_has(tmp_path, monkeypatch):
+    """needs.txt's closure, pinned to this venv's versions, minus device_has.txt; check-wheels names every
+    carried distribution it has no wheel for."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from importlib.metadata import version
+
+    from bench.device import imports
+
+    carried = imports.carried()
+    assert carried["mlflow-skinny"] == version("mlflow-skinny") and "sqlalchemy" in carried
+    assert not set(carried) & set(imports.listed(imports.HERE / "device_has.txt"))  # torch, pandas: not carried
+    assert "torch" not in carried and "pandas" not in carried
+    (tmp_path / f"mlflow_skinny-{carried['mlflow-skinny']}-py3-none-any.whl").write_bytes(b"")
+    with pytest.raises(SystemExit, match="no wheel for .*sqlalchemy=="):
+        imports.check_wheels(tmp_path)

@@ -33,11 +33,10 @@ def spread(values: list[float]) -> dict[str, float]:
 def main() -> None:
     p = parser(__doc__, train_fraction=0.008, max_length=512, epochs=1, batch_size=16)
     p.add_argument("--seeds", default="42", help="training seeds, comma-separated (train.seed)")
-    p.add_argument("-o", "--override", action="append", default=[], help="extra config override")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     work = workdir("grouping")
-    base = imdb(args, "tracking.log_model=false", "tracking.experiment=grouping-bench", *args.override)
+    base = imdb(args, "tracking.log_model=false", "tracking.experiment=grouping-bench")
     out = {"hardware": machine(), "settings": vars(args), "runs": {"random": [], "grouped": []}}
     for seed in seeds:
         for grouped in (False, True):

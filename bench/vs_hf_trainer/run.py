@@ -14,7 +14,9 @@ samples per second of the training loop (textclf: step time; Trainer: its train_
 per-epoch evaluation, so textclf's whole fit time is reported too).
 Prints one JSON object.
 """
+import contextlib
 import resource
+import sys
 import tempfile
 import time
 
@@ -69,8 +71,9 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
                                        data_collator=transformers.DataCollatorWithPadding(tokenizer))
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        stats = trainer.train().metrics
-        predictions = trainer.predict(test)
+        with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its log dicts: stdout is the JSON
+            stats = trainer.train().metrics
+            predictions = trainer.predict(test)
     accuracy = float((np.argmax(predictions.predictions, -1) == np.asarray(test["label"])).mean())
     return {"wall_s": time.perf_counter() - start, "fit_s": stats["train_runtime"],
             "train_samples_per_s": stats["train_samples_per_second"], "test_accuracy": accuracy,
