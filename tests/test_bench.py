@@ -54,3 +54,18 @@ def test_the_device_wheelhouse_is_the_closure_of_needs_minus_what_the_machine_ha
     (tmp_path / f"mlflow_skinny-{carried['mlflow-skinny']}-py3-none-any.whl").write_bytes(b"")
     with pytest.raises(SystemExit, match="no wheel for .*sqlalchemy=="):
         imports.check_wheels(tmp_path)
+
+
+def test_the_dry_run_notices_imports_from_files_the_carried_wheels_lack(tmp_path, monkeypatch):
+    """mlflow here, mlflow-skinny there: a module file of a carried package that its wheel lacks is named."""
+    import zipfile
+
+    import numpy  # noqa: F401  imported: its files are in sys.modules
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench.device.imports import outside_wheels
+
+    with zipfile.ZipFile(tmp_path / "numpy-0-cp312-cp312-manylinux_2_28_x86_64.whl", "w") as z:
+        z.writestr("numpy/__init__.py", "")  # a wheel with less of numpy than this venv imported
+    missing = outside_wheels(tmp_path)
+    assert missing and all(m.startswith("numpy/") for m in missing) and "numpy/__init__.py" not in missing
