@@ -271,3 +271,23 @@ def test_report_gets_the_running_objective_row(tiny_model, tiny_data, monkeypatc
         log=lambda m, epoch: logged.append(m), report=lambda row, epoch: seen.append((epoch, row)))
     assert [e for e, _ in seen] == [1, 2, 3]
     assert [row for _, row in seen] == [logged[0], logged[1], logged[1]]
+
+
+def test_dataloader_workers_default_to_two_persistent_ones_on_a_gpu_and_none_on_cpu(tiny_model, tiny_data):
+    """Issue 14: batches collated off the main thread where the GPU would otherwise wait (persistent, so
+    workers are not forked again every epoch); on CPU the workers would take the model's cores."""
+    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+
+    def loaders(device, workers):
+        return make_loaders(splits, tokenizer, max_length=32, batch_size=16, eval_batch_size=64, seed=0,
+                            device=torch.device(device), num_workers=workers)
+
+    assert load_config(None, []).train.num_workers is None
+    assert load_config(None, ["train.num_workers=3"]).train.num_workers == 3
+    on_gpu, on_cpu, chosen = loaders("cuda", None), loaders("cpu", None), loaders("cpu", 1)
+    assert [(d.num_workers, d.persistent_workers, d.pin_memory) for d in (on_gpu.train, on_gpu.test)] == \
+        [(2, True, True)] * 2
+    assert (on_cpu.train.num_workers, on_cpu.train.persistent_workers, on_cpu.train.pin_memory) == (0, False, False)
+    assert (chosen.train.num_workers, chosen.train.persistent_workers) == (1, True)
+    assert sum(len(b["labels"]) for b in chosen.train) == len(splits.train)  # a worker process delivers every row

@@ -216,7 +216,7 @@ def _train_checks(t) -> list[tuple[str, bool, str]]:
         ("train.patience", t.patience >= 0, "must be >= 0 (0 disables early stopping)"),
         ("train.device", re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device) is not None,
          "must be auto, cpu, cuda, cuda:N or mps"),
-        ("train.num_workers", t.num_workers >= 0, "must be >= 0"),
+        ("train.num_workers", t.num_workers is None or t.num_workers >= 0, "must be >= 0 (or null: automatic)"),
     ]
 
 

@@ -40,7 +40,7 @@ def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int)
 
 
 def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int, eval_batch_size: int,
-                 seed: int, device: torch.device, num_workers: int = 0, cache_length: int | None = None,
+                 seed: int, device: torch.device, num_workers: int | None = 0, cache_length: int | None = None,
                  group_by_length: bool = False) -> Loaders:
     """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory."""
     start, misses, encoded = time.perf_counter(), 0, {}
@@ -51,7 +51,9 @@ def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int,
         else:
             encoded[name] = encode(frame.text, frame.label, tokenizer, max_length)
     collate = Collate(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
-    common = dict(collate_fn=collate, num_workers=num_workers, pin_memory=device.type == "cuda")
+    workers = (2 if device.type == "cuda" else 0) if num_workers is None else num_workers
+    common = dict(collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
+                  pin_memory=device.type == "cuda")
     generator = torch.Generator().manual_seed(seed)  # batch order depends on train.seed only
     if group_by_length:
         train = DataLoader(Rows(encoded["train"]), batch_sampler=GroupedBatches(
