@@ -67,6 +67,15 @@ def test_bad_architecture_overrides_are_listed_together(tiny_model):
         load_config(None, ["model.config=[num_hidden_layers=3]"])
 
 
+def test_a_key_the_checkpoint_leaves_unset_takes_any_plain_value(tiny_model):
+    """BERT's config has classifier_dropout: null (use hidden_dropout_prob); a from-scratch encoder may set it.
+    Refused before with "must be NoneType like the checkpoint's None"."""
+    model = build(tiny_model, "model.init=random", "model.config=[classifier_dropout=0.3]")
+    assert model.config.classifier_dropout == 0.3 and model.dropout.p == 0.3
+    with pytest.raises(InputError, match="classifier_dropout must be a number, text or true/false"):
+        build(tiny_model, "model.init=random", "model.config=[classifier_dropout={p: 1}]")
+
+
 @pytest.fixture(scope="module")
 def bert_base_names(tmp_path_factory):
     """A tiny BERT with bert-base's naming and depth (12 blocks, pooler): 201 tensors with its classifier."""

@@ -86,6 +86,12 @@ def architecture(config: transformers.PretrainedConfig, overrides: tuple[str, ..
             near = difflib.get_close_matches(key, list(known), n=1)
             problems.append(f"{where}: model.config: {key} is not in the {config.model_type} config"
                             f"{f'; did you mean {near[0]}?' if near else ''}")
+        elif known[key] is None:  # unset in the checkpoint (BERT's classifier_dropout): any plain value
+            if isinstance(value, (list, dict)):
+                problems.append(f"{where}: model.config: {key} must be a number, text or true/false (the "
+                                f"checkpoint leaves it unset), got {text!r}")
+            else:
+                changes[key] = value
         elif type(value) is not type(known[key]) and not (isinstance(known[key], float) and type(value) is int):
             problems.append(f"{where}: model.config: {key} must be {type(known[key]).__name__} like the "
                             f"checkpoint's {known[key]!r}, got {text!r}")
