@@ -10,17 +10,20 @@ pytestmark = pytest.mark.e2e
 
 
 def test_imdb_minilm_one_epoch_is_well_above_chance(cli, assets, tracking_uri, monkeypatch):
-    """500 training reviews, 1 epoch, max length 128 (45-85 s on 2 cores, by CPU). Measured on this machine kind:
-    test accuracy 0.72 (200 test reviews); the bound leaves room for platform float differences."""
+    """500 training reviews, 2 epochs at the quickstart's lr 1e-4, max length 128, textclf's defaults (grouped
+    batches). One epoch at lr 2e-4 (31 steps), as before, is a regime where single runs swing from 0.51 to 0.78
+    with the batch order alone (7 seeds each, random and grouped batches, docs/benchmarks.md): too unstable
+    for a fixed-seed bound."""
     monkeypatch.setenv("TEXTCLF_ASSETS", str(assets))
-    overrides = ["data.train_fraction=0.010146", "data.val_size=100", "data.test_size=200", "train.epochs=1",
-                 "train.learning_rate=2e-4", "train.progress=false", "tracking.experiment=e2e-imdb"]
+    overrides = ["data.train_fraction=0.010146", "data.val_size=100", "data.test_size=200", "train.epochs=2",
+                 "train.progress=false", "tracking.experiment=e2e-imdb"]
     code, _, err = cli("train", "--config", ROOT / "configs" / "quickstart.yaml", "--tracking-uri", tracking_uri,
                        *[a for o in overrides for a in ("-o", o)])
     assert code == 0, err
     mlflow.set_tracking_uri(tracking_uri)
     [run] = mlflow.search_runs(experiment_names=["e2e-imdb"], output_format="list")
-    check_contract(run, mlflow.MlflowClient(), epochs=1)
+    check_contract(run, mlflow.MlflowClient(), epochs=2)
+    print(f"MEASURED e2e IMDB 500 rows, 2 epochs: test accuracy {run.data.metrics['test_accuracy']:.3f}")
     assert run.data.params["data.train_rows"] == "500" and run.data.params["model.name"] == "all-MiniLM-L6-v2"
     assert run.data.metrics["test_accuracy"] >= 0.62
     assert run.data.metrics["trainable_params"] == 22713216 + 2 * 384 + 2  # MiniLM + a 2-class head
