@@ -205,3 +205,25 @@ def test_a_run_killed_before_its_heartbeat_thread_beat_is_still_reaped(tmp_path,
         assert liveness.reap("unborn", now=time.time() + 100) == [active.run_id]
     parent = sweep_runs.start_parent("unborn", "a study", {}, {"textclf.study": "a study"}, heartbeat_s=1)
     assert liveness.reap("unborn", now=time.time() + 100) == [parent]  # a sweep's parent likewise
+
+
+def test_a_trial_failed_for_its_dead_worker_never_keeps_a_finished_child(tmp_path):
+    """CI (slow job) after every worker was killed: trial 2's run had ended FINISHED, then the worker died
+    before Optuna recorded the trial COMPLETE; the restart failed the trial for its stale heartbeat, and the
+    child stayed FINISHED beside a FAIL trial. Its child must be FAILED, saying why."""
+    from textclf.studies.objective import end_dead_trials
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store.connect(mlflow.get_tracking_uri(), "dead-worker")
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(mlflow.get_experiment_by_name("dead-worker").experiment_id).info.run_id
+    client.set_terminated(run_id, "FINISHED")  # training ended; the kill came before the trial was told
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trial = study.ask()
+    trial.set_user_attr("mlflow_run_id", run_id)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)  # what fail_stale_trials does at the restart
+    assert end_dead_trials(study) == 1
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED" and "heartbeat" in run.data.tags["textclf.error"]
+    assert run.data.tags["trial.state"] == "FAIL"
+    assert end_dead_trials(study) == 0  # once

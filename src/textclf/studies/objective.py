@@ -163,12 +163,14 @@ def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int)
 
 def end_dead_trials(study: optuna.Study) -> int:
     """Child runs of trials that Optuna failed for a lost heartbeat (their worker was killed) are still
-    RUNNING in MLflow: end them FAILED. Returns how many were ended."""
+    RUNNING in MLflow, or FINISHED when the kill came between the run's end and the trial's: end them
+    FAILED with the reason (a FAIL trial never keeps a FINISHED child). Returns how many were ended."""
     ended = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
         run_id = trial.user_attrs.get("mlflow_run_id")
-        if run_id and liveness.end_dead(run_id, f"trial {trial.number}: its worker stopped sending heartbeats "
-                                                f"(killed, or its machine was lost)"):
+        reason = f"trial {trial.number}: its worker stopped sending heartbeats (killed, or its machine was lost)"
+        dead = "error" not in trial.user_attrs  # else the trial failed itself and its run says why already
+        if run_id and (liveness.end_dead(run_id, reason) or (dead and sweep_runs.fail_if_finished(run_id, reason))):
             sweep_runs.update_run(run_id, {"trial.state": "FAIL"}, {})
             ended += 1
     return ended

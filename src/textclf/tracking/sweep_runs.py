@@ -47,12 +47,15 @@ def failed_child(cfg: Config, parent_run_id: str, params: dict, tags: dict, erro
     return child.info.run_id
 
 
-def fail_if_finished(run_id: str, reason: str) -> None:
-    """A run that ended FINISHED but whose trial then failed (no objective value): FAILED, with the reason."""
+def fail_if_finished(run_id: str, reason: str) -> bool:
+    """A run that ended FINISHED but whose trial then failed (no objective value): FAILED, with the reason.
+    Whether it was FINISHED."""
     client = mlflow.MlflowClient()
-    if client.get_run(run_id).info.status == "FINISHED":
-        client.set_tag(run_id, "textclf.error", reason[:4000])
-        client.set_terminated(run_id, "FAILED")
+    if client.get_run(run_id).info.status != "FINISHED":
+        return False
+    client.set_tag(run_id, "textclf.error", reason[:4000])
+    client.set_terminated(run_id, "FAILED")
+    return True
 
 
 def update_run(run_id: str, tags: dict[str, str], files: dict[str, str]) -> None:
