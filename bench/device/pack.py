@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.device.imports import carried
+from bench.device.imports import carried, check_wheels
 from textclf.assets import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +38,7 @@ def download_wheels(into: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                     "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", *platforms,
                     "--dest", str(into), *pins], check=True)
-    got = {w.name.split("-")[0].lower().replace("_", "-") for w in into.glob("*.whl")}
-    missing = sorted(set(carried()) - {n.replace("_", "-") for n in got})
-    if missing:
-        raise SystemExit(f"pip download gave no wheel for: {', '.join(missing)}")
+    check_wheels(into)  # every carried distribution at its exact version
 
 
 def pack_imdb(into: Path, rows: int | None) -> None:

@@ -27,7 +27,7 @@ def unpack_wheels() -> None:
     wheels = sorted((ROOT / ".device" / "part1" / "wheels").glob("*.whl"))
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as z:
-            z.extractall(site, [n for n in z.namelist() if ".data/" not in n.split("/", 1)[0] + "/"])
+            z.extractall(site, [n for n in z.namelist() if not n.split("/", 1)[0].endswith(".data")])
     print(f"{len(wheels)} wheels into {site}")
 
 

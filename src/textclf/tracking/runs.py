@@ -90,11 +90,12 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
         mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
     system = {"log_system_metrics": cfg.tracking.system_metrics}
-    tags = {**tags, **born(cfg.tracking.heartbeat_s)}
+    beating = born(cfg.tracking.heartbeat_s)
+    tags = {**tags, **beating}
     outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child, it stays active
     if resume:
         active = mlflow.start_run(run_id=resume, nested=outer is not None, **system)
-        mlflow.set_tags(born(cfg.tracking.heartbeat_s))  # its old beat is stale: not reaped while it resumes
+        mlflow.set_tags(beating)  # its old beat is stale: not reaped while it resumes
         clear_reaped(active)
     elif outer is None or parent_run_id in (None, outer.info.run_id):
         active = mlflow.start_run(run_name=name, tags=tags, nested=outer is not None, **system,
