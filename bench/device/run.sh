@@ -14,12 +14,15 @@
 #   bash bench/device/run.sh --dry-run     both parts here on CPU, tiny sizes, the same code paths; the
 #                                          benchmarks run with every import outside the machine's packages
 #                                          and the wheelhouse refused (bench/device/imports.py). CI runs it.
-#   --steps smoke,p1                       part 2 runs only these of smoke, p1, p3 (a rerun of what failed)
+#   --steps smoke,p1                       part 2 runs only these of smoke, p1, p3 (a rerun of what failed);
+#                                          `--steps compile` runs bench.compile (torch.compile vs eager per
+#                                          batch width at 512), not in the default set: with it part 2 would
+#                                          outrun one call's 10 minutes
 # Exits non-zero if any part failed. Results: $OUT (default bench-results/device): one JSON file per step,
 # gpu.txt, and every step's stdout/stderr in logs.tgz (the device returns at most 8 files).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-dry=0 part=all steps=smoke,p1,p3
+dry=0 part=all steps=
 while [ $# -gt 0 ]; do
     case $1 in
         --dry-run) dry=1 ;;
@@ -29,6 +32,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+# the dry run also runs compile, so CI covers every step
+[ -n "$steps" ] || { steps=smoke,p1,p3; [ $dry = 0 ] || steps+=,compile; }
 out=${OUT:-bench-results/device}
 run_dir=.device-run
 logs=$run_dir/logs/part$part
@@ -86,6 +91,8 @@ part2() {
             --max-length 64 --epochs 1 --batch-size 16 --precision fp32 "${figures[@]}"
         wanted p3 && step p3_time_to_accuracy 300 "${via[@]}" bench.time_to_accuracy.run --max-length 64 \
             --test-rows 200 -o data.val_size=100 -o data.train_fraction=0.2 -o train.epochs=1 "${figures[@]}"
+        wanted compile && step p4_compile 300 "${via[@]}" bench.compile.run --max-length 64 --multiple 32 \
+            --steps 1 --reviews 64
     else
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.txt" 2>&1
         "$py" -c "import torch; assert torch.cuda.is_available()" || { echo "no CUDA device" >&2; exit 1; }
@@ -95,6 +102,8 @@ part2() {
             --max-length 512 --epochs 2 --batch-size 32 --precision bf16 "${figures[@]}"
         wanted p3 && step p3_time_to_accuracy 110 "${via[@]}" bench.time_to_accuracy.run --model all-MiniLM-L6-v2 \
             "${figures[@]}"
+        wanted compile && step p4_compile 540 "${via[@]}" bench.compile.run --max-length 512 --batch-size 32 \
+            --steps 5 --reviews 4000
     fi
     true
 }

@@ -61,7 +61,7 @@ def measure(model: str, args, store: str) -> dict:
             "token_cache_hit": bool(m["token_cache_hit"]), "untimed_tokenize_s": round(cold, 2),
             **{k: m.get(k) for k in ("time_to_first_step_s", "train_time_s", "train_step_time_s",
                                      "train_samples_per_s", "train_tokens_per_s", "padding_fraction", "mfu",
-                                     "model_tflops_per_s", "peak_gpu_mem_mb", "best_val_accuracy",
+                                     "model_tflops_per_s", "peak_gpu_mem_mb", "compile_time_s", "best_val_accuracy",
                                      "epochs_run")},
             "overrides": overrides_for(model, args)}
 

@@ -149,7 +149,7 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
     loaders = make_loaders(splits, backbone.tokenizer, max_length=cfg.data.max_length, batch_size=t.batch_size,
                            eval_batch_size=t.eval_batch_size, seed=t.seed, device=device, num_workers=t.num_workers,
                            cache_length=cache_length(backbone, cfg) if cfg.data.token_cache else None,
-                           group_by_length=t.group_by_length)
+                           group_by_length=t.group_by_length, compile=t.compile)
     trainable, total = count_params(model)
     log.info("%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, effective "
              "batch %d", len(splits.train), len(splits.val), len(splits.test), len(splits.label_names),
@@ -190,6 +190,8 @@ def final_metrics(cfg: Config, ready: Prepared, fitted: FitResult, test) -> dict
              "tokenize_time_s": ready.loaders.tokenize_time_s, "token_cache_hit": float(ready.loaders.token_cache_hit)}
     if device.type == "cuda":
         final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if cfg.train.compile:
+        final["compile_time_s"] = fitted.compile_time_s
     return final | utilisation(ready, fitted, autocast_dtype(cfg.train.precision, device))
 
 

@@ -98,6 +98,10 @@ class TrainConfig:
     # batches of similar lengths: 2.3x faster steps at 512, 1.3x at 256 on IMDB; accuracy within seed noise
     # (docs/benchmarks.md). false: random batches, as the course notebooks (sweeps/notebooks pin it)
     group_by_length: bool = True
+    # the training forward through torch.compile (evaluation stays eager), batches padded to a multiple of 64
+    # so each width compiles once; compile time is logged apart (compile_time_s). Off by default: on 2 CPU
+    # cores it paid off only at long lengths after several thousand reviews (docs/benchmarks.md)
+    compile: bool = False
     progress: bool = True  # tqdm bars on stderr
 
     def effective_batch_size(self) -> int:

@@ -41,8 +41,9 @@ def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int)
 
 def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int, eval_batch_size: int,
                  seed: int, device: torch.device, num_workers: int | None = 0, cache_length: int | None = None,
-                 group_by_length: bool = False) -> Loaders:
-    """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory."""
+                 group_by_length: bool = False, compile: bool = False) -> Loaders:
+    """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory. `compile`: training
+    batches padded to a multiple of 64 (at most max_length), always with a mask: few shapes, one graph each."""
     start, misses, encoded = time.perf_counter(), 0, {}
     for name, frame in splits.frames().items():
         if cache_length:
@@ -54,13 +55,15 @@ def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int,
     workers = (2 if device.type == "cuda" else 0) if num_workers is None else num_workers
     common = dict(collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
                   pin_memory=device.type == "cuda")
+    training = common | ({"collate_fn": Collate(tokenizer.pad_token_id, multiple=64, limit=max_length,
+                                                always_mask=True)} if compile else {})
     generator = torch.Generator().manual_seed(seed)  # batch order depends on train.seed only
     if group_by_length:
         train = DataLoader(Rows(encoded["train"]), batch_sampler=GroupedBatches(
-            encoded["train"].lengths(), batch_size, generator), **common)
+            encoded["train"].lengths(), batch_size, generator), **training)
     else:
         train = DataLoader(Rows(encoded["train"]), batch_size=batch_size, shuffle=True, generator=generator,
-                           **common)
+                           **training)
     # the loss ratio's train side: fixed rows (the same every epoch and for every train.seed)
     sample = np.sort(np.random.default_rng(0).permutation(len(encoded["train"].input_ids))[:len(splits.val)])
     encoded["train_probe"] = Encoded([encoded["train"].input_ids[i] for i in sample], encoded["train"].labels[sample])
@@ -109,23 +112,26 @@ class GroupedBatches(torch.utils.data.Sampler):
 
 
 class Collate:
-    """Pad a batch to its longest text (rounded up to `multiple` for tensor cores); the attention mask is None
-    when no row is padded."""
+    """Pad a batch to its longest text (rounded up to `multiple` for tensor cores, but not past `limit`); the
+    attention mask is None when no row is padded, unless `always_mask` (a compiled model: one graph per shape)."""
 
-    def __init__(self, pad_id: int, multiple: int = 1):
-        self.pad_id, self.multiple = pad_id, multiple
+    def __init__(self, pad_id: int, multiple: int = 1, limit: int | None = None, always_mask: bool = False):
+        self.pad_id, self.multiple, self.limit, self.always_mask = pad_id, multiple, limit, always_mask
 
     def __call__(self, items: list[tuple[Sequence[int], int]]) -> dict[str, torch.Tensor | int]:
         # one scatter into a preallocated array instead of a tensor per row: ~4x less time per batch
         lengths = np.fromiter((len(ids) for ids, _ in items), dtype=np.int64, count=len(items))
         width = -(-int(lengths.max()) // self.multiple) * self.multiple
+        if self.limit is not None:
+            width = max(min(width, self.limit), int(lengths.max()))
         mask = np.arange(width) < lengths[:, None]
         input_ids = np.full((len(items), width), self.pad_id, dtype=np.int64)
         input_ids[mask] = np.concatenate([np.asarray(ids, dtype=np.int64) for ids, _ in items])
         labels = torch.tensor([y for _, y in items], dtype=torch.long)
         # no padding, no mask: transformers' BERT-family models check `attention_mask.all()` on every forward
         # to skip the mask, a host-device sync per step on CUDA; without a mask there is nothing to check
-        attention = None if lengths.min() == width else torch.from_numpy(mask.astype(np.int64))
+        padded = self.always_mask or lengths.min() < width
+        attention = torch.from_numpy(mask.astype(np.int64)) if padded else None
         # real tokens (and their squares, for the attention FLOPs), counted without a device sync
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": attention,
                 "labels": labels, "tokens": int(lengths.sum()), "token_squares": int((lengths ** 2).sum())}

@@ -125,8 +125,12 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Conf
                 "cnn_channels": m.cnn_channels, "cnn_kernels": list(m.cnn_kernels),
                 "num_labels": len(label_names), "label_names": list(label_names)}
         model = TextClassifier(_load(AutoModel, backbone, m.init), spec)
+    four_d = takes_4d_mask(model, cfg)
     if m.peft != "none":
-        return peft_tuning.wrap(model, m, cfg.where("model.peft"))
+        model = peft_tuning.wrap(model, m, cfg.where("model.peft"))
+        model.takes_4d_mask = four_d  # read by the training loop (training/loop.py _to_device)
+        return model
+    model.takes_4d_mask = four_d
     try:
         parts = freeze.describe_parts(model, model.base_model, m.freeze)
     except ValueError as e:
@@ -136,6 +140,17 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Conf
         raise InputError([f"{cfg.where('model.freeze')}: model.freeze: {p}" for p in problems])
     freeze.apply(model, trainable)
     return model
+
+
+def takes_4d_mask(model: torch.nn.Module, cfg: Config) -> bool:
+    """Whether padded batches may reach `model` as the 4D boolean mask transformers builds from the 2D one for
+    sdpa attention. transformers 5 returns a 4D mask as it is, so its `padding_mask.all()` check, a
+    host-device sync per forward on CUDA, never runs; the logits are identical (tests/model/test_masks.py).
+    Not for other attention kernels (eager adds the mask to the scores: another form), textclf's own heads
+    (they pool with the 2D mask) or prompt and prefix tuning (they extend the 2D mask)."""
+    m = cfg.model
+    return (m.head == "auto" and m.peft in ("none", "lora")
+            and getattr(model.config, "_attn_implementation", None) == "sdpa")
 
 
 def _load(auto_class, backbone: Backbone, init: str, **kwargs) -> torch.nn.Module:

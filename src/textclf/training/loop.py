@@ -9,6 +9,7 @@ loss/accuracy are measured by the same evaluation code as validation, on a fixed
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from textclf import interrupts
 from textclf.config import TrainConfig
 from textclf.training.checkpoint import Parts, generator_of, load, restore, snapshot
+from textclf.training.compiled import CompileClock, compiled
 from textclf.training.device import autocast_dtype
 from textclf.training.optim import make_optimizer, make_schedule
 
@@ -54,6 +56,7 @@ class FitResult:
     stopped_early: bool = False
     diverged: str = ""  # why training ended at an earlier epoch's weights (a NaN loss after epoch 1), else ""
     token_squares: int = 0  # sum of squared real sequence lengths (the attention term of flops.py)
+    compile_time_s: float = 0.0  # train.compile: seconds spent compiling, inside step_time_s (compiled.py)
 
     def best(self) -> dict[str, float]:
         return self.history[self.best_epoch - 1]
@@ -76,36 +79,38 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
     if checkpoints is not None and (found := load(checkpoints)):
         done, best_score, best_state = restore(found, parts, result, device)
         done = cfg.epochs if result.stopped_early else done  # it had ended: only the test evaluation is left
-    for epoch in range(done + 1, cfg.epochs + 1):
-        epoch_start = time.perf_counter()
-        try:
-            running = train_epoch(model, train, optimizer, scheduler, scaler, cfg, device, dtype,
-                                  f"epoch {epoch}/{cfg.epochs}")
-            steps_end = time.perf_counter()
-            check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
-            if not math.isfinite(check.loss):
-                raise FloatingPointError(f"validation loss is {check.loss} after epoch {epoch}; lower "
-                                         f"train.learning_rate or use train.precision=fp32")
-        except FloatingPointError as e:
-            if best_state is None:  # nothing good to fall back on
-                raise
-            result.diverged = f"{str(e).split('; lower')[0]}; kept epoch {result.best_epoch}"
-            break
-        count(result, running, steps_end - epoch_start, start)
-        probe = evaluate(model, train_probe, device, dtype, desc="train probe") if train_probe else None
-        row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
-        result.history.append(row)
-        log(row, epoch)
-        if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:  # keep a CPU copy of what trains
-            best_score, result.best_epoch, best_state = score, epoch, _trainable_state(model)
-        elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
-            result.stopped_early = True
-        if checkpoints is not None:
-            snapshot(checkpoints, epoch, parts, result, best_score, best_state)
-        if report is not None:
-            report(result.best(), epoch)
-        if result.stopped_early:
-            break
+    with compiled(model, cfg.compile, device) as (forward, clock):  # forward: model unless train.compile
+        for epoch in range(done + 1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            try:
+                running = train_epoch(forward, train, optimizer, scheduler, scaler, cfg, device, dtype,
+                                      f"epoch {epoch}/{cfg.epochs}", clock)
+                steps_end = time.perf_counter()
+                check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
+                if not math.isfinite(check.loss):
+                    raise FloatingPointError(f"validation loss is {check.loss} after epoch {epoch}; lower "
+                                             f"train.learning_rate or use train.precision=fp32")
+            except FloatingPointError as e:
+                if best_state is None:  # nothing good to fall back on
+                    raise
+                result.diverged = f"{str(e).split('; lower')[0]}; kept epoch {result.best_epoch}"
+                break
+            count(result, running, steps_end - epoch_start, start)
+            probe = evaluate(model, train_probe, device, dtype, desc="train probe") if train_probe else None
+            row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
+            result.history.append(row)
+            log(row, epoch)
+            if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:  # keep a CPU copy of what trains
+                best_score, result.best_epoch, best_state = score, epoch, _trainable_state(model)
+            elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
+                result.stopped_early = True
+            if checkpoints is not None:
+                snapshot(checkpoints, epoch, parts, result, best_score, best_state)
+            if report is not None:
+                report(result.best(), epoch)
+            if result.stopped_early:
+                break
+        result.compile_time_s = clock.seconds()
     model.load_state_dict(best_state, strict=False)
     result.train_time_s = time.perf_counter() - start
     return result
@@ -147,7 +152,8 @@ def epoch_row(running: Running, probe: Evaluation | None, val: Evaluation, secon
             "epoch_time_s": seconds}
 
 
-def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype, desc: str) -> Running:
+def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype, desc: str,
+                clock: CompileClock | None = None) -> Running:
     """One pass over `loader`. Each micro-batch's summed loss is divided by the rows a full window holds
     (batch_size x grad_accum_steps); a window that ends up shorter (the epoch's last, or a short batch inside it)
     has its gradient rescaled to the mean over the rows it really had."""
@@ -161,11 +167,12 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
     bar = tqdm(loader, desc=desc, disable=not cfg.progress, leave=False, mininterval=1.0)
     for i, batch in enumerate(bar, start=1):
         interrupts.check()
-        inputs, labels = _to_device(batch, device)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(**inputs).logits
-        loss = F.cross_entropy(logits.float(), labels, reduction="sum")
-        scaler.scale(loss / full).backward()
+        inputs, labels = _to_device(batch, device, model)
+        with clock.timing(tuple(inputs["input_ids"].shape)) if clock else contextlib.nullcontext():
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = model(**inputs).logits
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
+            scaler.scale(loss / full).backward()
         loss_sum += loss.detach()
         correct += (logits.argmax(-1) == labels).sum()
         window += len(labels)
@@ -215,7 +222,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, d
     predictions, labels = [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=1.0):
         interrupts.check()
-        inputs, y = _to_device(batch, device)
+        inputs, y = _to_device(batch, device, model)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(**inputs).logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
@@ -225,9 +232,14 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, d
     return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth)
 
 
-def _to_device(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _to_device(batch: dict, device: torch.device, model: torch.nn.Module | None = None
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     inputs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "attention_mask")
               if batch[k] is not None}  # no mask: an unpadded batch (features.Collate)
+    if "attention_mask" in inputs and getattr(model, "takes_4d_mask", False):
+        # the mask transformers would build itself (model/build.py takes_4d_mask), made here without its
+        # `padding_mask.all()` check: no host-device sync in a padded batch's forward
+        inputs["attention_mask"] = inputs["attention_mask"][:, None, None, :].bool()
     return inputs, batch["labels"].to(device, non_blocking=True)
 
 

@@ -11,6 +11,7 @@ FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_
                  "time_to_first_step_s", "model_tflops_per_s", "mfu", "peak_tflops", "tracking_longest_wait_s",
                  "tracking_failed_sends", "total_time_s",
                  "peak_gpu_mem_mb",  # on a GPU only
+                 "compile_time_s",  # with train.compile only: seconds spent compiling, inside train_time_s
                  "model_artifact_mb")  # models saved in textclf's own layout only (custom heads, peft)
 # the final metrics people compare, in the order tables show them (CLI summary, sweep trials, report)
 HEADLINE_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio", "trainable_params",
