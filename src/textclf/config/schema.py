@@ -100,7 +100,7 @@ class TrainConfig:
     group_by_length: bool = True
     # the training forward through torch.compile (evaluation stays eager), batches padded to a multiple of 64
     # so each width compiles once; compile time is logged apart (compile_time_s). Off by default: on 2 CPU
-    # cores it paid off only at long lengths after several thousand reviews (docs/benchmarks.md)
+    # cores it did not pay (docs/benchmarks.md, bench/compile); not yet measured on a GPU
     compile: bool = False
     progress: bool = True  # tqdm bars on stderr
 
