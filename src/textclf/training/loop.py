@@ -84,7 +84,7 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
             epoch_start = time.perf_counter()
             try:
                 running = train_epoch(forward, train, optimizer, scheduler, scaler, cfg, device, dtype,
-                                      f"epoch {epoch}/{cfg.epochs}", clock)
+                                      f"epoch {epoch}/{cfg.epochs}", clock=clock)
                 steps_end = time.perf_counter()
                 check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
                 if not math.isfinite(check.loss):
