@@ -125,12 +125,10 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Conf
                 "cnn_channels": m.cnn_channels, "cnn_kernels": list(m.cnn_kernels),
                 "num_labels": len(label_names), "label_names": list(label_names)}
         model = TextClassifier(_load(AutoModel, backbone, m.init), spec)
-    four_d = takes_4d_mask(model, cfg)
+    # read by the training loop (training/loop.py _to_device); a peft wrapper passes it on from the model inside
+    model.takes_4d_mask = takes_4d_mask(model, cfg)
     if m.peft != "none":
-        model = peft_tuning.wrap(model, m, cfg.where("model.peft"))
-        model.takes_4d_mask = four_d  # read by the training loop (training/loop.py _to_device)
-        return model
-    model.takes_4d_mask = four_d
+        return peft_tuning.wrap(model, m, cfg.where("model.peft"))
     try:
         parts = freeze.describe_parts(model, model.base_model, m.freeze)
     except ValueError as e:

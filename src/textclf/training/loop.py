@@ -9,7 +9,6 @@ loss/accuracy are measured by the same evaluation code as validation, on a fixed
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -152,8 +151,8 @@ def epoch_row(running: Running, probe: Evaluation | None, val: Evaluation, secon
             "epoch_time_s": seconds}
 
 
-def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype, desc: str,
-                clock: CompileClock | None = None) -> Running:
+def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype, desc: str, *,
+                clock: CompileClock) -> Running:
     """One pass over `loader`. Each micro-batch's summed loss is divided by the rows a full window holds
     (batch_size x grad_accum_steps); a window that ends up shorter (the epoch's last, or a short batch inside it)
     has its gradient rescaled to the mean over the rows it really had."""
@@ -168,7 +167,7 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
     for i, batch in enumerate(bar, start=1):
         interrupts.check()
         inputs, labels = _to_device(batch, device, model)
-        with clock.timing(tuple(inputs["input_ids"].shape)) if clock else contextlib.nullcontext():
+        with clock.timing(tuple(inputs["input_ids"].shape)):  # times nothing unless train.compile
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(**inputs).logits
             loss = F.cross_entropy(logits.float(), labels, reduction="sum")
@@ -232,7 +231,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, d
     return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth)
 
 
-def _to_device(batch: dict, device: torch.device, model: torch.nn.Module | None = None
+def _to_device(batch: dict, device: torch.device, model: torch.nn.Module
                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     inputs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "attention_mask")
               if batch[k] is not None}  # no mask: an unpadded batch (features.Collate)
