@@ -58,7 +58,8 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
     train, val, test = as_dataset(splits.train), as_dataset(splits.val), as_dataset(splits.test)
     transformers.set_seed(cfg.train.seed)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        backbone.location, num_labels=len(splits.label_names), use_safetensors=True)
+        backbone.location, num_labels=len(splits.label_names), use_safetensors=True,
+        use_kernels=cfg.model.hub_kernels)  # as textclf's side: transformers >= 5.25 would turn them on
     with tempfile.TemporaryDirectory() as out:
         args = transformers.TrainingArguments(
             output_dir=out, num_train_epochs=cfg.train.epochs, per_device_train_batch_size=cfg.train.batch_size,
@@ -87,7 +88,7 @@ def warm_up(overrides: list[str], device: torch.device, dtype: torch.dtype | Non
     (CUDA context, cuBLAS handles, autotuning) land on neither side."""
     cfg = load_config(None, overrides)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        load_backbone(cfg).location, num_labels=2, use_safetensors=True).to(device)
+        load_backbone(cfg).location, num_labels=2, use_safetensors=True, use_kernels=cfg.model.hub_kernels).to(device)
     ids = torch.randint(1000, 2000, (cfg.train.batch_size, cfg.data.max_length), device=device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         loss = model(input_ids=ids, labels=torch.zeros(len(ids), dtype=torch.long, device=device)).loss

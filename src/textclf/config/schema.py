@@ -65,6 +65,10 @@ class ModelConfig:
     lora_dropout: float = 0.1
     prefix_length: int = 20  # virtual tokens for prompt / prefix tuning
     save_base: bool = True  # peft: false saves only the adapter and the base model's location
+    # transformers' Hub kernels: layers swapped at load for kernels fetched from the Hub (5.25 turned them on
+    # by default). Off: the model's own torch code, the same numerics and speed whatever the release; saved
+    # models always reload with them off
+    hub_kernels: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from textclf.assets import Resolved, resolve
-from textclf.config import Config
+from textclf.config import Config, ModelConfig
 from textclf.errors import InputError, first_line
 from textclf.model import freeze, peft_tuning
 from textclf.model.heads import TextClassifier
@@ -117,14 +117,14 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Conf
     m = cfg.model
     transformers.utils.logging.disable_progress_bar()
     if m.head == "auto":
-        model = _load(AutoModelForSequenceClassification, backbone, m.init, num_labels=len(label_names),
+        model = _load(AutoModelForSequenceClassification, backbone, m, num_labels=len(label_names),
                       id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
                       ignore_mismatched_sizes=True)
     else:
         spec = {"head": m.head, "pooling": m.pooling, "dropout": m.head_dropout, "mlp_hidden": m.mlp_hidden,
                 "cnn_channels": m.cnn_channels, "cnn_kernels": list(m.cnn_kernels),
                 "num_labels": len(label_names), "label_names": list(label_names)}
-        model = TextClassifier(_load(AutoModel, backbone, m.init), spec)
+        model = TextClassifier(_load(AutoModel, backbone, m), spec)
     # read by the training loop (training/loop.py _to_device); a peft wrapper passes it on from the model inside
     model.takes_4d_mask = takes_4d_mask(model, cfg)
     if m.peft != "none":
@@ -151,8 +151,8 @@ def takes_4d_mask(model: torch.nn.Module, cfg: Config) -> bool:
             and getattr(model.config, "_attn_implementation", None) == "sdpa")
 
 
-def _load(auto_class, backbone: Backbone, init: str, **kwargs) -> torch.nn.Module:
-    if init == "random":  # the architecture only: every weight fresh, drawn from the run's seeded generator
+def _load(auto_class, backbone: Backbone, m: ModelConfig, **kwargs) -> torch.nn.Module:
+    if m.init == "random":  # the architecture only: every weight fresh, drawn from the run's seeded generator
         kwargs.pop("ignore_mismatched_sizes", None)
         config = _changed(backbone.config, kwargs)
         log.info("model.init=random: %s trains from scratch", backbone.location)
@@ -160,7 +160,7 @@ def _load(auto_class, backbone: Backbone, init: str, **kwargs) -> torch.nn.Modul
     try:
         model, info = auto_class.from_pretrained(
             backbone.location, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
-            dtype=torch.float32, **kwargs)
+            dtype=torch.float32, use_kernels=m.hub_kernels, **kwargs)
     except (OSError, ValueError) as e:
         raise InputError([f"model.name: cannot load {backbone.location} as {auto_class.__name__} "
                           f"({first_line(e, 300)}); only safetensors checkpoints load"]) from None

@@ -100,7 +100,8 @@ class TextClassifier(nn.Module):
 
 def load_text_classifier(directory: Path) -> TextClassifier:
     spec = json.loads((directory / SPEC_FILE).read_text())
-    body = AutoModel.from_pretrained(directory / "body", use_safetensors=True, trust_remote_code=False)
+    body = AutoModel.from_pretrained(directory / "body", use_safetensors=True, trust_remote_code=False,
+                                     use_kernels=False)  # model.hub_kernels: saved models reload without
     model = TextClassifier(body, spec)
     model.head.load_state_dict(safetensors.torch.load_file(directory / HEAD_FILE))
     return model.eval()

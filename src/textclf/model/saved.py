@@ -8,7 +8,9 @@ A Predictor classifies texts with any loaded classifier and its tokenizer.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +64,24 @@ def load_model_dir(directory: Path) -> tuple[torch.nn.Module, object, int]:
         body = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(names), id2label=dict(enumerate(names)),
             label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True, use_safetensors=True,
-            trust_remote_code=False)
+            trust_remote_code=False, use_kernels=False)  # model.hub_kernels: saved models reload without
         model = peft.PeftModel.from_pretrained(body, directory / "adapter")
     return model.eval(), tokenizer, int(manifest["max_length"])
+
+
+@contextmanager
+def hub_kernels_off():
+    """For loaders that take no `use_kernels` (MLflow's transformers flavor): transformers >= 5.25 reads
+    USE_HUB_KERNELS when it is not passed, so a saved model reloads with its own torch code, as after training."""
+    before = os.environ.get("USE_HUB_KERNELS")
+    os.environ["USE_HUB_KERNELS"] = "NO"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("USE_HUB_KERNELS", None)
+        else:
+            os.environ["USE_HUB_KERNELS"] = before
 
 
 def size_mb(directory: Path) -> float:

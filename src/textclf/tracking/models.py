@@ -92,7 +92,8 @@ def load_predictor(model_uri: str) -> saved.Predictor:
         if "transformers" not in flavor:  # textclf's own form behind a pyfunc model
             local = Path(mlflow.artifacts.download_artifacts(model_uri))
             return saved.predictor_from_dir(local / "artifacts" / "model_dir")
-        parts = mlflow.transformers.load_model(model_uri, return_type="components")
+        with saved.hub_kernels_off():
+            parts = mlflow.transformers.load_model(model_uri, return_type="components")
     except (mlflow.exceptions.MlflowException, OSError) as e:
         raise InputError([f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
                           f"runs:/<run_id>/model from a textclf run, or a local model directory"]) from None
