@@ -1,5 +1,6 @@
 """What the GPU machine lacks, decided once and checked by running: the wheelhouse bench/device/prepare.sh
-carries is the dependency closure of needs.txt (as resolved in this venv, pinned to its versions) minus the
+carries is the dependency closure of needs.txt (as resolved in this venv, pinned to the project's lock,
+deps/constraints.txt, which this venv was installed from) minus the
 machine's own packages (device_has.txt) minus what needs.txt marks optional (`-name`). Running a benchmark
 through this module refuses every top-level import owned by a distribution outside device_has + wheelhouse,
 exactly as that machine would: libraries that import something optionally (transformers: PIL; mlflow:
@@ -26,6 +27,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 HERE = Path(__file__).parent
+LOCK = HERE.parents[1] / "deps" / "constraints.txt"
 
 
 def normalise(name: str) -> str:
@@ -55,12 +57,24 @@ def closure(names: list[str]) -> set[str]:
     return seen
 
 
+def locked() -> dict[str, str]:
+    """name -> version of each `name==version` line of the lock."""
+    pins = (line.split("#")[0].strip() for line in LOCK.read_text().splitlines())
+    return {normalise(pin.split("==")[0]): pin.split("==")[1] for pin in pins if "==" in pin}
+
+
 def carried() -> dict[str, str]:
-    """Distribution -> version of every wheel the GPU machine needs carried."""
+    """Distribution -> locked version of every wheel the GPU machine needs carried."""
     needs = listed(HERE / "needs.txt")
     optional = {n[1:] for n in needs if n.startswith("-")}
     wanted = closure([n for n in needs if not n.startswith("-")]) - set(listed(HERE / "device_has.txt")) - optional
-    return {name: distribution(name).version for name in sorted(wanted)}
+    pins = locked()
+    stray = [f"{name} (lock {pins.get(name)}, venv {distribution(name).version})" for name in sorted(wanted)
+             if pins.get(name) != distribution(name).version]
+    if stray:  # the dry run tests this venv's packages: carrying other versions would test nothing
+        raise SystemExit(f"bench/device: this venv is not the lock's: {', '.join(stray)}; reinstall with the "
+                         f"README's command (pip install -c deps/constraints.txt ...)")
+    return {name: pins[name] for name in sorted(wanted)}
 
 
 def refuse_absent(allowed: set[str]) -> list[str]:
