@@ -189,3 +189,39 @@ def test_a_list_override_gives_a_searched_categorical_new_choices(tmp_path, tiny
     picked = trial_config(spec, FixedTrial({"model.name": f"{tiny_model}/"}), override)
     assert picked.model.name == f"{tiny_model}/"  # the trial's choice, not the override's text
     assert any("give a categorical new choices" in p for p in problems(path, ("model.name=[]",)))
+
+
+RESUME = """
+import sys
+import optuna
+from textclf.studies import study as sweep_study
+from textclf.studies.load import load_spec
+from textclf.studies.spec import trial_config
+spec, url, n = load_spec(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+study = sweep_study.open_study(spec, url)  # what each `textclf sweep` command does (driver.run_worker)
+for _ in range(n):
+    trial = study.ask()
+    trial_config(spec, trial)
+    study.tell(trial, 0.5)
+"""
+
+
+@pytest.mark.parametrize("sampler,first,then", [("random", 5, 3), ("tpe", 2, 2)])
+def test_a_resumed_study_never_replays_its_proposals(tmp_path, tiny_model, tiny_data, sampler, first, then):
+    """Re-running the command (the documented way to resume; a restarted pod with the same worker index) is a
+    separate process with the same worker index: its sampler seed derived from the study seed and the worker
+    alone, random proposed trials 5, 6, 7 equal to 0, 2, 4 and TPE 2, 3 equal to 0, 1."""
+    import subprocess
+    import sys
+
+    path = spec_file(tmp_path, tiny_model, tiny_data, study={"sampler": sampler, "n_trials": 8, "seed": 7},
+                     space={"train.learning_rate": {"loguniform": [1e-5, 1e-2]},
+                            "train.weight_decay": {"uniform": [0.0, 0.1]}})
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for n in (first, then):
+        done = subprocess.run([sys.executable, "-c", RESUME, str(path), url, str(n)], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    trials = optuna.load_study(study_name=load_spec(path).name, storage=url).trials
+    proposals = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(proposals) == first + then and len(set(proposals)) == len(proposals), proposals

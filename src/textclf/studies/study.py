@@ -84,8 +84,12 @@ def open_study(spec: SweepSpec, url: str, worker: int = 0) -> optuna.Study:
     storage = kind(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=4 * heartbeat,
                    heartbeat_stale_trial_callback=retry)
     directions = [d for _, d in spec.objectives]
-    return optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec, worker),
-                               pruner=make_pruner(spec), directions=directions, load_if_exists=True)
+    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec, worker),
+                                pruner=make_pruner(spec), directions=directions, load_if_exists=True)
+    history = len(study.get_trials(deepcopy=False))
+    if history:  # a resumed study: a seed of its own, or the sampler replays what this worker proposed before
+        study.sampler = make_sampler(spec, worker, history)
+    return study
 
 
 class SQLiteStorage(optuna.storages.RDBStorage):
@@ -104,10 +108,13 @@ class SQLiteStorage(optuna.storages.RDBStorage):
             return super().set_trial_state_values(trial_id, state, values)
 
 
-def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: SweepSpec, worker: int = 0, history: int = 0) -> optuna.samplers.BaseSampler:
     """Worker i of a study gets its own seed, derived from the study seed (reproducible): with one seed in
-    every worker, random and TPE samplers propose the same values in every worker."""
-    seed = spec.seed if worker == 0 else int(np.random.SeedSequence([spec.seed, worker]).generate_state(1)[0])
+    every worker, random and TPE samplers propose the same values in every worker. `history`, the trials the
+    study held when this worker opened it, makes each resumption's seed its own: with the worker index alone a
+    re-run command (or a restarted pod) drew the same values again."""
+    entropy = [spec.seed, worker, *([history] if history else [])]  # a fresh study's seeds as before
+    seed = spec.seed if worker == history == 0 else int(np.random.SeedSequence(entropy).generate_state(1)[0])
     if spec.sampler == "grid":  # its points are enqueued (sweep_grid.py); the sampler is a fallback for a trial
         return optuna.samplers.RandomSampler(seed=seed)  # that finds the queue emptied under it
     if spec.sampler == "random":
