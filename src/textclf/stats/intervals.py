@@ -1,0 +1,58 @@
+"""Intervals for a classifier's score on a fixed set of rows: Wilson for accuracy (a binomial proportion),
+a percentile bootstrap over rows for F1, which is not a proportion."""
+from __future__ import annotations
+
+import numpy as np
+
+LEVEL = 0.95
+RESAMPLES = 2000
+
+
+def wilson(correct: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """The Wilson score interval of correct / n (scipy's binomtest)."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return (0.0, 1.0)
+    ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+def f1_scores(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> np.ndarray:
+    """training/metrics.py's F1 (binary: class 1; else macro over the classes present in the truth or the
+    predictions) for each row of 2-D `labels` / `predictions` (one resample per row), vectorized."""
+    labels, predictions = np.atleast_2d(labels), np.atleast_2d(predictions)
+    draws, k = labels.shape[0], num_labels
+    codes = (np.arange(draws)[:, None] * k * k + labels * k + predictions).ravel()
+    matrix = np.bincount(codes, minlength=draws * k * k).reshape(draws, k, k)
+    true_pos, predicted, actual = np.diagonal(matrix, axis1=1, axis2=2), matrix.sum(1), matrix.sum(2)
+    denominator = predicted + actual
+    scores = np.divide(2 * true_pos, denominator, out=np.zeros(denominator.shape), where=denominator > 0)
+    if k == 2:
+        return scores[:, 1]
+    present = denominator > 0
+    return np.where(present.any(1), (scores * present).sum(1) / np.maximum(present.sum(1), 1), 0.0)
+
+
+def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """resamples x n row indices drawn with replacement (seeded: the same interval every time it is asked)."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def bootstrap_f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int, level: float = LEVEL,
+                 resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of F1 over the rows."""
+    if len(labels) == 0:
+        return (0.0, 1.0)
+    idx = resample_rows(len(labels), resamples, seed)
+    scores = f1_scores(np.asarray(labels)[idx], np.asarray(predictions)[idx], num_labels)
+    tail = (1 - level) / 2
+    return (float(np.quantile(scores, tail)), float(np.quantile(scores, 1 - tail)))
+
+
+def score_intervals(labels: np.ndarray, predictions: np.ndarray, num_labels: int,
+                    level: float = LEVEL) -> dict[str, tuple[float, float]]:
+    """{"accuracy": (low, high), "f1": (low, high)} for one classifier on one set of rows."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    return {"accuracy": wilson(int((labels == predictions).sum()), len(labels), level),
+            "f1": bootstrap_f1(labels, predictions, num_labels, level)}

@@ -1,0 +1,82 @@
+"""Is B better than A on the same rows? Paired tests: exact McNemar for accuracy (only the rows where the two
+disagree carry information), a sign-flip permutation test for F1 and per-row loss, and a paired percentile
+bootstrap interval for every difference. The difference is always B - A."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from textclf.stats.intervals import LEVEL, RESAMPLES, f1_scores, resample_rows
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str  # accuracy, f1 or loss (mean per-row cross-entropy: lower is better)
+    a: float
+    b: float
+    difference: float  # b - a
+    low: float  # the difference's interval
+    high: float
+    p_value: float  # two-sided, H0: A and B score the same on rows like these
+    test: str
+    n: int
+    a_only: int = 0  # rows A classified right and B wrong (accuracy)
+    b_only: int = 0
+
+    def better(self, alpha: float) -> str:
+        """"b", "a" or "" (no difference at level alpha) in the metric's own direction."""
+        if self.p_value >= alpha or self.difference == 0:
+            return ""
+        up = self.difference > 0
+        return ("b" if up else "a") if self.metric != "loss" else ("a" if up else "b")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def accuracy(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: float = LEVEL,
+             resamples: int = RESAMPLES, seed: int = 0) -> Comparison:
+    from scipy.stats import binomtest
+
+    right_a, right_b = pred_a == labels, pred_b == labels
+    a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    p = binomtest(b_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    low, high = _interval((right_b.astype(float) - right_a)[resample_rows(len(labels), resamples, seed)].mean(1),
+                          level)
+    return Comparison("accuracy", float(right_a.mean()), float(right_b.mean()), float(right_b.mean() - right_a.mean()),
+                      low, high, float(p), "exact McNemar", len(labels), a_only, b_only)
+
+
+def f1(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, num_labels: int, level: float = LEVEL,
+       resamples: int = RESAMPLES, seed: int = 0) -> Comparison:
+    idx = resample_rows(len(labels), resamples, seed)
+    boot = f1_scores(labels[idx], pred_b[idx], num_labels) - f1_scores(labels[idx], pred_a[idx], num_labels)
+    swap = np.random.default_rng(seed + 1).random((resamples, len(labels))) < 0.5  # H0: A and B exchangeable
+    tiled = np.broadcast_to(labels, swap.shape)
+    null = (f1_scores(tiled, np.where(swap, pred_a, pred_b), num_labels)
+            - f1_scores(tiled, np.where(swap, pred_b, pred_a), num_labels))
+    a, b = (float(f1_scores(labels, p, num_labels)[0]) for p in (pred_a, pred_b))
+    return Comparison("f1", a, b, b - a, *_interval(boot, level), _p(null, b - a), "paired permutation",
+                      len(labels))
+
+
+def loss(losses_a: np.ndarray, losses_b: np.ndarray, level: float = LEVEL, resamples: int = RESAMPLES,
+         seed: int = 0) -> Comparison:
+    """Mean per-row cross-entropy; the permutation flips the sign of each row's difference."""
+    diff = losses_b - losses_a
+    boot = diff[resample_rows(len(diff), resamples, seed)].mean(1)
+    signs = np.where(np.random.default_rng(seed + 1).random((resamples, len(diff))) < 0.5, -1.0, 1.0)
+    a, b = float(losses_a.mean()), float(losses_b.mean())
+    return Comparison("loss", a, b, b - a, *_interval(boot, level), _p((signs * diff).mean(1), b - a),
+                      "paired sign-flip permutation", len(diff))
+
+
+def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1 - level) / 2
+    return float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail))
+
+
+def _p(null: np.ndarray, observed: float) -> float:
+    """Two-sided Monte Carlo p-value, (1 + as extreme) / (1 + draws): never 0."""
+    return float((1 + (np.abs(null) >= abs(observed) - 1e-12).sum()) / (1 + len(null)))
