@@ -203,7 +203,7 @@ def test_a_diverged_run_finishes_at_its_best_epoch_and_says_so(cli, tiny_overrid
 
     def evaluate(model, loader, *a, **k):
         result = real_evaluate(model, loader, *a, **k)
-        return Evaluation(next(losses), result.accuracy, result.predictions, result.labels) \
+        return Evaluation(next(losses), result.accuracy, result.predictions, result.labels, result.probabilities) \
             if k.get("desc") == "val" else result
 
     monkeypatch.setattr(train_mod, "evaluate", evaluate)

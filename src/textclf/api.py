@@ -82,6 +82,20 @@ def report(target: str, *, tracking_uri: str | None = None, storage: str | None 
     return make_report(target, storage, output, attach).table
 
 
+def compare(a: str, b: str, *, split: str = "test", tracking_uri: str | None = None) -> dict:
+    """Two runs (ids, runs:/..., models:/NAME/<version>, models:/NAME@champion) scored on the same rows, compared
+    row by row: accuracy, F1 and per-row loss as B - A with 95% intervals and p-values (`textclf compare`).
+    InputError when they were scored on different rows."""
+    from textclf.reporting.compare import compare as paired_compare
+    from textclf.tracking import store
+
+    if split not in ("val", "test"):
+        raise InputError([f"split: {split!r} is not one of val, test"])
+    uri, origin = store.resolve_uri(tracking_uri, Config())
+    store.connect_read(uri, f"compare: {origin}")
+    return paired_compare(a, b, split)
+
+
 def _config(config: str | Path | Mapping | None, overrides: Sequence[str]) -> Config:
     if isinstance(config, Mapping):
         problems: list[str] = []

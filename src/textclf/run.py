@@ -22,6 +22,7 @@ from textclf.model.build import (
     load_backbone,
     trainable_names,
 )
+from textclf.stats import intervals, rows
 from textclf.tracking import models, provenance, registry, runs, store
 from textclf.training import flops, metrics
 from textclf.training.device import autocast_dtype, check_device, tf32
@@ -91,18 +92,43 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
             fitted = fit(ready.model, ready.loaders.train, ready.loaders.val, cfg.train, ready.device,
                          log=active.log_epoch, report=trial and trial.report, train_probe=ready.loaders.train_probe,
                          checkpoints=checkpoint_dir(cfg, active.run_id, resume))
-            test = evaluate(ready.model, ready.loaders.test, ready.device,
-                            autocast_dtype(cfg.train.precision, ready.device))
+            dtype = autocast_dtype(cfg.train.precision, ready.device)
+            test = evaluate(ready.model, ready.loaders.test, ready.device, dtype)
+            # the selected epoch's validation rows; after a resume past that epoch, scored again
+            val = fitted.best_val or evaluate(ready.model, ready.loaders.val, ready.device, dtype)
         if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
             log.warning("training diverged: %s", fitted.diverged)
             active.tag({"textclf.diverged": fitted.diverged})
-        final = final_metrics(cfg, ready, fitted, test) | active.drain(cfg.tracking.outage_wait_s)
+        final = final_metrics(cfg, ready, fitted, test) | score_intervals(ready, val, test) | \
+            active.drain(cfg.tracking.outage_wait_s)
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s  # data, model, tokens, run setup
         model_uri = log_model(cfg, ready, final, trial)
         final["total_time_s"] = time.perf_counter() - start
         confusion = metrics.confusion(test.labels, test.predictions, ready.splits.label_names)
         active.log_results(final, confusion, run_figures(cfg, fitted, confusion))
+        active.log_predictions(*prediction_tables(ready.splits, {"val": val, "test": test}))
     return RunResult(active.run_id, final, model_uri, fitted.history)
+
+
+def score_intervals(ready: Prepared, val, test) -> dict[str, float]:
+    """95% intervals over the evaluation rows: Wilson for accuracy, a row bootstrap for test F1 (stats/)."""
+    k = len(ready.splits.label_names)
+    out = {}
+    for name, evaluation, metric in (("best_val_accuracy", val, "accuracy"), ("test_accuracy", test, "accuracy"),
+                                     ("test_f1", test, "f1")):
+        low, high = intervals.score_intervals(evaluation.labels, evaluation.predictions, k)[metric]
+        out |= {f"{name}_ci_low": low, f"{name}_ci_high": high}
+    return out
+
+
+def prediction_tables(splits: Splits, evaluations: dict) -> tuple[dict, dict]:
+    """Per split: every row's prediction and probabilities (stats/rows.py), and the most confident errors."""
+    frames, errors = {}, {}
+    for split, evaluation in evaluations.items():
+        texts = getattr(splits, split).text
+        frames[split] = rows.predictions_frame(texts, evaluation.labels, evaluation.probabilities)
+        errors[split] = rows.misclassified(frames[split], texts, splits.label_names)
+    return frames, errors
 
 
 def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:

@@ -31,6 +31,14 @@ def test_vectorized_f1_is_the_runs_f1_and_sklearns():
             assert mine == pytest.approx(ref, abs=1e-12)
 
 
+def test_wilson_is_scipys():
+    from scipy.stats import binomtest
+
+    for k, n in ((0, 10), (10, 10), (3, 7), (160, 200), (499, 500), (1, 1)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert intervals.wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
 def test_wilson_covers_the_true_accuracy_at_its_level():
     rng, n, truth = np.random.default_rng(1), 200, 0.8
     hits = [lo <= truth <= hi for lo, hi in (intervals.wilson(int(rng.binomial(n, truth)), n) for _ in range(2000))]

@@ -94,6 +94,24 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
         click.echo(f"attached to parent run {done.attached_to} as report/")
 
 
+@cli.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="Which evaluation rows to pair (val: the selected epoch's validation rows).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the text.")
+def compare_cmd(a, b, split, tracking_uri, as_json) -> None:
+    """Is B better than A? Two runs (ids, runs:/<id>, models:/NAME/<version>, models:/NAME@champion) scored on
+    the same rows, compared row by row: B - A with its 95% interval and a p-value for accuracy (exact McNemar),
+    F1 and per-row loss (paired permutation). Runs scored on other rows: one line, exit 2."""
+    from textclf.api import compare
+    from textclf.reporting.compare import as_text
+
+    result = compare(a, b, split=split, tracking_uri=tracking_uri)
+    click.echo(json.dumps(result, indent=1) if as_json else as_text(result))
+
+
 @cli.command()
 @click.option("--model-uri", required=True, help="runs:/<run_id>/model, models:/<id>, or a local model dir.")
 @click.option("--tracking-uri", help="Where runs:/ URIs are looked up (default as for train).")

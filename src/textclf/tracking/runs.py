@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -22,6 +24,7 @@ from textclf.tracking.provenance import redact
 from textclf.tracking.spool import Spool
 from textclf.tracking.sync import journal_dir
 
+PREDICTIONS = "predictions"  # the artifact folder of per-row predictions
 EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
 
 
@@ -71,6 +74,17 @@ class ActiveRun:
             for name, figure in figures.items():
                 mlflow.log_figure(figure, name)
                 plt.close(figure)
+
+
+    def log_predictions(self, frames: dict[str, pd.DataFrame], errors: dict[str, pd.DataFrame]) -> None:
+        """predictions/<split>.parquet, every evaluated row (what `textclf compare` and champion promotion pair
+        up), and misclassified_<split>.json, the most confident errors as an MLflow table (the UI shows it)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for split, frame in frames.items():
+                frame.to_parquet(Path(tmp) / f"{split}.parquet", index=False)
+            mlflow.log_artifacts(tmp, PREDICTIONS)
+        for split, table in errors.items():
+            mlflow.log_table(table, artifact_file=f"misclassified_{split}.json")
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ loss/accuracy are measured by the same evaluation code as validation, on a fixed
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -38,8 +39,9 @@ ReportFn = Callable[[dict[str, float], int], None]
 class Evaluation:
     loss: float
     accuracy: float
-    predictions: np.ndarray
+    predictions: np.ndarray  # per row, in the loader's dataset order (not the length-sorted batch order)
     labels: np.ndarray
+    probabilities: np.ndarray | None = None  # rows x classes, float32
 
 
 @dataclass
@@ -56,6 +58,7 @@ class FitResult:
     diverged: str = ""  # why training ended at an earlier epoch's weights (a NaN loss after epoch 1), else ""
     token_squares: int = 0  # sum of squared real sequence lengths (the attention term of flops.py)
     compile_time_s: float = 0.0  # train.compile: seconds spent compiling, inside step_time_s (compiled.py)
+    best_val: Evaluation | None = None  # the selected epoch's validation rows (None after a resume past it)
 
     def best(self) -> dict[str, float]:
         return self.history[self.best_epoch - 1]
@@ -101,6 +104,7 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
             log(row, epoch)
             if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:  # keep a CPU copy of what trains
                 best_score, result.best_epoch, best_state = score, epoch, _trainable_state(model)
+                result.best_val = check
             elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
                 result.stopped_early = True
             if checkpoints is not None:
@@ -218,17 +222,20 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, d
     model.eval()
     model.to(device)
     loss_sum = torch.zeros((), device=device)
-    predictions, labels = [], []
+    probabilities, labels = [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=1.0):
         interrupts.check()
         inputs, y = _to_device(batch, device, model)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(**inputs).logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        predictions.append(logits.argmax(-1))
+        probabilities.append(logits.softmax(-1))
         labels.append(y)
-    predicted, truth = torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy()
-    return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth)
+    # back to dataset order (batches come sorted by length): per-row results pair up across runs
+    order = np.argsort(np.fromiter(itertools.chain.from_iterable(loader.batch_sampler), dtype=np.int64))
+    probs, truth = torch.cat(probabilities).cpu().numpy()[order], torch.cat(labels).cpu().numpy()[order]
+    predicted = probs.argmax(-1)
+    return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth, probs)
 
 
 def _to_device(batch: dict, device: torch.device, model: torch.nn.Module

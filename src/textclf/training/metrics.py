@@ -12,7 +12,10 @@ FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_
                  "tracking_failed_sends", "total_time_s",
                  "peak_gpu_mem_mb",  # on a GPU only
                  "compile_time_s",  # with train.compile only: seconds spent compiling, inside train_time_s
-                 "model_artifact_mb")  # models saved in textclf's own layout only (custom heads, peft)
+                 "model_artifact_mb",  # models saved in textclf's own layout only (custom heads, peft)
+                 # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap for F1
+                 "best_val_accuracy_ci_low", "best_val_accuracy_ci_high", "test_accuracy_ci_low",
+                 "test_accuracy_ci_high", "test_f1_ci_low", "test_f1_ci_high")
 # the final metrics people compare, in the order tables show them (CLI summary, sweep trials, report)
 HEADLINE_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio", "trainable_params",
                     "train_time_s")

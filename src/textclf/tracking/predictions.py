@@ -1,0 +1,65 @@
+"""Reading a run's per-row predictions back (tracking/runs.py logs them): a run, a registered version or an
+alias given as the user names it, its evaluation fingerprint, and predictions/<split>.parquet as a DataFrame."""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from textclf.errors import InputError
+from textclf.tracking.runs import PREDICTIONS
+
+
+@dataclass(frozen=True)
+class Scored:
+    reference: str  # as the user gave it
+    run_id: str
+    name: str  # the run's name
+    eval_fingerprint: str
+    frame: pd.DataFrame  # stats/rows.py predictions_frame
+
+
+def run_of(reference: str, what: str) -> tuple[str, str]:
+    """(run id, run name) for a run id, runs:/<id>[/...], models:/NAME/<version> or models:/NAME@alias;
+    InputError naming `what` (the argument) otherwise."""
+    client = mlflow.MlflowClient()
+    found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", reference)
+    try:
+        if found:
+            name, version, alias = found.groups()
+            held = client.get_model_version(name, version) if version else \
+                client.get_model_version_by_alias(name, alias)
+            run_id = held.tags.get("textclf.run_id") or held.run_id
+        else:
+            run_id = re.sub(r"^runs:/([^/]+).*$", r"\1", reference)
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as e:
+        raise InputError([f"{what}: {reference!r} is not a run or registered model version here "
+                          f"({str(e).splitlines()[0][:200]}); give a run id, runs:/<id>, models:/NAME/<version> "
+                          f"or models:/NAME@champion"]) from None
+    return run.info.run_id, run.info.run_name or run.info.run_id
+
+
+def scored(reference: str, split: str, what: str) -> Scored:
+    """The run behind `reference` with its per-row predictions on `split` (val or test)."""
+    run_id, name = run_of(reference, what)
+    frame = load(run_id, split)
+    if frame is None:
+        raise InputError([f"{what}: run {run_id} has no per-row predictions ({PREDICTIONS}/{split}.parquet): it "
+                          f"was logged before textclf saved them, or did not finish; train it again to compare it"])
+    tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    return Scored(reference, run_id, name, tags.get("textclf.eval_fingerprint", ""), frame)
+
+
+def load(run_id: str, split: str) -> pd.DataFrame | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"{PREDICTIONS}/{split}.parquet",
+                                                       dst_path=tmp)
+        except (mlflow.exceptions.MlflowException, OSError):
+            return None
+        return pd.read_parquet(Path(path))

@@ -1,0 +1,86 @@
+"""Every run saves its per-row predictions, scores carry intervals, and `textclf compare` pairs two runs on the
+same rows (or refuses runs scored on other rows with one line, exit 2)."""
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+
+from textclf.stats import intervals
+from textclf.tracking import predictions
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory, tiny_model):
+    """Two runs on the same rows (other learning rates) and one on other rows (data.seed): {name: run id}."""
+    from conftest import sentiment_frame
+
+    from textclf.config import load_config
+    from textclf.run import train_run
+
+    directory = tmp_path_factory.mktemp("verdicts")
+    data = directory / "sentiment"
+    data.mkdir()
+    sentiment_frame(240, seed=1).to_parquet(data / "train.parquet")
+    sentiment_frame(80, seed=2).to_parquet(data / "test.parquet")
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    base = [f"model.name={tiny_model}", f"data.name={data}", "data.label_names=neg,pos", "data.max_length=32",
+            "train.epochs=2", "train.batch_size=16", "train.warmup_ratio=0", "train.progress=false",
+            "tracking.experiment=verdicts", "tracking.log_model=false", "tracking.log_figures=false"]
+    made = {}
+    for name, extra in (("low", ["train.learning_rate=1e-4"]), ("high", ["train.learning_rate=5e-3"]),
+                        ("other_rows", ["train.learning_rate=5e-3", "data.seed=7"])):
+        made[name] = train_run(load_config(None, base + extra + [f"tracking.run_name={name}"]), uri).run_id
+    return {"uri": uri, **made}
+
+
+def test_a_run_saves_every_evaluated_row_and_its_metrics_come_from_them(three_runs):
+    mlflow.set_tracking_uri(three_runs["uri"])
+    run = mlflow.get_run(three_runs["high"])
+    m = run.data.metrics
+    val, test = predictions.load(run.info.run_id, "val"), predictions.load(run.info.run_id, "test")
+    assert len(val) == int(run.data.params["data.val_rows"])
+    assert len(test) == int(run.data.params["data.test_rows"])
+    assert (val.prediction == val.label).mean() == pytest.approx(m["best_val_accuracy"])  # the selected epoch's
+    assert (test.prediction == test.label).mean() == pytest.approx(m["test_accuracy"])
+    assert np.allclose(np.stack(test.probabilities.to_numpy()).sum(1), 1, atol=1e-5)
+    for name, frame in (("best_val_accuracy", val), ("test_accuracy", test)):  # Wilson over these rows
+        low, high = intervals.wilson(int((frame.prediction == frame.label).sum()), len(frame))
+        assert (m[f"{name}_ci_low"], m[f"{name}_ci_high"]) == pytest.approx((low, high)) and high - low > 0.04
+    assert m["test_f1_ci_low"] <= m["test_f1"] <= m["test_f1_ci_high"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"misclassified_val.json", "misclassified_test.json", "predictions"} <= artifacts
+    table = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/misclassified_test.json"))
+    assert table["columns"] == ["row", "text", "label", "prediction", "confidence"]
+    assert len(table["data"]) == (test.prediction != test.label).sum() or len(table["data"]) == 50
+
+
+def test_compare_pairs_two_runs_on_the_same_rows(cli, three_runs):
+    code, out, err = cli("compare", three_runs["low"], f"runs:/{three_runs['high']}", "--tracking-uri",
+                         three_runs["uri"], "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["rows"] == 80 and result["split"] == "test"
+    accuracy = next(c for c in result["comparisons"] if c["metric"] == "accuracy")
+    assert accuracy["difference"] == pytest.approx(accuracy["b"] - accuracy["a"])
+    assert accuracy["low"] <= accuracy["difference"] <= accuracy["high"] and 0 < accuracy["p_value"] <= 1
+    mlflow.set_tracking_uri(three_runs["uri"])
+    assert accuracy["b"] == pytest.approx(mlflow.get_run(three_runs["high"]).data.metrics["test_accuracy"])
+    code, text, err = cli("compare", three_runs["low"], three_runs["high"], "--tracking-uri", three_runs["uri"],
+                          "--split", "val")
+    assert code == 0, err
+    assert "B - A" in text and "p = " in text and "exact McNemar" in text and "verdict:" in text
+
+
+def test_compare_refuses_runs_scored_on_other_rows(cli, three_runs):
+    code, out, err = cli("compare", three_runs["high"], three_runs["other_rows"], "--tracking-uri",
+                         three_runs["uri"])
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "different rows" in err
+
+
+def test_compare_names_a_reference_that_is_not_there(cli, three_runs):
+    code, _, err = cli("compare", "0" * 32, three_runs["high"], "--tracking-uri", three_runs["uri"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("A: ")
