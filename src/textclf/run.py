@@ -46,7 +46,8 @@ class TrialHooks:
     killed_by: tuple[type[BaseException], ...] = ()  # e.g. optuna.TrialPruned: the run ends KILLED
     on_start: Callable[[str], None] | None = None  # gets the child run's id as soon as it exists
     name: str | None = None  # the child run's name (names.trial_name)
-    keep_model: Callable[[dict[str, float]], bool] | None = None  # given the final metrics: log the model?
+    # given the final metrics and the eval fingerprint: log the model?
+    keep_model: Callable[[dict[str, float], str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class RunResult:
     metrics: dict[str, float]
     model_uri: str | None
     history: list[dict[str, float]]  # one row per epoch
+    eval_fingerprint: str = ""  # the validation and test rows it was scored on
 
 
 @dataclass(frozen=True)
@@ -102,12 +104,13 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
         final = final_metrics(cfg, ready, fitted, test) | score_intervals(ready, val, test) | \
             active.drain(cfg.tracking.outage_wait_s)
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s  # data, model, tokens, run setup
+        # before the model: registering it compares these rows with the champion's (registry.promote)
+        active.log_predictions(*prediction_tables(ready.splits, {"val": val, "test": test}))
         model_uri = log_model(cfg, ready, final, trial)
         final["total_time_s"] = time.perf_counter() - start
         confusion = metrics.confusion(test.labels, test.predictions, ready.splits.label_names)
         active.log_results(final, confusion, run_figures(cfg, fitted, confusion))
-        active.log_predictions(*prediction_tables(ready.splits, {"val": val, "test": test}))
-    return RunResult(active.run_id, final, model_uri, fitted.history)
+    return RunResult(active.run_id, final, model_uri, fitted.history, ready.splits.eval_fingerprint)
 
 
 def score_intervals(ready: Prepared, val, test) -> dict[str, float]:
@@ -145,17 +148,20 @@ def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:
 def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None) -> str | None:
     """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides), and its
     registration as a version of tracking.register_as."""
-    keep = trial.keep_model(final) if trial and trial.keep_model else cfg.tracking.log_model
+    keep = trial.keep_model(final, ready.splits.eval_fingerprint) if trial and trial.keep_model else \
+        cfg.tracking.log_model
     if not keep:
         return None
     uri = models.log_model(ready.model, ready.backbone.tokenizer, cfg.data.max_length, ready.backbone.location,
                            cfg.model.save_base, list(ready.splits.test.text[:2]))
     if cfg.tracking.register_as:
-        registry.register(uri, cfg.tracking.register_as, {
+        name, t = cfg.tracking.register_as, cfg.tracking
+        version = registry.register(uri, name, {
             "textclf.run_id": runs.active_run_id(), "textclf.objective": "best_val_accuracy",
             "textclf.direction": "maximize", "textclf.objective_value": str(final["best_val_accuracy"]),
             "textclf.eval_fingerprint": ready.splits.eval_fingerprint,
             "textclf.split_fingerprint": ready.splits.fingerprint})
+        log.info("%s", registry.promote(name, version, t.champion_test, t.champion_alpha))
     return uri
 
 

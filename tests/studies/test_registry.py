@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from conftest import write
 
@@ -103,3 +104,83 @@ def post(url: str, body: dict) -> str:
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.read().decode()
+
+
+def scored_version(client, name: str, correct: np.ndarray, fingerprint: str = "rows-a") -> str:
+    """A run whose saved validation predictions are right where `correct` says, registered as a version of
+    `name` the way textclf tags one (objective best_val_accuracy)."""
+    from textclf.stats.rows import predictions_frame
+    from textclf.tracking.runs import ActiveRun
+
+    labels = np.arange(len(correct)) % 2
+    predicted = np.where(correct, labels, 1 - labels)
+    probabilities = np.eye(2)[predicted] * 0.8 + 0.1
+    texts = [f"review {i}" for i in range(len(correct))]
+    with mlflow.start_run() as run:
+        ActiveRun(run.info.run_id, None).log_predictions({"val": predictions_frame(texts, labels, probabilities)}, {})
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    return client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={
+        "textclf.run_id": run.info.run_id, "textclf.objective": "best_val_accuracy", "textclf.direction": "maximize",
+        "textclf.objective_value": repr(float(correct.mean())), "textclf.eval_fingerprint": fingerprint}).version
+
+
+def test_the_champion_moves_only_on_a_paired_win_on_the_same_rows(tmp_path):
+    """200 validation rows: one more row right is noise (the old rule moved the alias on it); 30 more rows right
+    is a win (McNemar p < 0.05); a worse challenger never moves it; test=value keeps the old rule by choice."""
+    from textclf.tracking import registry
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    rng = np.random.default_rng(0)
+    base = rng.random(200) < 0.75
+    first = scored_version(client, "clf", base)
+    assert "champion is now version 1" in registry.promote("clf", first)
+    one_more = base.copy()
+    one_more[np.flatnonzero(~base)[0]] = True
+    noise = scored_version(client, "clf", one_more)
+    said = registry.promote("clf", noise)
+    assert said.startswith("champion stays version 1") and "not better at 0.05" in said
+    assert "p = 1" in client.get_model_version("clf", noise).tags["textclf.champion_test"]
+    worse = scored_version(client, "clf", base & (rng.random(200) < 0.8))
+    assert registry.promote("clf", worse).startswith("champion stays version 1")
+    better = base.copy()
+    better[np.flatnonzero(~base)[:30]] = True
+    win = scored_version(client, "clf", better)
+    assert registry.promote("clf", win) == f"champion is now version {win} ({float(better.mean())!r})"
+    assert client.get_model_version_by_alias("clf", "champion").version == win
+    other_rows = scored_version(client, "clf", better | True, fingerprint="rows-b")
+    assert "other evaluation rows" in registry.promote("clf", other_rows)
+    by_value = scored_version(client, "clf", better | (np.arange(200) == np.flatnonzero(~better)[0]))
+    assert registry.promote("clf", by_value, test="value").startswith(f"champion is now version {by_value}")
+
+
+def test_a_grid_over_the_split_seed_registers_the_best_on_the_base_rows(cli, tmp_path, tiny_model, tiny_data,
+                                                                        monkeypatch):
+    """Three data.seed values score on three sets of rows: the registered trial is the best of those on the base
+    config's rows (the study's base config takes each varied key's first choice: data.seed 7), tagged with its own
+    run's fingerprint; trials on other rows are not its rivals (main registered study.best_trial over all six)."""
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
+                     "model": {"name": str(tiny_model)}, "train": {"epochs": 1, "progress": False},
+                     "tracking": {"experiment": "seeds"}}, "base.yaml")
+    spec = write(tmp_path, {"base": "base.yaml", "study": {"name": "seeds", "sampler": "grid"},
+                            "space": {"data.seed": {"categorical": [7, 42, 99]},
+                                      "train.learning_rate": {"categorical": [1e-9, 5e-3]}}}, "seeds.yaml")
+    code, _, err = cli("sweep", spec, "--register-as", "seed-clf")
+    assert code == 0, err
+    study = optuna.load_study(study_name="seeds", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    base = study.user_attrs["eval_fingerprint"]
+    rows = {t.number: t.user_attrs["eval_fingerprint"] for t in study.trials}
+    assert len(set(rows.values())) == 3  # each seed its own rows
+    on_base = [t for t in study.trials if rows[t.number] == base]
+    assert sorted(t.params["data.seed"] for t in on_base) == [7, 7]
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("seed-clf", "champion")
+    winner = max(on_base, key=lambda t: (t.value, -t.number))
+    assert champion.tags["textclf.trial"] == str(winner.number)
+    run = client.get_run(champion.tags["textclf.run_id"])
+    assert champion.tags["textclf.eval_fingerprint"] == run.data.tags["textclf.eval_fingerprint"] == base
+    assert champion.tags["textclf.split_fingerprint"] == run.data.tags["textclf.split_fingerprint"]

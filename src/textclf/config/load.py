@@ -185,6 +185,7 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("tracking.experiment", cfg.tracking.experiment.strip() != "", "must not be empty"),
         ("tracking.outage_wait_s", cfg.tracking.outage_wait_s >= 0, "must be >= 0"),
         ("tracking.heartbeat_s", cfg.tracking.heartbeat_s >= 1, "must be >= 1 (seconds)"),
+        ("tracking.champion_alpha", 0 < cfg.tracking.champion_alpha < 1, "must be in (0, 1), e.g. 0.05"),
         ("tracking.system_metrics_interval_s", cfg.tracking.system_metrics_interval_s >= 0.5,
          "must be >= 0.5 (seconds)"),
     ]

@@ -119,6 +119,11 @@ class TrackingConfig:
     run_name: str | None = None
     log_model: bool = True  # log model/ (weights + tokenizer) as an MLflow model (in a sweep: study.keep_models)
     register_as: str | None = None  # register the model as a new version of this Model Registry name
+    # when the alias `champion` moves to a new version: paired (the challenger beats the champion on the same
+    # validation rows by a paired test at champion_alpha: McNemar for accuracy, permutation for loss), or
+    # value (any strict improvement of the objective value: noise moves it)
+    champion_test: Literal["paired", "value"] = "paired"
+    champion_alpha: float = 0.05
     # curves.png and confusion_matrix.png; off, matplotlib is never imported (a minimal install, bench/device)
     log_figures: bool = True
     system_metrics: bool = True  # MLflow's system metrics (CPU, memory, disk, network; GPU through NVML)

@@ -29,6 +29,7 @@ from textclf.studies.objective import (
 from textclf.studies.results import finish, repeat_top, summary_text
 from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
 from textclf.studies.study import (
+    EVAL,
     check_storage,
     finished_count,
     make_pruner,
@@ -173,8 +174,7 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
 def register(plan: Plan, parent: str) -> None:
     """The best trial's model in the Model Registry (studies/models.py), said on the parent run too."""
     said = models.register_best(plan.spec, open_study(plan.spec, plan.storage_url), plan.base.tracking.register_as,
-                                {"textclf.eval_fingerprint": plan.splits.eval_fingerprint,
-                                 "textclf.split_fingerprint": plan.splits.fingerprint})
+                                plan.base.tracking)
     if said:
         log.info("%s", said)
         sweep_runs.update_run(parent, {"textclf.registered": said}, {})
@@ -185,6 +185,7 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
     parent run: the one `mlflow run` made, the one of this study from an earlier command, or a new one."""
     spec, url = plan.spec, plan.storage_url
     study = open_study(spec, url)
+    study.set_user_attr(EVAL, plan.splits.eval_fingerprint)  # "best" is chosen among trials on these rows
     if spec.sampler == "grid":
         grid.enqueue_missing(spec, study)
     tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,

@@ -18,7 +18,7 @@ from textclf.errors import InputError, SweepStopped
 from textclf.run import TrialHooks, train_run
 from textclf.studies import grid, models
 from textclf.studies.spec import GRID_POINT, SweepSpec, trial_config
-from textclf.studies.study import FINISHED_STATES, TrialState, best_tags, trial_table
+from textclf.studies.study import EVAL, FINISHED_STATES, TrialState, best_tags, trial_table
 from textclf.tracking import liveness, sweep_runs
 from textclf.training.metrics import HEADLINE_METRICS, RUNNING
 
@@ -57,6 +57,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         for key in set(sweep.spec.varied_keys()) - set(trial.params):  # grid points and follows rules:
             trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
+        trial.set_user_attr(EVAL, result.eval_fingerprint)  # "best" compares trials on the same rows only
         if result.model_uri:
             trial.set_user_attr(models.MODEL_URI, result.model_uri)
         values = objective_values(sweep.spec, result.metrics)

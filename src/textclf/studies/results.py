@@ -14,7 +14,7 @@ from textclf.config import replace
 from textclf.run import TrialHooks, train_run
 from textclf.studies.objective import Sweep, end_dead_trials, release_memory
 from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
-from textclf.studies.study import best_tags, open_study, trial_table
+from textclf.studies.study import EVAL, best_tags, comparable, open_study, trial_table
 from textclf.tracking import provenance, queries, sweep_runs
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
     """Seed noise: rerun the best `k` complete trials with `seeds` - 1 more training seeds each, as extra
     child runs tagged textclf.repeat_of; repeats already logged (a resumed command) are not run again."""
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # among the trials on the base config's evaluation rows, as the best trial is chosen
+    complete = comparable(study, study.user_attrs.get(EVAL))
     complete.sort(key=lambda t: t.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
     done = queries.repeats_of(sweep.parent_run_id)
     for trial in complete[:k]:
@@ -36,7 +37,7 @@ def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
             hooks = TrialHooks(sweep.parent_run_id, {"repeat.of_trial": trial.number},
                                {"textclf.repeat_of": str(trial.number), "textclf.study": sweep.spec.name},
                                name=names.trial_name(trial.number, base, sweep.spec.searched_keys(), seed=seed),
-                               keep_model=lambda metrics: False)  # repeats measure noise; the trial keeps its model
+                               keep_model=lambda metrics, rows: False)  # repeats measure noise; the trial keeps its model
             log.info("repeat of trial %d with train.seed=%d", trial.number, seed)
             train_run(replace(base, train__seed=seed), sweep.tracking_uri, hooks)
             release_memory()

@@ -73,6 +73,11 @@ def _has_studies(url: str) -> bool:
         engine.dispose()
 
 
+# trial and study user attribute: the evaluation rows (data/splits.py eval fingerprint) a trial was scored on;
+# on the study, the base config's
+EVAL = "eval_fingerprint"
+
+
 def open_study(spec: SweepSpec, url: str, worker: int = 0) -> optuna.Study:
     """Create or resume the study. Heartbeats let a crashed worker's trial be failed, not RUNNING forever
     (and, in a grid, its point be enqueued again)."""
@@ -133,15 +138,38 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
         raise InputError([f"{spec.path}: study.pruner_args: {e} (Optuna's {spec.pruner} pruner)"]) from None
 
 
+def comparable(study: optuna.Study, rows: str | None) -> list[optuna.trial.FrozenTrial]:
+    """Complete trials scored on the evaluation rows `rows` (an eval fingerprint; trials recorded before textclf
+    kept it count as the base config's). A grid over data.seed scores each seed on other rows: their values
+    differ by the rows as much as by the models, so "best" is only chosen among trials on the same rows."""
+    base = study.user_attrs.get(EVAL)
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get(EVAL, base) == rows]
+
+
+def best_trials(study: optuna.Study, rows: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The best complete trials on `rows` (default: the base config's rows, the study's EVAL attribute): the
+    one best for a single objective, the Pareto front for several; [] when no trial was scored on them."""
+    group = comparable(study, rows or study.user_attrs.get(EVAL))
+    signs = [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in study.directions]
+    if len(signs) == 1:
+        return sorted(group, key=lambda t: (-signs[0] * t.values[0], t.number))[:1]
+    def dominated(t) -> bool:
+        return any(all(s * u >= s * v for s, u, v in zip(signs, o.values, t.values)) and o.values != t.values
+                   for o in group)
+    return [t for t in group if not dominated(t)]
+
+
 def best_tags(study: optuna.Study) -> dict[str, str]:
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not done:
+    """The parent run's best-trial tags: the best among trials on the base config's rows."""
+    front = best_trials(study)
+    if not front:
         return {}
-    best = study.best_trial if len(study.directions) == 1 else study.best_trials[0]
+    best = front[0]
     tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
             "best_value": json.dumps(best.values)}
     if len(study.directions) > 1:
-        tags["pareto_trials"] = ",".join(str(t.number) for t in study.best_trials)
+        tags["pareto_trials"] = ",".join(str(t.number) for t in front)
     return tags
 
 

@@ -1,14 +1,21 @@
 """The Model Registry: a run's model becomes a version of a registered model, and the alias `champion` moves
 to a version only when it beats the current champion on the same objective, measured on the same
-evaluation rows (validation, never test). Versions carry where they came from as tags."""
+evaluation rows (validation, never test): by a paired test on those rows (tracking.champion_test: paired, the
+default) or by the objective value alone (value). Versions carry where they came from, and the test's
+outcome, as tags."""
 from __future__ import annotations
 
 import logging
 
 import mlflow
 
+from textclf.stats import paired, rows
+from textclf.tracking import predictions
+
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
+# objectives with a per-row paired test on the validation rows each run saves (tracking/runs.py)
+PAIRED = {"best_val_accuracy": "accuracy", "best_val_loss": "loss"}
 
 
 def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
@@ -29,9 +36,16 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
     return version
 
 
-def promote(name: str, version: str) -> str:
-    """Move `champion` to `version` if it beats the champion: same objective and evaluation fingerprint, a
-    better value in the objective's direction. Returns what happened, in words."""
+def fingerprints_of(run_id: str) -> dict[str, str]:
+    """The evaluation and split fingerprints a run was tagged with (the rows it was scored on)."""
+    tags = mlflow.MlflowClient().get_run(run_id).data.tags if run_id else {}
+    return {k: tags[k] for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint") if k in tags}
+
+
+def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) -> str:
+    """Move `champion` to `version` if it beats the champion: same objective and evaluation fingerprint, and
+    better by a paired test on the validation rows at `alpha` (test=paired, for objectives with a per-row test)
+    or by value. Returns what happened, in words; the test's outcome is tagged on `version`."""
     client = mlflow.MlflowClient()
     mine = client.get_model_version(name, version).tags
     try:
@@ -45,8 +59,35 @@ def promote(name: str, version: str) -> str:
         if not same:
             return (f"version {version} not compared with champion version {held.version}: another objective or "
                     f"other evaluation rows; move the alias by hand if you mean it")
-        sign = 1 if mine.get("textclf.direction") == "maximize" else -1
-        if sign * float(mine["textclf.objective_value"]) <= sign * float(theirs["textclf.objective_value"]):
-            return f"champion stays version {held.version} ({theirs['textclf.objective_value']})"
+        if test == "paired" and mine.get("textclf.objective") in PAIRED:
+            beats, said = _paired(held, mine, alpha)
+            client.set_model_version_tag(name, version, "textclf.champion_test", said)
+            if not beats:
+                return f"champion stays version {held.version}: {said}"
+        else:
+            sign = 1 if mine.get("textclf.direction") == "maximize" else -1
+            if sign * float(mine["textclf.objective_value"]) <= sign * float(theirs["textclf.objective_value"]):
+                return f"champion stays version {held.version} ({theirs['textclf.objective_value']})"
     client.set_registered_model_alias(name, CHAMPION, version)
     return f"champion is now version {version} ({mine.get('textclf.objective_value')})"
+
+
+def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
+    """(the challenger is better at `alpha`, the test in words), on the validation rows both runs saved."""
+    frames = [predictions.load(tags.get("textclf.run_id", ""), "val") for tags in (held.tags, mine)]
+    if any(f is None for f in frames):
+        return False, (f"no per-row validation predictions for {'the champion' if frames[0] is None else 'it'} "
+                       f"(logged before textclf saved them): not compared; move the alias by hand if you mean it")
+    try:
+        champion, challenger = rows.paired(*frames)
+    except ValueError as e:
+        return False, f"not compared: {e}"
+    if PAIRED[mine["textclf.objective"]] == "accuracy":
+        outcome = paired.accuracy(champion.label.to_numpy(), champion.prediction.to_numpy(),
+                                  challenger.prediction.to_numpy())
+    else:
+        outcome = paired.loss(rows.row_losses(champion), rows.row_losses(challenger))
+    beats = outcome.better(alpha) == "b"
+    return beats, (f"paired {outcome.metric} vs version {held.version} on {outcome.n} validation rows: "
+                   f"{outcome.difference:+.4f} [{outcome.low:+.4f}, {outcome.high:+.4f}], p = {outcome.p_value:.3g} "
+                   f"({outcome.test}): {'better' if beats else 'not better'} at {alpha:g}")
