@@ -67,7 +67,7 @@ def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
         elif column.startswith("metrics."):
             frame[column.removeprefix("metrics.")] = runs[column]
         elif column in ("tags.textclf.split_fingerprint", "tags.textclf.eval_fingerprint", "tags.trial.state",
-                        "tags.mlflow.runName", "tags.textclf.repeat_of"):
+                        "tags.mlflow.runName", "tags.textclf.repeat_of", "tags.textclf.study"):
             frame[column.removeprefix("tags.")] = runs[column]
     if "data.label_map" not in frame:
         frame["data.label_map"] = ""
@@ -119,7 +119,8 @@ def comparability_groups(runs: pd.DataFrame) -> pd.Series:
     without data (a trial whose config was rejected) belong to no group (NaN)."""
     empty = pd.Series(np.nan, index=runs.index, dtype=object)
     rows = runs.get("textclf.eval_fingerprint", empty).fillna(runs.get("textclf.split_fingerprint", empty))
-    keys = rows.astype(str) + "|" + runs["data.label_map"].fillna("").astype(str)
+    labels = runs["data.label_map"] if "data.label_map" in runs else pd.Series("", index=runs.index)
+    keys = rows.astype(str) + "|" + labels.fillna("").astype(str)
     keys[rows.isna() | (rows == "")] = np.nan
     order = sorted(keys.dropna().unique(), key=lambda k: -(keys == k).sum())  # the largest group is A
     return keys.map({k: chr(ord("A") + i) for i, k in enumerate(order)})
@@ -135,31 +136,73 @@ def comparability_note(runs: pd.DataFrame) -> str:
             f"row. (Expected when the study varies data.seed, the split sizes or data.split: subset.)")
 
 
-def seed_noise(runs: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame | None:
-    """Mean and spread of `metric` over the fresh seeds of each repeated configuration (`--repeat-best`). The
-    run a configuration was selected by is left out of its mean (shown as `selected_value`): picking the best of
-    many runs favours a lucky one. Verdict: the leader's lead over the runner-up is "larger than noise" when it
-    exceeds twice the standard error of the difference of the two means (Welch), else "within noise"."""
+def seed_noise(runs: pd.DataFrame, metric: str, direction: str, alpha: float = 0.05) -> pd.DataFrame | None:
+    """Mean and spread of `metric` over the fresh seeds of each repeated configuration (`--repeat-best`), keyed
+    by study and trial. The run a configuration was selected by is left out of its mean (`selected_value`):
+    picking the best of many runs favours a lucky one. One verdict per comparability group, on the leader's lead
+    over the runner-up (_noise_verdict): beyond seed noise (Welch's t test, calibrated) and, for accuracy
+    metrics, beyond the row sampling of the validation rows (200-500 rows: 2-3 points that seeds never show,
+    since every seed is scored on the same rows). docs/methodology.md."""
     if "textclf.repeat_of" not in runs or runs["textclf.repeat_of"].isna().all():
         return None
-    done = runs[runs["status"] == "FINISHED"]
+    done = runs[runs["status"] == "FINISHED"].assign(group=comparability_groups(runs), key=_trial_keys(runs))
     repeats = done[done["textclf.repeat_of"].notna()]
-    stats = repeats.groupby(repeats["textclf.repeat_of"].astype(str))[metric].agg(["count", "mean", "std"])
-    if "trial.number" in done:  # the selecting run: the trial itself (runs without a trial number are not merged)
-        originals = done[done["trial.number"].notna() & done["textclf.repeat_of"].isna()]
-        selected = originals.set_index(originals["trial.number"].astype(int).astype(str))[metric]
-        stats["selected_value"] = selected.reindex(stats.index)
-    stats = stats.sort_values("mean", ascending=direction == "minimize")
-    stats = stats[stats["count"] > 1]
-    if len(stats) >= 2:
-        (lead, next_), (n1, n2), (s1, s2) = stats["mean"].iloc[:2], stats["count"].iloc[:2], stats["std"].iloc[:2]
-        gap = abs(lead - next_)
-        error = float(np.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2))
-        stats["note"] = ""
-        stats.iloc[0, stats.columns.get_loc("note")] = (
-            f"lead {gap:.4f} {'<=' if gap <= 2 * error else '>'} 2 x standard error {error:.4f}: "
-            + ("within noise" if gap <= 2 * error else "larger than noise"))
+    by = repeats.groupby(repeats["key"])
+    stats = by[metric].agg(["count", "mean", "std"])
+    stats["group"] = by["group"].first()
+    if "data.val_rows" in repeats and "accuracy" in metric:
+        stats["val_rows"] = by["data.val_rows"].first()
+    originals = done[done["trial.number"].notna() & done["textclf.repeat_of"].isna()] if "trial.number" in done \
+        else done.iloc[:0]
+    selected = originals.drop_duplicates("key").set_index("key")[metric]  # a resumed trial may log twice
+    stats["selected_value"] = selected.reindex(stats.index)
+    stats = stats[stats["count"] > 1].sort_values("mean", ascending=direction == "minimize")
+    stats["note"] = ""
+    for _, members in stats.groupby(stats["group"].fillna("-"), sort=False):
+        if len(members) >= 2:
+            stats.loc[members.index[0], "note"] = _noise_verdict(members.iloc[0], members.iloc[1], alpha)
+    if stats["group"].nunique() <= 1:
+        stats = stats.drop(columns="group")
     return stats
+
+
+def _trial_keys(runs: pd.DataFrame) -> pd.Series:
+    """study:trial for each run (a repeat's trial is the one it repeats); the trial alone without a study tag."""
+    trial = runs["textclf.repeat_of"].astype(object)
+    if "trial.number" in runs:
+        own = runs["trial.number"].map(lambda n: str(int(n)) if pd.notna(n) else None)
+        trial = trial.where(trial.notna(), own)
+    study = runs["textclf.study"].fillna("") if "textclf.study" in runs else pd.Series("", index=runs.index)
+    return (study + ":").where(study != "", "") + trial.astype(str)
+
+
+def _noise_verdict(lead: pd.Series, next_: pd.Series, alpha: float) -> str:
+    """Two readings of the lead. Seeds: Welch's t test of the two means over their fresh seeds, with Welch's
+    degrees of freedom (two seeds each give about 2; the old rule, lead > 2 standard errors, said "larger" 18%
+    of the time for identical configurations). Rows: the lead against the sampling noise of the validation rows
+    alone (accuracy metrics: p(1 - p) / rows per mean, summed: the bound for two models that err on different
+    rows). "larger than noise" needs both: retraining would not reorder them, and neither would new rows."""
+    from scipy import stats as scipy_stats
+
+    seed = [row["std"] ** 2 / row["count"] for row in (lead, next_)]
+    gap = abs(lead["mean"] - next_["mean"])
+    if sum(seed) <= 0 or any(pd.isna(v) for v in seed):
+        seeds, beyond_seeds = "no spread over seeds (repeat with more seeds)", False
+    else:
+        df = sum(seed) ** 2 / sum(v ** 2 / (row["count"] - 1) for v, row in zip(seed, (lead, next_)))
+        t = gap / np.sqrt(sum(seed))
+        p = float(2 * scipy_stats.t.sf(t, df))
+        beyond_seeds = p < alpha
+        seeds = f"seeds: Welch t = {t:.2f}, df {df:.1f}, p = {p:.3g}, {'beyond' if beyond_seeds else 'within'} " \
+                f"seed noise"
+    text, beyond_rows = f"lead {gap:.4f}; {seeds}", True
+    if pd.notna(lead.get("val_rows")) and pd.notna(next_.get("val_rows")):
+        row_se = float(np.sqrt(sum(r["mean"] * (1 - r["mean"]) / r["val_rows"] for r in (lead, next_))))
+        beyond_rows = gap > scipy_stats.norm.isf(alpha / 2) * row_se
+        text += f"; rows: se {row_se:.4f} from {int(lead['val_rows'])} validation rows, " \
+                f"{'beyond' if beyond_rows else 'within'} row sampling noise"
+    verdict = "larger than noise" if beyond_seeds and beyond_rows else "within noise"
+    return f"{text}: {verdict} at {alpha:g}"
 
 
 def write_tables(table: pd.DataFrame, out: Path) -> dict[str, Path]:
