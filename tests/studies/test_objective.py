@@ -225,3 +225,21 @@ def test_a_resumed_study_never_replays_its_proposals(tmp_path, tiny_model, tiny_
     trials = optuna.load_study(study_name=load_spec(path).name, storage=url).trials
     proposals = [tuple(sorted(t.params.items())) for t in trials]
     assert len(proposals) == first + then and len(set(proposals)) == len(proposals), proposals
+
+
+@pytest.mark.parametrize("metric,expected", [("best_val_accuracy", "maximize"), ("best_val_loss", "minimize"),
+                                             ("train_time_s", "minimize"), ("peak_gpu_mem_mb", "minimize"),
+                                             ("trainable_params", "minimize"), ("model_artifact_mb", "minimize"),
+                                             ("train_samples_per_s", "maximize"), ("mfu", "maximize")])
+def test_a_bare_objective_gets_its_natural_direction(tmp_path, tiny_model, tiny_data, metric, expected):
+    """Sizes and costs are minimised though their names do not end in loss or _s (main maximised GPU memory,
+    trainable parameters and the model's size); rates end in _per_s and are maximised (main minimised them)."""
+    path = spec_file(tmp_path, tiny_model, tiny_data, study={"sampler": "random", "n_trials": 1},
+                     objective=metric, space={"train.learning_rate": {"loguniform": [1e-5, 1e-3]}})
+    assert load_spec(path).objectives == ((metric, expected),)
+
+
+def test_the_loss_ratio_needs_a_stated_direction(tmp_path, tiny_model, tiny_data):
+    path = spec_file(tmp_path, tiny_model, tiny_data, study={"sampler": "random", "n_trials": 1},
+                     objective="train_val_loss_ratio", space={"train.learning_rate": {"loguniform": [1e-5, 1e-3]}})
+    assert any("train_val_loss_ratio has no better end" in p for p in problems(path))

@@ -91,9 +91,27 @@ def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> lis
     return out
 
 
+# metrics where less is better though their names do not end in loss or _s (sizes, costs, counts of trouble)
+SMALLER_IS_BETTER = ("peak_gpu_mem_mb", "trainable_params", "total_params", "trainable_fraction", "model_artifact_mb",
+                     "padding_fraction", "tracking_failed_sends", "epochs_run", "stopped_early")
+NO_DIRECTION = ("train_val_loss_ratio", "best_epoch")  # healthy near 1 / no better end: the user says which way
+
+
+def default_direction(metric: str) -> str | None:
+    """The direction a bare objective name gets; None where no direction is natural."""
+    if metric in NO_DIRECTION:
+        return None
+    if metric.endswith("_per_s"):  # a rate (samples, tokens per second): more is better
+        return "maximize"
+    return "minimize" if metric.endswith(("loss", "_s")) or metric in SMALLER_IS_BETTER else "maximize"
+
+
 def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
     if isinstance(value, str):
-        value = {value: "minimize" if value.endswith(("loss", "_s")) else "maximize"}
+        if default_direction(value) is None:
+            problems.append(f"{where}: objective: {value} has no better end (a loss ratio near 1 is healthy); write "
+                            f"{{{value}: maximize}} or {{{value}: minimize}}")
+        value = {value: default_direction(value) or "maximize"}
     if not isinstance(value, dict) or not value:
         problems.append(f"{where}: objective: give a metric name or {{metric: maximize|minimize, ...}}")
         return (("best_val_accuracy", "maximize"),)
