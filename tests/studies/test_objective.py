@@ -243,3 +243,12 @@ def test_the_loss_ratio_needs_a_stated_direction(tmp_path, tiny_model, tiny_data
     path = spec_file(tmp_path, tiny_model, tiny_data, study={"sampler": "random", "n_trials": 1},
                      objective="train_val_loss_ratio", space={"train.learning_rate": {"loguniform": [1e-5, 1e-3]}})
     assert any("train_val_loss_ratio has no better end" in p for p in problems(path))
+
+
+def test_the_pruner_never_stops_a_trial_after_its_last_epoch():
+    """Pruning at the last epoch saves no compute and loses the trial's test metrics and model."""
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    trial = study.ask()
+    sweep_objective._report(trial, "best_val_accuracy", {"val_accuracy": 0.8, "val_loss": 0.4}, 3, last=3)
+    with pytest.raises(optuna.TrialPruned):
+        sweep_objective._report(trial, "best_val_accuracy", {"val_accuracy": 0.8, "val_loss": 0.4}, 2, last=3)

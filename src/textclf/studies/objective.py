@@ -52,7 +52,9 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment,
                       tracking__register_as=None)
         hooks = dataclasses.replace(hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
-                                    keep_model=models.keeps_model(sweep.spec, trial.study))
+                                    keep_model=models.keeps_model(sweep.spec, trial.study),
+                                    report=lambda row, epoch: _report(trial, sweep.spec.objectives[0][0], row, epoch,
+                                                                      last=cfg.train.epochs))
         flat = cfg.flat()
         for key in set(sweep.spec.varied_keys()) - set(trial.params):  # grid points and follows rules:
             trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])
@@ -151,14 +153,15 @@ def running_value(metric: str, row: dict[str, float]) -> float | None:
     return row[RUNNING[metric]] if metric in RUNNING else None
 
 
-def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int) -> None:
+def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int, last: int | None = None) -> None:
     """The pruner sees the running objective, so a pruned trial's stored value (its last report) is the same
-    quantity as a complete trial's value."""
+    quantity as a complete trial's value. Never after the `last` epoch: its compute is spent, and a complete
+    trial has its test metrics and model where a pruned one would have neither."""
     value = running_value(metric, row)
     if len(trial.study.directions) > 1 or value is None:
         return  # optuna does not prune multi-objective studies
     trial.report(value, epoch)
-    if trial.should_prune():
+    if (last is None or epoch < last) and trial.should_prune():
         raise optuna.TrialPruned(f"pruned after epoch {epoch} ({metric} so far {value:.4f})")
 
 
