@@ -33,7 +33,7 @@ def three_runs(tmp_path_factory, tiny_model):
     for name, extra in (("low", ["train.learning_rate=1e-4"]), ("high", ["train.learning_rate=5e-3"]),
                         ("other_rows", ["train.learning_rate=5e-3", "data.seed=7"])):
         made[name] = train_run(load_config(None, base + extra + [f"tracking.run_name={name}"]), uri).run_id
-    return {"uri": uri, **made}
+    return {"uri": uri, "base": base, **made}
 
 
 def test_a_run_saves_every_evaluated_row_and_its_metrics_come_from_them(three_runs):
@@ -84,3 +84,27 @@ def test_compare_refuses_runs_scored_on_other_rows(cli, three_runs):
 def test_compare_names_a_reference_that_is_not_there(cli, three_runs):
     code, _, err = cli("compare", "0" * 32, three_runs["high"], "--tracking-uri", three_runs["uri"])
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("A: ")
+
+
+def test_the_selected_epoch_is_named_for_what_selected_it(three_runs):
+    """train.monitor=val_accuracy selects the epoch with the highest validation accuracy: best_val_loss stays the
+    lowest validation loss (main logged the selected epoch's), the run is tagged with its monitor, and runs of
+    either monitor fall into different comparability groups (and never face each other for the champion)."""
+    from textclf.config import load_config
+    from textclf.reporting.tables import comparability_groups, select_runs
+    from textclf.run import train_run
+
+    cfg = load_config(None, three_runs["base"] + ["train.learning_rate=5e-3", "train.epochs=3", "train.patience=0",
+                                                  "train.monitor=val_accuracy", "tracking.run_name=by_accuracy"])
+    result = train_run(cfg, three_runs["uri"])
+    history = mlflow.MlflowClient().get_metric_history(result.run_id, "val_loss")
+    assert result.metrics["best_val_loss"] == pytest.approx(min(m.value for m in history))
+    accuracies = mlflow.MlflowClient().get_metric_history(result.run_id, "val_accuracy")
+    assert result.metrics["best_val_accuracy"] == pytest.approx(max(m.value for m in accuracies))
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags["textclf.monitor"] == "val_accuracy"
+    assert mlflow.get_run(three_runs["high"]).data.tags["textclf.monitor"] == "val_loss"
+    runs = select_runs("verdicts").runs.set_index("tags.mlflow.runName" if "tags.mlflow.runName" in
+                                                  select_runs("verdicts").runs else "mlflow.runName")
+    groups = comparability_groups(runs.reset_index()).set_axis(runs.index)
+    assert groups["by_accuracy"] != groups["high"] and groups["high"] == groups["low"]

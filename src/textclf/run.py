@@ -34,6 +34,7 @@ from textclf.training.resume import (
 )
 
 log = logging.getLogger(__name__)
+MONITOR = "textclf.monitor"  # run tag: what selected the epoch (train.monitor); it splits comparability groups
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
     ready = prepare(cfg, resume, source)  # everything that can reject the input runs before the MLflow run exists
     store.connect(tracking_uri, cfg.tracking.experiment, cfg.tracking.journal_dir)
     tags = provenance.run_tags(ready.splits.fingerprint, ready.splits.eval_fingerprint, ready.splits.uri,
-                               ready.device) | (trial.tags if trial else {})
+                               ready.device) | {MONITOR: cfg.train.monitor} | (trial.tags if trial else {})
     name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
     with runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (), resume,
                   name=name, unique=cfg.tracking.run_name is None) as active:
@@ -160,7 +161,7 @@ def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: Tria
             "textclf.run_id": runs.active_run_id(), "textclf.objective": "best_val_accuracy",
             "textclf.direction": "maximize", "textclf.objective_value": str(final["best_val_accuracy"]),
             "textclf.eval_fingerprint": ready.splits.eval_fingerprint,
-            "textclf.split_fingerprint": ready.splits.fingerprint})
+            "textclf.split_fingerprint": ready.splits.fingerprint, MONITOR: cfg.train.monitor})
         log.info("%s", registry.promote(name, version, t.champion_test, t.champion_alpha))
     return uri
 
@@ -209,7 +210,10 @@ def final_metrics(cfg: Config, ready: Prepared, fitted: FitResult, test) -> dict
     """The single final values every run logs (training/metrics.py FINAL_METRICS)."""
     best, device, (trainable, total) = fitted.best(), ready.device, count_params(ready.model)
     steps = fitted.step_time_s
-    final = {"best_epoch": fitted.best_epoch, "best_val_loss": best["val_loss"],
+    # best_val_loss is the lowest validation loss whatever selected the epoch; best_val_accuracy is the selected
+    # epoch's (with train.monitor=val_accuracy the highest: a selected maximum, so runs are tagged by monitor)
+    lowest = min(row["val_loss"] for row in fitted.history)
+    final = {"best_epoch": fitted.best_epoch, "best_val_loss": lowest,
              "best_val_accuracy": best["val_accuracy"], "train_val_loss_ratio": best["train_val_loss_ratio"],
              "test_loss": test.loss, "test_accuracy": test.accuracy,
              "test_f1": metrics.f1(test.labels, test.predictions, len(ready.splits.label_names)),

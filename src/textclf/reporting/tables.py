@@ -67,7 +67,8 @@ def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
         elif column.startswith("metrics."):
             frame[column.removeprefix("metrics.")] = runs[column]
         elif column in ("tags.textclf.split_fingerprint", "tags.textclf.eval_fingerprint", "tags.trial.state",
-                        "tags.mlflow.runName", "tags.textclf.repeat_of", "tags.textclf.study"):
+                        "tags.mlflow.runName", "tags.textclf.repeat_of", "tags.textclf.study",
+                        "tags.textclf.monitor"):
             frame[column.removeprefix("tags.")] = runs[column]
     if "data.label_map" not in frame:
         frame["data.label_map"] = ""
@@ -115,12 +116,15 @@ def leaderboard(selection: Selection) -> pd.DataFrame:
 
 def comparability_groups(runs: pd.DataFrame) -> pd.Series:
     """A group label per run: runs share one only if they were scored on the same evaluation rows (val + test,
-    textclf.eval_fingerprint; the split fingerprint for runs older than it) with the same label map. Runs
+    textclf.eval_fingerprint; the split fingerprint for runs older than it) with the same label map and epoch
+    selection (textclf.monitor; untagged runs selected by val_loss, the only rule then). Runs
     without data (a trial whose config was rejected) belong to no group (NaN)."""
     empty = pd.Series(np.nan, index=runs.index, dtype=object)
     rows = runs.get("textclf.eval_fingerprint", empty).fillna(runs.get("textclf.split_fingerprint", empty))
     labels = runs["data.label_map"] if "data.label_map" in runs else pd.Series("", index=runs.index)
-    keys = rows.astype(str) + "|" + labels.fillna("").astype(str)
+    # what selected the epoch: with train.monitor=val_accuracy, best_val_accuracy is a maximum over epochs
+    monitor = runs["textclf.monitor"].fillna("val_loss") if "textclf.monitor" in runs else "val_loss"
+    keys = rows.astype(str) + "|" + labels.fillna("").astype(str) + "|" + monitor
     keys[rows.isna() | (rows == "")] = np.nan
     order = sorted(keys.dropna().unique(), key=lambda k: -(keys == k).sum())  # the largest group is A
     return keys.map({k: chr(ord("A") + i) for i, k in enumerate(order)})

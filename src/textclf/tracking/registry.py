@@ -37,9 +37,11 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
 
 
 def fingerprints_of(run_id: str) -> dict[str, str]:
-    """The evaluation and split fingerprints a run was tagged with (the rows it was scored on)."""
+    """The evaluation and split fingerprints a run was tagged with (the rows it was scored on) and what
+    selected its epoch (textclf.monitor)."""
     tags = mlflow.MlflowClient().get_run(run_id).data.tags if run_id else {}
-    return {k: tags[k] for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint") if k in tags}
+    return {k: tags[k] for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint", "textclf.monitor")
+            if k in tags}
 
 
 def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) -> str:
@@ -55,10 +57,11 @@ def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) 
     if held is not None and held.version != version:
         theirs = held.tags
         same = all(theirs.get(k) == mine.get(k) for k in ("textclf.objective", "textclf.direction",
-                                                          "textclf.eval_fingerprint"))
+                                                          "textclf.eval_fingerprint")) and \
+            theirs.get("textclf.monitor", "val_loss") == mine.get("textclf.monitor", "val_loss")
         if not same:
-            return (f"version {version} not compared with champion version {held.version}: another objective or "
-                    f"other evaluation rows; move the alias by hand if you mean it")
+            return (f"version {version} not compared with champion version {held.version}: another objective, other "
+                    f"evaluation rows or another train.monitor; move the alias by hand if you mean it")
         if test == "paired" and mine.get("textclf.objective") in PAIRED:
             beats, said = _paired(held, mine, alpha)
             client.set_model_version_tag(name, version, "textclf.champion_test", said)
