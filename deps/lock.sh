@@ -15,7 +15,8 @@ tool=${LOCK_TOOL_VENV:-/tmp/textclf-lock-tool}
 if [ ! -x "$tool/bin/pip-compile" ]; then
     python3 -m venv "$tool" && "$tool/bin/pip" install -q "pip-tools==7.7.0"
 fi
-CUSTOM_COMPILE_COMMAND="bash deps/lock.sh" "$tool/bin/pip-compile" --quiet --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+CUSTOM_COMPILE_COMMAND="bash deps/lock.sh" "$tool/bin/pip-compile" --quiet --strip-extras --allow-unsafe \
+    --no-emit-index-url --no-emit-find-links \
     --no-emit-trusted-host --extra dev --extra server --extra postgres --output-file deps/constraints.txt \
     "$@" pyproject.toml deps/torch.in
 # torch is pinned without its build label (2.13.0, not 2.13.0+cpu): the CPU wheel here and a CUDA build of the

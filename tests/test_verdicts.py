@@ -108,3 +108,18 @@ def test_the_selected_epoch_is_named_for_what_selected_it(three_runs):
                                                   select_runs("verdicts").runs else "mlflow.runName")
     groups = comparability_groups(runs.reset_index()).set_axis(runs.index)
     assert groups["by_accuracy"] != groups["high"] and groups["high"] == groups["low"]
+
+
+def test_leaderboards_summaries_and_versions_show_intervals(three_runs):
+    from textclf.reporting.tables import leaderboard, select_runs
+    from textclf.tracking import registry
+
+    mlflow.set_tracking_uri(three_runs["uri"])
+    table = leaderboard(select_runs("verdicts"))
+    for key in ("best_val_accuracy", "test_accuracy"):
+        assert {f"{key}_ci_low", f"{key}_ci_high"} <= set(table.columns)
+        assert (table[f"{key}_ci_low"] <= table[key]).all() and (table[key] <= table[f"{key}_ci_high"]).all()
+    said = registry.describe(three_runs["high"], "best_val_accuracy")
+    m = mlflow.get_run(three_runs["high"]).data.metrics
+    assert said.startswith(f"best_val_accuracy {m['best_val_accuracy']:.4f} [{m['best_val_accuracy_ci_low']:.4f}, ")
+    assert "test_accuracy" in said and "95% intervals" in said

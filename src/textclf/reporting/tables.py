@@ -96,8 +96,10 @@ def leaderboard(selection: Selection) -> pd.DataFrame:
     runs = selection.runs
     metric, direction = selection.objective
     repeated = "textclf.repeat_of" in runs and bool(runs["textclf.repeat_of"].notna().any())
+    # every score a run was selected or judged by, with its 95% interval over the evaluation rows beside it
+    scores = [c for m in (metric, *HEADLINE_METRICS) for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in runs]
     columns = ["trial.number"] * ("trial.number" in runs) + ["textclf.repeat_of"] * repeated + selection.varied + \
-        [m for m in (metric, *HEADLINE_METRICS) if m in runs] + ["status", "run_id"]
+        scores + ["status", "run_id"]
     table = runs[list(dict.fromkeys(columns))].copy()
     table["group"] = comparability_groups(runs)
     if metric in table:

@@ -44,8 +44,8 @@ def accuracy(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: 
     p = binomtest(b_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
     low, high = _interval((right_b.astype(float) - right_a)[resample_rows(len(labels), resamples, seed)].mean(1),
                           level)
-    return Comparison("accuracy", float(right_a.mean()), float(right_b.mean()), float(right_b.mean() - right_a.mean()),
-                      low, high, float(p), "exact McNemar", len(labels), a_only, b_only)
+    a, b = float(right_a.mean()), float(right_b.mean())
+    return Comparison("accuracy", a, b, b - a, low, high, float(p), "exact McNemar", len(labels), a_only, b_only)
 
 
 def f1(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, num_labels: int, level: float = LEVEL,

@@ -2,7 +2,8 @@
 
 best (default): a trial logs its model only when it beats every complete trial so far on the same evaluation
 rows (single objective) or no such trial dominates it (several objectives); once a better trial on the same
-rows completes, the superseded models are deleted. Disk holds about one model per worker. all: every trial keeps its model. none: no trial does.
+rows completes, the superseded models are deleted. Disk holds about one model per worker (per set of rows).
+all: every trial keeps its model. none: no trial does.
 At the end of a sweep with tracking.register_as, the best trial on the base config's evaluation rows becomes a
 new version of that name, and the alias `champion` moves to it only when it beats the champion
 (registry.promote: a paired test on the same validation rows by default).

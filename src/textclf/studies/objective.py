@@ -82,8 +82,9 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         raise
     finally:
         release_memory()
-    for key in HEADLINE_METRICS:
-        trial.set_user_attr(key, float(result.metrics[key]))
+    for key in (*HEADLINE_METRICS, *(f"{m}_ci_{end}" for m, _ in sweep.spec.objectives for end in ("low", "high"))):
+        if key in result.metrics:  # the summary table shows each objective with its 95% interval
+            trial.set_user_attr(key, float(result.metrics[key]))
     return values[0] if len(values) == 1 else values
 
 

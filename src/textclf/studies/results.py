@@ -37,7 +37,8 @@ def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
             hooks = TrialHooks(sweep.parent_run_id, {"repeat.of_trial": trial.number},
                                {"textclf.repeat_of": str(trial.number), "textclf.study": sweep.spec.name},
                                name=names.trial_name(trial.number, base, sweep.spec.searched_keys(), seed=seed),
-                               keep_model=lambda metrics, rows: False)  # repeats measure noise; the trial keeps its model
+                               # repeats measure noise; the trial keeps its model
+                               keep_model=lambda metrics, rows: False)
             log.info("repeat of trial %d with train.seed=%d", trial.number, seed)
             train_run(replace(base, train__seed=seed), sweep.tracking_uri, hooks)
             release_memory()

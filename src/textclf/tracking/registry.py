@@ -32,8 +32,21 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
         version = mlflow.register_model(model_uri, name, tags=tags).version
     finally:
         quiet.level = level
+    said = describe(run_id, tags.get("textclf.objective", ""))
+    if said:
+        client.update_model_version(name, version, description=said)
     log.info("registered %s as version %s of %r", model_uri, version, name)
     return version
+
+
+def describe(run_id: str | None, objective: str) -> str:
+    """The version's description: its objective and test accuracy with their 95% intervals (the run's)."""
+    if not run_id:
+        return ""
+    m = mlflow.MlflowClient().get_run(run_id).data.metrics
+    keys = [k for k in dict.fromkeys((objective, "test_accuracy")) if {k, f"{k}_ci_low", f"{k}_ci_high"} <= set(m)]
+    parts = [f"{k} {m[k]:.4f} [{m[f'{k}_ci_low']:.4f}, {m[f'{k}_ci_high']:.4f}]" for k in keys]
+    return ("; ".join(parts) + " (95% intervals over the evaluation rows; run " + run_id + ")") if parts else ""
 
 
 def fingerprints_of(run_id: str) -> dict[str, str]:
