@@ -24,7 +24,7 @@ from textclf.studies.spec import (
     replace_choices,
     trial_config,
 )
-from textclf.training.metrics import FINAL_METRICS, RUNNING
+from textclf.training.metrics import FINAL_METRICS, RUNNING, default_direction
 
 
 def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
@@ -89,21 +89,6 @@ def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> lis
             out.append(f"{where}: {prefix}{key}: unknown key" + (f"; did you mean {prefix}{near[0]}?" if near
                                                                   else f"; expected one of {', '.join(known)}"))
     return out
-
-
-# metrics where less is better though their names do not end in loss or _s (sizes, costs, counts of trouble)
-SMALLER_IS_BETTER = ("peak_gpu_mem_mb", "trainable_params", "total_params", "trainable_fraction", "model_artifact_mb",
-                     "padding_fraction", "tracking_failed_sends", "epochs_run", "stopped_early")
-NO_DIRECTION = ("train_val_loss_ratio", "best_epoch")  # healthy near 1 / no better end: the user says which way
-
-
-def default_direction(metric: str) -> str | None:
-    """The direction a bare objective name gets; None where no direction is natural."""
-    if metric in NO_DIRECTION:
-        return None
-    if metric.endswith("_per_s"):  # a rate (samples, tokens per second): more is better
-        return "maximize"
-    return "minimize" if metric.endswith(("loss", "_s")) or metric in SMALLER_IS_BETTER else "maximize"
 
 
 def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:

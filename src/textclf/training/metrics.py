@@ -25,6 +25,20 @@ RUNNING = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss",
            "train_val_loss_ratio": "train_val_loss_ratio"}
 
 
+# metrics where less is better though their names do not end in loss or _s (sizes, costs, counts of trouble)
+SMALLER_IS_BETTER = ("peak_gpu_mem_mb", "trainable_params", "total_params", "trainable_fraction", "model_artifact_mb",
+                     "padding_fraction", "tracking_failed_sends", "epochs_run", "stopped_early")
+NO_DIRECTION = ("train_val_loss_ratio", "best_epoch")  # healthy near 1 / no better end: the user says which way
+
+
+def default_direction(metric: str) -> str | None:
+    """The direction a bare objective name gets; None where no direction is natural."""
+    if metric in NO_DIRECTION:
+        return None
+    if metric.endswith("_per_s"):  # a rate (samples, tokens per second): more is better
+        return "maximize"
+    return "minimize" if metric.endswith(("loss", "_s")) or metric in SMALLER_IS_BETTER else "maximize"
+
 def f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> float:
     """Binary F1 of class 1 for two classes (the usual "positive" class); otherwise macro F1 over the classes
     present in the truth or the predictions. A class absent from both has no F1: counting it as 0 would cap a
