@@ -103,6 +103,23 @@ def test_parquet_metadata_names_integer_labels(tmp_path):
     assert splits_of(tmp_path, "data.label_column=coarse_label").label_names == ("ABBR", "DESC", "ENTY")
 
 
+def test_given_label_names_must_agree_with_the_names_the_source_carries(tmp_path):
+    """data.label_names name codes 0..K-1 in order: given in another order than the source's own names, they
+    would rename whole classes (main took them on trust); the same names in the same order are fine."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for split in ("train", "test"):
+        frame = pd.DataFrame({"text": [f"{split} q {i}" for i in range(30)], "label": [i % 2 for i in range(30)]})
+        pq.write_table(pa.Table.from_pandas(frame).replace_schema_metadata({"label_names": "neg,pos"}),
+                       tmp_path / f"{split}.parquet")
+    assert splits_of(tmp_path, "data.label_names=neg,pos").label_names == ("neg", "pos")
+    [problem] = problems_of(tmp_path, "data.label_names=pos,neg")
+    assert "data.label_names: [pos, neg] disagrees with the classes" in problem and "give them in that order" in problem
+    [problem] = problems_of(tmp_path, "data.label_names=bad,good")
+    assert "[neg, pos]" in problem and "drop data.label_names" in problem
+
+
 def test_hub_datasets_are_read_through_datasets(monkeypatch):
     import datasets
 

@@ -2,12 +2,16 @@
 with their names. Every problem names its file and row (InputError)."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from textclf.config import Config
 from textclf.data.sources import Source
 from textclf.errors import InputError, raise_if
+
+log = logging.getLogger(__name__)
 
 
 def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str, pd.DataFrame], tuple]:
@@ -28,6 +32,7 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
                                                       (d.label_column, "label_column")) if c not in columns]
     raise_if(problems)
     raw = {s: source.splits[s] for s in used}
+    check_given_names(cfg, source)
     names = d.label_names or source.label_names.get(d.label_column) or _names_from_values(raw, d.label_column)
     if len(names) < 2:
         raise InputError([f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} distinct "
@@ -47,6 +52,23 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
         frames[split] = pd.DataFrame({"text": text.to_numpy(), "label": codes})
     raise_if(problems)
     return frames, tuple(names)
+
+
+def check_given_names(cfg: Config, source: Source) -> None:
+    """data.label_names name the label codes 0..K-1 in order: where the source names its classes too (a datasets
+    ClassLabel, parquet `<column>_names` metadata), they must agree, or `[pos, neg]` silently renames every
+    negative review positive. Without names in the source the order cannot be checked: said once in the log."""
+    given, own = cfg.data.label_names, source.label_names.get(cfg.data.label_column)
+    if not given:
+        return
+    if own and tuple(given) != tuple(own):
+        fix = "give them in that order" if sorted(given) == sorted(own) else "drop data.label_names"
+        raise InputError([f"{cfg.where('data.label_names')}: data.label_names: [{', '.join(given)}] disagrees with "
+                          f"the classes {source.uri} names for column {cfg.data.label_column!r} "
+                          f"([{', '.join(own)}], code 0 first); {fix}"])
+    if not own:
+        log.info("data.label_names: %s name the label codes %s in that order (the source names none to check "
+                 "against)", list(given), list(range(len(given))))
 
 
 def _names_from_values(frames: dict[str, pd.DataFrame], column: str) -> tuple[str, ...]:
