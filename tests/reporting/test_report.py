@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from textclf.reporting import build
+from textclf.reporting import build, scaling
 from textclf.reporting import plots as report_plots
 from textclf.reporting import tables as report
 
@@ -99,8 +100,10 @@ def test_power_law_fit_recovers_a_known_curve_and_reads_rows_per_point():
     assert fit["rows_for_one_more_point"] == pytest.approx(118454 - 16000, rel=1e-3)
     runs = pd.DataFrame({"data.train_rows": n, "best_val_accuracy": accuracy, "train_time_s": n / 10,
                          "status": "FINISHED"})
-    fig, _, reading = report_plots.data_scaling(runs, "best_val_accuracy")
-    assert fig is not None and reading.startswith("+1 point of accuracy needs about 102,4")
+    [fit], skipped = scaling.fit_all(runs, "best_val_accuracy", "maximize", [], pd.Series("A", index=runs.index))
+    assert not skipped and fit.reading.startswith("+1 point of best_val_accuracy needs about 102,4")
+    fig, _ = report_plots.data_scaling(runs, "best_val_accuracy", [fit])
+    assert fig is not None
 
 
 def test_pareto_front_keeps_only_undominated_runs():
@@ -293,6 +296,65 @@ def test_two_studies_in_one_experiment_keep_their_repeats_apart(tmp_path):
             client.log_param(run.info.run_id, key, value)
         client.log_metric(run.info.run_id, "best_val_accuracy", row["best_val_accuracy"])
         client.set_terminated(run.info.run_id, "FINISHED")
-    path, _ = build.build_report(report.select_runs("two"), tmp_path / "out")
+    path, _, _ = build.build_report(report.select_runs("two"), tmp_path / "out")
     text = path.read_text()
     assert "## Seed noise" in text and "second:1" in text and "first:0" in text
+
+
+def scaling_runs(rng, sizes, rows=500, a=2.0, b=0.5, c=0.08, seeds=1, group="eval-1"):
+    """Finished runs whose validation accuracy is 1 - (a n^-b + c), measured on `rows` rows (binomial)."""
+    out = []
+    for n in sizes:
+        for seed in range(seeds):
+            error = rng.binomial(rows, a * n ** -b + c) / rows
+            out.append({"data.train_rows": n, "train.seed": seed, "best_val_accuracy": 1 - error, "data.val_rows": rows,
+                        "textclf.eval_fingerprint": group, "data.label_map": "neg,pos", "train_time_s": n / 100,
+                        "status": "FINISHED"})
+    return pd.DataFrame(out)
+
+
+def test_data_scaling_fits_each_comparable_set_with_intervals_that_hold_the_truth():
+    """Two sets of evaluation rows are two curves (main fitted every run together); 3 sizes are refused (a
+    3-parameter curve through 3 points says nothing); the exponent's interval holds the true 0.5."""
+    rng = np.random.default_rng(8)
+    sizes = [500, 1000, 2000, 4000, 8000]
+    runs = pd.concat([scaling_runs(rng, sizes, seeds=2), scaling_runs(rng, sizes[:3], group="eval-2")],
+                     ignore_index=True)
+    fits, skipped = scaling.fit_all(runs, "best_val_accuracy", "maximize", ["data.train_fraction"],
+                                    report.comparability_groups(runs))
+    [fit] = fits
+    assert fit.label == "group A" and fit.points == 10 and fit.sizes == 5
+    value, low, high = fit.params["b"]
+    assert low <= 0.5 <= high and low < value < high
+    assert "more training rows beyond 8,000" in fit.reading and re.search(r"\[[\d,]+|asymptote", fit.reading)
+    [refused] = skipped
+    assert refused.startswith("group B: no fit: 3 training-set sizes") and "needs >= 4 sizes" in refused
+
+
+def test_a_loss_objective_is_fitted_as_a_loss():
+    rng = np.random.default_rng(9)
+    runs = scaling_runs(rng, [500, 1000, 2000, 4000]).rename(columns={"best_val_accuracy": "best_val_loss"})
+    runs["best_val_loss"] = 0.2 + 3 * runs["data.train_rows"] ** -0.5
+    [fit], _ = scaling.fit_all(runs, "best_val_loss", "minimize", [], report.comparability_groups(runs))
+    assert fit.params["c"][0] == pytest.approx(0.2, abs=0.01) and fit.reading.startswith("-0.01 of best_val_loss")
+
+
+def test_the_report_command_prints_each_fit_with_its_intervals(cli, tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("scaling", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, tags={"textclf.role": "sweep", "textclf.study": "scaled",
+                                                 "study.objective": json.dumps({"best_val_accuracy": "maximize"})})
+    for number, row in scaling_runs(np.random.default_rng(10), [500, 1000, 2000, 4000]).iterrows():
+        make_child(client, experiment, parent.info.run_id,
+                   {"trial.number": number, "data.train_rows": row["data.train_rows"], "data.val_rows": 500,
+                    "data.train_fraction": row["data.train_rows"] / 8000, "data.label_map": "neg,pos"},
+                   {"best_val_accuracy": row["best_val_accuracy"], "train_time_s": 1.0},
+                   {"textclf.eval_fingerprint": "eval-1"})
+    client.set_terminated(parent.info.run_id, "FINISHED")
+    code, out, err = cli("report", "scaled", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                         "--output", tmp_path / "report", "--no-log")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("data scaling, group A"))
+    assert "+1 point of best_val_accuracy needs about" in line and re.search(r"b = [\d.]+ \[[\d.]+, [\d.]+\]", line)
+    assert "## Data scaling" in (tmp_path / "report" / "report.md").read_text()

@@ -89,6 +89,8 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
     done = make_report(target, storage, output, log_to_parent)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         click.echo(done.table.drop(columns=["run_id"]).to_string(index=False))
+    for line in done.readings:
+        click.echo(line)
     click.echo(f"\nreport: {done.path} (tables and plots in {done.path.parent})")
     if done.attached_to:
         click.echo(f"attached to parent run {done.attached_to} as report/")

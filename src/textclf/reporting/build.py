@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from textclf.errors import InputError
-from textclf.reporting import plots
+from textclf.reporting import plots, scaling
 from textclf.reporting.tables import (
     Selection,
+    comparability_groups,
     comparability_note,
     leaderboard,
     seed_noise,
@@ -26,21 +27,23 @@ class Report:
     path: Path  # report.md
     table: pd.DataFrame  # the leaderboard
     attached_to: str | None  # the sweep parent run it was attached to
+    readings: tuple[str, ...] = ()  # what the command prints under the table (the data-scaling fits)
 
 
 def make_report(target: str, storage: str | None = None, output: str | None = None, attach: bool = True) -> Report:
     """The report of a sweep's parent run id, a study name (its newest sweep) or an experiment name."""
     selection = select_runs(target)
     out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_", selection.study_name or target))
-    path, table = build_report(selection, out, load_study_of(selection, storage))
+    path, table, readings = build_report(selection, out, load_study_of(selection, storage))
     attached = selection.parent_run_id if attach and selection.parent_run_id else None
     if attached:
         sweep_runs.attach_report(attached, out)
-    return Report(path, table, attached)
+    return Report(path, table, attached, tuple(readings))
 
 
-def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.DataFrame]:
-    """Tables (CSV, Markdown, HTML), the plots the runs call for, and report.md tying them together."""
+def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.DataFrame, list[str]]:
+    """Tables (CSV, Markdown, HTML), the plots the runs call for, and report.md tying them together; returns
+    its path, the leaderboard and the data-scaling readings (one line per fitted or skipped set of runs)."""
     metric = selection.objective[0]
     table = leaderboard(selection)
     write_tables(table, out)
@@ -48,9 +51,11 @@ def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.
              f"Sorted by `{metric}` ({selection.objective[1]}); `*` marks the best finished run"
              + (" of each group." if "group" in table else "."), "",
              table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"), ""]
-    figures, notes, reading = draw(selection, study)
-    if reading:
-        lines += [f"**Data scaling:** {reading}.", ""]
+    fits, skipped = scaling.fit_all(selection.runs, metric, selection.objective[1], selection.varied,
+                                    comparability_groups(selection.runs))
+    figures, notes = draw(selection, study, fits)
+    if fits or skipped:
+        lines += ["## Data scaling", ""] + scaling.as_markdown(fits, skipped) + [""]
     noise = seed_noise(selection.runs, metric, selection.objective[1])
     if noise is not None:
         lines += ["## Seed noise", "", noise.to_markdown(floatfmt=".4g"), ""]
@@ -61,15 +66,16 @@ def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.
         lines += [f"![{name}]({name}.png)", ""]
     lines += [f"- {n}" for n in notes if n.startswith("skipped")]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    return out / "report.md", table
+    readings = [f"data scaling, {f.label}: {f.reading} (b = {f.params['b'][0]:.3g} [{f.params['b'][1]:.3g}, "
+                f"{f.params['b'][2]:.3g}])" for f in fits] + [f"data scaling, {line}" for line in skipped]
+    return out / "report.md", table, readings
 
 
-def draw(selection: Selection, study) -> tuple[list, list[str], str | None]:
-    """(named figures, a note per plot: drawn or why it was skipped, the data-scaling reading)."""
+def draw(selection: Selection, study, fits: list) -> tuple[list, list[str]]:
+    """(named figures, a note per plot: drawn or why it was skipped)."""
     metric, runs = selection.objective[0], selection.runs
     drawn = [("heatmap_length_lr", *plots.heatmap_length_lr(runs, metric))]
-    fig, note, reading = plots.data_scaling(runs, metric)
-    drawn.append(("data_scaling", fig, note))
+    drawn.append(("data_scaling", *plots.data_scaling(runs, metric, fits)))
     drawn.append(("accuracy_vs_time", *plots.pareto(runs, metric, "train_time_s")))
     if "model.freeze" in selection.varied or "model.peft" in selection.varied:
         drawn.append(("accuracy_vs_trainable_params", *plots.pareto(runs, metric, "trainable_params")))
@@ -82,7 +88,7 @@ def draw(selection: Selection, study) -> tuple[list, list[str], str | None]:
         notes += view_notes + [f"optuna {name}" for name, _ in views]
     else:
         notes.append("skipped Optuna importances / parallel coordinates: no study storage to read")
-    return [(name, fig) for name, fig, _ in drawn if fig is not None], notes, reading
+    return [(name, fig) for name, fig, _ in drawn if fig is not None], notes
 
 
 def load_histories(runs: pd.DataFrame, limit: int = 40) -> dict[str, pd.DataFrame]:

@@ -34,54 +34,43 @@ def heatmap_length_lr(runs: pd.DataFrame, metric: str):
     return fig, "max-length x learning-rate heatmap"
 
 
-def power_law(n, a, b, c):
-    return a * np.power(n, -b) + c
-
-
 def fit_scaling(n: np.ndarray, accuracy: np.ndarray) -> dict | None:
-    """error = a * n^-b + c fitted to (training rows, accuracy); None if it cannot be fitted."""
-    from scipy.optimize import curve_fit
+    """error = 1 - accuracy = a * n^-b + c (scaling.py); None if it cannot be fitted."""
+    from textclf.reporting import scaling
 
-    if len(np.unique(n)) < 3:
+    fitted = scaling.fit_curve(n, 1 - accuracy) if len(np.unique(n)) >= 3 else None
+    if fitted is None:
         return None
-    error = 1 - accuracy
-    try:
-        (a, b, c), _ = curve_fit(power_law, n, error, p0=(1.0, 0.5, max(error.min() * 0.5, 1e-3)),
-                                 bounds=([0, 0, 0], [np.inf, 3, 1]), maxfev=20000)
-    except (RuntimeError, ValueError):
-        return None
+    a, b, c = fitted
     largest = float(n.max())
-    target = power_law(largest, a, b, c) - 0.01
-    extra = ((target - c) / a) ** (-1 / b) - largest if target > c and a > 0 and b > 0 else math.inf
-    return {"a": a, "b": b, "c": c, "largest_n": largest, "rows_for_one_more_point": extra}
+    return {"a": a, "b": b, "c": c, "largest_n": largest,
+            "rows_for_one_more_point": scaling.rows_for(0.01, a, b, c, largest)}
 
 
-def data_scaling(runs: pd.DataFrame, metric: str):
-    """Accuracy and training time against training-set size, with the fitted power law."""
+def data_scaling(runs: pd.DataFrame, metric: str, fits: list):
+    """`metric` and training time against training-set size, with each comparable set's fitted power law
+    (scaling.py: one curve per comparability group and combination of the other varied keys)."""
+    from textclf.reporting import scaling
+
     if "data.train_rows" not in runs or runs["data.train_rows"].nunique() < 2:
-        return None, "skipped data-scaling plot: the runs do not vary the training-set size", None
+        return None, "skipped data-scaling plot: the runs do not vary the training-set size"
     done = runs[runs["status"] == "FINISHED"].sort_values("data.train_rows")
-    n, accuracy = done["data.train_rows"].to_numpy(float), done[metric].to_numpy(float)
-    fit = fit_scaling(n, accuracy)
+    n = done["data.train_rows"].to_numpy(float)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(n, accuracy, "o", label=metric)
-    if fit:
-        xs = np.linspace(n.min(), n.max() * 2, 100)
-        left.plot(xs, 1 - power_law(xs, fit["a"], fit["b"], fit["c"]), "--",
-                  label=f"fit: error = {fit['a']:.3g} n^-{fit['b']:.3g} + {fit['c']:.3g}")
-    left.set(xscale="log", xlabel="training rows", ylabel=metric, title="accuracy vs training-set size")
+    left.plot(n, done[metric].to_numpy(float), "o", color="tab:gray", label=metric)
+    xs = np.linspace(n.min(), n.max() * 2, 100)
+    for fit in fits:
+        a, b, c = (fit.params[k][0] for k in "abc")
+        curve = scaling.power_law(xs, a, b, c)
+        left.plot(xs, 1 - curve if "loss" not in metric else curve, "--", label=f"{fit.label}: b = {b:.3g}")
+    left.set(xscale="log", xlabel="training rows", ylabel=metric, title=f"{metric} vs training-set size")
     left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a log axis
-    left.set_xticks(n, [f"{v:,.0f}" for v in n])
-    left.legend(fontsize=8)
-    right.plot(n, done["train_time_s"], "o-")
+    left.set_xticks(np.unique(n), [f"{v:,.0f}" for v in np.unique(n)])
+    left.legend(fontsize=7)
+    right.plot(n, done["train_time_s"], "o")
     right.set(xlabel="training rows", ylabel="train time (s)", title="training time vs training-set size")
     fig.tight_layout()
-    if fit is None:
-        return fig, "data-scaling plot (too few sizes for a power-law fit)", None
-    more = fit["rows_for_one_more_point"]
-    reading = ("+1 point of accuracy needs about " + (f"{more:,.0f} more training rows" if math.isfinite(more)
-               else "more than the fit allows (at its asymptote)") + f" beyond {fit['largest_n']:,.0f}")
-    return fig, "data-scaling plot with power-law fit", reading
+    return fig, "data-scaling plot" + (" with power-law fits" if fits else " (no power-law fit: see the report)")
 
 
 def pareto(runs: pd.DataFrame, metric: str, cost: str):
