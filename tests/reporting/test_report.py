@@ -307,7 +307,8 @@ def scaling_runs(rng, sizes, rows=500, a=2.0, b=0.5, c=0.08, seeds=1, group="eva
     for n in sizes:
         for seed in range(seeds):
             error = rng.binomial(rows, a * n ** -b + c) / rows
-            out.append({"data.train_rows": n, "train.seed": seed, "best_val_accuracy": 1 - error, "data.val_rows": rows,
+            out.append({"data.train_rows": n, "train.seed": seed, "best_val_accuracy": 1 - error,
+                        "data.val_rows": rows,
                         "textclf.eval_fingerprint": group, "data.label_map": "neg,pos", "train_time_s": n / 100,
                         "status": "FINISHED"})
     return pd.DataFrame(out)
@@ -358,3 +359,28 @@ def test_the_report_command_prints_each_fit_with_its_intervals(cli, tmp_path):
     line = next(x for x in out.splitlines() if x.startswith("data scaling, group A"))
     assert "+1 point of best_val_accuracy needs about" in line and re.search(r"b = [\d.]+ \[[\d.]+, [\d.]+\]", line)
     assert "## Data scaling" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_pareto_front_follows_the_objectives_direction():
+    """A loss is better lower: the front is the cheapest run, then each run with a lower loss than all cheaper
+    (main's front assumed maximisation and picked the worst losses)."""
+    runs = pd.DataFrame({"best_val_loss": [0.50, 0.40, 0.45, 0.30], "train_time_s": [10, 20, 30, 40],
+                         "status": "FINISHED", "trial.number": range(4)})
+    fig, _ = report_plots.pareto(runs, "best_val_loss", "train_time_s", "minimize")
+    front = fig.axes[0].lines[0]
+    assert list(front.get_xdata()) == [10, 20, 40] and list(front.get_ydata()) == [0.50, 0.40, 0.30]
+
+
+def test_heatmap_and_pareto_use_one_set_of_rows(tmp_path):
+    """Runs on two sets of evaluation rows: the heatmap's cells are not averaged across them."""
+    runs = pd.DataFrame({"data.max_length": [64, 64, 128, 128, 64],
+                         "train.learning_rate": [1e-4, 1e-3] * 2 + [1e-4],
+                         "best_val_accuracy": [0.80, 0.82, 0.84, 0.86, 0.40], "train_time_s": [1, 2, 3, 4, 5],
+                         "textclf.eval_fingerprint": ["rows-a"] * 4 + ["rows-b"], "data.label_map": "neg,pos",
+                         "status": "FINISHED", "run_id": list("abcde")})
+    selection = report.Selection("t", runs, varied=["data.max_length", "train.learning_rate"])
+    figures, notes = build.draw(selection, None, [])
+    heatmap = dict(figures)["heatmap_length_lr"]
+    cells = [t.get_text() for t in heatmap.axes[0].texts]
+    assert "0.800" in cells and "0.600" not in cells  # 0.80 and 0.40 would average to 0.60
+    assert any(n.startswith("heatmap and Pareto plots: group A only (4 of 5 runs)") for n in notes)

@@ -73,15 +73,21 @@ def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.
 
 def draw(selection: Selection, study, fits: list) -> tuple[list, list[str]]:
     """(named figures, a note per plot: drawn or why it was skipped)."""
-    metric, runs = selection.objective[0], selection.runs
-    drawn = [("heatmap_length_lr", *plots.heatmap_length_lr(runs, metric))]
+    (metric, direction), runs = selection.objective, selection.runs
+    groups = comparability_groups(runs)
+    # heatmap cells and Pareto fronts compare runs: only those scored on the same rows (the largest group, A)
+    same = runs[groups == "A"] if groups.nunique() > 1 else runs
+    drawn = [("heatmap_length_lr", *plots.heatmap_length_lr(same, metric))]
     drawn.append(("data_scaling", *plots.data_scaling(runs, metric, fits)))
-    drawn.append(("accuracy_vs_time", *plots.pareto(runs, metric, "train_time_s")))
+    drawn.append(("accuracy_vs_time", *plots.pareto(same, metric, "train_time_s", direction)))
     if "model.freeze" in selection.varied or "model.peft" in selection.varied:
-        drawn.append(("accuracy_vs_trainable_params", *plots.pareto(runs, metric, "trainable_params")))
-    drawn.append(("accuracy_vs_gpu_memory", *plots.pareto(runs, metric, "peak_gpu_mem_mb")))  # GPU runs only
+        drawn.append(("accuracy_vs_trainable_params", *plots.pareto(same, metric, "trainable_params", direction)))
+    drawn.append(("accuracy_vs_gpu_memory", *plots.pareto(same, metric, "peak_gpu_mem_mb", direction)))  # GPU
     drawn.append(("loss_curves", *plots.loss_curves(load_histories(runs))))
     notes = [note for _, _, note in drawn]
+    if len(same) < len(runs):
+        notes.append(f"heatmap and Pareto plots: group A only ({len(same)} of {len(runs)} runs); the other groups "
+                     f"were scored on other rows")
     if study is not None:
         views, view_notes = plots.optuna_views(study)
         drawn += [(f"optuna_{name}", f, "") for name, f in views]

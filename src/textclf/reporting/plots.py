@@ -73,17 +73,19 @@ def data_scaling(runs: pd.DataFrame, metric: str, fits: list):
     return fig, "data-scaling plot" + (" with power-law fits" if fits else " (no power-law fit: see the report)")
 
 
-def pareto(runs: pd.DataFrame, metric: str, cost: str):
-    """`metric` against `cost` (train time or trainable params) with the Pareto front marked."""
+def pareto(runs: pd.DataFrame, metric: str, cost: str, direction: str = "maximize"):
+    """`metric` against `cost` (train time or trainable params) with the Pareto front marked (in the
+    objective's direction: a loss is better lower)."""
     if cost not in runs or runs[cost].nunique() < 2:
         return None, f"skipped {metric} vs {cost}: it does not vary"
+    sign = 1 if direction == "maximize" else -1
     done = runs[runs["status"] == "FINISHED"].dropna(subset=[metric, cost])
-    done = done.sort_values([cost, metric], ascending=[True, False])
+    done = done.assign(_score=sign * done[metric]).sort_values([cost, "_score"], ascending=[True, False])
     front, best = [], -math.inf
     for index, row in done.iterrows():  # cheapest (then best) first: on the front if it beats all cheaper
-        if row[metric] > best:
+        if row["_score"] > best:
             front.append(index)
-            best = row[metric]
+            best = row["_score"]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.scatter(done[cost], done[metric], color="tab:gray", label="runs")
     ax.plot(done.loc[front, cost], done.loc[front, metric], "o-", color="tab:red", label="Pareto front")
