@@ -3,6 +3,7 @@ same rows (or refuses runs scored on other rows with one line, exit 2)."""
 from __future__ import annotations
 
 import json
+import os
 
 import mlflow
 import numpy as np
@@ -29,10 +30,14 @@ def three_runs(tmp_path_factory, tiny_model):
     base = [f"model.name={tiny_model}", f"data.name={data}", "data.label_names=neg,pos", "data.max_length=32",
             "train.epochs=2", "train.batch_size=16", "train.warmup_ratio=0", "train.progress=false",
             "tracking.experiment=verdicts", "tracking.log_model=false", "tracking.log_figures=false"]
-    made = {}
-    for name, extra in (("low", ["train.learning_rate=1e-4"]), ("high", ["train.learning_rate=5e-3"]),
-                        ("other_rows", ["train.learning_rate=5e-3", "data.seed=7"])):
-        made[name] = train_run(load_config(None, base + extra + [f"tracking.run_name={name}"]), uri).run_id
+    made, saved = {}, dict(os.environ)  # a module fixture runs outside the per-test environment reset
+    try:
+        for name, extra in (("low", ["train.learning_rate=1e-4"]), ("high", ["train.learning_rate=5e-3"]),
+                            ("other_rows", ["train.learning_rate=5e-3", "data.seed=7"])):
+            made[name] = train_run(load_config(None, base + extra + [f"tracking.run_name={name}"]), uri).run_id
+    finally:  # MLflow exports the store as MLFLOW_TRACKING_URI: later tests' commands would log into it
+        os.environ.clear()
+        os.environ.update(saved)
     return {"uri": uri, "base": base, **made}
 
 

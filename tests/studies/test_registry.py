@@ -131,6 +131,7 @@ def test_the_champion_moves_only_on_a_paired_win_on_the_same_rows(tmp_path):
     from textclf.tracking import registry
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("promotion")
     client = mlflow.MlflowClient()
     rng = np.random.default_rng(0)
     base = rng.random(200) < 0.75
