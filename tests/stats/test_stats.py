@@ -124,3 +124,16 @@ def test_predictions_frame_pairing_and_losses():
     assert errors.to_dict("records") == [{"row": 2, "text": "z", "label": "pos", "prediction": "neg",
                                           "confidence": 0.6}]
     assert isinstance(errors, pd.DataFrame)
+
+
+def test_a_full_imdb_test_set_is_resampled_in_bounded_blocks():
+    """25,000 rows x 2,000 resamples at once would be 400 MB of indices (and three times that in F1's arrays):
+    blocks of at most 2 million indices, every resample drawn once, and the same interval for the same seed."""
+    blocks = list(intervals.resample_rows(25_000, 2_000))
+    assert max(b.size for b in blocks) <= 2_000_000 and sum(len(b) for b in blocks) == 2_000
+    rng = np.random.default_rng(12)
+    y = rng.integers(0, 2, 25_000)
+    p = noisy(y, 0.9, rng)
+    low, high = intervals.bootstrap_f1(y, p, 2)
+    assert low < f1(y, p, 2) < high and high - low < 0.02
+    assert intervals.bootstrap_f1(y, p, 2) == (low, high)

@@ -37,9 +37,14 @@ def f1_scores(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> n
     return np.where(present.any(1), (scores * present).sum(1) / np.maximum(present.sum(1), 1), 0.0)
 
 
-def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
-    """resamples x n row indices drawn with replacement (seeded: the same interval every time it is asked)."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0, budget: int = 2_000_000):
+    """Row indices drawn with replacement, `resamples` x n in all, yielded in blocks of at most `budget`
+    indices (25,000 test rows x 2,000 resamples at once would be 400 MB); seeded: the same interval every
+    time it is asked."""
+    rng = np.random.default_rng(seed)
+    step = max(1, budget // max(n, 1))
+    for start in range(0, resamples, step):
+        yield rng.integers(0, n, size=(min(step, resamples - start), n))
 
 
 def bootstrap_f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int, level: float = LEVEL,
@@ -47,8 +52,9 @@ def bootstrap_f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int, l
     """Percentile bootstrap interval of F1 over the rows."""
     if len(labels) == 0:
         return (0.0, 1.0)
-    idx = resample_rows(len(labels), resamples, seed)
-    scores = f1_scores(np.asarray(labels)[idx], np.asarray(predictions)[idx], num_labels)
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    scores = np.concatenate([f1_scores(labels[idx], predictions[idx], num_labels)
+                             for idx in resample_rows(len(labels), resamples, seed)])
     tail = (1 - level) / 2
     return (float(np.quantile(scores, tail)), float(np.quantile(scores, 1 - tail)))
 

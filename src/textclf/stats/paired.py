@@ -42,7 +42,8 @@ def accuracy(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: 
     right_a, right_b = pred_a == labels, pred_b == labels
     a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
     p = binomtest(b_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
-    low, high = _interval((right_b.astype(float) - right_a)[resample_rows(len(labels), resamples, seed)].mean(1),
+    diff = right_b.astype(float) - right_a
+    low, high = _interval(np.concatenate([diff[idx].mean(1) for idx in resample_rows(len(labels), resamples, seed)]),
                           level)
     a, b = float(right_a.mean()), float(right_b.mean())
     return Comparison("accuracy", a, b, b - a, low, high, float(p), "exact McNemar", len(labels), a_only, b_only)
@@ -50,12 +51,15 @@ def accuracy(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: 
 
 def f1(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, num_labels: int, level: float = LEVEL,
        resamples: int = RESAMPLES, seed: int = 0) -> Comparison:
-    idx = resample_rows(len(labels), resamples, seed)
-    boot = f1_scores(labels[idx], pred_b[idx], num_labels) - f1_scores(labels[idx], pred_a[idx], num_labels)
-    swap = np.random.default_rng(seed + 1).random((resamples, len(labels))) < 0.5  # H0: A and B exchangeable
-    tiled = np.broadcast_to(labels, swap.shape)
-    null = (f1_scores(tiled, np.where(swap, pred_a, pred_b), num_labels)
-            - f1_scores(tiled, np.where(swap, pred_b, pred_a), num_labels))
+    boot = np.concatenate([f1_scores(labels[idx], pred_b[idx], num_labels) - f1_scores(labels[idx], pred_a[idx],
+                                                                                        num_labels)
+                           for idx in resample_rows(len(labels), resamples, seed)])
+    null = []
+    for swap in _coin_flips(len(labels), resamples, seed + 1):  # H0: A's and B's predictions exchangeable
+        tiled = np.broadcast_to(labels, swap.shape)
+        null.append(f1_scores(tiled, np.where(swap, pred_a, pred_b), num_labels)
+                    - f1_scores(tiled, np.where(swap, pred_b, pred_a), num_labels))
+    null = np.concatenate(null)
     a, b = (float(f1_scores(labels, p, num_labels)[0]) for p in (pred_a, pred_b))
     return Comparison("f1", a, b, b - a, *_interval(boot, level), _p(null, b - a), "paired permutation",
                       len(labels))
@@ -65,11 +69,20 @@ def loss(losses_a: np.ndarray, losses_b: np.ndarray, level: float = LEVEL, resam
          seed: int = 0) -> Comparison:
     """Mean per-row cross-entropy; the permutation flips the sign of each row's difference."""
     diff = losses_b - losses_a
-    boot = diff[resample_rows(len(diff), resamples, seed)].mean(1)
-    signs = np.where(np.random.default_rng(seed + 1).random((resamples, len(diff))) < 0.5, -1.0, 1.0)
+    boot = np.concatenate([diff[idx].mean(1) for idx in resample_rows(len(diff), resamples, seed)])
+    null = np.concatenate([np.where(flip, -diff, diff).mean(1)
+                           for flip in _coin_flips(len(diff), resamples, seed + 1)])
     a, b = float(losses_a.mean()), float(losses_b.mean())
-    return Comparison("loss", a, b, b - a, *_interval(boot, level), _p((signs * diff).mean(1), b - a),
+    return Comparison("loss", a, b, b - a, *_interval(boot, level), _p(null, b - a),
                       "paired sign-flip permutation", len(diff))
+
+
+def _coin_flips(n: int, draws: int, seed: int, budget: int = 2_000_000):
+    """draws x n fair coin flips, in blocks of at most `budget` (as resample_rows)."""
+    rng = np.random.default_rng(seed)
+    step = max(1, budget // max(n, 1))
+    for start in range(0, draws, step):
+        yield rng.random((min(step, draws - start), n)) < 0.5
 
 
 def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
