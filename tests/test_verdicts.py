@@ -124,7 +124,23 @@ def test_leaderboards_summaries_and_versions_show_intervals(three_runs):
     for key in ("best_val_accuracy", "test_accuracy"):
         assert {f"{key}_ci_low", f"{key}_ci_high"} <= set(table.columns)
         assert (table[f"{key}_ci_low"] <= table[key]).all() and (table[key] <= table[f"{key}_ci_high"]).all()
-    said = registry.describe(three_runs["high"], "best_val_accuracy")
     m = mlflow.get_run(three_runs["high"]).data.metrics
+    said = registry.describe(m, "best_val_accuracy", three_runs["high"])
     assert said.startswith(f"best_val_accuracy {m['best_val_accuracy']:.4f} [{m['best_val_accuracy_ci_low']:.4f}, ")
     assert "test_accuracy" in said and "95% intervals" in said
+
+
+def test_a_version_registered_by_train_states_its_intervals(three_runs):
+    """textclf train --register-as registers before the run's final metrics are logged: the description must
+    come from the run's own final metrics, not from what the store holds at that moment (it held none)."""
+    from textclf.config import load_config
+    from textclf.run import train_run
+
+    cfg = load_config(None, three_runs["base"] + ["train.learning_rate=5e-3", "tracking.log_model=true",
+                                                  "tracking.register_as=described", "tracking.run_name=described"])
+    result = train_run(cfg, three_runs["uri"])
+    m = result.metrics
+    version = mlflow.MlflowClient().get_model_version("described", "1")
+    assert version.description.startswith(
+        f"best_val_accuracy {m['best_val_accuracy']:.4f} [{m['best_val_accuracy_ci_low']:.4f}, ")
+    assert f"test_accuracy {m['test_accuracy']:.4f}" in version.description

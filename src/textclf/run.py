@@ -161,7 +161,7 @@ def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: Tria
             "textclf.run_id": runs.active_run_id(), "textclf.objective": "best_val_accuracy",
             "textclf.direction": "maximize", "textclf.objective_value": str(final["best_val_accuracy"]),
             "textclf.eval_fingerprint": ready.splits.eval_fingerprint,
-            "textclf.split_fingerprint": ready.splits.fingerprint, MONITOR: cfg.train.monitor})
+            "textclf.split_fingerprint": ready.splits.fingerprint, MONITOR: cfg.train.monitor}, final)
         log.info("%s", registry.promote(name, version, t.champion_test, t.champion_alpha))
     return uri
 

@@ -67,10 +67,11 @@ def register_best(spec: SweepSpec, study: optuna.Study, name: str, tracking: Tra
         return None
     (metric, direction), value = spec.objectives[0], best.values[0]
     run_id = best.user_attrs.get("mlflow_run_id", "")
+    fingerprints, metrics = registry.run_facts(run_id)
     version = registry.register(best.user_attrs[MODEL_URI], name, {
         "textclf.study": spec.name, "textclf.trial": str(best.number), "textclf.objective": metric,
         "textclf.direction": direction, "textclf.objective_value": repr(value), "textclf.run_id": run_id,
-        **registry.fingerprints_of(run_id)})
+        **fingerprints}, metrics)
     if len(study.directions) > 1:
         return f"registered trial {best.number} as version {version} of {name!r} (several objectives: no champion)"
     return (f"registered trial {best.number} as version {version} of {name!r}; "

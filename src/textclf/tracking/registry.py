@@ -18,9 +18,10 @@ CHAMPION = "champion"
 PAIRED = {"best_val_accuracy": "accuracy", "best_val_loss": "loss"}
 
 
-def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
+def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str, float]) -> str:
     """A new version of `name` (created if needed) for the model at `model_uri`, unless the same run's model
-    is already a version of it (a rerun of the same command); returns the version."""
+    is already a version of it (a rerun of the same command); returns the version. `metrics`, the run's final
+    ones, describe it (a run still in progress has not logged them yet)."""
     client = mlflow.MlflowClient()
     run_id = tags.get("textclf.run_id")
     if run_id:
@@ -32,29 +33,27 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
         version = mlflow.register_model(model_uri, name, tags=tags).version
     finally:
         quiet.level = level
-    said = describe(run_id, tags.get("textclf.objective", ""))
+    said = describe(metrics, tags.get("textclf.objective", ""), run_id)
     if said:
         client.update_model_version(name, version, description=said)
     log.info("registered %s as version %s of %r", model_uri, version, name)
     return version
 
 
-def describe(run_id: str | None, objective: str) -> str:
+def describe(m: dict[str, float], objective: str, run_id: str | None) -> str:
     """The version's description: its objective and test accuracy with their 95% intervals (the run's)."""
-    if not run_id:
-        return ""
-    m = mlflow.MlflowClient().get_run(run_id).data.metrics
     keys = [k for k in dict.fromkeys((objective, "test_accuracy")) if {k, f"{k}_ci_low", f"{k}_ci_high"} <= set(m)]
     parts = [f"{k} {m[k]:.4f} [{m[f'{k}_ci_low']:.4f}, {m[f'{k}_ci_high']:.4f}]" for k in keys]
-    return ("; ".join(parts) + " (95% intervals over the evaluation rows; run " + run_id + ")") if parts else ""
+    return ("; ".join(parts) + f" (95% intervals over the evaluation rows; run {run_id})") if parts else ""
 
 
-def fingerprints_of(run_id: str) -> dict[str, str]:
-    """The evaluation and split fingerprints a run was tagged with (the rows it was scored on) and what
-    selected its epoch (textclf.monitor)."""
-    tags = mlflow.MlflowClient().get_run(run_id).data.tags if run_id else {}
+def run_facts(run_id: str) -> tuple[dict[str, str], dict[str, float]]:
+    """A finished run's evaluation and split fingerprints and epoch selection (textclf.monitor) as tags for
+    its version, and its final metrics: one read of the run."""
+    run = mlflow.MlflowClient().get_run(run_id) if run_id else None
+    tags, metrics = (run.data.tags, run.data.metrics) if run else ({}, {})
     return {k: tags[k] for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint", "textclf.monitor")
-            if k in tags}
+            if k in tags}, dict(metrics)
 
 
 def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) -> str:
