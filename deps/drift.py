@@ -1,4 +1,5 @@
-"""What this environment has that deps/constraints.txt does not: the "latest" check's report (deps/latest.sh).
+"""Reading the lock, and what this environment has that deps/constraints.txt does not: the "latest" check's
+report (deps/latest.sh). `locked` is the one reader of the lock (bench/device/imports.py, tests/test_lock.py).
 
     python deps/drift.py deps/constraints.txt
 
@@ -12,12 +13,14 @@ import sys
 from importlib.metadata import distributions
 from pathlib import Path
 
+LOCK = Path(__file__).with_name("constraints.txt")
+
 
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked(path: Path) -> dict[str, str]:
+def locked(path: Path = LOCK) -> dict[str, str]:
     """name -> pinned version of every `name==version` line (pip-compile's `# via` comments skipped)."""
     pins = (line.split("#")[0].strip() for line in path.read_text().splitlines())
     return {normalise(pin.split("==")[0]): pin.split("==")[1] for pin in pins if "==" in pin}

@@ -10,17 +10,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from deps.drift import locked, normalise
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "deps" / "constraints.txt"
-
-
-def normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def locked() -> dict[str, str]:
-    pins = (line.split("#")[0].strip() for line in LOCK.read_text().splitlines())
-    return {normalise(pin.split("==")[0]): pin.split("==")[1] for pin in pins if "==" in pin}
 
 
 def requirements() -> list[Requirement]:

@@ -26,12 +26,9 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from deps.drift import locked, normalise
+
 HERE = Path(__file__).parent
-LOCK = HERE.parents[1] / "deps" / "constraints.txt"
-
-
-def normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def listed(path: Path) -> list[str]:
@@ -55,12 +52,6 @@ def closure(names: list[str]) -> set[str]:
         seen.add(name)
         todo += [r.name for r in map(Requirement, requires) if not r.marker or r.marker.evaluate({"extra": ""})]
     return seen
-
-
-def locked() -> dict[str, str]:
-    """name -> version of each `name==version` line of the lock."""
-    pins = (line.split("#")[0].strip() for line in LOCK.read_text().splitlines())
-    return {normalise(pin.split("==")[0]): pin.split("==")[1] for pin in pins if "==" in pin}
 
 
 def carried() -> dict[str, str]:

@@ -116,13 +116,11 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
 
 def score_intervals(ready: Prepared, val, test) -> dict[str, float]:
     """95% intervals over the evaluation rows: Wilson for accuracy, a row bootstrap for test F1 (stats/)."""
-    k = len(ready.splits.label_names)
-    out = {}
-    for name, evaluation, metric in (("best_val_accuracy", val, "accuracy"), ("test_accuracy", test, "accuracy"),
-                                     ("test_f1", test, "f1")):
-        low, high = intervals.score_intervals(evaluation.labels, evaluation.predictions, k)[metric]
-        out |= {f"{name}_ci_low": low, f"{name}_ci_high": high}
-    return out
+    spans = {name: intervals.wilson(int((e.labels == e.predictions).sum()), len(e.labels))
+             for name, e in (("best_val_accuracy", val), ("test_accuracy", test))}
+    spans["test_f1"] = intervals.bootstrap_f1(test.labels, test.predictions, len(ready.splits.label_names))
+    return {f"{name}_ci_{end}": value for name, (low, high) in spans.items()
+            for end, value in (("low", low), ("high", high))}
 
 
 def prediction_tables(splits: Splits, evaluations: dict) -> tuple[dict, dict]:

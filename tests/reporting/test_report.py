@@ -94,10 +94,10 @@ def test_heatmap_cells_are_the_mean_per_cell(hand_made):
 def test_power_law_fit_recovers_a_known_curve_and_reads_rows_per_point():
     n = np.array([1000, 2000, 4000, 8000, 16000], dtype=float)
     accuracy = 1 - (2.0 * n ** -0.5 + 0.05)
-    fit = report_plots.fit_scaling(n, accuracy)
-    assert fit["b"] == pytest.approx(0.5, rel=1e-3) and fit["c"] == pytest.approx(0.05, rel=1e-3)
+    a, b, c = scaling.fit_curve(n, 1 - accuracy)
+    assert b == pytest.approx(0.5, rel=1e-3) and c == pytest.approx(0.05, rel=1e-3)
     # error(16000) = 0.065811; one point less = 0.055811 -> n = (2 / 0.005811)^2 = 118,454 rows
-    assert fit["rows_for_one_more_point"] == pytest.approx(118454 - 16000, rel=1e-3)
+    assert scaling.rows_for(0.01, a, b, c, 16000) == pytest.approx(118454 - 16000, rel=1e-3)
     runs = pd.DataFrame({"data.train_rows": n, "best_val_accuracy": accuracy, "train_time_s": n / 10,
                          "status": "FINISHED"})
     [fit], skipped = scaling.fit_all(runs, "best_val_accuracy", "maximize", [], pd.Series("A", index=runs.index))
@@ -379,7 +379,7 @@ def test_heatmap_and_pareto_use_one_set_of_rows(tmp_path):
                          "textclf.eval_fingerprint": ["rows-a"] * 4 + ["rows-b"], "data.label_map": "neg,pos",
                          "status": "FINISHED", "run_id": list("abcde")})
     selection = report.Selection("t", runs, varied=["data.max_length", "train.learning_rate"])
-    figures, notes = build.draw(selection, None, [])
+    figures, notes = build.draw(selection, None, [], report.comparability_groups(runs))
     heatmap = dict(figures)["heatmap_length_lr"]
     cells = [t.get_text() for t in heatmap.axes[0].texts]
     assert "0.800" in cells and "0.600" not in cells  # 0.80 and 0.40 would average to 0.60

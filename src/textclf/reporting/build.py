@@ -51,9 +51,9 @@ def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.
              f"Sorted by `{metric}` ({selection.objective[1]}); `*` marks the best finished run"
              + (" of each group." if "group" in table else "."), "",
              table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"), ""]
-    fits, skipped = scaling.fit_all(selection.runs, metric, selection.objective[1], selection.varied,
-                                    comparability_groups(selection.runs))
-    figures, notes = draw(selection, study, fits)
+    groups = comparability_groups(selection.runs)
+    fits, skipped = scaling.fit_all(selection.runs, metric, selection.objective[1], selection.varied, groups)
+    figures, notes = draw(selection, study, fits, groups)
     if fits or skipped:
         lines += ["## Data scaling", ""] + scaling.as_markdown(fits, skipped) + [""]
     noise = seed_noise(selection.runs, metric, selection.objective[1])
@@ -71,10 +71,9 @@ def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.
     return out / "report.md", table, readings
 
 
-def draw(selection: Selection, study, fits: list) -> tuple[list, list[str]]:
-    """(named figures, a note per plot: drawn or why it was skipped)."""
+def draw(selection: Selection, study, fits: list, groups: pd.Series) -> tuple[list, list[str]]:
+    """(named figures, a note per plot: drawn or why it was skipped); `groups`: comparability_groups(runs)."""
     (metric, direction), runs = selection.objective, selection.runs
-    groups = comparability_groups(runs)
     # heatmap cells and Pareto fronts compare runs: only those scored on the same rows (the largest group, A)
     same = runs[groups == "A"] if groups.nunique() > 1 else runs
     drawn = [("heatmap_length_lr", *plots.heatmap_length_lr(same, metric))]

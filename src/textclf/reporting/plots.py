@@ -34,19 +34,6 @@ def heatmap_length_lr(runs: pd.DataFrame, metric: str):
     return fig, "max-length x learning-rate heatmap"
 
 
-def fit_scaling(n: np.ndarray, accuracy: np.ndarray) -> dict | None:
-    """error = 1 - accuracy = a * n^-b + c (scaling.py); None if it cannot be fitted."""
-    from textclf.reporting import scaling
-
-    fitted = scaling.fit_curve(n, 1 - accuracy) if len(np.unique(n)) >= 3 else None
-    if fitted is None:
-        return None
-    a, b, c = fitted
-    largest = float(n.max())
-    return {"a": a, "b": b, "c": c, "largest_n": largest,
-            "rows_for_one_more_point": scaling.rows_for(0.01, a, b, c, largest)}
-
-
 def data_scaling(runs: pd.DataFrame, metric: str, fits: list):
     """`metric` and training time against training-set size, with each comparable set's fitted power law
     (scaling.py: one curve per comparability group and combination of the other varied keys)."""
@@ -62,7 +49,7 @@ def data_scaling(runs: pd.DataFrame, metric: str, fits: list):
     for fit in fits:
         a, b, c = (fit.params[k][0] for k in "abc")
         curve = scaling.power_law(xs, a, b, c)
-        left.plot(xs, 1 - curve if "loss" not in metric else curve, "--", label=f"{fit.label}: b = {b:.3g}")
+        left.plot(xs, 1 - curve if fit.rate else curve, "--", label=f"{fit.label}: b = {b:.3g}")
     left.set(xscale="log", xlabel="training rows", ylabel=metric, title=f"{metric} vs training-set size")
     left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a log axis
     left.set_xticks(np.unique(n), [f"{v:,.0f}" for v in np.unique(n)])

@@ -26,6 +26,7 @@ class Fit:
     params: dict[str, tuple[float, float, float]]  # a, b, c: (value, low, high)
     reading: str  # "+1 point ... needs about N [low, high] more training rows beyond M"
     at_asymptote: float  # share of resamples whose curve never gains the point
+    rate: bool  # an accuracy-like score, fitted as its error 1 - score (else the metric as it is, a loss)
 
 
 def power_law(n, a, b, c):
@@ -92,7 +93,7 @@ def fit_one(frame: pd.DataFrame, metric: str, direction: str, label: str, rng) -
                + f" [{_rows(low)}, {_rows(high)}] more training rows beyond {largest:,.0f}")
     params = {name: (best[i], float(np.quantile(draws[:, i], 0.025)), float(np.quantile(draws[:, i], 0.975)))
               for i, name in enumerate("abc")}
-    return Fit(label, len(np.unique(n)), len(n), params, reading, float(np.isinf(gains).mean()))
+    return Fit(label, len(np.unique(n)), len(n), params, reading, float(np.isinf(gains).mean()), rate)
 
 
 def _refit(n, error, rows, rng):

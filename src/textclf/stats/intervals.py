@@ -37,14 +37,18 @@ def f1_scores(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> n
     return np.where(present.any(1), (scores * present).sum(1) / np.maximum(present.sum(1), 1), 0.0)
 
 
-def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0, budget: int = 2_000_000):
-    """Row indices drawn with replacement, `resamples` x n in all, yielded in blocks of at most `budget`
-    indices (25,000 test rows x 2,000 resamples at once would be 400 MB); seeded: the same interval every
-    time it is asked."""
+def draws_in_blocks(n: int, draws: int, seed: int, draw, budget: int = 2_000_000):
+    """`draws` x n random values from draw(rng, shape), yielded in blocks of at most `budget` values (25,000
+    test rows x 2,000 resamples at once would be 400 MB); seeded: the same result every time it is asked."""
     rng = np.random.default_rng(seed)
     step = max(1, budget // max(n, 1))
-    for start in range(0, resamples, step):
-        yield rng.integers(0, n, size=(min(step, resamples - start), n))
+    for start in range(0, draws, step):
+        yield draw(rng, (min(step, draws - start), n))
+
+
+def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0, budget: int = 2_000_000):
+    """Row indices drawn with replacement, `resamples` x n in all, in blocks (draws_in_blocks)."""
+    return draws_in_blocks(n, resamples, seed, lambda rng, shape: rng.integers(0, n, size=shape), budget)
 
 
 def bootstrap_f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int, level: float = LEVEL,

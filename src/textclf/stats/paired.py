@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from textclf.stats.intervals import LEVEL, RESAMPLES, f1_scores, resample_rows
+from textclf.stats.intervals import LEVEL, RESAMPLES, draws_in_blocks, f1_scores, resample_rows
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,9 @@ def loss(losses_a: np.ndarray, losses_b: np.ndarray, level: float = LEVEL, resam
                       "paired sign-flip permutation", len(diff))
 
 
-def _coin_flips(n: int, draws: int, seed: int, budget: int = 2_000_000):
-    """draws x n fair coin flips, in blocks of at most `budget` (as resample_rows)."""
-    rng = np.random.default_rng(seed)
-    step = max(1, budget // max(n, 1))
-    for start in range(0, draws, step):
-        yield rng.random((min(step, draws - start), n)) < 0.5
+def _coin_flips(n: int, draws: int, seed: int):
+    """draws x n fair coin flips, in blocks (intervals.draws_in_blocks)."""
+    return draws_in_blocks(n, draws, seed, lambda rng, shape: rng.random(shape) < 0.5)
 
 
 def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:

@@ -42,7 +42,6 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     interrupts.check()  # a Ctrl-C swallowed between trials ends the sweep here
     hooks = TrialHooks(sweep.parent_run_id, {"trial.number": trial.number, "trial.study": sweep.spec.name},
                        {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
-                       report=lambda row, epoch: _report(trial, sweep.spec.objectives[0][0], row, epoch),
                        killed_by=(optuna.TrialPruned,),
                        on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
     if sweep.spec.sampler == "grid":
@@ -154,7 +153,7 @@ def running_value(metric: str, row: dict[str, float]) -> float | None:
     return row[RUNNING[metric]] if metric in RUNNING else None
 
 
-def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int, last: int | None = None) -> None:
+def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int, last: int) -> None:
     """The pruner sees the running objective, so a pruned trial's stored value (its last report) is the same
     quantity as a complete trial's value. Never after the `last` epoch: its compute is spent, and a complete
     trial has its test metrics and model where a pruned one would have neither."""
@@ -162,7 +161,7 @@ def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int,
     if len(trial.study.directions) > 1 or value is None:
         return  # optuna does not prune multi-objective studies
     trial.report(value, epoch)
-    if (last is None or epoch < last) and trial.should_prune():
+    if epoch < last and trial.should_prune():
         raise optuna.TrialPruned(f"pruned after epoch {epoch} ({metric} so far {value:.4f})")
 
 

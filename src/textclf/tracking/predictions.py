@@ -23,8 +23,8 @@ class Scored:
     frame: pd.DataFrame  # stats/rows.py predictions_frame
 
 
-def run_of(reference: str, what: str) -> tuple[str, str]:
-    """(run id, run name) for a run id, runs:/<id>[/...], models:/NAME/<version> or models:/NAME@alias;
+def run_of(reference: str, what: str):
+    """The MLflow run behind a run id, runs:/<id>[/...], models:/NAME/<version> or models:/NAME@alias;
     InputError naming `what` (the argument) otherwise."""
     client = mlflow.MlflowClient()
     found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", reference)
@@ -41,18 +41,19 @@ def run_of(reference: str, what: str) -> tuple[str, str]:
         raise InputError([f"{what}: {reference!r} is not a run or registered model version here "
                           f"({str(e).splitlines()[0][:200]}); give a run id, runs:/<id>, models:/NAME/<version> "
                           f"or models:/NAME@champion"]) from None
-    return run.info.run_id, run.info.run_name or run.info.run_id
+    return run
 
 
 def scored(reference: str, split: str, what: str) -> Scored:
     """The run behind `reference` with its per-row predictions on `split` (val or test)."""
-    run_id, name = run_of(reference, what)
+    run = run_of(reference, what)
+    run_id = run.info.run_id
     frame = load(run_id, split)
     if frame is None:
         raise InputError([f"{what}: run {run_id} has no per-row predictions ({PREDICTIONS}/{split}.parquet): it "
                           f"was logged before textclf saved them, or did not finish; train it again to compare it"])
-    tags = mlflow.MlflowClient().get_run(run_id).data.tags
-    return Scored(reference, run_id, name, tags.get("textclf.eval_fingerprint", ""), frame)
+    return Scored(reference, run_id, run.info.run_name or run_id, run.data.tags.get("textclf.eval_fingerprint", ""),
+                  frame)
 
 
 def load(run_id: str, split: str) -> pd.DataFrame | None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from textclf.stats.intervals import f1_scores
+
 # what a finished run logs as single final values (run.py; tests/test_run.py checks a real run against it)
 FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_loss_ratio", "test_loss",
                  "test_accuracy", "test_f1", "epochs_run", "stopped_early", "train_time_s", "train_step_time_s",
@@ -43,14 +45,10 @@ def f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> float:
     """Binary F1 of class 1 for two classes (the usual "positive" class); otherwise macro F1 over the classes
     present in the truth or the predictions. A class absent from both has no F1: counting it as 0 would cap a
     perfect classifier on TREC fine's test set (42 of 50 classes) at 0.84. A class never predicted and never
-    true in a binary set scores 0 (sklearn's zero_division=0; tests check every case against sklearn)."""
-    matrix = confusion_matrix(labels, predictions, num_labels)
-    true_pos, predicted, actual = np.diag(matrix), matrix.sum(axis=0), matrix.sum(axis=1)
-    denominator = predicted + actual
-    scores = np.divide(2 * true_pos, denominator, out=np.zeros(len(matrix)), where=denominator > 0)
-    if num_labels == 2:
-        return float(scores[1])
-    return float(scores[np.union1d(labels, predictions).astype(int)].mean()) if len(labels) else 0.0
+    true in a binary set scores 0 (sklearn's zero_division=0; tests check every case against sklearn). The one
+    formula, shared with the bootstrap that gives its interval (stats/intervals.py f1_scores)."""
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    return float(f1_scores(labels, predictions, num_labels)[0])
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, size: int) -> np.ndarray:
