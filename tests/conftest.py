@@ -175,7 +175,7 @@ def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
 def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
     """The tiny 3-point grid (one trial COMPLETE, one PRUNED, one FAIL) run once per session in its own
     stores: {"tracking_uri", "storage", "parent_run_id", "experiment", "dir"}. Read it; do not change it."""
-    from textclf.studies.driver import run_sweep
+    from textclf.studies.sweep import run_sweep
     from textclf.tracking import queries
 
     directory = tmp_path_factory.mktemp("finished-sweep")

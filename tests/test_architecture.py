@@ -53,8 +53,8 @@ def test_only_tracking_imports_mlflow():
     assert owners_of("mlflow") == {"tracking"}
 
 
-def test_only_studies_and_reporting_import_optuna():
-    assert owners_of("optuna") <= {"studies", "reporting"} and "studies" in owners_of("optuna")
+def test_only_studies_imports_optuna():
+    assert owners_of("optuna") == {"studies"}
 
 
 def test_training_imports_neither_mlflow_nor_optuna_nor_data_nor_model():
@@ -86,7 +86,9 @@ def test_tracking_takes_plain_values_not_data_objects():
 
 
 def test_no_import_cycles():
-    graph = {name: {i for i in imports(tree, module_level_only=True) if i in modules() and i != name}
+    """Imports inside functions count: a loop that only runs late is still a loop in the design."""
+    # `from textclf import names` names the root package too; it runs before any module: not an edge
+    graph = {name: {i for i in imports(tree) if i in modules() and i not in (name, "textclf")}
              for name, tree in modules().items()}
     for name in graph:  # importing pkg.sub from outside pkg runs pkg/__init__ first: follow that too
         graph[name] |= {n.rsplit(".", 1)[0] for n in graph[name]

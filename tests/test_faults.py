@@ -211,7 +211,7 @@ def test_a_trial_failed_for_its_dead_worker_never_keeps_a_finished_child(tmp_pat
     """CI (slow job) after every worker was killed: trial 2's run had ended FINISHED, then the worker died
     before Optuna recorded the trial COMPLETE; the restart failed the trial for its stale heartbeat, and the
     child stayed FINISHED beside a FAIL trial. Its child must be FAILED, saying why."""
-    from textclf.studies.objective import end_dead_trials
+    from textclf.studies.records import end_dead_trials
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     store.connect(mlflow.get_tracking_uri(), "dead-worker")

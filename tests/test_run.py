@@ -217,7 +217,7 @@ def test_a_diverged_run_finishes_at_its_best_epoch_and_says_so(cli, tiny_overrid
 
 def test_final_metrics_are_the_declared_list(cli, tiny_overrides, tracking_uri):
     """What sweep objectives are validated against (metrics.FINAL_METRICS) is what a run logs."""
-    from textclf.training.metrics import FINAL_METRICS
+    from textclf.training.summary import FINAL_METRICS
 
     code, _, err = cli("train", "--tracking-uri", tracking_uri, *[a for o in tiny_overrides for a in ("-o", o)])
     assert code == 0, err

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from bench.common import ROOT, emit, machine, parser, workdir
-from textclf.studies.driver import run_sweep
+from textclf.studies.sweep import run_sweep
 
 
 def write_spec(work: Path, name: str, args, study: dict, grid=None, space=None) -> Path:

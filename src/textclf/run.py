@@ -1,5 +1,5 @@
-"""One fine-tuning run, top to bottom: check -> load data -> build model (head, freeze / peft) -> tokenize ->
-fit -> evaluate -> log."""
+"""One fine-tuning run, top to bottom: prepare (check, load data, build the model: head, freeze / peft,
+tokenize) -> fit -> evaluate -> summarize -> log."""
 from __future__ import annotations
 
 import logging
@@ -12,9 +12,10 @@ import transformers
 
 from textclf import names
 from textclf.config import Config
-from textclf.data import Splits, load_splits
+from textclf.data import load_splits
 from textclf.data.features import Loaders, make_loaders
-from textclf.data.sources import Source
+from textclf.data.source import Source
+from textclf.data.splits import Splits
 from textclf.model.build import (
     Backbone,
     build_classifier,
@@ -22,11 +23,11 @@ from textclf.model.build import (
     load_backbone,
     trainable_names,
 )
-from textclf.stats import intervals, rows
+from textclf.stats import rows
 from textclf.tracking import models, provenance, registry, runs, store
-from textclf.training import flops, metrics
+from textclf.training import metrics, summary
 from textclf.training.device import autocast_dtype, check_device, tf32
-from textclf.training.loop import FitResult, ReportFn, evaluate, fit
+from textclf.training.loop import Evaluation, FitResult, ReportFn, evaluate, fit
 from textclf.training.resume import (
     check_checkpoint_dir,
     check_resumable,
@@ -34,7 +35,6 @@ from textclf.training.resume import (
 )
 
 log = logging.getLogger(__name__)
-MONITOR = "textclf.monitor"  # run tag: what selected the epoch (train.monitor); it splits comparability groups
 
 
 @dataclass(frozen=True)
@@ -72,39 +72,20 @@ class Prepared:
 
 def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, resume: str | None = None,
               source: Source | None = None) -> RunResult:
-    """One run; `resume` continues an earlier run of the same config from its last checkpoint; `source` gives
-    the data in memory instead of data.name (the Python API)."""
+    """One run; `resume` continues an earlier run of the same config from its last checkpoint; `source`
+    gives the data in memory instead of data.name (the Python API)."""
     start = time.perf_counter()
-    ready = prepare(cfg, resume, source)  # everything that can reject the input runs before the MLflow run exists
+    ready = prepare(cfg, resume, source)  # all that can reject the input, before the MLflow run exists
     store.connect(tracking_uri, cfg.tracking.experiment, cfg.tracking.journal_dir)
-    tags = provenance.run_tags(ready.splits.fingerprint, ready.splits.eval_fingerprint, ready.splits.uri,
-                               ready.device) | {MONITOR: cfg.train.monitor} | (trial.tags if trial else {})
-    name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
-    with runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (), resume,
-                  name=name, unique=cfg.tracking.run_name is None) as active:
-        if trial and trial.on_start:
-            trial.on_start(active.run_id)
-        if not resume:  # a resumed run has its params, inputs and config already
-            active.log_setup(cfg, ready.splits.frames(), ready.splits.uri, derived_params(cfg, ready) |
-                             (trial.params if trial else {}))
-            active.log_trainable(trainable_names(ready.model))
-        if ready.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(ready.device)
+    with open_run(cfg, ready, trial, resume) as active:
+        start_run(cfg, ready, trial, resume, active)
         fit_start = time.perf_counter()
-        with tf32(ready.device):
-            fitted = fit(ready.model, ready.loaders.train, ready.loaders.val, cfg.train, ready.device,
-                         log=active.log_epoch, report=trial and trial.report, train_probe=ready.loaders.train_probe,
-                         checkpoints=checkpoint_dir(cfg, active.run_id, resume))
-            dtype = autocast_dtype(cfg.train.precision, ready.device)
-            test = evaluate(ready.model, ready.loaders.test, ready.device, dtype)
-            # the selected epoch's validation rows; after a resume past that epoch, scored again
-            val = fitted.best_val or evaluate(ready.model, ready.loaders.val, ready.device, dtype)
-        if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
-            log.warning("training diverged: %s", fitted.diverged)
-            active.tag({"textclf.diverged": fitted.diverged})
-        final = final_metrics(cfg, ready, fitted, test) | score_intervals(ready, val, test) | \
+        fitted = fit_model(cfg, ready, active, trial, resume)
+        val, test = evaluate_model(cfg, ready, fitted)
+        final = summary.final_metrics(setup_of(cfg, ready), fitted, val, test) | \
             active.drain(cfg.tracking.outage_wait_s)
-        final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s  # data, model, tokens, run setup
+        # data, model, tokens and run setup, then the first optimizer step
+        final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s
         # before the model: registering it compares these rows with the champion's (registry.promote)
         active.log_predictions(*prediction_tables(ready.splits, {"val": val, "test": test}))
         model_uri = log_model(cfg, ready, final, trial)
@@ -114,17 +95,67 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
     return RunResult(active.run_id, final, model_uri, fitted.history, ready.splits.eval_fingerprint)
 
 
-def score_intervals(ready: Prepared, val, test) -> dict[str, float]:
-    """95% intervals over the evaluation rows: Wilson for accuracy, a row bootstrap for test F1 (stats/)."""
-    spans = {name: intervals.wilson(int((e.labels == e.predictions).sum()), len(e.labels))
-             for name, e in (("best_val_accuracy", val), ("test_accuracy", test))}
-    spans["test_f1"] = intervals.bootstrap_f1(test.labels, test.predictions, len(ready.splits.label_names))
-    return {f"{name}_ci_{end}": value for name, (low, high) in spans.items()
-            for end, value in (("low", low), ("high", high))}
+def open_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None):
+    """The MLflow run (tracking/runs.py), with its tags, name, params, inputs and config."""
+    splits = ready.splits
+    tags = provenance.run_tags(splits.fingerprint, splits.eval_fingerprint, splits.uri, ready.device) | \
+        {provenance.MONITOR: cfg.train.monitor} | (trial.tags if trial else {})
+    name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
+    return runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (), resume,
+                    name=name, unique=cfg.tracking.run_name is None)
+
+
+def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None, active) -> None:
+    """A new run's params (the config and what the data and model turned out to be), inputs, config file
+    and trainable tensors; a trial learns its run id."""
+    if trial and trial.on_start:
+        trial.on_start(active.run_id)
+    if not resume:  # a resumed run has its params, inputs and config already
+        splits = ready.splits
+        derived = summary.derived_params(
+            {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+            splits.label_names, splits.dropped, cfg.train.effective_batch_size(),
+            getattr(ready.model.config, "_attn_implementation", None))
+        active.log_setup(cfg, splits.frames(), splits.uri, derived | (trial.params if trial else {}))
+        active.log_trainable(trainable_names(ready.model))
+
+
+def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None, resume: str | None) -> FitResult:
+    """training/loop.py's fit, logging each epoch into the run; a diverged run says why it stopped."""
+    if ready.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(ready.device)
+    with tf32(ready.device):
+        fitted = fit(ready.model, ready.loaders.train, ready.loaders.val, cfg.train, ready.device,
+                     log=active.log_epoch, report=trial and trial.report,
+                     train_probe=ready.loaders.train_probe,
+                     checkpoints=checkpoint_dir(cfg, active.run_id, resume))
+    if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
+        log.warning("training diverged: %s", fitted.diverged)
+        active.tag({"textclf.diverged": fitted.diverged})
+    return fitted
+
+
+def evaluate_model(cfg: Config, ready: Prepared, fitted: FitResult) -> tuple[Evaluation, Evaluation]:
+    """(validation, test) evaluations: the selected epoch's validation rows (scored again after a resume
+    past that epoch) and the test rows."""
+    dtype = autocast_dtype(cfg.train.precision, ready.device)
+    with tf32(ready.device):
+        test = evaluate(ready.model, ready.loaders.test, ready.device, dtype)
+        val = fitted.best_val or evaluate(ready.model, ready.loaders.val, ready.device, dtype)
+    return val, test
+
+
+def setup_of(cfg: Config, ready: Prepared) -> summary.Setup:
+    trainable, total = count_params(ready.model)
+    return summary.Setup(len(ready.splits.label_names), trainable, total, ready.loaders.tokenize_time_s,
+                         ready.loaders.token_cache_hit, ready.device,
+                         autocast_dtype(cfg.train.precision, ready.device), cfg.train.compile, ready.model,
+                         ready.backbone.config)
 
 
 def prediction_tables(splits: Splits, evaluations: dict) -> tuple[dict, dict]:
-    """Per split: every row's prediction and probabilities (stats/rows.py), and the most confident errors."""
+    """Per split: every row's prediction and probabilities (stats/rows.py), and the most confident
+    errors."""
     frames, errors = {}, {}
     for split, evaluation in evaluations.items():
         texts = getattr(splits, split).text
@@ -145,22 +176,20 @@ def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:
 
 
 def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None) -> str | None:
-    """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides), and its
-    registration as a version of tracking.register_as."""
+    """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides), and
+    its registration as a version of tracking.register_as (registry.enter, as a sweep's best trial)."""
     keep = trial.keep_model(final, ready.splits.eval_fingerprint) if trial and trial.keep_model else \
         cfg.tracking.log_model
     if not keep:
         return None
-    uri = models.log_model(ready.model, ready.backbone.tokenizer, cfg.data.max_length, ready.backbone.location,
-                           cfg.model.save_base, list(ready.splits.test.text[:2]))
-    if cfg.tracking.register_as:
-        name, t = cfg.tracking.register_as, cfg.tracking
-        version = registry.register(uri, name, {
-            "textclf.run_id": runs.active_run_id(), "textclf.objective": "best_val_accuracy",
-            "textclf.direction": "maximize", "textclf.objective_value": str(final["best_val_accuracy"]),
-            "textclf.eval_fingerprint": ready.splits.eval_fingerprint,
-            "textclf.split_fingerprint": ready.splits.fingerprint, MONITOR: cfg.train.monitor}, final)
-        log.info("%s", registry.promote(name, version, t.champion_test, t.champion_alpha))
+    uri = models.log_model(ready.model, ready.backbone.tokenizer, cfg.data.max_length,
+                           ready.backbone.location, cfg.model.save_base, list(ready.splits.test.text[:2]))
+    t = cfg.tracking
+    if t.register_as:
+        objective = summary.DEFAULT_OBJECTIVE
+        _, said = registry.enter(uri, t.register_as, runs.active_run_id(), objective, final[objective[0]],
+                                 final, champion=(t.champion_test, t.champion_alpha))
+        log.info("%s", said)
     return uri
 
 
@@ -192,49 +221,3 @@ def cache_length(backbone: Backbone, cfg: Config) -> int:
     """Tokens are cached at the model's limit (capped for models without one), so every max length that
     a sweep tries slices the same cache."""
     return max(min(backbone.max_length(), 4096), cfg.data.max_length)
-
-
-def derived_params(cfg: Config, ready: Prepared) -> dict[str, object]:
-    splits = ready.splits
-    return {"data.num_labels": len(splits.label_names), "data.train_rows": len(splits.train),
-            "data.val_rows": len(splits.val), "data.test_rows": len(splits.test),
-            "data.label_map": list(splits.label_names),
-            **{f"data.{reason}_dropped": count for reason, count in splits.dropped.items()},
-            "train.effective_batch_size": cfg.train.effective_batch_size(),
-            "model.attn_implementation": getattr(ready.model.config, "_attn_implementation", None)}
-
-
-def final_metrics(cfg: Config, ready: Prepared, fitted: FitResult, test) -> dict[str, float]:
-    """The single final values every run logs (training/metrics.py FINAL_METRICS)."""
-    best, device, (trainable, total) = fitted.best(), ready.device, count_params(ready.model)
-    steps = fitted.step_time_s
-    # best_val_loss is the lowest validation loss whatever selected the epoch; best_val_accuracy is the selected
-    # epoch's (with train.monitor=val_accuracy the highest: a selected maximum, so runs are tagged by monitor)
-    lowest = min(row["val_loss"] for row in fitted.history)
-    final = {"best_epoch": fitted.best_epoch, "best_val_loss": lowest,
-             "best_val_accuracy": best["val_accuracy"], "train_val_loss_ratio": best["train_val_loss_ratio"],
-             "test_loss": test.loss, "test_accuracy": test.accuracy,
-             "test_f1": metrics.f1(test.labels, test.predictions, len(ready.splits.label_names)),
-             "epochs_run": len(fitted.history), "stopped_early": float(fitted.stopped_early),
-             "train_time_s": fitted.train_time_s, "train_step_time_s": steps,
-             "train_samples_per_s": fitted.samples / steps, "train_tokens_per_s": fitted.tokens / steps,
-             "train_padded_tokens_per_s": fitted.padded_tokens / steps,
-             "padding_fraction": 1 - fitted.tokens / max(fitted.padded_tokens, 1),
-             "trainable_params": trainable, "total_params": total, "trainable_fraction": trainable / total,
-             "tokenize_time_s": ready.loaders.tokenize_time_s, "token_cache_hit": float(ready.loaders.token_cache_hit)}
-    if device.type == "cuda":
-        final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    if cfg.train.compile:
-        final["compile_time_s"] = fitted.compile_time_s
-    return final | utilisation(ready, fitted, autocast_dtype(cfg.train.precision, device))
-
-
-def utilisation(ready: Prepared, fitted: FitResult, dtype) -> dict[str, float]:
-    """Model TFLOP/s achieved in training steps and, where the device's peak is known, mfu (flops.py)."""
-    length = flops.attention_length(fitted.tokens, fitted.token_squares)
-    achieved = flops.flops_per_token(ready.model, ready.backbone.config, length) * fitted.tokens / fitted.step_time_s
-    out = {"model_tflops_per_s": achieved / 1e12}
-    peak = flops.peak_flops(ready.device, dtype)
-    if peak:
-        out |= {"mfu": achieved / peak, "peak_tflops": peak / 1e12}
-    return out

@@ -124,22 +124,6 @@ def test_seed_noise_flags_a_lead_smaller_than_the_spread():
     assert "within noise" in stats["note"].iloc[0]
 
 
-def test_optuna_views_need_two_complete_trials_that_vary_a_parameter():
-    import optuna
-
-    study = optuna.create_study(direction="maximize")
-    distribution = {"train.learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}
-    study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": 1e-4}, distributions=distribution,
-                                              value=0.8))
-    views, notes = report_plots.optuna_views(study)
-    assert views == [] and notes[0].startswith("skipped Optuna importances")
-    for lr, value in ((3e-4, 0.85), (1e-5, 0.7)):
-        study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": lr}, distributions=distribution,
-                                                  value=value))
-    views, notes = report_plots.optuna_views(study)
-    assert [name for name, _ in views] == ["param_importances", "parallel_coordinate"] and notes == []
-
-
 def make_child(client, experiment, parent, params, metrics, tags, status="FINISHED"):
     child = client.create_run(experiment, tags={"mlflow.parentRunId": parent, **tags})
     for key, value in params.items():

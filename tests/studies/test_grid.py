@@ -58,7 +58,7 @@ def test_an_interrupted_grid_point_is_run_on_the_rerun_and_no_point_twice(cli, t
 POPPER = r"""
 import json, sys, time
 import optuna
-from textclf.studies.load import load_spec
+from textclf.studies.spec_file import load_spec
 from textclf.studies.study import open_study
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 spec_path, url, out, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
@@ -80,7 +80,7 @@ def test_concurrent_workers_never_pop_the_same_waiting_trial_on_sqlite(tmp_path,
     import sys
     import time
 
-    from textclf.studies.load import load_spec
+    from textclf.studies.spec_file import load_spec
     from textclf.studies.study import open_study
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"

@@ -13,7 +13,7 @@ from transformers import BertForSequenceClassification, BertTokenizer
 
 from textclf.config import load_config
 from textclf.model.build import build_classifier, load_backbone
-from textclf.studies.load import load_spec
+from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import FixedTrial, trial_config
 
 NOTEBOOKS = ROOT / "sweeps" / "notebooks"

@@ -9,7 +9,7 @@ from conftest import needs_small_batches, write
 from textclf.errors import InputError
 from textclf.studies import objective as sweep_objective
 from textclf.studies import study as sweep_study
-from textclf.studies.load import load_spec
+from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import FixedTrial, trial_config
 
 
@@ -195,7 +195,7 @@ RESUME = """
 import sys
 import optuna
 from textclf.studies import study as sweep_study
-from textclf.studies.load import load_spec
+from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import trial_config
 spec, url, n = load_spec(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 study = sweep_study.open_study(spec, url)  # what each `textclf sweep` command does (driver.run_worker)

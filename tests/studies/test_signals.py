@@ -35,7 +35,7 @@ if hold in ("tokenize", "trial", "report"):
     pause_before(*{"tokenize": ("textclf.data.tokens", "tokenize"), "trial": ("textclf.training.loop", "train_epoch"),
                    "report": ("textclf.reporting.build", "build_report")}[hold])
 elif hold == "gc":  # a finalizer that runs in the collection after the first trial (Optuna's gc_after_trial)
-    import textclf.studies.driver as driver
+    import textclf.studies.sweep as driver
     calls, real_objective = [], driver.objective
     class Cyclic:
         def __init__(self):

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, needs_small_batches, write
 
 from textclf.errors import InputError
-from textclf.studies.load import load_spec
+from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import FixedTrial, trial_config
 
 SHIPPED = sorted((ROOT / "sweeps").glob("*.yaml"))

@@ -17,14 +17,11 @@ from textclf.cli.base import _config_options, _load, cli
               "(it ran with train.checkpoint=true); give the same config.")
 def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
-    from textclf.run import train_run
-    from textclf.tracking import store
-    from textclf.training.metrics import HEADLINE_METRICS
+    from textclf import api
+    from textclf.training.summary import HEADLINE_METRICS
 
-    cfg = _load(config_path, override, overrides)
-    uri, origin = store.resolve_uri(tracking_uri, cfg)
-    store.check_uri(uri, origin, wait_s=cfg.tracking.outage_wait_s)
-    result = train_run(cfg, uri, resume=resume)
+    result = api.train(_load(config_path, override, overrides), tracking_uri=tracking_uri, resume=resume)
+    uri = result.tracking_uri
     click.echo(f"run {result.run_id} FINISHED in {uri}")
     for key in ("best_epoch", *HEADLINE_METRICS, "train_samples_per_s"):
         click.echo(f"  {key:22s} {result.metrics[key]:.4g}")
@@ -59,14 +56,14 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
 def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrides, override, repeat_best, seeds,
               register_as, worker_of, worker_index) -> None:
     """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
-    from textclf.studies.driver import run_sweep
+    from textclf import api
 
-    extra = (*override, *shlex.split(overrides or ""), *([f"tracking.register_as={register_as}"] * bool(register_as)))
-    summary = run_sweep(spec_path, overrides=extra, n_trials=n_trials,
-                        workers=workers, gpus=gpus, storage=storage, tracking_uri=tracking_uri, worker_of=worker_of,
-                        worker_index=worker_index, repeat_best=repeat_best, seeds=seeds)
-    if summary:
-        click.echo(summary)
+    table = api.sweep(spec_path, (*override, *shlex.split(overrides or "")), n_trials=n_trials,
+                      workers=workers, gpus=gpus, storage=storage, tracking_uri=tracking_uri,
+                      register_as=register_as, worker_of=worker_of, worker_index=worker_index,
+                      repeat_best=repeat_best, seeds=seeds)
+    if table.attrs.get("summary"):
+        click.echo(table.attrs["summary"])
 
 
 @cli.command("report")
@@ -80,13 +77,10 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
     """Leaderboard and plots for TARGET: a sweep's parent run id, a study name, or an experiment name."""
     import pandas as pd
 
-    from textclf.config import Config
-    from textclf.reporting.build import make_report
-    from textclf.tracking import store
+    from textclf import api
 
-    uri, origin = store.resolve_uri(tracking_uri, Config())
-    store.connect_read(uri, f"report: {origin}")
-    done = make_report(target, storage, output, log_to_parent)
+    done = api.write_report(target, tracking_uri=tracking_uri, storage=storage, output=output,
+                            attach=log_to_parent)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         click.echo(done.table.drop(columns=["run_id"]).to_string(index=False))
     for line in done.readings:
@@ -123,13 +117,12 @@ def compare_cmd(a, b, split, tracking_uri, as_json) -> None:
 @click.argument("texts", nargs=-1)
 def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     """Classify TEXTS with a logged model."""
-    from textclf.config import Config
-    from textclf.predict import load_predictor, read_texts
+    from textclf import api
+    from textclf.predict import read_texts
     from textclf.tracking import runs, store
 
-    texts = read_texts(texts, input_file)
-    uri, origin = store.resolve_uri(tracking_uri, Config())
-    rows = load_predictor(model_uri, uri, origin).predict(texts)
+    rows = api.predict(model_uri, read_texts(texts, input_file), tracking_uri=tracking_uri)
+    uri = store.resolve_uri(tracking_uri)[0]
     for row in rows:
         click.echo(json.dumps(row) if as_json else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
     runs.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows), uri)

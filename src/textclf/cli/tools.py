@@ -47,10 +47,9 @@ def server_cmd(backend_store_uri, artifacts, host, port, workers, auth, admin_pa
 def reap_cmd(experiment, tracking_uri) -> None:
     """End FAILED the RUNNING runs whose process died (no heartbeat for 4 of their intervals), e.g. from
     cron; every textclf train/sweep does the same for its experiment when it starts."""
-    from textclf.config import Config
     from textclf.tracking import liveness, store
 
-    uri, origin = store.resolve_uri(tracking_uri, Config())
+    uri, origin = store.resolve_uri(tracking_uri)
     store.connect_read(uri, f"reap: {origin}")
     for run_id in liveness.reap(experiment):
         click.echo(f"run {run_id}: FAILED (no heartbeat)")
@@ -63,10 +62,9 @@ def reap_cmd(experiment, tracking_uri) -> None:
 def sync_cmd(tracking_uri, journal_dir) -> None:
     """Send the metrics that runs killed during a tracking outage could not send (each (key, step) once),
     then end those runs FAILED; every textclf train/sweep does the same when it starts."""
-    from textclf.config import Config
     from textclf.tracking import store, sync
 
-    uri, origin = store.resolve_uri(tracking_uri, Config())
+    uri, origin = store.resolve_uri(tracking_uri)
     store.connect_read(uri, f"sync: {origin}")
     done = sync.sync(uri, sync.journal_dir(journal_dir))
     for item in done:
@@ -108,7 +106,7 @@ def inspect_cmd(config_path, override, overrides, data_name, model_name, max_len
     click.echo(text)
     if output:
         Path(output).write_text(as_json(tables), encoding="utf-8")
-    runs.attach_to_mlflow_run("data_inspect.txt", text, store.tracking_uri(None, cfg))
+    runs.attach_to_mlflow_run("data_inspect.txt", text, store.resolve_uri(None, cfg.tracking.uri)[0])
 
 
 @cli.group()

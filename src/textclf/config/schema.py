@@ -13,6 +13,9 @@ from typing import Any, Literal
 import yaml
 
 
+# model.head's choices; model/heads.py HEADS builds each (tests/model/test_heads.py checks they agree)
+HeadName = Literal["auto", "cls", "mean", "cnn", "mlp"]
+
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "imdb"  # $TEXTCLF_ASSETS/data/<name>, a local file or directory, or a Hugging Face dataset
@@ -52,7 +55,7 @@ class ModelConfig:
     # what trains: presets (full, head_only, embeddings+layer0, top{k}, bottom{k}, attention_only, ffn_only,
     # layernorm_only, bias_only) and/or parameter-name patterns ('*.layer.11.*'); the head always trains
     freeze: tuple[str, ...] = ("full",)
-    head: Literal["auto", "cls", "mean", "cnn", "mlp"] = "auto"  # auto: the checkpoint's own head
+    head: HeadName = "auto"  # auto: the checkpoint's own head
     pooling: Literal["cls", "mean"] = "cls"  # the mlp head's input
     head_dropout: float = 0.1  # cls, mean, cnn and mlp heads
     mlp_hidden: int = 256

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from textclf.data.sources import Source
+from textclf.data.source import Source
 from textclf.errors import InputError, first_line
 
 TEXT_EXTS = (".csv", ".tsv", ".jsonl", ".json")

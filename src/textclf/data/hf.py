@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from textclf.data.sources import Source
+from textclf.data.source import Source
 from textclf.errors import InputError, first_line
 
 

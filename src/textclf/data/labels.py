@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.config import Config
-from textclf.data.sources import Source
+from textclf.data.source import Source
 from textclf.errors import InputError, raise_if
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ import pandas as pd
 from textclf.assets import resolve
 from textclf.config import Config, DataConfig
 from textclf.data.labels import label_frames
-from textclf.data.sources import Source, read_source
+from textclf.data.readers import read_source
+from textclf.data.source import Source
 from textclf.errors import InputError, raise_if
 
 SPLITS = ("train", "val", "test")

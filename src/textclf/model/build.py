@@ -26,7 +26,7 @@ from textclf.assets import Resolved, resolve
 from textclf.config import Config, ModelConfig
 from textclf.errors import InputError, first_line
 from textclf.model import freeze, peft_tuning
-from textclf.model.heads import TextClassifier
+from textclf.model.heads import HEADS, TextClassifier
 
 log = logging.getLogger(__name__)
 # position tables of these families start after the padding index, so 2 of their rows are not usable
@@ -116,7 +116,7 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...], cfg: Conf
     """The classifier `cfg.model` asks for, with only the chosen parameters trainable."""
     m = cfg.model
     transformers.utils.logging.disable_progress_bar()
-    if m.head == "auto":
+    if HEADS[m.head].build is None:  # the checkpoint's own head
         model = _load(AutoModelForSequenceClassification, backbone, m, num_labels=len(label_names),
                       id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
                       ignore_mismatched_sizes=True)
@@ -147,7 +147,7 @@ def takes_4d_mask(model: torch.nn.Module, cfg: Config) -> bool:
     Not for other attention kernels (eager adds the mask to the scores: another form), textclf's own heads
     (they pool with the 2D mask) or prompt and prefix tuning (they extend the 2D mask)."""
     m = cfg.model
-    return (m.head == "auto" and m.peft in ("none", "lora")
+    return (HEADS[m.head].mask_4d and m.peft in ("none", "lora")
             and getattr(model.config, "_attn_implementation", None) == "sdpa")
 
 

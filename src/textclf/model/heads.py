@@ -7,6 +7,8 @@ transformers format plus `head.safetensors` and `textclf_head.json`, so reloadin
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import safetensors.torch
@@ -60,12 +62,30 @@ class CNNHead(nn.Module):
         return self.out(self.dropout(torch.cat(pooled, -1)))
 
 
+@dataclass(frozen=True)
+class Head:
+    """One kind of model.head: how it is built and what it works with."""
+    # (spec: the model.* head settings, label count and names; hidden size) -> a head over token states;
+    # None: the checkpoint's own AutoModelForSequenceClassification head
+    build: Callable[[dict, int], nn.Module] | None
+    peft: bool = False  # works with model.peft (peft wraps transformers' own classifiers)
+    mask_4d: bool = False  # padded batches may reach it as sdpa's 4D mask (it does not pool with the 2D one)
+
+
+# every model.head, one entry each (config/schema.py HeadName lists the names: tests check they agree)
+HEADS: dict[str, Head] = {
+    "auto": Head(None, peft=True, mask_4d=True),
+    "cls": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "cls", s["dropout"])),
+    "mean": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "mean", s["dropout"])),
+    "mlp": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], s["pooling"], s["dropout"],
+                                             s["mlp_hidden"])),
+    "cnn": Head(lambda s, hidden: CNNHead(hidden, s["num_labels"], s["cnn_channels"],
+                                          tuple(s["cnn_kernels"]), s["dropout"])),
+}
+
+
 def make_head(spec: dict, hidden: int) -> nn.Module:
-    kind, k = spec["head"], spec["num_labels"]
-    if kind == "cnn":
-        return CNNHead(hidden, k, spec["cnn_channels"], tuple(spec["cnn_kernels"]), spec["dropout"])
-    pooling = spec["pooling"] if kind == "mlp" else kind
-    return PooledHead(hidden, k, pooling, spec["dropout"], spec["mlp_hidden"] if kind == "mlp" else 0)
+    return HEADS[spec["head"]].build(spec, hidden)
 
 
 class TextClassifier(nn.Module):

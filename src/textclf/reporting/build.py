@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from textclf.errors import InputError
 from textclf.reporting import plots, scaling
 from textclf.reporting.tables import (
     Selection,
@@ -16,7 +15,6 @@ from textclf.reporting.tables import (
     comparability_note,
     leaderboard,
     seed_noise,
-    select_runs,
     write_tables,
 )
 from textclf.tracking import queries, sweep_runs
@@ -30,18 +28,19 @@ class Report:
     readings: tuple[str, ...] = ()  # what the command prints under the table (the data-scaling fits)
 
 
-def make_report(target: str, storage: str | None = None, output: str | None = None, attach: bool = True) -> Report:
-    """The report of a sweep's parent run id, a study name (its newest sweep) or an experiment name."""
-    selection = select_runs(target)
+def make_report(target: str, selection: Selection, views: tuple[list, list[str]], output: str | None = None,
+                attach: bool = True) -> Report:
+    """The report of `target` (a sweep's parent run id, a study name or an experiment name: its runs
+    `selection`), with Optuna's `views` of the study behind it (studies/views.py)."""
     out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_", selection.study_name or target))
-    path, table, readings = build_report(selection, out, load_study_of(selection, storage))
+    path, table, readings = build_report(selection, out, views)
     attached = selection.parent_run_id if attach and selection.parent_run_id else None
     if attached:
         sweep_runs.attach_report(attached, out)
     return Report(path, table, attached, tuple(readings))
 
 
-def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.DataFrame, list[str]]:
+def build_report(selection: Selection, out: Path, views: tuple[list, list[str]] | None = None) -> tuple[Path, pd.DataFrame, list[str]]:
     """Tables (CSV, Markdown, HTML), the plots the runs call for, and report.md tying them together; returns
     its path, the leaderboard and the data-scaling readings (one line per fitted or skipped set of runs)."""
     metric = selection.objective[0]
@@ -53,7 +52,7 @@ def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.
              table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"), ""]
     groups = comparability_groups(selection.runs)
     fits, skipped = scaling.fit_all(selection.runs, metric, selection.objective[1], selection.varied, groups)
-    figures, notes = draw(selection, study, fits, groups)
+    figures, notes = draw(selection, views, fits, groups)
     if fits or skipped:
         lines += ["## Data scaling", ""] + scaling.as_markdown(fits, skipped) + [""]
     noise = seed_noise(selection.runs, metric, selection.objective[1])
@@ -71,8 +70,10 @@ def build_report(selection: Selection, out: Path, study=None) -> tuple[Path, pd.
     return out / "report.md", table, readings
 
 
-def draw(selection: Selection, study, fits: list, groups: pd.Series) -> tuple[list, list[str]]:
-    """(named figures, a note per plot: drawn or why it was skipped); `groups`: comparability_groups(runs)."""
+def draw(selection: Selection, views: tuple[list, list[str]] | None, fits: list,
+         groups: pd.Series) -> tuple[list, list[str]]:
+    """(named figures, a note per plot: drawn or why it was skipped); `groups`: comparability_groups(runs);
+    `views`: Optuna's figures of the study and their notes (studies/views.py), None without a study."""
     (metric, direction), runs = selection.objective, selection.runs
     # heatmap cells and Pareto fronts compare runs: only those scored on the same rows (the largest group, A)
     same = runs[groups == "A"] if groups.nunique() > 1 else runs
@@ -87,12 +88,9 @@ def draw(selection: Selection, study, fits: list, groups: pd.Series) -> tuple[li
     if len(same) < len(runs):
         notes.append(f"heatmap and Pareto plots: group A only ({len(same)} of {len(runs)} runs); the other groups "
                      f"were scored on other rows")
-    if study is not None:
-        views, view_notes = plots.optuna_views(study)
-        drawn += [(f"optuna_{name}", f, "") for name, f in views]
-        notes += view_notes + [f"optuna {name}" for name, _ in views]
-    else:
-        notes.append("skipped Optuna importances / parallel coordinates: no study storage to read")
+    figures, view_notes = views or ([], ["skipped Optuna importances / parallel coordinates: no study"])
+    drawn += [(f"optuna_{name}", f, "") for name, f in figures]
+    notes += view_notes + [f"optuna {name}" for name, _ in figures]
     return [(name, fig) for name, fig, _ in drawn if fig is not None], notes
 
 
@@ -105,17 +103,3 @@ def load_histories(runs: pd.DataFrame, limit: int = 40) -> dict[str, pd.DataFram
             label = f"trial {int(row['trial.number'])}" if pd.notna(row.get("trial.number")) else row["run_id"][:8]
             out[label] = pd.DataFrame(series).sort_index()
     return out
-
-
-def load_study_of(selection: Selection, storage: str | None):
-    """The Optuna study behind a sweep, if its storage can be opened (a redacted URL cannot)."""
-    url = storage or selection.storage
-    if not selection.study_name or not url or "<redacted>" in url:
-        return None
-    import optuna
-
-    try:
-        return optuna.load_study(study_name=selection.study_name, storage=url)
-    except (KeyError, ValueError, ImportError) as e:
-        raise InputError([f"report: cannot open study {selection.study_name!r} in {url} ({e}); pass --storage"]) \
-            from None

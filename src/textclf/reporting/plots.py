@@ -101,30 +101,3 @@ def loss_curves(histories: dict[str, pd.DataFrame]):
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig, "per-epoch loss curves"
-
-
-def optuna_views(study):
-    """Optuna's own parameter importances and parallel coordinates, as matplotlib figures."""
-    import warnings
-
-    import optuna
-    from optuna.visualization import matplotlib as views
-
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    varied = {k for t in complete for k in t.params if len({str(u.params.get(k)) for u in complete}) > 1}
-    if len(study.directions) > 1 or len(complete) < 2 or not varied:
-        return [], ["skipped Optuna importances / parallel coordinates: needs a single-objective study with "
-                    ">= 2 complete trials that vary a parameter"]
-    out, notes = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
-        for name, draw in (("param_importances", views.plot_param_importances),
-                           ("parallel_coordinate", views.plot_parallel_coordinate)):
-            try:
-                figure = draw(study).figure
-                figure.set_size_inches(8, 4.5)
-                figure.tight_layout()
-                out.append((name, figure))
-            except (ValueError, RuntimeError, ZeroDivisionError) as e:
-                notes.append(f"skipped Optuna {name}: {e}")
-    return out, notes

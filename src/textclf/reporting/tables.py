@@ -17,7 +17,7 @@ import pandas as pd
 
 from textclf.errors import InputError
 from textclf.tracking import queries
-from textclf.training.metrics import HEADLINE_METRICS
+from textclf.training.summary import DEFAULT_OBJECTIVE, HEADLINE_METRICS
 
 IGNORED_PARAMS = ("tracking.", "trial.", "train.progress", "data.train_rows", "data.val_rows", "data.test_rows",
                   "train.effective_batch_size", "max_length", "truncation")
@@ -28,7 +28,7 @@ class Selection:
     """The runs a report covers and how to rank them."""
     title: str
     runs: pd.DataFrame  # one row per run: run_id, status, params (section.key), metrics, tags
-    objective: tuple[str, str] = ("best_val_accuracy", "maximize")
+    objective: tuple[str, str] = DEFAULT_OBJECTIVE
     parent_run_id: str | None = None
     storage: str | None = None  # the study's Optuna storage, when known
     study_name: str | None = None
@@ -40,8 +40,7 @@ def select_runs(target: str) -> Selection:
     parent = queries.sweep_parent(target)
     if parent is not None:
         run_id, experiment, tags = parent
-        objective = next(iter(json.loads(tags.get("study.objective", "{}")).items()),
-                         ("best_val_accuracy", "maximize"))
+        objective = next(iter(json.loads(tags.get("study.objective", "{}")).items()), DEFAULT_OBJECTIVE)
         selection = Selection(f"study {tags.get('textclf.study', '?')} (parent run {run_id})",
                               queries.children(run_id, experiment), tuple(objective), run_id,
                               tags.get("study.storage"), tags.get("textclf.study"))

@@ -1,11 +1,10 @@
-"""One trial of a sweep: its config from the search space, a training run as a child of the parent run, the
-objective value(s), and its bookkeeping afterwards (the child's state tag, the parent's best-trial tags and
-trial table). Every failure of the trial's own making is recorded, counted and shown; the sweep stops after
-study.max_failures of them in a row."""
+"""One trial of a sweep: its config from the search space, a training run as a child of the parent run
+(retried once with smaller micro-batches if it runs out of memory), the pruner told each epoch, and the
+objective value(s). Every failure of the trial's own making is recorded on the trial and its child run
+(records.py counts them)."""
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import math
 
@@ -14,26 +13,18 @@ import torch
 
 from textclf import interrupts, names
 from textclf.config import Config, load_config, replace
-from textclf.errors import InputError, SweepStopped
+from textclf.errors import InputError
 from textclf.run import TrialHooks, train_run
-from textclf.studies import grid, models
+from textclf.studies import best_models
+from textclf.studies.records import Sweep, release_memory
 from textclf.studies.spec import GRID_POINT, SweepSpec, trial_config
-from textclf.studies.study import EVAL, FINISHED_STATES, TrialState, best_tags, trial_table
-from textclf.tracking import liveness, sweep_runs
-from textclf.training.metrics import HEADLINE_METRICS, RUNNING
+from textclf.studies.strategies import strategy
+from textclf.studies.study import EVAL
+from textclf.tracking import sweep_runs
+from textclf.training.metrics import RUNNING
+from textclf.training.summary import HEADLINE_METRICS
 
 log = logging.getLogger(__name__)
-
-@dataclasses.dataclass(frozen=True)
-class Sweep:
-    spec: SweepSpec
-    storage_url: str
-    tracking_uri: str
-    parent_run_id: str
-    experiment: str
-    overrides: tuple[str, ...] = ()
-    worker: int = 0  # index of this worker process; its sampler's seed derives from it
-
 
 def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     """One trial: its config, a training run as a child of the parent, the objective value(s). Every failure
@@ -44,14 +35,13 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
                        {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
                        killed_by=(optuna.TrialPruned,),
                        on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
-    if sweep.spec.sampler == "grid":
-        grid.claim(sweep.spec, trial)  # two commands may have enqueued one point: only one runs it
+    strategy(sweep.spec).claim(trial)  # a grid point enqueued by two commands runs once
     try:
         # trials never register their model themselves: the sweep registers its best (studies/models.py)
         cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment,
                       tracking__register_as=None)
         hooks = dataclasses.replace(hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
-                                    keep_model=models.keeps_model(sweep.spec, trial.study),
+                                    keep_model=best_models.keeps_model(sweep.spec, trial.study),
                                     report=lambda row, epoch: _report(trial, sweep.spec.objectives[0][0], row, epoch,
                                                                       last=cfg.train.epochs))
         flat = cfg.flat()
@@ -60,7 +50,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
         trial.set_user_attr(EVAL, result.eval_fingerprint)  # "best" compares trials on the same rows only
         if result.model_uri:
-            trial.set_user_attr(models.MODEL_URI, result.model_uri)
+            trial.set_user_attr(best_models.MODEL_URI, result.model_uri)
         values = objective_values(sweep.spec, result.metrics)
     except (optuna.TrialPruned, KeyboardInterrupt):
         raise
@@ -99,22 +89,6 @@ def objective_values(spec: SweepSpec, metrics: dict[str, float]) -> tuple[float,
             raise RuntimeError(f"the objective {metric} is {metrics[metric]}")
         values.append(float(metrics[metric]))
     return tuple(values)
-
-
-def stop_after_failures(spec: SweepSpec):
-    """A trial callback: the sweep stops (SweepStopped, exit 1) once study.max_failures trials in a row,
-    in order of completion across all workers, failed by their own error."""
-    def check(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        done = sorted((t for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-                       if grid.DUPLICATE not in t.user_attrs and t.datetime_complete),
-                      key=lambda t: t.datetime_complete)
-        last = done[-spec.max_failures:]
-        if len(last) == spec.max_failures and all(t.state == TrialState.FAIL and "error" in t.user_attrs
-                                                  for t in last):
-            raise SweepStopped(f"{spec.max_failures} trials in a row failed (study.max_failures); the last, trial "
-                               f"{last[-1].number}: {last[-1].user_attrs['error'][:300]}. Fix the cause, then rerun "
-                               f"the same command to resume the study")
-    return check
 
 
 # CUDA allocation failures that reach Python as a plain RuntimeError (cuBLAS/cuDNN workspaces, attention kernels)
@@ -165,54 +139,7 @@ def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int,
         raise optuna.TrialPruned(f"pruned after epoch {epoch} ({metric} so far {value:.4f})")
 
 
-def end_dead_trials(study: optuna.Study) -> int:
-    """Child runs of trials that Optuna failed for a lost heartbeat (their worker was killed) are still
-    RUNNING in MLflow, or FINISHED when the kill came between the run's end and the trial's: end them
-    FAILED with the reason (a FAIL trial never keeps a FINISHED child). Returns how many were ended."""
-    ended = 0
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        reason = f"trial {trial.number}: its worker stopped sending heartbeats (killed, or its machine was lost)"
-        dead = "error" not in trial.user_attrs  # else the trial failed itself and its run says why already
-        if run_id and (liveness.end_dead(run_id, reason) or (dead and sweep_runs.fail_if_finished(run_id, reason))):
-            sweep_runs.update_run(run_id, {"trial.state": "FAIL"}, {})
-            ended += 1
-    return ended
-
-
-def record_trial(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """After each trial: its child run's state tag, the parent's best-trial tags and leaderboard; child
-    runs of trials whose worker died are ended."""
-    try:
-        _record(sweep, study, trial)
-    finally:  # a Ctrl-C that arrived during the trial's clean-up (garbage collection) ends the sweep here
-        interrupts.check()
-
-
-def _record(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    if grid.DUPLICATE in trial.user_attrs:
-        log.info("trial %d skipped: its grid point is taken by trial %d", trial.number,
-                 trial.user_attrs[grid.DUPLICATE])
-        return
-    reason = f" ({trial.user_attrs.get('error', '')})" if trial.state.name == "FAIL" else ""
-    log.info("trial %d %s%s%s", trial.number, trial.state.name, f" {trial.values}" if trial.values else "", reason)
-    try:
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if run_id:  # the run itself already ended with the matching status (STATUS)
-            sweep_runs.update_run(run_id, {"trial.state": trial.state.name}, {})
-        end_dead_trials(study)
-        models.prune(sweep.spec, study)
-        sweep_runs.update_run(sweep.parent_run_id, best_tags(study),
-                            {"trials.csv": trial_table(study).to_csv()})
-    except Exception as e:  # a tracking hiccup must not stop the study; the next trial rewrites all of it
-        log.warning("could not record trial %d in MLflow: %s", trial.number, e)
-
-
 def _safe_base(sweep: Sweep) -> Config:
     return load_config(sweep.spec.base, (), [(str(sweep.spec.path), sweep.spec.config)])
 
 
-def release_memory() -> None:
-    gc.collect()  # a Ctrl-C raised in a finalizer here is swallowed by Python: record_trial raises it again
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

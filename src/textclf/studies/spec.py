@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from textclf.config import Config, load_config
+from textclf.training.summary import DEFAULT_OBJECTIVE
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "hyperband", "threshold")
@@ -61,7 +62,7 @@ class SweepSpec:
     n_trials: int | None = None
     timeout: float | None = None
     seed: int = 42
-    objectives: tuple[tuple[str, str], ...] = (("best_val_accuracy", "maximize"),)
+    objectives: tuple[tuple[str, str], ...] = (DEFAULT_OBJECTIVE,)
     space: dict[str, Dimension] = field(default_factory=dict)
     grid: tuple[dict[str, Any], ...] = ()
     retry_oom: bool = True

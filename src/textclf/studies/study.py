@@ -14,6 +14,7 @@ import optuna
 
 from textclf.errors import InputError, first_line
 from textclf.studies import grid
+from textclf.studies.strategies import strategy
 from textclf.studies.spec import GRID_POINT, SweepSpec
 from textclf.tracking import provenance
 
@@ -82,8 +83,7 @@ def open_study(spec: SweepSpec, url: str, worker: int = 0) -> optuna.Study:
     """Create or resume the study. Heartbeats let a crashed worker's trial be failed, not RUNNING forever
     (and, in a grid, its point be enqueued again)."""
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    retry = grid.retry_dead(spec) if spec.sampler == "grid" else \
-        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=spec.retries) if spec.retries else None
+    retry = strategy(spec).on_stale()
     heartbeat = max(1, round(spec.heartbeat_s))
     kind = SQLiteStorage if url.startswith("sqlite:///") else optuna.storages.RDBStorage
     storage = kind(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=4 * heartbeat,
@@ -120,12 +120,7 @@ def make_sampler(spec: SweepSpec, worker: int = 0, history: int = 0) -> optuna.s
     re-run command (or a restarted pod) drew the same values again."""
     entropy = [spec.seed, worker, *([history] if history else [])]  # a fresh study's seeds as before
     seed = spec.seed if worker == history == 0 else int(np.random.SeedSequence(entropy).generate_state(1)[0])
-    if spec.sampler == "grid":  # its points are enqueued (sweep_grid.py); the sampler is a fallback for a trial
-        return optuna.samplers.RandomSampler(seed=seed)  # that finds the queue emptied under it
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    # constant_liar: a trial still running elsewhere counts as a poor result, so workers spread out
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    return strategy(spec).sampler(seed)
 
 
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:

@@ -13,6 +13,7 @@ import torch
 import textclf
 from textclf.config import SECRET_VALUE
 
+MONITOR = "textclf.monitor"  # run tag: what selected the epoch (train.monitor); splits comparability groups
 _SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)
 
 

@@ -18,6 +18,24 @@ CHAMPION = "champion"
 PAIRED = {"best_val_accuracy": "accuracy", "best_val_loss": "loss"}
 
 
+def enter(model_uri: str, name: str, run_id: str, objective: tuple[str, str], value: float,
+          metrics: dict[str, float] | None = None, extra: dict[str, str] | None = None,
+          champion: tuple[str, float] | None = ("paired", 0.05)) -> tuple[str, str]:
+    """The one way a model becomes a version of `name` (`textclf train` and `textclf sweep`): tagged with
+    its run, objective and value, and the run's evaluation and split fingerprints and epoch selection (read
+    from the run); described by the run's final `metrics` (read from the run unless given: a run still in
+    progress has not logged them yet). `champion`: (tracking.champion_test, tracking.champion_alpha), to
+    move the alias when it beats the champion; None: no champion (several objectives). Returns (version,
+    what happened in words)."""
+    fingerprints, logged = run_facts(run_id)
+    tags = {"textclf.run_id": run_id, "textclf.objective": objective[0], "textclf.direction": objective[1],
+            "textclf.objective_value": repr(float(value)), **fingerprints, **(extra or {})}
+    version = register(model_uri, name, tags, logged if metrics is None else metrics)
+    if champion is None:
+        return version, "several objectives: no champion"
+    return version, promote(name, version, *champion)
+
+
 def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str, float]) -> str:
     """A new version of `name` (created if needed) for the model at `model_uri`, unless the same run's model
     is already a version of it (a rerun of the same command); returns the version. `metrics`, the run's final

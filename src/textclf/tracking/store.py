@@ -12,7 +12,6 @@ from pathlib import Path
 import mlflow
 import requests
 
-from textclf.config import Config
 from textclf.errors import InputError, first_line
 from textclf.tracking.auth import login_problem
 from textclf.tracking.liveness import reap
@@ -25,18 +24,15 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 URI_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
 
 
-def tracking_uri(flag: str | None, cfg: Config) -> str:
-    return resolve_uri(flag, cfg)[0]
-
-
-def resolve_uri(flag: str | None, cfg: Config) -> tuple[str, str]:
-    """(URI, where it came from, for messages)."""
+def resolve_uri(flag: str | None, configured: str | None = None,
+                configured_at: str = "config") -> tuple[str, str]:
+    """(URI, where it came from, for messages): `configured` is tracking.uri, set in `configured_at`."""
     if flag:
         return flag, f"--tracking-uri {flag}"
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"], f"$MLFLOW_TRACKING_URI {os.environ['MLFLOW_TRACKING_URI']}"
-    if cfg.tracking.uri:
-        return cfg.tracking.uri, f"{cfg.where('tracking.uri')}: tracking.uri {cfg.tracking.uri}"
+    if configured:
+        return configured, f"{configured_at}: tracking.uri {configured}"
     default = f"sqlite:///{Path('mlflow.db').resolve()}"
     return default, f"the default tracking store {default}"
 

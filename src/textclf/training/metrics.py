@@ -1,26 +1,10 @@
-"""Classification metrics of an evaluation: accuracy, F1 and the confusion matrix."""
+"""Classification metrics of an evaluation (F1, the confusion matrix) and which way each metric is better."""
 from __future__ import annotations
 
 import numpy as np
 
 from textclf.stats.intervals import f1_scores
 
-# what a finished run logs as single final values (run.py; tests/test_run.py checks a real run against it)
-FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_loss_ratio", "test_loss",
-                 "test_accuracy", "test_f1", "epochs_run", "stopped_early", "train_time_s", "train_step_time_s",
-                 "train_samples_per_s", "train_tokens_per_s", "train_padded_tokens_per_s", "padding_fraction",
-                 "trainable_params", "total_params", "trainable_fraction", "tokenize_time_s", "token_cache_hit",
-                 "time_to_first_step_s", "model_tflops_per_s", "mfu", "peak_tflops", "tracking_longest_wait_s",
-                 "tracking_failed_sends", "total_time_s",
-                 "peak_gpu_mem_mb",  # on a GPU only
-                 "compile_time_s",  # with train.compile only: seconds spent compiling, inside train_time_s
-                 "model_artifact_mb",  # models saved in textclf's own layout only (custom heads, peft)
-                 # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap for F1
-                 "best_val_accuracy_ci_low", "best_val_accuracy_ci_high", "test_accuracy_ci_low",
-                 "test_accuracy_ci_high", "test_f1_ci_low", "test_f1_ci_high")
-# the final metrics people compare, in the order tables show them (CLI summary, sweep trials, report)
-HEADLINE_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio", "trainable_params",
-                    "train_time_s")
 # final metric -> the per-epoch key whose value at the lowest-validation-loss epoch so far is the metric's value
 # if training stopped now: what a pruner is told each epoch (docs/methodology.md)
 RUNNING = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss",

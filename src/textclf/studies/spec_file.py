@@ -24,7 +24,8 @@ from textclf.studies.spec import (
     replace_choices,
     trial_config,
 )
-from textclf.training.metrics import FINAL_METRICS, RUNNING, default_direction
+from textclf.training.metrics import RUNNING, default_direction
+from textclf.training.summary import DEFAULT_OBJECTIVE, FINAL_METRICS
 
 
 def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
@@ -51,7 +52,7 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
         timeout=study.get("timeout"), seed=study.get("seed", 42), heartbeat_s=study.get("heartbeat_s", 30.0),
         retries=study.get("retries", 0), max_failures=study.get("max_failures", 3),
         keep_models=study.get("keep_models", "best"),
-        objectives=_objectives(tree.get("objective", "best_val_accuracy"), where, problems),
+        objectives=_objectives(tree.get("objective", DEFAULT_OBJECTIVE[0]), where, problems),
         space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
         retry_oom=bool(tree.get("retry_oom", True)))
     problems += _check_study(spec, where) + _check_follows(spec, where)
@@ -99,7 +100,7 @@ def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str,
         value = {value: default_direction(value) or "maximize"}
     if not isinstance(value, dict) or not value:
         problems.append(f"{where}: objective: give a metric name or {{metric: maximize|minimize, ...}}")
-        return (("best_val_accuracy", "maximize"),)
+        return (DEFAULT_OBJECTIVE,)
     for metric, direction in value.items():
         if direction not in ("maximize", "minimize"):
             problems.append(f"{where}: objective.{metric}: must be maximize or minimize, got {direction!r}")

@@ -9,24 +9,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
-import time
 
 import optuna
 
 from textclf.config import Config
 from textclf.errors import InputError, SweepStopped
-from textclf.studies import grid, models
+from textclf.studies import best_models
 from textclf.studies import workers as spread
-from textclf.studies.load import load_spec
-from textclf.studies.objective import (
-    Sweep,
-    objective,
-    record_trial,
-    stop_after_failures,
-)
-from textclf.studies.results import finish, repeat_top, summary_text
+from textclf.studies.spec_file import load_spec
+from textclf.studies.objective import objective
+from textclf.studies.records import Sweep, record_trial, stop_after_failures
+from textclf.studies.repeats import repeat_top
+from textclf.studies.report import finish, summary_text
+from textclf.studies.strategies import strategy
 from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
 from textclf.studies.study import (
     EVAL,
@@ -43,36 +39,12 @@ log = logging.getLogger(__name__)
 
 def run_worker(sweep: Sweep) -> None:
     """Run trials until the study has its target number of finished trials (or the grid is done)."""
-    study = open_study(sweep.spec, sweep.storage_url, sweep.worker)
-    if sweep.spec.sampler == "grid":
-        return run_grid(sweep, study)
-    target = sweep.spec.target_trials()
     callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
-    if target is not None:
-        callbacks.append(lambda s, t: s.stop() if finished_count(s) >= target else None)
-        if finished_count(study) >= target:
-            return
-    _optimize(sweep, study, None, sweep.spec.timeout, callbacks)
 
+    def optimize(study: optuna.Study, n_trials: int | None, timeout: float | None, more: list) -> None:
+        _optimize(sweep, study, n_trials, timeout, callbacks + more)
 
-def run_grid(sweep: Sweep, study: optuna.Study) -> None:
-    """Pop enqueued grid points one at a time (sweep_grid.py); wait while the remaining ones run in other
-    workers (one of them may die, and its point come back); stop when nothing waits or runs."""
-    callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
-    deadline = time.monotonic() + (sweep.spec.timeout or math.inf)
-    said = False
-    while time.monotonic() < deadline:
-        optuna.storages.fail_stale_trials(study)  # a dead worker's point is enqueued again
-        waiting, running = grid.queue_state(study)
-        if waiting:
-            _optimize(sweep, study, 1, None, callbacks)
-        elif running:
-            if not said:
-                log.info("the remaining grid points run in other workers; waiting for them")
-                said = True
-            time.sleep(min(5.0, sweep.spec.heartbeat_s))
-        else:
-            return
+    strategy(sweep.spec).run(open_study(sweep.spec, sweep.storage_url, sweep.worker), optimize, finished_count)
 
 
 def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: float | None, callbacks) -> None:
@@ -108,7 +80,7 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     spec = dataclasses.replace(spec, n_trials=n_trials or spec.n_trials)
     make_pruner(spec)  # Optuna's own checks of pruner_args
     base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
-    uri, origin = store.resolve_uri(tracking_flag, base)
+    uri, origin = store.resolve_uri(tracking_flag, base.tracking.uri, base.where("tracking.uri"))
     store.check_uri(uri, origin, wait_s=base.tracking.outage_wait_s)
     runs.check_journal_dir(base)
     url = storage_url(spec, storage)
@@ -173,7 +145,7 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
 
 def register(plan: Plan, parent: str) -> None:
     """The best trial's model in the Model Registry (studies/models.py), said on the parent run too."""
-    said = models.register_best(plan.spec, open_study(plan.spec, plan.storage_url), plan.base.tracking.register_as,
+    said = best_models.register_best(plan.spec, open_study(plan.spec, plan.storage_url), plan.base.tracking.register_as,
                                 plan.base.tracking)
     if said:
         log.info("%s", said)
@@ -186,8 +158,7 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
     spec, url = plan.spec, plan.storage_url
     study = open_study(spec, url)
     study.set_user_attr(EVAL, plan.splits.eval_fingerprint)  # "best" is chosen among trials on these rows
-    if spec.sampler == "grid":
-        grid.enqueue_missing(spec, study)
+    strategy(spec).enqueue(study)  # a grid's points
     tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,
             "study.objective": json.dumps(dict(spec.objectives)), "study.space": json.dumps(spec.describe_space()),
             "textclf.split_fingerprint": plan.splits.fingerprint,

@@ -65,17 +65,11 @@ def register_best(spec: SweepSpec, study: optuna.Study, name: str, tracking: Tra
     if MODEL_URI not in best.user_attrs:
         log.warning("trial %d is the best but kept no model; nothing registered", best.number)
         return None
-    (metric, direction), value = spec.objectives[0], best.values[0]
-    run_id = best.user_attrs.get("mlflow_run_id", "")
-    fingerprints, metrics = registry.run_facts(run_id)
-    version = registry.register(best.user_attrs[MODEL_URI], name, {
-        "textclf.study": spec.name, "textclf.trial": str(best.number), "textclf.objective": metric,
-        "textclf.direction": direction, "textclf.objective_value": repr(value), "textclf.run_id": run_id,
-        **fingerprints}, metrics)
-    if len(study.directions) > 1:
-        return f"registered trial {best.number} as version {version} of {name!r} (several objectives: no champion)"
-    return (f"registered trial {best.number} as version {version} of {name!r}; "
-            + registry.promote(name, version, tracking.champion_test, tracking.champion_alpha))
+    champion = (tracking.champion_test, tracking.champion_alpha) if len(study.directions) == 1 else None
+    version, said = registry.enter(best.user_attrs[MODEL_URI], name, best.user_attrs.get("mlflow_run_id", ""),
+                                   spec.objectives[0], best.values[0], champion=champion,
+                                   extra={"textclf.study": spec.name, "textclf.trial": str(best.number)})
+    return f"registered trial {best.number} as version {version} of {name!r}; {said}"
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -1,0 +1,56 @@
+"""Labeled text from where users keep it, as one DataFrame per split (a Source).
+
+A table file (one split: parquet, Arrow, CSV, TSV, JSON Lines, JSON, .gz of the text ones; files.py) or a
+directory of `<split>.<ext>` files; a `datasets` save_to_disk directory or a hub name (hf.py); the original
+aclImdb layout; TREC `.label` files; DataFrames or Datasets in memory (the Python API).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textclf.assets import Resolved
+from textclf.data.files import TABLE_EXTS, read_aclimdb, read_table, read_trec, split_name, table_ext
+from textclf.data.hf import add_dataset, as_frame, is_dataset, is_saved_dataset, read_hub, read_saved
+from textclf.data.source import Source
+from textclf.errors import InputError
+
+TREC_SPLITS = {"train_5500": "train", "TREC_10": "test"}  # original file names -> split names
+
+
+def read_source(resolved: Resolved) -> Source:
+    if resolved.kind == "hub":
+        return read_hub(resolved.location)
+    path = Path(resolved.location)
+    source = Source(uri=resolved.uri)
+    if path.is_file():  # one file holds all the rows: it is the train split
+        if path.suffix == ".label":
+            read_trec(path, "train", source)
+        else:
+            read_table(path, "train", source)
+    elif is_saved_dataset(path):
+        return read_saved(path, resolved.uri)
+    elif any(path.glob("*/*/*.txt")):
+        read_aclimdb(path, source)
+    elif list(path.glob("*.label")):
+        for file in sorted(path.glob("*.label")):
+            read_trec(file, TREC_SPLITS.get(file.stem, file.stem), source)
+    else:
+        tables = sorted(p for p in path.iterdir() if p.is_file() and table_ext(p))
+        if not tables:
+            raise InputError([f"{path}: no {', '.join(TABLE_EXTS)} files, datasets save_to_disk directory, "
+                              f"aclImdb layout or TREC .label files found"])
+        for file in tables:
+            read_table(file, split_name(file), source)
+    return source
+
+
+def from_frames(frames: dict[str, object], uri: str = "in-memory DataFrames") -> Source:
+    """Splits handed over in memory (the Python API): pandas DataFrames or datasets.Datasets."""
+    source = Source(uri=uri)
+    for split, data in frames.items():
+        if is_dataset(data):
+            add_dataset(source, split, data, f"the {split} Dataset")
+        else:
+            source.add(split, as_frame(data).reset_index(drop=True), f"the {split} DataFrame",
+                       lambda i: f"row {i + 1}")
+    return source

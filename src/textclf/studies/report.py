@@ -1,0 +1,52 @@
+"""After the trials: the parent run's final tags, trial table and report (reporting/ draws it; Optuna's
+views of the study come from views.py), and the summary the command prints."""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from textclf.studies.records import end_dead_trials
+from textclf.studies.spec import SweepSpec
+from textclf.studies.study import best_tags, open_study, trial_table
+from textclf.studies.views import optuna_views
+from textclf.tracking import provenance, sweep_runs
+
+log = logging.getLogger(__name__)
+
+
+def finish(spec: SweepSpec, url: str, parent: str) -> optuna.Study:
+    """The parent's final tags, leaderboard and report; trials of workers that died are ended."""
+    study = open_study(spec, url)
+    optuna.storages.fail_stale_trials(study)  # a worker killed after its last trial started
+    end_dead_trials(study)
+    sweep_runs.update_run(parent, best_tags(study), {"trials.csv": trial_table(study).to_csv()})
+    attach_report(parent, study)
+    return study
+
+
+def attach_report(parent: str, study: optuna.Study) -> None:
+    """Regenerate the report and attach it to the parent run, so the MLflow UI shows the answer."""
+    from textclf.reporting import build
+    from textclf.reporting.tables import select_runs
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            build.build_report(select_runs(parent), Path(tmp), optuna_views(study))
+            sweep_runs.attach_report(parent, Path(tmp))
+    except Exception as e:  # the study's results stand without the report; `textclf report` can redo it
+        log.warning("could not build the sweep report: %s", e)
+
+
+def summary_text(study: optuna.Study, url: str, parent: str, uri: str) -> str:
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
+        table = trial_table(study).drop(columns=["mlflow_run_id"], errors="ignore").head(20)
+        if "error" in table:
+            table["error"] = table["error"].str.slice(0, 60)
+        table = table.to_string()
+    return (f"{table}\n\nstudy {study.study_name!r}: {len(study.trials)} trials in {provenance.redact('url', url)}\n"
+            f"  optuna.load_study(study_name={study.study_name!r}, storage={provenance.redact('url', url)!r})\n"
+            f"parent run {parent} in {uri}")
