@@ -197,7 +197,7 @@ def test_a_diverged_run_finishes_at_its_best_epoch_and_says_so(cli, tiny_overrid
     import math
 
     import textclf.training.loop as train_mod
-    from textclf.training.loop import Evaluation
+    from textclf.training.evaluate import Evaluation
 
     losses, real_evaluate = iter([0.6, 0.5, math.nan]), train_mod.evaluate
 

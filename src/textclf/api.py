@@ -1,10 +1,14 @@
-"""textclf from a notebook: `textclf.train`, `textclf.sweep`, `textclf.report`, `textclf.compare` and
-`textclf.predict` are what the commands run (the CLI prints what they return: one path per job), so they
-do the same validation, splits, fingerprints, MLflow runs and artifacts. Bad input raises InputError (its `.problems` are the lines the CLI would print);
+"""textclf from a notebook: `textclf.train`, `textclf.sweep`, `textclf.report`, `textclf.compare`
+and
+`textclf.predict` are what the commands run (the CLI prints what they return: one path per job), so
+they
+do the same validation, splits, fingerprints, MLflow runs and artifacts. Bad input raises InputError
+(its `.problems` are the lines the CLI would print);
 Ctrl-C (KeyboardInterrupt) ends the run KILLED, as in the CLI.
 
     import textclf
-    result = textclf.train("configs/quickstart.yaml", ["train.epochs=1"], train=frame)   # frame: text, label
+    result = textclf.train("configs/quickstart.yaml", ["train.epochs=1"], train=frame)   # frame:
+    text, label
     result.metrics["test_accuracy"], result.history, result.model_uri
 """
 from __future__ import annotations
@@ -26,19 +30,23 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str
-    metrics: dict[str, float]  # the final metrics the run logged (training/summary.py FINAL_METRICS)
+    # the final metrics the run logged (training/summary.py FINAL_METRICS)
+    metrics: dict[str, float]
     history: pd.DataFrame  # one row per epoch: train/val loss and accuracy, loss ratio, epoch time
     model_uri: str | None  # runs:/... or models:/...; None when no model was logged
     tracking_uri: str
 
 
-def train(config: str | Path | Mapping | Config | None = None, overrides: Sequence[str] = (), *, train=None,
-          val=None, test=None, tracking_uri: str | None = None, resume: str | None = None) -> TrainResult:
-    """One fine-tuning run. `config`: a YAML file, a {section: {key: value}} tree (deltas on the defaults)
-    or a loaded Config; `overrides`: `section.key=value` strings. `train`/`val`/`test`: pandas DataFrames
-    or datasets.Datasets with the configured text and label columns, instead of data.name: train alone is
-    split by data.split (pool unless set otherwise), train + test carve validation from train (provided),
-    all three are used as given. `resume`: a run id to continue from its last checkpoint."""
+def train(config: str | Path | Mapping | Config | None = None, overrides: Sequence[str] = (), *,
+          train=None,
+          val=None, test=None, tracking_uri: str | None = None,
+          resume: str | None = None) -> TrainResult:
+    """One fine-tuning run. `config`: a YAML file, a {section: {key: value}} tree (deltas on the
+    defaults) or a loaded Config; `overrides`: `section.key=value` strings. `train`/`val`/`test`:
+    pandas DataFrames or datasets.Datasets with the configured text and label columns, instead of
+    data.name: train alone is split by data.split (pool unless set otherwise), train + test carve
+    validation from train (provided), all three are used as given. `resume`: a run id to continue
+    from its last checkpoint."""
     from textclf.run import train_run
     from textclf.tracking import store
 
@@ -47,7 +55,8 @@ def train(config: str | Path | Mapping | Config | None = None, overrides: Sequen
     uri, origin = store.resolve_uri(tracking_uri, cfg.tracking.uri, cfg.where("tracking.uri"))
     store.check_uri(uri, origin, wait_s=cfg.tracking.outage_wait_s)
     result = train_run(cfg, uri, resume=resume, source=source)
-    history = pd.DataFrame(result.history, index=pd.RangeIndex(1, len(result.history) + 1, name="epoch"))
+    history = pd.DataFrame(result.history, index=pd.RangeIndex(1, len(result.history) + 1,
+                                                               name="epoch"))
     return TrainResult(result.run_id, result.metrics, history, result.model_uri, uri)
 
 
@@ -59,30 +68,36 @@ def _in_memory(cfg: Config, frames: dict):
     if not given:
         return cfg, None
     if "train" not in given or set(given) == {"train", "val"}:
-        raise InputError(["textclf.train: give train=, train= and test=, or all of train=, val= and test="])
-    mode = {1: "pool" if cfg.data.split == "provided" else cfg.data.split, 2: "provided", 3: "given"}
-    cfg = replace(cfg, data__name="dataframes", data__split=mode[len(given)], data__train_split="train",
+        raise InputError(["textclf.train: give train=, train= and test=, or all of train=, val= "
+                          "and test="])
+    mode = {1: "pool" if cfg.data.split == "provided" else cfg.data.split, 2: "provided",
+            3: "given"}
+    cfg = replace(cfg, data__name="dataframes", data__split=mode[len(given)],
+                  data__train_split="train",
                   data__val_split="val", data__test_split="test")
     return cfg, from_frames(given)
 
 
 def sweep(spec: str | Path, overrides: Sequence[str] = (), *, n_trials: int | None = None,
           workers: int | str = 1, storage: str | None = None, tracking_uri: str | None = None,
-          register_as: str | None = None, gpus: str | None = None, repeat_best: int = 0, seeds: int = 3,
+          register_as: str | None = None, gpus: str | None = None, repeat_best: int = 0,
+          seeds: int = 3,
           worker_of: str | None = None, worker_index: int = 0) -> pd.DataFrame:
     """Run (or resume) the study a sweep file declares; returns its per-trial table (the parent's
-    trials.csv): state, objective value(s), the values the sweep varied, headline metrics, the MLflow run of
-    each trial. The table's attrs["summary"] is what `textclf sweep` prints (empty in a worker process)."""
-    from textclf.studies.sweep import run_sweep
+    trials.csv): state, objective value(s), the values the sweep varied, headline metrics, the
+    MLflow run of each trial. The table's attrs["summary"] is what `textclf sweep` prints (empty in
+    a worker process)."""
     from textclf.studies.spec_file import load_spec
     from textclf.studies.study import open_study, storage_url, trial_table
+    from textclf.studies.sweep import run_sweep
 
     extra = (*overrides, *([f"tracking.register_as={register_as}"] if register_as else []))
-    summary = run_sweep(str(spec), overrides=extra, n_trials=n_trials, workers=str(workers), gpus=gpus,
+    summary = run_sweep(str(spec), overrides=extra, n_trials=n_trials, workers=str(workers),
+                        gpus=gpus,
                         storage=storage, tracking_uri=tracking_uri, worker_of=worker_of,
                         worker_index=worker_index, repeat_best=repeat_best, seeds=seeds)
-    if worker_of:
-        return pd.DataFrame(attrs={"summary": ""})
+    if worker_of:  # a worker process of a running command: the command reads the study
+        return pd.DataFrame()
     loaded = load_spec(spec, extra)
     table = trial_table(open_study(loaded, storage_url(loaded, storage)))
     table.attrs["summary"] = summary
@@ -91,8 +106,9 @@ def sweep(spec: str | Path, overrides: Sequence[str] = (), *, n_trials: int | No
 
 def write_report(target: str, *, tracking_uri: str | None = None, storage: str | None = None,
                  output: str | None = None, attach: bool = True) -> Report:
-    """`textclf report`: the report of a study name, a sweep's parent run id or an experiment, written to
-    reports/<name>/ and attached to the parent run; its path, leaderboard and data-scaling readings."""
+    """`textclf report`: the report of a study name, a sweep's parent run id or an experiment,
+    written to reports/<name>/ and attached to the parent run; its path, leaderboard and
+    data-scaling readings."""
     from textclf.reporting.build import make_report
     from textclf.reporting.tables import select_runs
     from textclf.studies.views import load_study_of, optuna_views
@@ -107,16 +123,17 @@ def write_report(target: str, *, tracking_uri: str | None = None, storage: str |
 
 def report(target: str, *, tracking_uri: str | None = None, storage: str | None = None,
            output: str | None = None, attach: bool = True) -> pd.DataFrame:
-    """The report of a study name, a sweep's parent run id or an experiment (written to reports/<name>/ and
-    attached to the parent run, as `textclf report`); returns its leaderboard."""
+    """The report of a study name, a sweep's parent run id or an experiment (written to
+    reports/<name>/ and attached to the parent run, as `textclf report`); returns its
+    leaderboard."""
     return write_report(target, tracking_uri=tracking_uri, storage=storage, output=output,
                         attach=attach).table
 
 
 def compare(a: str, b: str, *, split: str = "test", tracking_uri: str | None = None) -> dict:
-    """Two runs (ids, runs:/..., models:/NAME/<version>, models:/NAME@champion) scored on the same rows,
-    compared row by row: accuracy, F1 and per-row loss as B - A with 95% intervals and p-values
-    (`textclf compare`). InputError when they were scored on different rows."""
+    """Two runs (ids, runs:/..., models:/NAME/<version>, models:/NAME@champion) scored on the same
+    rows, compared row by row: accuracy, F1 and per-row loss as B - A with 95% intervals and
+    p-values (`textclf compare`). InputError when they were scored on different rows."""
     from textclf.reporting.compare import compare as paired_compare
     from textclf.tracking import store
 
@@ -128,8 +145,8 @@ def compare(a: str, b: str, *, split: str = "test", tracking_uri: str | None = N
 
 
 def predict(model_uri: str, texts: Sequence[str], *, tracking_uri: str | None = None) -> list[dict]:
-    """Classify `texts` with a logged model (runs:/<id>/model, models:/..., or a directory in textclf's
-    saved form): one {text, label, score, probabilities} per text (`textclf predict`)."""
+    """Classify `texts` with a logged model (runs:/<id>/model, models:/..., or a directory in
+    textclf's saved form): one {text, label, score, probabilities} per text (`textclf predict`)."""
     from textclf.predict import load_predictor
     from textclf.tracking import store
 
@@ -142,7 +159,8 @@ def predict(model_uri: str, texts: Sequence[str], *, tracking_uri: str | None = 
 def _config(config: str | Path | Mapping | Config | None, overrides: Sequence[str]) -> Config:
     if isinstance(config, Config):
         if overrides:
-            raise InputError(["textclf.train: overrides apply to a YAML file or a tree; change a loaded "
+            raise InputError(["textclf.train: overrides apply to a YAML file or a tree; change a "
+                              "loaded "
                               "Config with textclf.config.replace"])
         return config
     if isinstance(config, Mapping):

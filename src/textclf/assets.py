@@ -1,7 +1,7 @@
 """Resolve dataset and model names: a local path, the offline mirror in $TEXTCLF_ASSETS, or the hub.
 
-The mirror is a directory with `data/<name>/` and `models/<name>/` (`../shared/assets` has this layout),
-so `data.name: imdb` and `model.name: all-MiniLM-L6-v2` load with no network.
+The mirror is a directory with `data/<name>/` and `models/<name>/` (`../shared/assets` has this
+layout), so `data.name: imdb` and `model.name: all-MiniLM-L6-v2` load with no network.
 """
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 @dataclass(frozen=True)
 class Resolved:
-    kind: str  # "local" (a path on disk) or "hub" (a Hugging Face id, needs network or a warm cache)
+    # "local" (a path on disk) or "hub" (a Hugging Face id, needs network or a warm cache)
+    kind: str
     location: str  # the path or the hub id
 
     @property
     def uri(self) -> str:
-        return str(Path(self.location).resolve()) if self.kind == "local" else f"hf://{self.location}"
+        return (
+            str(Path(self.location).resolve()) if self.kind == "local" else f"hf://{self.location}"
+        )
 
 
 def assets_dir() -> Path | None:
@@ -39,12 +42,15 @@ def resolve(name: str, kind: str) -> Resolved | str:
     if mirror is not None and (mirror / kind / name).exists():
         return Resolved("local", str(mirror / kind / name))
     if _looks_local(name) or not _HUB_ID.fullmatch(name):
-        return f"{name!r} does not exist; give an existing path or a name under ${ASSETS_ENV}/{kind}/"
+        return (
+            f"{name!r} does not exist; give an existing path or a name under ${ASSETS_ENV}/{kind}/"
+        )
     return Resolved("hub", name)
 
 
 def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or name.endswith((".csv", ".parquet", ".jsonl", ".json", ".label"))
+    return name.startswith((".", "/", "~")) or name.endswith((".csv", ".parquet", ".jsonl", ".json",
+                                                              ".label"))
 
 
 def mirror_names(kind: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""How the command line talks: textclf's own lines on stderr, the libraries' chatter and experimental-feature
-warnings silenced (they speak up at WARNING)."""
+"""How the command line talks: textclf's own lines on stderr, the libraries' chatter and
+experimental-feature warnings silenced (they speak up at WARNING)."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,8 @@ import warnings
 
 
 def quiet_libraries() -> None:
-    """One line per event from textclf on stderr; the libraries speak only when something is wrong."""
+    """One line per event from textclf on stderr; the libraries speak only when something is
+    wrong."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("mlflow", "alembic", "httpx", "urllib3", "datasets"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,7 +1,7 @@
 """`textclf data inspect`: what a dataset holds before anyone trains on it.
 
-Counts per split and label, token-length percentiles with the model's tokenizer, truncation rate at each
-max length, exact duplicates within and across splits, and label names leaking into the text.
+Counts per split and label, token-length percentiles with the model's tokenizer, truncation rate at
+each max length, exact duplicates within and across splits, and label names leaking into the text.
 """
 from __future__ import annotations
 
@@ -30,13 +30,15 @@ def inspect_data(cfg: Config, backbone: Backbone, max_lengths: Sequence[int],
     splits = load_splits(cfg)
     return {
         "labels per source split": label_counts(frames, names),
-        f"splits used for training (data.split={cfg.data.split})": label_counts(splits.frames(), names),
+        f"splits used for training (data.split={cfg.data.split})": label_counts(splits.frames(),
+                                                                                names),
         f"token lengths ({cfg.model.name}, special tokens included)":
             token_lengths(frames, backbone.tokenizer, max_lengths, sample, cfg.data.seed),
         "exact duplicates within a split": duplicates(frames),
         "texts shared across splits": shared_texts(frames),
         "label names found in the text": label_leaks(frames, names),
-        "other label columns leading the text": leading_columns(source, present, cfg.data.text_column,
+        "other label columns leading the text": leading_columns(source, present,
+                                                                cfg.data.text_column,
                                                                 cfg.data.label_column),
     }
 
@@ -48,7 +50,8 @@ def label_counts(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.
     return table
 
 
-def token_lengths(frames: dict[str, pd.DataFrame], tokenizer, max_lengths: Sequence[int], sample: int | None,
+def token_lengths(frames: dict[str, pd.DataFrame], tokenizer, max_lengths: Sequence[int],
+                  sample: int | None,
                   seed: int) -> pd.DataFrame:
     rows = {}
     for split, frame in frames.items():
@@ -56,7 +59,8 @@ def token_lengths(frames: dict[str, pd.DataFrame], tokenizer, max_lengths: Seque
         if sample and len(texts) > sample:
             texts = texts.sample(sample, random_state=seed)
         lengths = np.fromiter(map(len, tokenizer(list(texts), return_attention_mask=False,
-                                                  return_token_type_ids=False)["input_ids"]), dtype=np.int64)
+                                                  return_token_type_ids=False)["input_ids"]),
+                              dtype=np.int64)
         row = {"texts": len(lengths), "mean": lengths.mean()}
         row |= {f"p{q}": np.percentile(lengths, q) for q in PERCENTILES}
         row["max"] = lengths.max()
@@ -87,26 +91,31 @@ def shared_texts(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def label_leaks(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.DataFrame:
     """How often a text contains its own label's name as a word, against any other label's name.
 
-    The raw TREC lines start with `DESC:manner ...`: a parser that keeps that token leaks the answer."""
+    The raw TREC lines start with `DESC:manner ...`: a parser that keeps that token leaks the
+    answer."""
     worded = [n for n in names if re.search(r"[A-Za-z]", n)]
     if not worded:
         return pd.DataFrame({"note": ["label names are not words; nothing to check"]})
-    pattern = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, sorted(worded, key=len, reverse=True))) + r")(?!\w)")
+    pattern = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, sorted(worded, key=len,
+                                                                      reverse=True))) + r")(?!\w)")
     rows = {}
     for split, frame in frames.items():
         found = [set(pattern.findall(t)) for t in frame.text]
         own = np.mean([names[y] in f for y, f in zip(frame.label, found)])
-        other = np.mean([len(f - {names[y]}) / max(len(names) - 1, 1) for y, f in zip(frame.label, found)])
+        other = np.mean([len(f - {names[y]}) / max(len(names) - 1, 1) for y, f in zip(frame.label,
+                                                                                      found)])
         rows[split] = {"own label name": own, "other label names": other,
-                       # a format leak is systematic (nearly every text); a name that is also a telling
-                       # word ("good" in positive reviews) is signal, and shows only as a higher own rate
+                       # a format leak is systematic (nearly every text); a name that is also a
+                       # telling word ("good" in positive reviews) is signal, and shows only as a
+                       # higher own rate
                        "LEAK": bool(own >= 0.9 and own > other)}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def leading_columns(source, splits: Sequence[str], text: str, label: str) -> pd.DataFrame:
-    """How often a text starts with its row's value of another label-like column (TREC's `COARSE:fine` keeps
-    'fine'): notebook 003's parser left the fine label as the first word, so the coarse label is readable."""
+    """How often a text starts with its row's value of another label-like column (TREC's
+    `COARSE:fine` keeps 'fine'): notebook 003's parser left the fine label as the first word, so the
+    coarse label is readable."""
     rows = {}
     for split in splits:
         frame = source.splits[split]
@@ -126,19 +135,23 @@ def findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     lines = []
     for split, row in tables["label names found in the text"].iterrows():
         if row.get("LEAK"):
-            lines.append(f"LEAK: {row['own label name']:.0%} of {split} texts contain their own label name "
+            lines.append(f"LEAK: {row['own label name']:.0%} of {split} texts contain their own "
+                         "label name "
                          f"(raw TREC lines start with it): the model can read the answer")
     for where, row in tables.get("other label columns leading the text", pd.DataFrame()).iterrows():
         if row.get("LEAK"):
             split, column = where.split(": ")
-            lines.append(f"LEAK: {row['texts starting with it']:.0%} of {split} texts start with their {column} "
-                         f"(notebook 003's TREC parse): the model can read the answer; use data.trec_parse=clean")
+            lines.append(f"LEAK: {row['texts starting with it']:.0%} of {split} texts start with "
+                         f"their {column} "
+                         "(notebook 003's TREC parse): the model can read the answer; use "
+                         "data.trec_parse=clean")
     for pair, row in tables["texts shared across splits"].iterrows():
         if row.get("texts in both", 0) > 0:
             lines.append(f"{row['texts in both']} texts appear in both {pair}")
     for split, row in tables["exact duplicates within a split"].iterrows():
         if row["texts with conflicting labels"] > 0:
-            lines.append(f"{row['texts with conflicting labels']} {split} texts carry two different labels")
+            lines.append(f"{row['texts with conflicting labels']} {split} texts carry two "
+                         "different labels")
     return lines
 
 
@@ -150,4 +163,5 @@ def render(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def as_json(tables: dict[str, pd.DataFrame]) -> str:
-    return json.dumps({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, indent=1)
+    return json.dumps({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()},
+                      indent=1)

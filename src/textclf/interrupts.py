@@ -1,10 +1,10 @@
 """One Ctrl-C (or SIGTERM) always ends textclf, whenever it arrives.
 
-Python raises KeyboardInterrupt wherever the main thread happens to be. If that is a finalizer or a weakref
-callback run by the garbage collector (after every trial, for instance), the exception is printed as
-"Exception ignored in: ..." and swallowed, and a sweep would go on training. So the handler also remembers
-the signal, and `check()` raises it again at safe points: every training step and evaluation batch, the
-start and end of every trial, after each garbage collection.
+Python raises KeyboardInterrupt wherever the main thread happens to be. If that is a finalizer or a
+weakref callback run by the garbage collector (after every trial, for instance), the exception is
+printed as "Exception ignored in: ..." and swallowed, and a sweep would go on training. So the
+handler also remembers the signal, and `check()` raises it again at safe points: every training step
+and evaluation batch, the start and end of every trial, after each garbage collection.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def _handle(signum, frame) -> None:
 
 
 def check() -> None:
-    """Raise the interrupt that arrived, if one did (it may have been swallowed where it was raised)."""
+    """Raise the interrupt that arrived, if one did (it may have been swallowed where it was
+    raised)."""
     if _pending is not None:
         raise _pending()
 

@@ -1,9 +1,9 @@
 """Readable, distinct run names: what a runs table and a compare view need to tell runs apart.
 
-A single run is named after its model, data and main settings (`MiniLM-L6 imdb len128 lr1e-4`); a sweep's
-child after its trial and the values the sweep varies (`trial 7 · lr=2e-4 freeze=top2`), a seed repeat with
-its seed. No randomness: MLflow's own generator draws from Python's `random`, which every run seeds, so every
-run got the same name. `tracking.run_name` always wins.
+A single run is named after its model, data and main settings (`MiniLM-L6 imdb len128 lr1e-4`); a
+sweep's child after its trial and the values the sweep varies (`trial 7 · lr=2e-4 freeze=top2`), a
+seed repeat with its seed. No randomness: MLflow's own generator draws from Python's `random`, which
+every run seeds, so every run got the same name. `tracking.run_name` always wins.
 """
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ def value_text(value) -> str:
 
 
 def run_name(cfg: Config) -> str:
-    """Model, data, max length, learning rate, and whatever else differs from a plain full fine-tune."""
+    """Model, data, max length, learning rate, and whatever else differs from a plain full
+    fine-tune."""
     d, m, t = cfg.data, cfg.model, cfg.train
-    parts = [short_model(m.name), Path(d.name).name, f"len{d.max_length}", f"lr{value_text(t.learning_rate)}"]
+    parts = [short_model(m.name), Path(d.name).name, f"len{d.max_length}",
+             f"lr{value_text(t.learning_rate)}"]
     if d.train_fraction < 1:
         parts.append(f"frac{value_text(d.train_fraction)}")
     if m.freeze != ("full",):
@@ -47,9 +49,12 @@ def run_name(cfg: Config) -> str:
     return " ".join(parts)
 
 
-def trial_name(number: int, cfg: Config | dict, keys: Iterable[str], seed: int | None = None) -> str:
-    """`trial 7 · lr=2e-4 freeze=top2`, the values of the keys a sweep varies (from a config, or a mapping of
-    section.key values when the trial's config was rejected); `… seed 43` for a repeat."""
+def trial_name(number: int, cfg: Config | dict, keys: Iterable[str],
+               seed: int | None = None) -> str:
+    """`trial 7 · lr=2e-4 freeze=top2`, the values of the keys a sweep varies (from a config, or a
+    mapping of section.key values when the trial's config was rejected); `… seed 43` for a
+    repeat."""
     flat = cfg.flat() if isinstance(cfg, Config) else cfg
-    varied = " ".join(f"{SHORT.get(k, k.split('.')[-1])}={value_text(flat[k])}" for k in keys if k in flat)
+    varied = " ".join(f"{SHORT.get(k, k.split('.')[-1])}={value_text(flat[k])}" for k in keys
+                      if k in flat)
     return f"trial {number} · {varied}".rstrip(" ·") + (f" seed {seed}" if seed is not None else "")

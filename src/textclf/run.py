@@ -1,5 +1,5 @@
-"""One fine-tuning run, top to bottom: prepare (check, load data, build the model: head, freeze / peft,
-tokenize) -> fit -> evaluate -> summarize -> log."""
+"""One fine-tuning run, top to bottom: prepare (check, load data, build the model: head, freeze /
+peft, tokenize) -> fit -> evaluate -> summarize -> log."""
 from __future__ import annotations
 
 import logging
@@ -27,7 +27,8 @@ from textclf.stats import rows
 from textclf.tracking import models, provenance, registry, runs, store
 from textclf.training import metrics, summary
 from textclf.training.device import autocast_dtype, check_device, tf32
-from textclf.training.loop import Evaluation, FitResult, ReportFn, evaluate, fit
+from textclf.training.evaluate import Evaluation, evaluate
+from textclf.training.loop import FitResult, ReportFn, fit
 from textclf.training.resume import (
     check_checkpoint_dir,
     check_resumable,
@@ -70,12 +71,14 @@ class Prepared:
     device: torch.device
 
 
-def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, resume: str | None = None,
+def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None,
+              resume: str | None = None,
               source: Source | None = None) -> RunResult:
-    """One run; `resume` continues an earlier run of the same config from its last checkpoint; `source`
-    gives the data in memory instead of data.name (the Python API)."""
+    """One run; `resume` continues an earlier run of the same config from its last checkpoint;
+    `source` gives the data in memory instead of data.name (the Python API)."""
     start = time.perf_counter()
-    ready = prepare(cfg, resume, source)  # all that can reject the input, before the MLflow run exists
+    # all that can reject the input, before the MLflow run exists
+    ready = prepare(cfg, resume, source)
     store.connect(tracking_uri, cfg.tracking.experiment, cfg.tracking.journal_dir)
     with open_run(cfg, ready, trial, resume) as active:
         start_run(cfg, ready, trial, resume, active)
@@ -86,7 +89,8 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
             active.drain(cfg.tracking.outage_wait_s)
         # data, model, tokens and run setup, then the first optimizer step
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s
-        # before the model: registering it compares these rows with the champion's (registry.promote)
+        # before the model: registering it compares these rows with the champion's
+        # (registry.promote)
         active.log_predictions(*prediction_tables(ready.splits, {"val": val, "test": test}))
         model_uri = log_model(cfg, ready, final, trial)
         final["total_time_s"] = time.perf_counter() - start
@@ -98,16 +102,19 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None, r
 def open_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None):
     """The MLflow run (tracking/runs.py), with its tags, name, params, inputs and config."""
     splits = ready.splits
-    tags = provenance.run_tags(splits.fingerprint, splits.eval_fingerprint, splits.uri, ready.device) | \
+    tags = provenance.run_tags(splits.fingerprint, splits.eval_fingerprint, splits.uri,
+                               ready.device) | \
         {provenance.MONITOR: cfg.train.monitor} | (trial.tags if trial else {})
     name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
-    return runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (), resume,
+    return runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (),
+                    resume,
                     name=name, unique=cfg.tracking.run_name is None)
 
 
-def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None, active) -> None:
-    """A new run's params (the config and what the data and model turned out to be), inputs, config file
-    and trainable tensors; a trial learns its run id."""
+def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None,
+              active) -> None:
+    """A new run's params (the config and what the data and model turned out to be), inputs, config
+    file and trainable tensors; a trial learns its run id."""
     if trial and trial.on_start:
         trial.on_start(active.run_id)
     if not resume:  # a resumed run has its params, inputs and config already
@@ -116,12 +123,15 @@ def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: st
             {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             splits.label_names, splits.dropped, cfg.train.effective_batch_size(),
             getattr(ready.model.config, "_attn_implementation", None))
-        active.log_setup(cfg, splits.frames(), splits.uri, derived | (trial.params if trial else {}))
+        active.log_setup(cfg, splits.frames(), splits.uri,
+                         derived | (trial.params if trial else {}))
         active.log_trainable(trainable_names(ready.model))
 
 
-def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None, resume: str | None) -> FitResult:
-    """training/loop.py's fit, logging each epoch into the run; a diverged run says why it stopped."""
+def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,
+              resume: str | None) -> FitResult:
+    """training/loop.py's fit, logging each epoch into the run; a diverged run says why it
+    stopped."""
     if ready.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ready.device)
     with tf32(ready.device):
@@ -135,9 +145,10 @@ def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None, re
     return fitted
 
 
-def evaluate_model(cfg: Config, ready: Prepared, fitted: FitResult) -> tuple[Evaluation, Evaluation]:
-    """(validation, test) evaluations: the selected epoch's validation rows (scored again after a resume
-    past that epoch) and the test rows."""
+def evaluate_model(cfg: Config, ready: Prepared, fitted: FitResult) -> tuple[Evaluation,
+                                                                             Evaluation]:
+    """(validation, test) evaluations: the selected epoch's validation rows (scored again after a
+    resume past that epoch) and the test rows."""
     dtype = autocast_dtype(cfg.train.precision, ready.device)
     with tf32(ready.device):
         test = evaluate(ready.model, ready.loaders.test, ready.device, dtype)
@@ -147,9 +158,11 @@ def evaluate_model(cfg: Config, ready: Prepared, fitted: FitResult) -> tuple[Eva
 
 def setup_of(cfg: Config, ready: Prepared) -> summary.Setup:
     trainable, total = count_params(ready.model)
-    return summary.Setup(len(ready.splits.label_names), trainable, total, ready.loaders.tokenize_time_s,
+    return summary.Setup(len(ready.splits.label_names), trainable, total,
+                         ready.loaders.tokenize_time_s,
                          ready.loaders.token_cache_hit, ready.device,
-                         autocast_dtype(cfg.train.precision, ready.device), cfg.train.compile, ready.model,
+                         autocast_dtype(cfg.train.precision, ready.device), cfg.train.compile,
+                         ready.model,
                          ready.backbone.config)
 
 
@@ -165,37 +178,44 @@ def prediction_tables(splits: Splits, evaluations: dict) -> tuple[dict, dict]:
 
 
 def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:
-    """The run's plots, unless tracking.log_figures is off (then matplotlib is not even imported)."""
+    """The run's plots, unless tracking.log_figures is off (then matplotlib is not even
+    imported)."""
     if not cfg.tracking.log_figures:
         return {}
     from textclf.reporting import figures
 
     return {"curves.png": figures.curves(fitted.history, fitted.best_epoch),
-            "confusion_matrix.png": figures.confusion_figure(confusion["matrix"], confusion["labels"],
+            "confusion_matrix.png": figures.confusion_figure(confusion["matrix"],
+                                                             confusion["labels"],
                                                              "test confusion matrix")}
 
 
-def log_model(cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None) -> str | None:
-    """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides), and
-    its registration as a version of tracking.register_as (registry.enter, as a sweep's best trial)."""
-    keep = trial.keep_model(final, ready.splits.eval_fingerprint) if trial and trial.keep_model else \
+def log_model(cfg: Config, ready: Prepared, final: dict[str, float],
+              trial: TrialHooks | None) -> str | None:
+    """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides),
+    and its registration as a version of tracking.register_as (registry.enter, as a sweep's best
+    trial)."""
+    keep = trial.keep_model(final,
+                            ready.splits.eval_fingerprint) if trial and trial.keep_model else \
         cfg.tracking.log_model
     if not keep:
         return None
     uri = models.log_model(ready.model, ready.backbone.tokenizer, cfg.data.max_length,
-                           ready.backbone.location, cfg.model.save_base, list(ready.splits.test.text[:2]))
+                           ready.backbone.location, cfg.model.save_base,
+                           list(ready.splits.test.text[:2]))
     t = cfg.tracking
     if t.register_as:
         objective = summary.DEFAULT_OBJECTIVE
-        _, said = registry.enter(uri, t.register_as, runs.active_run_id(), objective, final[objective[0]],
+        _, said = registry.enter(uri, t.register_as, runs.active_run_id(), objective,
+                                 final[objective[0]],
                                  final, champion=(t.champion_test, t.champion_alpha))
         log.info("%s", said)
     return uri
 
 
 def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Prepared:
-    """Check the device and checkpoints, load and split the data, build the model, tokenize: InputError (exit 2)
-    for anything wrong, before the MLflow run exists."""
+    """Check the device and checkpoints, load and split the data, build the model, tokenize:
+    InputError (exit 2) for anything wrong, before the MLflow run exists."""
     device = check_device(cfg)
     check_checkpoint_dir(cfg)
     runs.check_journal_dir(cfg)
@@ -206,18 +226,23 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
     model = build_classifier(backbone, splits.label_names, cfg)
     t = cfg.train
-    loaders = make_loaders(splits, backbone.tokenizer, max_length=cfg.data.max_length, batch_size=t.batch_size,
-                           eval_batch_size=t.eval_batch_size, seed=t.seed, device=device, num_workers=t.num_workers,
-                           cache_length=cache_length(backbone, cfg) if cfg.data.token_cache else None,
+    loaders = make_loaders(splits, backbone.tokenizer, max_length=cfg.data.max_length,
+                           batch_size=t.batch_size,
+                           eval_batch_size=t.eval_batch_size, seed=t.seed, device=device,
+                           num_workers=t.num_workers,
+                           cache_length=cache_length(backbone,
+                                                     cfg) if cfg.data.token_cache else None,
                            group_by_length=t.group_by_length, compile=t.compile)
     trainable, total = count_params(model)
-    log.info("%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, effective "
-             "batch %d", len(splits.train), len(splits.val), len(splits.test), len(splits.label_names),
+    log.info("%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, "
+             "effective "
+             "batch %d", len(splits.train), len(splits.val), len(splits.test),
+             len(splits.label_names),
              cfg.model.name, device, trainable, total, cfg.train.effective_batch_size())
     return Prepared(splits, backbone, model, loaders, device)
 
 
 def cache_length(backbone: Backbone, cfg: Config) -> int:
-    """Tokens are cached at the model's limit (capped for models without one), so every max length that
-    a sweep tries slices the same cache."""
+    """Tokens are cached at the model's limit (capped for models without one), so every max length
+    that a sweep tries slices the same cache."""
     return max(min(backbone.max_length(), 4096), cfg.data.max_length)

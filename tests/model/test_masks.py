@@ -6,7 +6,7 @@ import torch
 from test_variants import build
 
 from textclf.data.features import Collate
-from textclf.training.loop import _to_device
+from textclf.training.evaluate import to_device
 
 CPU = torch.device("cpu")
 
@@ -20,7 +20,7 @@ def a_padded_batch() -> dict:
 def test_sdpa_models_get_a_ready_4d_mask_and_the_same_logits(tiny_families, family):
     model = build(tiny_families[family]).eval()
     batch = a_padded_batch()
-    inputs, _ = _to_device(batch, CPU, model)
+    inputs, _ = to_device(batch, CPU, model)
     assert model.takes_4d_mask and inputs["attention_mask"].shape == (3, 1, 1, 6)
     assert inputs["attention_mask"].dtype == torch.bool
     with torch.no_grad():
@@ -36,12 +36,12 @@ def test_sdpa_models_get_a_ready_4d_mask_and_the_same_logits(tiny_families, fami
 ])
 def test_other_models_keep_the_2d_mask(tiny_families, family, overrides):
     model = build(tiny_families[family], *overrides)
-    inputs, _ = _to_device(a_padded_batch(), CPU, model)
+    inputs, _ = to_device(a_padded_batch(), CPU, model)
     assert not model.takes_4d_mask and inputs["attention_mask"].dim() == 2
 
 
 def test_lora_keeps_the_4d_mask_and_an_unpadded_batch_still_has_none(tiny_families):
     model = build(tiny_families["bert"], "model.peft=lora")
     assert model.takes_4d_mask
-    inputs, _ = _to_device(Collate(0)([([2, 7, 3], 0), ([2, 8, 3], 1)]), CPU, model)
+    inputs, _ = to_device(Collate(0)([([2, 7, 3], 0), ([2, 8, 3], 1)]), CPU, model)
     assert "attention_mask" not in inputs

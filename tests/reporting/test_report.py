@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textclf.reporting import build, scaling
+from textclf.reporting import build, noise, scaling
 from textclf.reporting import plots as report_plots
 from textclf.reporting import tables as report
 
@@ -118,7 +118,7 @@ def test_seed_noise_flags_a_lead_smaller_than_the_spread():
     runs = pd.DataFrame({"trial.number": [0, 1, None, None, None, None],
                          "textclf.repeat_of": [None, None, "0", "0", "1", "1"],
                          "best_val_accuracy": [0.860, 0.855, 0.850, 0.870, 0.860, 0.850], "status": "FINISHED"})
-    stats = report.seed_noise(runs, "best_val_accuracy", "maximize")
+    stats = noise.seed_noise(runs, "best_val_accuracy", "maximize")
     assert stats["count"].tolist() == [2, 2] and stats.index.tolist() == ["0", "1"]
     assert stats["mean"].tolist() == pytest.approx([0.86, 0.855])
     assert "within noise" in stats["note"].iloc[0]
@@ -175,13 +175,13 @@ def test_seed_noise_is_direction_aware_and_leaves_out_the_selecting_run():
                          "textclf.repeat_of": [None, None, "0", "0", "1", "1", None],
                          "best_val_accuracy": [0.90, 0.85, 0.80, 0.805, 0.84, 0.845, 0.99],
                          "status": "FINISHED"})
-    stats = report.seed_noise(runs, "best_val_accuracy", "maximize")
+    stats = noise.seed_noise(runs, "best_val_accuracy", "maximize")
     assert stats.index.tolist() == ["1", "0"] and stats["count"].tolist() == [2, 2]  # fresh seeds only
     assert stats["mean"].tolist() == pytest.approx([0.8425, 0.8025])
     assert stats["selected_value"].tolist() == pytest.approx([0.85, 0.90])
     assert "larger than noise" in stats["note"].iloc[0]
     losses = runs.assign(best_val_accuracy=1 - runs["best_val_accuracy"])
-    stats = report.seed_noise(losses, "best_val_accuracy", "minimize")
+    stats = noise.seed_noise(losses, "best_val_accuracy", "minimize")
     assert stats.index.tolist() == ["1", "0"]  # lower is better: 0.1575 leads 0.1975
 
 
@@ -232,7 +232,7 @@ def test_the_seed_noise_verdict_is_calibrated(configs):
     the seed spread) said it 18% of the time with 2 configurations and 11% with 3."""
     rng = np.random.default_rng(5)
     sims = 1000
-    notes = [report.seed_noise(noise_runs(rng, [0.8] * configs), "best_val_accuracy", "maximize")["note"].iloc[0]
+    notes = [noise.seed_noise(noise_runs(rng, [0.8] * configs), "best_val_accuracy", "maximize")["note"].iloc[0]
              for _ in range(sims)]
     beyond_seeds = sum("beyond seed noise" in n for n in notes) / sims
     larger = sum("larger than noise" in n for n in notes) / sims
@@ -242,7 +242,7 @@ def test_the_seed_noise_verdict_is_calibrated(configs):
 
 def test_the_seed_noise_verdict_finds_a_real_lead():
     rng = np.random.default_rng(6)
-    found = sum("larger than noise" in report.seed_noise(noise_runs(rng, [0.86, 0.80], seeds=4, rows=1000),
+    found = sum("larger than noise" in noise.seed_noise(noise_runs(rng, [0.86, 0.80], seeds=4, rows=1000),
                                                          "best_val_accuracy", "maximize")["note"].iloc[0]
                 for _ in range(100))
     assert found >= 80
@@ -254,7 +254,7 @@ def test_identical_seeds_are_not_a_verdict_the_rows_have_noise_too():
                          "textclf.repeat_of": [None, None, "0", "0", "1", "1"],
                          "best_val_accuracy": [0.81, 0.80, 0.805, 0.805, 0.795, 0.795], "data.val_rows": 200,
                          "status": "FINISHED"})
-    note = report.seed_noise(runs, "best_val_accuracy", "maximize")["note"].iloc[0]
+    note = noise.seed_noise(runs, "best_val_accuracy", "maximize")["note"].iloc[0]
     assert "within noise" in note and "no spread over seeds" in note and "within row sampling noise" in note
 
 
@@ -264,7 +264,7 @@ def test_two_studies_in_one_experiment_keep_their_repeats_apart(tmp_path):
     rng = np.random.default_rng(7)
     runs = pd.concat([noise_runs(rng, [0.8, 0.7], study="first"), noise_runs(rng, [0.6, 0.9], study="second")],
                      ignore_index=True)
-    stats = report.seed_noise(runs, "best_val_accuracy", "maximize")
+    stats = noise.seed_noise(runs, "best_val_accuracy", "maximize")
     assert sorted(stats.index) == ["first:0", "first:1", "second:0", "second:1"]
     assert stats["selected_value"].notna().all()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")

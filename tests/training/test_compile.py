@@ -9,7 +9,8 @@ from textclf.config import load_config
 from textclf.data import load_splits
 from textclf.data.features import Collate, make_loaders
 from textclf.training.compiled import CompileClock
-from textclf.training.loop import evaluate, fit
+from textclf.training.evaluate import evaluate
+from textclf.training.loop import fit
 
 
 def test_compiled_batches_pad_to_a_multiple_of_64_up_to_max_length_and_always_carry_a_mask():

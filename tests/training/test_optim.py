@@ -8,7 +8,8 @@ from test_train import CPU, cfg, loaders_for, tiny_classifier
 from textclf.config import load_config
 from textclf.errors import InputError
 from textclf.training import loop as train_mod
-from textclf.training.loop import Evaluation, fit
+from textclf.training.evaluate import Evaluation
+from textclf.training.loop import fit
 from textclf.training.optim import make_optimizer, make_schedule
 
 

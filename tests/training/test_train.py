@@ -9,7 +9,8 @@ from textclf.data import load_splits
 from textclf.data.features import Collate, by_length, encode, make_loaders
 from textclf.training import flops
 from textclf.training import loop as train_mod
-from textclf.training.loop import Evaluation, evaluate, fit
+from textclf.training.evaluate import Evaluation, evaluate
+from textclf.training.loop import fit
 from textclf.training.optim import make_optimizer
 
 CPU = torch.device("cpu")

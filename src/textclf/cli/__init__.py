@@ -1,5 +1,6 @@
 """The `textclf` command: a thin layer over the library. Bad input exits 2, Ctrl-C 130, SIGTERM 143.
-Commands live in runs.py (train, sweep, report, predict) and tools.py (server, reap, sync, data, model)."""
+Commands live in runs.py (train, sweep, report, predict) and tools.py (server, reap, sync, data,
+model)."""
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,8 @@ log = logging.getLogger("textclf")
 
 
 def main() -> None:
-    interrupts.install()  # Ctrl-C 130, SIGTERM 143, even when Python swallows the first KeyboardInterrupt
+    # Ctrl-C 130, SIGTERM 143, even when Python swallows the first KeyboardInterrupt
+    interrupts.install()
     console.quiet_libraries()
     try:
         cli(standalone_mode=False)
@@ -27,7 +29,8 @@ def main() -> None:
         sys.exit(2)
     except click.exceptions.Abort as e:  # click turns Ctrl-C (and our SIGTERM) into Abort
         click.echo("interrupted", err=True)
-        sys.exit(143 if interrupts.pending() is Terminated or isinstance(e.__context__, Terminated) else 130)
+        sys.exit(143 if interrupts.pending() is Terminated or isinstance(e.__context__,
+                                                                         Terminated) else 130)
     except SweepStopped as e:
         click.echo(f"sweep stopped: {e}", err=True)
         sys.exit(1)

@@ -7,10 +7,17 @@ import click
 
 
 def _config_options(f):
-    f = click.option("--overrides", default="", help='Overrides in one string: "train.epochs=1 data.seed=3" '
+    f = click.option("--overrides", default="",
+                     help='Overrides in one string: "train.epochs=1 data.seed=3" '
                      "(for MLproject).")(f)
-    f = click.option("-o", "--override", "override", multiple=True, metavar="KEY=VALUE",
-                     help="Override a config value, e.g. -o train.learning_rate=3e-5 (repeatable).")(f)
+    f = click.option(
+        "-o",
+        "--override",
+        "override",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config value, e.g. -o train.learning_rate=3e-5 (repeatable).",
+    )(f)
     return click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help="YAML file of config changes from the defaults.")(f)
 

@@ -11,51 +11,68 @@ from textclf.cli.base import _config_options, _load, cli
 
 @cli.command()
 @_config_options
-@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, tracking.uri, "
+@click.option("--tracking-uri",
+              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, tracking.uri, "
               "sqlite:///mlflow.db).")
-@click.option("--resume", metavar="RUN_ID", help="Continue this run (killed, or failed) from its last checkpoint "
+@click.option("--resume", metavar="RUN_ID",
+              help="Continue this run (killed, or failed) from its last checkpoint "
               "(it ran with train.checkpoint=true); give the same config.")
 def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
     from textclf import api
     from textclf.training.summary import HEADLINE_METRICS
 
-    result = api.train(_load(config_path, override, overrides), tracking_uri=tracking_uri, resume=resume)
+    result = api.train(_load(config_path, override, overrides), tracking_uri=tracking_uri,
+                       resume=resume)
     uri = result.tracking_uri
     click.echo(f"run {result.run_id} FINISHED in {uri}")
     for key in ("best_epoch", *HEADLINE_METRICS, "train_samples_per_s"):
         click.echo(f"  {key:22s} {result.metrics[key]:.4g}")
     if result.model_uri:
-        click.echo(f"model: runs:/{result.run_id}/model  (textclf predict --model-uri runs:/{result.run_id}/model"
+        click.echo(f"model: runs:/{result.run_id}/model  (textclf predict --model-uri "
+                   f"runs:/{result.run_id}/model"
                    f" --tracking-uri {uri} \"some text\")")
 
 
 @cli.command("sweep")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--n-trials", type=click.IntRange(min=0), default=0,
-              help="Finished trials the study should have in all (default 0: study.n_trials, or the whole grid).")
+              help="Finished trials the study should have in all (default 0: study.n_trials, or "
+              "the whole grid).")
 @click.option("--workers", default="1", show_default=True,
-              help="Worker processes on this machine, all on the one study, one GPU each (i mod G); auto: one "
+              help="Worker processes on this machine, all on the one study, one GPU each (i mod "
+              "G); auto: one "
               "per GPU.")
-@click.option("--gpus", help="Comma-separated GPUs the workers may use (default: every visible GPU).")
-@click.option("--storage", help="Optuna storage URL (default: study.storage, else sqlite:///optuna.db).")
+@click.option("--gpus",
+              help="Comma-separated GPUs the workers may use (default: every visible GPU).")
+@click.option("--storage",
+              help="Optuna storage URL (default: study.storage, else sqlite:///optuna.db).")
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
 @click.option("--overrides", default="", help='Config overrides for every trial in one string.')
 @click.option("-o", "--override", "override", multiple=True, metavar="KEY=VALUE",
               help="Override a config value of every trial (repeatable).")
-@click.option("--repeat-best", default=0, show_default=True, type=click.IntRange(min=0),
-              help="After the study, rerun the best K trials with more training seeds (seed noise).")
+@click.option(
+    "--repeat-best",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="After the study, rerun the best K trials with more training seeds (seed noise).",
+)
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=2),
               help="Seeds per repeated trial, the original included.")
-@click.option("--register-as", metavar="NAME", help="Register the best trial's model as a version of NAME "
+@click.option("--register-as", metavar="NAME",
+              help="Register the best trial's model as a version of NAME "
               "(tracking.register_as); the alias champion moves to it when it beats the champion.")
 @click.option("--worker-of", hidden=True, help="Internal: run as a worker of this parent run.")
 @click.option("--worker-index", type=click.IntRange(min=0), default=0, show_default=True,
-              help="This command's index among the commands of one study (e.g. $SLURM_ARRAY_TASK_ID): distinct "
+              help="This command's index among the commands of one study (e.g. "
+              "$SLURM_ARRAY_TASK_ID): distinct "
               "sampler seeds on every machine.")
-def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrides, override, repeat_best, seeds,
+def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrides, override,
+              repeat_best, seeds,
               register_as, worker_of, worker_index) -> None:
-    """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per trial."""
+    """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per
+    trial."""
     from textclf import api
 
     table = api.sweep(spec_path, (*override, *shlex.split(overrides or "")), n_trials=n_trials,
@@ -69,12 +86,15 @@ def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrid
 @cli.command("report")
 @click.argument("target")
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
-@click.option("--storage", help="Optuna storage URL of the study (default: the parent run's study.storage tag).")
-@click.option("--output", type=click.Path(file_okay=False), help="Directory for the report (default reports/<name>).")
+@click.option("--storage",
+              help="Optuna storage URL of the study (default: the parent run's study.storage tag).")
+@click.option("--output", type=click.Path(file_okay=False),
+              help="Directory for the report (default reports/<name>).")
 @click.option("--log/--no-log", "log_to_parent", default=True, show_default=True,
               help="Attach the report to the sweep's parent run as report/.")
 def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
-    """Leaderboard and plots for TARGET: a sweep's parent run id, a study name, or an experiment name."""
+    """Leaderboard and plots for TARGET: a sweep's parent run id, a study name, or an experiment
+    name."""
     import pandas as pd
 
     from textclf import api
@@ -98,9 +118,10 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the text.")
 def compare_cmd(a, b, split, tracking_uri, as_json) -> None:
-    """Is B better than A? Two runs (ids, runs:/<id>, models:/NAME/<version>, models:/NAME@champion) scored on
-    the same rows, compared row by row: B - A with its 95% interval and a p-value for accuracy (exact McNemar),
-    F1 and per-row loss (paired permutation). Runs scored on other rows: one line, exit 2."""
+    """Is B better than A? Two runs (ids, runs:/<id>, models:/NAME/<version>, models:/NAME@champion)
+    scored on the same rows, compared row by row: B - A with its 95% interval and a p-value for
+    accuracy (exact McNemar), F1 and per-row loss (paired permutation). Runs scored on other rows:
+    one line, exit 2."""
     from textclf.api import compare
     from textclf.reporting.compare import as_text
 
@@ -109,20 +130,24 @@ def compare_cmd(a, b, split, tracking_uri, as_json) -> None:
 
 
 @cli.command()
-@click.option("--model-uri", required=True, help="runs:/<run_id>/model, models:/<id>, or a local model dir.")
+@click.option("--model-uri", required=True,
+              help="runs:/<run_id>/model, models:/<id>, or a local model dir.")
 @click.option("--tracking-uri", help="Where runs:/ URIs are looked up (default as for train).")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="Classify each non-empty line of this UTF-8 file ('-' for stdin).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per text, with all class probabilities.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per text, with all class probabilities.")
 @click.argument("texts", nargs=-1)
 def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     """Classify TEXTS with a logged model."""
     from textclf import api
     from textclf.predict import read_texts
-    from textclf.tracking import runs, store
+    from textclf.tracking import store
 
     rows = api.predict(model_uri, read_texts(texts, input_file), tracking_uri=tracking_uri)
     uri = store.resolve_uri(tracking_uri)[0]
     for row in rows:
-        click.echo(json.dumps(row) if as_json else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
-    runs.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows), uri)
+        click.echo(json.dumps(row)
+                   if as_json else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
+    store.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows),
+                               uri)

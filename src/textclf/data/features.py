@@ -1,5 +1,5 @@
-"""Token ids for each split (tokenized once before training, through the on-disk cache in tokens.py) and
-dynamically padded batches, optionally grouped by length."""
+"""Token ids for each split (tokenized once before training, through the on-disk cache in tokens.py)
+and dynamically padded batches, optionally grouped by length."""
 from __future__ import annotations
 
 import time
@@ -28,7 +28,8 @@ class Loaders:
     train: DataLoader
     val: DataLoader
     test: DataLoader
-    train_probe: DataLoader  # a fixed sample of training rows, as many as val, evaluated like val each epoch
+    # a fixed sample of training rows, as many as val, evaluated like val each epoch
+    train_probe: DataLoader
     tokenize_time_s: float = 0.0
     token_cache_hit: bool = False  # every text's ids came from the cache
 
@@ -39,38 +40,51 @@ def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int)
     return Encoded(ids, np.asarray(labels, dtype=np.int64))
 
 
-def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int, eval_batch_size: int,
-                 seed: int, device: torch.device, num_workers: int | None = 0, cache_length: int | None = None,
+def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int,
+                 eval_batch_size: int,
+                 seed: int, device: torch.device, num_workers: int | None = 0,
+                 cache_length: int | None = None,
                  group_by_length: bool = False, compile: bool = False) -> Loaders:
-    """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory. `compile`: training
-    batches padded to a multiple of 64 (at most max_length), always with a mask: few shapes, one graph each."""
+    """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory.
+    `compile`: training batches padded to a multiple of 64 (at most max_length), always with a mask:
+    few shapes, one graph each."""
     start, misses, encoded = time.perf_counter(), 0, {}
     for name, frame in splits.frames().items():
         if cache_length:
             done = tokens.tokenize(list(frame.text), tokenizer, max_length, cache_length)
-            encoded[name], misses = Encoded(done.ids, np.asarray(frame.label, dtype=np.int64)), misses + done.misses
+            encoded[name], misses = (
+                Encoded(done.ids, np.asarray(frame.label, dtype=np.int64)),
+                misses + done.misses,
+            )
         else:
             encoded[name] = encode(frame.text, frame.label, tokenizer, max_length)
     collate = Collate(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
     workers = (2 if device.type == "cuda" else 0) if num_workers is None else num_workers
     common = dict(collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
                   pin_memory=device.type == "cuda")
-    training = common | ({"collate_fn": Collate(tokenizer.pad_token_id, multiple=64, limit=max_length,
+    training = common | ({"collate_fn": Collate(tokenizer.pad_token_id, multiple=64,
+                                                limit=max_length,
                                                 always_mask=True)} if compile else {})
     generator = torch.Generator().manual_seed(seed)  # batch order depends on train.seed only
     if group_by_length:
         train = DataLoader(Rows(encoded["train"]), batch_sampler=GroupedBatches(
             encoded["train"].lengths(), batch_size, generator), **training)
     else:
-        train = DataLoader(Rows(encoded["train"]), batch_size=batch_size, shuffle=True, generator=generator,
+        train = DataLoader(Rows(encoded["train"]), batch_size=batch_size, shuffle=True,
+                           generator=generator,
                            **training)
     # the loss ratio's train side: fixed rows (the same every epoch and for every train.seed)
-    sample = np.sort(np.random.default_rng(0).permutation(len(encoded["train"].input_ids))[:len(splits.val)])
-    encoded["train_probe"] = Encoded([encoded["train"].input_ids[i] for i in sample], encoded["train"].labels[sample])
+    sample = np.sort(
+        np.random.default_rng(0).permutation(len(encoded["train"].input_ids))[: len(splits.val)]
+    )
+    encoded["train_probe"] = Encoded([encoded["train"].input_ids[i] for i in sample],
+                                     encoded["train"].labels[sample])
     # eval order is free: batching texts of similar length wastes little compute on padding
-    val, test, probe = (DataLoader(Rows(encoded[s]), batch_sampler=by_length(encoded[s], eval_batch_size), **common)
+    val, test, probe = (DataLoader(Rows(encoded[s]),
+                                   batch_sampler=by_length(encoded[s], eval_batch_size), **common)
                         for s in ("val", "test", "train_probe"))
-    return Loaders(train, val, test, probe, time.perf_counter() - start, bool(cache_length) and misses == 0)
+    return Loaders(train, val, test, probe, time.perf_counter() - start,
+                   bool(cache_length) and misses == 0)
 
 
 class Rows(torch.utils.data.Dataset):
@@ -93,8 +107,14 @@ class GroupedBatches(torch.utils.data.Sampler):
     """Training batches of similar lengths, in random order: shuffle, cut into buckets of `bucket`
     batches, sort each bucket by length, batch it, shuffle the batches. Every row once per epoch."""
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, generator: torch.Generator, bucket: int = 50):
-        self.lengths, self.batch_size, self.generator, self.bucket = lengths, batch_size, generator, bucket
+    def __init__(self, lengths: np.ndarray, batch_size: int, generator: torch.Generator,
+                 bucket: int = 50):
+        self.lengths, self.batch_size, self.generator, self.bucket = (
+            lengths,
+            batch_size,
+            generator,
+            bucket,
+        )
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size)
@@ -106,17 +126,25 @@ class GroupedBatches(torch.utils.data.Sampler):
         for i in range(0, len(order), size):
             chunk = order[i:i + size]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[j:j + self.batch_size].tolist() for j in range(0, len(chunk), self.batch_size)]
+            batches += [chunk[j:j + self.batch_size].tolist() for j in range(0, len(chunk),
+                                                                             self.batch_size)]
         for b in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[b]
 
 
 class Collate:
-    """Pad a batch to its longest text (rounded up to `multiple` for tensor cores, but not past `limit`); the
-    attention mask is None when no row is padded, unless `always_mask` (a compiled model: one graph per shape)."""
+    """Pad a batch to its longest text (rounded up to `multiple` for tensor cores, but not past
+    `limit`); the attention mask is None when no row is padded, unless `always_mask` (a compiled
+    model: one graph per shape)."""
 
-    def __init__(self, pad_id: int, multiple: int = 1, limit: int | None = None, always_mask: bool = False):
-        self.pad_id, self.multiple, self.limit, self.always_mask = pad_id, multiple, limit, always_mask
+    def __init__(self, pad_id: int, multiple: int = 1, limit: int | None = None,
+                 always_mask: bool = False):
+        self.pad_id, self.multiple, self.limit, self.always_mask = (
+            pad_id,
+            multiple,
+            limit,
+            always_mask,
+        )
 
     def __call__(self, items: list[tuple[Sequence[int], int]]) -> dict[str, torch.Tensor | int]:
         # one scatter into a preallocated array instead of a tensor per row: ~4x less time per batch
@@ -128,10 +156,12 @@ class Collate:
         input_ids = np.full((len(items), width), self.pad_id, dtype=np.int64)
         input_ids[mask] = np.concatenate([np.asarray(ids, dtype=np.int64) for ids, _ in items])
         labels = torch.tensor([y for _, y in items], dtype=torch.long)
-        # no padding, no mask: transformers' BERT-family models check `attention_mask.all()` on every forward
-        # to skip the mask, a host-device sync per step on CUDA; without a mask there is nothing to check
+        # no padding, no mask: transformers' BERT-family models check `attention_mask.all()` on
+        # every forward to skip the mask, a host-device sync per step on CUDA; without a mask there
+        # is nothing to check
         padded = self.always_mask or lengths.min() < width
         attention = torch.from_numpy(mask.astype(np.int64)) if padded else None
         # real tokens (and their squares, for the attention FLOPs), counted without a device sync
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": attention,
-                "labels": labels, "tokens": int(lengths.sum()), "token_squares": int((lengths ** 2).sum())}
+                "labels": labels, "tokens": int(lengths.sum()),
+                "token_squares": int((lengths ** 2).sum())}

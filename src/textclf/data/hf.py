@@ -1,7 +1,7 @@
-"""Hugging Face `datasets`: a hub name (through `datasets.load_dataset`, which reads its local cache when
-HF_DATASETS_OFFLINE=1), a directory written by `save_to_disk` (a DatasetDict with its split names, or a single
-Dataset as the train split), an `.arrow` file, and in-memory Datasets from the Python API. Label names come
-from a `ClassLabel` feature when there is one."""
+"""Hugging Face `datasets`: a hub name (through `datasets.load_dataset`, which reads its local cache
+when HF_DATASETS_OFFLINE=1), a directory written by `save_to_disk` (a DatasetDict with its split
+names, or a single Dataset as the train split), an `.arrow` file, and in-memory Datasets from the
+Python API. Label names come from a `ClassLabel` feature when there is one."""
 from __future__ import annotations
 
 import json
@@ -23,8 +23,10 @@ def read_hub(name: str) -> Source:
     try:
         dataset = datasets.load_dataset(name)
     except Exception as e:  # offline, unknown name, gated: all end the same way for the user
-        raise InputError([f"data.name: {name!r} is not a local path, not in $TEXTCLF_ASSETS/data, and could "
-                          f"not be loaded from the Hugging Face hub or its local cache ({type(e).__name__}); check "
+        raise InputError([f"data.name: {name!r} is not a local path, not in $TEXTCLF_ASSETS/data, "
+                          "and could "
+                          "not be loaded from the Hugging Face hub or its local cache "
+                          f"({type(e).__name__}); check "
                           f"the name, set TEXTCLF_ASSETS, or load it once with network"]) from None
     source = Source(uri=f"hf://{name}")
     for split, part in dataset.items():
@@ -44,7 +46,8 @@ def read_saved(path: Path, uri: str) -> Source:
         if empty:  # datasets writes an empty Dataset without data files, then cannot read it back
             split = "train" if empty[0] == path else empty[0].name
             raise InputError([f"{empty[0]}: has no rows; the {split} split is empty"]) from None
-        raise InputError([f"{path}: not a readable datasets directory ({first_line(e)}); write it with "
+        raise InputError([f"{path}: not a readable datasets directory ({first_line(e)}); write it "
+                          "with "
                           f"Dataset.save_to_disk or DatasetDict.save_to_disk"]) from None
     source = Source(uri=uri)
     parts = saved.items() if isinstance(saved, datasets.DatasetDict) else [("train", saved)]

@@ -1,5 +1,5 @@
-"""Labels of a data source: columns checked, text and labels validated row by row, labels mapped to 0..K-1
-with their names. Every problem names its file and row (InputError)."""
+"""Labels of a data source: columns checked, text and labels validated row by row, labels mapped to
+0..K-1 with their names. Every problem names its file and row (InputError)."""
 from __future__ import annotations
 
 import logging
@@ -14,28 +14,37 @@ from textclf.errors import InputError, raise_if
 log = logging.getLogger(__name__)
 
 
-def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str, pd.DataFrame], tuple]:
+def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str, pd.DataFrame],
+                                                                        tuple]:
     """Check columns, text and labels of the used splits; map labels to 0..K-1 with their names."""
     d = cfg.data
     problems = []
     for split in used:
         if split not in source.splits:
-            problems.append(f"{cfg.where('data.train_split')}: data.train_split: no split {split!r} in "
+            problems.append(f"{cfg.where('data.train_split')}: data.train_split: no split "
+                            f"{split!r} in "
                             f"{source.uri} (splits: {', '.join(source.splits)})")
             continue
         if source.splits[split].empty:
             problems.append(f"{source.files[split]}: has no rows; the {split} split is empty")
             continue
         columns = list(source.splits[split].columns)
-        problems += [f"{source.files[split]}: column {c!r} not found (columns: {', '.join(map(str, columns))}); "
+        problems += [f"{source.files[split]}: column {c!r} not found (columns: "
+                     f"{', '.join(map(str, columns))}); "
                      f"set data.{key}" for c, key in ((d.text_column, "text_column"),
-                                                      (d.label_column, "label_column")) if c not in columns]
+                                                      (d.label_column,
+                                                       "label_column")) if c not in columns]
     raise_if(problems)
     raw = {s: source.splits[s] for s in used}
     check_given_names(cfg, source)
-    names = d.label_names or source.label_names.get(d.label_column) or _names_from_values(raw, d.label_column)
+    names = (
+        d.label_names
+        or source.label_names.get(d.label_column)
+        or _names_from_values(raw, d.label_column)
+    )
     if len(names) < 2:
-        raise InputError([f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} distinct "
+        raise InputError([f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} "
+                          "distinct "
                           f"label(s); a classifier needs at least 2"])
     frames = {}
     for split, frame in raw.items():
@@ -55,19 +64,22 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
 
 
 def check_given_names(cfg: Config, source: Source) -> None:
-    """data.label_names name the label codes 0..K-1 in order: where the source names its classes too (a datasets
-    ClassLabel, parquet `<column>_names` metadata), they must agree, or `[pos, neg]` silently renames every
-    negative review positive. Without names in the source the order cannot be checked: said once in the log."""
+    """data.label_names name the label codes 0..K-1 in order: where the source names its classes too
+    (a datasets ClassLabel, parquet `<column>_names` metadata), they must agree, or `[pos, neg]`
+    silently renames every negative review positive. Without names in the source the order cannot be
+    checked: said once in the log."""
     given, own = cfg.data.label_names, source.label_names.get(cfg.data.label_column)
     if not given:
         return
     if own and tuple(given) != tuple(own):
         fix = "give them in that order" if sorted(given) == sorted(own) else "drop data.label_names"
-        raise InputError([f"{cfg.where('data.label_names')}: data.label_names: [{', '.join(given)}] disagrees with "
+        raise InputError([f"{cfg.where('data.label_names')}: data.label_names: "
+                          f"[{', '.join(given)}] disagrees with "
                           f"the classes {source.uri} names for column {cfg.data.label_column!r} "
                           f"([{', '.join(own)}], code 0 first); {fix}"])
     if not own:
-        log.info("data.label_names: %s name the label codes %s in that order (the source names none to check "
+        log.info("data.label_names: %s name the label codes %s in that order (the source names "
+                 "none to check "
                  "against)", list(given), list(range(len(given))))
 
 
@@ -80,7 +92,8 @@ def _names_from_values(frames: dict[str, pd.DataFrame], column: str) -> tuple[st
 
 
 def _integral(v) -> bool:
-    return isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer())
+    return isinstance(v, int | np.integer) or (isinstance(v, float | np.floating)
+                                               and float(v).is_integer())
 
 
 def _codes(labels: pd.Series, names: tuple[str, ...]) -> np.ndarray:

@@ -1,16 +1,30 @@
 """Labeled text from where users keep it, as one DataFrame per split (a Source).
 
-A table file (one split: parquet, Arrow, CSV, TSV, JSON Lines, JSON, .gz of the text ones; files.py) or a
-directory of `<split>.<ext>` files; a `datasets` save_to_disk directory or a hub name (hf.py); the original
-aclImdb layout; TREC `.label` files; DataFrames or Datasets in memory (the Python API).
+A table file (one split: parquet, Arrow, CSV, TSV, JSON Lines, JSON, .gz of the text ones; files.py)
+or a directory of `<split>.<ext>` files; a `datasets` save_to_disk directory or a hub name (hf.py);
+the original aclImdb layout; TREC `.label` files; DataFrames or Datasets in memory (the Python API).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from textclf.assets import Resolved
-from textclf.data.files import TABLE_EXTS, read_aclimdb, read_table, read_trec, split_name, table_ext
-from textclf.data.hf import add_dataset, as_frame, is_dataset, is_saved_dataset, read_hub, read_saved
+from textclf.data.files import (
+    TABLE_EXTS,
+    read_aclimdb,
+    read_table,
+    read_trec,
+    split_name,
+    table_ext,
+)
+from textclf.data.hf import (
+    add_dataset,
+    as_frame,
+    is_dataset,
+    is_saved_dataset,
+    read_hub,
+    read_saved,
+)
 from textclf.data.source import Source
 from textclf.errors import InputError
 
@@ -37,7 +51,8 @@ def read_source(resolved: Resolved) -> Source:
     else:
         tables = sorted(p for p in path.iterdir() if p.is_file() and table_ext(p))
         if not tables:
-            raise InputError([f"{path}: no {', '.join(TABLE_EXTS)} files, datasets save_to_disk directory, "
+            raise InputError([f"{path}: no {', '.join(TABLE_EXTS)} files, datasets save_to_disk "
+                              "directory, "
                               f"aclImdb layout or TREC .label files found"])
         for file in tables:
             read_table(file, split_name(file), source)

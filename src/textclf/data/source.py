@@ -13,7 +13,8 @@ class Source:
     uri: str  # where the data came from (logged with the MLflow dataset input)
     splits: dict[str, pd.DataFrame] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # split -> file or directory, for messages
-    locators: dict[str, Callable[[int], str]] = field(default_factory=dict)  # split -> row i -> "line 7"
+    # split -> row i -> "line 7"
+    locators: dict[str, Callable[[int], str]] = field(default_factory=dict)
     label_names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label column -> names
 
     def where(self, split: str, i: int) -> str:

@@ -1,16 +1,19 @@
 """From a data source to validated, labeled train/val/test splits with fingerprints.
 
 Split semantics (data.split), all stratified by label and seeded by data.seed only:
-- pool: pool every labeled row (train and test files), carve val and test once from the whole pool, then keep
-  a `train_fraction` of the remaining training rows. Every fraction and every model is scored on the same
+- pool: pool every labeled row (train and test files), carve val and test once from the whole pool,
+then keep
+  a `train_fraction` of the remaining training rows. Every fraction and every model is scored on the
+  same
   val/test rows, and a smaller fraction's training rows lie inside a larger one's.
 - subset (the course notebooks): pool, keep a `train_fraction` subset, then split the subset into
   train/val/test. Val and test change with the fraction: not comparable across fractions.
-- provided: keep the source's test split; carve a validation set from train; then keep a `train_fraction`
+- provided: keep the source's test split; carve a validation set from train; then keep a
+`train_fraction`
   of the remaining training rows.
-Exact duplicate texts are dropped before splitting (one copy kept; in `provided` mode, training rows whose
-text is in the test split), and texts seen with two labels are dropped everywhere, so no text is in two
-splits. docs/methodology.md defines all of it.
+Exact duplicate texts are dropped before splitting (one copy kept; in `provided` mode, training rows
+whose text is in the test split), and texts seen with two labels are dropped everywhere, so no text
+is in two splits. docs/methodology.md defines all of it.
 """
 from __future__ import annotations
 
@@ -41,8 +44,10 @@ class Splits:
     label_names: tuple[str, ...]
     fingerprint: str  # hash of the rows of each split and the label map
     uri: str  # where the rows came from
-    eval_fingerprint: str = ""  # hash of the val and test rows and the label map: runs that share it compare
-    dropped: dict[str, int] = field(default_factory=dict)  # rows removed before splitting, by reason
+    # hash of the val and test rows and the label map: runs that share it compare
+    eval_fingerprint: str = ""
+    # rows removed before splitting, by reason
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -58,25 +63,33 @@ def load_source(cfg: Config) -> Source:
     return source
 
 
-FINE_COLUMNS = ("fine_name", "fine_label")  # TREC's `COARSE:fine` label: the parquet mirror's, the .label parser's
+# TREC's `COARSE:fine` label: the parquet mirror's, the .label parser's
+FINE_COLUMNS = ("fine_name", "fine_label")
 
 
 def notebook_trec_texts(source: Source, where: str) -> None:
-    """Notebook 003's parse of each raw line `COARSE:fine words ... ?`: the second ':'-piece, lowercased, last
-    character cut. It keeps the fine label as the first word (and drops anything after a later ':')."""
+    """Notebook 003's parse of each raw line `COARSE:fine words ... ?`: the second ':'-piece,
+    lowercased, last character cut. It keeps the fine label as the first word (and drops anything
+    after a later ':')."""
     for split, frame in source.splits.items():
-        fine = next((c for c in FINE_COLUMNS if c in frame and frame[c].astype(str).str.contains(":").all()), None)
+        fine = next((c for c in FINE_COLUMNS if c in frame
+                     and frame[c].astype(str).str.contains(":").all()), None)
         if fine is None:
-            raise InputError([f"{where}: data.trec_parse: notebook needs TREC rows with a `COARSE:fine` label "
-                              f"column ({' or '.join(FINE_COLUMNS)}); {source.files[split]} has none. Use "
+            raise InputError([f"{where}: data.trec_parse: notebook needs TREC rows with a "
+                              "`COARSE:fine` label "
+                              f"column ({' or '.join(FINE_COLUMNS)}); {source.files[split]} has "
+                              "none. Use "
                               f"data.trec_parse=clean for other data"])
-        lines = frame[fine].astype(str) + " " + frame["text"] + "\n"  # the line as the notebook read it
-        source.splits[split] = frame.assign(text=lines.map(lambda line: line.split(":")[1].lower()[:-1]))
+        # the line as the notebook read it
+        lines = frame[fine].astype(str) + " " + frame["text"] + "\n"
+        source.splits[split] = frame.assign(
+            text=lines.map(lambda line: line.split(":")[1].lower()[:-1])
+        )
 
 
 def load_splits(cfg: Config, source: Source | None = None) -> Splits:
-    """Read (or take `source`: the Python API's in-memory splits), validate and split; raises InputError listing
-    every problem with file and row."""
+    """Read (or take `source`: the Python API's in-memory splits), validate and split; raises
+    InputError listing every problem with file and row."""
     source = source or load_source(cfg)
     used = [cfg.data.train_split] + ([cfg.data.test_split] if _wants_test(cfg, source) else [])
     if cfg.data.split == "given":
@@ -84,8 +97,10 @@ def load_splits(cfg: Config, source: Source | None = None) -> Splits:
     frames, names = label_frames(source, used, cfg)
     frames, dropped = drop_duplicates(frames, cfg.data)
     train, val, test = split_rows(frames, cfg.data)
-    raise_if([f"{cfg.where('data.train_fraction')}: data: the {name} split is empty after splitting "
-              f"{sum(len(f) for f in frames.values())} rows; raise data.train_fraction or the split sizes"
+    raise_if([f"{cfg.where('data.train_fraction')}: data: the {name} split is empty after "
+              "splitting "
+              f"{sum(len(f) for f in frames.values())} rows; raise data.train_fraction or the "
+              "split sizes"
               for name, part in zip(SPLITS, (train, val, test)) if len(part) == 0])
     parts = dict(zip(SPLITS, (train, val, test)))
     return Splits(train, val, test, names, fingerprint(parts, names), source.uri,
@@ -95,26 +110,32 @@ def load_splits(cfg: Config, source: Source | None = None) -> Splits:
 def _wants_test(cfg: Config, source: Source) -> bool:
     present = cfg.data.test_split in source.splits
     if cfg.data.split == "given" and cfg.data.val_split not in source.splits:
-        raise InputError([f"{cfg.where('data.val_split')}: data.val_split: no split {cfg.data.val_split!r} in "
-                          f"{source.uri} (splits: {', '.join(source.splits)}); name the validation split, or set "
+        raise InputError([f"{cfg.where('data.val_split')}: data.val_split: no split "
+                          f"{cfg.data.val_split!r} in "
+                          f"{source.uri} (splits: {', '.join(source.splits)}); name the validation "
+                          "split, or set "
                           f"data.split=provided to carve one from train"])
     if cfg.data.split in ("provided", "given") and not present:
-        raise InputError([f"{cfg.where('data.test_split')}: data.test_split: no split {cfg.data.test_split!r} "
+        raise InputError([f"{cfg.where('data.test_split')}: data.test_split: no split "
+                          f"{cfg.data.test_split!r} "
                           f"in {source.uri} (splits: {', '.join(source.splits)}); name one, or set "
                           f"data.split=pool to carve the test set from the pooled rows"])
     return present
 
 
-def drop_duplicates(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[dict[str, pd.DataFrame], dict]:
-    """No text in two splits: texts seen with two labels are dropped everywhere; of exact duplicates one copy
-    is kept (in `provided` mode the test split stays whole and training rows repeating a test text go)."""
+def drop_duplicates(frames: dict[str, pd.DataFrame],
+                    d: DataConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+    """No text in two splits: texts seen with two labels are dropped everywhere; of exact duplicates
+    one copy is kept (in `provided` mode the test split stays whole and training rows repeating a
+    test text go)."""
     every = pd.concat(list(frames.values()), ignore_index=True)
     labels_per_text = every.groupby("text", sort=False)["label"].nunique()
     conflicting = set(labels_per_text.index[labels_per_text > 1])
     frames = {k: f[~f.text.isin(conflicting)].reset_index(drop=True) for k, f in frames.items()}
     conflicts = len(every) - sum(map(len, frames.values()))
     if conflicts:
-        log.warning("dropped %d rows of %d texts that appear with different labels, e.g. %r", conflicts,
+        log.warning("dropped %d rows of %d texts that appear with different labels, e.g. %r",
+                    conflicts,
                     len(conflicting), next(iter(conflicting))[:80])
     before = sum(map(len, frames.values()))
     if d.split == "given":  # test whole; val without test texts; train without val or test texts
@@ -140,17 +161,20 @@ def drop_duplicates(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[dic
 
 
 def split_rows(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[pd.DataFrame, ...]:
-    """(train, val, test) from the deduplicated frames (a single "pool" frame unless split is provided).
-    Each stage draws with its own seed, derived from data.seed."""
-    if d.split == "pool":  # evaluation rows first, from the whole pool: the same for every train_fraction
+    """(train, val, test) from the deduplicated frames (a single "pool" frame unless split is
+    provided). Each stage draws with its own seed, derived from data.seed."""
+    # evaluation rows first, from the whole pool: the same for every train_fraction
+    if d.split == "pool":
         pool = frames["pool"]
         val, rest = take(pool, _count(d.val_size, len(pool)), _stage_seed(d.seed, "val"))
         test, rest = take(rest, _count(d.pool_test_size(), len(pool)), _stage_seed(d.seed, "test"))
         train = take(rest, round(d.train_fraction * len(rest)), _stage_seed(d.seed, "train"))[0]
         return train, val, test
     if d.split == "subset":  # the notebooks: subset, then test, then val of what is left
-        subset = take(frames["pool"], round(d.train_fraction * len(frames["pool"])), _stage_seed(d.seed, "train"))[0]
-        test, rest = take(subset, _count(d.pool_test_size(), len(subset)), _stage_seed(d.seed, "test"))
+        subset = take(frames["pool"], round(d.train_fraction * len(frames["pool"])),
+                      _stage_seed(d.seed, "train"))[0]
+        test, rest = take(subset, _count(d.pool_test_size(), len(subset)), _stage_seed(d.seed,
+                                                                                       "test"))
         val, train = take(rest, _count(d.val_size, len(subset)), _stage_seed(d.seed, "val"))
         return train, val, test
     if d.split == "given":  # the source's own train/val/test; train_fraction still subsamples train
@@ -179,8 +203,9 @@ def _count(size: float, n: int) -> int:
 
 
 def take(frame: pd.DataFrame, count: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified (taken, rest) with `count` rows taken: the first `count` rows of `stratified_order`.
-    Because it is a prefix of one fixed order, a smaller count takes a subset of a larger one, per class."""
+    """Stratified (taken, rest) with `count` rows taken: the first `count` rows of
+    `stratified_order`. Because it is a prefix of one fixed order, a smaller count takes a subset of
+    a larger one, per class."""
     order = stratified_order(frame.label.to_numpy(), seed)
     mask = np.zeros(len(frame), dtype=bool)
     mask[order[:min(count, len(frame))]] = True
@@ -188,10 +213,11 @@ def take(frame: pd.DataFrame, count: int, seed: int) -> tuple[pd.DataFrame, pd.D
 
 
 def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded order of the rows whose every prefix is a stratified sample. Each class is shuffled; its j-th
-    row (of n_c) gets the priority (j + 0.5) / n_c, and rows are taken in priority order, ties in random
-    order. A prefix of k rows then gives class c round(p * n_c) rows for the p reached: Webster's
-    (Sainte-Lague) divisor method, which never gives a class fewer rows when k grows (largest remainders can)."""
+    """A seeded order of the rows whose every prefix is a stratified sample. Each class is shuffled;
+    its j-th row (of n_c) gets the priority (j + 0.5) / n_c, and rows are taken in priority order,
+    ties in random order. A prefix of k rows then gives class c round(p * n_c) rows for the p
+    reached: Webster's (Sainte-Lague) divisor method, which never gives a class fewer rows when k
+    grows (largest remainders can)."""
     rng = np.random.default_rng(seed)
     priority = np.empty(len(labels))
     for c in np.unique(labels):
@@ -204,6 +230,7 @@ def fingerprint(parts: dict[str, pd.DataFrame], names: tuple[str, ...]) -> str:
     """sha256 over the label map and, per named split, the sorted hashes of (text, label) rows."""
     digest = hashlib.sha256(json.dumps(list(names)).encode())
     for name, part in parts.items():
-        rows = sorted(hashlib.sha1(f"{t}\x1f{y}".encode()).digest() for t, y in zip(part.text, part.label))
+        rows = sorted(hashlib.sha1(f"{t}\x1f{y}".encode()).digest() for t, y in zip(part.text,
+                                                                                    part.label))
         digest.update(name.encode() + len(rows).to_bytes(8, "little") + b"".join(rows))
     return digest.hexdigest()[:16]

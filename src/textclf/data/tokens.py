@@ -1,10 +1,12 @@
-"""Token ids cached on disk, per tokenizer, at the model's longest input; shorter max lengths are slices.
+"""Token ids cached on disk, per tokenizer, at the model's longest input; shorter max lengths are
+slices.
 
-A tokenizer reads the whole text before it truncates, so tokenizing at 512 costs what tokenizing at 128
-does: one cache at the model's limit serves every max length a sweep tries. Truncating cached ids to L
-keeps the first L-1 tokens and the final special token ([SEP], </s>), which is exactly what the
-tokenizer's own truncation gives for a single text (tested). Files are replaced atomically, so a killed
-writer never leaves a torn cache behind; concurrent writers can only lose each other's additions.
+A tokenizer reads the whole text before it truncates, so tokenizing at 512 costs what tokenizing at
+128 does: one cache at the model's limit serves every max length a sweep tries. Truncating cached
+ids to L keeps the first L-1 tokens and the final special token ([SEP], </s>), which is exactly what
+the tokenizer's own truncation gives for a single text (tested). Files are replaced atomically, so a
+killed writer never leaves a torn cache behind; concurrent writers can only lose each other's
+additions.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Tokenized:
-    ids: list[np.ndarray]  # one int32 array per text, special tokens included, at most `length` long
+    # one int32 array per text, special tokens included, at most `length` long
+    ids: list[np.ndarray]
     seconds: float  # wall time spent here, cache reads included
     misses: int  # texts that had to be tokenized (0: the cache had them all)
 
@@ -33,38 +36,44 @@ def cache_dir() -> Path:
 
 
 def fingerprint(tokenizer) -> str:
-    """What decides the ids: the tokenizer's full definition (vocabulary, normalizer, special tokens)."""
+    """What decides the ids: the tokenizer's full definition (vocabulary, normalizer, special
+    tokens)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:  # minus the truncation/padding state that each call leaves behind in it
         definition = json.dumps({k: v for k, v in json.loads(backend.to_str()).items()
                                  if k not in ("truncation", "padding")}, sort_keys=True)
     else:
         definition = json.dumps(sorted(tokenizer.get_vocab().items()))
-    extra = json.dumps([type(tokenizer).__name__, tokenizer.all_special_tokens, tokenizer.padding_side])
+    extra = json.dumps([type(tokenizer).__name__, tokenizer.all_special_tokens,
+                        tokenizer.padding_side])
     return hashlib.sha256((definition + extra).encode()).hexdigest()[:20]
 
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:
-    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(),
+                                       "little")
                         for t in texts), dtype=np.uint64, count=len(texts))
 
 
 def tokenize(texts: Sequence[str], tokenizer, max_length: int, cache_length: int,
              directory: Path | None = None) -> Tokenized:
-    """Ids of `texts` truncated to `max_length`, read from (and added to) the cache at `cache_length`."""
+    """Ids of `texts` truncated to `max_length`, read from (and added to) the cache at
+    `cache_length`."""
     start = time.perf_counter()
     path = (directory or cache_dir()) / f"{fingerprint(tokenizer)}-{cache_length}.npz"
     keys = text_keys(texts)
     known_keys, offsets, flat = _read(path)
     where = np.searchsorted(known_keys, keys)
-    found = (where < len(known_keys)) & (known_keys[np.minimum(where, len(known_keys) - 1)] == keys) \
+    found = (where < len(known_keys)) & (known_keys[np.minimum(where,
+                                                               len(known_keys) - 1)] == keys) \
         if len(known_keys) else np.zeros(len(keys), dtype=bool)
     missing = np.flatnonzero(~found)
     if len(missing):
         fresh = tokenizer([texts[i] for i in missing], truncation=True, max_length=cache_length,
                           return_attention_mask=False, return_token_type_ids=False)["input_ids"]
         new_keys, first = np.unique(keys[missing], return_index=True)
-        known_keys, offsets, flat = _merge(known_keys, offsets, flat, new_keys, [fresh[i] for i in first])
+        known_keys, offsets, flat = _merge(known_keys, offsets, flat, new_keys,
+                                           [fresh[i] for i in first])
         _write(path, known_keys, offsets, flat)
         where = np.searchsorted(known_keys, keys)
     ids = [shorten(flat[offsets[i]:offsets[i + 1]], max_length) for i in where]
@@ -98,4 +107,5 @@ def _write(path: Path, keys, offsets, flat) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
         np.savez(f, keys=keys, offsets=offsets, ids=flat)
         temporary = f.name
-    os.replace(temporary, path)  # atomic: readers see the old file or the new one, never half of one
+    # atomic: readers see the old file or the new one, never half of one
+    os.replace(temporary, path)

@@ -1,9 +1,9 @@
 """Which parameters train: named presets resolved from the model's own module structure.
 
-`model.freeze` lists what trains (the name is historical: the notebooks talk about "freezing"). Each item
-is a preset or an fnmatch pattern over parameter names; the union trains, plus the classification head,
-which always trains. Everything else gets requires_grad=False, so the optimizer never sees it and autograd
-skips the backward pass below the lowest trainable layer.
+`model.freeze` lists what trains (the name is historical: the notebooks talk about "freezing"). Each
+item is a preset or an fnmatch pattern over parameter names; the union trains, plus the
+classification head, which always trains. Everything else gets requires_grad=False, so the optimizer
+never sees it and autograd skips the backward pass below the lowest trainable layer.
 """
 from __future__ import annotations
 
@@ -34,13 +34,16 @@ class Part:
         return self.name.endswith("bias")
 
 
-def describe_parts(model: torch.nn.Module, base: torch.nn.Module, items: Sequence[str]) -> list[Part]:
-    """Every parameter of `model` with its role; `base` is the transformer body (the rest is the head).
-    Roles need a known family, unless `items` are only `full` and name patterns."""
+def describe_parts(model: torch.nn.Module, base: torch.nn.Module,
+                   items: Sequence[str]) -> list[Part]:
+    """Every parameter of `model` with its role; `base` is the transformer body (the rest is the
+    head). Roles need a known family, unless `items` are only `full` and name patterns."""
     model_type = getattr(getattr(base, "config", None), "model_type", None)
     if model_type not in FAMILIES and any(is_preset(i) and i != "full" for i in items):
-        raise ValueError(f"freeze presets support {', '.join(sorted(set(FAMILIES.values())))} models "
-                         f"(model_type {', '.join(FAMILIES)}), not {model_type!r}; use model.freeze=full "
+        raise ValueError(f"freeze presets support {', '.join(sorted(set(FAMILIES.values())))} "
+                         "models "
+                         f"(model_type {', '.join(FAMILIES)}), not {model_type!r}; use "
+                         "model.freeze=full "
                          f"or explicit name patterns")
     in_base = {id(p): n for n, p in base.named_parameters()}
     norms = {n for n, m in base.named_modules() if isinstance(m, torch.nn.LayerNorm) or
@@ -74,12 +77,15 @@ def select(parts: list[Part], items: Sequence[str]) -> tuple[set[str], list[str]
         names = {p.name for p in parts if _wanted(item, p, len(blocks))}
         match = BLOCK_PRESET.fullmatch(item)
         if match and not 1 <= int(match.group(2)) <= len(blocks):
-            problems.append(f"{item}: the model has {len(blocks)} transformer blocks; use k in 1..{len(blocks)}")
+            problems.append(f"{item}: the model has {len(blocks)} transformer blocks; use k in "
+                            f"1..{len(blocks)}")
         elif not (is_preset(item) or is_pattern(item)):
-            problems.append(f"{item}: not a preset ({describe_presets()}) or a name pattern such as "
+            problems.append(f"{item}: not a preset ({describe_presets()}) or a name pattern such "
+                            "as "
                             f"'*.layer.11.*'")
         elif not names and item != "head_only":
-            problems.append(f"{item}: matches no parameter of this model; `textclf model inspect` lists them")
+            problems.append(f"{item}: matches no parameter of this model; `textclf model inspect` "
+                            "lists them")
         chosen |= names
     return chosen, problems
 

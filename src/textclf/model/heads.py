@@ -1,8 +1,9 @@
 """Classification heads over a transformer body's token states: cls, mean, cnn, mlp.
 
-`model.head: auto` keeps the checkpoint's own AutoModelForSequenceClassification head and never reaches
-this module. The others wrap the bare body (AutoModel) in a TextClassifier, saved as the body in
-transformers format plus `head.safetensors` and `textclf_head.json`, so reloading needs no pickle.
+`model.head: auto` keeps the checkpoint's own AutoModelForSequenceClassification head and never
+reaches this module. The others wrap the bare body (AutoModel) in a TextClassifier, saved as the
+body in transformers format plus `head.safetensors` and `textclf_head.json`, so reloading needs no
+pickle.
 """
 from __future__ import annotations
 
@@ -29,12 +30,14 @@ class PooledHead(nn.Module):
     """cls / mean: dropout -> linear over the [CLS] state or the masked mean of all token states;
     mlp: Linear -> LayerNorm -> ReLU -> Dropout -> Linear over the same pooled state."""
 
-    def __init__(self, hidden: int, num_labels: int, pooling: str, dropout: float, mlp_hidden: int = 0):
+    def __init__(self, hidden: int, num_labels: int, pooling: str, dropout: float,
+                 mlp_hidden: int = 0):
         super().__init__()
         self.pooling = pooling
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         if mlp_hidden:
-            layers = [nn.Linear(hidden, mlp_hidden), nn.LayerNorm(mlp_hidden), nn.ReLU(), nn.Dropout(dropout)]
+            layers = [nn.Linear(hidden, mlp_hidden), nn.LayerNorm(mlp_hidden), nn.ReLU(),
+                      nn.Dropout(dropout)]
             hidden = mlp_hidden
         self.net = nn.Sequential(*layers, nn.Linear(hidden, num_labels))
 
@@ -44,35 +47,41 @@ class PooledHead(nn.Module):
 
 
 class CNNHead(nn.Module):
-    """1-D convolutions of several widths over the token states, masked max-pool over time, linear."""
+    """1-D convolutions of several widths over the token states, masked max-pool over time,
+    linear."""
 
-    def __init__(self, hidden: int, num_labels: int, channels: int, kernels: tuple[int, ...], dropout: float):
+    def __init__(self, hidden: int, num_labels: int, channels: int, kernels: tuple[int, ...],
+                 dropout: float):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv1d(hidden, channels, k, padding=k // 2) for k in kernels)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(channels * len(kernels), num_labels)
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # padding states are zeroed, as the convolution's own zero padding: a text scores the same in any batch
+        # padding states are zeroed, as the convolution's own zero padding: a text scores the same
+        # in any batch
         x = (states * mask.unsqueeze(-1).to(states.dtype)).transpose(1, 2)
         pooled = []
         for conv in self.convs:
             y = torch.relu(conv(x))[..., :mask.shape[1]]  # even kernels pad one step too many
-            pooled.append(y.masked_fill(~mask.bool().unsqueeze(1), torch.finfo(y.dtype).min).amax(-1))
+            pooled.append(y.masked_fill(~mask.bool().unsqueeze(1),
+                                        torch.finfo(y.dtype).min).amax(-1))
         return self.out(self.dropout(torch.cat(pooled, -1)))
 
 
 @dataclass(frozen=True)
 class Head:
     """One kind of model.head: how it is built and what it works with."""
-    # (spec: the model.* head settings, label count and names; hidden size) -> a head over token states;
-    # None: the checkpoint's own AutoModelForSequenceClassification head
+    # (spec: the model.* head settings, label count and names; hidden size) -> a head over token
+    # states; None: the checkpoint's own AutoModelForSequenceClassification head
     build: Callable[[dict, int], nn.Module] | None
     peft: bool = False  # works with model.peft (peft wraps transformers' own classifiers)
-    mask_4d: bool = False  # padded batches may reach it as sdpa's 4D mask (it does not pool with the 2D one)
+    # padded batches may reach it as sdpa's 4D mask (it does not pool with the 2D one)
+    mask_4d: bool = False
 
 
-# every model.head, one entry each (config/schema.py HeadName lists the names: tests check they agree)
+# every model.head, one entry each (config/schema.py HeadName lists the names: tests check they
+# agree)
 HEADS: dict[str, Head] = {
     "auto": Head(None, peft=True, mask_4d=True),
     "cls": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "cls", s["dropout"])),
@@ -89,12 +98,14 @@ def make_head(spec: dict, hidden: int) -> nn.Module:
 
 
 class TextClassifier(nn.Module):
-    """A transformer body and one of textclf's heads; forward() matches a transformers classifier's."""
+    """A transformer body and one of textclf's heads; forward() matches a transformers
+    classifier's."""
 
     def __init__(self, body: nn.Module, spec: dict):
         super().__init__()
         if getattr(body, "pooler", None) is not None:
-            body.pooler = None  # the heads read token states; an unused pooler would only look trainable
+            # the heads read token states; an unused pooler would only look trainable
+            body.pooler = None
         self.body, self.spec = body, spec
         self.head = make_head(spec, body.config.hidden_size)
         self.config = body.config  # carries id2label / label2id for predict
@@ -107,7 +118,8 @@ class TextClassifier(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, **kwargs) -> SequenceClassifierOutput:
         states = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if attention_mask is None:  # an unpadded batch: every position is a token (made on device, no sync)
+        # an unpadded batch: every position is a token (made on device, no sync)
+        if attention_mask is None:
             attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
         return SequenceClassifierOutput(logits=self.head(states, attention_mask))
 
@@ -120,8 +132,10 @@ class TextClassifier(nn.Module):
 
 def load_text_classifier(directory: Path) -> TextClassifier:
     spec = json.loads((directory / SPEC_FILE).read_text())
-    body = AutoModel.from_pretrained(directory / "body", use_safetensors=True, trust_remote_code=False,
-                                     use_kernels=False)  # model.hub_kernels: saved models reload without
+    body = AutoModel.from_pretrained(directory / "body", use_safetensors=True,
+                                     trust_remote_code=False,
+                                     # model.hub_kernels: saved models reload without
+                                     use_kernels=False)
     model = TextClassifier(body, spec)
     model.head.load_state_dict(safetensors.torch.load_file(directory / HEAD_FILE))
     return model.eval()

@@ -1,7 +1,8 @@
 """Parameter-efficient tuning through the `peft` library: LoRA, soft-prompt and prefix tuning.
 
-The backbone stays frozen; peft trains the adapter and, through `modules_to_save`, the classification
-head. Saved as the adapter (safetensors) plus either the base model or only its location (`save_base`).
+The backbone stays frozen; peft trains the adapter and, through `modules_to_save`, the
+classification head. Saved as the adapter (safetensors) plus either the base model or only its
+location (`save_base`).
 """
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ from textclf.errors import InputError, first_line
 
 # LoRA on the attention query and value projections, per family (peft knows BERT and RoBERTa itself)
 _LORA_TARGETS = {"distilbert": ["q_lin", "v_lin"], "mpnet": ["q", "v"], "bert": ["query", "value"],
-                 "electra": ["query", "value"], "roberta": ["query", "value"], "xlm-roberta": ["query", "value"]}
+                 "electra": ["query", "value"], "roberta": ["query", "value"],
+                 "xlm-roberta": ["query", "value"]}
 
 
 def wrap(model: torch.nn.Module, m: ModelConfig, where: str) -> torch.nn.Module:
     import peft
 
     config = model.config
-    heads = [n for n, _ in model.named_children() if n != model.base_model_prefix and "dropout" not in n]
+    heads = [n for n, _ in model.named_children()
+             if n != model.base_model_prefix and "dropout" not in n]
     common = {"task_type": peft.TaskType.SEQ_CLS, "modules_to_save": heads}
     if m.peft == "lora":
         method = peft.LoraConfig(r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
@@ -27,18 +30,21 @@ def wrap(model: torch.nn.Module, m: ModelConfig, where: str) -> torch.nn.Module:
     else:
         dims = {"token_dim": getattr(config, "hidden_size", None) or config.dim,
                 "num_layers": getattr(config, "num_hidden_layers", None) or config.n_layers,
-                "num_attention_heads": getattr(config, "num_attention_heads", None) or config.n_heads}
+                "num_attention_heads": getattr(config, "num_attention_heads",
+                                               None) or config.n_heads}
         kind = peft.PromptTuningConfig if m.peft == "prompt" else peft.PrefixTuningConfig
         method = kind(num_virtual_tokens=m.prefix_length, **dims, **common)
     try:
         wrapped = peft.get_peft_model(model, method)
         if m.peft == "prefix":  # support for past-key-value prefixes shows only in a forward pass
             with torch.no_grad():
-                wrapped(input_ids=torch.ones(1, 2, dtype=torch.long), attention_mask=torch.ones(1, 2))
+                wrapped(input_ids=torch.ones(1, 2, dtype=torch.long), attention_mask=torch.ones(1,
+                                                                                                2))
         return wrapped
     except (ValueError, TypeError, NotImplementedError, AttributeError) as e:
         hint = "; use model.peft=prompt (soft prompt tokens) or lora" if m.peft == "prefix" else ""
-        raise InputError([f"{where}: model.peft: {m.peft} does not work with {config.model_type} models here "
+        raise InputError([f"{where}: model.peft: {m.peft} does not work with {config.model_type} "
+                          "models here "
                           f"({first_line(e)}){hint}"]) from None
 
 

@@ -1,9 +1,11 @@
-"""The saved form of models that are not a plain transformers classifier: custom heads and peft adapters.
+"""The saved form of models that are not a plain transformers classifier: custom heads and peft
+adapters.
 
-A directory with `textclf_model.json`, `tokenizer/` and either the body + head files (heads.py) or a peft
-adapter with the base model beside it (`base/`) or only its location. Safetensors and JSON only: loading
-it runs no pickle. Plain transformers classifiers are logged with MLflow's transformers flavor instead.
-A Predictor classifies texts with any loaded classifier and its tokenizer.
+A directory with `textclf_model.json`, `tokenizer/` and either the body + head files (heads.py) or a
+peft adapter with the base model beside it (`base/`) or only its location. Safetensors and JSON
+only: loading it runs no pickle. Plain transformers classifiers are logged with MLflow's
+transformers flavor instead. A Predictor classifies texts with any loaded classifier and its
+tokenizer.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ MANIFEST = "textclf_model.json"
 
 
 def is_plain(model: torch.nn.Module) -> bool:
-    """True for a transformers classifier that MLflow's transformers flavor can save and load itself."""
+    """True for a transformers classifier that MLflow's transformers flavor can save and load
+    itself."""
     from textclf.model.peft_tuning import is_peft
 
     return not isinstance(model, TextClassifier) and not is_peft(model)
@@ -42,7 +45,8 @@ def save_model_dir(model: torch.nn.Module, tokenizer, directory: Path, max_lengt
         model.save_pretrained(directory / "adapter", safe_serialization=True)
         save_base = save_base and Path(base).is_dir()  # a hub id stays a reference
         manifest |= {"format": "peft", "base": "base" if save_base else base}
-        if save_base:  # the frozen base is the checkpoint as loaded: copy its files rather than re-serialize
+        # the frozen base is the checkpoint as loaded: copy its files rather than re-serialize
+        if save_base:
             (directory / "base").mkdir()
             for f in Path(base).iterdir():
                 if f.is_file() and f.suffix in (".json", ".safetensors", ".txt", ".model"):
@@ -63,16 +67,19 @@ def load_model_dir(directory: Path) -> tuple[torch.nn.Module, object, int]:
         base = directory / "base" if manifest["base"] == "base" else manifest["base"]
         body = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True, use_safetensors=True,
-            trust_remote_code=False, use_kernels=False)  # model.hub_kernels: saved models reload without
+            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
+                                                                  use_safetensors=True,
+            # model.hub_kernels: saved models reload without
+            trust_remote_code=False, use_kernels=False)
         model = peft.PeftModel.from_pretrained(body, directory / "adapter")
     return model.eval(), tokenizer, int(manifest["max_length"])
 
 
 @contextmanager
 def hub_kernels_off():
-    """For loaders that take no `use_kernels` (MLflow's transformers flavor): transformers >= 5.25 reads
-    USE_HUB_KERNELS when it is not passed, so a saved model reloads with its own torch code, as after training."""
+    """For loaders that take no `use_kernels` (MLflow's transformers flavor): transformers >= 5.25
+    reads USE_HUB_KERNELS when it is not passed, so a saved model reloads with its own torch code,
+    as after training."""
     before = os.environ.get("USE_HUB_KERNELS")
     os.environ["USE_HUB_KERNELS"] = "NO"
     try:
@@ -104,7 +111,8 @@ class Predictor:
         self.model.eval()
         rows = []
         for i in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[i:i + batch_size], truncation=True, max_length=self.max_length,
+            batch = self.tokenizer(texts[i:i + batch_size], truncation=True,
+                                   max_length=self.max_length,
                                    padding=True, return_tensors="pt", return_token_type_ids=False)
             rows.append(self.model(**batch).logits.float().softmax(-1))
         return torch.cat(rows) if rows else torch.empty(0, len(self.label_names))

@@ -1,5 +1,6 @@
-"""`textclf report`: the comparison tables and plots users used to build by hand after every sweep, written
-to reports/<name>/ (CSV, Markdown, HTML, PNG, report.md) and attached to the sweep's parent run."""
+"""`textclf report`: the comparison tables and plots users used to build by hand after every sweep,
+written to reports/<name>/ (CSV, Markdown, HTML, PNG, report.md) and attached to the sweep's parent
+run."""
 from __future__ import annotations
 
 import re
@@ -9,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 from textclf.reporting import plots, scaling
+from textclf.reporting.noise import seed_noise
 from textclf.reporting.tables import (
     Selection,
     comparability_groups,
     comparability_note,
     leaderboard,
-    seed_noise,
     write_tables,
 )
 from textclf.tracking import queries, sweep_runs
@@ -25,14 +26,17 @@ class Report:
     path: Path  # report.md
     table: pd.DataFrame  # the leaderboard
     attached_to: str | None  # the sweep parent run it was attached to
-    readings: tuple[str, ...] = ()  # what the command prints under the table (the data-scaling fits)
+    # what the command prints under the table (the data-scaling fits)
+    readings: tuple[str, ...] = ()
 
 
-def make_report(target: str, selection: Selection, views: tuple[list, list[str]], output: str | None = None,
+def make_report(target: str, selection: Selection, views: tuple[list, list[str]],
+                output: str | None = None,
                 attach: bool = True) -> Report:
     """The report of `target` (a sweep's parent run id, a study name or an experiment name: its runs
     `selection`), with Optuna's `views` of the study behind it (studies/views.py)."""
-    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_", selection.study_name or target))
+    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_",
+                                                  selection.study_name or target))
     path, table, readings = build_report(selection, out, views)
     attached = selection.parent_run_id if attach and selection.parent_run_id else None
     if attached:
@@ -40,9 +44,12 @@ def make_report(target: str, selection: Selection, views: tuple[list, list[str]]
     return Report(path, table, attached, tuple(readings))
 
 
-def build_report(selection: Selection, out: Path, views: tuple[list, list[str]] | None = None) -> tuple[Path, pd.DataFrame, list[str]]:
-    """Tables (CSV, Markdown, HTML), the plots the runs call for, and report.md tying them together; returns
-    its path, the leaderboard and the data-scaling readings (one line per fitted or skipped set of runs)."""
+def build_report(selection: Selection, out: Path,
+                 views: tuple[list, list[str]] | None = None) -> tuple[Path, pd.DataFrame,
+                                                                       list[str]]:
+    """Tables (CSV, Markdown, HTML), the plots the runs call for, and report.md tying them together;
+    returns its path, the leaderboard and the data-scaling readings (one line per fitted or skipped
+    set of runs)."""
     metric = selection.objective[0]
     table = leaderboard(selection)
     write_tables(table, out)
@@ -51,7 +58,8 @@ def build_report(selection: Selection, out: Path, views: tuple[list, list[str]] 
              + (" of each group." if "group" in table else "."), "",
              table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"), ""]
     groups = comparability_groups(selection.runs)
-    fits, skipped = scaling.fit_all(selection.runs, metric, selection.objective[1], selection.varied, groups)
+    fits, skipped = scaling.fit_all(selection.runs, metric, selection.objective[1],
+                                    selection.varied, groups)
     figures, notes = draw(selection, views, fits, groups)
     if fits or skipped:
         lines += ["## Data scaling", ""] + scaling.as_markdown(fits, skipped) + [""]
@@ -65,30 +73,38 @@ def build_report(selection: Selection, out: Path, views: tuple[list, list[str]] 
         lines += [f"![{name}]({name}.png)", ""]
     lines += [f"- {n}" for n in notes if n.startswith("skipped")]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    readings = [f"data scaling, {f.label}: {f.reading} (b = {f.params['b'][0]:.3g} [{f.params['b'][1]:.3g}, "
-                f"{f.params['b'][2]:.3g}])" for f in fits] + [f"data scaling, {line}" for line in skipped]
+    readings = [f"data scaling, {f.label}: {f.reading} (b = {f.params['b'][0]:.3g} "
+                f"[{f.params['b'][1]:.3g}, "
+                f"{f.params['b'][2]:.3g}])" for f in fits] + [f"data scaling, {line}"
+                                                              for line in skipped]
     return out / "report.md", table, readings
 
 
 def draw(selection: Selection, views: tuple[list, list[str]] | None, fits: list,
          groups: pd.Series) -> tuple[list, list[str]]:
-    """(named figures, a note per plot: drawn or why it was skipped); `groups`: comparability_groups(runs);
-    `views`: Optuna's figures of the study and their notes (studies/views.py), None without a study."""
+    """(named figures, a note per plot: drawn or why it was skipped); `groups`:
+    comparability_groups(runs); `views`: Optuna's figures of the study and their notes
+    (studies/views.py), None without a study."""
     (metric, direction), runs = selection.objective, selection.runs
-    # heatmap cells and Pareto fronts compare runs: only those scored on the same rows (the largest group, A)
+    # heatmap cells and Pareto fronts compare runs: only those scored on the same rows (the largest
+    # group, A)
     same = runs[groups == "A"] if groups.nunique() > 1 else runs
     drawn = [("heatmap_length_lr", *plots.heatmap_length_lr(same, metric))]
     drawn.append(("data_scaling", *plots.data_scaling(runs, metric, fits)))
     drawn.append(("accuracy_vs_time", *plots.pareto(same, metric, "train_time_s", direction)))
     if "model.freeze" in selection.varied or "model.peft" in selection.varied:
-        drawn.append(("accuracy_vs_trainable_params", *plots.pareto(same, metric, "trainable_params", direction)))
-    drawn.append(("accuracy_vs_gpu_memory", *plots.pareto(same, metric, "peak_gpu_mem_mb", direction)))  # GPU
+        drawn.append(("accuracy_vs_trainable_params", *plots.pareto(same, metric,
+                                                                    "trainable_params", direction)))
+    drawn.append(("accuracy_vs_gpu_memory", *plots.pareto(same, metric, "peak_gpu_mem_mb",
+                                                          direction)))  # GPU
     drawn.append(("loss_curves", *plots.loss_curves(load_histories(runs))))
     notes = [note for _, _, note in drawn]
     if len(same) < len(runs):
-        notes.append(f"heatmap and Pareto plots: group A only ({len(same)} of {len(runs)} runs); the other groups "
+        notes.append(f"heatmap and Pareto plots: group A only ({len(same)} of {len(runs)} runs); "
+                     "the other groups "
                      f"were scored on other rows")
-    figures, view_notes = views or ([], ["skipped Optuna importances / parallel coordinates: no study"])
+    figures, view_notes = views or ([],
+                                    ["skipped Optuna importances / parallel coordinates: no study"])
     drawn += [(f"optuna_{name}", f, "") for name, f in figures]
     notes += view_notes + [f"optuna {name}" for name, _ in figures]
     return [(name, fig) for name, fig, _ in drawn if fig is not None], notes
@@ -98,8 +114,13 @@ def load_histories(runs: pd.DataFrame, limit: int = 40) -> dict[str, pd.DataFram
     """Per-epoch train/val loss of up to `limit` finished runs, keyed by a short label."""
     out = {}
     for _, row in runs[runs["status"] == "FINISHED"].head(limit).iterrows():
-        series = {key: queries.metric_history(row["run_id"], key) for key in ("train_loss", "val_loss")}
+        series = {key: queries.metric_history(row["run_id"], key) for key in ("train_loss",
+                                                                              "val_loss")}
         if series["val_loss"]:
-            label = f"trial {int(row['trial.number'])}" if pd.notna(row.get("trial.number")) else row["run_id"][:8]
+            label = (
+                f"trial {int(row['trial.number'])}"
+                if pd.notna(row.get("trial.number"))
+                else row["run_id"][:8]
+            )
             out[label] = pd.DataFrame(series).sort_index()
     return out

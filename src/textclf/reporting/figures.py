@@ -35,6 +35,7 @@ def confusion_figure(matrix: list[list[int]], label_names: list[str], title: str
     ax.set_yticklabels(label_names)
     if len(label_names) <= 20:  # numbers stay readable up to about 20 classes
         for (i, j), n in np.ndenumerate(counts):
-            ax.text(j, i, str(n), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(j, i, str(n), ha="center", va="center",
+                    color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, label="fraction of true label")
     return fig

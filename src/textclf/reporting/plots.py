@@ -1,6 +1,7 @@
 """The report's plots, each drawn only when the runs vary what it is about (else a one-line reason).
 
-Every function returns (figure or None, message); figures are matplotlib (Agg), saved as PNG by the caller.
+Every function returns (figure or None, message); figures are matplotlib (Agg), saved as PNG by the
+caller.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def heatmap_length_lr(runs: pd.DataFrame, metric: str):
     if not all(k in runs and runs[k].nunique() > 1 for k in keys):
         return None, "skipped max-length x learning-rate heatmap: the runs do not vary both"
     done = runs[runs["status"] == "FINISHED"]
-    grid = done.pivot_table(index="data.max_length", columns="train.learning_rate", values=metric, aggfunc="mean")
+    grid = done.pivot_table(index="data.max_length", columns="train.learning_rate", values=metric,
+                            aggfunc="mean")
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.8 * grid.shape[0]))
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
     ax.set_xticks(range(grid.shape[1]), [f"{v:.0e}" for v in grid.columns])
@@ -28,15 +30,16 @@ def heatmap_length_lr(runs: pd.DataFrame, metric: str):
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         if not math.isnan(value):
             ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white")
-    ax.set(xlabel="learning rate", ylabel="max length", title=f"{metric} by max length and learning rate")
+    ax.set(xlabel="learning rate", ylabel="max length",
+           title=f"{metric} by max length and learning rate")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     return fig, "max-length x learning-rate heatmap"
 
 
 def data_scaling(runs: pd.DataFrame, metric: str, fits: list):
-    """`metric` and training time against training-set size, with each comparable set's fitted power law
-    (scaling.py: one curve per comparability group and combination of the other varied keys)."""
+    """`metric` and training time against training-set size, with each comparable set's fitted power
+    law (scaling.py: one curve per comparability group and combination of the other varied keys)."""
     from textclf.reporting import scaling
 
     if "data.train_rows" not in runs or runs["data.train_rows"].nunique() < 2:
@@ -50,14 +53,18 @@ def data_scaling(runs: pd.DataFrame, metric: str, fits: list):
         a, b, c = (fit.params[k][0] for k in "abc")
         curve = scaling.power_law(xs, a, b, c)
         left.plot(xs, 1 - curve if fit.rate else curve, "--", label=f"{fit.label}: b = {b:.3g}")
-    left.set(xscale="log", xlabel="training rows", ylabel=metric, title=f"{metric} vs training-set size")
-    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a log axis
+    left.set(xscale="log", xlabel="training rows", ylabel=metric,
+             title=f"{metric} vs training-set size")
+    # minor labels collide on a log axis
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     left.set_xticks(np.unique(n), [f"{v:,.0f}" for v in np.unique(n)])
     left.legend(fontsize=7)
     right.plot(n, done["train_time_s"], "o")
-    right.set(xlabel="training rows", ylabel="train time (s)", title="training time vs training-set size")
+    right.set(xlabel="training rows", ylabel="train time (s)",
+              title="training time vs training-set size")
     fig.tight_layout()
-    return fig, "data-scaling plot" + (" with power-law fits" if fits else " (no power-law fit: see the report)")
+    return fig, "data-scaling plot" + (" with power-law fits"
+                                       if fits else " (no power-law fit: see the report)")
 
 
 def pareto(runs: pd.DataFrame, metric: str, cost: str, direction: str = "maximize"):
@@ -67,16 +74,23 @@ def pareto(runs: pd.DataFrame, metric: str, cost: str, direction: str = "maximiz
         return None, f"skipped {metric} vs {cost}: it does not vary"
     sign = 1 if direction == "maximize" else -1
     done = runs[runs["status"] == "FINISHED"].dropna(subset=[metric, cost])
-    done = done.assign(_score=sign * done[metric]).sort_values([cost, "_score"], ascending=[True, False])
+    done = done.assign(_score=sign * done[metric]).sort_values([cost, "_score"], ascending=[True,
+                                                                                            False])
     front, best = [], -math.inf
-    for index, row in done.iterrows():  # cheapest (then best) first: on the front if it beats all cheaper
+    # cheapest (then best) first: on the front if it beats all cheaper
+    for index, row in done.iterrows():
         if row["_score"] > best:
             front.append(index)
             best = row["_score"]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.scatter(done[cost], done[metric], color="tab:gray", label="runs")
-    ax.plot(done.loc[front, cost], done.loc[front, metric], "o-", color="tab:red", label="Pareto front")
-    label = "model.freeze" if "model.freeze" in done and done["model.freeze"].nunique() > 1 else "trial.number"
+    ax.plot(done.loc[front, cost], done.loc[front, metric], "o-", color="tab:red",
+            label="Pareto front")
+    label = (
+        "model.freeze"
+        if "model.freeze" in done and done["model.freeze"].nunique() > 1
+        else "trial.number"
+    )
     for _, row in done.iterrows():
         if label in row:
             ax.annotate(str(row[label]), (row[cost], row[metric]), fontsize=7, xytext=(3, 3),

@@ -1,9 +1,10 @@
-"""Data scaling done per comparable set of runs: error = a·n^-b + c fitted to (training rows, error) within each
-comparability group and each combination of the other varied keys (a model swap is its own curve), only with
-at least 4 distinct sizes (3 parameters), with 95% bootstrap intervals for a, b, c and for the reading "+1
-point needs N more rows". The bootstrap resamples seeds within each size (where a size has several runs) and
-the validation rows of each run (an accuracy over `rows` rows resampled is Binomial(rows, p) / rows). A loss
-objective is fitted as it is (its floor c is a loss), never read as 1 - loss."""
+"""Data scaling done per comparable set of runs: error = a·n^-b + c fitted to (training rows, error)
+within each comparability group and each combination of the other varied keys (a model swap is its
+own curve), only with at least 4 distinct sizes (3 parameters), with 95% bootstrap intervals for
+a, b, c and for the reading "+1 point needs N more rows". The bootstrap resamples seeds within each
+size (where a size has several runs) and the validation rows of each run (an accuracy over `rows`
+rows resampled is Binomial(rows, p) / rows). A loss objective is fitted as it is (its floor c is a
+loss), never read as 1 - loss."""
 from __future__ import annotations
 
 import math
@@ -26,7 +27,8 @@ class Fit:
     params: dict[str, tuple[float, float, float]]  # a, b, c: (value, low, high)
     reading: str  # "+1 point ... needs about N [low, high] more training rows beyond M"
     at_asymptote: float  # share of resamples whose curve never gains the point
-    rate: bool  # an accuracy-like score, fitted as its error 1 - score (else the metric as it is, a loss)
+    # an accuracy-like score, fitted as its error 1 - score (else the metric as it is, a loss)
+    rate: bool
 
 
 def power_law(n, a, b, c):
@@ -34,13 +36,15 @@ def power_law(n, a, b, c):
 
 
 def fit_curve(n: np.ndarray, error: np.ndarray) -> tuple[float, float, float] | None:
-    """(a, b, c) of error = a n^-b + c (scipy curve_fit, b in [0, 3], c >= 0); None if it does not converge."""
+    """(a, b, c) of error = a n^-b + c (scipy curve_fit, b in [0, 3], c >= 0); None if it does not
+    converge."""
     from scipy.optimize import curve_fit
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            (a, b, c), _ = curve_fit(power_law, n, error, p0=(1.0, 0.5, max(error.min() * 0.5, 1e-3)),
+            (a, b, c), _ = curve_fit(power_law, n, error, p0=(1.0, 0.5, max(error.min() * 0.5,
+                                                                            1e-3)),
                                      bounds=([0, 0, 0], [np.inf, 3, np.inf]), maxfev=20000)
     except (RuntimeError, ValueError):
         return None
@@ -55,7 +59,8 @@ def rows_for(step: float, a: float, b: float, c: float, largest: float) -> float
 
 def fit_all(runs: pd.DataFrame, metric: str, direction: str, varied: list[str], groups: pd.Series,
             seed: int = 0) -> tuple[list[Fit], list[str]]:
-    """One Fit per comparable set of finished runs that varies the training-set size; a line per set skipped."""
+    """One Fit per comparable set of finished runs that varies the training-set size; a line per set
+    skipped."""
     done = runs[(runs["status"] == "FINISHED") & runs[metric].notna()].assign(_group=groups)
     if "data.train_rows" not in done or done["data.train_rows"].nunique() < 2:
         return [], []
@@ -73,9 +78,11 @@ def fit_all(runs: pd.DataFrame, metric: str, direction: str, varied: list[str], 
 def fit_one(frame: pd.DataFrame, metric: str, direction: str, label: str, rng) -> Fit | str:
     n, value = frame["data.train_rows"].to_numpy(float), frame[metric].to_numpy(float)
     if len(np.unique(n)) < MIN_SIZES:
-        return (f"{label}: no fit: {len(np.unique(n))} training-set sizes, and the power law has 3 parameters "
+        return (f"{label}: no fit: {len(np.unique(n))} training-set sizes, and the power law has 3 "
+                "parameters "
                 f"(needs >= {MIN_SIZES} sizes)")
-    rate = direction == "maximize"  # an accuracy-like score: its error is 1 - score; a loss is fitted as it is
+    # an accuracy-like score: its error is 1 - score; a loss is fitted as it is
+    rate = direction == "maximize"
     if rate and not ((value >= 0) & (value <= 1)).all():
         return f"{label}: no fit: {metric} is maximised but not a rate in [0, 1]"
     error = 1 - value if rate else value
@@ -83,22 +90,28 @@ def fit_one(frame: pd.DataFrame, metric: str, direction: str, label: str, rng) -
     if best is None:
         return f"{label}: no fit: the power law did not converge"
     rows = frame["data.val_rows"].to_numpy(float) if rate and "data.val_rows" in frame else None
-    draws = np.array([d for d in (_refit(n, error, rows, rng) for _ in range(RESAMPLES)) if d is not None])
+    draws = np.array([d for d in (_refit(n, error, rows,
+                                         rng) for _ in range(RESAMPLES)) if d is not None])
     step, largest = 0.01, float(n.max())
     gains = np.array([rows_for(step, *d, largest) for d in draws])
     low, high = (np.quantile(gains, q, method="inverted_cdf") for q in (0.025, 0.975))
     what = "+1 point of " + metric if rate else f"-{step:g} of {metric}"
     more = rows_for(step, *best, largest)
-    reading = (f"{what} needs about " + (f"{more:,.0f}" if math.isfinite(more) else "more than the fit allows")
+    reading = (f"{what} needs about " + (f"{more:,.0f}"
+                                         if math.isfinite(more) else "more than the fit allows")
                + f" [{_rows(low)}, {_rows(high)}] more training rows beyond {largest:,.0f}")
-    params = {name: (best[i], float(np.quantile(draws[:, i], 0.025)), float(np.quantile(draws[:, i], 0.975)))
+    params = {name: (best[i], float(np.quantile(draws[:, i], 0.025)), float(np.quantile(draws[:, i],
+                                                                                        0.975)))
               for i, name in enumerate("abc")}
-    return Fit(label, len(np.unique(n)), len(n), params, reading, float(np.isinf(gains).mean()), rate)
+    return Fit(label, len(np.unique(n)), len(n), params, reading, float(np.isinf(gains).mean()),
+               rate)
 
 
 def _refit(n, error, rows, rng):
-    """One bootstrap refit: seeds resampled within each size, each run's validation rows resampled."""
-    picks = np.concatenate([rng.choice(np.flatnonzero(n == size), size=(n == size).sum()) for size in np.unique(n)])
+    """One bootstrap refit: seeds resampled within each size, each run's validation rows
+    resampled."""
+    picks = np.concatenate([rng.choice(np.flatnonzero(n == size),
+                                       size=(n == size).sum()) for size in np.unique(n)])
     drawn = error[picks]
     if rows is not None:
         drawn = rng.binomial(rows[picks].astype(int), np.clip(drawn, 0, 1)) / rows[picks]
@@ -114,8 +127,10 @@ def as_markdown(fits: list[Fit], skipped: list[str]) -> list[str]:
     lines = []
     for fit in fits:
         (a, al, ah), (b, bl, bh), (c, cl, ch) = (fit.params[k] for k in "abc")
-        lines += [f"- **{fit.label}** ({fit.points} runs, {fit.sizes} sizes): error = a·n^-b + c with "
-                  f"a = {a:.3g} [{al:.3g}, {ah:.3g}], b = {b:.3g} [{bl:.3g}, {bh:.3g}], c = {c:.3g} [{cl:.3g}, "
+        lines += [f"- **{fit.label}** ({fit.points} runs, {fit.sizes} sizes): error = a·n^-b + c "
+                  "with "
+                  f"a = {a:.3g} [{al:.3g}, {ah:.3g}], b = {b:.3g} [{bl:.3g}, {bh:.3g}], c = "
+                  f"{c:.3g} [{cl:.3g}, "
                   f"{ch:.3g}]; {fit.reading}; {fit.at_asymptote:.0%} of resamples at the asymptote "
                   f"(95% bootstrap intervals over seeds and validation rows)"]
     return lines + [f"- {line}" for line in skipped]

@@ -1,5 +1,5 @@
-"""Intervals for a classifier's score on a fixed set of rows: Wilson for accuracy (a binomial proportion),
-a percentile bootstrap over rows for F1, which is not a proportion."""
+"""Intervals for a classifier's score on a fixed set of rows: Wilson for accuracy (a binomial
+proportion), a percentile bootstrap over rows for F1, which is not a proportion."""
 from __future__ import annotations
 
 from statistics import NormalDist
@@ -11,8 +11,9 @@ RESAMPLES = 2000
 
 
 def wilson(correct: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """The Wilson score interval of correct / n. Written out (tests check it equals scipy's binomtest
-    proportion_ci(method="wilson")): every run computes it, and the GPU machine's training path has no scipy."""
+    """The Wilson score interval of correct / n. Written out (tests check it equals scipy's
+    binomtest proportion_ci(method="wilson")): every run computes it, and the GPU machine's training
+    path has no scipy."""
     if n == 0:
         return (0.0, 1.0)
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
@@ -22,15 +23,18 @@ def wilson(correct: int, n: int, level: float = LEVEL) -> tuple[float, float]:
 
 
 def f1_scores(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> np.ndarray:
-    """training/metrics.py's F1 (binary: class 1; else macro over the classes present in the truth or the
-    predictions) for each row of 2-D `labels` / `predictions` (one resample per row), vectorized."""
+    """training/metrics.py's F1 (binary: class 1; else macro over the classes present in the truth
+    or the predictions) for each row of 2-D `labels` / `predictions` (one resample per row),
+    vectorized."""
     labels, predictions = np.atleast_2d(labels), np.atleast_2d(predictions)
     draws, k = labels.shape[0], num_labels
     codes = (np.arange(draws)[:, None] * k * k + labels * k + predictions).ravel()
     matrix = np.bincount(codes, minlength=draws * k * k).reshape(draws, k, k)
-    true_pos, predicted, actual = np.diagonal(matrix, axis1=1, axis2=2), matrix.sum(1), matrix.sum(2)
+    true_pos, predicted, actual = np.diagonal(matrix, axis1=1,
+                                              axis2=2), matrix.sum(1), matrix.sum(2)
     denominator = predicted + actual
-    scores = np.divide(2 * true_pos, denominator, out=np.zeros(denominator.shape), where=denominator > 0)
+    scores = np.divide(2 * true_pos, denominator, out=np.zeros(denominator.shape),
+                       where=denominator > 0)
     if k == 2:
         return scores[:, 1]
     present = denominator > 0
@@ -38,8 +42,9 @@ def f1_scores(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> n
 
 
 def draws_in_blocks(n: int, draws: int, seed: int, draw, budget: int = 2_000_000):
-    """`draws` x n random values from draw(rng, shape), yielded in blocks of at most `budget` values (25,000
-    test rows x 2,000 resamples at once would be 400 MB); seeded: the same result every time it is asked."""
+    """`draws` x n random values from draw(rng, shape), yielded in blocks of at most `budget` values
+    (25,000 test rows x 2,000 resamples at once would be 400 MB); seeded: the same result every time
+    it is asked."""
     rng = np.random.default_rng(seed)
     step = max(1, budget // max(n, 1))
     for start in range(0, draws, step):
@@ -48,7 +53,8 @@ def draws_in_blocks(n: int, draws: int, seed: int, draw, budget: int = 2_000_000
 
 def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0, budget: int = 2_000_000):
     """Row indices drawn with replacement, `resamples` x n in all, in blocks (draws_in_blocks)."""
-    return draws_in_blocks(n, resamples, seed, lambda rng, shape: rng.integers(0, n, size=shape), budget)
+    return draws_in_blocks(n, resamples, seed, lambda rng, shape: rng.integers(0, n, size=shape),
+                           budget)
 
 
 def bootstrap_f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int, level: float = LEVEL,

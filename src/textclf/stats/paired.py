@@ -1,13 +1,19 @@
-"""Is B better than A on the same rows? Paired tests: exact McNemar for accuracy (only the rows where the two
-disagree carry information), a sign-flip permutation test for F1 and per-row loss, and a paired percentile
-bootstrap interval for every difference. The difference is always B - A."""
+"""Is B better than A on the same rows? Paired tests: exact McNemar for accuracy (only the rows
+where the two disagree carry information), a sign-flip permutation test for F1 and per-row loss, and
+a paired percentile bootstrap interval for every difference. The difference is always B - A."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from textclf.stats.intervals import LEVEL, RESAMPLES, draws_in_blocks, f1_scores, resample_rows
+from textclf.stats.intervals import (
+    LEVEL,
+    RESAMPLES,
+    draws_in_blocks,
+    f1_scores,
+    resample_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -43,29 +49,36 @@ def accuracy(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: 
     a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
     p = binomtest(b_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
     diff = right_b.astype(float) - right_a
-    low, high = _interval(np.concatenate([diff[idx].mean(1) for idx in resample_rows(len(labels), resamples, seed)]),
+    low, high = _interval(np.concatenate([diff[idx].mean(1)
+                                          for idx in resample_rows(len(labels), resamples, seed)]),
                           level)
     a, b = float(right_a.mean()), float(right_b.mean())
-    return Comparison("accuracy", a, b, b - a, low, high, float(p), "exact McNemar", len(labels), a_only, b_only)
+    return Comparison("accuracy", a, b, b - a, low, high, float(p), "exact McNemar", len(labels),
+                      a_only, b_only)
 
 
-def f1(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, num_labels: int, level: float = LEVEL,
+def f1(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, num_labels: int,
+       level: float = LEVEL,
        resamples: int = RESAMPLES, seed: int = 0) -> Comparison:
-    boot = np.concatenate([f1_scores(labels[idx], pred_b[idx], num_labels) - f1_scores(labels[idx], pred_a[idx],
+    boot = np.concatenate([f1_scores(labels[idx], pred_b[idx], num_labels) - f1_scores(labels[idx],
+                                                                                       pred_a[idx],
                                                                                         num_labels)
                            for idx in resample_rows(len(labels), resamples, seed)])
     null = []
-    for swap in _coin_flips(len(labels), resamples, seed + 1):  # H0: A's and B's predictions exchangeable
+    # H0: A's and B's predictions exchangeable
+    for swap in _coin_flips(len(labels), resamples, seed + 1):
         tiled = np.broadcast_to(labels, swap.shape)
         null.append(f1_scores(tiled, np.where(swap, pred_a, pred_b), num_labels)
                     - f1_scores(tiled, np.where(swap, pred_b, pred_a), num_labels))
     null = np.concatenate(null)
     a, b = (float(f1_scores(labels, p, num_labels)[0]) for p in (pred_a, pred_b))
-    return Comparison("f1", a, b, b - a, *_interval(boot, level), _p(null, b - a), "paired permutation",
+    return Comparison("f1", a, b, b - a, *_interval(boot, level), _p(null, b - a),
+                      "paired permutation",
                       len(labels))
 
 
-def loss(losses_a: np.ndarray, losses_b: np.ndarray, level: float = LEVEL, resamples: int = RESAMPLES,
+def loss(losses_a: np.ndarray, losses_b: np.ndarray, level: float = LEVEL,
+         resamples: int = RESAMPLES,
          seed: int = 0) -> Comparison:
     """Mean per-row cross-entropy; the permutation flips the sign of each row's difference."""
     diff = losses_b - losses_a

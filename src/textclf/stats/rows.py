@@ -1,5 +1,5 @@
-"""Per-row predictions: what a run saves for its validation and test rows, so that any two runs scored on the
-same rows compare row by row (paired) and a user can read the errors."""
+"""Per-row predictions: what a run saves for its validation and test rows, so that any two runs
+scored on the same rows compare row by row (paired) and a user can read the errors."""
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +12,8 @@ COLUMNS = ("row", "key", "label", "prediction", "confidence", "probabilities")
 
 
 def row_keys(texts, labels) -> list[str]:
-    """A key per row from its text and label (the hash data/splits.py fingerprints), stable across runs and
-    row orders; the n-th repeat of a row gets `#n`."""
+    """A key per row from its text and label (the hash data/splits.py fingerprints), stable across
+    runs and row orders; the n-th repeat of a row gets `#n`."""
     seen: Counter[str] = Counter()
     keys = []
     for text, label in zip(texts, labels):
@@ -24,8 +24,8 @@ def row_keys(texts, labels) -> list[str]:
 
 
 def predictions_frame(texts, labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
-    """One row per evaluated row, in the split's order: its key, label, prediction, the predicted class's
-    probability and every class's probability (float32)."""
+    """One row per evaluated row, in the split's order: its key, label, prediction, the predicted
+    class's probability and every class's probability (float32)."""
     probabilities = np.asarray(probabilities, dtype=np.float32)
     predicted = probabilities.argmax(-1)
     return pd.DataFrame({"row": np.arange(len(labels)), "key": row_keys(texts, labels),
@@ -37,9 +37,11 @@ def predictions_frame(texts, labels: np.ndarray, probabilities: np.ndarray) -> p
 def misclassified(frame: pd.DataFrame, texts, label_names: tuple[str, ...], top: int = 50,
                   chars: int = 500) -> pd.DataFrame:
     """The `top` most confident errors: text (cut at `chars`), label, prediction, confidence."""
-    wrong = frame[frame.label != frame.prediction].sort_values("confidence", ascending=False).head(top)
+    wrong = frame[frame.label != frame.prediction].sort_values("confidence",
+                                                               ascending=False).head(top)
     texts = pd.Series(list(texts))
-    return pd.DataFrame({"row": wrong.row.to_numpy(), "text": [str(texts[r])[:chars] for r in wrong.row],
+    return pd.DataFrame({"row": wrong.row.to_numpy(),
+                         "text": [str(texts[r])[:chars] for r in wrong.row],
                          "label": [label_names[i] for i in wrong.label],
                          "prediction": [label_names[i] for i in wrong.prediction],
                          "confidence": wrong.confidence.astype(float).round(4).to_numpy()})
@@ -48,7 +50,8 @@ def misclassified(frame: pd.DataFrame, texts, label_names: tuple[str, ...], top:
 def row_losses(frame: pd.DataFrame) -> np.ndarray:
     """Each row's cross-entropy, -log p(label), from the saved probabilities."""
     probabilities = np.stack(frame.probabilities.to_numpy())
-    return -np.log(np.clip(probabilities[np.arange(len(frame)), frame.label.to_numpy()], 1e-12, None))
+    return -np.log(np.clip(probabilities[np.arange(len(frame)), frame.label.to_numpy()], 1e-12,
+                           None))
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,11 +1,12 @@
-"""Which trials keep their model (study.keep_models), and the best trial's model in the Model Registry.
+"""Which trials keep their model (study.keep_models), and the best trial's model in the Model
+Registry.
 
-best (default): a trial logs its model only when it beats every complete trial so far on the same evaluation
-rows (single objective) or no such trial dominates it (several objectives); once a better trial on the same
-rows completes, the superseded models are deleted. Disk holds about one model per worker (per set of rows).
-all: every trial keeps its model. none: no trial does.
-At the end of a sweep with tracking.register_as, the best trial on the base config's evaluation rows becomes a
-new version of that name, and the alias `champion` moves to it only when it beats the champion
+best (default): a trial logs its model only when it beats every complete trial so far on the same
+evaluation rows (single objective) or no such trial dominates it (several objectives); once a better
+trial on the same rows completes, the superseded models are deleted. Disk holds about one model per
+worker (per set of rows). all: every trial keeps its model. none: no trial does. At the end of a
+sweep with tracking.register_as, the best trial on the base config's evaluation rows becomes a new
+version of that name, and the alias `champion` moves to it only when it beats the champion
 (registry.promote: a paired test on the same validation rows by default).
 """
 from __future__ import annotations
@@ -25,8 +26,9 @@ MODEL_URI = "model_uri"  # trial user attribute: the logged model, if the trial 
 
 
 def keeps_model(spec: SweepSpec, study: optuna.Study) -> Callable[[dict[str, float], str], bool]:
-    """Decides, from a finished run's final metrics and evaluation rows, whether it logs its model: it must beat
-    every complete trial scored on the same rows (one model kept per set of evaluation rows)."""
+    """Decides, from a finished run's final metrics and evaluation rows, whether it logs its model:
+    it must beat every complete trial scored on the same rows (one model kept per set of evaluation
+    rows)."""
     def keep(metrics: dict[str, float], rows: str) -> bool:
         if spec.keep_models != "best":
             return spec.keep_models == "all"
@@ -34,7 +36,8 @@ def keeps_model(spec: SweepSpec, study: optuna.Study) -> Callable[[dict[str, flo
             mine = [float(metrics[m]) for m, _ in spec.objectives]
         except KeyError:
             return False  # no objective value: the trial fails anyway
-        return not any(_at_least_as_good(t.values, mine, study.directions) for t in comparable(study, rows))
+        return not any(_at_least_as_good(t.values, mine,
+                                         study.directions) for t in comparable(study, rows))
     return keep
 
 
@@ -49,26 +52,34 @@ def prune(spec: SweepSpec, study: optuna.Study) -> int:
                if MODEL_URI in t.user_attrs and t.number not in best)
 
 
-def register_best(spec: SweepSpec, study: optuna.Study, name: str, tracking: TrackingConfig) -> str | None:
-    """The best complete trial on the base config's evaluation rows as a version of `name`, tagged with its
-    study, trial, objective value and its own run's fingerprints; `champion` moves to it if it beats the
-    champion (registry.promote, tracking.champion_test). Returns what happened, in words."""
+def register_best(spec: SweepSpec, study: optuna.Study, name: str,
+                  tracking: TrackingConfig) -> str | None:
+    """The best complete trial on the base config's evaluation rows as a version of `name`, tagged
+    with its study, trial, objective value and its own run's fingerprints; `champion` moves to it if
+    it beats the champion (registry.promote, tracking.champion_test). Returns what happened, in
+    words."""
     if not _complete(study):
         return None
     front = best_trials(study)
     if not front:
-        return (f"nothing registered as {name!r}: no complete trial was scored on the base config's evaluation rows "
-                f"(eval fingerprint {study.user_attrs.get(EVAL)}); the varied keys change the rows, and trials on "
-                f"other rows are not comparable. Put the base config's value among the varied ones, or register "
+        return (f"nothing registered as {name!r}: no complete trial was scored on the base "
+                "config's evaluation rows "
+                f"(eval fingerprint {study.user_attrs.get(EVAL)}); the varied keys change the "
+                "rows, and trials on "
+                "other rows are not comparable. Put the base config's value among the varied "
+                "ones, or register "
                 f"a run by hand")
     best = front[0]
     if MODEL_URI not in best.user_attrs:
         log.warning("trial %d is the best but kept no model; nothing registered", best.number)
         return None
-    champion = (tracking.champion_test, tracking.champion_alpha) if len(study.directions) == 1 else None
-    version, said = registry.enter(best.user_attrs[MODEL_URI], name, best.user_attrs.get("mlflow_run_id", ""),
+    champion = (tracking.champion_test,
+                tracking.champion_alpha) if len(study.directions) == 1 else None
+    version, said = registry.enter(best.user_attrs[MODEL_URI], name,
+                                   best.user_attrs.get("mlflow_run_id", ""),
                                    spec.objectives[0], best.values[0], champion=champion,
-                                   extra={"textclf.study": spec.name, "textclf.trial": str(best.number)})
+                                   extra={"textclf.study": spec.name,
+                                          "textclf.trial": str(best.number)})
     return f"registered trial {best.number} as version {version} of {name!r}; {said}"
 
 

@@ -1,15 +1,16 @@
 """Grid sweeps that run each grid point exactly once under K workers, kills and reruns.
 
-Optuna's GridSampler picks "unvisited" points on its own: a point whose worker was killed counts as visited
-(never run), and idle workers rerun points still running elsewhere. Here the points are enqueued instead:
-the `textclf sweep` command enqueues every point that is neither done nor taken; workers pop waiting trials
-(an atomic step in Optuna's storage); a point whose worker dies is enqueued again by the heartbeat check
-(`retry_dead`); a worker with nothing waiting waits while points run elsewhere and stops when none do.
+Optuna's GridSampler picks "unvisited" points on its own: a point whose worker was killed counts as
+visited (never run), and idle workers rerun points still running elsewhere. Here the points are
+enqueued instead: the `textclf sweep` command enqueues every point that is neither done nor taken;
+workers pop waiting trials (an atomic step in Optuna's storage); a point whose worker dies is
+enqueued again by the heartbeat check (`retry_dead`); a worker with nothing waiting waits while
+points run elsewhere and stops when none do.
 
-A point is done when a trial of it is COMPLETE, PRUNED, or FAILed by its own error; taken while a trial of
-it is RUNNING or WAITING. A trial that finds its point done or running elsewhere (two commands enqueued it
-at the same moment) ends FAIL with the user attribute `duplicate_of` and no MLflow run: it is left out of
-every count, leaderboard and report.
+A point is done when a trial of it is COMPLETE, PRUNED, or FAILed by its own error; taken while a
+trial of it is RUNNING or WAITING. A trial that finds its point done or running elsewhere (two
+commands enqueued it at the same moment) ends FAIL with the user attribute `duplicate_of` and no
+MLflow run: it is left out of every count, leaderboard and report.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from textclf.studies.spec import SweepSpec
 
 TrialState = optuna.trial.TrialState
 DUPLICATE = "duplicate_of"
-# a dead worker's point is enqueued again at most this many times (a point that kills its worker every
-# time, e.g. the OS killing it for memory, must not loop forever), or study.retries if larger
+# a dead worker's point is enqueued again at most this many times (a point that kills its worker
+# every time, e.g. the OS killing it for memory, must not loop forever), or study.retries if larger
 DEAD_RETRIES = 2
 
 
@@ -32,7 +33,8 @@ class DuplicatePoint(Exception):
 
 
 def points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Every grid point as trial params, in grid order (explicit grid indices, or the categorical product)."""
+    """Every grid point as trial params, in grid order (explicit grid indices, or the categorical
+    product)."""
     space = spec.grid_space()
     return [dict(zip(space, values)) for values in itertools.product(*space.values())]
 
@@ -44,7 +46,10 @@ def point_of(trial: optuna.trial.FrozenTrial, keys: list[str]) -> tuple | None:
 
 def is_done(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-        trial.state == TrialState.FAIL and "error" in trial.user_attrs and DUPLICATE not in trial.user_attrs)
+        trial.state == TrialState.FAIL
+        and "error" in trial.user_attrs
+        and DUPLICATE not in trial.user_attrs
+    )
 
 
 def progress(spec: SweepSpec, study: optuna.Study) -> tuple[set, set]:
@@ -61,7 +66,8 @@ def progress(spec: SweepSpec, study: optuna.Study) -> tuple[set, set]:
 
 
 def target(spec: SweepSpec) -> int:
-    """The number of points to run: the whole grid, or study.n_trials (--n-trials) of it, in grid order."""
+    """The number of points to run: the whole grid, or study.n_trials (--n-trials) of it, in grid
+    order."""
     return min(spec.n_trials or len(points(spec)), len(points(spec)))
 
 
@@ -70,7 +76,8 @@ def enqueue_missing(spec: SweepSpec, study: optuna.Study) -> int:
     keys = list(spec.grid_space())
     done, taken = progress(spec, study)
     room = target(spec) - len(done) - len(taken - done)
-    missing = [p for p in points(spec) if tuple(p[k] for k in keys) not in done | taken][:max(room, 0)]
+    missing = [p for p in points(spec) if tuple(p[k] for k in keys) not in done | taken][:max(room,
+                                                                                              0)]
     for point in missing:
         study.enqueue_trial(point)
     return len(missing)
@@ -84,17 +91,20 @@ def claim(spec: SweepSpec, trial: optuna.Trial) -> None:
         if other.number != trial.number and point_of(other, keys) == mine and (
                 is_done(other) or other.state == TrialState.RUNNING):
             trial.set_user_attr(DUPLICATE, other.number)
-            raise DuplicatePoint(f"grid point {dict(zip(keys, mine))} is taken by trial {other.number}")
+            raise DuplicatePoint(f"grid point {dict(zip(keys, mine))} is taken by trial "
+                                 f"{other.number}")
 
 
 def retry_dead(spec: SweepSpec) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
-    """Called for each trial that Optuna fails for a lost heartbeat: its point is enqueued again. Two workers
-    may both fail the same stale trial on SQLite (no row locks) and enqueue it twice: `claim` makes the second
-    copy a duplicate that runs nothing."""
-    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max(spec.retries, DEAD_RETRIES))
+    """Called for each trial that Optuna fails for a lost heartbeat: its point is enqueued again.
+    Two workers may both fail the same stale trial on SQLite (no row locks) and enqueue it twice:
+    `claim` makes the second copy a duplicate that runs nothing."""
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max(spec.retries,
+                                                                          DEAD_RETRIES))
 
 
 def queue_state(study: optuna.Study) -> tuple[bool, bool]:
     """(a trial is waiting, a trial is running)."""
-    states = {t.state for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
+    states = {t.state for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,
+                                                                        TrialState.RUNNING))}
     return TrialState.WAITING in states, TrialState.RUNNING in states

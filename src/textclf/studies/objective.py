@@ -1,7 +1,7 @@
-"""One trial of a sweep: its config from the search space, a training run as a child of the parent run
-(retried once with smaller micro-batches if it runs out of memory), the pruner told each epoch, and the
-objective value(s). Every failure of the trial's own making is recorded on the trial and its child run
-(records.py counts them)."""
+"""One trial of a sweep: its config from the search space, a training run as a child of the parent
+run (retried once with smaller micro-batches if it runs out of memory), the pruner told each epoch,
+and the objective value(s). Every failure of the trial's own making is recorded on the trial and its
+child run (records.py counts them)."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,42 +27,39 @@ from textclf.training.summary import HEADLINE_METRICS
 log = logging.getLogger(__name__)
 
 def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
-    """One trial: its config, a training run as a child of the parent, the objective value(s). Every failure
-    of the trial's own making is recorded as the user attribute `error` (so it counts toward n_trials and
-    study.max_failures) and leaves its child run FAILED with the reason."""
+    """One trial: its config, a training run as a child of the parent, the objective value(s). Every
+    failure of the trial's own making is recorded as the user attribute `error` (so it counts toward
+    n_trials and study.max_failures) and leaves its child run FAILED with the reason."""
     interrupts.check()  # a Ctrl-C swallowed between trials ends the sweep here
-    hooks = TrialHooks(sweep.parent_run_id, {"trial.number": trial.number, "trial.study": sweep.spec.name},
+    hooks = TrialHooks(sweep.parent_run_id,
+                       {"trial.number": trial.number, "trial.study": sweep.spec.name},
                        {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
                        killed_by=(optuna.TrialPruned,),
                        on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
     strategy(sweep.spec).claim(trial)  # a grid point enqueued by two commands runs once
     try:
-        # trials never register their model themselves: the sweep registers its best (studies/models.py)
-        cfg = replace(trial_config(sweep.spec, trial, sweep.overrides), tracking__experiment=sweep.experiment,
-                      tracking__register_as=None)
-        hooks = dataclasses.replace(hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
-                                    keep_model=best_models.keeps_model(sweep.spec, trial.study),
-                                    report=lambda row, epoch: _report(trial, sweep.spec.objectives[0][0], row, epoch,
-                                                                      last=cfg.train.epochs))
-        flat = cfg.flat()
-        for key in set(sweep.spec.varied_keys()) - set(trial.params):  # grid points and follows rules:
-            trial.set_user_attr(key, ",".join(map(str, flat[key])) if isinstance(flat[key], list) else flat[key])
+        # trials never register their model themselves: the sweep registers its best
+        # (best_models.py)
+        cfg = replace(trial_config(sweep.spec, trial, sweep.overrides),
+                      tracking__experiment=sweep.experiment, tracking__register_as=None)
+        metric = sweep.spec.objectives[0][0]
+        hooks = dataclasses.replace(
+            hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
+            keep_model=best_models.keeps_model(sweep.spec, trial.study),
+            report=lambda row, epoch: _report(trial, metric, row, epoch, last=cfg.train.epochs))
+        _record_chosen(sweep.spec, trial, cfg.flat())
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
-        trial.set_user_attr(EVAL, result.eval_fingerprint)  # "best" compares trials on the same rows only
+        # "best" compares trials on the same rows
+        trial.set_user_attr(EVAL, result.eval_fingerprint)
         if result.model_uri:
             trial.set_user_attr(best_models.MODEL_URI, result.model_uri)
         values = objective_values(sweep.spec, result.metrics)
     except (optuna.TrialPruned, KeyboardInterrupt):
         raise
-    except InputError as e:  # rejected before a run existed: record it as a FAILED child all the same
-        error = "; ".join(e.problems)
-        chosen = {**sweep.spec.grid[trial.params[GRID_POINT]]} if GRID_POINT in trial.params else {}
-        name = names.trial_name(trial.number, {**trial.params, **chosen}, sweep.spec.searched_keys())
-        run_id = sweep_runs.failed_child(_safe_base(sweep), sweep.parent_run_id, hooks.params, hooks.tags, error,
-                                         name)
-        trial.set_user_attr("mlflow_run_id", run_id)
-        trial.set_user_attr("error", error[:500])
-        raise RuntimeError(error) from None
+    # rejected before a run existed: recorded as a FAILED child all the same
+    except InputError as e:
+        _record_rejected(sweep, trial, hooks, "; ".join(e.problems))
+        raise RuntimeError("; ".join(e.problems)) from None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         trial.set_user_attr("error", error[:500])
@@ -71,19 +68,39 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         raise
     finally:
         release_memory()
-    for key in (*HEADLINE_METRICS, *(f"{m}_ci_{end}" for m, _ in sweep.spec.objectives for end in ("low", "high"))):
+    intervals = [f"{m}_ci_{end}" for m, _ in sweep.spec.objectives for end in ("low", "high")]
+    for key in (*HEADLINE_METRICS, *intervals):
         if key in result.metrics:  # the summary table shows each objective with its 95% interval
             trial.set_user_attr(key, float(result.metrics[key]))
     return values[0] if len(values) == 1 else values
 
 
+def _record_chosen(spec: SweepSpec, trial: optuna.Trial, flat: dict) -> None:
+    """The values a trial got from its grid point or a follows rule (not in trial.params)."""
+    for key in set(spec.varied_keys()) - set(trial.params):
+        value = flat[key]
+        trial.set_user_attr(key, ",".join(map(str, value)) if isinstance(value, list) else value)
+
+
+def _record_rejected(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, error: str) -> None:
+    """A trial whose config was rejected: a FAILED child run that says why, and the trial's
+    error."""
+    chosen = {**sweep.spec.grid[trial.params[GRID_POINT]]} if GRID_POINT in trial.params else {}
+    name = names.trial_name(trial.number, {**trial.params, **chosen}, sweep.spec.searched_keys())
+    run_id = sweep_runs.failed_child(_safe_base(sweep), sweep.parent_run_id, hooks.params,
+                                     hooks.tags, error, name)
+    trial.set_user_attr("mlflow_run_id", run_id)
+    trial.set_user_attr("error", error[:500])
+
+
 def objective_values(spec: SweepSpec, metrics: dict[str, float]) -> tuple[float, ...]:
-    """The study's objective values from a run's final metrics; a missing or non-finite value fails the trial
-    with a reason (Optuna would fail it without one)."""
+    """The study's objective values from a run's final metrics; a missing or non-finite value fails
+    the trial with a reason (Optuna would fail it without one)."""
     values = []
     for metric, _ in spec.objectives:
         if metric not in metrics:
-            raise RuntimeError(f"the run logged no {metric!r}, the study's objective (e.g. peak_gpu_mem_mb exists "
+            raise RuntimeError(f"the run logged no {metric!r}, the study's objective (e.g. "
+                               "peak_gpu_mem_mb exists "
                                f"on a GPU only)")
         if not math.isfinite(float(metrics[metric])):
             raise RuntimeError(f"the objective {metric} is {metrics[metric]}")
@@ -91,7 +108,8 @@ def objective_values(spec: SweepSpec, metrics: dict[str, float]) -> tuple[float,
     return tuple(values)
 
 
-# CUDA allocation failures that reach Python as a plain RuntimeError (cuBLAS/cuDNN workspaces, attention kernels)
+# CUDA allocation failures that reach Python as a plain RuntimeError (cuBLAS/cuDNN workspaces,
+# attention kernels)
 _OOM_MESSAGES = ("out of memory", "ALLOC_FAILED", "NOT_ENOUGH_WORKSPACE")
 
 
@@ -106,8 +124,8 @@ def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: o
     except RuntimeError as e:  # torch.OutOfMemoryError is one
         if not is_out_of_memory(e) or not sweep.spec.retry_oom or cfg.train.batch_size < 2:
             raise
-    # once, with the micro-batch divided by its smallest factor f and f times the accumulation: exactly the
-    # same effective batch (16 -> 8 x 2, 15 -> 5 x 3, a prime 13 -> 1 x 13)
+    # once, with the micro-batch divided by its smallest factor f and f times the accumulation:
+    # exactly the same effective batch (16 -> 8 x 2, 15 -> 5 x 3, a prime 13 -> 1 x 13)
     t = cfg.train
     factor = next(f for f in range(2, t.batch_size + 1) if t.batch_size % f == 0)
     micro, accum = t.batch_size // factor, t.grad_accum_steps * factor
@@ -122,15 +140,16 @@ def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: o
 
 
 def running_value(metric: str, row: dict[str, float]) -> float | None:
-    """The objective's value if training stopped now, from the lowest-val-loss epoch's row so far; None for
-    objectives without a per-epoch value (only known at the end, e.g. train_time_s)."""
+    """The objective's value if training stopped now, from the lowest-val-loss epoch's row so far;
+    None for objectives without a per-epoch value (only known at the end, e.g. train_time_s)."""
     return row[RUNNING[metric]] if metric in RUNNING else None
 
 
 def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int, last: int) -> None:
-    """The pruner sees the running objective, so a pruned trial's stored value (its last report) is the same
-    quantity as a complete trial's value. Never after the `last` epoch: its compute is spent, and a complete
-    trial has its test metrics and model where a pruned one would have neither."""
+    """The pruner sees the running objective, so a pruned trial's stored value (its last report) is
+    the same quantity as a complete trial's value. Never after the `last` epoch: its compute is
+    spent, and a complete trial has its test metrics and model where a pruned one would have
+    neither."""
     value = running_value(metric, row)
     if len(trial.study.directions) > 1 or value is None:
         return  # optuna does not prune multi-objective studies

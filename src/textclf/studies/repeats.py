@@ -1,6 +1,6 @@
-"""Seed noise: the best trials rerun with more training seeds (`textclf sweep --repeat-best K --seeds N`),
-as extra child runs of the sweep tagged textclf.repeat_of; the report reads the spread (reporting/tables.py
-seed_noise)."""
+"""Seed noise: the best trials rerun with more training seeds (`textclf sweep --repeat-best K
+--seeds N`), as extra child runs of the sweep tagged textclf.repeat_of; the report reads the spread
+(reporting/tables.py seed_noise)."""
 from __future__ import annotations
 
 import logging
@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 
 def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
-    """Seed noise: rerun the best `k` complete trials with `seeds` - 1 more training seeds each, as extra
-    child runs tagged textclf.repeat_of; repeats already logged (a resumed command) are not run again."""
+    """Seed noise: rerun the best `k` complete trials with `seeds` - 1 more training seeds each, as
+    extra child runs tagged textclf.repeat_of; repeats already logged (a resumed command) are not
+    run again."""
     # among the trials on the base config's evaluation rows, as the best trial is chosen
     complete = comparable(study, study.user_attrs.get(EVAL))
-    complete.sort(key=lambda t: t.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    complete.sort(key=lambda t: t.value,
+                  reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
     done = queries.repeats_of(sweep.parent_run_id)
     for trial in complete[:k]:
         base = replace(trial_config(sweep.spec, FixedTrial(trial.params), sweep.overrides),
@@ -33,8 +35,10 @@ def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
             if (str(trial.number), str(seed)) in done:
                 continue
             hooks = TrialHooks(sweep.parent_run_id, {"repeat.of_trial": trial.number},
-                               {"textclf.repeat_of": str(trial.number), "textclf.study": sweep.spec.name},
-                               name=names.trial_name(trial.number, base, sweep.spec.searched_keys(), seed=seed),
+                               {"textclf.repeat_of": str(trial.number),
+                                "textclf.study": sweep.spec.name},
+                               name=names.trial_name(trial.number, base, sweep.spec.searched_keys(),
+                                                     seed=seed),
                                # repeats measure noise; the trial keeps its model
                                keep_model=lambda metrics, rows: False)
             log.info("repeat of trial %d with train.seed=%d", trial.number, seed)

@@ -1,5 +1,5 @@
-"""After the trials: the parent run's final tags, trial table and report (reporting/ draws it; Optuna's
-views of the study come from views.py), and the summary the command prints."""
+"""After the trials: the parent run's final tags, trial table and report (reporting/ draws it;
+Optuna's views of the study come from views.py), and the summary the command prints."""
 from __future__ import annotations
 
 import logging
@@ -37,7 +37,8 @@ def attach_report(parent: str, study: optuna.Study) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             build.build_report(select_runs(parent), Path(tmp), optuna_views(study))
             sweep_runs.attach_report(parent, Path(tmp))
-    except Exception as e:  # the study's results stand without the report; `textclf report` can redo it
+    # the study's results stand without the report; `textclf report` can redo it
+    except Exception as e:
         log.warning("could not build the sweep report: %s", e)
 
 
@@ -47,6 +48,8 @@ def summary_text(study: optuna.Study, url: str, parent: str, uri: str) -> str:
         if "error" in table:
             table["error"] = table["error"].str.slice(0, 60)
         table = table.to_string()
-    return (f"{table}\n\nstudy {study.study_name!r}: {len(study.trials)} trials in {provenance.redact('url', url)}\n"
-            f"  optuna.load_study(study_name={study.study_name!r}, storage={provenance.redact('url', url)!r})\n"
+    return (f"{table}\n\nstudy {study.study_name!r}: {len(study.trials)} trials in "
+            f"{provenance.redact('url', url)}\n"
+            f"  optuna.load_study(study_name={study.study_name!r}, "
+            f"storage={provenance.redact('url', url)!r})\n"
             f"parent run {parent} in {uri}")

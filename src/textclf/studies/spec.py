@@ -1,18 +1,21 @@
-"""Sweep files (sweeps/*.yaml): a base config, a search space or an exact grid, sampler, pruner, objective.
+"""Sweep files (sweeps/*.yaml): a base config, a search space or an exact grid, sampler, pruner,
+objective.
 
     base: ../configs/quickstart.yaml          # optional, relative to the sweep file
     config: {train: {epochs: 1}}              # delta on the base, the same tree as `textclf train`
     study: {name: my-study, sampler: tpe, pruner: median, n_trials: 20}
-    objective: best_val_accuracy              # or {best_val_accuracy: maximize, train_time_s: minimize}
+    objective: best_val_accuracy              # or {best_val_accuracy: maximize, train_time_s:
+    minimize}
     space:
       train.learning_rate: {loguniform: [1.0e-5, 1.0e-3]}
       data.max_length: {categorical: [128, 256, 512]}
       train.batch_size: {follows: data.max_length, map: {128: 32, 256: 16, 512: 8}}
-    grid:                                     # instead of (or beside `follows` in) space: exact points
+    grid:                                     # instead of (or beside `follows` in) space: exact
+    points
       - {data.max_length: 128, train.learning_rate: 5.0e-5}
 
-studies/load.py reads and checks a file into a SweepSpec, reporting every problem at once as
-`file: key: problem`. This module does not import optuna: a trial is anything with optuna's suggest_*
+studies/load.py reads and checks a file into a SweepSpec, reporting every problem at once as `file:
+key: problem`. This module does not import optuna: a trial is anything with optuna's suggest_*
 methods, and `trial_config` is the one place a trial becomes a Config.
 """
 from __future__ import annotations
@@ -34,10 +37,12 @@ SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "hyperband", "threshold")
 KINDS = ("loguniform", "uniform", "int", "categorical", "follows")
 TOP_KEYS = ("base", "config", "study", "objective", "space", "grid", "retry_oom")
-STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed", "heartbeat_s",
+STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed",
+              "heartbeat_s",
               "retries", "max_failures", "keep_models")
 KEEP_MODELS = ("best", "all", "none")
-SWEEP_ONLY = ("base", "study", "space", "grid", "objective")  # keys that make a YAML file a sweep file
+# keys that make a YAML file a sweep file
+SWEEP_ONLY = ("base", "study", "space", "grid", "objective")
 GRID_POINT = "grid_point"
 
 
@@ -69,7 +74,8 @@ class SweepSpec:
     heartbeat_s: float = 30.0  # a worker silent for 4 heartbeats has its trial failed (and retried)
     retries: int = 0  # reruns of a trial whose worker died (kill -9, machine lost), as a new trial
     max_failures: int = 3  # the sweep stops (exit 1) after this many failed trials in a row
-    keep_models: str = "best"  # best | all | none: which trials keep their logged model (studies/models.py)
+    # best | all | none: which trials keep their logged model (studies/models.py)
+    keep_models: str = "best"
 
     def grid_space(self) -> dict[str, list]:
         """The grid sampler's search space: grid-point indices, or every categorical dimension."""
@@ -82,23 +88,28 @@ class SweepSpec:
         return math.prod(sizes) if sizes else 0
 
     def target_trials(self) -> int | None:
-        return self.n_trials if self.n_trials is not None else (self.grid_size() if self.sampler == "grid" else None)
+        return self.n_trials if self.n_trials is not None else (self.grid_size()
+                                                                if self.sampler == "grid" else None)
 
     def searched_keys(self) -> list[str]:
-        """The keys a trial chooses (grid points and dimensions), not those that follow another key."""
-        return [k for k in self.varied_keys() if k not in self.space or self.space[k].kind != "follows"]
+        """The keys a trial chooses (grid points and dimensions), not those that follow another
+        key."""
+        return [k for k in self.varied_keys() if k not in self.space
+                or self.space[k].kind != "follows"]
 
     def varied_keys(self) -> list[str]:
         return list(dict.fromkeys([k for point in self.grid for k in point] + list(self.space)))
 
     def describe_space(self) -> dict[str, Any]:
-        return {"space": {k: {d.kind: list(d.values) if d.kind != "follows" else {d.source: d.mapping}}
+        return {"space": {k: {d.kind: list(d.values)
+                              if d.kind != "follows" else {d.source: d.mapping}}
                           for k, d in self.space.items()}, "grid": list(self.grid)}
 
 
 def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Config:
-    """The search space, all of it: the trial's suggestions (or grid point), `follows` rules, the base.
-    Overrides of searched keys gave those keys new choices (studies/load.py); they do not fix the value."""
+    """The search space, all of it: the trial's suggestions (or grid point), `follows` rules, the
+    base. Overrides of searched keys gave those keys new choices (studies/load.py); they do not fix
+    the value."""
     overrides = tuple(o for o in overrides if o.partition("=")[0].strip() not in spec.varied_keys())
     chosen: dict[str, Any] = {}
     if spec.grid:
@@ -107,9 +118,11 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
         if dim.kind == "loguniform":
             chosen[key] = trial.suggest_float(key, *dim.values[:2], log=True)
         elif dim.kind == "uniform":
-            chosen[key] = trial.suggest_float(key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else None)
+            chosen[key] = trial.suggest_float(key, *dim.values[:2],
+                                              step=dim.values[2] if len(dim.values) > 2 else None)
         elif dim.kind == "int":
-            chosen[key] = trial.suggest_int(key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else 1)
+            chosen[key] = trial.suggest_int(key, *dim.values[:2],
+                                            step=dim.values[2] if len(dim.values) > 2 else 1)
         elif dim.kind == "categorical":
             chosen[key] = trial.suggest_categorical(key, list(dim.values))
     base = load_config(spec.base, overrides, [(str(spec.path), spec.config)])
@@ -118,12 +131,14 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
             section, _, sub = dim.source.partition(".")
             leader = chosen.get(dim.source, getattr(getattr(base, section), sub))
             chosen[key] = dim.mapping[leader]
-    return load_config(spec.base, overrides, [(str(spec.path), spec.config), (f"{spec.path} trial", chosen)])
+    return load_config(spec.base, overrides, [(str(spec.path), spec.config), (f"{spec.path} trial",
+                                                                              chosen)])
 
 
 def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[str]) -> SweepSpec:
-    """`-o KEY=[a, b]` on a categorical the sweep searches gives it new choices (e.g. offline stand-ins for hub
-    models); the study name then gets a suffix so a study never mixes two sets of choices."""
+    """`-o KEY=[a, b]` on a categorical the sweep searches gives it new choices (e.g. offline
+    stand-ins for hub models); the study name then gets a suffix so a study never mixes two sets of
+    choices."""
     space, replaced = dict(spec.space), {}
     for o in overrides:
         key, _, text = (part.strip() for part in o.partition("="))
@@ -135,19 +150,22 @@ def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[
             values = None
         dim = space.get(key)
         if dim is None or dim.kind != "categorical" or not isinstance(values, list) or not values:
-            problems.append(f"-o {o}: the sweep {spec.path} searches {key}; remove the override, or give a "
+            problems.append(f"-o {o}: the sweep {spec.path} searches {key}; remove the override, "
+                            "or give a "
                             f"categorical new choices as a list, e.g. -o '{key}=[a, b]'")
             continue
         space[key] = dataclasses.replace(dim, values=tuple(values))
         replaced[key] = values
     if not replaced:
         return spec
-    digest = hashlib.sha1(json.dumps(replaced, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    digest = hashlib.sha1(json.dumps(replaced, sort_keys=True,
+                                     default=str).encode()).hexdigest()[:6]
     return dataclasses.replace(spec, space=space, name=f"{spec.name}-choices-{digest}")
 
 
 class FixedTrial:
-    """A stand-in trial answering each suggestion from `picks`, else with the first choice or lower bound."""
+    """A stand-in trial answering each suggestion from `picks`, else with the first choice or lower
+    bound."""
 
     def __init__(self, picks: dict[str, Any]):
         self.picks = picks

@@ -1,30 +1,25 @@
-"""Reading a sweep file into a SweepSpec: every problem of the file, then of every trial config the space can
-produce (each grid point, categorical choice and range end), reported at once as `file: key: problem`."""
+"""Reading a sweep file into a SweepSpec: every problem of the file, then of every trial config the
+space can produce (each grid point, categorical choice and range end), reported at once as `file:
+key: problem`."""
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 from typing import Any
 
-from textclf.config import Config, flatten_tree, read_mapping
+from textclf.config import flatten_tree, read_mapping
 from textclf.errors import InputError
 from textclf.studies.spec import (
-    GRID_POINT,
-    KEEP_MODELS,
     KINDS,
-    PRUNERS,
-    SAMPLERS,
     STUDY_KEYS,
     SWEEP_ONLY,
     TOP_KEYS,
     Dimension,
-    FixedTrial,
     SweepSpec,
     replace_choices,
-    trial_config,
 )
-from textclf.training.metrics import RUNNING, default_direction
+from textclf.studies.spec_checks import check_follows, check_study, check_trials
+from textclf.training.metrics import default_direction
 from textclf.training.summary import DEFAULT_OBJECTIVE, FINAL_METRICS
 
 
@@ -45,20 +40,23 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
     problems += _unknown(where, "study.", study, STUDY_KEYS)
     base = _base(path, tree.get("base"), problems)
     spec = SweepSpec(
-        path=path, base=base, config=flatten_tree(tree.get("config") or {}, f"{where}: config", problems),
+        path=path, base=base, config=flatten_tree(tree.get("config") or {}, f"{where}: config",
+                                                  problems),
         name=str(study.get("name") or path.stem), storage=study.get("storage"),
         sampler=study.get("sampler", "tpe"), pruner=study.get("pruner", "none"),
         pruner_args=study.get("pruner_args") or {}, n_trials=study.get("n_trials"),
-        timeout=study.get("timeout"), seed=study.get("seed", 42), heartbeat_s=study.get("heartbeat_s", 30.0),
+        timeout=study.get("timeout"), seed=study.get("seed", 42),
+                     heartbeat_s=study.get("heartbeat_s", 30.0),
         retries=study.get("retries", 0), max_failures=study.get("max_failures", 3),
         keep_models=study.get("keep_models", "best"),
         objectives=_objectives(tree.get("objective", DEFAULT_OBJECTIVE[0]), where, problems),
-        space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [], where, problems),
+        space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [],
+                                                                           where, problems),
         retry_oom=bool(tree.get("retry_oom", True)))
-    problems += _check_study(spec, where) + _check_follows(spec, where)
+    problems += check_study(spec, where) + check_follows(spec, where)
     spec = replace_choices(spec, overrides, problems)
     if not problems:
-        problems += _check_trials(spec, overrides)
+        problems += check_trials(spec, overrides)
     if problems:
         raise InputError(problems)
     return spec
@@ -76,7 +74,8 @@ def _base(path: Path, name: Any, problems: list[str]) -> Path | None:
     if problem:
         return base  # load_config reports it with its own line
     if set(tree) & set(SWEEP_ONLY):
-        problems.append(f"{path}: base: {name} is a sweep file; base names a config file (sections data, model, "
+        problems.append(f"{path}: base: {name} is a sweep file; base names a config file (sections "
+                        "data, model, "
                         f"train, tracking), e.g. ../configs/quickstart.yaml")
         return None
     return base
@@ -87,30 +86,38 @@ def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> lis
     for key in tree:
         near = difflib.get_close_matches(str(key), known, n=1)
         if key not in known:
-            out.append(f"{where}: {prefix}{key}: unknown key" + (f"; did you mean {prefix}{near[0]}?" if near
-                                                                  else f"; expected one of {', '.join(known)}"))
+            out.append(f"{where}: {prefix}{key}: unknown key"
+                       + (f"; did you mean {prefix}{near[0]}?" if near
+                                                                  else "; expected one of "
+                          f"{', '.join(known)}"))
     return out
 
 
 def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
     if isinstance(value, str):
         if default_direction(value) is None:
-            problems.append(f"{where}: objective: {value} has no better end (a loss ratio near 1 is healthy); write "
+            problems.append(f"{where}: objective: {value} has no better end (a loss ratio near 1 "
+                            "is healthy); write "
                             f"{{{value}: maximize}} or {{{value}: minimize}}")
         value = {value: default_direction(value) or "maximize"}
     if not isinstance(value, dict) or not value:
-        problems.append(f"{where}: objective: give a metric name or {{metric: maximize|minimize, ...}}")
+        problems.append(f"{where}: objective: give a metric name or "
+                        f"{{metric: maximize|minimize, ...}}")
         return (DEFAULT_OBJECTIVE,)
     for metric, direction in value.items():
         if direction not in ("maximize", "minimize"):
-            problems.append(f"{where}: objective.{metric}: must be maximize or minimize, got {direction!r}")
+            problems.append(f"{where}: objective.{metric}: must be maximize or minimize, got "
+                            f"{direction!r}")
         if str(metric).startswith("test_"):
-            problems.append(f"{where}: objective.{metric}: selecting on the test set is not allowed (it would no "
-                            f"longer measure generalisation); use a validation metric such as best_val_accuracy")
+            problems.append(f"{where}: objective.{metric}: selecting on the test set is not "
+                            "allowed (it would no "
+                            "longer measure generalisation); use a validation metric such as "
+                            "best_val_accuracy")
         elif metric not in FINAL_METRICS:
             near = difflib.get_close_matches(str(metric), FINAL_METRICS, n=1)
             problems.append(f"{where}: objective.{metric}: not a metric textclf runs log; " +
-                            (f"did you mean {near[0]}?" if near else "e.g. best_val_accuracy or best_val_loss"))
+                            (f"did you mean {near[0]}?"
+                             if near else "e.g. best_val_accuracy or best_val_loss"))
     return tuple(value.items())
 
 
@@ -137,22 +144,18 @@ def _space(tree: Any, where: str, problems: list[str]) -> dict[str, Dimension]:
                 problems.append(f"{at}: categorical needs a non-empty list of choices")
                 continue
             # optuna stores plain values only: a list choice (freeze patterns) travels as "a,b"
-            space[key] = Dimension(kind, tuple(",".join(map(str, v)) if isinstance(v, list) else v for v in value))
+            space[key] = Dimension(kind, tuple(",".join(map(str, v)) if isinstance(v, list) else v
+                                               for v in value))
         else:
-            numbers = value if isinstance(value, list) else []
-            ok = len(numbers) in (2, 3) and all(isinstance(v, int | float) and not isinstance(v, bool)
-                                                for v in numbers)
-            if not ok or numbers[0] >= numbers[1] or (kind == "loguniform" and numbers[0] <= 0):
-                problems.append(f"{at}: {kind} needs [low, high] with low < high" +
-                                (" and low > 0" if kind == "loguniform" else "") + f", got {value!r}")
-                continue
-            if len(numbers) == 3 and (kind == "loguniform" or numbers[2] <= 0):
-                problems.append(f"{at}: loguniform takes no step; use [low, high]" if kind == "loguniform" else
-                                f"{at}: {kind} step must be > 0, got {numbers[2]!r}")
-                continue
-            space[key] = Dimension(kind, tuple(numbers))
+            numbers = _range(kind, value, at, problems)
+            if numbers:
+                space[key] = Dimension(kind, numbers)
     for key, dim in space.items():
-        if dim.kind == "follows" and dim.source in space and space[dim.source].kind == "categorical":
+        if (
+            dim.kind == "follows"
+            and dim.source in space
+            and space[dim.source].kind == "categorical"
+        ):
             missing = [v for v in space[dim.source].values if v not in dim.mapping]
             if missing:
                 problems.append(f"{where}: space.{key}: map has no value for {dim.source} = "
@@ -160,88 +163,25 @@ def _space(tree: Any, where: str, problems: list[str]) -> dict[str, Dimension]:
     return space
 
 
+def _range(kind: str, value: Any, at: str, problems: list[str]) -> tuple | None:
+    """[low, high] or [low, high, step] of a uniform, int or loguniform dimension; None if
+    invalid."""
+    numbers = value if isinstance(value, list) else []
+    ok = len(numbers) in (2, 3) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                        for v in numbers)
+    if not ok or numbers[0] >= numbers[1] or (kind == "loguniform" and numbers[0] <= 0):
+        problems.append(f"{at}: {kind} needs [low, high] with low < high"
+                        + (" and low > 0" if kind == "loguniform" else "") + f", got {value!r}")
+        return None
+    if len(numbers) == 3 and (kind == "loguniform" or numbers[2] <= 0):
+        problems.append(f"{at}: loguniform takes no step; use [low, high]" if kind == "loguniform"
+                        else f"{at}: {kind} step must be > 0, got {numbers[2]!r}")
+        return None
+    return tuple(numbers)
+
+
 def _grid(points: Any, where: str, problems: list[str]) -> tuple[dict[str, Any], ...]:
     if not isinstance(points, list) or not all(isinstance(p, dict) and p for p in points):
         problems.append(f"{where}: grid: must be a list of {{section.key: value, ...}} points")
         return ()
     return tuple(flatten_tree(p, f"{where}: grid[{i}]", problems) for i, p in enumerate(points))
-
-
-def _check_study(spec: SweepSpec, where: str) -> list[str]:
-    problems = []
-    if spec.sampler not in SAMPLERS:
-        problems.append(f"{where}: study.sampler: must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}")
-    if spec.keep_models not in KEEP_MODELS:
-        problems.append(f"{where}: study.keep_models: must be one of {', '.join(KEEP_MODELS)}, got "
-                        f"{spec.keep_models!r}")
-    if spec.pruner not in PRUNERS:
-        problems.append(f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}")
-    if spec.pruner != "none" and len(spec.objectives) > 1:
-        problems.append(f"{where}: study.pruner: optuna cannot prune multi-objective studies; use none")
-    elif spec.pruner != "none" and spec.objectives[0][0] not in RUNNING:
-        problems.append(f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no per-epoch value to "
-                        f"prune on; use one of {', '.join(RUNNING)}, or pruner none")
-    if spec.sampler == "grid":
-        ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
-        if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
-            problems.append(f"{where}: space: a grid takes categorical dimensions or an explicit grid list "
-                            f"(with follows rules), not both and not ranges ({', '.join(ranged) or 'both'})")
-        if not spec.grid_size():
-            problems.append(f"{where}: grid: the grid sampler needs a grid list or categorical dimensions")
-    elif spec.grid:
-        problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
-    if not re.fullmatch(r"\w[\w.-]*", spec.name):
-        problems.append(f"{where}: study.name: {spec.name!r} must be letters, digits, '.', '_' or '-' (it names "
-                        f"the report directory reports/<name>); no '/' or '..'")
-    for key, value, least in (("retries", spec.retries, 0), ("max_failures", spec.max_failures, 1),
-                              ("seed", spec.seed, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            problems.append(f"{where}: study.{key}: must be a whole number >= {least}, got {value!r}")
-    for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout), ("heartbeat_s", spec.heartbeat_s)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
-            problems.append(f"{where}: study.{key}: must be a positive number, got {value!r}")
-    if spec.sampler != "grid" and spec.n_trials is None and spec.timeout is None:
-        problems.append(f"{where}: study.n_trials: set n_trials or timeout for a {spec.sampler} sampler")
-    if not isinstance(spec.pruner_args, dict):
-        problems.append(f"{where}: study.pruner_args: must be a mapping of optuna pruner arguments")
-    return problems
-
-
-def _check_follows(spec: SweepSpec, where: str) -> list[str]:
-    """A `follows` leader must be a config key, and rules must not follow each other in a circle."""
-    known = list(Config().flat())
-    problems, cycles = [], []
-    for key, dim in spec.space.items():
-        if dim.kind != "follows":
-            continue
-        if dim.source not in known:
-            near = difflib.get_close_matches(dim.source, known, n=1)
-            problems.append(f"{where}: space.{key}: follows {dim.source}: unknown key" +
-                            (f"; did you mean {near[0]}?" if near else "; name a config key such as data.max_length"))
-        chain = [key]
-        while chain[-1] in spec.space and spec.space[chain[-1]].kind == "follows" and chain.count(chain[-1]) == 1:
-            chain.append(spec.space[chain[-1]].source)
-        if chain[-1] == key and len(chain) > 1 and set(chain) not in cycles:  # each cycle once
-            cycles.append(set(chain))
-            problems.append(f"{where}: space: follows rules form a cycle: {' -> '.join(chain)}; search or fix one "
-                            f"of its keys instead")
-    return problems
-
-
-def _check_trials(spec: SweepSpec, overrides: tuple[str, ...]) -> list[str]:
-    probes = [{}]
-    probes += [{GRID_POINT: i} for i in range(1, len(spec.grid))]
-    for key, dim in spec.space.items():
-        if dim.kind == "categorical":
-            probes += [{key: v} for v in dim.values[1:]]
-        elif dim.kind != "follows":
-            probes.append({key: dim.values[1]})
-    problems: list[str] = []
-    for picks in probes:
-        try:
-            trial_config(spec, FixedTrial(picks), overrides)
-        except InputError as e:
-            problems += [p for p in e.problems if p not in problems]
-        except KeyError as e:  # a follows map without the leader's value
-            problems.append(f"{spec.path}: space: a follows map has no entry for {e.args[0]!r}")
-    return problems

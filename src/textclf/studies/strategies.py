@@ -1,7 +1,8 @@
-"""How a study hands trials to its workers, one object per kind of sampler, so the rest of the sweep never
-asks which one it runs. Sampled (tpe, random): the sampler proposes each trial, workers run until the study
-has its target number of finished trials. Grid: every point enqueued once, popped by the workers, a dead
-worker's point enqueued again, waiting while the last points run elsewhere (grid.py)."""
+"""How a study hands trials to its workers, one object per kind of sampler, so the rest of the sweep
+never asks which one it runs. Sampled (tpe, random): the sampler proposes each trial, workers run
+until the study has its target number of finished trials. Grid: every point enqueued once, popped by
+the workers, a dead worker's point enqueued again, waiting while the last points run elsewhere
+(grid.py)."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,8 @@ from textclf.studies import grid
 from textclf.studies.spec import SweepSpec
 
 log = logging.getLogger(__name__)
-# (study, n_trials or None, timeout or None, more trial callbacks): run trials with the sweep's objective
+# (study, n_trials or None, timeout or None, more trial callbacks): run trials with the sweep's
+# objective
 Optimize = Callable[[optuna.Study, int | None, float | None, list], None]
 
 
@@ -27,13 +29,17 @@ class Sampled:
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         if self.spec.sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
-        # constant_liar: a trial still running elsewhere counts as a poor result, so workers spread out
+        # constant_liar: a trial still running elsewhere counts as a poor result, so workers spread
+        # out
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
 
     def on_stale(self):
-        """What happens to a trial whose worker stopped beating: retried up to study.retries times."""
+        """What happens to a trial whose worker stopped beating: retried up to study.retries
+        times."""
         retries = self.spec.retries
-        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries) if retries else None
+        return (
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries) if retries else None
+        )
 
     def enqueue(self, study: optuna.Study) -> int:
         return 0  # the sampler proposes each trial as it starts
@@ -41,13 +47,17 @@ class Sampled:
     def claim(self, trial: optuna.Trial) -> None:
         pass  # proposed to this trial alone
 
-    def run(self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study], int]) -> None:
-        """Until the study has its target number of finished trials (study.n_trials), or study.timeout."""
+    def run(self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study],
+                                                                              int]) -> None:
+        """Until the study has its target number of finished trials (study.n_trials), or
+        study.timeout."""
         target = self.spec.target_trials()
         if target is None:
             return optimize(study, None, self.spec.timeout, [])
-        if finished(study) < target:  # every worker stops once the study has them, whoever finished them
-            optimize(study, None, self.spec.timeout, [lambda s, t: s.stop() if finished(s) >= target else None])
+        # every worker stops once the study has them, whoever finished them
+        if finished(study) < target:
+            optimize(study, None, self.spec.timeout,
+                     [lambda s, t: s.stop() if finished(s) >= target else None])
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,8 @@ class Grid:
     spec: SweepSpec
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        # its points are enqueued; the sampler is a fallback for a trial that finds the queue emptied under it
+        # its points are enqueued; the sampler is a fallback for a trial that finds the queue
+        # emptied under it
         return optuna.samplers.RandomSampler(seed=seed)
 
     def on_stale(self):
@@ -67,9 +78,10 @@ class Grid:
     def claim(self, trial: optuna.Trial) -> None:
         grid.claim(self.spec, trial)  # two commands may have enqueued one point: only one runs it
 
-    def run(self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study], int]) -> None:
-        """Pop enqueued points one at a time; wait while the remaining ones run in other workers (one of them
-        may die, and its point come back); stop when nothing waits or runs."""
+    def run(self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study],
+                                                                              int]) -> None:
+        """Pop enqueued points one at a time; wait while the remaining ones run in other workers
+        (one of them may die, and its point come back); stop when nothing waits or runs."""
         deadline = time.monotonic() + (self.spec.timeout or math.inf)
         said = False
         while time.monotonic() < deadline:

@@ -1,8 +1,9 @@
 """`textclf sweep`: an Optuna study as one MLflow parent run with one child run per trial.
 
-Everything is validated before anything exists; then the study lives in an Optuna storage (default: the
-embedded SQLite file optuna.db), so rerunning the same command resumes it, and `--workers K` processes (or
-machines sharing a database) work on one study. The report is attached to the parent when the sweep ends.
+Everything is validated before anything exists; then the study lives in an Optuna storage (default:
+the embedded SQLite file optuna.db), so rerunning the same command resumes it, and `--workers K`
+processes (or machines sharing a database) work on one study. The report is attached to the parent
+when the sweep ends.
 """
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from textclf.config import Config
 from textclf.errors import InputError, SweepStopped
 from textclf.studies import best_models
 from textclf.studies import workers as spread
-from textclf.studies.spec_file import load_spec
 from textclf.studies.objective import objective
 from textclf.studies.records import Sweep, record_trial, stop_after_failures
 from textclf.studies.repeats import repeat_top
 from textclf.studies.report import finish, summary_text
-from textclf.studies.strategies import strategy
 from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
+from textclf.studies.spec_file import load_spec
+from textclf.studies.strategies import strategy
 from textclf.studies.study import (
     EVAL,
     check_storage,
@@ -41,20 +42,26 @@ def run_worker(sweep: Sweep) -> None:
     """Run trials until the study has its target number of finished trials (or the grid is done)."""
     callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
 
-    def optimize(study: optuna.Study, n_trials: int | None, timeout: float | None, more: list) -> None:
+    def optimize(study: optuna.Study, n_trials: int | None, timeout: float | None,
+                 more: list) -> None:
         _optimize(sweep, study, n_trials, timeout, callbacks + more)
 
-    strategy(sweep.spec).run(open_study(sweep.spec, sweep.storage_url, sweep.worker), optimize, finished_count)
+    strategy(sweep.spec).run(open_study(sweep.spec, sweep.storage_url, sweep.worker), optimize,
+                             finished_count)
 
 
-def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: float | None, callbacks) -> None:
+def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: float | None,
+              callbacks) -> None:
     while True:
         try:
-            study.optimize(lambda trial: objective(sweep, trial), n_trials=n_trials, timeout=timeout,
+            study.optimize(lambda trial: objective(sweep, trial), n_trials=n_trials,
+                           timeout=timeout,
                            callbacks=callbacks, catch=(Exception,), gc_after_trial=True)
             return
-        except optuna.exceptions.UpdateFinishedTrialError as e:  # this worker goes on with the next trial
-            log.warning("another worker failed a trial of this one as stale while it still ran (its heartbeat "
+        # this worker goes on with the next trial
+        except optuna.exceptions.UpdateFinishedTrialError as e:
+            log.warning("another worker failed a trial of this one as stale while it still ran "
+                        "(its heartbeat "
                         "came late; raise study.heartbeat_s on a loaded machine): %s", e)
             if n_trials is not None:
                 return
@@ -72,7 +79,8 @@ class Plan:
 
 def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, storage: str | None,
              tracking_flag: str | None, worker: bool) -> Plan:
-    """Everything that can reject the command, before any study, storage file, experiment or run exists."""
+    """Everything that can reject the command, before any study, storage file, experiment or run
+    exists."""
     from textclf.assets import resolve
     from textclf.data import load_splits
 
@@ -84,7 +92,8 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     store.check_uri(uri, origin, wait_s=base.tracking.outage_wait_s)
     runs.check_journal_dir(base)
     url = storage_url(spec, storage)
-    check_storage(spec, url, f"--storage {url}" if storage else f"{spec.path}: study.storage {url}" if spec.storage
+    check_storage(spec, url, f"--storage {url}" if storage else f"{spec.path}: study.storage {url}"
+                  if spec.storage
                   else f"the default study storage {url}")
     if worker:  # the command that spawned this worker validated the data and the model
         return Plan(spec, base, uri, url, None)
@@ -94,31 +103,29 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     return Plan(spec, base, uri, url, load_splits(base))
 
 
-def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int | None = None, workers: str = "1",
-              gpus: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
-              worker_of: str | None = None, worker_index: int = 0, repeat_best: int = 0, seeds: int = 3) -> str:
-    """The `textclf sweep` command: validate, open the study and its parent run, run the workers; returns
-    the summary to print (empty for a worker process)."""
+def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int | None = None,
+              workers: str = "1", gpus: str | None = None, storage: str | None = None,
+              tracking_uri: str | None = None, worker_of: str | None = None, worker_index: int = 0,
+              repeat_best: int = 0, seeds: int = 3) -> str:
+    """The `textclf sweep` command: validate, open the study and its parent run, run the workers;
+    returns the summary to print (empty for a worker process)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from record_trial
     plan = validate(spec_path, overrides, n_trials, storage, tracking_uri, worker=bool(worker_of))
-    if plan.base.tracking.register_as and plan.spec.keep_models == "none":
-        raise InputError([f"{spec_path}: study.keep_models: none keeps no model to register as "
-                          f"{plan.base.tracking.register_as!r}; use best (the default) or all"])
-    if repeat_best and len(plan.spec.objectives) > 1:
-        raise InputError([f"--repeat-best: {spec_path} has {len(plan.spec.objectives)} objectives; seed repeats "
-                          f"need a single-objective study"])
+    _check_command(plan, spec_path, repeat_best)
+    # the worker plan is checked before anything exists, too
     environments = None if worker_of or (str(workers) == "1" and not gpus) else \
-        spread.plan(str(workers), gpus, spread.visible_gpus())  # checked before anything exists, too
-    launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`: its run is the parent
+        spread.plan(str(workers), gpus, spread.visible_gpus())
+    # `mlflow run`: its run is the parent
+    launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)
     store.connect(plan.tracking_uri, plan.base.tracking.experiment, plan.base.tracking.journal_dir)
+    parent = worker_of or open_parent(plan, launched_by_mlflow)
+    sweep = Sweep(plan.spec, plan.storage_url, plan.tracking_uri, parent,
+                  queries.experiment_of(parent), overrides, worker_index)
     if worker_of:
-        run_worker(Sweep(plan.spec, plan.storage_url, plan.tracking_uri, worker_of, queries.experiment_of(worker_of),
-                         overrides, worker_index))
+        run_worker(sweep)
         return ""
-    parent = open_parent(plan, launched_by_mlflow)
-    sweep = Sweep(plan.spec, plan.storage_url, plan.tracking_uri, parent, queries.experiment_of(parent), overrides,
-                  worker_index)
-    beat = liveness.heartbeat(parent, plan.base.tracking.heartbeat_s)  # a killed sweep's parent gets reaped
+    # a killed sweep's parent is reaped
+    beat = liveness.heartbeat(parent, plan.base.tracking.heartbeat_s)
     status = "FAILED"
     try:
         run_workers(sweep, spec_path, environments)
@@ -144,23 +151,37 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
 
 
 def register(plan: Plan, parent: str) -> None:
-    """The best trial's model in the Model Registry (studies/models.py), said on the parent run too."""
-    said = best_models.register_best(plan.spec, open_study(plan.spec, plan.storage_url), plan.base.tracking.register_as,
+    """The best trial's model in the Model Registry (studies/models.py), said on the parent run
+    too."""
+    said = best_models.register_best(plan.spec, open_study(plan.spec, plan.storage_url),
+                                     plan.base.tracking.register_as,
                                 plan.base.tracking)
     if said:
         log.info("%s", said)
         sweep_runs.update_run(parent, {"textclf.registered": said}, {})
 
 
+def _check_command(plan: Plan, spec_path: str, repeat_best: int) -> None:
+    if plan.base.tracking.register_as and plan.spec.keep_models == "none":
+        raise InputError([f"{spec_path}: study.keep_models: none keeps no model to register as "
+                          f"{plan.base.tracking.register_as!r}; use best (the default) or all"])
+    if repeat_best and len(plan.spec.objectives) > 1:
+        raise InputError([f"--repeat-best: {spec_path} has {len(plan.spec.objectives)} objectives; "
+                          "seed repeats need a single-objective study"])
+
+
 def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
-    """The study (created once, before any worker races to create it; a grid's points enqueued) and its
-    parent run: the one `mlflow run` made, the one of this study from an earlier command, or a new one."""
+    """The study (created once, before any worker races to create it; a grid's points enqueued) and
+    its parent run: the one `mlflow run` made, the one of this study from an earlier command, or a
+    new one."""
     spec, url = plan.spec, plan.storage_url
     study = open_study(spec, url)
-    study.set_user_attr(EVAL, plan.splits.eval_fingerprint)  # "best" is chosen among trials on these rows
+    # "best" is chosen among trials on these rows
+    study.set_user_attr(EVAL, plan.splits.eval_fingerprint)
     strategy(spec).enqueue(study)  # a grid's points
     tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,
-            "study.objective": json.dumps(dict(spec.objectives)), "study.space": json.dumps(spec.describe_space()),
+            "study.objective": json.dumps(dict(spec.objectives)),
+            "study.space": json.dumps(spec.describe_space()),
             "textclf.split_fingerprint": plan.splits.fingerprint,
             "textclf.eval_fingerprint": plan.splits.eval_fingerprint}
     reuse = {"textclf.study": spec.name, "study.storage": provenance.redact("storage", url)}
@@ -172,10 +193,12 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
 
 
 def run_workers(sweep: Sweep, spec_path: str, environments: list[dict[str, str]] | None) -> None:
-    """This process as the only worker, or worker processes of the same command, one GPU each (workers.py)."""
+    """This process as the only worker, or worker processes of the same command, one GPU each
+    (workers.py)."""
     if environments is None:
         return run_worker(sweep)
-    argv = ["sweep", spec_path, "--storage", sweep.storage_url, "--tracking-uri", sweep.tracking_uri,
+    argv = ["sweep", spec_path, "--storage", sweep.storage_url, "--tracking-uri",
+            sweep.tracking_uri,
             "--worker-of", sweep.parent_run_id,
             *(["--n-trials", str(sweep.spec.n_trials)] if sweep.spec.n_trials else []),
             *[a for o in sweep.overrides for a in ("-o", o)]]

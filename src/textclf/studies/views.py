@@ -1,6 +1,6 @@
-"""Optuna's own views of a study, for the report: the study behind a sweep, opened from its storage, and its
-parameter importances and parallel coordinates as matplotlib figures. Reporting takes the figures; only
-studies/ imports Optuna."""
+"""Optuna's own views of a study, for the report: the study behind a sweep, opened from its storage,
+and its parameter importances and parallel coordinates as matplotlib figures. Reporting takes the
+figures; only studies/ imports Optuna."""
 from __future__ import annotations
 
 import warnings
@@ -25,14 +25,16 @@ def load_study_of(study_name: str | None, url: str | None) -> optuna.Study | Non
 
 
 def optuna_views(study: optuna.Study | None) -> tuple[list, list[str]]:
-    """([(name, figure)], notes): Optuna's parameter importances and parallel coordinates, or why not."""
+    """([(name, figure)], notes): Optuna's parameter importances and parallel coordinates, or why
+    not."""
     if study is None:
         return [], [NO_STUDY]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     varied = {k for t in complete for k in t.params
               if len({str(u.params.get(k)) for u in complete}) > 1}
     if len(study.directions) > 1 or len(complete) < 2 or not varied:
-        return [], ["skipped Optuna importances / parallel coordinates: needs a single-objective study "
+        return [], ["skipped Optuna importances / parallel coordinates: needs a single-objective "
+                    "study "
                     "with >= 2 complete trials that vary a parameter"]
     out, notes = [], []
     with warnings.catch_warnings():

@@ -1,9 +1,11 @@
-"""Logins on a shared tracking server, with MLflow's own mechanisms: the server side runs MLflow's basic-auth
-app (`mlflow server --app-name basic-auth`: users, per-experiment READ/EDIT/MANAGE, the admin user); the
-client side is MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, checked before any run exists
-so a missing or wrong login (401) or a read-only permission (403) is one line, exit 2.
+"""Logins on a shared tracking server, with MLflow's own mechanisms: the server side runs MLflow's
+basic-auth app (`mlflow server --app-name basic-auth`: users, per-experiment READ/EDIT/MANAGE, the
+admin user); the client side is MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD,
+checked before any run exists so a missing or wrong login (401) or a read-only permission (403) is
+one line, exit 2.
 
-Secrets travel only in environment variables and 0600 files, never in argv, config, params, tags or logs.
+Secrets travel only in environment variables and 0600 files, never in argv, config, params, tags or
+logs.
 """
 from __future__ import annotations
 
@@ -24,12 +26,15 @@ _OLD_DEFAULT = "password1234"
 
 
 def check_binding(host: str, auth: bool, insecure: bool) -> None:
-    """Beyond loopback, a server without logins lets anyone who reaches the port read, change and delete
-    every run: refused unless --auth (or an explicit --insecure-no-auth behind an authenticating proxy)."""
+    """Beyond loopback, a server without logins lets anyone who reaches the port read, change and
+    delete every run: refused unless --auth (or an explicit --insecure-no-auth behind an
+    authenticating proxy)."""
     if auth or insecure or is_loopback(host):
         return
-    raise InputError([f"--host {host}: refusing to serve the tracking server beyond this machine without "
-                      f"logins (anyone who reaches the port could read, change and delete every run); add "
+    raise InputError([f"--host {host}: refusing to serve the tracking server beyond this machine "
+                      "without "
+                      "logins (anyone who reaches the port could read, change and delete every "
+                      "run); add "
                       f"--auth, or --insecure-no-auth if a proxy in front of it authenticates"])
 
 
@@ -43,8 +48,8 @@ def is_loopback(host: str) -> bool:
 
 
 def admin_password(password_file: str | None) -> str | None:
-    """From --admin-password-file (only its owner may read it) or $TEXTCLF_SERVER_ADMIN_PASSWORD; None if
-    neither is given (fine once the admin user exists)."""
+    """From --admin-password-file (only its owner may read it) or $TEXTCLF_SERVER_ADMIN_PASSWORD;
+    None if neither is given (fine once the admin user exists)."""
     if password_file:
         path = Path(password_file)
         if not path.is_file():
@@ -59,30 +64,40 @@ def admin_password(password_file: str | None) -> str | None:
     if password is None:
         return None
     if len(password) < 12:
-        raise InputError([f"{origin}: the admin password must have at least 12 characters (MLflow's rule)"])
+        raise InputError([f"{origin}: the admin password must have at least 12 characters "
+                          "(MLflow's rule)"])
     if password == _OLD_DEFAULT:
-        raise InputError([f"{origin}: that is the admin password old MLflow versions shipped (public); "
+        raise InputError([f"{origin}: that is the admin password old MLflow versions shipped "
+                          "(public); "
                           f"choose another"])
     return password
 
 
-def server_environment(backend_uri: str, password: str | None, default_permission: str) -> tuple[dict, str, bool]:
+def server_environment(backend_uri: str, password: str | None,
+                       default_permission: str) -> tuple[dict, str, bool]:
     """The environment that switches MLflow's basic-auth app on, its permission database (beside the
     backend store), and whether this is the first start (the admin user does not exist yet)."""
     home, database = state_dir(backend_uri), auth_database(backend_uri)
-    first = database.startswith("sqlite:///") and not Path(database.removeprefix("sqlite:///")).exists()
+    first = (
+        database.startswith("sqlite:///") and not Path(database.removeprefix("sqlite:///")).exists()
+    )
     if first and password is None:
-        raise InputError([f"--auth: the first start creates the admin user '{ADMIN}'; give its password in "
-                          f"${PASSWORD_ENV} or --admin-password-file (a mode-600 file), never on the command line"])
+        raise InputError([f"--auth: the first start creates the admin user '{ADMIN}'; give its "
+                          "password in "
+                          f"${PASSWORD_ENV} or --admin-password-file (a mode-600 file), never on "
+                          "the command line"])
     home.mkdir(parents=True, exist_ok=True)
-    ini = configparser.ConfigParser()  # no secret in it: MLflow reads the password from its environment
-    ini["mlflow"] = {"default_permission": default_permission, "database_uri": database, "admin_username": ADMIN,
+    # no secret in it: MLflow reads the password from its environment
+    ini = configparser.ConfigParser()
+    ini["mlflow"] = {"default_permission": default_permission, "database_uri": database,
+                     "admin_username": ADMIN,
                      "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth"}
     config_path = home / "basic_auth.ini"
     with open(config_path, "w") as f:
         ini.write(f)
     env = {"MLFLOW_AUTH_CONFIG_PATH": str(config_path),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or _secret_key(home)}
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
+           or _secret_key(home)}
     if password is not None:
         env["MLFLOW_AUTH_ADMIN_PASSWORD"] = password
     return env, database, first
@@ -96,15 +111,16 @@ def state_dir(backend_uri: str) -> Path:
 
 
 def auth_database(backend_uri: str) -> str:
-    """SQLite: basic_auth.db beside mlflow.db. Other databases: the same database (MLflow's auth tables keep
-    their own migration table, alembic_version_auth)."""
+    """SQLite: basic_auth.db beside mlflow.db. Other databases: the same database (MLflow's auth
+    tables keep their own migration table, alembic_version_auth)."""
     if backend_uri.startswith("sqlite:///"):
         return f"sqlite:///{state_dir(backend_uri) / 'basic_auth.db'}"
     return backend_uri
 
 
 def _secret_key(home: Path) -> str:
-    """The key MLflow signs its CSRF tokens with: made once, kept in a mode-600 file, the same on restarts."""
+    """The key MLflow signs its CSRF tokens with: made once, kept in a mode-600 file, the same on
+    restarts."""
     path = home / ".textclf-server-secret"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -115,24 +131,32 @@ def _secret_key(home: Path) -> str:
 
 def how_to_add_users(url: str) -> str:
     return "\n".join([
-        f"textclf server: logins required (MLflow basic auth); admin user '{ADMIN}' created. Add users as admin:",
+        f"textclf server: logins required (MLflow basic auth); admin user '{ADMIN}' created. Add "
+        "users as admin:",
         f"  export {LOGIN_ENV[0]}={ADMIN} {LOGIN_ENV[1]}=<admin password>",
-        f"  python -c \"import mlflow.server as s; c = s.get_app_client('basic-auth', tracking_uri='{url}'); "
+        "  python -c \"import mlflow.server as s; c = s.get_app_client('basic-auth', "
+        f"tracking_uri='{url}'); "
         f"c.create_user('alice', input('password for alice: '))\"",
-        "  then c.create_experiment_permission(<experiment id>, 'alice', 'EDIT') to let alice log to an experiment",
-        f"  (users may READ every experiment and create their own); clients set {LOGIN_ENV[0]} and {LOGIN_ENV[1]}"])
+        "  then c.create_experiment_permission(<experiment id>, 'alice', 'EDIT') to let alice log "
+        "to an experiment",
+        f"  (users may READ every experiment and create their own); clients set {LOGIN_ENV[0]} and "
+        f"{LOGIN_ENV[1]}"])
 
 
 def login_problem(status: int, origin: str) -> str | None:
-    """One line for a 401/403 from the tracking server, naming the variables to fix; None for other codes."""
+    """One line for a 401/403 from the tracking server, naming the variables to fix; None for other
+    codes."""
     user = os.environ.get(LOGIN_ENV[0])
     if status == 401 and not user:
-        return (f"{origin}: the tracking server requires a login (401); set {LOGIN_ENV[0]} and {LOGIN_ENV[1]} "
+        return (f"{origin}: the tracking server requires a login (401); set {LOGIN_ENV[0]} and "
+                f"{LOGIN_ENV[1]} "
                 f"in the environment")
     if status == 401:
         return (f"{origin}: the tracking server rejected the login of user {user!r} (401); check "
                 f"{LOGIN_ENV[0]} and {LOGIN_ENV[1]}")
     if status == 403:
-        return (f"{origin}: user {user!r} may not do this (403 permission denied); ask the experiment's owner or "
-                f"an admin for EDIT on it, or log to an experiment of your own (tracking.experiment)")
+        return (f"{origin}: user {user!r} may not do this (403 permission denied); ask the "
+                "experiment's owner or "
+                "an admin for EDIT on it, or log to an experiment of your own "
+                "(tracking.experiment)")
     return None

@@ -1,13 +1,13 @@
-"""A run's per-epoch metrics on disk until the tracking server has them, so a process killed during an
-outage loses nothing: one JSON-lines file per run (a header naming the tracking URI and run, then one line
-per metric value), appended and fsync'd each epoch before training goes on, emptied once the server confirmed
-every (key, step), removed when the run ends with nothing pending.
+"""A run's per-epoch metrics on disk until the tracking server has them, so a process killed during
+an outage loses nothing: one JSON-lines file per run (a header naming the tracking URI and run, then
+one line per metric value), appended and fsync'd each epoch before training goes on, emptied once
+the server confirmed every (key, step), removed when the run ends with nothing pending.
 
-The writing process holds an exclusive lock on its journal for the run's whole life; the kernel drops the
-lock when the process dies, however it dies. `replay` (textclf sync, and every textclf train/sweep against
-the same tracking URI) takes only unlocked journals: those of dead processes. It sends the (key, step) pairs
-the run does not have yet (exactly once) and ends the run as the reaper would. No MLflow here: the caller
-passes in how to send, ask and end (sync.py).
+The writing process holds an exclusive lock on its journal for the run's whole life; the kernel
+drops the lock when the process dies, however it dies. `replay` (textclf sync, and every textclf
+train/sweep against the same tracking URI) takes only unlocked journals: those of dead processes. It
+sends the (key, step) pairs the run does not have yet (exactly once) and ends the run as the reaper
+would. No MLflow here: the caller passes in how to send, ask and end (sync.py).
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def check_dir(directory: Path) -> str | None:
         return f"{directory} is a file; name a directory"
     existing = next(p for p in (directory, *directory.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        return f"{directory} cannot be created ({existing} is not a writable directory); name a writable directory"
+        return (f"{directory} cannot be created ({existing} is not a writable directory); name a "
+                "writable directory")
     return None
 
 
@@ -45,13 +46,17 @@ class Journal:
     def __init__(self, directory: Path, tracking_uri: str, run_id: str):
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{run_id}.jsonl"
-        self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (open for the run's life)
-        fcntl.flock(self._file, fcntl.LOCK_EX)  # waits only while a replay of a resumed run's journal runs
+        # noqa: SIM115 (open for the run's life)
+        self._file = open(self.path, "a+", encoding="utf-8")
+        # waits only while a replay of a resumed run's journal runs
+        fcntl.flock(self._file, fcntl.LOCK_EX)
         self._file.seek(0)
-        _, self.leftover, _ = _parse(self._file.read().splitlines())  # a resumed run's unsent values
+        # a resumed run's unsent values
+        _, self.leftover, _ = _parse(self._file.read().splitlines())
         self._file.seek(0)
         self._file.truncate()
-        self._write([{"uri": tracking_uri, "run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+        self._write([{"uri": tracking_uri, "run_id": run_id, "pid": os.getpid(),
+                      "host": socket.gethostname(),
                       "created": time.time()}])
         self.append(self.leftover)
 
@@ -91,12 +96,15 @@ class Replayed:
     sent: int  # values the server did not have
     already: int  # values it had (sent before the process died)
     end: str | None  # the status the process meant to end with, if it got that far
-    ended: bool  # whether the replay ended the run (else nothing was unsent: the heartbeat reaper ends it)
+    # whether the replay ended the run (else nothing was unsent: the heartbeat reaper ends it)
+    ended: bool
 
 
-def unlocked(directory: Path, tracking_uri: str) -> Iterator[tuple[Path, dict, list[Entry], str | None, object]]:
-    """The journals of dead processes that logged to `tracking_uri`, each locked while the caller replays it:
-    (path, header, entries, intended end status, open file). Unreadable lines (a torn last write) are skipped."""
+def unlocked(directory: Path, tracking_uri: str) -> Iterator[tuple[Path, dict, list[Entry],
+                                                                   str | None, object]]:
+    """The journals of dead processes that logged to `tracking_uri`, each locked while the caller
+    replays it: (path, header, entries, intended end status, open file). Unreadable lines (a torn
+    last write) are skipped."""
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
         with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as f:
             try:
@@ -127,9 +135,9 @@ def _parse(lines: list[str]) -> tuple[dict | None, list[Entry], str | None]:
 def replay(directory: Path, tracking_uri: str, send: Callable[[str, list[Entry]], None],
            known: Callable[[str, set[str]], set[tuple[str, int]] | None],
            end: Callable[[str, str | None, int], None]) -> list[Replayed]:
-    """Replay every dead process's journal for `tracking_uri`: send what the run lacks, end it (when it had
-    unsent values or had said how it ends), remove the journal. `known` returns None for a run the server no
-    longer has (its journal is dropped)."""
+    """Replay every dead process's journal for `tracking_uri`: send what the run lacks, end it (when
+    it had unsent values or had said how it ends), remove the journal. `known` returns None for a
+    run the server no longer has (its journal is dropped)."""
     done = []
     for path, header, entries, intended, _ in unlocked(directory, tracking_uri):
         run_id = header["run_id"]
@@ -138,9 +146,11 @@ def replay(directory: Path, tracking_uri: str, send: Callable[[str, list[Entry]]
             missing = list({(e[0], e[2]): e for e in entries if (e[0], e[2]) not in have}.values())
             if missing:
                 send(run_id, missing)
-            ended = bool(missing or intended)  # a kill with nothing unsent is the heartbeat reaper's business
+            # a kill with nothing unsent is the heartbeat reaper's business
+            ended = bool(missing or intended)
             if ended:
                 end(run_id, intended, len(missing))
-            done.append(Replayed(run_id, path, len(missing), len(entries) - len(missing), intended, ended))
+            done.append(Replayed(run_id, path, len(missing), len(entries) - len(missing), intended,
+                                 ended))
         path.unlink(missing_ok=True)
     return done

@@ -1,6 +1,7 @@
-"""Liveness of runs: a heartbeat tag from a daemon thread, and reaping the runs whose process died (kill -9,
-a lost machine) since MLflow cannot end them itself. A run that stays RUNNING with a heartbeat 4 intervals
-old is ended FAILED by the next textclf start on its experiment (or `textclf reap`)."""
+"""Liveness of runs: a heartbeat tag from a daemon thread, and reaping the runs whose process died
+(kill -9, a lost machine) since MLflow cannot end them itself. A run that stays RUNNING with a
+heartbeat 4 intervals old is ended FAILED by the next textclf start on its experiment (or `textclf
+reap`)."""
 from __future__ import annotations
 
 import threading
@@ -13,8 +14,9 @@ HEARTBEAT, HEARTBEAT_S, REAPED = "textclf.heartbeat", "textclf.heartbeat_s", "no
 
 
 def born(every_s: float) -> dict[str, str]:
-    """Tags to create a run with: it carries a heartbeat from its first moment, so a process killed before
-    its heartbeat thread first beats still leaves a run the reaper ends (CI saw one stay RUNNING for good)."""
+    """Tags to create a run with: it carries a heartbeat from its first moment, so a process killed
+    before its heartbeat thread first beats still leaves a run the reaper ends (CI saw one stay
+    RUNNING for good)."""
     return {HEARTBEAT: f"{time.time():.0f}", HEARTBEAT_S: f"{every_s:g}"}
 
 
@@ -45,36 +47,40 @@ def heartbeat(run_id: str, every_s: float) -> threading.Event:
 
 
 def reap(experiment: str, now: float | None = None) -> list[str]:
-    """End FAILED every RUNNING run of `experiment` whose heartbeat is older than 4 of its intervals;
-    returns their ids. Runs without a heartbeat tag (not made by textclf) are left alone."""
+    """End FAILED every RUNNING run of `experiment` whose heartbeat is older than 4 of its
+    intervals; returns their ids. Runs without a heartbeat tag (not made by textclf) are left
+    alone."""
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
     now, reaped = now or time.time(), []
-    for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+    for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'",
+                                  max_results=1000):
         last, every = run.data.tags.get(HEARTBEAT), run.data.tags.get(HEARTBEAT_S)
         if last and every and now - float(last) > 4 * float(every):
-            if end_dead(run.info.run_id, f"{REAPED} for {now - float(last):.0f} s: the process died (killed, "
+            if end_dead(run.info.run_id,
+                        f"{REAPED} for {now - float(last):.0f} s: the process died (killed, "
                                          f"or its machine was lost)"):
                 reaped.append(run.info.run_id)
     return reaped
 
 
 def end_dead(run_id: str, reason: str) -> bool:
-    """A run whose process is gone: FAILED with the reason, if it is still RUNNING. False when it was not,
-    or when another process reaping it at the same moment wrote its reason first."""
+    """A run whose process is gone: FAILED with the reason, if it is still RUNNING. False when it
+    was not, or when another process reaping it at the same moment wrote its reason first."""
     client = mlflow.MlflowClient()
     if client.get_run(run_id).info.status != "RUNNING":
         return False
     try:
         client.set_tag(run_id, "textclf.error", reason)
     except MlflowException:
-        # workers starting together all reap the same dead run; on SQLite the second insert of the tag is
-        # a UNIQUE violation. The winner's reason stands; anything else is a real error.
+        # workers starting together all reap the same dead run; on SQLite the second insert of the
+        # tag is a UNIQUE violation. The winner's reason stands; anything else is a real error.
         if "textclf.error" not in client.get_run(run_id).data.tags:
             raise
-        client.set_terminated(run_id, "FAILED")  # idempotent: the winner may not have got this far yet
+        # idempotent: the winner may not have got this far yet
+        client.set_terminated(run_id, "FAILED")
         return False
     client.set_terminated(run_id, "FAILED")
     return True

@@ -1,5 +1,6 @@
-"""Models in MLflow: log a fine-tuned classifier (safetensors weights + tokenizer) as the transformers flavor,
-or textclf's own saved form (custom heads, peft) behind a pyfunc "model from code"; load either back."""
+"""Models in MLflow: log a fine-tuned classifier (safetensors weights + tokenizer) as the
+transformers flavor, or textclf's own saved form (custom heads, peft) behind a pyfunc "model from
+code"; load either back."""
 from __future__ import annotations
 
 import logging
@@ -27,14 +28,15 @@ SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]),
 
 def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, save_base: bool,
               examples: list[str]) -> str:
-    """Into the active run, with the signature and `examples` (a few texts) as the input example; returns the
-    model URI."""
+    """Into the active run, with the signature and `examples` (a few texts) as the input example;
+    returns the model URI."""
     model = model.to("cpu").eval()
     example = pd.DataFrame({"text": [t[:300] for t in examples]})
     if not saved.is_plain(model):
         return _log_textclf_model(model, tokenizer, max_length, base, save_base, example)
     quiet = logging.getLogger("mlflow.transformers")
-    level, quiet.level = quiet.level, logging.ERROR  # model card / license lookups fail offline: harmless
+    # model card / license lookups fail offline: harmless
+    level, quiet.level = quiet.level, logging.ERROR
     try:
         info = mlflow.transformers.log_model(
             transformers_model={"model": model, "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
@@ -45,7 +47,8 @@ def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, sav
     return info.model_uri
 
 
-def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: bool, example) -> str:
+def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: bool,
+                       example) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "model_dir"
         saved.save_model_dir(model, tokenizer, directory, max_length, base, save_base)
@@ -54,14 +57,15 @@ def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: 
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                artifacts={"model_dir": str(directory)}, pip_requirements=requirements(), signature=SIGNATURE,
+                artifacts={"model_dir": str(directory)}, pip_requirements=requirements(),
+                                           signature=SIGNATURE,
                 input_example=example)
     return info.model_uri
 
 
 def delete(model_uri: str) -> bool:
-    """A logged model (models:/m-...) marked deleted and, in a local artifact store, its files removed (a
-    server's store keeps them until its `mlflow gc`). False when it was gone already."""
+    """A logged model (models:/m-...) marked deleted and, in a local artifact store, its files
+    removed (a server's store keeps them until its `mlflow gc`). False when it was gone already."""
     client = mlflow.MlflowClient()
     model_id = model_uri.removeprefix("models:/")
     try:
@@ -75,9 +79,11 @@ def delete(model_uri: str) -> bool:
 
 
 def requirements() -> list[str]:
-    # given explicitly: MLflow's inference imports torchvision, which is not installed (shared/NOTES.md).
-    # textclf itself is not listed: the logged model is a plain transformers model and textclf is not on PyPI
-    return [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}",
+    # given explicitly: MLflow's inference imports torchvision, which is not installed
+    # (shared/NOTES.md). textclf itself is not listed: the logged model is a plain transformers
+    # model and textclf is not on PyPI
+    return [f"torch=={torch.__version__.split('+')[0]}",
+            f"transformers=={transformers.__version__}",
             f"mlflow=={mlflow.__version__}"]
 
 
@@ -95,8 +101,12 @@ def load_predictor(model_uri: str) -> saved.Predictor:
         with saved.hub_kernels_off():
             parts = mlflow.transformers.load_model(model_uri, return_type="components")
     except (mlflow.exceptions.MlflowException, OSError) as e:
-        raise InputError([f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
-                          f"runs:/<run_id>/model from a textclf run, or a local model directory"]) from None
+        raise InputError(
+            [
+                f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
+                f"runs:/<run_id>/model from a textclf run, or a local model directory"
+            ]
+        ) from None
     config = flavor.get("python_function", {}).get("config") or {}
     max_length = int(config.get("max_length") or parts["tokenizer"].model_max_length)
     return saved.Predictor(parts["model"], parts["tokenizer"], max_length)

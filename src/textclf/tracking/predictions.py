@@ -1,5 +1,6 @@
-"""Reading a run's per-row predictions back (tracking/runs.py logs them): a run, a registered version or an
-alias given as the user names it, its evaluation fingerprint, and predictions/<split>.parquet as a DataFrame."""
+"""Reading a run's per-row predictions back (tracking/runs.py logs them): a run, a registered
+version or an alias given as the user names it, its evaluation fingerprint, and
+predictions/<split>.parquet as a DataFrame."""
 from __future__ import annotations
 
 import re
@@ -24,8 +25,8 @@ class Scored:
 
 
 def run_of(reference: str, what: str):
-    """The MLflow run behind a run id, runs:/<id>[/...], models:/NAME/<version> or models:/NAME@alias;
-    InputError naming `what` (the argument) otherwise."""
+    """The MLflow run behind a run id, runs:/<id>[/...], models:/NAME/<version> or
+    models:/NAME@alias; InputError naming `what` (the argument) otherwise."""
     client = mlflow.MlflowClient()
     found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", reference)
     try:
@@ -39,7 +40,8 @@ def run_of(reference: str, what: str):
         run = client.get_run(run_id)
     except mlflow.exceptions.MlflowException as e:
         raise InputError([f"{what}: {reference!r} is not a run or registered model version here "
-                          f"({str(e).splitlines()[0][:200]}); give a run id, runs:/<id>, models:/NAME/<version> "
+                          f"({str(e).splitlines()[0][:200]}); give a run id, runs:/<id>, "
+                          "models:/NAME/<version> "
                           f"or models:/NAME@champion"]) from None
     return run
 
@@ -50,17 +52,21 @@ def scored(reference: str, split: str, what: str) -> Scored:
     run_id = run.info.run_id
     frame = load(run_id, split)
     if frame is None:
-        raise InputError([f"{what}: run {run_id} has no per-row predictions ({PREDICTIONS}/{split}.parquet): it "
-                          f"was logged before textclf saved them, or did not finish; train it again to compare it"])
-    return Scored(reference, run_id, run.info.run_name or run_id, run.data.tags.get("textclf.eval_fingerprint", ""),
+        raise InputError([f"{what}: run {run_id} has no per-row predictions "
+                          f"({PREDICTIONS}/{split}.parquet): it "
+                          "was logged before textclf saved them, or did not finish; train it "
+                          "again to compare it"])
+    return Scored(reference, run_id, run.info.run_name or run_id,
+                  run.data.tags.get("textclf.eval_fingerprint", ""),
                   frame)
 
 
 def load(run_id: str, split: str) -> pd.DataFrame | None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"{PREDICTIONS}/{split}.parquet",
-                                                       dst_path=tmp)
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=f"{PREDICTIONS}/{split}.parquet", dst_path=tmp
+            )
         except (mlflow.exceptions.MlflowException, OSError):
             return None
         return pd.read_parquet(Path(path))

@@ -1,7 +1,8 @@
 """MLflow "model from code" for textclf's own saved form (custom heads, peft adapters).
 
-MLflow stores this file with the model and runs it on load, so no pickled object is involved; it needs
-textclf installed. `mlflow.pyfunc.load_model(uri).predict(["some text"])` returns one row per text.
+MLflow stores this file with the model and runs it on load, so no pickled object is involved; it
+needs textclf installed. `mlflow.pyfunc.load_model(uri).predict(["some text"])` returns one row per
+text.
 """
 from pathlib import Path
 
@@ -21,7 +22,8 @@ class TextclfModel(mlflow.pyfunc.PythonModel):
         else:
             texts = [model_input] if isinstance(model_input, str) else list(model_input)
         rows = self.predictor.predict(texts)
-        return pd.DataFrame({"label": [r["label"] for r in rows], "score": [r["score"] for r in rows]})
+        return pd.DataFrame({"label": [r["label"] for r in rows],
+                             "score": [r["score"] for r in rows]})
 
 
 mlflow.models.set_model(TextclfModel())

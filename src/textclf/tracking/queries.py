@@ -1,5 +1,6 @@
-"""Reading runs back: a sweep's parent, its children or an experiment's runs as pandas DataFrames (MLflow's
-own column names: run_id, status, params.*, metrics.*, tags.*), metric histories, seed repeats."""
+"""Reading runs back: a sweep's parent, its children or an experiment's runs as pandas DataFrames
+(MLflow's own column names: run_id, status, params.*, metrics.*, tags.*), metric histories, seed
+repeats."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,8 @@ import pandas as pd
 
 
 def sweep_parent(target: str) -> tuple[str, str, dict[str, str]] | None:
-    """(run id, experiment id, tags) of a run given by id, or of the newest sweep parent of a study name."""
+    """(run id, experiment id, tags) of a run given by id, or of the newest sweep parent of a study
+    name."""
     client = mlflow.MlflowClient()
     if re.fullmatch(r"[0-9a-f]{32}", target):
         try:
@@ -18,7 +20,8 @@ def sweep_parent(target: str) -> tuple[str, str, dict[str, str]] | None:
             return None
     else:
         found = mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,
-                                   filter_string=f"tags.`textclf.study` = '{target}' and tags.`textclf.role` = 'sweep'",
+                                   filter_string=f"tags.`textclf.study` = '{target}' and "
+                                   "tags.`textclf.role` = 'sweep'",
                                    order_by=["attributes.start_time DESC"])
         if not found:
             return None
@@ -35,7 +38,8 @@ def experiment_runs(name: str) -> pd.DataFrame | None:
     found = mlflow.MlflowClient().get_experiment_by_name(name)
     if found is None:
         return None
-    # Filtered here, not in MLflow: its `!=` filter also drops the runs without the tag (every train run).
+    # Filtered here, not in MLflow: its `!=` filter also drops the runs without the tag (every train
+    # run).
     runs = mlflow.search_runs([found.experiment_id])
     if not runs.empty and "tags.textclf.role" in runs:
         runs = runs[runs["tags.textclf.role"] != "sweep"]

@@ -1,8 +1,8 @@
-"""The Model Registry: a run's model becomes a version of a registered model, and the alias `champion` moves
-to a version only when it beats the current champion on the same objective, measured on the same
-evaluation rows (validation, never test): by a paired test on those rows (tracking.champion_test: paired, the
-default) or by the objective value alone (value). Versions carry where they came from, and the test's
-outcome, as tags."""
+"""The Model Registry: a run's model becomes a version of a registered model, and the alias
+`champion` moves to a version only when it beats the current champion on the same objective,
+measured on the same evaluation rows (validation, never test): by a paired test on those rows
+(tracking.champion_test: paired, the default) or by the objective value alone (value). Versions
+carry where they came from, and the test's outcome, as tags."""
 from __future__ import annotations
 
 import logging
@@ -21,14 +21,15 @@ PAIRED = {"best_val_accuracy": "accuracy", "best_val_loss": "loss"}
 def enter(model_uri: str, name: str, run_id: str, objective: tuple[str, str], value: float,
           metrics: dict[str, float] | None = None, extra: dict[str, str] | None = None,
           champion: tuple[str, float] | None = ("paired", 0.05)) -> tuple[str, str]:
-    """The one way a model becomes a version of `name` (`textclf train` and `textclf sweep`): tagged with
-    its run, objective and value, and the run's evaluation and split fingerprints and epoch selection (read
-    from the run); described by the run's final `metrics` (read from the run unless given: a run still in
-    progress has not logged them yet). `champion`: (tracking.champion_test, tracking.champion_alpha), to
-    move the alias when it beats the champion; None: no champion (several objectives). Returns (version,
-    what happened in words)."""
+    """The one way a model becomes a version of `name` (`textclf train` and `textclf sweep`): tagged
+    with its run, objective and value, and the run's evaluation and split fingerprints and epoch
+    selection (read from the run); described by the run's final `metrics` (read from the run unless
+    given: a run still in progress has not logged them yet). `champion`: (tracking.champion_test,
+    tracking.champion_alpha), to move the alias when it beats the champion; None: no champion
+    (several objectives). Returns (version, what happened in words)."""
     fingerprints, logged = run_facts(run_id)
-    tags = {"textclf.run_id": run_id, "textclf.objective": objective[0], "textclf.direction": objective[1],
+    tags = {"textclf.run_id": run_id, "textclf.objective": objective[0],
+            "textclf.direction": objective[1],
             "textclf.objective_value": repr(float(value)), **fingerprints, **(extra or {})}
     version = register(model_uri, name, tags, logged if metrics is None else metrics)
     if champion is None:
@@ -37,9 +38,10 @@ def enter(model_uri: str, name: str, run_id: str, objective: tuple[str, str], va
 
 
 def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str, float]) -> str:
-    """A new version of `name` (created if needed) for the model at `model_uri`, unless the same run's model
-    is already a version of it (a rerun of the same command); returns the version. `metrics`, the run's final
-    ones, describe it (a run still in progress has not logged them yet)."""
+    """A new version of `name` (created if needed) for the model at `model_uri`, unless the same
+    run's model is already a version of it (a rerun of the same command); returns the version.
+    `metrics`, the run's final ones, describe it (a run still in progress has not logged them
+    yet)."""
     client = mlflow.MlflowClient()
     run_id = tags.get("textclf.run_id")
     if run_id:
@@ -59,25 +61,30 @@ def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str,
 
 
 def describe(m: dict[str, float], objective: str, run_id: str | None) -> str:
-    """The version's description: its objective and test accuracy with their 95% intervals (the run's)."""
-    keys = [k for k in dict.fromkeys((objective, "test_accuracy")) if {k, f"{k}_ci_low", f"{k}_ci_high"} <= set(m)]
+    """The version's description: its objective and test accuracy with their 95% intervals (the
+    run's)."""
+    keys = [k for k in dict.fromkeys((objective, "test_accuracy")) if {k, f"{k}_ci_low",
+                                                                       f"{k}_ci_high"} <= set(m)]
     parts = [f"{k} {m[k]:.4f} [{m[f'{k}_ci_low']:.4f}, {m[f'{k}_ci_high']:.4f}]" for k in keys]
-    return ("; ".join(parts) + f" (95% intervals over the evaluation rows; run {run_id})") if parts else ""
+    return ("; ".join(parts)
+            + f" (95% intervals over the evaluation rows; run {run_id})") if parts else ""
 
 
 def run_facts(run_id: str) -> tuple[dict[str, str], dict[str, float]]:
-    """A finished run's evaluation and split fingerprints and epoch selection (textclf.monitor) as tags for
-    its version, and its final metrics: one read of the run."""
+    """A finished run's evaluation and split fingerprints and epoch selection (textclf.monitor) as
+    tags for its version, and its final metrics: one read of the run."""
     run = mlflow.MlflowClient().get_run(run_id) if run_id else None
     tags, metrics = (run.data.tags, run.data.metrics) if run else ({}, {})
-    return {k: tags[k] for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint", "textclf.monitor")
+    return {k: tags[k] for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint",
+                                 "textclf.monitor")
             if k in tags}, dict(metrics)
 
 
 def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) -> str:
-    """Move `champion` to `version` if it beats the champion: same objective and evaluation fingerprint, and
-    better by a paired test on the validation rows at `alpha` (test=paired, for objectives with a per-row test)
-    or by value. Returns what happened, in words; the test's outcome is tagged on `version`."""
+    """Move `champion` to `version` if it beats the champion: same objective and evaluation
+    fingerprint, and better by a paired test on the validation rows at `alpha` (test=paired, for
+    objectives with a per-row test) or by value. Returns what happened, in words; the test's outcome
+    is tagged on `version`."""
     client = mlflow.MlflowClient()
     mine = client.get_model_version(name, version).tags
     try:
@@ -90,8 +97,10 @@ def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) 
                                                           "textclf.eval_fingerprint")) and \
             theirs.get("textclf.monitor", "val_loss") == mine.get("textclf.monitor", "val_loss")
         if not same:
-            return (f"version {version} not compared with champion version {held.version}: another objective, other "
-                    f"evaluation rows or another train.monitor; move the alias by hand if you mean it")
+            return (f"version {version} not compared with champion version {held.version}: another "
+                    "objective, other "
+                    "evaluation rows or another train.monitor; move the alias by hand if you mean "
+                    "it")
         if test == "paired" and mine.get("textclf.objective") in PAIRED:
             beats, said = _paired(held, mine, alpha)
             client.set_model_version_tag(name, version, "textclf.champion_test", said)
@@ -99,18 +108,25 @@ def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) 
                 return f"champion stays version {held.version}: {said}"
         else:
             sign = 1 if mine.get("textclf.direction") == "maximize" else -1
-            if sign * float(mine["textclf.objective_value"]) <= sign * float(theirs["textclf.objective_value"]):
-                return f"champion stays version {held.version} ({theirs['textclf.objective_value']})"
+            if sign * float(mine["textclf.objective_value"]) <= sign * float(
+                theirs["textclf.objective_value"]
+            ):
+                return (
+                    f"champion stays version {held.version} ({theirs['textclf.objective_value']})"
+                )
     client.set_registered_model_alias(name, CHAMPION, version)
     return f"champion is now version {version} ({mine.get('textclf.objective_value')})"
 
 
 def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
-    """(the challenger is better at `alpha`, the test in words), on the validation rows both runs saved."""
+    """(the challenger is better at `alpha`, the test in words), on the validation rows both runs
+    saved."""
     frames = [predictions.load(tags.get("textclf.run_id", ""), "val") for tags in (held.tags, mine)]
     if any(f is None for f in frames):
-        return False, (f"no per-row validation predictions for {'the champion' if frames[0] is None else 'it'} "
-                       f"(logged before textclf saved them): not compared; move the alias by hand if you mean it")
+        return False, ("no per-row validation predictions for "
+                       f"{'the champion' if frames[0] is None else 'it'} "
+                       "(logged before textclf saved them): not compared; move the alias by hand "
+                       "if you mean it")
     try:
         champion, challenger = rows.paired(*frames)
     except ValueError as e:
@@ -121,6 +137,8 @@ def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
     else:
         outcome = paired.loss(rows.row_losses(champion), rows.row_losses(challenger))
     beats = outcome.better(alpha) == "b"
-    return beats, (f"paired {outcome.metric} vs version {held.version} on {outcome.n} validation rows: "
-                   f"{outcome.difference:+.4f} [{outcome.low:+.4f}, {outcome.high:+.4f}], p = {outcome.p_value:.3g} "
+    return beats, (f"paired {outcome.metric} vs version {held.version} on {outcome.n} validation "
+                   "rows: "
+                   f"{outcome.difference:+.4f} [{outcome.low:+.4f}, {outcome.high:+.4f}], p = "
+                   f"{outcome.p_value:.3g} "
                    f"({outcome.test}): {'better' if beats else 'not better'} at {alpha:g}")

@@ -1,6 +1,7 @@
-"""One MLflow run being logged: it always ends (FINISHED, KILLED on Ctrl-C/SIGTERM or a pruned trial, FAILED
-with the error as a tag), and an ActiveRun object logs into it: params, the resolved config, dataset inputs,
-per-epoch metrics through a spool (training goes on while the tracking server is away), final results."""
+"""One MLflow run being logged: it always ends (FINISHED, KILLED on Ctrl-C/SIGTERM or a pruned
+trial, FAILED with the error as a tag), and an ActiveRun object logs into it: params, the resolved
+config, dataset inputs, per-epoch metrics through a spool (training goes on while the tracking
+server is away), final results."""
 from __future__ import annotations
 
 import contextlib
@@ -34,12 +35,14 @@ class ActiveRun:
     def __init__(self, run_id: str, spool: Spool):
         self.run_id, self.spool = run_id, spool
 
-    def log_setup(self, cfg: Config, frames: dict[str, pd.DataFrame], data_uri: str, derived: dict[str, Any]) -> None:
+    def log_setup(self, cfg: Config, frames: dict[str, pd.DataFrame], data_uri: str,
+                  derived: dict[str, Any]) -> None:
         """Params (flat, namespaced), the resolved config, and the splits as dataset inputs."""
         params = {**cfg.flat(), **derived}
         mlflow.log_params({k: redact(k, v) for k, v in params.items()})
         mlflow.log_text(dump_yaml(cfg), "config.yaml")
-        with warnings.catch_warnings():  # MLflow guesses a source type for plain paths and warns about it
+        # MLflow guesses a source type for plain paths and warns about it
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for split, frame in frames.items():
                 dataset = mlflow.data.from_pandas(frame, source=data_uri, targets="label",
@@ -52,20 +55,24 @@ class ActiveRun:
 
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         """Through the spool: training goes on while the tracking server is away (spool.py)."""
-        # the final `train_val_loss_ratio` is the best epoch's; the per-epoch series needs its own key, or
-        # MLflow's "latest value" (highest step) would show the last epoch's ratio under the final name
+        # the final `train_val_loss_ratio` is the best epoch's; the per-epoch series needs its own
+        # key, or MLflow's "latest value" (highest step) would show the last epoch's ratio under the
+        # final name
         self.spool.add({EPOCH_KEYS.get(k, k): v for k, v in metrics.items()}, epoch)
         self.spool.flush()
 
     def drain(self, wait_s: float) -> dict[str, float]:
-        """Send what the spool holds (waiting up to `wait_s` for the server); how logging fared in training."""
+        """Send what the spool holds (waiting up to `wait_s` for the server); how logging fared in
+        training."""
         self.spool.drain(wait_s)
-        return {"tracking_longest_wait_s": self.spool.longest_wait_s, "tracking_failed_sends": self.spool.failures}
+        return {"tracking_longest_wait_s": self.spool.longest_wait_s,
+                "tracking_failed_sends": self.spool.failures}
 
     def tag(self, tags: dict[str, str]) -> None:
         mlflow.set_tags(tags)
 
-    def log_results(self, final: dict[str, float], confusion: dict, figures: dict[str, object]) -> None:
+    def log_results(self, final: dict[str, float], confusion: dict, figures: dict[str,
+                                                                                  object]) -> None:
         mlflow.log_metrics(final)
         mlflow.log_dict(confusion, "confusion_matrix.json")
         if figures:  # matplotlib only when there are figures (tracking.log_figures)
@@ -76,9 +83,11 @@ class ActiveRun:
                 plt.close(figure)
 
 
-    def log_predictions(self, frames: dict[str, pd.DataFrame], errors: dict[str, pd.DataFrame]) -> None:
-        """predictions/<split>.parquet, every evaluated row (what `textclf compare` and champion promotion pair
-        up), and misclassified_<split>.json, the most confident errors as an MLflow table (the UI shows it)."""
+    def log_predictions(self, frames: dict[str, pd.DataFrame], errors: dict[str,
+                                                                            pd.DataFrame]) -> None:
+        """predictions/<split>.parquet, every evaluated row (what `textclf compare` and champion
+        promotion pair up), and misclassified_<split>.json, the most confident errors as an MLflow
+        table (the UI shows it)."""
         with tempfile.TemporaryDirectory() as tmp:
             for split, frame in frames.items():
                 frame.to_parquet(Path(tmp) / f"{split}.parquet", index=False)
@@ -89,37 +98,20 @@ class ActiveRun:
 
 @contextlib.contextmanager
 def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
-        killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None, name: str | None = None,
-        unique: bool = True) -> Iterator[ActiveRun]:
-    """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception (a
-    pruned trial), FAILED (with the error as a tag). With a parent it is that run's child. `resume`: the
-    id of an earlier run to continue (it is RUNNING again; epochs it already has are not logged twice).
-    `name` (default cfg.tracking.run_name) gets a ` #2`, ` #3` ... when `unique` and the experiment has it."""
-    name = name or cfg.tracking.run_name
-    if name and unique and not resume:
-        experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.get_experiment_by_name(
-            cfg.tracking.experiment).experiment_id  # store.connect selected it
-        name = unique_name(name, experiment)
-    if cfg.tracking.system_metrics:  # MLflow's own sampler thread: CPU, memory, disk, network, GPU (NVML)
-        mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
-        mlflow.set_system_metrics_samples_before_logging(1)
-    system = {"log_system_metrics": cfg.tracking.system_metrics}
-    beating = born(cfg.tracking.heartbeat_s)
-    tags = {**tags, **beating}
-    outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child, it stays active
-    if resume:
-        active = mlflow.start_run(run_id=resume, nested=outer is not None, **system)
-        mlflow.set_tags(beating)  # its old beat is stale: not reaped while it resumes
-        clear_reaped(active)
-    elif outer is None or parent_run_id in (None, outer.info.run_id):
-        active = mlflow.start_run(run_name=name, tags=tags, nested=outer is not None, **system,
-                                  parent_run_id=parent_run_id or (outer.info.run_id if outer else None))
-    else:  # a sweep's trial inside someone's active run: MLflow nests under the active run; re-parent it
-        active = mlflow.start_run(run_name=name, tags=tags, nested=True, **system)
-        mlflow.set_tag("mlflow.parentRunId", parent_run_id)
-    journal = Journal(journal_dir(cfg.tracking.journal_dir), mlflow.get_tracking_uri(), active.info.run_id)
-    logged, status = ActiveRun(active.info.run_id, _spool_for(active.info.run_id, journal)), "FAILED"
-    logged.spool.uncertain = bool(resume)  # the killed process may have logged epochs after its last checkpoint
+        killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None,
+        name: str | None = None, unique: bool = True) -> Iterator[ActiveRun]:
+    """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception
+    (a pruned trial), FAILED (with the error as a tag). With a parent it is that run's child.
+    `resume`: the id of an earlier run to continue (it is RUNNING again; epochs it already has are
+    not logged twice). `name` (default cfg.tracking.run_name) gets a ` #2`, ` #3` ... when `unique`
+    and the experiment has it."""
+    active = _start(cfg, tags, parent_run_id, resume, name or cfg.tracking.run_name, unique)
+    journal = Journal(journal_dir(cfg.tracking.journal_dir), mlflow.get_tracking_uri(),
+                      active.info.run_id)
+    logged = ActiveRun(active.info.run_id, _spool_for(active.info.run_id, journal))
+    status = "FAILED"
+    # the killed process may have logged epochs after its last checkpoint
+    logged.spool.uncertain = bool(resume)
     beat = heartbeat(active.info.run_id, cfg.tracking.heartbeat_s)
     try:
         yield logged
@@ -141,13 +133,42 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
             _end(active.info.run_id, status, logged.spool, journal)
 
 
+def _start(cfg: Config, tags: dict[str, str], parent_run_id: str | None, resume: str | None,
+           name: str | None, unique: bool):
+    """The MLflow run started (or, for `resume`, started again), with a heartbeat tag and MLflow's
+    system metrics."""
+    if name and unique and not resume:
+        experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.get_experiment_by_name(
+            cfg.tracking.experiment).experiment_id  # store.connect selected it
+        name = unique_name(name, experiment)
+    if cfg.tracking.system_metrics:  # MLflow's sampler thread: CPU, memory, disk, network, GPU
+        mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
+        mlflow.set_system_metrics_samples_before_logging(1)
+    system = {"log_system_metrics": cfg.tracking.system_metrics}
+    beating = born(cfg.tracking.heartbeat_s)
+    outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child
+    if resume:
+        active = mlflow.start_run(run_id=resume, nested=outer is not None, **system)
+        mlflow.set_tags(beating)  # its old beat is stale: not reaped while it resumes
+        clear_reaped(active)
+    elif outer is None or parent_run_id in (None, outer.info.run_id):
+        parent = parent_run_id or (outer.info.run_id if outer else None)
+        active = mlflow.start_run(run_name=name, tags={**tags, **beating}, nested=outer is not None,
+                                  parent_run_id=parent, **system)
+    else:  # a sweep's trial inside someone's active run: MLflow nests under it; re-parent it
+        active = mlflow.start_run(run_name=name, tags={**tags, **beating}, nested=True, **system)
+        mlflow.set_tag("mlflow.parentRunId", parent_run_id)
+    return active
+
+
 def _end(run_id: str, status: str, spool: Spool, journal: Journal) -> None:
-    """End the run; values the server never confirmed stay in the journal, with the status meant, for
-    `textclf sync` (the journal goes only when nothing is pending)."""
+    """End the run; values the server never confirmed stay in the journal, with the status meant,
+    for `textclf sync` (the journal goes only when nothing is pending)."""
     if spool.pending:
         journal.ending(status)
     try:
-        if status == "FINISHED":  # reaped by mistake while the server was away: it is alive after all
+        # reaped by mistake while the server was away: it is alive after all
+        if status == "FINISHED":
             with contextlib.suppress(Exception):
                 clear_reaped(mlflow.get_run(run_id))
         mlflow.end_run(status)
@@ -168,7 +189,8 @@ def active_run_id() -> str:
 
 def unique_name(base: str, experiment_id: str) -> str:
     """`base`, or `base #n` with the next free n in the experiment."""
-    found = mlflow.search_runs([experiment_id], f"attributes.run_name LIKE '{base.replace(chr(39), '_')}%'",
+    found = mlflow.search_runs([experiment_id],
+                               f"attributes.run_name LIKE '{base.replace(chr(39), '_')}%'",
                                output_format="list")
     pattern = re.compile(re.escape(base) + r"(?: #(\d+))?")
     taken = [m for m in (pattern.fullmatch(r.info.run_name) for r in found) if m]
@@ -179,22 +201,26 @@ def _spool_for(run_id: str, journal: Journal) -> Spool:
     def send(entries):
         with _fail_fast():
             mlflow.MlflowClient().log_batch(run_id, metrics=[
-                mlflow.entities.Metric(key, value, timestamp, step) for key, value, step, timestamp in entries])
+                mlflow.entities.Metric(key, value, timestamp, step) for key, value, step,
+                                                             timestamp in entries])
 
     def known(keys):
         with _fail_fast():
             client = mlflow.MlflowClient()
             return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
 
-    return Spool(send, known, pending=list(journal.leftover), uncertain=bool(journal.leftover), journal=journal)
+    return Spool(send, known, pending=list(journal.leftover), uncertain=bool(journal.leftover),
+                 journal=journal)
 
 
 @contextlib.contextmanager
 def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
-    """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool retries.
-    Process-wide environment variables: only the main thread may use this."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
+    """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool
+    retries. Process-wide environment variables: only the main thread may use this."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
     try:
         yield
     finally:
@@ -206,20 +232,15 @@ def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
 
 
 def _log_input(dataset, context: str, attempts: int = 3) -> None:
-    """Workers of one sweep log the same dataset at once: MLflow's store inserts it after checking that it
-    is not there, and the slower insert fails on the unique key. The dataset then exists: link to it again."""
+    """Workers of one sweep log the same dataset at once: MLflow's store inserts it after checking
+    that it is not there, and the slower insert fails on the unique key. The dataset then exists:
+    link to it again."""
     for attempt in range(attempts):
         try:
             return mlflow.log_input(dataset, context=context)
         except mlflow.exceptions.MlflowException as e:
-            if attempt == attempts - 1 or not re.search(r"UNIQUE constraint|IntegrityError|duplicate key", str(e)):
+            if attempt == attempts - 1 or not re.search(
+                r"UNIQUE constraint|IntegrityError|duplicate key", str(e)
+            ):
                 raise
             time.sleep(0.2 * (attempt + 1))
-
-
-def attach_to_mlflow_run(name: str, text: str, uri: str) -> None:
-    """Under `mlflow run`, keep a command's output in the run it created (else that run stays empty)."""
-    if os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_tracking_uri(uri)
-        with mlflow.start_run():
-            mlflow.log_text(text, name)

@@ -1,13 +1,14 @@
-"""Metrics held locally while the tracking server is unreachable, then replayed exactly once per (key, step).
+"""Metrics held locally while the tracking server is unreachable, then replayed exactly once per
+(key, step).
 
-Training never waits on the server: each epoch's metrics join the spool and one fast attempt (no retries,
-a short timeout: tracking.py) sends everything pending. When an attempt fails the server may still have
-stored the batch (a timeout after the write), so before the next send the spool asks which (key, step)
-pairs the run already has and drops those: nothing is lost and nothing is logged twice. At the end of the
-run `drain` keeps trying, up to a deadline, before the final results are logged. With a journal
-(journal.py) every value is on disk before it is sent, until the server confirmed it: a process killed during
-an outage loses nothing (`textclf sync` replays it).
-No MLflow here: runs.py passes in how to send and how to ask.
+Training never waits on the server: each epoch's metrics join the spool and one fast attempt (no
+retries, a short timeout: tracking.py) sends everything pending. When an attempt fails the server
+may still have stored the batch (a timeout after the write), so before the next send the spool asks
+which (key, step) pairs the run already has and drops those: nothing is lost and nothing is logged
+twice. At the end of the run `drain` keeps trying, up to a deadline, before the final results are
+logged. With a journal (journal.py) every value is on disk before it is sent, until the server
+confirmed it: a process killed during an outage loses nothing (`textclf sync` replays it). No MLflow
+here: runs.py passes in how to send and how to ask.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 
 Entry = tuple[str, float, int, int]  # (key, value, step, timestamp in ms)
 Send = Callable[[list[Entry]], None]  # raises when the server did not confirm
-Known = Callable[[set[str]], set[tuple[str, int]]]  # (key, step) pairs the run already has; raises likewise
+# (key, step) pairs the run already has; raises likewise
+Known = Callable[[set[str]], set[tuple[str, int]]]
 
 
 @dataclass
@@ -44,15 +46,17 @@ class Spool:
         self.pending += entries
 
     def flush(self) -> bool:
-        """One attempt while training (timed: `longest_wait_s`); True when nothing is left pending."""
+        """One attempt while training (timed: `longest_wait_s`); True when nothing is left
+        pending."""
         start = time.perf_counter()
         done = self._attempt()
         self.longest_wait_s = max(self.longest_wait_s, time.perf_counter() - start)
         return done
 
     def _attempt(self, patient: bool = False) -> bool:
-        """Ask what the server already has (after a failure), then send the rest. While training, a slow
-        answer to the question defers the send to the next epoch, so one call costs about one timeout."""
+        """Ask what the server already has (after a failure), then send the rest. While training, a
+        slow answer to the question defers the send to the next epoch, so one call costs about one
+        timeout."""
         start, had = time.perf_counter(), bool(self.pending)
         try:
             if self.pending and self.uncertain:
@@ -66,9 +70,11 @@ class Spool:
                 self.pending = []
             if had and self.journal:  # the server has every value the journal holds
                 self.journal.confirmed()
-        except Exception as e:  # the server is down, slow or refusing: keep everything, try again later
+        # the server is down, slow or refusing: keep everything, try again later
+        except Exception as e:
             self.uncertain, self.failures = True, self.failures + 1
-            log.warning("tracking server unreachable (%s); %d metric values held locally", first_line(e),
+            log.warning("tracking server unreachable (%s); %d metric values held locally",
+                        first_line(e),
                         len(self.pending))
         return not self.pending
 

@@ -1,6 +1,7 @@
-"""Where runs go: the tracking URI (first that is set: --tracking-uri, $MLFLOW_TRACKING_URI, tracking.uri in the
-config, then an embedded SQLite store `mlflow.db` in the working directory, artifacts beside it in
-`mlartifacts/`), checked before anything is loaded, and the experiment selected or created."""
+"""Where runs go: the tracking URI (first that is set: --tracking-uri, $MLFLOW_TRACKING_URI,
+tracking.uri in the config, then an embedded SQLite store `mlflow.db` in the working directory,
+artifacts beside it in `mlartifacts/`), checked before anything is loaded, and the experiment
+selected or created."""
 from __future__ import annotations
 
 import logging
@@ -26,31 +27,37 @@ URI_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "ht
 
 def resolve_uri(flag: str | None, configured: str | None = None,
                 configured_at: str = "config") -> tuple[str, str]:
-    """(URI, where it came from, for messages): `configured` is tracking.uri, set in `configured_at`."""
+    """(URI, where it came from, for messages): `configured` is tracking.uri, set in
+    `configured_at`."""
     if flag:
         return flag, f"--tracking-uri {flag}"
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"], f"$MLFLOW_TRACKING_URI {os.environ['MLFLOW_TRACKING_URI']}"
+        return os.environ[
+            "MLFLOW_TRACKING_URI"
+        ], f"$MLFLOW_TRACKING_URI {os.environ['MLFLOW_TRACKING_URI']}"
     if configured:
         return configured, f"{configured_at}: tracking.uri {configured}"
     default = f"sqlite:///{Path('mlflow.db').resolve()}"
     return default, f"the default tracking store {default}"
 
 
-def check_uri(uri: str, origin: str, must_exist: bool = False, timeout_s: float = 5.0, wait_s: float = 0.0) -> None:
-    """Before anything is loaded or created: a scheme MLflow knows; a server that answers (waiting, with
-    backoff and one line per attempt, up to `wait_s`: tracking.outage_wait_s for commands that log) and accepts
-    the login in MLFLOW_TRACKING_USERNAME/PASSWORD; for commands that only read (`must_exist`) a SQLite store
-    that is there."""
+def check_uri(uri: str, origin: str, must_exist: bool = False, timeout_s: float = 5.0,
+              wait_s: float = 0.0) -> None:
+    """Before anything is loaded or created: a scheme MLflow knows; a server that answers (waiting,
+    with backoff and one line per attempt, up to `wait_s`: tracking.outage_wait_s for commands that
+    log) and accepts the login in MLFLOW_TRACKING_USERNAME/PASSWORD; for commands that only read
+    (`must_exist`) a SQLite store that is there."""
     scheme = urllib.parse.urlparse(uri).scheme.split("+")[0].lower()
     if scheme not in URI_SCHEMES:
-        raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default), http://HOST:PORT "
+        raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default), "
+                          "http://HOST:PORT "
                           f"(textclf server), file:DIR or postgresql://USER@HOST/DB"])
     if scheme in ("http", "https"):
         _wait_for_server(uri, origin, timeout_s, wait_s)
         _check_login(uri, origin)
     if must_exist and scheme == "sqlite" and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise InputError([f"{origin}: no MLflow tracking store there; run where mlflow.db is, or pass --tracking-uri"])
+        raise InputError([f"{origin}: no MLflow tracking store there; run where mlflow.db is, or "
+                          "pass --tracking-uri"])
 
 
 def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> None:
@@ -58,17 +65,21 @@ def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> 
     while (problem := _unanswered(health, timeout_s)) is not None:
         waited = time.monotonic() - start
         if waited + delay > wait_s:
-            raise InputError([f"{origin}: no MLflow tracking server answered GET {health} within {timeout_s:g} s "
-                              f"({problem})" + (f" for {waited:.0f} s (tracking.outage_wait_s)" if wait_s else "")
+            raise InputError([f"{origin}: no MLflow tracking server answered GET {health} within "
+                              f"{timeout_s:g} s "
+                              f"({problem})" + (f" for {waited:.0f} s (tracking.outage_wait_s)"
+                                                if wait_s else "")
                               + "; start one (textclf server) or fix the URI"])
-        log.warning("tracking server %s not answering (%s): attempt %d, next in %.0f s, giving up after %.0f s "
+        log.warning("tracking server %s not answering (%s): attempt %d, next in %.0f s, giving up "
+                    "after %.0f s "
                     "(tracking.outage_wait_s; Ctrl-C stops)", uri, problem, attempt, delay, wait_s)
         time.sleep(delay)
         delay, attempt = min(delay * 2, 60.0), attempt + 1
 
 
 def _unanswered(health: str, timeout_s: float) -> str | None:
-    """None when the server answered at all (authentication or routing is its business); else why not."""
+    """None when the server answered at all (authentication or routing is its business); else why
+    not."""
     try:
         requests.get(health, timeout=timeout_s, verify=_verify()).close()
         return None
@@ -84,7 +95,8 @@ def _verify() -> bool | str:
 
 
 def _check_login(uri: str, origin: str) -> None:
-    """One authenticated read, as MLflow's client makes it (MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN)."""
+    """One authenticated read, as MLflow's client makes it (MLFLOW_TRACKING_USERNAME/PASSWORD or
+    _TOKEN)."""
     try:
         mlflow.MlflowClient(uri).search_experiments(max_results=1)
     except mlflow.exceptions.MlflowException as e:
@@ -95,12 +107,13 @@ def _check_login(uri: str, origin: str) -> None:
 
 
 def _check_can_log(experiment: str, origin: str) -> None:
-    """A user who may read an experiment but not log to it learns so before any run exists: rewriting a tag
-    the experiment already has is the one write that changes nothing."""
+    """A user who may read an experiment but not log to it learns so before any run exists:
+    rewriting a tag the experiment already has is the one write that changes nothing."""
     found = mlflow.get_experiment_by_name(experiment)
     key = next(iter(EXPERIMENT_KIND))
     try:
-        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key, found.tags.get(key, EXPERIMENT_KIND[key]))
+        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key,
+                                                 found.tags.get(key, EXPERIMENT_KIND[key]))
     except mlflow.exceptions.MlflowException as e:
         problem = login_problem(e.get_http_status_code(), f"{origin}: experiment {experiment!r}")
         if problem:
@@ -109,25 +122,34 @@ def _check_can_log(experiment: str, origin: str) -> None:
 
 
 def connect(uri: str, experiment: str, journal_dir: str | None = None) -> None:
-    """Point MLflow at `uri` and select (or create) the experiment; replay the metric journals of processes
-    that died during an outage (sync.py) and end the runs of processes that died (kill -9)."""
+    """Point MLflow at `uri` and select (or create) the experiment; replay the metric journals of
+    processes that died during an outage (sync.py) and end the runs of processes that died (kill
+    -9)."""
     mlflow.set_tracking_uri(uri)
     try:
         for item in (i for i in sync(uri, sync_dir(journal_dir)) if i.ended):
-            log.warning("run %s: %d metric values replayed from %s (%d were already logged); ended it %s",
+            log.warning("run %s: %d metric values replayed from %s (%d were already logged); ended "
+                        "it %s",
                         item.run_id, item.sent, item.path, item.already, item.end or "FAILED")
     except Exception as e:  # a new run need not wait for an old one's metrics
-        log.warning("could not replay the metric journals of dead runs (%s); run textclf sync later", first_line(e))
+        log.warning(
+            "could not replay the metric journals of dead runs (%s); run textclf sync later",
+            first_line(e),
+        )
     if os.environ.get("MLFLOW_RUN_ID"):  # `mlflow run` made our run, in the experiment it was told
         return
     if mlflow.get_experiment_by_name(experiment) is None:
         location = None
         if uri.startswith("sqlite:///"):  # embedded store: artifacts next to the database file
-            location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+            location = (
+                (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+            )
         try:
             mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
-        except mlflow.exceptions.MlflowException as e:  # another worker may create it first, or no login
-            problem = login_problem(e.get_http_status_code(), f"tracking: experiment {experiment!r}")
+        # another worker may create it first, or no login
+        except mlflow.exceptions.MlflowException as e:
+            problem = login_problem(e.get_http_status_code(),
+                                    f"tracking: experiment {experiment!r}")
             if problem:
                 raise InputError([problem]) from None
     if urllib.parse.urlparse(uri).scheme in ("http", "https"):
@@ -138,6 +160,16 @@ def connect(uri: str, experiment: str, journal_dir: str | None = None) -> None:
 
 
 def connect_read(uri: str, origin: str) -> None:
-    """For commands that only read (report, predict, reap): the store must exist; nothing is created."""
+    """For commands that only read (report, predict, reap): the store must exist; nothing is
+    created."""
     check_uri(uri, origin, must_exist=True)
     mlflow.set_tracking_uri(uri)
+
+
+def attach_to_mlflow_run(name: str, text: str, uri: str) -> None:
+    """Under `mlflow run`, keep a command's output in the run it created (else that run stays
+    empty)."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_tracking_uri(uri)
+        with mlflow.start_run():
+            mlflow.log_text(text, name)

@@ -1,5 +1,6 @@
 """Replaying the metric journals of processes that died before the tracking server had their metrics
-(journal.py): `textclf sync`, and every textclf train/sweep when it connects to the same tracking URI."""
+(journal.py): `textclf sync`, and every textclf train/sweep when it connects to the same tracking
+URI."""
 from __future__ import annotations
 
 import logging
@@ -19,12 +20,14 @@ def journal_dir(configured: str | None) -> Path:
 
 
 def sync(uri: str, directory: Path) -> list[Replayed]:
-    """Send each dead process's unsent values to the run (each (key, step) once) and end the run as the
-    reaper would (FAILED, or the status the process meant: KILLED after Ctrl-C); the tracking URI is set."""
+    """Send each dead process's unsent values to the run (each (key, step) once) and end the run as
+    the reaper would (FAILED, or the status the process meant: KILLED after Ctrl-C); the tracking
+    URI is set."""
     client = mlflow.MlflowClient(uri)
 
     def send(run_id: str, entries: list[Entry]) -> None:
-        metrics = [mlflow.entities.Metric(key, value, timestamp, step) for key, value, step, timestamp in entries]
+        metrics = [mlflow.entities.Metric(key, value, timestamp, step) for key, value, step,
+                   timestamp in entries]
         for start in range(0, len(metrics), BATCH):
             client.log_batch(run_id, metrics=metrics[start:start + BATCH])
 
@@ -33,7 +36,8 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
             run = client.get_run(run_id)
         except mlflow.exceptions.MlflowException as e:
             if e.get_http_status_code() == 404:
-                log.warning("journal of run %s: the tracking server has no such run; dropped", run_id)
+                log.warning("journal of run %s: the tracking server has no such run; dropped",
+                            run_id)
                 return None
             raise
         if run.info.lifecycle_stage == "deleted":
@@ -41,7 +45,8 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
         return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
 
     def end(run_id: str, intended: str | None, sent: int) -> None:
-        reason = (f"the process died (killed, or its machine was lost) with {sent} metric values the tracking "
+        reason = (f"the process died (killed, or its machine was lost) with {sent} metric values "
+                  "the tracking "
                   f"server did not have; replayed from its journal by textclf sync")
         if intended in ("KILLED", "FINISHED"):
             if client.get_run(run_id).info.status == "RUNNING":

@@ -1,11 +1,12 @@
 """Resumable training state, saved at the end of each epoch: safetensors for every tensor (weights,
 optimizer moments, best weights so far, RNG states) and JSON for the rest. No pickle.
-`snapshot`/`restore` decide what a checkpoint holds (model, optimizer, scheduler, scaler, best weights,
-the batch-order and dropout RNGs, the loop's counters); `save`/`load` how it is stored.
+`snapshot`/`restore` decide what a checkpoint holds (model, optimizer, scheduler, scaler, best
+weights, the batch-order and dropout RNGs, the loop's counters); `save`/`load` how it is stored.
 
-A save writes `epoch-N.safetensors`, then `epoch-N.json` holding the tensor file's SHA-256; each through a
-temporary file and an atomic rename. The JSON is the commit mark: a save killed midway leaves either no
-JSON or a hash that does not match, and `load` falls back to the newest complete checkpoint (or none).
+A save writes `epoch-N.safetensors`, then `epoch-N.json` holding the tensor file's SHA-256; each
+through a temporary file and an atomic rename. The JSON is the commit mark: a save killed midway
+leaves either no JSON or a hash that does not match, and `load` falls back to the newest complete
+checkpoint (or none).
 """
 from __future__ import annotations
 
@@ -36,21 +37,27 @@ def snapshot(directory: Path, epoch: int, parts: Parts, result, best_loss: float
     optimizer = parts.optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in parts.model.state_dict().items()}
     tensors |= {f"best.{k}": v for k, v in best_state.items()}
-    tensors |= {f"optimizer.{i}.{k}": v for i, state in optimizer["state"].items() for k, v in state.items()}
+    tensors |= {f"optimizer.{i}.{k}": v for i, state in optimizer["state"].items()
+                for k, v in state.items()}
     tensors |= {"rng.torch": torch.get_rng_state(), "rng.batches": parts.generator.get_state()}
     if torch.cuda.is_available():
-        tensors |= {f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())}
+        tensors |= {f"rng.cuda.{i}": state
+                    for i, state in enumerate(torch.cuda.get_rng_state_all())}
     meta = {"history": result.history, "best_epoch": result.best_epoch, "best_loss": best_loss,
-            "stopped_early": result.stopped_early, "counters": [result.step_time_s, result.samples, result.tokens,
-                                                                result.padded_tokens, result.first_step_s,
+            "stopped_early": result.stopped_early, "counters": [result.step_time_s, result.samples,
+                                                                result.tokens,
+                                                                result.padded_tokens,
+                                                                result.first_step_s,
                                                                 result.token_squares],
-            "optimizer_groups": optimizer["param_groups"], "scheduler": parts.scheduler.state_dict(),
+            "optimizer_groups": optimizer["param_groups"],
+            "scheduler": parts.scheduler.state_dict(),
             "scaler": parts.scaler.state_dict()}
     save(directory, epoch, tensors, meta)
 
 
 def restore(found, parts: Parts, result, device: torch.device):
-    """Load a checkpoint into the parts and `result`; returns (epochs done, best loss, best weights)."""
+    """Load a checkpoint into the parts and `result`; returns (epochs done, best loss, best
+    weights)."""
     tensors, meta = found
 
     def take(prefix: str) -> dict[str, torch.Tensor]:
@@ -67,9 +74,15 @@ def restore(found, parts: Parts, result, device: torch.device):
     parts.generator.set_state(tensors["rng.batches"])
     torch.set_rng_state(tensors["rng.torch"])  # dropout continues where the killed run was
     if device.type == "cuda" and "rng.cuda.0" in tensors:
-        torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())])
-    result.history, result.best_epoch, result.stopped_early = meta["history"], meta["best_epoch"], meta["stopped_early"]
-    counters = meta["counters"] + [0] * (6 - len(meta["counters"]))  # checkpoints from before token_squares
+        torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"]
+                                      for i in range(torch.cuda.device_count())])
+    result.history, result.best_epoch, result.stopped_early = (
+        meta["history"],
+        meta["best_epoch"],
+        meta["stopped_early"],
+    )
+    # checkpoints from before token_squares
+    counters = meta["counters"] + [0] * (6 - len(meta["counters"]))
     (result.step_time_s, result.samples, result.tokens, result.padded_tokens, result.first_step_s,
      result.token_squares) = counters
     return meta["epoch"], meta["best_loss"], take("best.")
@@ -79,10 +92,12 @@ def generator_of(loader) -> torch.Generator:
     return loader.generator if loader.generator is not None else loader.batch_sampler.generator
 
 
-def save(directory: Path, epoch: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+def save(directory: Path, epoch: int, tensors: dict[str, torch.Tensor], meta: dict[str,
+                                                                                   Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"epoch-{epoch}.safetensors"
-    _atomic(weights, lambda f: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, f))
+    _atomic(weights, lambda f: save_file({k: v.detach().cpu().contiguous()
+                                          for k, v in tensors.items()}, f))
     meta = {**meta, "epoch": epoch, "sha256": _sha256(weights)}
     mark = directory / f"epoch-{epoch}.json"
     _atomic(mark, lambda f: Path(f).write_text(json.dumps(meta)))

@@ -1,10 +1,12 @@
-"""train.compile: the training forward and backward through `torch.compile`, and the seconds spent compiling.
+"""train.compile: the training forward and backward through `torch.compile`, and the seconds spent
+compiling.
 
-Only training is compiled: evaluation batches have other shapes (eval_batch_size, sorted widths), and each new
-shape would compile again for one pass. Graphs are static (`dynamic=False`): the loader pads training batches
-to a multiple of 64 and always passes a mask (features.Collate), so there is one graph per width, plus one per
-width the epoch's shorter last batch lands on. Dynamo keeps 8 graphs per function by default and falls back to
-eager after that; at max length 512 there are up to 16, so the limit is raised while training.
+Only training is compiled: evaluation batches have other shapes (eval_batch_size, sorted widths),
+and each new shape would compile again for one pass. Graphs are static (`dynamic=False`): the loader
+pads training batches to a multiple of 64 and always passes a mask (features.Collate), so there is
+one graph per width, plus one per width the epoch's shorter last batch lands on. Dynamo keeps 8
+graphs per function by default and falls back to eager after that; at max length 512 there are up to
+16, so the limit is raised while training.
 """
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ from collections.abc import Iterator
 
 import torch
 
-GRAPHS = 256  # dynamo's recompile limit while a compiled model trains (2 shapes per width up to 8,192 tokens)
+# dynamo's recompile limit while a compiled model trains (2 shapes per width up to 8,192 tokens)
+GRAPHS = 256
 
 
 class CompileClock:
-    """Compile time: the first step at each batch shape (compilation happens then) minus that shape's median
-    later step. On CPU steps are timed anyway (synchronous); on a GPU only first steps are timed (a later one
-    would need a sync per step), and there compilation (seconds) dwarfs the step itself (milliseconds)."""
+    """Compile time: the first step at each batch shape (compilation happens then) minus that
+    shape's median later step. On CPU steps are timed anyway (synchronous); on a GPU only first
+    steps are timed (a later one would need a sync per step), and there compilation (seconds) dwarfs
+    the step itself (milliseconds)."""
 
     def __init__(self, device: torch.device, enabled: bool):
         self.device, self.enabled = device, enabled
@@ -56,8 +60,9 @@ class CompileClock:
 @contextlib.contextmanager
 def compiled(model: torch.nn.Module, enabled: bool, device: torch.device
              ) -> Iterator[tuple[torch.nn.Module, CompileClock]]:
-    """(what the training steps call, its clock): the model itself when not `enabled`. The compiled module
-    shares the model's parameters, so the optimizer, checkpoints and evaluation keep using `model`."""
+    """(what the training steps call, its clock): the model itself when not `enabled`. The compiled
+    module shares the model's parameters, so the optimizer, checkpoints and evaluation keep using
+    `model`."""
     clock = CompileClock(device, enabled)
     if not enabled:
         yield model, clock

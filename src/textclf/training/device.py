@@ -1,4 +1,5 @@
-"""Which device a run trains on and in which precision; a device that is not there is bad input (exit 2)."""
+"""Which device a run trains on and in which precision; a device that is not there is bad input
+(exit 2)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,13 +17,17 @@ def check_device(cfg: Config) -> torch.device:
     if name.startswith("cuda"):
         index = int(name.partition(":")[2] or 0)
         if not torch.cuda.is_available():
-            raise InputError([f"{where}, but no CUDA device is available (torch.cuda.is_available() is False); "
+            raise InputError([f"{where}, but no CUDA device is available "
+                              "(torch.cuda.is_available() is False); "
                               f"use auto or cpu"])
         if index >= torch.cuda.device_count():
-            raise InputError([f"{where}, but only {torch.cuda.device_count()} CUDA device(s) are visible; use "
+            raise InputError([f"{where}, but only {torch.cuda.device_count()} CUDA device(s) are "
+                              "visible; use "
                               f"cuda:0..cuda:{torch.cuda.device_count() - 1} or auto"])
     if name == "mps" and not torch.backends.mps.is_available():
-        raise InputError([f"{where}, but Apple's MPS backend is not available here; use auto or cpu"])
+        raise InputError(
+            [f"{where}, but Apple's MPS backend is not available here; use auto or cpu"]
+        )
     return pick_device(name)
 
 
@@ -43,9 +48,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 @contextlib.contextmanager
 def tf32(device: torch.device) -> Iterator[None]:
-    """fp32 matmuls and convolutions (precision=fp32, and the fp32 parts under autocast) on TF32 tensor cores
-    for the duration of one run on CUDA, through torch's current API; restored after, so nothing else in the
-    process (a Trainer run in the same benchmark) inherits it."""
+    """fp32 matmuls and convolutions (precision=fp32, and the fp32 parts under autocast) on TF32
+    tensor cores for the duration of one run on CUDA, through torch's current API; restored after,
+    so nothing else in the process (a Trainer run in the same benchmark) inherits it."""
     if device.type != "cuda":
         yield
         return

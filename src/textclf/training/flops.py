@@ -1,24 +1,27 @@
-"""Model FLOPs utilisation (MFU): the training FLOPs the model needs per real token, times real tokens per
+"""Model FLOPs utilisation (MFU): the training FLOPs the model needs per real token, times real
+tokens per
 second, over the device's peak.
 
 Training FLOPs per real token, counting only the work that runs (docs/methodology.md):
 
     2 N                      forward through every parameter
-  + 2 N_above(k)             backward to the activations, from the top down to the lowest trainable block k
+  + 2 N_above(k)             backward to the activations, from the top down to the lowest trainable
+  block k
   + 2 N_trained              weight gradients, for trainable weights only
   + (4 L + 8 (L - k)) d T    attention scores and values: forward in every block, backward above k
 
 N counts the encoder blocks and what sits above them (pooler, head; peft adapters included), not the
-embeddings (lookups); peft's frozen copy of a wrapped head does not run and is not counted. Blocks are numbered
-from their parameter names (`.layer.<i>.`); trainable embeddings or a soft prompt put k at 0; when only the
-top (pooler, head) trains, k = L. T is the token-weighted sequence length sum(len^2) / sum(len) (attention work
-per token grows with its own sequence). Full fine-tuning gives the familiar 6N + 12·L·d·T (Kaplan et al. 2020;
-PaLM app. B); the head alone ~2N; the top 2 of 6 blocks ~3.3N; LoRA ~4N. Padding and recomputation are not
-counted: MFU compares runs of one model across settings; it is not the hardware's measured FLOP rate.
+embeddings (lookups); peft's frozen copy of a wrapped head does not run and is not counted. Blocks
+are numbered from their parameter names (`.layer.<i>.`); trainable embeddings or a soft prompt put k
+at 0; when only the top (pooler, head) trains, k = L. T is the token-weighted sequence length
+sum(len^2) / sum(len) (attention work per token grows with its own sequence). Full fine-tuning gives
+the familiar 6N + 12·L·d·T (Kaplan et al. 2020; PaLM app. B); the head alone ~2N; the top 2 of 6
+blocks ~3.3N; LoRA ~4N. Padding and recomputation are not counted: MFU compares runs of one model
+across settings; it is not the hardware's measured FLOP rate.
 
-Peak: dense tensor-core FLOP/s of the GPU from its data sheet for the run's precision (bf16/fp16, or TF32
-for fp32 matmuls); on CPU, cores x clock x FLOPs per cycle (AVX-512: 64 fp32, AVX2+FMA: 32, else 8), an
-estimate. `TEXTCLF_PEAK_TFLOPS` overrides either.
+Peak: dense tensor-core FLOP/s of the GPU from its data sheet for the run's precision (bf16/fp16, or
+TF32 for fp32 matmuls); on CPU, cores x clock x FLOPs per cycle (AVX-512: 64 fp32, AVX2+FMA: 32,
+else 8), an estimate. `TEXTCLF_PEAK_TFLOPS` overrides either.
 """
 from __future__ import annotations
 
@@ -28,29 +31,35 @@ import re
 import torch
 
 _BLOCK = re.compile(r"\.layers?\.(\d+)\.")
-_EMBEDDING = ("embeddings", "prompt_encoder", "relative_attention_bias")  # lookups (MPNet's bias table too)
+# lookups (MPNet's bias table too)
+_EMBEDDING = ("embeddings", "prompt_encoder", "relative_attention_bias")
 
 # dense (no sparsity) TFLOP/s from the vendors' data sheets: (16-bit, TF32)
 _GPU_PEAKS = {"H200": (989.4, 494.7), "H100 SXM": (989.4, 494.7), "H100 80GB HBM3": (989.4, 494.7),
               "H100 NVL": (835.0, 417.5), "H100 PCIe": (756.0, 378.0), "H100": (756.0, 378.0),
-              "A100": (312.0, 156.0), "L40S": (362.1, 181.0), "L4": (121.0, 60.0), "A10": (125.0, 62.5),
+              "A100": (312.0, 156.0), "L40S": (362.1, 181.0), "L4": (121.0, 60.0), "A10": (125.0,
+                                                                                           62.5),
               "V100": (125.0, 15.7), "T4": (65.0, 8.1)}
 
 
 def _positions(model: torch.nn.Module, layers: int) -> list[tuple[int, int, bool]]:
-    """(position, size, trainable) per parameter that runs: -1 embeddings, 0..L-1 block, L the top."""
+    """(position, size, trainable) per parameter that runs: -1 embeddings, 0..L-1 block, L the
+    top."""
     out = []
     for name, p in model.named_parameters():
-        if "original_module" in name:  # peft keeps the wrapped head's frozen original beside its trained copy
+        # peft keeps the wrapped head's frozen original beside its trained copy
+        if "original_module" in name:
             continue
         block = _BLOCK.search(name)
-        position = -1 if any(e in name for e in _EMBEDDING) else int(block.group(1)) if block else layers
+        position = -1 if any(e in name
+                             for e in _EMBEDDING) else int(block.group(1)) if block else layers
         out.append((position, p.numel(), p.requires_grad))
     return out
 
 
 def flops_per_token(model: torch.nn.Module, config, length: float) -> float:
-    """Training FLOPs per real token at token-weighted sequence length `length` (the module's formula)."""
+    """Training FLOPs per real token at token-weighted sequence length `length` (the module's
+    formula)."""
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 0)
     hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
     params = _positions(model, layers)

@@ -1,22 +1,21 @@
-"""The training loop: plain PyTorch. It imports neither mlflow nor optuna; it reports through callables.
+"""The training loop: plain PyTorch. It imports neither mlflow nor optuna; it reports through
+callables.
 
-AdamW or Adam with a warmup schedule (optim.py), gradient clipping and accumulation (each optimizer step's
-gradient is the mean over the rows of its micro-batches), autocast on GPU, early stopping on validation loss
-(or accuracy, train.monitor) with the best epoch's weights restored at the end. Each epoch's train
-loss/accuracy are measured by the same evaluation code as validation, on a fixed sample of training rows
-(`train_probe`), so their ratio compares like with like; the running train-mode figures are kept as
-`train_loss_running` / `train_accuracy_running`.
+AdamW or Adam with a warmup schedule (optim.py), gradient clipping and accumulation (each optimizer
+step's gradient is the mean over the rows of its micro-batches), autocast on GPU, early stopping on
+validation loss (or accuracy, train.monitor) with the best epoch's weights restored at the end. Each
+epoch's train loss/accuracy are measured by the same evaluation code as validation, on a fixed
+sample of training rows (`train_probe`), so their ratio compares like with like; the running
+train-mode figures are kept as `train_loss_running` / `train_accuracy_running`.
 """
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -27,27 +26,20 @@ from textclf.config import TrainConfig
 from textclf.training.checkpoint import Parts, generator_of, load, restore, snapshot
 from textclf.training.compiled import CompileClock, compiled
 from textclf.training.device import autocast_dtype
+from textclf.training.evaluate import Evaluation, evaluate, to_device
 from textclf.training.optim import make_optimizer, make_schedule
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, epoch)
-# (the row of the best-val-loss epoch so far, epoch): what the objective would be if training stopped now;
-# may raise to stop (pruning)
+# (the row of the best-val-loss epoch so far, epoch): what the objective would be if training
+# stopped now; may raise to stop (pruning)
 ReportFn = Callable[[dict[str, float], int], None]
-
-
-@dataclass
-class Evaluation:
-    loss: float
-    accuracy: float
-    predictions: np.ndarray  # per row, in the loader's dataset order (not the length-sorted batch order)
-    labels: np.ndarray
-    probabilities: np.ndarray | None = None  # rows x classes, float32
 
 
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
-    best_epoch: int = 0  # 1-based epoch of the best monitored value (lowest val loss by default); its weights
+    # 1-based epoch of the best monitored value (lowest val loss by default); its weights
+    best_epoch: int = 0
     train_time_s: float = 0.0  # wall time of fit: training steps and per-epoch validation
     step_time_s: float = 0.0  # wall time spent in training steps only
     samples: int = 0  # training sequences processed
@@ -55,21 +47,26 @@ class FitResult:
     padded_tokens: int = 0  # token slots computed, padding included
     first_step_s: float = 0.0  # from the start of fit to the end of the first optimizer step
     stopped_early: bool = False
-    diverged: str = ""  # why training ended at an earlier epoch's weights (a NaN loss after epoch 1), else ""
+    # why training ended at an earlier epoch's weights (a NaN loss after epoch 1), else ""
+    diverged: str = ""
     token_squares: int = 0  # sum of squared real sequence lengths (the attention term of flops.py)
-    compile_time_s: float = 0.0  # train.compile: seconds spent compiling, inside step_time_s (compiled.py)
-    best_val: Evaluation | None = None  # the selected epoch's validation rows (None after a resume past it)
+    # train.compile: seconds spent compiling, inside step_time_s (compiled.py)
+    compile_time_s: float = 0.0
+    # the selected epoch's validation rows (None after a resume past it)
+    best_val: Evaluation | None = None
 
     def best(self) -> dict[str, float]:
         return self.history[self.best_epoch - 1]
 
 
-def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainConfig, device: torch.device,
+def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainConfig,
+        device: torch.device,
         log: LogFn = lambda metrics, epoch: None, report: ReportFn | None = None,
         checkpoints: Path | None = None, train_probe: DataLoader | None = None) -> FitResult:
-    """Train for cfg.epochs; with `checkpoints`, resume from the newest complete checkpoint there and save
-    one after every epoch (checkpoint.py): a resumed run ends bit-identical to an uninterrupted one on CPU.
-    A non-finite loss in epoch 1 raises FloatingPointError; later, it ends training at the best epoch so far."""
+    """Train for cfg.epochs; with `checkpoints`, resume from the newest complete checkpoint there
+    and save one after every epoch (checkpoint.py): a resumed run ends bit-identical to an
+    uninterrupted one on CPU. A non-finite loss in epoch 1 raises FloatingPointError; later, it ends
+    training at the best epoch so far."""
     dtype = autocast_dtype(cfg.precision, device)
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
@@ -80,17 +77,21 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
     done = 0
     if checkpoints is not None and (found := load(checkpoints)):
         done, best_score, best_state = restore(found, parts, result, device)
-        done = cfg.epochs if result.stopped_early else done  # it had ended: only the test evaluation is left
-    with compiled(model, cfg.compile, device) as (forward, clock):  # forward: model unless train.compile
+        # it had ended: only the test evaluation is left
+        done = cfg.epochs if result.stopped_early else done
+    # forward: model unless train.compile
+    with compiled(model, cfg.compile, device) as (forward, clock):
         for epoch in range(done + 1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             try:
-                running = train_epoch(forward, train, optimizer, scheduler, scaler, cfg, device, dtype,
+                running = train_epoch(forward, train, optimizer, scheduler, scaler, cfg, device,
+                                      dtype,
                                       f"epoch {epoch}/{cfg.epochs}", clock=clock)
                 steps_end = time.perf_counter()
                 check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
                 if not math.isfinite(check.loss):
-                    raise FloatingPointError(f"validation loss is {check.loss} after epoch {epoch}; lower "
+                    raise FloatingPointError(f"validation loss is {check.loss} after epoch "
+                                             f"{epoch}; lower "
                                              f"train.learning_rate or use train.precision=fp32")
             except FloatingPointError as e:
                 if best_state is None:  # nothing good to fall back on
@@ -98,11 +99,13 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
                 result.diverged = f"{str(e).split('; lower')[0]}; kept epoch {result.best_epoch}"
                 break
             count(result, running, steps_end - epoch_start, start)
-            probe = evaluate(model, train_probe, device, dtype, desc="train probe") if train_probe else None
+            probe = evaluate(model, train_probe, device, dtype,
+                             desc="train probe") if train_probe else None
             row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
             result.history.append(row)
             log(row, epoch)
-            if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:  # keep a CPU copy of what trains
+            # keep a CPU copy of what trains
+            if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:
                 best_score, result.best_epoch, best_state = score, epoch, _trainable_state(model)
                 result.best_val = check
             elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
@@ -146,20 +149,24 @@ def count(result: FitResult, running: Running, step_time_s: float, fit_start: fl
         result.first_step_s = running.first_step - fit_start
 
 
-def epoch_row(running: Running, probe: Evaluation | None, val: Evaluation, seconds: float) -> dict[str, float]:
-    """One epoch's metrics; the loss ratio divides eval-mode losses (the probe's, when there is one)."""
-    train_loss, train_accuracy = (probe.loss, probe.accuracy) if probe else (running.loss, running.accuracy)
+def epoch_row(running: Running, probe: Evaluation | None, val: Evaluation,
+              seconds: float) -> dict[str, float]:
+    """One epoch's metrics; the loss ratio divides eval-mode losses (the probe's, when there is
+    one)."""
+    train_loss, train_accuracy = (probe.loss, probe.accuracy) if probe else (running.loss,
+                                                                             running.accuracy)
     return {"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val.loss,
             "val_accuracy": val.accuracy, "train_val_loss_ratio": train_loss / max(val.loss, 1e-12),
             "train_loss_running": running.loss, "train_accuracy_running": running.accuracy,
             "epoch_time_s": seconds}
 
 
-def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype, desc: str, *,
+def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype,
+                desc: str, *,
                 clock: CompileClock) -> Running:
-    """One pass over `loader`. Each micro-batch's summed loss is divided by the rows a full window holds
-    (batch_size x grad_accum_steps); a window that ends up shorter (the epoch's last, or a short batch inside it)
-    has its gradient rescaled to the mean over the rows it really had."""
+    """One pass over `loader`. Each micro-batch's summed loss is divided by the rows a full window
+    holds (batch_size x grad_accum_steps); a window that ends up shorter (the epoch's last, or a
+    short batch inside it) has its gradient rescaled to the mean over the rows it really had."""
     model.train()
     loss_sum = torch.zeros((), device=device)  # accumulated on device: no sync per step
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -170,9 +177,10 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
     bar = tqdm(loader, desc=desc, disable=not cfg.progress, leave=False, mininterval=1.0)
     for i, batch in enumerate(bar, start=1):
         interrupts.check()
-        inputs, labels = _to_device(batch, device, model)
+        inputs, labels = to_device(batch, device, model)
         with clock.timing(tuple(inputs["input_ids"].shape)):  # times nothing unless train.compile
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with torch.autocast(device.type, dtype=dtype or torch.float32,
+                                enabled=dtype is not None):
                 logits = model(**inputs).logits
             loss = F.cross_entropy(logits.float(), labels, reduction="sum")
             scaler.scale(loss / full).backward()
@@ -188,7 +196,8 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
             window = 0
             if first_step is None:
                 if device.type == "cuda":
-                    torch.cuda.synchronize(device)  # once: the first step's real end, not its launch
+                    # once: the first step's real end, not its launch
+                    torch.cuda.synchronize(device)
                 first_step = time.perf_counter()
         if i % 50 == 0 or i == n:  # one sync per 50 steps: progress and a NaN check
             mean = loss_sum.item() / samples
@@ -196,7 +205,8 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
                 raise FloatingPointError(f"training loss is {mean} at {desc}, step {i}; lower "
                                          f"train.learning_rate or use train.precision=fp32")
             bar.set_postfix(loss=f"{mean:.4f}", acc=f"{correct.item() / samples:.3f}")
-    return Running(loss_sum.item() / samples, correct.item() / samples, samples, tokens, padded, squares, first_step)
+    return Running(loss_sum.item() / samples, correct.item() / samples, samples, tokens, padded,
+                   squares, first_step)
 
 
 @torch.no_grad()
@@ -209,45 +219,14 @@ def _scale_gradients(model: torch.nn.Module, factor: float) -> None:
 def _step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> None:
     if max_grad_norm > 0:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                       max_grad_norm)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
 
 
-@torch.inference_mode()
-def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device, dtype: torch.dtype | None,
-             progress: bool = False, desc: str = "eval") -> Evaluation:
-    model.eval()
-    model.to(device)
-    loss_sum = torch.zeros((), device=device)
-    probabilities, labels = [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=1.0):
-        interrupts.check()
-        inputs, y = _to_device(batch, device, model)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(**inputs).logits.float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        probabilities.append(logits.softmax(-1))
-        labels.append(y)
-    # back to dataset order (batches come sorted by length): per-row results pair up across runs
-    order = np.argsort(np.fromiter(itertools.chain.from_iterable(loader.batch_sampler), dtype=np.int64))
-    probs, truth = torch.cat(probabilities).cpu().numpy()[order], torch.cat(labels).cpu().numpy()[order]
-    predicted = probs.argmax(-1)
-    return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth, probs)
-
-
-def _to_device(batch: dict, device: torch.device, model: torch.nn.Module
-               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    inputs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "attention_mask")
-              if batch[k] is not None}  # no mask: an unpadded batch (features.Collate)
-    if "attention_mask" in inputs and getattr(model, "takes_4d_mask", False):
-        # the mask transformers would build itself (model/build.py takes_4d_mask), made here without its
-        # `padding_mask.all()` check: no host-device sync in a padded batch's forward
-        inputs["attention_mask"] = inputs["attention_mask"][:, None, None, :].bool()
-    return inputs, batch["labels"].to(device, non_blocking=True)
-
-
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+    return {n: p.detach().to("cpu", copy=True)
+            for n, p in model.named_parameters() if p.requires_grad}

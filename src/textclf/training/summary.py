@@ -1,6 +1,6 @@
-"""The end of a run in numbers, from plain values (no MLflow, no data or model objects): the single final
-metrics every run logs, their 95% intervals over the evaluation rows, utilisation, and the params derived
-from the data and model. run.py gathers the inputs; tracking/ logs what comes out."""
+"""The end of a run in numbers, from plain values (no MLflow, no data or model objects): the single
+final metrics every run logs, their 95% intervals over the evaluation rows, utilisation, and the
+params derived from the data and model. run.py gathers the inputs; tracking/ logs what comes out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,26 +9,33 @@ import torch
 
 from textclf.stats import intervals
 from textclf.training import flops
-from textclf.training.loop import Evaluation, FitResult
+from textclf.training.evaluate import Evaluation
+from textclf.training.loop import FitResult
 from textclf.training.metrics import f1
 
 # what a run is selected, registered and promoted by unless a sweep file says otherwise
 DEFAULT_OBJECTIVE = ("best_val_accuracy", "maximize")
 # what a finished run logs as single final values (tests/test_run.py checks a real run against it)
-FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_loss_ratio", "test_loss",
+FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_loss_ratio",
+                 "test_loss",
                  "test_accuracy", "test_f1", "epochs_run", "stopped_early", "train_time_s",
                  "train_step_time_s", "train_samples_per_s", "train_tokens_per_s",
-                 "train_padded_tokens_per_s", "padding_fraction", "trainable_params", "total_params",
+                 "train_padded_tokens_per_s", "padding_fraction", "trainable_params",
+                 "total_params",
                  "trainable_fraction", "tokenize_time_s", "token_cache_hit", "time_to_first_step_s",
                  "model_tflops_per_s", "mfu", "peak_tflops", "tracking_longest_wait_s",
                  "tracking_failed_sends", "total_time_s",
                  "peak_gpu_mem_mb",  # on a GPU only
-                 "compile_time_s",  # with train.compile only: seconds spent compiling, inside train_time_s
-                 "model_artifact_mb",  # models saved in textclf's own layout only (custom heads, peft)
-                 # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap for F1
+                 # with train.compile only: seconds spent compiling, inside train_time_s
+                 "compile_time_s",
+                 # models saved in textclf's own layout only (custom heads, peft)
+                 "model_artifact_mb",
+                 # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap
+                 # for F1
                  "best_val_accuracy_ci_low", "best_val_accuracy_ci_high", "test_accuracy_ci_low",
                  "test_accuracy_ci_high", "test_f1_ci_low", "test_f1_ci_high")
-# the final metrics people compare, in the order tables show them (CLI summary, sweep trials, report)
+# the final metrics people compare, in the order tables show them (CLI summary, sweep trials,
+# report)
 HEADLINE_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
                     "trainable_params", "train_time_s")
 
@@ -48,26 +55,30 @@ class Setup:
     model_config: object  # the backbone's transformers config (layers, hidden size)
 
 
-def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation, test: Evaluation) -> dict[str, float]:
+def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation,
+                  test: Evaluation) -> dict[str, float]:
     """The single final values (FINAL_METRICS) but the ones only known later: time_to_first_step_s,
     total_time_s and the tracking ones."""
     best, steps = fitted.best(), fitted.step_time_s
-    # best_val_loss is the lowest validation loss whatever selected the epoch; best_val_accuracy is the
-    # selected epoch's (with train.monitor=val_accuracy the highest: a selected maximum, so runs are tagged
-    # by monitor)
-    final = {"best_epoch": fitted.best_epoch, "best_val_loss": min(r["val_loss"] for r in fitted.history),
+    # best_val_loss is the lowest validation loss whatever selected the epoch; best_val_accuracy is
+    # the selected epoch's (with train.monitor=val_accuracy the highest: a selected maximum, so runs
+    # are tagged by monitor)
+    final = {"best_epoch": fitted.best_epoch,
+             "best_val_loss": min(r["val_loss"] for r in fitted.history),
              "best_val_accuracy": best["val_accuracy"],
              "train_val_loss_ratio": best["train_val_loss_ratio"],
              "test_loss": test.loss, "test_accuracy": test.accuracy,
              "test_f1": f1(test.labels, test.predictions, setup.num_labels),
              "epochs_run": len(fitted.history), "stopped_early": float(fitted.stopped_early),
              "train_time_s": fitted.train_time_s, "train_step_time_s": steps,
-             "train_samples_per_s": fitted.samples / steps, "train_tokens_per_s": fitted.tokens / steps,
+             "train_samples_per_s": fitted.samples / steps,
+             "train_tokens_per_s": fitted.tokens / steps,
              "train_padded_tokens_per_s": fitted.padded_tokens / steps,
              "padding_fraction": 1 - fitted.tokens / max(fitted.padded_tokens, 1),
              "trainable_params": setup.trainable_params, "total_params": setup.total_params,
              "trainable_fraction": setup.trainable_params / setup.total_params,
-             "tokenize_time_s": setup.tokenize_time_s, "token_cache_hit": float(setup.token_cache_hit)}
+             "tokenize_time_s": setup.tokenize_time_s,
+             "token_cache_hit": float(setup.token_cache_hit)}
     if setup.device.type == "cuda":
         final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(setup.device) / 2**20
     if setup.compiled:
@@ -85,7 +96,8 @@ def score_intervals(setup: Setup, val: Evaluation, test: Evaluation) -> dict[str
 
 
 def utilisation(setup: Setup, fitted: FitResult) -> dict[str, float]:
-    """Model TFLOP/s achieved in training steps and, where the device's peak is known, mfu (flops.py)."""
+    """Model TFLOP/s achieved in training steps and, where the device's peak is known, mfu
+    (flops.py)."""
     length = flops.attention_length(fitted.tokens, fitted.token_squares)
     per_token = flops.flops_per_token(setup.model, setup.model_config, length)
     achieved = per_token * fitted.tokens / fitted.step_time_s
