@@ -157,7 +157,7 @@ def test_a_live_run_reaped_by_mistake_still_ends_finished_without_the_error(tmp_
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     store.connect(mlflow.get_tracking_uri(), "reaped")
-    with runs.run(load_config(None, ["tracking.heartbeat_s=1"]), {}) as active:
+    with runs.run(load_config(None, ["tracking.heartbeat_s=1"]).tracking, {}) as active:
         assert liveness.reap("reaped", now=time.time() + 100) == [active.run_id]  # as seen from a later clock
         assert mlflow.MlflowClient().get_run(active.run_id).info.status == "FAILED"
     run = mlflow.MlflowClient().get_run(active.run_id)
@@ -201,7 +201,7 @@ def test_a_run_killed_before_its_heartbeat_thread_beat_is_still_reaped(tmp_path,
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     store.connect(mlflow.get_tracking_uri(), "unborn")
     monkeypatch.setattr(runs, "heartbeat", lambda run_id, every_s: threading.Event())  # the thread never beats
-    with runs.run(load_config(None, ["tracking.heartbeat_s=1"]), {}) as active:
+    with runs.run(load_config(None, ["tracking.heartbeat_s=1"]).tracking, {}) as active:
         assert liveness.reap("unborn", now=time.time() + 100) == [active.run_id]
     parent = sweep_runs.start_parent("unborn", "a study", {}, {"textclf.study": "a study"}, heartbeat_s=1)
     assert liveness.reap("unborn", now=time.time() + 100) == [parent]  # a sweep's parent likewise

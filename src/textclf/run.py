@@ -106,7 +106,8 @@ def open_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str
                                ready.device) | \
         {provenance.MONITOR: cfg.train.monitor} | (trial.tags if trial else {})
     name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
-    return runs.run(cfg, tags, trial and trial.parent_run_id, trial.killed_by if trial else (),
+    return runs.run(cfg.tracking, tags, trial and trial.parent_run_id,
+                    trial.killed_by if trial else (),
                     resume,
                     name=name, unique=cfg.tracking.run_name is None)
 

@@ -30,9 +30,9 @@ def test_a_run_inside_an_active_run_becomes_its_child_and_leaves_it_active(tiny_
 def test_each_active_run_has_its_own_spool(tiny_overrides, tracking_uri):
     cfg = load_config(None, tiny_overrides)
     store.connect(tracking_uri, cfg.tracking.experiment)
-    with runs.run(cfg, {}) as first:
+    with runs.run(cfg.tracking, {}) as first:
         first.log_epoch({"val_loss": 0.5, "train_val_loss_ratio": 0.9}, 1)
-        with runs.run(cfg, {}) as second:  # nested: a second run while the first is active
+        with runs.run(cfg.tracking, {}) as second:  # nested: a second run while the first is active
             second.log_epoch({"val_loss": 0.7}, 1)
             assert second.spool is not first.spool
         first.log_epoch({"val_loss": 0.4}, 2)
@@ -48,7 +48,7 @@ def test_a_failed_run_ends_failed_with_the_error_and_the_metrics_it_had(tiny_ove
     cfg = load_config(None, tiny_overrides)
     store.connect(tracking_uri, cfg.tracking.experiment)
     with pytest.raises(RuntimeError):
-        with runs.run(cfg, {}) as active:
+        with runs.run(cfg.tracking, {}) as active:
             active.log_epoch({"val_loss": 0.5}, 1)
             raise RuntimeError("boom")
     run = mlflow.MlflowClient().get_run(active.run_id)

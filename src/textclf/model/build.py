@@ -142,8 +142,8 @@ def build_classifier(backbone: Backbone, label_names: tuple[str, ...],
                 "cnn_channels": m.cnn_channels, "cnn_kernels": list(m.cnn_kernels),
                 "num_labels": len(label_names), "label_names": list(label_names)}
         model = TextClassifier(_load(AutoModel, backbone, m), spec)
-    # read by the training loop (training/loop.py to_device); a peft wrapper passes it on from the
-    # model inside
+    # read by the training loop (training/evaluate.py to_device); a peft wrapper passes it on from
+    # the model inside
     model.takes_4d_mask = takes_4d_mask(model, cfg)
     if m.peft != "none":
         return peft_tuning.wrap(model, m, cfg.where("model.peft"))

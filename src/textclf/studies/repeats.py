@@ -1,6 +1,6 @@
 """Seed noise: the best trials rerun with more training seeds (`textclf sweep --repeat-best K
 --seeds N`), as extra child runs of the sweep tagged textclf.repeat_of; the report reads the spread
-(reporting/tables.py seed_noise)."""
+(reporting/noise.py seed_noise)."""
 from __future__ import annotations
 
 import logging

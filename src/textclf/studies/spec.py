@@ -74,7 +74,7 @@ class SweepSpec:
     heartbeat_s: float = 30.0  # a worker silent for 4 heartbeats has its trial failed (and retried)
     retries: int = 0  # reruns of a trial whose worker died (kill -9, machine lost), as a new trial
     max_failures: int = 3  # the sweep stops (exit 1) after this many failed trials in a row
-    # best | all | none: which trials keep their logged model (studies/models.py)
+    # best | all | none: which trials keep their logged model (studies/best_models.py)
     keep_models: str = "best"
 
     def grid_space(self) -> dict[str, list]:

@@ -151,7 +151,7 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
 
 
 def register(plan: Plan, parent: str) -> None:
-    """The best trial's model in the Model Registry (studies/models.py), said on the parent run
+    """The best trial's model in the Model Registry (studies/best_models.py), said on the parent run
     too."""
     said = best_models.register_best(plan.spec, open_study(plan.spec, plan.storage_url),
                                      plan.base.tracking.register_as,

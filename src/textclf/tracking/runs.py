@@ -17,7 +17,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from textclf.config import Config, dump_yaml
+from textclf.config import Config, TrackingConfig, dump_yaml
 from textclf.errors import InputError
 from textclf.tracking.journal import Journal, check_dir
 from textclf.tracking.liveness import born, clear_reaped, heartbeat
@@ -97,22 +97,22 @@ class ActiveRun:
 
 
 @contextlib.contextmanager
-def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
+def run(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | None = None,
         killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None,
         name: str | None = None, unique: bool = True) -> Iterator[ActiveRun]:
     """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception
     (a pruned trial), FAILED (with the error as a tag). With a parent it is that run's child.
     `resume`: the id of an earlier run to continue (it is RUNNING again; epochs it already has are
-    not logged twice). `name` (default cfg.tracking.run_name) gets a ` #2`, ` #3` ... when `unique`
+    not logged twice). `name` (default tracking.run_name) gets a ` #2`, ` #3` ... when `unique`
     and the experiment has it."""
-    active = _start(cfg, tags, parent_run_id, resume, name or cfg.tracking.run_name, unique)
-    journal = Journal(journal_dir(cfg.tracking.journal_dir), mlflow.get_tracking_uri(),
+    active = _start(tracking, tags, parent_run_id, resume, name or tracking.run_name, unique)
+    journal = Journal(journal_dir(tracking.journal_dir), mlflow.get_tracking_uri(),
                       active.info.run_id)
     logged = ActiveRun(active.info.run_id, _spool_for(active.info.run_id, journal))
     status = "FAILED"
     # the killed process may have logged epochs after its last checkpoint
     logged.spool.uncertain = bool(resume)
-    beat = heartbeat(active.info.run_id, cfg.tracking.heartbeat_s)
+    beat = heartbeat(active.info.run_id, tracking.heartbeat_s)
     try:
         yield logged
         status = "FINISHED"
@@ -127,25 +127,26 @@ def run(cfg: Config, tags: dict[str, str], parent_run_id: str | None = None,
         try:
             if status != "FINISHED":  # what the epochs logged is kept, if the server answers soon
                 with contextlib.suppress(TimeoutError):
-                    logged.spool.drain(min(cfg.tracking.outage_wait_s, 30.0))
+                    logged.spool.drain(min(tracking.outage_wait_s, 30.0))
         finally:
             beat.set()
             _end(active.info.run_id, status, logged.spool, journal)
 
 
-def _start(cfg: Config, tags: dict[str, str], parent_run_id: str | None, resume: str | None,
+def _start(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | None,
+           resume: str | None,
            name: str | None, unique: bool):
     """The MLflow run started (or, for `resume`, started again), with a heartbeat tag and MLflow's
     system metrics."""
     if name and unique and not resume:
         experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.get_experiment_by_name(
-            cfg.tracking.experiment).experiment_id  # store.connect selected it
+            tracking.experiment).experiment_id  # store.connect selected it
         name = unique_name(name, experiment)
-    if cfg.tracking.system_metrics:  # MLflow's sampler thread: CPU, memory, disk, network, GPU
-        mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
+    if tracking.system_metrics:  # MLflow's sampler thread: CPU, memory, disk, network, GPU
+        mlflow.set_system_metrics_sampling_interval(tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
-    system = {"log_system_metrics": cfg.tracking.system_metrics}
-    beating = born(cfg.tracking.heartbeat_s)
+    system = {"log_system_metrics": tracking.system_metrics}
+    beating = born(tracking.heartbeat_s)
     outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child
     if resume:
         active = mlflow.start_run(run_id=resume, nested=outer is not None, **system)
