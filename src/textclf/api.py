@@ -160,8 +160,7 @@ def _config(config: str | Path | Mapping | Config | None, overrides: Sequence[st
     if isinstance(config, Config):
         if overrides:
             raise InputError(["textclf.train: overrides apply to a YAML file or a tree; change a "
-                              "loaded "
-                              "Config with textclf.config.replace"])
+                              "loaded Config with textclf.config.replace"])
         return config
     if isinstance(config, Mapping):
         problems: list[str] = []

@@ -136,15 +136,13 @@ def findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     for split, row in tables["label names found in the text"].iterrows():
         if row.get("LEAK"):
             lines.append(f"LEAK: {row['own label name']:.0%} of {split} texts contain their own "
-                         "label name "
-                         f"(raw TREC lines start with it): the model can read the answer")
+                         "label name (raw TREC lines start with it): the model can read the answer")
     for where, row in tables.get("other label columns leading the text", pd.DataFrame()).iterrows():
         if row.get("LEAK"):
             split, column = where.split(": ")
             lines.append(f"LEAK: {row['texts starting with it']:.0%} of {split} texts start with "
-                         f"their {column} "
-                         "(notebook 003's TREC parse): the model can read the answer; use "
-                         "data.trec_parse=clean")
+                         f"their {column} (notebook 003's TREC parse): the model can read the "
+                         "answer; use data.trec_parse=clean")
     for pair, row in tables["texts shared across splits"].iterrows():
         if row.get("texts in both", 0) > 0:
             lines.append(f"{row['texts in both']} texts appear in both {pair}")

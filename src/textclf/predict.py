@@ -29,8 +29,7 @@ def load_predictor(model_uri: str, tracking_uri: str | None = None,
     """A local directory, or a model in MLflow (its store must exist; nothing is created)."""
     if not urllib.parse.urlparse(model_uri).scheme and not Path(model_uri).exists():  # a local path
         raise InputError([f"--model-uri {model_uri}: no such model directory; give "
-                          "runs:/<run_id>/model, "
-                          f"models:/<name>/<version> or a model directory"])
+                          "runs:/<run_id>/model, models:/<name>/<version> or a model directory"])
     if tracking_uri and model_uri.startswith(("runs:", "models:")):
         store.connect_read(tracking_uri, f"--model-uri {model_uri}: {origin}")
     return models.load_predictor(model_uri)

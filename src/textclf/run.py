@@ -236,8 +236,7 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
                            group_by_length=t.group_by_length, compile=t.compile)
     trainable, total = count_params(model)
     log.info("%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, "
-             "effective "
-             "batch %d", len(splits.train), len(splits.val), len(splits.test),
+             "effective batch %d", len(splits.train), len(splits.val), len(splits.test),
              len(splits.label_names),
              cfg.model.name, device, trainable, total, cfg.train.effective_batch_size())
     return Prepared(splits, backbone, model, loaders, device)

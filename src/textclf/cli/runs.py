@@ -15,8 +15,8 @@ from textclf.cli.base import _config_options, _load, cli
               help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, tracking.uri, "
               "sqlite:///mlflow.db).")
 @click.option("--resume", metavar="RUN_ID",
-              help="Continue this run (killed, or failed) from its last checkpoint "
-              "(it ran with train.checkpoint=true); give the same config.")
+              help="Continue this run (killed, or failed) from its last checkpoint (it ran with "
+              "train.checkpoint=true); give the same config.")
 def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
     from textclf import api
@@ -30,8 +30,7 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
         click.echo(f"  {key:22s} {result.metrics[key]:.4g}")
     if result.model_uri:
         click.echo(f"model: runs:/{result.run_id}/model  (textclf predict --model-uri "
-                   f"runs:/{result.run_id}/model"
-                   f" --tracking-uri {uri} \"some text\")")
+                   f"runs:/{result.run_id}/model --tracking-uri {uri} \"some text\")")
 
 
 @cli.command("sweep")
@@ -41,8 +40,7 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
               "the whole grid).")
 @click.option("--workers", default="1", show_default=True,
               help="Worker processes on this machine, all on the one study, one GPU each (i mod "
-              "G); auto: one "
-              "per GPU.")
+              "G); auto: one per GPU.")
 @click.option("--gpus",
               help="Comma-separated GPUs the workers may use (default: every visible GPU).")
 @click.option("--storage",
@@ -61,13 +59,12 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=2),
               help="Seeds per repeated trial, the original included.")
 @click.option("--register-as", metavar="NAME",
-              help="Register the best trial's model as a version of NAME "
-              "(tracking.register_as); the alias champion moves to it when it beats the champion.")
+              help="Register the best trial's model as a version of NAME (tracking.register_as); "
+              "the alias champion moves to it when it beats the champion.")
 @click.option("--worker-of", hidden=True, help="Internal: run as a worker of this parent run.")
 @click.option("--worker-index", type=click.IntRange(min=0), default=0, show_default=True,
               help="This command's index among the commands of one study (e.g. "
-              "$SLURM_ARRAY_TASK_ID): distinct "
-              "sampler seeds on every machine.")
+              "$SLURM_ARRAY_TASK_ID): distinct sampler seeds on every machine.")
 def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrides, override,
               repeat_best, seeds,
               register_as, worker_of, worker_index) -> None:

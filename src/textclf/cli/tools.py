@@ -19,8 +19,8 @@ from textclf.errors import InputError
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--auth", is_flag=True,
-              help="Require logins: MLflow's basic-auth app (users, per-experiment "
-              "permissions); the admin password comes from $TEXTCLF_SERVER_ADMIN_PASSWORD or "
+              help="Require logins: MLflow's basic-auth app (users, per-experiment permissions); "
+              "the admin password comes from $TEXTCLF_SERVER_ADMIN_PASSWORD or "
               "--admin-password-file.")
 @click.option("--admin-password-file", type=click.Path(dir_okay=False),
               help="File (mode 600) holding the admin user's password, read on the first --auth "
@@ -30,8 +30,7 @@ from textclf.errors import InputError
               default="READ", show_default=True,
               help="With --auth: what a user may do on others' experiments.")
 @click.option("--insecure-no-auth", is_flag=True,
-              help="Bind beyond loopback without logins (only behind a proxy "
-              "that authenticates).")
+              help="Bind beyond loopback without logins (only behind a proxy that authenticates).")
 def server_cmd(backend_store_uri, artifacts, host, port, workers, auth, admin_password_file,
                default_permission,
                insecure_no_auth) -> None:

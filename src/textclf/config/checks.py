@@ -55,7 +55,7 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
     problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
     problems += [("model.freeze",
                   f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "
-                  f"such as '*.layer.11.*'") for item in m.freeze if not (is_preset(item)
+                  "such as '*.layer.11.*'") for item in m.freeze if not (is_preset(item)
                                                                           or is_pattern(item))]
     problems += loggable(cfg.flat())
     for key in ("data.val_size", "data.test_size"):

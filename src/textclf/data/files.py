@@ -65,8 +65,8 @@ def _read_parquet(path: Path, split: str, source: Source) -> None:
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow's errors share no useful base class
-        raise InputError([f"{path}: not a readable parquet file ({first_line(e)}); "
-                          f"rewrite it with pandas.DataFrame.to_parquet"]) from None
+        raise InputError([f"{path}: not a readable parquet file ({first_line(e)}); rewrite it with "
+                          "pandas.DataFrame.to_parquet"]) from None
     meta = {k.decode(): v.decode()
             for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
     for key, value in meta.items():  # coarse_names names the classes of coarse_label (or coarse)
@@ -84,8 +84,8 @@ def decode_utf8(data: bytes, path: str | Path) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise InputError([f"{path}: line {line}: byte {data[e.start]:#04x} at offset {e.start} is "
-                          "not valid UTF-8; "
-                          f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"]) from None
+                          "not valid UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t "
+                          "utf-8)"]) from None
 
 
 def _parse_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
@@ -94,8 +94,7 @@ def _parse_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
         return pd.read_csv(StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise InputError([f"{path}: not a valid {kind} file ({first_line(e)}); one header row, "
-                          "then one row per "
-                          f"text"]) from None
+                          "then one row per text"]) from None
 
 
 def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:

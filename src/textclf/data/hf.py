@@ -24,10 +24,9 @@ def read_hub(name: str) -> Source:
         dataset = datasets.load_dataset(name)
     except Exception as e:  # offline, unknown name, gated: all end the same way for the user
         raise InputError([f"data.name: {name!r} is not a local path, not in $TEXTCLF_ASSETS/data, "
-                          "and could "
-                          "not be loaded from the Hugging Face hub or its local cache "
-                          f"({type(e).__name__}); check "
-                          f"the name, set TEXTCLF_ASSETS, or load it once with network"]) from None
+                          "and could not be loaded from the Hugging Face hub or its local cache "
+                          f"({type(e).__name__}); check the name, set TEXTCLF_ASSETS, or load it "
+                          "once with network"]) from None
     source = Source(uri=f"hf://{name}")
     for split, part in dataset.items():
         add_dataset(source, split, part, f"hf://{name}[{split}]")
@@ -47,8 +46,7 @@ def read_saved(path: Path, uri: str) -> Source:
             split = "train" if empty[0] == path else empty[0].name
             raise InputError([f"{empty[0]}: has no rows; the {split} split is empty"]) from None
         raise InputError([f"{path}: not a readable datasets directory ({first_line(e)}); write it "
-                          "with "
-                          f"Dataset.save_to_disk or DatasetDict.save_to_disk"]) from None
+                          "with Dataset.save_to_disk or DatasetDict.save_to_disk"]) from None
     source = Source(uri=uri)
     parts = saved.items() if isinstance(saved, datasets.DatasetDict) else [("train", saved)]
     for split, part in parts:
@@ -63,7 +61,7 @@ def read_arrow(path: Path, split: str, source: Source) -> None:
         part = datasets.Dataset.from_file(str(path))
     except Exception as e:
         raise InputError([f"{path}: not a readable Arrow file ({first_line(e)}); write it with "
-                          f"datasets.Dataset.save_to_disk"]) from None
+                          "datasets.Dataset.save_to_disk"]) from None
     add_dataset(source, split, part, str(path))
 
 

@@ -22,16 +22,15 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
     for split in used:
         if split not in source.splits:
             problems.append(f"{cfg.where('data.train_split')}: data.train_split: no split "
-                            f"{split!r} in "
-                            f"{source.uri} (splits: {', '.join(source.splits)})")
+                            f"{split!r} in {source.uri} (splits: {', '.join(source.splits)})")
             continue
         if source.splits[split].empty:
             problems.append(f"{source.files[split]}: has no rows; the {split} split is empty")
             continue
         columns = list(source.splits[split].columns)
         problems += [f"{source.files[split]}: column {c!r} not found (columns: "
-                     f"{', '.join(map(str, columns))}); "
-                     f"set data.{key}" for c, key in ((d.text_column, "text_column"),
+                     f"{', '.join(map(str, columns))}); set "
+                     f"data.{key}" for c, key in ((d.text_column, "text_column"),
                                                       (d.label_column,
                                                        "label_column")) if c not in columns]
     raise_if(problems)
@@ -44,8 +43,7 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
     )
     if len(names) < 2:
         raise InputError([f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} "
-                          "distinct "
-                          f"label(s); a classifier needs at least 2"])
+                          "distinct label(s); a classifier needs at least 2"])
     frames = {}
     for split, frame in raw.items():
         text, labels = frame[d.text_column], frame[d.label_column]
@@ -74,13 +72,12 @@ def check_given_names(cfg: Config, source: Source) -> None:
     if own and tuple(given) != tuple(own):
         fix = "give them in that order" if sorted(given) == sorted(own) else "drop data.label_names"
         raise InputError([f"{cfg.where('data.label_names')}: data.label_names: "
-                          f"[{', '.join(given)}] disagrees with "
-                          f"the classes {source.uri} names for column {cfg.data.label_column!r} "
-                          f"([{', '.join(own)}], code 0 first); {fix}"])
+                          f"[{', '.join(given)}] disagrees with the classes {source.uri} names for "
+                          f"column {cfg.data.label_column!r} ([{', '.join(own)}], code 0 first); "
+                          f"{fix}"])
     if not own:
         log.info("data.label_names: %s name the label codes %s in that order (the source names "
-                 "none to check "
-                 "against)", list(given), list(range(len(given))))
+                 "none to check against)", list(given), list(range(len(given))))
 
 
 def _names_from_values(frames: dict[str, pd.DataFrame], column: str) -> tuple[str, ...]:

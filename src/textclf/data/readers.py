@@ -52,8 +52,7 @@ def read_source(resolved: Resolved) -> Source:
         tables = sorted(p for p in path.iterdir() if p.is_file() and table_ext(p))
         if not tables:
             raise InputError([f"{path}: no {', '.join(TABLE_EXTS)} files, datasets save_to_disk "
-                              "directory, "
-                              f"aclImdb layout or TREC .label files found"])
+                              "directory, aclImdb layout or TREC .label files found"])
         for file in tables:
             read_table(file, split_name(file), source)
     return source

@@ -76,10 +76,9 @@ def notebook_trec_texts(source: Source, where: str) -> None:
                      and frame[c].astype(str).str.contains(":").all()), None)
         if fine is None:
             raise InputError([f"{where}: data.trec_parse: notebook needs TREC rows with a "
-                              "`COARSE:fine` label "
-                              f"column ({' or '.join(FINE_COLUMNS)}); {source.files[split]} has "
-                              "none. Use "
-                              f"data.trec_parse=clean for other data"])
+                              f"`COARSE:fine` label column ({' or '.join(FINE_COLUMNS)}); "
+                              f"{source.files[split]} has none. Use data.trec_parse=clean for "
+                              "other data"])
         # the line as the notebook read it
         lines = frame[fine].astype(str) + " " + frame["text"] + "\n"
         source.splits[split] = frame.assign(
@@ -98,9 +97,8 @@ def load_splits(cfg: Config, source: Source | None = None) -> Splits:
     frames, dropped = drop_duplicates(frames, cfg.data)
     train, val, test = split_rows(frames, cfg.data)
     raise_if([f"{cfg.where('data.train_fraction')}: data: the {name} split is empty after "
-              "splitting "
-              f"{sum(len(f) for f in frames.values())} rows; raise data.train_fraction or the "
-              "split sizes"
+              f"splitting {sum(len(f) for f in frames.values())} rows; raise data.train_fraction "
+              "or the split sizes"
               for name, part in zip(SPLITS, (train, val, test)) if len(part) == 0])
     parts = dict(zip(SPLITS, (train, val, test)))
     return Splits(train, val, test, names, fingerprint(parts, names), source.uri,
@@ -111,15 +109,14 @@ def _wants_test(cfg: Config, source: Source) -> bool:
     present = cfg.data.test_split in source.splits
     if cfg.data.split == "given" and cfg.data.val_split not in source.splits:
         raise InputError([f"{cfg.where('data.val_split')}: data.val_split: no split "
-                          f"{cfg.data.val_split!r} in "
-                          f"{source.uri} (splits: {', '.join(source.splits)}); name the validation "
-                          "split, or set "
-                          f"data.split=provided to carve one from train"])
+                          f"{cfg.data.val_split!r} in {source.uri} (splits: "
+                          f"{', '.join(source.splits)}); name the validation split, or set "
+                          "data.split=provided to carve one from train"])
     if cfg.data.split in ("provided", "given") and not present:
         raise InputError([f"{cfg.where('data.test_split')}: data.test_split: no split "
-                          f"{cfg.data.test_split!r} "
-                          f"in {source.uri} (splits: {', '.join(source.splits)}); name one, or set "
-                          f"data.split=pool to carve the test set from the pooled rows"])
+                          f"{cfg.data.test_split!r} in {source.uri} (splits: "
+                          f"{', '.join(source.splits)}); name one, or set data.split=pool to carve "
+                          "the test set from the pooled rows"])
     return present
 
 

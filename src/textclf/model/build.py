@@ -59,8 +59,7 @@ def load_backbone(cfg: Config) -> Backbone:
         tokenizer = AutoTokenizer.from_pretrained(resolved.location, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as e:
         raise InputError([f"{where}: model.name: cannot load {_describe(resolved)} as a "
-                          "transformers "
-                          f"checkpoint ({first_line(e, 300)})"]) from None
+                          f"transformers checkpoint ({first_line(e, 300)})"]) from None
     if cfg.model.config:
         config = architecture(config, cfg.model.config, cfg.where("model.config"))
     backbone = Backbone(resolved.location, config, tokenizer)
@@ -68,18 +67,15 @@ def load_backbone(cfg: Config) -> Backbone:
     if cfg.model.peft == "prompt" and cfg.data.max_length > room:
         raise InputError(
             [
-                f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} "
-                "plus "
-                f"{cfg.model.prefix_length} prompt tokens exceeds the limit of "
-                f"{cfg.model.name} "
+                f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} plus "
+                f"{cfg.model.prefix_length} prompt tokens exceeds the limit of {cfg.model.name} "
                 f"({backbone.max_length()}); lower data.max_length or model.prefix_length"
             ]
         )
     if cfg.data.max_length > backbone.max_length():
         raise InputError([f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} "
-                          "is above "
-                          f"the limit of {cfg.model.name} ({backbone.max_length()} tokens); lower "
-                          "it"])
+                          f"is above the limit of {cfg.model.name} ({backbone.max_length()} "
+                          "tokens); lower it"])
     return backbone
 
 
@@ -93,29 +89,27 @@ def architecture(config: transformers.PretrainedConfig, overrides: tuple[str, ..
         value = yaml.safe_load(text) if text else None
         if key not in known:
             near = difflib.get_close_matches(key, list(known), n=1)
-            problems.append(f"{where}: model.config: {key} is not in the {config.model_type} config"
-                            f"{f'; did you mean {near[0]}?' if near else ''}")
+            problems.append(f"{where}: model.config: {key} is not in the {config.model_type} "
+                            f"config{f'; did you mean {near[0]}?' if near else ''}")
         # unset in the checkpoint (BERT's classifier_dropout): any plain value
         elif known[key] is None:
             if isinstance(value, (list, dict)):
                 problems.append(f"{where}: model.config: {key} must be a number, text or "
-                                "true/false (the "
-                                f"checkpoint leaves it unset), got {text!r}")
+                                f"true/false (the checkpoint leaves it unset), got {text!r}")
             else:
                 changes[key] = value
         elif type(value) is not type(known[key]) and not (isinstance(known[key],
                                                                      float) and type(value) is int):
             problems.append(f"{where}: model.config: {key} must be {type(known[key]).__name__} "
-                            "like the "
-                            f"checkpoint's {known[key]!r}, got {text!r}")
+                            f"like the checkpoint's {known[key]!r}, got {text!r}")
         else:
             changes[key] = value
     merged = _changed(config, changes)
     hidden, heads = (getattr(merged, k, None) for k in ("hidden_size", "num_attention_heads"))
     if not problems and hidden and heads and hidden % heads:
         problems.append(f"{where}: model.config: hidden_size {hidden} is not divisible by "
-                        "num_attention_heads "
-                        f"{heads}; pick sizes with hidden_size a multiple of the head count")
+                        f"num_attention_heads {heads}; pick sizes with hidden_size a multiple of "
+                        "the head count")
     if problems:
         raise InputError(problems)
     return merged

@@ -41,10 +41,8 @@ def describe_parts(model: torch.nn.Module, base: torch.nn.Module,
     model_type = getattr(getattr(base, "config", None), "model_type", None)
     if model_type not in FAMILIES and any(is_preset(i) and i != "full" for i in items):
         raise ValueError(f"freeze presets support {', '.join(sorted(set(FAMILIES.values())))} "
-                         "models "
-                         f"(model_type {', '.join(FAMILIES)}), not {model_type!r}; use "
-                         "model.freeze=full "
-                         f"or explicit name patterns")
+                         f"models (model_type {', '.join(FAMILIES)}), not {model_type!r}; use "
+                         "model.freeze=full or explicit name patterns")
     in_base = {id(p): n for n, p in base.named_parameters()}
     norms = {n for n, m in base.named_modules() if isinstance(m, torch.nn.LayerNorm) or
              type(m).__name__.endswith("LayerNorm")}
@@ -81,8 +79,7 @@ def select(parts: list[Part], items: Sequence[str]) -> tuple[set[str], list[str]
                             f"1..{len(blocks)}")
         elif not (is_preset(item) or is_pattern(item)):
             problems.append(f"{item}: not a preset ({describe_presets()}) or a name pattern such "
-                            "as "
-                            f"'*.layer.11.*'")
+                            "as '*.layer.11.*'")
         elif not names and item != "head_only":
             problems.append(f"{item}: matches no parameter of this model; `textclf model inspect` "
                             "lists them")

@@ -44,8 +44,7 @@ def wrap(model: torch.nn.Module, m: ModelConfig, where: str) -> torch.nn.Module:
     except (ValueError, TypeError, NotImplementedError, AttributeError) as e:
         hint = "; use model.peft=prompt (soft prompt tokens) or lora" if m.peft == "prefix" else ""
         raise InputError([f"{where}: model.peft: {m.peft} does not work with {config.model_type} "
-                          "models here "
-                          f"({first_line(e)}){hint}"]) from None
+                          f"models here ({first_line(e)}){hint}"]) from None
 
 
 def is_peft(model: torch.nn.Module) -> bool:

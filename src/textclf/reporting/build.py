@@ -101,8 +101,7 @@ def draw(selection: Selection, views: tuple[list, list[str]] | None, fits: list,
     notes = [note for _, _, note in drawn]
     if len(same) < len(runs):
         notes.append(f"heatmap and Pareto plots: group A only ({len(same)} of {len(runs)} runs); "
-                     "the other groups "
-                     f"were scored on other rows")
+                     "the other groups were scored on other rows")
     figures, view_notes = views or ([],
                                     ["skipped Optuna importances / parallel coordinates: no study"])
     drawn += [(f"optuna_{name}", f, "") for name, f in figures]

@@ -15,11 +15,9 @@ def compare(a: str, b: str, split: str = "test", level: float = 0.95) -> dict:
     first, second = predictions.scored(a, split, "A"), predictions.scored(b, split, "B")
     if first.eval_fingerprint != second.eval_fingerprint:
         raise InputError(["A and B were scored on different rows (eval fingerprints "
-                          f"{first.eval_fingerprint or '?'} "
-                          f"and {second.eval_fingerprint or '?'}): a paired comparison needs the "
-                          "same validation "
-                          "and test rows; compare runs with the same data settings (data.name, "
-                          "seed, fractions)"])
+                          f"{first.eval_fingerprint or '?'} and {second.eval_fingerprint or '?'}): "
+                          "a paired comparison needs the same validation and test rows; compare "
+                          "runs with the same data settings (data.name, seed, fractions)"])
     try:
         frame_a, frame_b = rows.paired(first.frame, second.frame)
     except ValueError as e:
@@ -51,8 +49,8 @@ def as_text(result: dict) -> str:
     a, b = result["a"], result["b"]
     lines = [f"A: {a['name']} ({a['run_id'][:8]})   B: {b['name']} ({b['run_id'][:8]})",
              f"{result['split']} rows: {result['rows']} (eval fingerprint "
-             f"{result['eval_fingerprint']}), paired; "
-             f"{result['level']:.0%} intervals; difference is B - A"]
+             f"{result['eval_fingerprint']}), paired; {result['level']:.0%} intervals; difference "
+             "is B - A"]
     for c in result["comparisons"]:
         ci = {"accuracy": "accuracy", "f1": "f1"}.get(c["metric"])
         spans = [f"[{s['intervals'][ci][0]:.3f}, {s['intervals'][ci][1]:.3f}]" if ci else ""
@@ -63,8 +61,7 @@ def as_text(result: dict) -> str:
             else ""
         )
         lines.append(f"  {c['metric']:8s} A {c['a']:.4f} {spans[0]:16s} B {c['b']:.4f} "
-                     f"{spans[1]:16s} "
-                     f"B - A {c['difference']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}]  "
-                     f"p = {c['p_value']:.3g} ({c['test']}{extra})")
+                     f"{spans[1]:16s} B - A {c['difference']:+.4f} [{c['low']:+.4f}, "
+                     f"{c['high']:+.4f}]  p = {c['p_value']:.3g} ({c['test']}{extra})")
     lines.append(f"verdict: {result['verdict']}")
     return "\n".join(lines)

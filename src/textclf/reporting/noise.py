@@ -83,8 +83,7 @@ def _noise_verdict(lead: pd.Series, next_: pd.Series, alpha: float) -> str:
         beyond_seeds = p < alpha
         seeds = (
             f"seeds: Welch t = {t:.2f}, df {df:.1f}, p = {p:.3g}, "
-            f"{'beyond' if beyond_seeds else 'within'} "
-            f"seed noise"
+            f"{'beyond' if beyond_seeds else 'within'} seed noise"
         )
     text, beyond_rows = f"lead {gap:.4f}; {seeds}", True
     if pd.notna(lead.get("val_rows")) and pd.notna(next_.get("val_rows")):

@@ -79,8 +79,7 @@ def fit_one(frame: pd.DataFrame, metric: str, direction: str, label: str, rng) -
     n, value = frame["data.train_rows"].to_numpy(float), frame[metric].to_numpy(float)
     if len(np.unique(n)) < MIN_SIZES:
         return (f"{label}: no fit: {len(np.unique(n))} training-set sizes, and the power law has 3 "
-                "parameters "
-                f"(needs >= {MIN_SIZES} sizes)")
+                f"parameters (needs >= {MIN_SIZES} sizes)")
     # an accuracy-like score: its error is 1 - score; a loss is fitted as it is
     rate = direction == "maximize"
     if rate and not ((value >= 0) & (value <= 1)).all():
@@ -128,9 +127,8 @@ def as_markdown(fits: list[Fit], skipped: list[str]) -> list[str]:
     for fit in fits:
         (a, al, ah), (b, bl, bh), (c, cl, ch) = (fit.params[k] for k in "abc")
         lines += [f"- **{fit.label}** ({fit.points} runs, {fit.sizes} sizes): error = a·n^-b + c "
-                  "with "
-                  f"a = {a:.3g} [{al:.3g}, {ah:.3g}], b = {b:.3g} [{bl:.3g}, {bh:.3g}], c = "
-                  f"{c:.3g} [{cl:.3g}, "
-                  f"{ch:.3g}]; {fit.reading}; {fit.at_asymptote:.0%} of resamples at the asymptote "
-                  f"(95% bootstrap intervals over seeds and validation rows)"]
+                  f"with a = {a:.3g} [{al:.3g}, {ah:.3g}], b = {b:.3g} [{bl:.3g}, {bh:.3g}], c = "
+                  f"{c:.3g} [{cl:.3g}, {ch:.3g}]; {fit.reading}; {fit.at_asymptote:.0%} of "
+                  "resamples at the asymptote (95% bootstrap intervals over seeds and validation "
+                  "rows)"]
     return lines + [f"- {line}" for line in skipped]

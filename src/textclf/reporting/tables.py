@@ -50,8 +50,8 @@ def select_runs(target: str) -> Selection:
         runs = queries.experiment_runs(target)
         if runs is None:
             raise InputError([f"report: {target!r} is neither a run id, a study name nor an "
-                              "experiment in "
-                              f"{queries.current_uri()}; pass --tracking-uri or one of those"])
+                              f"experiment in {queries.current_uri()}; pass --tracking-uri or one "
+                              "of those"])
         selection = Selection(f"experiment {target}", runs)
     if selection.runs.empty:
         raise InputError([f"report: {selection.title} has no runs yet"])
@@ -156,14 +156,11 @@ def comparability_note(runs: pd.DataFrame) -> str:
     groups = comparability_groups(runs).dropna()
     if groups.nunique() <= 1:
         return ("All runs share one set of evaluation rows (val + test) and label map: their "
-                "metrics are "
-                "comparable.")
+                "metrics are comparable.")
     return (f"Runs fall into {groups.nunique()} groups ({', '.join(sorted(groups.unique()))}) "
-            "scored on different "
-            "evaluation rows or label maps: metrics compare only within a group, and each group "
-            "has its own best "
-            "row. (Expected when the study varies data.seed, the split sizes or data.split: "
-            "subset.)")
+            "scored on different evaluation rows or label maps: metrics compare only within a "
+            "group, and each group has its own best row. (Expected when the study varies "
+            "data.seed, the split sizes or data.split: subset.)")
 
 
 def write_tables(table: pd.DataFrame, out: Path) -> dict[str, Path]:

@@ -63,12 +63,9 @@ def register_best(spec: SweepSpec, study: optuna.Study, name: str,
     front = best_trials(study)
     if not front:
         return (f"nothing registered as {name!r}: no complete trial was scored on the base "
-                "config's evaluation rows "
-                f"(eval fingerprint {study.user_attrs.get(EVAL)}); the varied keys change the "
-                "rows, and trials on "
-                "other rows are not comparable. Put the base config's value among the varied "
-                "ones, or register "
-                f"a run by hand")
+                f"config's evaluation rows (eval fingerprint {study.user_attrs.get(EVAL)}); the "
+                "varied keys change the rows, and trials on other rows are not comparable. Put the "
+                "base config's value among the varied ones, or register a run by hand")
     best = front[0]
     if MODEL_URI not in best.user_attrs:
         log.warning("trial %d is the best but kept no model; nothing registered", best.number)

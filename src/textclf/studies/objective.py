@@ -100,8 +100,7 @@ def objective_values(spec: SweepSpec, metrics: dict[str, float]) -> tuple[float,
     for metric, _ in spec.objectives:
         if metric not in metrics:
             raise RuntimeError(f"the run logged no {metric!r}, the study's objective (e.g. "
-                               "peak_gpu_mem_mb exists "
-                               f"on a GPU only)")
+                               "peak_gpu_mem_mb exists on a GPU only)")
         if not math.isfinite(float(metrics[metric])):
             raise RuntimeError(f"the objective {metric} is {metrics[metric]}")
         values.append(float(metrics[metric]))
@@ -129,8 +128,8 @@ def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: o
     t = cfg.train
     factor = next(f for f in range(2, t.batch_size + 1) if t.batch_size % f == 0)
     micro, accum = t.batch_size // factor, t.grad_accum_steps * factor
-    note = (f"batch {t.batch_size} x {t.grad_accum_steps} -> {micro} x {accum} "
-            f"(effective batch {t.effective_batch_size()} kept)")
+    note = (f"batch {t.batch_size} x {t.grad_accum_steps} -> {micro} x {accum} (effective batch "
+            f"{t.effective_batch_size()} kept)")
     log.warning("trial %d ran out of memory; retrying once: %s", trial.number, note)
     sweep_runs.delete_run(trial.user_attrs["mlflow_run_id"])  # one child run per trial
     release_memory()

@@ -44,10 +44,9 @@ def stop_after_failures(spec: SweepSpec):
                                                   and "error" in t.user_attrs
                                                   for t in last):
             raise SweepStopped(f"{spec.max_failures} trials in a row failed (study.max_failures); "
-                               "the last, trial "
-                               f"{last[-1].number}: {last[-1].user_attrs['error'][:300]}. Fix the "
-                               "cause, then rerun "
-                               f"the same command to resume the study")
+                               f"the last, trial {last[-1].number}: "
+                               f"{last[-1].user_attrs['error'][:300]}. Fix the cause, then rerun "
+                               "the same command to resume the study")
     return check
 
 

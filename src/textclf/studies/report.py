@@ -49,7 +49,6 @@ def summary_text(study: optuna.Study, url: str, parent: str, uri: str) -> str:
             table["error"] = table["error"].str.slice(0, 60)
         table = table.to_string()
     return (f"{table}\n\nstudy {study.study_name!r}: {len(study.trials)} trials in "
-            f"{provenance.redact('url', url)}\n"
-            f"  optuna.load_study(study_name={study.study_name!r}, "
-            f"storage={provenance.redact('url', url)!r})\n"
-            f"parent run {parent} in {uri}")
+            f"{provenance.redact('url', url)}\n  "
+            f"optuna.load_study(study_name={study.study_name!r}, "
+            f"storage={provenance.redact('url', url)!r})\nparent run {parent} in {uri}")

@@ -151,8 +151,7 @@ def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[
         dim = space.get(key)
         if dim is None or dim.kind != "categorical" or not isinstance(values, list) or not values:
             problems.append(f"-o {o}: the sweep {spec.path} searches {key}; remove the override, "
-                            "or give a "
-                            f"categorical new choices as a list, e.g. -o '{key}=[a, b]'")
+                            f"or give a categorical new choices as a list, e.g. -o '{key}=[a, b]'")
             continue
         space[key] = dataclasses.replace(dim, values=tuple(values))
         replaced[key] = values

@@ -37,14 +37,13 @@ def check_study(spec: SweepSpec, where: str) -> list[str]:
                         "none")
     elif spec.pruner != "none" and spec.objectives[0][0] not in RUNNING:
         problems.append(f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no "
-                        "per-epoch value to "
-                        f"prune on; use one of {', '.join(RUNNING)}, or pruner none")
+                        f"per-epoch value to prune on; use one of {', '.join(RUNNING)}, or pruner "
+                        "none")
     if spec.sampler == "grid":
         ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
         if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
             problems.append(f"{where}: space: a grid takes categorical dimensions or an explicit "
-                            "grid list "
-                            "(with follows rules), not both and not ranges "
+                            "grid list (with follows rules), not both and not ranges "
                             f"({', '.join(ranged) or 'both'})")
         if not spec.grid_size():
             problems.append(f"{where}: grid: the grid sampler needs a grid list or categorical "
@@ -53,8 +52,7 @@ def check_study(spec: SweepSpec, where: str) -> list[str]:
         problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
     if not re.fullmatch(r"\w[\w.-]*", spec.name):
         problems.append(f"{where}: study.name: {spec.name!r} must be letters, digits, '.', '_' or "
-                        "'-' (it names "
-                        f"the report directory reports/<name>); no '/' or '..'")
+                        "'-' (it names the report directory reports/<name>); no '/' or '..'")
     for key, value, least in (("retries", spec.retries, 0), ("max_failures", spec.max_failures, 1),
                               ("seed", spec.seed, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -95,8 +93,7 @@ def check_follows(spec: SweepSpec, where: str) -> list[str]:
         if chain[-1] == key and len(chain) > 1 and set(chain) not in cycles:  # each cycle once
             cycles.append(set(chain))
             problems.append(f"{where}: space: follows rules form a cycle: {' -> '.join(chain)}; "
-                            "search or fix one "
-                            f"of its keys instead")
+                            "search or fix one of its keys instead")
     return problems
 
 

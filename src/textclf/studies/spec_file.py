@@ -75,8 +75,7 @@ def _base(path: Path, name: Any, problems: list[str]) -> Path | None:
         return base  # load_config reports it with its own line
     if set(tree) & set(SWEEP_ONLY):
         problems.append(f"{path}: base: {name} is a sweep file; base names a config file (sections "
-                        "data, model, "
-                        f"train, tracking), e.g. ../configs/quickstart.yaml")
+                        "data, model, train, tracking), e.g. ../configs/quickstart.yaml")
         return None
     return base
 
@@ -97,8 +96,7 @@ def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str,
     if isinstance(value, str):
         if default_direction(value) is None:
             problems.append(f"{where}: objective: {value} has no better end (a loss ratio near 1 "
-                            "is healthy); write "
-                            f"{{{value}: maximize}} or {{{value}: minimize}}")
+                            f"is healthy); write {{{value}: maximize}} or {{{value}: minimize}}")
         value = {value: default_direction(value) or "maximize"}
     if not isinstance(value, dict) or not value:
         problems.append(f"{where}: objective: give a metric name or "
@@ -110,9 +108,8 @@ def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str,
                             f"{direction!r}")
         if str(metric).startswith("test_"):
             problems.append(f"{where}: objective.{metric}: selecting on the test set is not "
-                            "allowed (it would no "
-                            "longer measure generalisation); use a validation metric such as "
-                            "best_val_accuracy")
+                            "allowed (it would no longer measure generalisation); use a validation "
+                            "metric such as best_val_accuracy")
         elif metric not in FINAL_METRICS:
             near = difflib.get_close_matches(str(metric), FINAL_METRICS, n=1)
             problems.append(f"{where}: objective.{metric}: not a metric textclf runs log; " +

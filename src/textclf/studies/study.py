@@ -45,8 +45,7 @@ def check_storage(spec: SweepSpec, url: str, origin: str) -> None:
     scheme = url.partition(":")[0].split("+")[0].lower()
     if scheme not in STORAGE_SCHEMES:
         raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default) "
-                          "or "
-                          f"postgresql://USER@HOST:PORT/DB"])
+                          "or postgresql://USER@HOST:PORT/DB"])
     if scheme == "sqlite" and not Path(url.removeprefix("sqlite:///")).is_file():
         return
     try:
@@ -66,9 +65,8 @@ def check_storage(spec: SweepSpec, url: str, origin: str) -> None:
         where = provenance.redact("url", url)
         raise InputError([f"{spec.path}: objective: study {spec.name!r} in {where} was created to "
                           f"{names(found)}, the spec asks to {names(wanted)}; give the spec "
-                          "another study.name, or "
-                          f"delete the old study (optuna delete-study --study-name {spec.name} "
-                          "--storage URL)"])
+                          "another study.name, or delete the old study (optuna delete-study "
+                          f"--study-name {spec.name} --storage URL)"])
 
 
 def _has_studies(url: str) -> bool:

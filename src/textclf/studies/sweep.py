@@ -61,8 +61,8 @@ def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: 
         # this worker goes on with the next trial
         except optuna.exceptions.UpdateFinishedTrialError as e:
             log.warning("another worker failed a trial of this one as stale while it still ran "
-                        "(its heartbeat "
-                        "came late; raise study.heartbeat_s on a loaded machine): %s", e)
+                        "(its heartbeat came late; raise study.heartbeat_s on a loaded machine): "
+                        "%s", e)
             if n_trials is not None:
                 return
 

@@ -20,8 +20,8 @@ def load_study_of(study_name: str | None, url: str | None) -> optuna.Study | Non
     try:
         return optuna.load_study(study_name=study_name, storage=url)
     except (KeyError, ValueError, ImportError) as e:
-        raise InputError([f"report: cannot open study {study_name!r} in {url} ({e}); "
-                          f"pass --storage"]) from None
+        raise InputError([f"report: cannot open study {study_name!r} in {url} ({e}); pass "
+                          "--storage"]) from None
 
 
 def optuna_views(study: optuna.Study | None) -> tuple[list, list[str]]:
@@ -34,8 +34,7 @@ def optuna_views(study: optuna.Study | None) -> tuple[list, list[str]]:
               if len({str(u.params.get(k)) for u in complete}) > 1}
     if len(study.directions) > 1 or len(complete) < 2 or not varied:
         return [], ["skipped Optuna importances / parallel coordinates: needs a single-objective "
-                    "study "
-                    "with >= 2 complete trials that vary a parameter"]
+                    "study with >= 2 complete trials that vary a parameter"]
     out, notes = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental

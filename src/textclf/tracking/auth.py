@@ -32,10 +32,9 @@ def check_binding(host: str, auth: bool, insecure: bool) -> None:
     if auth or insecure or is_loopback(host):
         return
     raise InputError([f"--host {host}: refusing to serve the tracking server beyond this machine "
-                      "without "
-                      "logins (anyone who reaches the port could read, change and delete every "
-                      "run); add "
-                      f"--auth, or --insecure-no-auth if a proxy in front of it authenticates"])
+                      "without logins (anyone who reaches the port could read, change and delete "
+                      "every run); add --auth, or --insecure-no-auth if a proxy in front of it "
+                      "authenticates"])
 
 
 def is_loopback(host: str) -> bool:
@@ -68,8 +67,7 @@ def admin_password(password_file: str | None) -> str | None:
                           "(MLflow's rule)"])
     if password == _OLD_DEFAULT:
         raise InputError([f"{origin}: that is the admin password old MLflow versions shipped "
-                          "(public); "
-                          f"choose another"])
+                          "(public); choose another"])
     return password
 
 
@@ -83,9 +81,8 @@ def server_environment(backend_uri: str, password: str | None,
     )
     if first and password is None:
         raise InputError([f"--auth: the first start creates the admin user '{ADMIN}'; give its "
-                          "password in "
-                          f"${PASSWORD_ENV} or --admin-password-file (a mode-600 file), never on "
-                          "the command line"])
+                          f"password in ${PASSWORD_ENV} or --admin-password-file (a mode-600 "
+                          "file), never on the command line"])
     home.mkdir(parents=True, exist_ok=True)
     # no secret in it: MLflow reads the password from its environment
     ini = configparser.ConfigParser()
@@ -135,8 +132,7 @@ def how_to_add_users(url: str) -> str:
         "users as admin:",
         f"  export {LOGIN_ENV[0]}={ADMIN} {LOGIN_ENV[1]}=<admin password>",
         "  python -c \"import mlflow.server as s; c = s.get_app_client('basic-auth', "
-        f"tracking_uri='{url}'); "
-        f"c.create_user('alice', input('password for alice: '))\"",
+        f"tracking_uri='{url}'); c.create_user('alice', input('password for alice: '))\"",
         "  then c.create_experiment_permission(<experiment id>, 'alice', 'EDIT') to let alice log "
         "to an experiment",
         f"  (users may READ every experiment and create their own); clients set {LOGIN_ENV[0]} and "
@@ -149,14 +145,12 @@ def login_problem(status: int, origin: str) -> str | None:
     user = os.environ.get(LOGIN_ENV[0])
     if status == 401 and not user:
         return (f"{origin}: the tracking server requires a login (401); set {LOGIN_ENV[0]} and "
-                f"{LOGIN_ENV[1]} "
-                f"in the environment")
+                f"{LOGIN_ENV[1]} in the environment")
     if status == 401:
         return (f"{origin}: the tracking server rejected the login of user {user!r} (401); check "
                 f"{LOGIN_ENV[0]} and {LOGIN_ENV[1]}")
     if status == 403:
         return (f"{origin}: user {user!r} may not do this (403 permission denied); ask the "
-                "experiment's owner or "
-                "an admin for EDIT on it, or log to an experiment of your own "
-                "(tracking.experiment)")
+                "experiment's owner or an admin for EDIT on it, or log to an experiment of your "
+                "own (tracking.experiment)")
     return None

@@ -60,8 +60,8 @@ def reap(experiment: str, now: float | None = None) -> list[str]:
         last, every = run.data.tags.get(HEARTBEAT), run.data.tags.get(HEARTBEAT_S)
         if last and every and now - float(last) > 4 * float(every):
             if end_dead(run.info.run_id,
-                        f"{REAPED} for {now - float(last):.0f} s: the process died (killed, "
-                                         f"or its machine was lost)"):
+                        f"{REAPED} for {now - float(last):.0f} s: the process died (killed, or its "
+                                         "machine was lost)"):
                 reaped.append(run.info.run_id)
     return reaped
 

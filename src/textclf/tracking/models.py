@@ -104,7 +104,7 @@ def load_predictor(model_uri: str) -> saved.Predictor:
         raise InputError(
             [
                 f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
-                f"runs:/<run_id>/model from a textclf run, or a local model directory"
+                "runs:/<run_id>/model from a textclf run, or a local model directory"
             ]
         ) from None
     config = flavor.get("python_function", {}).get("config") or {}

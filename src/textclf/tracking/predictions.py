@@ -41,8 +41,7 @@ def run_of(reference: str, what: str):
     except mlflow.exceptions.MlflowException as e:
         raise InputError([f"{what}: {reference!r} is not a run or registered model version here "
                           f"({str(e).splitlines()[0][:200]}); give a run id, runs:/<id>, "
-                          "models:/NAME/<version> "
-                          f"or models:/NAME@champion"]) from None
+                          "models:/NAME/<version> or models:/NAME@champion"]) from None
     return run
 
 
@@ -53,9 +52,8 @@ def scored(reference: str, split: str, what: str) -> Scored:
     frame = load(run_id, split)
     if frame is None:
         raise InputError([f"{what}: run {run_id} has no per-row predictions "
-                          f"({PREDICTIONS}/{split}.parquet): it "
-                          "was logged before textclf saved them, or did not finish; train it "
-                          "again to compare it"])
+                          f"({PREDICTIONS}/{split}.parquet): it was logged before textclf saved "
+                          "them, or did not finish; train it again to compare it"])
     return Scored(reference, run_id, run.info.run_name or run_id,
                   run.data.tags.get("textclf.eval_fingerprint", ""),
                   frame)

@@ -56,7 +56,7 @@ def repeats_of(parent_run_id: str) -> set[tuple[str, str]]:
     client = mlflow.MlflowClient()
     experiment = client.get_run(parent_run_id).info.experiment_id
     runs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_run_id}' and "
-                                            f"tags.`textclf.repeat_of` != ''")
+                                            "tags.`textclf.repeat_of` != ''")
     return {(r.data.tags["textclf.repeat_of"], r.data.params.get("train.seed", "")) for r in runs
             if r.info.status == "FINISHED"}
 

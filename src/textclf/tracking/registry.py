@@ -98,9 +98,8 @@ def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) 
             theirs.get("textclf.monitor", "val_loss") == mine.get("textclf.monitor", "val_loss")
         if not same:
             return (f"version {version} not compared with champion version {held.version}: another "
-                    "objective, other "
-                    "evaluation rows or another train.monitor; move the alias by hand if you mean "
-                    "it")
+                    "objective, other evaluation rows or another train.monitor; move the alias by "
+                    "hand if you mean it")
         if test == "paired" and mine.get("textclf.objective") in PAIRED:
             beats, said = _paired(held, mine, alpha)
             client.set_model_version_tag(name, version, "textclf.champion_test", said)
@@ -124,9 +123,8 @@ def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
     frames = [predictions.load(tags.get("textclf.run_id", ""), "val") for tags in (held.tags, mine)]
     if any(f is None for f in frames):
         return False, ("no per-row validation predictions for "
-                       f"{'the champion' if frames[0] is None else 'it'} "
-                       "(logged before textclf saved them): not compared; move the alias by hand "
-                       "if you mean it")
+                       f"{'the champion' if frames[0] is None else 'it'} (logged before textclf "
+                       "saved them): not compared; move the alias by hand if you mean it")
     try:
         champion, challenger = rows.paired(*frames)
     except ValueError as e:
@@ -138,7 +136,6 @@ def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
         outcome = paired.loss(rows.row_losses(champion), rows.row_losses(challenger))
     beats = outcome.better(alpha) == "b"
     return beats, (f"paired {outcome.metric} vs version {held.version} on {outcome.n} validation "
-                   "rows: "
-                   f"{outcome.difference:+.4f} [{outcome.low:+.4f}, {outcome.high:+.4f}], p = "
-                   f"{outcome.p_value:.3g} "
-                   f"({outcome.test}): {'better' if beats else 'not better'} at {alpha:g}")
+                   f"rows: {outcome.difference:+.4f} [{outcome.low:+.4f}, {outcome.high:+.4f}], p "
+                   f"= {outcome.p_value:.3g} ({outcome.test}): "
+                   f"{'better' if beats else 'not better'} at {alpha:g}")

@@ -50,8 +50,8 @@ def check_uri(uri: str, origin: str, must_exist: bool = False, timeout_s: float 
     scheme = urllib.parse.urlparse(uri).scheme.split("+")[0].lower()
     if scheme not in URI_SCHEMES:
         raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default), "
-                          "http://HOST:PORT "
-                          f"(textclf server), file:DIR or postgresql://USER@HOST/DB"])
+                          "http://HOST:PORT (textclf server), file:DIR or "
+                          "postgresql://USER@HOST/DB"])
     if scheme in ("http", "https"):
         _wait_for_server(uri, origin, timeout_s, wait_s)
         _check_login(uri, origin)
@@ -71,8 +71,8 @@ def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> 
                                                 if wait_s else "")
                               + "; start one (textclf server) or fix the URI"])
         log.warning("tracking server %s not answering (%s): attempt %d, next in %.0f s, giving up "
-                    "after %.0f s "
-                    "(tracking.outage_wait_s; Ctrl-C stops)", uri, problem, attempt, delay, wait_s)
+                    "after %.0f s (tracking.outage_wait_s; Ctrl-C "
+                    "stops)", uri, problem, attempt, delay, wait_s)
         time.sleep(delay)
         delay, attempt = min(delay * 2, 60.0), attempt + 1
 

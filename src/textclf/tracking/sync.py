@@ -46,8 +46,7 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
 
     def end(run_id: str, intended: str | None, sent: int) -> None:
         reason = (f"the process died (killed, or its machine was lost) with {sent} metric values "
-                  "the tracking "
-                  f"server did not have; replayed from its journal by textclf sync")
+                  "the tracking server did not have; replayed from its journal by textclf sync")
         if intended in ("KILLED", "FINISHED"):
             if client.get_run(run_id).info.status == "RUNNING":
                 client.set_terminated(run_id, intended)

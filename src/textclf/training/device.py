@@ -18,12 +18,10 @@ def check_device(cfg: Config) -> torch.device:
         index = int(name.partition(":")[2] or 0)
         if not torch.cuda.is_available():
             raise InputError([f"{where}, but no CUDA device is available "
-                              "(torch.cuda.is_available() is False); "
-                              f"use auto or cpu"])
+                              "(torch.cuda.is_available() is False); use auto or cpu"])
         if index >= torch.cuda.device_count():
             raise InputError([f"{where}, but only {torch.cuda.device_count()} CUDA device(s) are "
-                              "visible; use "
-                              f"cuda:0..cuda:{torch.cuda.device_count() - 1} or auto"])
+                              f"visible; use cuda:0..cuda:{torch.cuda.device_count() - 1} or auto"])
     if name == "mps" and not torch.backends.mps.is_available():
         raise InputError(
             [f"{where}, but Apple's MPS backend is not available here; use auto or cpu"]

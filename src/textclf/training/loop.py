@@ -91,8 +91,8 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
                 check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
                 if not math.isfinite(check.loss):
                     raise FloatingPointError(f"validation loss is {check.loss} after epoch "
-                                             f"{epoch}; lower "
-                                             f"train.learning_rate or use train.precision=fp32")
+                                             f"{epoch}; lower train.learning_rate or use "
+                                             "train.precision=fp32")
             except FloatingPointError as e:
                 if best_state is None:  # nothing good to fall back on
                     raise
@@ -203,7 +203,7 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
             mean = loss_sum.item() / samples
             if not math.isfinite(mean):
                 raise FloatingPointError(f"training loss is {mean} at {desc}, step {i}; lower "
-                                         f"train.learning_rate or use train.precision=fp32")
+                                         "train.learning_rate or use train.precision=fp32")
             bar.set_postfix(loss=f"{mean:.4f}", acc=f"{correct.item() / samples:.3f}")
     return Running(loss_sum.item() / samples, correct.item() / samples, samples, tokens, padded,
                    squares, first_step)

@@ -26,8 +26,7 @@ def check_checkpoint_dir(cfg: Config) -> None:
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise InputError([f"{where} cannot be created ({existing} is not a writable directory); "
-                          "name a writable "
-                          f"directory"])
+                          "name a writable directory"])
 
 
 def checkpoint_dir(cfg: Config, run_id: str, resume: str | None) -> Path | None:
@@ -45,15 +44,14 @@ def check_resumable(cfg: Config, run_id: str) -> None:
     where = f"--resume {run_id}"
     if not (directory / "config.json").is_file() or checkpoint.load(directory) is None:
         raise InputError([f"{where}: no complete checkpoint in {directory}; was the run started "
-                          "with "
-                          f"train.checkpoint=true and the same train.checkpoint_dir?"])
+                          "with train.checkpoint=true and the same train.checkpoint_dir?"])
     saved = json.loads((directory / "config.json").read_text())
     now = json.loads(json.dumps(_fixed(cfg), default=str))
     changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
     if changed:
         raise InputError([f"{where}: the config differs from the checkpointed run's in "
-                          f"{', '.join(changed)}; "
-                          f"resume with the run's own config (its config.yaml artifact)"])
+                          f"{', '.join(changed)}; resume with the run's own config (its "
+                          "config.yaml artifact)"])
 
 
 def _checkpoints_of(cfg: Config, run_id: str) -> Path:
