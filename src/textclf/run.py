@@ -72,8 +72,7 @@ class Prepared:
 
 
 def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None,
-              resume: str | None = None,
-              source: Source | None = None) -> RunResult:
+              resume: str | None = None, source: Source | None = None) -> RunResult:
     """One run; `resume` continues an earlier run of the same config from its last checkpoint;
     `source` gives the data in memory instead of data.name (the Python API)."""
     start = time.perf_counter()
@@ -90,7 +89,6 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None,
         # data, model, tokens and run setup, then the first optimizer step
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s
         # before the model: registering it compares these rows with the champion's
-        # (registry.promote)
         active.log_predictions(*prediction_tables(ready.splits, {"val": val, "test": test}))
         model_uri = log_model(cfg, ready, final, trial)
         final["total_time_s"] = time.perf_counter() - start
