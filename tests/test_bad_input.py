@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import sentiment_frame, write
+from conftest import save_tiny, sentiment_frame, write
 
 GOOD_TRAIN = sentiment_frame(60, seed=1)
 
@@ -64,6 +64,25 @@ def python_tag_yaml(tmp_path) -> str:
     return str(path)
 
 
+def damaged_model(tmp_path, file: str, damage) -> str:
+    """A tiny BERT checkpoint whose `file` is damaged by `damage(path)`."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # its bar would land in the captured stderr
+    path = save_tiny("bert", tmp_path / "damaged-model")
+    transformers.utils.logging.enable_progress_bar()
+    damage(path / file)
+    return str(path)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def not_utf8(path: Path) -> None:
+    path.write_bytes(b"\xff\xfe[PAD]\n")
+
+
 def refused_port() -> int:
     from textclf.tracking.server import free_port
 
@@ -112,6 +131,25 @@ TRAIN = {
                                                "tracking.outage_wait_s=0"], "no MLflow tracking server answered"),
     "tracking uri in config with unknown scheme": (lambda p: ["tracking.uri=mongo://x"],
                                                    "-o: tracking.uri mongo://x: unknown scheme 'mongo'"),
+    # names that become paths (report directories, registry and store entries): one rule for all
+    "experiment name too long": (lambda p: ["tracking.experiment=" + "x" * 300],
+                                 "tracking.experiment: 300 characters; a name that becomes a path"),
+    "experiment name with a slash": (lambda p: ["tracking.experiment=a/b"],
+                                     "tracking.experiment: 'a/b' must be letters, digits"),
+    "registered name escaping": (lambda p: ["tracking.register_as=../x"],
+                                 "tracking.register_as: '../x' must be letters, digits"),
+    # damaged model files: one line naming the file, never a traceback
+    "truncated model weights": (lambda p: [f"model.name={damaged_model(p, 'model.safetensors', truncate)}"],
+                                "model.safetensors: cannot be read"),
+    "empty model config": (lambda p: [f"model.name={damaged_model(p, 'config.json', lambda f: f.write_text(''))}"],
+                           "config.json: cannot be read"),
+    "model weights replaced by a directory": (
+        lambda p: [f"model.name={damaged_model(p, 'model.safetensors', lambda f: (f.unlink(), f.mkdir()))}"],
+        "model.safetensors: cannot be read"),
+    "truncated tokenizer file": (lambda p: [f"model.name={damaged_model(p, 'tokenizer.json', truncate)}"],
+                                 "tokenizer.json: cannot be read"),
+    "tokenizer file not UTF-8": (lambda p: [f"model.name={damaged_model(p, 'tokenizer.json', not_utf8)}"],
+                                 "tokenizer.json: cannot be read"),
 }
 
 SPACE = {"train.learning_rate": {"loguniform": [1e-4, 1e-2]}}
@@ -154,6 +192,9 @@ SWEEP = {
                                              "tracking.outage_wait_s=0"], "no MLflow tracking server answered"),
     "unknown storage scheme": ({"study": RANDOM, "space": SPACE}, ["--storage", "redis://x"],
                                "--storage redis://x: unknown scheme 'redis'"),
+    # accepted before, then `textclf report` failed on reports/<name> with OSError (name too long)
+    "study name too long": ({"study": {**RANDOM, "name": "s" * 300}, "space": SPACE}, [],
+                            "study.name: 300 characters; a name that becomes a path"),
 }
 
 
@@ -225,6 +266,22 @@ def test_predict_names_file_line_and_byte_of_undecodable_input(cli, tmp_path, wo
     assert_refused(code, err, f"{path}: line 2: byte 0xe9 at offset 13 is not valid UTF-8", workdir, before)
 
 
+def test_predict_refuses_a_damaged_saved_model_in_one_line(cli, tmp_path, tiny_model, workdir):
+    """textclf's own saved form (a custom head): its head weights truncated."""
+    from textclf.config import load_config
+    from textclf.model.build import build_classifier, load_backbone
+    from textclf.model.saved import save_model_dir
+
+    cfg = load_config(None, [f"model.name={tiny_model}", "model.head=cls", "data.max_length=32"])
+    backbone = load_backbone(cfg)
+    model = build_classifier(backbone, ("neg", "pos"), cfg)
+    save_model_dir(model, backbone.tokenizer, tmp_path / "saved", 32, str(tiny_model))
+    truncate(tmp_path / "saved" / "head.safetensors")
+    before = fingerprint_of(workdir)
+    code, _, err = cli("predict", "--model-uri", str(tmp_path / "saved"), "some text")
+    assert_refused(code, err, "head.safetensors: cannot be read", workdir, before)
+
+
 @pytest.mark.parametrize("args, expected", [
     (["predict", "--model-uri", "./no/such/model", "some text"], "--model-uri ./no/such/model: "),
     (["predict", "--model-uri", "runs:/0123/model"], "predict: no texts given"),
@@ -248,4 +305,4 @@ def test_a_path_escape_in_a_study_name_is_refused(cli, tmp_path, tiny_sweep, wor
 
 
 def test_the_table_covers_at_least_thirty_cases():
-    assert len(TRAIN) + len(SWEEP) + 1 + 1 + 5 + 1 >= 30
+    assert len(TRAIN) + len(SWEEP) + 1 + 1 + 1 + 5 + 1 >= 30

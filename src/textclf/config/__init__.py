@@ -2,9 +2,22 @@
 (checks.py)."""
 from textclf.config.checks import loggable, validate
 from textclf.config.load import flatten_tree, load_config, read_mapping
-from textclf.config.schema import (BLOCK_PRESET, FIXED_PRESETS, MAX_PARAM_CHARS, SECRET_VALUE,
-                                   Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig,
-                                   describe_presets, dump_yaml, is_pattern, is_preset, replace)
+from textclf.config.schema import (
+                                   BLOCK_PRESET,
+                                   FIXED_PRESETS,
+                                   MAX_PARAM_CHARS,
+                                   SECRET_VALUE,
+                                   Config,
+                                   DataConfig,
+                                   ModelConfig,
+                                   TrackingConfig,
+                                   TrainConfig,
+                                   describe_presets,
+                                   dump_yaml,
+                                   is_pattern,
+                                   is_preset,
+                                   replace,
+)
 
 __all__ = ["BLOCK_PRESET", "FIXED_PRESETS", "MAX_PARAM_CHARS", "SECRET_VALUE", "Config",
            "DataConfig", "ModelConfig", "TrackingConfig", "TrainConfig", "describe_presets",

@@ -13,6 +13,7 @@ from textclf.config.schema import (
     is_pattern,
     is_preset,
 )
+from textclf.pathnames import name_problem
 
 
 def validate(cfg: Config) -> list[tuple[str, str]]:
@@ -57,6 +58,7 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
                   f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "
                   "such as '*.layer.11.*'") for item in m.freeze if not (is_preset(item)
                                                                           or is_pattern(item))]
+    problems += path_names(cfg)
     problems += loggable(cfg.flat())
     for key in ("data.val_size", "data.test_size"):
         size = _value(cfg, key)
@@ -64,6 +66,13 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
             problems.append((key, "must be a fraction in (0, 1) or a whole row count >= 1, got "
                              f"{size!r}"))
     return problems
+
+
+def path_names(cfg: Config) -> list[tuple[str, str]]:
+    """The names that become paths or store entries (pathnames.py: one rule for all of them)."""
+    named = (("tracking.experiment", cfg.tracking.experiment),
+             ("tracking.register_as", cfg.tracking.register_as))
+    return [(key, problem) for key, name in named if name and (problem := name_problem(name))]
 
 
 def train_checks(t) -> list[tuple[str, bool, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import transformers
@@ -26,6 +27,7 @@ from textclf.assets import Resolved, resolve
 from textclf.config import Config, ModelConfig
 from textclf.errors import InputError, first_line
 from textclf.model import freeze, peft_tuning
+from textclf.model.files import damaged
 from textclf.model.heads import HEADS, TextClassifier
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,9 @@ def load_backbone(cfg: Config) -> Backbone:
     resolved = resolve(cfg.model.name, "models")
     if isinstance(resolved, str):
         raise InputError([f"{where}: model.name: {resolved}"])
+    problem = damaged(Path(resolved.location)) if resolved.kind == "local" else None
+    if problem:
+        raise InputError([f"{where}: model.name: {problem}"])
     try:
         config = AutoConfig.from_pretrained(resolved.location, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(resolved.location, trust_remote_code=False)
@@ -174,8 +179,7 @@ def _load(auto_class, backbone: Backbone, m: ModelConfig, **kwargs) -> torch.nn.
     try:
         model, info = auto_class.from_pretrained(
             backbone.location, use_safetensors=True, trust_remote_code=False,
-                                                 output_loading_info=True,
-            dtype=torch.float32, use_kernels=m.hub_kernels, **kwargs)
+            output_loading_info=True, dtype=torch.float32, use_kernels=m.hub_kernels, **kwargs)
     except (OSError, ValueError) as e:
         raise InputError([f"model.name: cannot load {backbone.location} as {auto_class.__name__} "
                           f"({first_line(e, 300)}); only safetensors checkpoints load"]) from None

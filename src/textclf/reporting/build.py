@@ -3,12 +3,12 @@ written to reports/<name>/ (CSV, Markdown, HTML, PNG, report.md) and attached to
 run."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from textclf.pathnames import as_path_part
 from textclf.reporting import plots, scaling
 from textclf.reporting.noise import seed_noise
 from textclf.reporting.tables import (
@@ -35,8 +35,7 @@ def make_report(target: str, selection: Selection, views: tuple[list, list[str]]
                 attach: bool = True) -> Report:
     """The report of `target` (a sweep's parent run id, a study name or an experiment name: its runs
     `selection`), with Optuna's `views` of the study behind it (studies/views.py)."""
-    out = Path(output or Path("reports") / re.sub(r"[^\w.-]+|^\.+", "_",
-                                                  selection.study_name or target))
+    out = Path(output or Path("reports") / as_path_part(selection.study_name or target))
     path, table, readings = build_report(selection, out, views)
     attached = selection.parent_run_id if attach and selection.parent_run_id else None
     if attached:

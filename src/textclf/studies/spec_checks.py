@@ -5,10 +5,10 @@ once."""
 from __future__ import annotations
 
 import difflib
-import re
 
 from textclf.config import Config
 from textclf.errors import InputError
+from textclf.pathnames import name_problem
 from textclf.studies.spec import (
     GRID_POINT,
     KEEP_MODELS,
@@ -50,9 +50,8 @@ def check_study(spec: SweepSpec, where: str) -> list[str]:
                             "dimensions")
     elif spec.grid:
         problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
-    if not re.fullmatch(r"\w[\w.-]*", spec.name):
-        problems.append(f"{where}: study.name: {spec.name!r} must be letters, digits, '.', '_' or "
-                        "'-' (it names the report directory reports/<name>); no '/' or '..'")
+    if name_problem(spec.name):
+        problems.append(f"{where}: study.name: {name_problem(spec.name)}")
     for key, value, least in (("retries", spec.retries, 0), ("max_failures", spec.max_failures, 1),
                               ("seed", spec.seed, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:

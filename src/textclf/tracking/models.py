@@ -19,6 +19,7 @@ from mlflow.types import ColSpec, Schema
 
 from textclf.errors import InputError, first_line
 from textclf.model import saved
+from textclf.model.files import damaged
 
 MODEL_ARTIFACT = "model"
 # text in; label and score out: `mlflow models serve` validates requests against it
@@ -92,12 +93,12 @@ def load_predictor(model_uri: str) -> saved.Predictor:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     transformers.utils.logging.disable_progress_bar()
     if (Path(model_uri) / saved.MANIFEST).is_file():
-        return saved.predictor_from_dir(Path(model_uri))
+        return _from_dir(Path(model_uri), f"--model-uri {model_uri}")
     try:
         flavor = mlflow.models.get_model_info(model_uri).flavors
         if "transformers" not in flavor:  # textclf's own form behind a pyfunc model
             local = Path(mlflow.artifacts.download_artifacts(model_uri))
-            return saved.predictor_from_dir(local / "artifacts" / "model_dir")
+            return _from_dir(local / "artifacts" / "model_dir", f"--model-uri {model_uri}")
         with saved.hub_kernels_off():
             parts = mlflow.transformers.load_model(model_uri, return_type="components")
     except (mlflow.exceptions.MlflowException, OSError) as e:
@@ -110,3 +111,11 @@ def load_predictor(model_uri: str) -> saved.Predictor:
     config = flavor.get("python_function", {}).get("config") or {}
     max_length = int(config.get("max_length") or parts["tokenizer"].model_max_length)
     return saved.Predictor(parts["model"], parts["tokenizer"], max_length)
+
+
+def _from_dir(directory: Path, where: str) -> saved.Predictor:
+    """textclf's saved form, its files checked first: a damaged one is one line naming it."""
+    problem = damaged(directory)
+    if problem:
+        raise InputError([f"{where}: {problem}"])
+    return saved.predictor_from_dir(directory)
