@@ -1,7 +1,12 @@
 """The one exception type for bad user input."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+# control characters a user's key or value may carry (a YAML key "\r", a pasted override): each
+# problem stays one line on the terminal and in logs
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class InputError(Exception):
@@ -11,8 +16,13 @@ class InputError(Exception):
     """
 
     def __init__(self, problems: Iterable[str]):
-        self.problems = list(problems)
+        self.problems = [one_line(p) for p in problems]
         super().__init__("\n".join(self.problems))
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters (line breaks among them) written as escapes: \\n, \\x00."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 def first_line(e: BaseException, limit: int = 200) -> str:

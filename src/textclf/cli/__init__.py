@@ -34,6 +34,11 @@ def main() -> None:
     except SweepStopped as e:
         click.echo(f"sweep stopped: {e}", err=True)
         sys.exit(1)
+    except click.UsageError as e:  # one line, as every refusal: what is wrong and where to look
+        where = e.ctx.command_path if e.ctx else "textclf"
+        click.echo(f"{where}: {' '.join(e.format_message().split())} (see {where} --help)",
+                   err=True)
+        sys.exit(2)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

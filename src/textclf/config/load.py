@@ -143,7 +143,10 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
             raise ValueError("must be a string")
         return value
     if raw:
-        value = yaml.safe_load(value) if value else None
+        try:
+            value = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            pass  # not a YAML scalar (a stray ':', '&', a control character): checked as text below
     if hint is bool and isinstance(value, bool):
         return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
@@ -153,7 +156,5 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
             return float(value)
         except (TypeError, ValueError):
             pass
-    raise ValueError(
-        "must be "
-        f"{'a number' if hint is float else 'an integer' if hint is int else 'true or false'}"
-    )
+    expected = "a number" if hint is float else "an integer" if hint is int else "true or false"
+    raise ValueError(f"must be {expected}")

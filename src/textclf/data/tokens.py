@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,18 @@ def _merge(keys, offsets, flat, new_keys, new_ids):
 
 
 def _write(path: Path, keys, offsets, flat) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-        np.savez(f, keys=keys, offsets=offsets, ids=flat)
-        temporary = f.name
-    # atomic: readers see the old file or the new one, never half of one
-    os.replace(temporary, path)
+    """Atomic: readers see the old file or the new one, never half of one. The cache only saves
+    time: a write that fails (a full disk) leaves nothing behind and the run goes on with the ids in
+    memory."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            temporary = f.name
+            np.savez(f, keys=keys, offsets=offsets, ids=flat)
+        os.replace(temporary, path)
+    except OSError as e:
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)
+        log.warning("token cache not written to %s (%s): tokenized in memory this time; free space "
+                    "there or set TEXTCLF_CACHE", path.parent, e.strerror or e)

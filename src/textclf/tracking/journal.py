@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 Entry = tuple[str, float, int, int]  # (key, value, step, timestamp in ms), as spool.py
 
@@ -41,11 +44,24 @@ def check_dir(directory: Path) -> str | None:
 
 
 class Journal:
-    """The open, locked journal of one running run."""
+    """The open, locked journal of one running run. A safety net, not a result: when its disk is
+    full or unwritable it is switched off with a warning (`broken` says why; the run is tagged) and
+    the run goes on sending straight to the server."""
 
     def __init__(self, directory: Path, tracking_uri: str, run_id: str):
+        self.path, self.leftover, self.broken, self._file = (
+            directory / f"{run_id}.jsonl",
+            [],
+            "",
+            None,
+        )
+        try:
+            self._open(directory, tracking_uri, run_id)
+        except OSError as e:
+            self._break(e)
+
+    def _open(self, directory: Path, tracking_uri: str, run_id: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"{run_id}.jsonl"
         # noqa: SIM115 (open for the run's life)
         self._file = open(self.path, "a+", encoding="utf-8")
         # waits only while a replay of a resumed run's journal runs
@@ -67,6 +83,8 @@ class Journal:
 
     def confirmed(self) -> None:
         """The server has every value written so far: keep only the header."""
+        if self.broken:
+            return
         self._file.seek(0)
         first = self._file.readline()
         self._file.truncate(len(first.encode("utf-8")))
@@ -80,13 +98,26 @@ class Journal:
     def close(self, remove: bool) -> None:
         if remove:
             self.path.unlink(missing_ok=True)
-        self._file.close()  # releases the lock
+        if self._file is not None:
+            # releases the lock; a broken journal's unflushed buffer cannot be written either
+            with contextlib.suppress(OSError):
+                self._file.close()
 
     def _write(self, lines: list) -> None:
-        self._file.seek(0, os.SEEK_END)
-        self._file.write("".join(json.dumps(line) + "\n" for line in lines))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        if self.broken:
+            return
+        try:
+            self._file.seek(0, os.SEEK_END)
+            self._file.write("".join(json.dumps(line) + "\n" for line in lines))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            self._break(e)
+
+    def _break(self, error: OSError) -> None:
+        self.broken = f"{self.path}: {error.strerror or error}"
+        log.warning("metric journal off for this run (%s): metrics go straight to the tracking "
+                    "server; free space there to keep them safe through an outage", self.broken)
 
 
 @dataclass

@@ -94,20 +94,22 @@ def load_predictor(model_uri: str) -> saved.Predictor:
     transformers.utils.logging.disable_progress_bar()
     if (Path(model_uri) / saved.MANIFEST).is_file():
         return _from_dir(Path(model_uri), f"--model-uri {model_uri}")
+    where = f"--model-uri {model_uri}"
     try:
         flavor = mlflow.models.get_model_info(model_uri).flavors
+        # local files first: a model whose upload a full disk cut short is refused, never loaded
+        local = Path(mlflow.artifacts.download_artifacts(model_uri))
         if "transformers" not in flavor:  # textclf's own form behind a pyfunc model
-            local = Path(mlflow.artifacts.download_artifacts(model_uri))
-            return _from_dir(local / "artifacts" / "model_dir", f"--model-uri {model_uri}")
+            return _from_dir(local / "artifacts" / "model_dir", where)
+        problem = damaged(local)
+        if problem:
+            raise InputError([f"{where}: {problem}"])
         with saved.hub_kernels_off():
-            parts = mlflow.transformers.load_model(model_uri, return_type="components")
+            parts = mlflow.transformers.load_model(str(local), return_type="components")
     except (mlflow.exceptions.MlflowException, OSError) as e:
-        raise InputError(
-            [
-                f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
-                "runs:/<run_id>/model from a textclf run, or a local model directory"
-            ]
-        ) from None
+        raise InputError([f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
+                          "runs:/<run_id>/model from a textclf run, or a local model directory"]) \
+            from None
     config = flavor.get("python_function", {}).get("config") or {}
     max_length = int(config.get("max_length") or parts["tokenizer"].model_max_length)
     return saved.Predictor(parts["model"], parts["tokenizer"], max_length)

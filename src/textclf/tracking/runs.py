@@ -167,6 +167,9 @@ def _end(run_id: str, status: str, spool: Spool, journal: Journal) -> None:
     for `textclf sync` (the journal goes only when nothing is pending)."""
     if spool.pending:
         journal.ending(status)
+    if journal.broken:  # said on the run: its metrics were not kept safe through an outage
+        with contextlib.suppress(Exception):
+            mlflow.set_tag("textclf.journal", f"off: {journal.broken}"[:5000])
     try:
         # reaped by mistake while the server was away: it is alive after all
         if status == "FINISHED":

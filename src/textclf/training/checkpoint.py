@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,11 +122,20 @@ def load(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | No
 
 
 def _atomic(path: Path, write) -> None:
+    """`write(temporary)`, then a rename: readers see the old file or the whole new one. A failed
+    write (a full disk) removes its temporary file and raises OSError naming `path`."""
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
         temporary = f.name
     try:
         write(temporary)
         os.replace(temporary, path)
+    except OSError as e:
+        raise OSError(e.errno, f"{path}: {e.strerror or e}") from e
+    except Exception as e:  # safetensors reports I/O errors as SafetensorError "... (os error 28)"
+        code = re.search(r"os error (\d+)", str(e))
+        if not code:
+            raise
+        raise OSError(int(code.group(1)), f"{path}: {os.strerror(int(code.group(1)))}") from e
     finally:
         Path(temporary).unlink(missing_ok=True)
 
