@@ -66,11 +66,16 @@ def read_mapping(path: Path, missing: str, expected: str) -> tuple[dict | None, 
     """A YAML file whose top level is a mapping (yaml.safe_load only), or the one line saying why
     not."""
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        tree = yaml.safe_load(text)
     except FileNotFoundError:
         return None, f"{path}: file not found; {missing}"
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         return None, f"{path}: not valid YAML ({' '.join(str(e).split())}); fix the syntax"
+    except OSError as e:  # a directory, no permission
+        return None, f"{path}: cannot be read ({e.strerror or e}); {missing}"
+    if not text:  # zero bytes (a comments-only file is a deliberate empty delta)
+        return None, f"{path}: the file is empty; write the changes {expected} or leave it out"
     tree = {} if tree is None else tree
     if not isinstance(tree, dict):
         return None, f"{path}: top level must be a mapping {expected}"

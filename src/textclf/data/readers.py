@@ -47,8 +47,17 @@ def read_source(resolved: Resolved) -> Source:
         read_aclimdb(path, source)
     elif list(path.glob("*.label")):
         for file in sorted(path.glob("*.label")):
+            if not file.is_file():
+                raise InputError(
+                    [f"{file}: a directory where a TREC label file belongs; remove it"]
+                )
             read_trec(file, TREC_SPLITS.get(file.stem, file.stem), source)
     else:
+        odd = sorted(p.name for p in path.iterdir() if not p.is_file() and table_ext(p))
+        if odd:
+            raise InputError([f"{path / odd[0]}: a directory where a data file belongs; remove it "
+                              "or "
+                              "put the split's file there"])
         tables = sorted(p for p in path.iterdir() if p.is_file() and table_ext(p))
         if not tables:
             raise InputError([f"{path}: no {', '.join(TABLE_EXTS)} files, datasets save_to_disk "

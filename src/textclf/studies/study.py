@@ -46,7 +46,10 @@ def check_storage(spec: SweepSpec, url: str, origin: str) -> None:
     if scheme not in STORAGE_SCHEMES:
         raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default) "
                           "or postgresql://USER@HOST:PORT/DB"])
-    if scheme == "sqlite" and not Path(url.removeprefix("sqlite:///")).is_file():
+    file = Path(url.removeprefix("sqlite:///"))
+    if scheme == "sqlite" and file.exists() and not file.is_file():
+        raise InputError([f"{origin}: {file} is a directory, not a SQLite file; name a file"])
+    if scheme == "sqlite" and not file.is_file():
         return
     try:
         if not _has_studies(url):

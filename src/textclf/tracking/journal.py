@@ -137,14 +137,36 @@ def unlocked(directory: Path, tracking_uri: str) -> Iterator[tuple[Path, dict, l
     replays it: (path, header, entries, intended end status, open file). Unreadable lines (a torn
     last write) are skipped."""
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
-        with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as f:
+        try:
+            # noqa: SIM115 (closed below, after the caller's replay)
+            f = open(path, encoding="utf-8")
+        except FileNotFoundError:
+            continue  # replayed by another process meanwhile
+        except OSError as e:  # a directory, no permission
+            _move_aside(path, e.strerror or str(e))
+            continue
+        with f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # its process is alive
-            header, entries, end = _parse(f.read().splitlines())
-            if header and header.get("uri") == tracking_uri and path.exists():
+            try:
+                header, entries, end = _parse(f.read().splitlines())
+            except UnicodeDecodeError as e:
+                header, entries, end = {"damaged": f"byte 0x{e.object[e.start]:02x} at offset "
+                                                   f"{e.start} is not valid UTF-8"}, [], None
+            if header is None or "damaged" in header:  # a dead process's journal has its header
+                _move_aside(path, header["damaged"] if header else "no header line")
+            elif header.get("uri") == tracking_uri and path.exists():
                 yield path, header, entries, end, f
+
+
+def _move_aside(path: Path, why: str) -> None:
+    """A damaged journal is never replayed: renamed <name>.damaged (kept for a human to read)."""
+    with contextlib.suppress(OSError):
+        path.rename(path.with_name(path.name + ".damaged"))
+        log.warning("metric journal %s is damaged (%s): moved aside to %s.damaged, not replayed",
+                    path, why, path.name)
 
 
 def _parse(lines: list[str]) -> tuple[dict | None, list[Entry], str | None]:
@@ -159,7 +181,10 @@ def _parse(lines: list[str]) -> tuple[dict | None, list[Entry], str | None]:
         elif isinstance(item, dict) and "end" in item:
             end = item["end"]
         elif isinstance(item, list) and len(item) == 4:
-            entries.append((str(item[0]), float(item[1]), int(item[2]), int(item[3])))
+            try:
+                entries.append((str(item[0]), float(item[1]), int(item[2]), int(item[3])))
+            except (TypeError, ValueError):
+                continue  # a damaged entry is not sent
     return header, entries, end
 
 
