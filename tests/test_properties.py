@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from textclf.config import Config, load_config
@@ -40,12 +40,17 @@ SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
                     st.floats(allow_nan=True, allow_infinity=True), TEXT)
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=4),
                    st.dictionaries(st.text(max_size=8), SCALARS, max_size=3))
+# plausible values for real keys, so that a good share of the examples validate and go on to the data
+PLAUSIBLE = st.one_of(st.integers(-2, 70).map(str), st.sampled_from(
+    ["true", "false", "0.1", "1e-3", "0", "[]", "none", "top1", "cls", "mean", "full", "cpu", "fp32"]))
 OVERRIDES = st.lists(st.one_of(
     st.tuples(KEYS, st.one_of(TEXT, SCALARS.map(str))).map(lambda kv: f"{kv[0]}={kv[1]}"),
+    st.tuples(st.sampled_from(KNOWN), PLAUSIBLE).map(lambda kv: f"{kv[0]}={kv[1]}"),
     TEXT), max_size=4)
 
 
 def one_line_problems(error: InputError) -> None:
+    event("refused")
     assert error.problems, "an InputError must say what is wrong"
     for problem in error.problems:
         assert isinstance(problem, str) and problem.strip(), error.problems
@@ -60,6 +65,7 @@ def test_any_config_delta_and_overrides_validate_or_are_refused_in_lines(tree, o
     except InputError as e:
         one_line_problems(e)
     else:
+        event("valid")
         assert isinstance(cfg, Config)
         assert all(k in KNOWN for k in tree) and all(o.split("=", 1)[0].strip() in KNOWN
                                                      for o in overrides)
@@ -72,6 +78,7 @@ def test_any_yaml_config_file_validates_or_is_refused_in_lines(tree, tmp_path_fa
     path.write_text(yaml.safe_dump(tree, allow_unicode=True))
     try:
         load_config(path)
+        event("valid")
     except InputError as e:
         one_line_problems(e)
         assert all(p.startswith(str(path)) for p in e.problems), e.problems
@@ -112,6 +119,7 @@ def test_any_sweep_file_validates_or_is_refused_in_lines(spec, tmp_path_factory,
     path.write_text(yaml.safe_dump({"base": "base.yaml", **spec}, allow_unicode=True))
     try:
         load_spec(path)
+        event("valid")
     except InputError as e:
         one_line_problems(e)
 
@@ -141,8 +149,10 @@ def test_textclf_train_refuses_in_one_line_or_reaches_the_run_with_nothing_creat
     try:
         code, _, err = cli("train", *args)
     except Validated:
+        event("validated: reached the run")
         assert files_in(work) <= {".textclf"} or not files_in(work)
         return
+    event("refused")
     assert code == 2, err[-3000:]
     lines = err.strip().splitlines()
     assert lines and all(line.strip() for line in lines) and "Traceback" not in err, err[-3000:]
@@ -166,7 +176,9 @@ def test_textclf_sweep_arguments_are_refused_in_one_line_before_anything_exists(
     try:
         code, _, err = cli("sweep", tiny_sweep, *args)
     except Validated:
+        event("validated: reached the run")
         return
+    event("refused")
     assert code == 2, err[-3000:]
     lines = err.strip().splitlines()  # one per problem; a usage error is one line too
     assert lines and all(line.strip() for line in lines) and "Traceback" not in err, err[-3000:]
