@@ -125,5 +125,5 @@ class Predictor:
 
 
 def predictor_from_dir(directory: Path) -> Predictor:
-    """A model saved in textclf's own form (artifact.py): custom heads and peft adapters."""
+    """A model saved in textclf's own form (save_model_dir): custom heads and peft adapters."""
     return Predictor(*load_model_dir(directory))

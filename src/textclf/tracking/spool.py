@@ -2,7 +2,7 @@
 (key, step).
 
 Training never waits on the server: each epoch's metrics join the spool and one fast attempt (no
-retries, a short timeout: tracking.py) sends everything pending. When an attempt fails the server
+retries, a short timeout: runs.py) sends everything pending. When an attempt fails the server
 may still have stored the batch (a timeout after the write), so before the next send the spool asks
 which (key, step) pairs the run already has and drops those: nothing is lost and nothing is logged
 twice. At the end of the run `drain` keeps trying, up to a deadline, before the final results are
