@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "textclf"
 
 # a module may import textclf modules of its own layer or below, never above (README, Development)
-LAYERS = {"errors": 0, "interrupts": 0, "console": 0, "assets": 0, "pathnames": 0, "config": 1, "names": 1, "stats": 1,
+LAYERS = {"errors": 0, "interrupts": 0, "assets": 0, "pathnames": 0, "config": 1, "stats": 1,
           "data": 2, "model": 2,
           "training": 2, "tracking": 3, "run": 4, "predict": 4, "inspect": 4, "reporting": 4, "studies": 5, "api": 6,
           "cli": 6, "__main__": 6, "textclf": 6}  # "textclf": the package's __init__, which re-exports api.py

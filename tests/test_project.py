@@ -4,11 +4,11 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 
 import click
 import mlflow
 import pytest
-import tomllib
 import yaml
 from conftest import ROOT
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 import transformers
 
-from textclf import names
 from textclf.config import Config
 from textclf.data import load_splits
 from textclf.data.features import Loaders, make_loaders
@@ -24,7 +23,7 @@ from textclf.model.build import (
     trainable_names,
 )
 from textclf.stats import rows
-from textclf.tracking import models, provenance, registry, runs, store
+from textclf.tracking import models, names, provenance, registry, runs, store
 from textclf.training import metrics, summary
 from textclf.training.device import autocast_dtype, check_device, tf32
 from textclf.training.evaluate import Evaluation, evaluate

@@ -13,8 +13,8 @@ from transformers import BertForSequenceClassification, BertTokenizer
 
 from textclf.config import load_config
 from textclf.model.build import build_classifier, load_backbone
-from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import FixedTrial, trial_config
+from textclf.studies.spec_file import load_spec
 
 NOTEBOOKS = ROOT / "sweeps" / "notebooks"
 SWEEPS = sorted(NOTEBOOKS.glob("*.yaml"))

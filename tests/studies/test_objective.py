@@ -9,8 +9,8 @@ from conftest import needs_small_batches, write
 from textclf.errors import InputError
 from textclf.studies import objective as sweep_objective
 from textclf.studies import study as sweep_study
-from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import FixedTrial, trial_config
+from textclf.studies.spec_file import load_spec
 
 
 def spec_file(tmp_path, tiny_model, tiny_data, **tree):

@@ -11,8 +11,8 @@ import pytest
 from conftest import ROOT, needs_small_batches, write
 
 from textclf.errors import InputError
-from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import FixedTrial, trial_config
+from textclf.studies.spec_file import load_spec
 
 SHIPPED = sorted((ROOT / "sweeps").glob("*.yaml"))
 

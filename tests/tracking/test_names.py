@@ -6,7 +6,7 @@ import mlflow
 from conftest import write
 
 from textclf.config import load_config
-from textclf.names import run_name, trial_name, value_text
+from textclf.tracking.names import run_name, trial_name, value_text
 
 
 def test_names_read_like_the_settings():

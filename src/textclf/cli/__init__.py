@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from textclf import console, interrupts
-from textclf.cli import runs, tools  # noqa: F401  (registers the commands on the group)
+from textclf import interrupts
+from textclf.cli import console, runs, tools  # noqa: F401  (registers the commands on the group)
 from textclf.cli.base import cli
 from textclf.errors import InputError, SweepStopped, Terminated
 

@@ -11,7 +11,7 @@ import math
 import optuna
 import torch
 
-from textclf import interrupts, names
+from textclf import interrupts
 from textclf.config import Config, load_config, replace
 from textclf.errors import InputError
 from textclf.run import TrialHooks, train_run
@@ -20,7 +20,7 @@ from textclf.studies.records import Sweep, release_memory
 from textclf.studies.spec import GRID_POINT, SweepSpec, trial_config
 from textclf.studies.strategies import strategy
 from textclf.studies.study import EVAL
-from textclf.tracking import sweep_runs
+from textclf.tracking import names, sweep_runs
 from textclf.training.metrics import RUNNING
 from textclf.training.summary import HEADLINE_METRICS
 

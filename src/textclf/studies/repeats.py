@@ -7,13 +7,12 @@ import logging
 
 import optuna
 
-from textclf import names
 from textclf.config import replace
 from textclf.run import TrialHooks, train_run
 from textclf.studies.records import Sweep, release_memory
 from textclf.studies.spec import FixedTrial, trial_config
 from textclf.studies.study import EVAL, comparable
-from textclf.tracking import queries
+from textclf.tracking import names, queries
 
 log = logging.getLogger(__name__)
 
