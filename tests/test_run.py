@@ -226,3 +226,42 @@ def test_final_metrics_are_the_declared_list(cli, tiny_overrides, tracking_uri):
     per_epoch = {k for k in run.data.metrics if len(client.get_metric_history(run.info.run_id, k)) > 1}
     final = set(run.data.metrics) - per_epoch
     assert final == set(FINAL_METRICS) - {"peak_gpu_mem_mb", "model_artifact_mb", "compile_time_s"}  # CPU, eager
+
+
+def test_dataset_inputs_carry_textclf_fingerprints_as_digests(tiny_overrides, tmp_path, monkeypatch):
+    """The runs table's Dataset column shows which runs share rows: each split's digest is textclf's
+    fingerprint of its full rows (not MLflow's sample-based digest), equal for runs on the same rows,
+    different for another data.seed."""
+    from textclf.data import load_splits
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = tiny_overrides + ["train.epochs=1", "tracking.log_model=false", "tracking.log_figures=false"]
+    first, again, other = (run_mod.train_run(load_config(None, o), uri).run_id
+                           for o in (overrides, overrides, overrides + ["data.seed=7"]))
+    mlflow.set_tracking_uri(uri)
+    digests = {run_id: {i.tags[0].value: i.dataset.digest for i in mlflow.get_run(run_id).inputs.dataset_inputs}
+               for run_id in (first, again, other)}
+    expected = load_splits(load_config(None, overrides)).split_fingerprints()
+    assert digests[first] == expected and set(expected) == {"train", "val", "test"}
+    assert digests[again] == digests[first]
+    assert digests[other]["val"] != digests[first]["val"]
+    inputs = mlflow.get_run(first).inputs.dataset_inputs
+    assert all(i.dataset.profile and json.loads(i.dataset.profile)["num_rows"] > 0 for i in inputs)
+
+
+def test_a_run_logs_decoded_training_samples_to_check_its_tokenization(tiny_overrides, tmp_path, monkeypatch):
+    """samples.txt: the first 5 training inputs as the model sees them (special tokens, truncation at
+    data.max_length), each with its label, as HF users check their tokenization."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = tiny_overrides + ["train.epochs=1", "tracking.log_model=false", "tracking.log_figures=false"]
+    run_id = run_mod.train_run(load_config(None, overrides), uri).run_id
+    mlflow.set_tracking_uri(uri)
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/samples.txt")
+    lines = text.strip().splitlines()
+    assert len(lines) == 5
+    for line in lines:
+        label, tokens, decoded = line.split("\t")
+        assert label in ("neg", "pos") and decoded.startswith("[CLS]") and decoded.endswith("[SEP]")
+        assert 3 <= int(tokens) <= 32  # at most data.max_length tokens

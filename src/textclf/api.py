@@ -53,7 +53,7 @@ def train(config: str | Path | Mapping | Config | None = None, overrides: Sequen
     cfg = _config(config, overrides)
     cfg, source = _in_memory(cfg, {"train": train, "val": val, "test": test})
     uri, origin = store.resolve_uri(tracking_uri, cfg.tracking.uri, cfg.where("tracking.uri"))
-    store.check_uri(uri, origin, wait_s=cfg.tracking.outage_wait_s)
+    store.check_uri(uri, origin, wait_s=store.startup_wait(cfg.tracking.outage_wait_s))
     result = train_run(cfg, uri, resume=resume, source=source)
     history = pd.DataFrame(result.history, index=pd.RangeIndex(1, len(result.history) + 1,
                                                                name="epoch"))

@@ -122,8 +122,22 @@ def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: st
             splits.label_names, splits.dropped, cfg.train.effective_batch_size(),
             getattr(ready.model.config, "_attn_implementation", None))
         active.log_setup(cfg, splits.frames(), splits.uri,
-                         derived | (trial.params if trial else {}))
+                         derived | (trial.params if trial else {}),
+                         splits.split_fingerprints())
         active.log_trainable(trainable_names(ready.model))
+        active.log_samples(training_samples(ready))
+
+
+def training_samples(ready: Prepared, count: int = 5) -> str:
+    """The first training inputs as the model sees them (special tokens, truncation), with their
+    labels: `label<TAB>tokens<TAB>decoded` per line."""
+    rows = ready.loaders.train.dataset
+    lines = []
+    for i in range(min(count, len(rows))):
+        ids, label = rows[i]
+        decoded = ready.backbone.tokenizer.decode(list(ids), skip_special_tokens=False)
+        lines.append(f"{ready.splits.label_names[label]}\t{len(ids)}\t{' '.join(decoded.split())}")
+    return "\n".join(lines) + "\n"
 
 
 def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,

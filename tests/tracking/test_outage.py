@@ -144,3 +144,26 @@ def test_a_process_killed_during_an_outage_loses_no_epoch(tiny_overrides, tmp_pa
     assert list(journals.iterdir()) == []
     print(f"MEASURED kill -9 during an outage: epochs 1-3 sent live, {last - 3} epochs ({len(entries)} values) "
           f"journaled while the server was away and replayed by textclf sync; run FAILED, none lost or doubled")
+
+
+def test_at_a_terminal_a_server_that_never_answered_fails_fast(cli, tiny_overrides, tmp_path, monkeypatch):
+    """A typo in --tracking-uri at a terminal: one line within TERMINAL_WAIT_S (30 s; 1 s here), not
+    tracking.outage_wait_s (900 s), which non-interactive workers keep (a pod that starts before its
+    server)."""
+    import sys
+    import time
+
+    from textclf.tracking import store
+    from textclf.tracking.server import free_port
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(store, "TERMINAL_WAIT_S", 1.0)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    assert store.startup_wait(900.0) == 1.0
+    start = time.monotonic()
+    code, _, err = cli("train", "--tracking-uri", f"http://127.0.0.1:{free_port()}",
+                       *[a for o in tiny_overrides for a in ("-o", o)])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no MLflow tracking server" in err
+    assert time.monotonic() - start < 20
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    assert store.startup_wait(900.0) == 900.0  # a worker without a terminal keeps the long wait

@@ -52,6 +52,12 @@ class Splits:
     def frames(self) -> dict[str, pd.DataFrame]:
         return {"train": self.train, "val": self.val, "test": self.test}
 
+    def split_fingerprints(self) -> dict[str, str]:
+        """Each split's own fingerprint (its full rows and the label map): the runs' dataset
+        digests."""
+        return {name: fingerprint({name: part}, self.label_names)
+                for name, part in self.frames().items()}
+
 
 def load_source(cfg: Config) -> Source:
     resolved = resolve(cfg.data.name, "data")

@@ -89,7 +89,7 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     make_pruner(spec)  # Optuna's own checks of pruner_args
     base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
     uri, origin = store.resolve_uri(tracking_flag, base.tracking.uri, base.where("tracking.uri"))
-    store.check_uri(uri, origin, wait_s=base.tracking.outage_wait_s)
+    store.check_uri(uri, origin, wait_s=store.startup_wait(base.tracking.outage_wait_s))
     runs.check_journal_dir(base)
     url = storage_url(spec, storage)
     check_storage(spec, url, f"--storage {url}" if storage else f"{spec.path}: study.storage {url}"

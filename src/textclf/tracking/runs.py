@@ -36,8 +36,10 @@ class ActiveRun:
         self.run_id, self.spool = run_id, spool
 
     def log_setup(self, cfg: Config, frames: dict[str, pd.DataFrame], data_uri: str,
-                  derived: dict[str, Any]) -> None:
-        """Params (flat, namespaced), the resolved config, and the splits as dataset inputs."""
+                  derived: dict[str, Any], digests: dict[str, str] | None = None) -> None:
+        """Params (flat, namespaced), the resolved config, and the splits as dataset inputs whose
+        digests are textclf's fingerprints of each split's full rows (`digests`): the runs table's
+        Dataset column then shows which runs were trained and scored on the same rows."""
         params = {**cfg.flat(), **derived}
         mlflow.log_params({k: redact(k, v) for k, v in params.items()})
         mlflow.log_text(dump_yaml(cfg), "config.yaml")
@@ -46,12 +48,17 @@ class ActiveRun:
             warnings.simplefilter("ignore")
             for split, frame in frames.items():
                 dataset = mlflow.data.from_pandas(frame, source=data_uri, targets="label",
-                                                  name=f"{cfg.data.name}:{split}")
+                                                  name=f"{cfg.data.name}:{split}",
+                                                  digest=(digests or {}).get(split))
                 _log_input(dataset, split)
 
     def log_trainable(self, names: list[str]) -> None:
         """The tensors that train, one name per line: what a freeze preset or peft method chose."""
         mlflow.log_text("\n".join(names) + "\n", "trainable_parameters.txt")
+
+    def log_samples(self, text: str) -> None:
+        """A few training inputs decoded, to check the tokenization (run.py training_samples)."""
+        mlflow.log_text(text, "samples.txt")
 
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         """Through the spool: training goes on while the tracking server is away (spool.py)."""

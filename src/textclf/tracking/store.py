@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -22,7 +23,17 @@ from textclf.tracking.sync import sync
 log = logging.getLogger(__name__)
 # experiment tag that makes the MLflow 3 UI open the training-runs table instead of its GenAI view
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+TERMINAL_WAIT_S = 30.0  # startup_wait at a terminal
 URI_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+
+
+def startup_wait(outage_wait_s: float) -> float:
+    """How long a command waits, before anything exists, for a server that has never answered:
+    tracking.outage_wait_s for workers (a pod that starts before its server), at most
+    TERMINAL_WAIT_S at a terminal, where a silent wait reads as a hang and the cause is usually a
+    typo in the URI."""
+    return min(outage_wait_s, TERMINAL_WAIT_S) if sys.stdin is not None and sys.stdin.isatty() \
+        else outage_wait_s
 
 
 def resolve_uri(flag: str | None, configured: str | None = None,
@@ -71,8 +82,8 @@ def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> 
                                                 if wait_s else "")
                               + "; start one (textclf server) or fix the URI"])
         log.warning("tracking server %s not answering (%s): attempt %d, next in %.0f s, giving up "
-                    "after %.0f s (tracking.outage_wait_s; Ctrl-C "
-                    "stops)", uri, problem, attempt, delay, wait_s)
+                    "after %.0f s (tracking.outage_wait_s, at most %.0f s at a terminal; Ctrl-C "
+                    "stops)", uri, problem, attempt, delay, wait_s, TERMINAL_WAIT_S)
         time.sleep(delay)
         delay, attempt = min(delay * 2, 60.0), attempt + 1
 
