@@ -134,8 +134,8 @@ TRAIN = {
     # names that become paths (report directories, registry and store entries): one rule for all
     "experiment name too long": (lambda p: ["tracking.experiment=" + "x" * 300],
                                  "tracking.experiment: 300 characters; a name that becomes a path"),
-    "experiment name with a slash": (lambda p: ["tracking.experiment=a/b"],
-                                     "tracking.experiment: 'a/b' must be letters, digits"),
+    "experiment name with a line break": (lambda p: ["tracking.experiment=a\nb"],
+                                          "tracking.experiment: 'a\\nb' has control characters"),
     "registered name escaping": (lambda p: ["tracking.register_as=../x"],
                                  "tracking.register_as: '../x' must be letters, digits"),
     # damaged model files: one line naming the file, never a traceback

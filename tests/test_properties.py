@@ -187,7 +187,11 @@ def test_textclf_sweep_arguments_are_refused_in_one_line_before_anything_exists(
 
 @pytest.mark.parametrize("name", ["a" * 101, "a/b", "..", ".hidden", "x y", "é" * 101, ""])
 def test_names_that_become_paths_follow_one_rule(name):
-    from textclf.pathnames import name_problem
+    from textclf.pathnames import as_path_part, name_problem
 
     assert name_problem(name) is not None
     assert name_problem("imdb-search_v2.1") is None and name_problem("é" * 100) is None
+    # an experiment name is MLflow's: spaces and '/' pass, length and control characters do not
+    assert name_problem("IMDB sentiment /Users/a", strict=False) is None
+    assert name_problem("a" * 101, strict=False) and name_problem("a\nb", strict=False)
+    assert name_problem(as_path_part(name or "x")) is None  # a report directory is always a valid name

@@ -12,7 +12,7 @@ import transformers
 
 from textclf.config import Config
 from textclf.data import load_splits
-from textclf.data.features import Loaders, make_loaders
+from textclf.data.features import Loaders, decoded_samples, make_loaders
 from textclf.data.source import Source
 from textclf.data.splits import Splits
 from textclf.model.build import (
@@ -125,19 +125,8 @@ def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: st
                          derived | (trial.params if trial else {}),
                          splits.split_fingerprints())
         active.log_trainable(trainable_names(ready.model))
-        active.log_samples(training_samples(ready))
-
-
-def training_samples(ready: Prepared, count: int = 5) -> str:
-    """The first training inputs as the model sees them (special tokens, truncation), with their
-    labels: `label<TAB>tokens<TAB>decoded` per line."""
-    rows = ready.loaders.train.dataset
-    lines = []
-    for i in range(min(count, len(rows))):
-        ids, label = rows[i]
-        decoded = ready.backbone.tokenizer.decode(list(ids), skip_special_tokens=False)
-        lines.append(f"{ready.splits.label_names[label]}\t{len(ids)}\t{' '.join(decoded.split())}")
-    return "\n".join(lines) + "\n"
+        active.log_samples(decoded_samples(ready.loaders.train, ready.backbone.tokenizer,
+                                           splits.label_names))
 
 
 def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,

@@ -70,9 +70,10 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
 
 def path_names(cfg: Config) -> list[tuple[str, str]]:
     """The names that become paths or store entries (pathnames.py: one rule for all of them)."""
-    named = (("tracking.experiment", cfg.tracking.experiment),
-             ("tracking.register_as", cfg.tracking.register_as))
-    return [(key, problem) for key, name in named if name and (problem := name_problem(name))]
+    named = (("tracking.experiment", cfg.tracking.experiment, False),
+             ("tracking.register_as", cfg.tracking.register_as, True))
+    return [(key, problem) for key, name, strict in named
+            if name and (problem := name_problem(name, strict))]
 
 
 def train_checks(t) -> list[tuple[str, bool, str]]:

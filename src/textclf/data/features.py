@@ -165,3 +165,15 @@ class Collate:
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": attention,
                 "labels": labels, "tokens": int(lengths.sum()),
                 "token_squares": int((lengths ** 2).sum())}
+
+
+def decoded_samples(loader: DataLoader, tokenizer, label_names: tuple[str, ...],
+                    count: int = 5) -> str:
+    """The first rows of `loader` as the model sees them (special tokens, truncation), with their
+    labels: `label<TAB>tokens<TAB>decoded` per line, for a run's samples.txt."""
+    lines = []
+    for i in range(min(count, len(loader.dataset))):
+        ids, label = loader.dataset[i]
+        decoded = tokenizer.decode(list(ids), skip_special_tokens=False)
+        lines.append(f"{label_names[label]}\t{len(ids)}\t{' '.join(decoded.split())}")
+    return "\n".join(lines) + "\n"

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import mlflow
+
 from textclf.config import Config
 
 SHORT = {"train.learning_rate": "lr", "data.max_length": "len", "data.train_fraction": "frac",
@@ -58,3 +60,13 @@ def trial_name(number: int, cfg: Config | dict, keys: Iterable[str],
     varied = " ".join(f"{SHORT.get(k, k.split('.')[-1])}={value_text(flat[k])}" for k in keys
                       if k in flat)
     return f"trial {number} · {varied}".rstrip(" ·") + (f" seed {seed}" if seed is not None else "")
+
+
+def unique_name(base: str, experiment_id: str) -> str:
+    """`base`, or `base #n` with the next free n in the experiment."""
+    found = mlflow.search_runs([experiment_id],
+                               f"attributes.run_name LIKE '{base.replace(chr(39), '_')}%'",
+                               output_format="list")
+    pattern = re.compile(re.escape(base) + r"(?: #(\d+))?")
+    taken = [m for m in (pattern.fullmatch(r.info.run_name) for r in found) if m]
+    return base if not taken else f"{base} #{max(int(m.group(1) or 1) for m in taken) + 1}"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from textclf.config import Config, TrackingConfig, dump_yaml
 from textclf.errors import InputError
+from textclf.tracking import names
 from textclf.tracking.journal import Journal, check_dir
 from textclf.tracking.liveness import born, clear_reaped, heartbeat
 from textclf.tracking.provenance import redact
@@ -148,7 +149,7 @@ def _start(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | 
     if name and unique and not resume:
         experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.get_experiment_by_name(
             tracking.experiment).experiment_id  # store.connect selected it
-        name = unique_name(name, experiment)
+        name = names.unique_name(name, experiment)
     if tracking.system_metrics:  # MLflow's sampler thread: CPU, memory, disk, network, GPU
         mlflow.set_system_metrics_sampling_interval(tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
@@ -196,16 +197,6 @@ def check_journal_dir(cfg: Config) -> None:
 
 def active_run_id() -> str:
     return mlflow.active_run().info.run_id
-
-
-def unique_name(base: str, experiment_id: str) -> str:
-    """`base`, or `base #n` with the next free n in the experiment."""
-    found = mlflow.search_runs([experiment_id],
-                               f"attributes.run_name LIKE '{base.replace(chr(39), '_')}%'",
-                               output_format="list")
-    pattern = re.compile(re.escape(base) + r"(?: #(\d+))?")
-    taken = [m for m in (pattern.fullmatch(r.info.run_name) for r in found) if m]
-    return base if not taken else f"{base} #{max(int(m.group(1) or 1) for m in taken) + 1}"
 
 
 def _spool_for(run_id: str, journal: Journal) -> Spool:
