@@ -82,8 +82,8 @@ def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> 
                                                 if wait_s else "")
                               + "; start one (textclf server) or fix the URI"])
         log.warning("tracking server %s not answering (%s): attempt %d, next in %.0f s, giving up "
-                    "after %.0f s (tracking.outage_wait_s, at most %.0f s at a terminal; Ctrl-C "
-                    "stops)", uri, problem, attempt, delay, wait_s, TERMINAL_WAIT_S)
+                    "after %.0f s (tracking.outage_wait_s; Ctrl-C stops)", uri, problem, attempt,
+                    delay, wait_s)
         time.sleep(delay)
         delay, attempt = min(delay * 2, 60.0), attempt + 1
 
