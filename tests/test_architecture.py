@@ -3,6 +3,7 @@ import which, no import cycles, and modules of a readable size."""
 from __future__ import annotations
 
 import ast
+import re
 import functools
 from pathlib import Path
 
@@ -126,3 +127,14 @@ def test_modules_stay_readable(path):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = node.end_lineno - node.lineno + 1
             assert length <= LONGER_FUNCTIONS.get(node.name, FUNCTION_LINES), f"{node.name}: {length} lines"
+
+
+def test_the_readme_map_names_every_module():
+    """README.md's package map (Development) matches the tree: every module is named in it."""
+    readme = (SRC.parent / "README.md").read_text()
+    start = readme.index("The packages under `src/textclf/` read top to bottom as layers")
+    block = readme[readme.index("```", start):readme.index("```", readme.index("```", start) + 3)]
+    missing = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
+               if p.stem not in ("__init__", "__main__")
+               and not re.search(rf"\b{re.escape(p.stem)}\b", block)]
+    assert not missing, f"README.md's package map does not name {missing}"
