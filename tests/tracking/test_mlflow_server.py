@@ -1,5 +1,6 @@
 """Training against a real `mlflow server` on 127.0.0.1 (artifacts proxied through the server)."""
 import json
+import sys
 
 import mlflow
 import pytest
@@ -73,3 +74,35 @@ def test_a_server_that_never_comes_is_one_line_after_the_wait(tmp_path):
     [line] = e.value.problems
     assert line.startswith(f"--tracking-uri {url}: no MLflow tracking server answered GET {url}/health")
     assert "for 2 s (tracking.outage_wait_s); start one (textclf server) or fix the URI" in line
+
+
+def test_textclf_ui_serves_the_projects_store_and_prints_the_experiments_url(tmp_path):
+    """`textclf ui`: the MLflow UI on the project's store, on 127.0.0.1 and a free port; it prints the
+    experiment's URL (which answers) and stops on Ctrl-C."""
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment("ui-check")
+    proc = subprocess.Popen([sys.executable, "-m", "textclf", "ui", "--tracking-uri", uri,
+                             "--experiment", "ui-check", "--no-browser"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        start, line = time.monotonic(), ""
+        while "http://127.0.0.1:" not in line and time.monotonic() - start < 90:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "textclf ui exited"
+        took = time.monotonic() - start
+        url = line[line.index("http://"):].split()[0]
+        assert url.endswith(f"/#/experiments/{experiment}")
+        with urllib.request.urlopen(url.split("#")[0], timeout=10) as page:
+            assert page.status == 200
+        print(f"MEASURED textclf ui printed {url} after {took:.1f} s")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) in (0, 130)

@@ -50,6 +50,41 @@ def server_cmd(backend_store_uri, artifacts, host, port, workers, auth, admin_pa
     server.serve(backend_store_uri, artifacts, host, port, workers, auth_env)
 
 
+@cli.command("ui")
+@click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
+@click.option(
+    "--experiment",
+    default="textclf",
+    show_default=True,
+    help="The experiment whose runs table opens (a sweep's experiment, e.g. imdb-search).",
+)
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--no-browser", is_flag=True, help="Print the URL only.")
+def ui_cmd(tracking_uri, experiment, port, no_browser) -> None:
+    """The MLflow UI on this project's runs: serves the store on 127.0.0.1, prints the experiment's
+    URL, opens a browser where there is one; Ctrl-C stops it."""
+    import tempfile
+    import webbrowser
+    from pathlib import Path
+
+    from textclf.tracking import server, store
+
+    uri, origin = store.resolve_uri(tracking_uri)
+    store.connect_read(uri, f"ui: {origin}")
+    log_path = Path(tempfile.gettempdir()) / "textclf-ui.log"
+    proc, url = server.ui(uri, experiment, log_path, port)
+    click.echo(f"MLflow UI: {url}  (choose 'Model training' if it opens in GenAI mode; Ctrl-C "
+               "stops)")
+    if not no_browser:
+        webbrowser.open(url)
+    if proc is not None:
+        try:
+            proc.wait()
+        finally:
+            server.stop(proc)
+
+
 @cli.command("reap")
 @click.option("--experiment", required=True, help="Experiment whose runs are checked.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")

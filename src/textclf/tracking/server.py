@@ -109,3 +109,22 @@ def running(backend_uri: str, artifacts: Path, log_path: Path, host: str = "127.
         yield proc, url
     finally:
         stop(proc)
+
+
+def ui(tracking_uri: str, experiment: str | None, log_path: Path,
+       port: int | None = None) -> tuple[subprocess.Popen | None, str]:
+    """The MLflow UI for a store: a local store (SQLite, PostgreSQL) gets its own server on
+    127.0.0.1 and a free port (artifacts from mlartifacts/ beside a SQLite file); an http(s) store
+    is already one. Returns (the server process or None, the URL of `experiment`'s runs, or of the
+    experiment list when there is none)."""
+    import mlflow
+
+    proc = None
+    if tracking_uri.startswith(("http://", "https://")):
+        base = tracking_uri.rstrip("/")
+    else:
+        artifacts = (Path(tracking_uri.removeprefix("sqlite:///")).parent
+                     if tracking_uri.startswith("sqlite:///") else Path.cwd()) / "mlartifacts"
+        proc, base = start(tracking_uri, artifacts, log_path, port=port)
+    found = mlflow.get_experiment_by_name(experiment) if experiment else None
+    return proc, f"{base}/#/experiments/{found.experiment_id}" if found else f"{base}/#/experiments"
