@@ -74,14 +74,15 @@ def ui_cmd(tracking_uri, experiment, port, no_browser) -> None:
     store.connect_read(uri, f"ui: {origin}")
     log_path = Path(tempfile.gettempdir()) / "textclf-ui.log"
     proc, url = server.ui(uri, experiment, log_path, port)
-    click.echo(f"MLflow UI: {url}  (choose 'Model training' if it opens in GenAI mode; Ctrl-C "
-               "stops)")
-    if not no_browser:
-        webbrowser.open(url)
-    if proc is not None:
-        try:
+    try:  # the server stops however this ends (Ctrl-C while the line is printed included)
+        click.echo(f"MLflow UI: {url}  (choose 'Model training' if it opens in GenAI mode; "
+                   "Ctrl-C stops)")
+        if not no_browser:
+            webbrowser.open(url)
+        if proc is not None:
             proc.wait()
-        finally:
+    finally:
+        if proc is not None:
             server.stop(proc)
 
 

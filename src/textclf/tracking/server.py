@@ -73,11 +73,14 @@ def start(backend_uri: str, artifacts: Path, log_path: Path, host: str = "127.0.
                                 stdout=log, stderr=log, env=environment(auth_env),
                                 start_new_session=True)
     deadline = time.time() + 120
-    while not healthy(url):
-        if proc.poll() is not None or time.time() > deadline:
-            stop(proc)
-            raise RuntimeError(f"mlflow server did not start; see {log_path}")
-        time.sleep(0.3)
+    try:
+        while not healthy(url):
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"mlflow server did not start; see {log_path}")
+            time.sleep(0.3)
+    except BaseException:  # Ctrl-C while it starts included: no server left behind
+        stop(proc)
+        raise
     return proc, url
 
 
