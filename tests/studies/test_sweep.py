@@ -196,3 +196,18 @@ def test_repeat_best_adds_seed_runs_and_the_report_measures_the_noise(cli, tiny_
     code, _, err = cli("sweep", tiny_sweep, "--repeat-best", "1", "--seeds", "3")  # resumed: nothing new
     assert code == 0, err
     assert len(sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")[1]) == 5
+
+
+def test_each_trials_varied_values_are_tags_too(finished_sweep):
+    """The MLflow runs table shows tags as columns: each child carries the values the sweep varied as
+    `varied.<key>` tags, equal to its params (a grid point's keys included)."""
+    client = mlflow.MlflowClient(finished_sweep["tracking_uri"])
+    children = client.search_runs(
+        [client.get_experiment_by_name(finished_sweep["experiment"]).experiment_id],
+        f"tags.mlflow.parentRunId = '{finished_sweep['parent_run_id']}'")
+    assert len(children) == 3
+    for child in children:  # the rejected trial (top9) too: its tags say what it tried
+        varied = {k.removeprefix("varied."): v for k, v in child.data.tags.items() if k.startswith("varied.")}
+        assert set(varied) == {"train.learning_rate", "model.freeze"}, child.data.tags
+        if "textclf.error" not in child.data.tags:  # a rejected trial's params are the base config's
+            assert all(child.data.params[k] == v for k, v in varied.items()), (varied, child.data.params)

@@ -42,12 +42,13 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         # (best_models.py)
         cfg = replace(trial_config(sweep.spec, trial, sweep.overrides),
                       tracking__experiment=sweep.experiment, tracking__register_as=None)
-        metric = sweep.spec.objectives[0][0]
+        metric, flat = sweep.spec.objectives[0][0], cfg.flat()
         hooks = dataclasses.replace(
-            hooks, name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
+            hooks, tags={**hooks.tags, **_varied_tags(sweep.spec, flat)},
+            name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
             keep_model=best_models.keeps_model(sweep.spec, trial.study),
             report=lambda row, epoch: _report(trial, metric, row, epoch, last=cfg.train.epochs))
-        _record_chosen(sweep.spec, trial, cfg.flat())
+        _record_chosen(sweep.spec, trial, flat)
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
         # "best" compares trials on the same rows
         trial.set_user_attr(EVAL, result.eval_fingerprint)
@@ -73,6 +74,14 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         if key in result.metrics:  # the summary table shows each objective with its 95% interval
             trial.set_user_attr(key, float(result.metrics[key]))
     return values[0] if len(values) == 1 else values
+
+
+def _varied_tags(spec: SweepSpec, flat: dict) -> dict[str, str]:
+    """The values the sweep varied, as tags too (`varied.<key>`): the runs table shows tags as
+    columns, and a rejected trial's child (logged with the base config's params) says what it
+    tried."""
+    return {f"varied.{key}": ",".join(map(str, flat[key])) if isinstance(flat[key], list)
+            else str(flat[key]) for key in spec.varied_keys()}
 
 
 def _record_chosen(spec: SweepSpec, trial: optuna.Trial, flat: dict) -> None:
