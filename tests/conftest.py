@@ -128,6 +128,15 @@ def assets() -> Path:
 
 
 @pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory: the default stores (mlflow.db, optuna.db, mlartifacts/) would appear here."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
 def cli(monkeypatch, capsys):
     """Run `textclf ARGS` in-process through main(); returns (exit code, stdout, stderr)."""
     from textclf.cli import main

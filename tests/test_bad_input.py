@@ -203,15 +203,6 @@ def fingerprint_of(directory: Path) -> dict[str, str]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty working directory: the default stores (mlflow.db, optuna.db, mlartifacts/) would appear here."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
 def assert_refused(code: int, err: str, expected: str, workdir: Path, before: dict[str, str]) -> None:
     lines = err.strip().splitlines()
     assert code == 2, err[-2000:]

@@ -166,14 +166,6 @@ def test_a_damaged_token_cache_is_rebuilt_not_trusted(damage, tmp_path, tiny_mod
         assert tokens.tokenize(texts, tokenizer, 32, 64, directory=tmp_path).misses == 0
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
 def refused(cli, workdir: Path, overrides: list[str], name: str) -> None:
     before = sorted(p.name for p in workdir.iterdir())
     code, _, err = cli("train", *[a for o in overrides for a in ("-o", o)])
