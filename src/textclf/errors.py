@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 # control characters a user's key or value may carry (a YAML key "\r", a pasted override): each
 # problem stays one line on the terminal and in logs
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class InputError(Exception):
@@ -22,7 +22,7 @@ class InputError(Exception):
 
 def one_line(text: str) -> str:
     """`text` with control characters (line breaks among them) written as escapes: \\n, \\x00."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 def first_line(e: BaseException, limit: int = 200) -> str:

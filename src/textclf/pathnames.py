@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
+from textclf.errors import CONTROL
+
 MAX_CHARS = 100
 ALLOWED = re.compile(r"\w[\w.-]*")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def name_problem(name: object, strict: bool = True) -> str | None:

@@ -76,19 +76,23 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def _as_choice(value):
+    """A config value as a trial records it: a list (freeze patterns) as "a,b", as optuna stores
+    it."""
+    return ",".join(map(str, value)) if isinstance(value, list) else value
+
+
 def _varied_tags(spec: SweepSpec, flat: dict) -> dict[str, str]:
     """The values the sweep varied, as tags too (`varied.<key>`): the runs table shows tags as
     columns, and a rejected trial's child (logged with the base config's params) says what it
     tried."""
-    return {f"varied.{key}": ",".join(map(str, flat[key])) if isinstance(flat[key], list)
-            else str(flat[key]) for key in spec.varied_keys()}
+    return {f"varied.{key}": str(_as_choice(flat[key])) for key in spec.varied_keys()}
 
 
 def _record_chosen(spec: SweepSpec, trial: optuna.Trial, flat: dict) -> None:
     """The values a trial got from its grid point or a follows rule (not in trial.params)."""
     for key in set(spec.varied_keys()) - set(trial.params):
-        value = flat[key]
-        trial.set_user_attr(key, ",".join(map(str, value)) if isinstance(value, list) else value)
+        trial.set_user_attr(key, _as_choice(flat[key]))
 
 
 def _record_rejected(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, error: str) -> None:
