@@ -18,7 +18,7 @@ from textclf.config import load_config
 CONTRACT_PARAMS = ("data.name", "data.train_fraction", "data.max_length", "data.seed", "model.name",
                    "train.learning_rate", "train.batch_size", "train.epochs", "train.seed")
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s",
-                 "epoch_train_val_loss_ratio")
+                 "epoch_train_val_loss_ratio", "learning_rate", "grad_norm")
 FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "test_accuracy", "test_f1",
                  "train_val_loss_ratio", "train_time_s", "total_time_s", "train_samples_per_s",
                  "train_tokens_per_s", "trainable_params", "total_params")
@@ -69,8 +69,19 @@ def test_train_logs_the_whole_contract(cli, tiny_overrides, tracking_uri, tmp_pa
     assert 0 < m["tokenize_time_s"] < m["time_to_first_step_s"] < m["total_time_s"]
     # utilisation: model FLOPs per real token (flops.py) x real tokens/s over the peak it logs
     assert m["mfu"] == pytest.approx(m["model_tflops_per_s"] / m["peak_tflops"]) and 0 < m["mfu"] < 1
-    assert run.data.params["model.attn_implementation"] in ("sdpa", "eager")
-    assert run.data.params["data.label_map"] == "neg,pos" and run.data.params["data.test_rows"] == "80"
+    # params are what the user chose; what the data and model turned out to be are metrics and tags
+    derived = {"model.attn_implementation", "data.label_map", "data.test_rows", "data.num_labels",
+               "train.effective_batch_size"}
+    assert not derived & set(run.data.params) and not [k for k in run.data.params if k.endswith("_dropped")]
+    assert run.data.tags["textclf.attn_implementation"] in ("sdpa", "eager")
+    assert run.data.tags["textclf.label_map"] == "neg,pos"
+    assert (m["data.test_rows"], m["data.num_labels"], m["train.effective_batch_size"]) == (80, 2, 16)
+    assert m["data.duplicate_rows_dropped"] >= 0
+    # the learning rate each optimizer step applied, and each epoch's gradient norm
+    steps = client.get_metric_history(run.info.run_id, "learning_rate_step")
+    assert [s.step for s in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 3
+    assert steps[0].value == pytest.approx(5e-3) and steps[-1].value < steps[0].value  # linear decay, no warmup
+    assert len(client.get_metric_history(run.info.run_id, "grad_norm")) == 3
     # the saved config is the resolved one: it reloads to the same config
     saved = tmp_path / "config.yaml"
     saved.write_text(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.yaml"))
@@ -217,14 +228,14 @@ def test_a_diverged_run_finishes_at_its_best_epoch_and_says_so(cli, tiny_overrid
 
 def test_final_metrics_are_the_declared_list(cli, tiny_overrides, tracking_uri):
     """What sweep objectives are validated against (metrics.FINAL_METRICS) is what a run logs."""
-    from textclf.training.summary import FINAL_METRICS
+    from textclf.training.summary import FINAL_METRICS, is_derived
 
     code, _, err = cli("train", "--tracking-uri", tracking_uri, *[a for o in tiny_overrides for a in ("-o", o)])
     assert code == 0, err
     [run] = runs_of(tracking_uri, experiment_of(tiny_overrides))
     client = mlflow.MlflowClient()
     per_epoch = {k for k in run.data.metrics if len(client.get_metric_history(run.info.run_id, k)) > 1}
-    final = set(run.data.metrics) - per_epoch
+    final = {k for k in run.data.metrics if k not in per_epoch and not is_derived(k)}
     assert final == set(FINAL_METRICS) - {"peak_gpu_mem_mb", "model_artifact_mb", "compile_time_s"}  # CPU, eager
 
 

@@ -117,13 +117,13 @@ def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: st
         trial.on_start(active.run_id)
     if not resume:  # a resumed run has its params, inputs and config already
         splits = ready.splits
-        derived = summary.derived_params(
+        counts, tags = summary.derived_values(
             {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             splits.label_names, splits.dropped, cfg.train.effective_batch_size(),
             getattr(ready.model.config, "_attn_implementation", None))
-        active.log_setup(cfg, splits.frames(), splits.uri,
-                         derived | (trial.params if trial else {}),
+        active.log_setup(cfg, splits.frames(), splits.uri, trial.params if trial else {},
                          splits.split_fingerprints())
+        active.log_derived(counts, tags)
         active.log_trainable(trainable_names(ready.model))
         active.log_samples(decoded_samples(ready.loaders.train, ready.backbone.tokenizer,
                                            splits.label_names))
@@ -140,6 +140,7 @@ def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,
                      log=active.log_epoch, report=trial and trial.report,
                      train_probe=ready.loaders.train_probe,
                      checkpoints=checkpoint_dir(cfg, active.run_id, resume))
+    active.log_steps("learning_rate_step", fitted.learning_rates)
     if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
         log.warning("training diverged: %s", fitted.diverged)
         active.tag({"textclf.diverged": fitted.diverged})

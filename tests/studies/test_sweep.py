@@ -166,7 +166,7 @@ def test_out_of_memory_is_retried_once_with_half_the_micro_batch(cli, tiny_sweep
     [child] = children
     assert child.info.status == "FINISHED" and child.data.tags["textclf.oom_retry"].startswith("batch 16 x 1 -> 8 x 2")
     assert (child.data.params["train.batch_size"], child.data.params["train.grad_accum_steps"]) == ("8", "2")
-    assert child.data.params["train.effective_batch_size"] == "16"
+    assert child.data.metrics["train.effective_batch_size"] == 16
 
 
 def test_accuracy_and_time_as_two_objectives_give_a_pareto_front(cli, tiny_sweep, tmp_path, monkeypatch):

@@ -43,11 +43,31 @@ def test_fit_learns_the_synthetic_task(tiny_model, tiny_data):
     assert [e for e, _ in logged] == [1, 2, 3, 4]
     assert set(logged[0][1]) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy",
                                  "train_val_loss_ratio", "train_loss_running", "train_accuracy_running",
-                                 "epoch_time_s"}
+                                 "epoch_time_s", "learning_rate", "grad_norm", "grad_norm_max"}
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert evaluate(model, loaders.test, CPU, None).accuracy > 0.9  # the label is in the words
     assert result.samples == 4 * len(loaders.train.dataset)
     assert result.tokens > result.samples * 4  # real tokens: [CLS] + >= 4 words + [SEP]
+
+
+@pytest.mark.parametrize("max_grad_norm", [1e-3, 0.0])
+def test_the_applied_learning_rate_and_the_gradient_norm_are_measured(tiny_model, tiny_data, max_grad_norm):
+    """Each optimizer step's learning rate after warmup and decay (what the configured peak hides), and
+    each epoch's gradient norm before clipping (clipping to 1e-3 must not hide it)."""
+    loaders = loaders_for(tiny_model, tiny_data)
+    logged = []
+    result = fit(tiny_classifier(tiny_model), loaders.train, loaders.val,
+                 cfg(epochs=2, warmup_ratio=0.25, learning_rate=1e-3, max_grad_norm=max_grad_norm), CPU,
+                 log=lambda metrics, epoch: logged.append(metrics))
+    total = 2 * len(loaders.train)
+    warmup = int(0.25 * total)
+    # transformers' linear schedule, written out: up from 0 over the warmup steps, then down to 0
+    expected = [1e-3 * (i / warmup if i < warmup else (total - i) / (total - warmup)) for i in range(total)]
+    assert result.learning_rates == pytest.approx(expected)
+    assert [row["learning_rate"] for row in logged] == pytest.approx(
+        [expected[len(loaders.train) - 1], expected[-1]])
+    for row in logged:
+        assert math.isfinite(row["grad_norm"]) and row["grad_norm_max"] >= row["grad_norm"] > 0.01
 
 
 def test_early_stopping_restores_the_best_epoch(tiny_model, tiny_data, monkeypatch):
@@ -216,14 +236,14 @@ def test_loss_ratio_compares_eval_mode_losses_on_a_fixed_training_sample(tiny_mo
 def test_a_short_micro_batch_is_weighted_by_its_rows(tiny_model, tiny_data, monkeypatch):
     """216 training rows: 20 x 1 ends with a batch of 16; 10 x 2 ends with a window of 10 + 6 rows. Each optimizer
     step's gradient is the mean over the rows of its window in both, so every step's gradients agree."""
-    real_step = train_mod._step
+    real_step = train_mod.step
     grads = {}
 
     def recording_step(model, *args):
         grads.setdefault(key, []).append([p.grad.clone() for p in model.parameters() if p.grad is not None])
         return real_step(model, *args)
 
-    monkeypatch.setattr(train_mod, "_step", recording_step)
+    monkeypatch.setattr(train_mod, "step", recording_step)
     for key in ((20, 1), (10, 2)):
         loaders = loaders_for(tiny_model, tiny_data, batch_size=key[0])
         fit(tiny_classifier(tiny_model, dropout=0.0), loaders.train, loaders.val,

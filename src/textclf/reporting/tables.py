@@ -17,11 +17,9 @@ import pandas as pd
 
 from textclf.errors import InputError
 from textclf.tracking import queries
-from textclf.training.summary import DEFAULT_OBJECTIVE, HEADLINE_METRICS
+from textclf.training.summary import DEFAULT_OBJECTIVE, HEADLINE_METRICS, is_derived
 
-IGNORED_PARAMS = ("tracking.", "trial.", "train.progress", "data.train_rows", "data.val_rows",
-                  "data.test_rows",
-                  "train.effective_batch_size", "max_length", "truncation")
+IGNORED_PARAMS = ("tracking.", "trial.", "train.progress", "max_length", "truncation")
 
 
 @dataclass
@@ -65,17 +63,18 @@ def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
     numbers."""
     frame = pd.DataFrame({"run_id": runs["run_id"], "status": runs["status"]})
     for column in runs.columns:
-        if column.startswith("params."):
-            frame[column.removeprefix("params.")] = _maybe_numeric(runs[column])
-        elif column.startswith("metrics."):
-            frame[column.removeprefix("metrics.")] = runs[column]
+        kind, _, name = column.partition(".")
+        if kind in ("params", "metrics"):
+            values = _maybe_numeric(runs[column]) if kind == "params" else runs[column]
+            # runs logged before the derived values moved to metrics have them as params
+            frame[name] = frame[name].combine_first(values) if name in frame else values
         elif column in ("tags.textclf.split_fingerprint", "tags.textclf.eval_fingerprint",
                         "tags.trial.state",
                         "tags.mlflow.runName", "tags.textclf.repeat_of", "tags.textclf.study",
                         "tags.textclf.monitor"):
             frame[column.removeprefix("tags.")] = runs[column]
-    if "data.label_map" not in frame:
-        frame["data.label_map"] = ""
+    labels = runs.get("tags.textclf.label_map", pd.Series(np.nan, index=runs.index, dtype=object))
+    frame["data.label_map"] = labels.combine_first(frame.get("data.label_map", labels)).fillna("")
     return frame.reset_index(drop=True)
 
 
@@ -87,7 +86,8 @@ def _maybe_numeric(column: pd.Series) -> pd.Series:
 def varied_params(runs: pd.DataFrame) -> list[str]:
     """Config params that take more than one value across the runs: what the study varied."""
     params = [c for c in runs.columns
-              if re.fullmatch(r"(data|model|train)\.\w+", c) and not c.startswith(IGNORED_PARAMS)]
+              if re.fullmatch(r"(data|model|train)\.\w+", c) and not c.startswith(IGNORED_PARAMS)
+              and not is_derived(c)]
     return sorted(c for c in params if runs[c].astype(str).nunique(dropna=False) > 1)
 
 

@@ -24,7 +24,7 @@ from textclf.tracking.journal import Journal, check_dir
 from textclf.tracking.liveness import born, clear_reaped, heartbeat
 from textclf.tracking.provenance import redact
 from textclf.tracking.spool import Spool
-from textclf.tracking.sync import journal_dir
+from textclf.tracking.sync import journal_dir, spool_for
 
 PREDICTIONS = "predictions"  # the artifact folder of per-row predictions
 EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
@@ -37,11 +37,12 @@ class ActiveRun:
         self.run_id, self.spool = run_id, spool
 
     def log_setup(self, cfg: Config, frames: dict[str, pd.DataFrame], data_uri: str,
-                  derived: dict[str, Any], digests: dict[str, str] | None = None) -> None:
-        """Params (flat, namespaced), the resolved config, and the splits as dataset inputs whose
-        digests are textclf's fingerprints of each split's full rows (`digests`): the runs table's
-        Dataset column then shows which runs were trained and scored on the same rows."""
-        params = {**cfg.flat(), **derived}
+                  varied: dict[str, Any], digests: dict[str, str] | None = None) -> None:
+        """Params (the config, flat and namespaced, and what a trial `varied`), the resolved
+        config, and the splits as dataset inputs whose digests are textclf's fingerprints of each
+        split's full rows (`digests`): the runs table's Dataset column then shows which runs were
+        trained and scored on the same rows."""
+        params = {**cfg.flat(), **varied}
         mlflow.log_params({k: redact(k, v) for k, v in params.items()})
         mlflow.log_text(dump_yaml(cfg), "config.yaml")
         # MLflow guesses a source type for plain paths and warns about it
@@ -53,6 +54,11 @@ class ActiveRun:
                                                   digest=(digests or {}).get(split))
                 _log_input(dataset, split)
 
+    def log_derived(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        """What the data and model turned out to be (summary.derived_values)."""
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(tags)
+
     def log_trainable(self, names: list[str]) -> None:
         """The tensors that train, one name per line: what a freeze preset or peft method chose."""
         mlflow.log_text("\n".join(names) + "\n", "trainable_parameters.txt")
@@ -60,6 +66,11 @@ class ActiveRun:
     def log_samples(self, text: str) -> None:
         """A few training inputs decoded, to check the tokenization (run.py training_samples)."""
         mlflow.log_text(text, "samples.txt")
+
+    def log_steps(self, key: str, values: list[float]) -> None:
+        """A per-step series (steps 1, 2, ...) through the spool."""
+        self.spool.add_steps(key, values)
+        self.spool.flush()
 
     def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         """Through the spool: training goes on while the tracking server is away (spool.py)."""
@@ -116,7 +127,7 @@ def run(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | Non
     active = _start(tracking, tags, parent_run_id, resume, name or tracking.run_name, unique)
     journal = Journal(journal_dir(tracking.journal_dir), mlflow.get_tracking_uri(),
                       active.info.run_id)
-    logged = ActiveRun(active.info.run_id, _spool_for(active.info.run_id, journal))
+    logged = ActiveRun(active.info.run_id, spool_for(active.info.run_id, journal))
     status = "FAILED"
     # the killed process may have logged epochs after its last checkpoint
     logged.spool.uncertain = bool(resume)
@@ -197,40 +208,6 @@ def check_journal_dir(cfg: Config) -> None:
 
 def active_run_id() -> str:
     return mlflow.active_run().info.run_id
-
-
-def _spool_for(run_id: str, journal: Journal) -> Spool:
-    def send(entries):
-        with _fail_fast():
-            mlflow.MlflowClient().log_batch(run_id, metrics=[
-                mlflow.entities.Metric(key, value, timestamp, step) for key, value, step,
-                                                             timestamp in entries])
-
-    def known(keys):
-        with _fail_fast():
-            client = mlflow.MlflowClient()
-            return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
-
-    return Spool(send, known, pending=list(journal.leftover), uncertain=bool(journal.leftover),
-                 journal=journal)
-
-
-@contextlib.contextmanager
-def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
-    """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool
-    retries. Process-wide environment variables: only the main thread may use this."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                       "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _log_input(dataset, context: str, attempts: int = 3) -> None:

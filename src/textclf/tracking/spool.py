@@ -45,6 +45,14 @@ class Spool:
             self.journal.append(entries)
         self.pending += entries
 
+    def add_steps(self, key: str, values: list[float]) -> None:
+        """One value per step 1, 2, ... (a per-step series), in one journal write."""
+        now = int(time.time() * 1000)
+        entries = [(key, float(value), step, now) for step, value in enumerate(values, start=1)]
+        if self.journal:
+            self.journal.append(entries)
+        self.pending += entries
+
     def flush(self) -> bool:
         """One attempt while training (timed: `longest_wait_s`); True when nothing is left
         pending."""

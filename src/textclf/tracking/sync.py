@@ -1,15 +1,20 @@
-"""Replaying the metric journals of processes that died before the tracking server had their metrics
-(journal.py): `textclf sync`, and every textclf train/sweep when it connects to the same tracking
-URI."""
+"""Sending metrics to the tracking server: a live run's spool (spool_for: a short timeout, the
+journal behind it), and replaying the metric journals of processes that died before the server had
+their metrics (journal.py): `textclf sync`, and every textclf train/sweep when it connects to the
+same tracking URI."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 
-from textclf.tracking.journal import Entry, Replayed, default_dir, replay
+from textclf.tracking.journal import Entry, Journal, Replayed, default_dir, replay
 from textclf.tracking.liveness import end_dead
+from textclf.tracking.spool import Spool
 
 log = logging.getLogger(__name__)
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -26,10 +31,7 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
     client = mlflow.MlflowClient(uri)
 
     def send(run_id: str, entries: list[Entry]) -> None:
-        metrics = [mlflow.entities.Metric(key, value, timestamp, step) for key, value, step,
-                   timestamp in entries]
-        for start in range(0, len(metrics), BATCH):
-            client.log_batch(run_id, metrics=metrics[start:start + BATCH])
+        send_batches(client, run_id, entries)
 
     def known(run_id: str, keys: set[str]) -> set[tuple[str, int]] | None:
         try:
@@ -54,3 +56,43 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
             end_dead(run_id, reason if intended is None else f"{reason} (it had failed)")
 
     return replay(directory, uri, send, known, end)
+
+
+def send_batches(client: mlflow.MlflowClient, run_id: str, entries: list[Entry]) -> None:
+    metrics = [mlflow.entities.Metric(key, value, timestamp, step) for key, value, step,
+               timestamp in entries]
+    for start in range(0, len(metrics), BATCH):
+        client.log_batch(run_id, metrics=metrics[start:start + BATCH])
+
+
+def spool_for(run_id: str, journal: Journal) -> Spool:
+    """The live run's spool (spool.py): sends with a short timeout, the journal behind it."""
+    def send(entries):
+        with _fail_fast():
+            send_batches(mlflow.MlflowClient(), run_id, entries)
+
+    def known(keys):
+        with _fail_fast():
+            client = mlflow.MlflowClient()
+            return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
+
+    return Spool(send, known, pending=list(journal.leftover), uncertain=bool(journal.leftover),
+                 journal=journal)
+
+
+@contextlib.contextmanager
+def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
+    """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool
+    retries. Process-wide environment variables: only the main thread may use this."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

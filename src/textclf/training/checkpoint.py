@@ -50,6 +50,7 @@ def snapshot(directory: Path, epoch: int, parts: Parts, result, best_loss: float
                                                                 result.padded_tokens,
                                                                 result.first_step_s,
                                                                 result.token_squares],
+            "learning_rates": result.learning_rates,
             "optimizer_groups": optimizer["param_groups"],
             "scheduler": parts.scheduler.state_dict(),
             "scaler": parts.scaler.state_dict()}
@@ -82,6 +83,7 @@ def restore(found, parts: Parts, result, device: torch.device):
         meta["best_epoch"],
         meta["stopped_early"],
     )
+    result.learning_rates = meta.get("learning_rates", [])  # none in checkpoints before them
     # checkpoints from before token_squares
     counters = meta["counters"] + [0] * (6 - len(meta["counters"]))
     (result.step_time_s, result.samples, result.tokens, result.padded_tokens, result.first_step_s,

@@ -28,6 +28,7 @@ from textclf.training.compiled import CompileClock, compiled
 from textclf.training.device import autocast_dtype
 from textclf.training.evaluate import Evaluation, evaluate, to_device
 from textclf.training.optim import make_optimizer, make_schedule
+from textclf.training.steps import Steps, check_progress, scale_gradients, step
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, epoch)
 # (the row of the best-val-loss epoch so far, epoch): what the objective would be if training
@@ -54,6 +55,8 @@ class FitResult:
     compile_time_s: float = 0.0
     # the selected epoch's validation rows (None after a resume past it)
     best_val: Evaluation | None = None
+    # the learning rate each optimizer step applied (after warmup and decay), in order
+    learning_rates: list[float] = field(default_factory=list)
 
     def best(self) -> dict[str, float]:
         return self.history[self.best_epoch - 1]
@@ -137,6 +140,9 @@ class Running:
     padded_tokens: int
     token_squares: int
     first_step: float | None  # perf_counter time at which the first optimizer step had finished
+    learning_rates: list[float]  # what each optimizer step applied
+    grad_norm: float  # mean gradient norm over the optimizer steps, before clipping
+    grad_norm_max: float
 
 
 def count(result: FitResult, running: Running, step_time_s: float, fit_start: float) -> None:
@@ -145,6 +151,7 @@ def count(result: FitResult, running: Running, step_time_s: float, fit_start: fl
     result.tokens += running.tokens
     result.padded_tokens += running.padded_tokens
     result.token_squares += running.token_squares
+    result.learning_rates += running.learning_rates
     if not result.history and running.first_step is not None:
         result.first_step_s = running.first_step - fit_start
 
@@ -158,7 +165,8 @@ def epoch_row(running: Running, probe: Evaluation | None, val: Evaluation,
     return {"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val.loss,
             "val_accuracy": val.accuracy, "train_val_loss_ratio": train_loss / max(val.loss, 1e-12),
             "train_loss_running": running.loss, "train_accuracy_running": running.accuracy,
-            "epoch_time_s": seconds}
+            "epoch_time_s": seconds, "learning_rate": running.learning_rates[-1],
+            "grad_norm": running.grad_norm, "grad_norm_max": running.grad_norm_max}
 
 
 def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype,
@@ -171,7 +179,7 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
     loss_sum = torch.zeros((), device=device)  # accumulated on device: no sync per step
     correct = torch.zeros((), device=device, dtype=torch.long)
     samples = tokens = padded = squares = window = 0
-    first_step = None
+    first_step, steps = None, Steps()
     accum, n = cfg.grad_accum_steps, len(loader)
     full = cfg.batch_size * accum
     bar = tqdm(loader, desc=desc, disable=not cfg.progress, leave=False, mininterval=1.0)
@@ -191,8 +199,8 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
         padded, squares = padded + batch["input_ids"].numel(), squares + batch["token_squares"]
         if i % accum == 0 or i == n:
             if window != full:
-                _scale_gradients(model, full / window)
-            _step(model, optimizer, scheduler, scaler, cfg.max_grad_norm)
+                scale_gradients(model, full / window)
+            steps.add(*step(model, optimizer, scheduler, scaler, cfg.max_grad_norm))
             window = 0
             if first_step is None:
                 if device.type == "cuda":
@@ -200,31 +208,9 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
                     torch.cuda.synchronize(device)
                 first_step = time.perf_counter()
         if i % 50 == 0 or i == n:  # one sync per 50 steps: progress and a NaN check
-            mean = loss_sum.item() / samples
-            if not math.isfinite(mean):
-                raise FloatingPointError(f"training loss is {mean} at {desc}, step {i}; lower "
-                                         "train.learning_rate or use train.precision=fp32")
-            bar.set_postfix(loss=f"{mean:.4f}", acc=f"{correct.item() / samples:.3f}")
+            check_progress(bar, loss_sum, correct, samples, f"{desc}, step {i}")
     return Running(loss_sum.item() / samples, correct.item() / samples, samples, tokens, padded,
-                   squares, first_step)
-
-
-@torch.no_grad()
-def _scale_gradients(model: torch.nn.Module, factor: float) -> None:
-    for p in model.parameters():
-        if p.grad is not None:
-            p.grad.mul_(factor)
-
-
-def _step(model, optimizer, scheduler, scaler, max_grad_norm: float) -> None:
-    if max_grad_norm > 0:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
-                                       max_grad_norm)
-    scaler.step(optimizer)
-    scaler.update()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+                   squares, first_step, steps.learning_rates, *steps.norms())
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -108,12 +108,22 @@ def utilisation(setup: Setup, fitted: FitResult) -> dict[str, float]:
     return out
 
 
-def derived_params(rows: dict[str, int], label_names: tuple[str, ...], dropped: dict[str, int],
-                   effective_batch_size: int, attn_implementation: str | None) -> dict[str, object]:
-    """Params a run logs beside its config: what the data and model turned out to be."""
-    return {"data.num_labels": len(label_names),
-            **{f"data.{split}_rows": count for split, count in rows.items()},
-            "data.label_map": list(label_names),
-            **{f"data.{reason}_dropped": count for reason, count in dropped.items()},
-            "train.effective_batch_size": effective_batch_size,
-            "model.attn_implementation": attn_implementation}
+def derived_values(rows: dict[str, int], label_names: tuple[str, ...], dropped: dict[str, int],
+                   effective_batch_size: int,
+                   attn_implementation: str | None) -> tuple[dict[str, float], dict[str, str]]:
+    """What the data and model turned out to be, beside the config a run logs as params: counts as
+    metrics, names as tags. Params stay what the user chose, so MLflow's compare view (it plots the
+    first differing params) and its columns show the choices."""
+    metrics = {"data.num_labels": len(label_names),
+               **{f"data.{split}_rows": count for split, count in rows.items()},
+               **{f"data.{reason}_dropped": count for reason, count in dropped.items()},
+               "train.effective_batch_size": effective_batch_size}
+    return metrics, {"textclf.label_map": ",".join(label_names),
+                     "textclf.attn_implementation": str(attn_implementation)}
+
+
+def is_derived(name: str) -> bool:
+    """A derived value's name (derived_values), also where older runs logged it as a param."""
+    return name.endswith("_dropped") or name in (
+        "data.num_labels", "data.train_rows", "data.val_rows", "data.test_rows", "data.label_map",
+        "train.effective_batch_size", "model.attn_implementation")
