@@ -33,7 +33,7 @@ def test_train_on_dataframes_follows_the_run_contract(tiny_model, tracking_uri):
     mlflow.set_tracking_uri(tracking_uri)
     run = mlflow.get_run(result.run_id)
     check_contract(run, mlflow.MlflowClient(), epochs=3)
-    assert run.data.params["data.name"] == "dataframes" and run.data.params["data.test_rows"] == "80"
+    assert run.data.params["data.name"] == "dataframes" and run.data.metrics["data.test_rows"] == 80
     assert run.data.params["data.split"] == "provided"  # train + test: validation carved from train
     assert result.model_uri and mlflow.pyfunc.load_model(result.model_uri)
 
@@ -42,14 +42,14 @@ def test_train_alone_is_pooled_and_three_frames_are_used_as_given(tiny_model, tr
     train, test = frames()
     pooled = textclf.train(tiny_config(tiny_model, "api-pool"), ["tracking.log_model=false"], train=train,
                            tracking_uri=tracking_uri)
-    params = mlflow.get_run(pooled.run_id).data.params
-    assert params["data.split"] == "pool" and int(params["data.train_rows"]) == 192  # 10% val, 10% test
+    run = mlflow.get_run(pooled.run_id).data
+    assert run.params["data.split"] == "pool" and run.metrics["data.train_rows"] == 192  # 10% val, 10% test
     val = train.iloc[:30]
     given = textclf.train(tiny_config(tiny_model, "api-given"), ["tracking.log_model=false"],
                           train=datasets.Dataset.from_pandas(train.iloc[30:], preserve_index=False), val=val,
                           test=test, tracking_uri=tracking_uri)
-    params = mlflow.get_run(given.run_id).data.params
-    assert (params["data.train_rows"], params["data.val_rows"], params["data.test_rows"]) == ("210", "30", "80")
+    counts = mlflow.get_run(given.run_id).data.metrics
+    assert (counts["data.train_rows"], counts["data.val_rows"], counts["data.test_rows"]) == (210, 30, 80)
 
 
 def test_the_same_rows_give_the_same_fingerprint_as_files(tiny_model, tracking_uri, tmp_path):

@@ -24,7 +24,7 @@ def test_imdb_minilm_one_epoch_is_well_above_chance(cli, assets, tracking_uri, m
     [run] = mlflow.search_runs(experiment_names=["e2e-imdb"], output_format="list")
     check_contract(run, mlflow.MlflowClient(), epochs=2)
     print(f"MEASURED e2e IMDB 500 rows, 2 epochs: test accuracy {run.data.metrics['test_accuracy']:.3f}")
-    assert run.data.params["data.train_rows"] == "500" and run.data.params["model.name"] == "all-MiniLM-L6-v2"
+    assert run.data.metrics["data.train_rows"] == 500 and run.data.params["model.name"] == "all-MiniLM-L6-v2"
     assert run.data.metrics["test_accuracy"] >= 0.62
     assert run.data.metrics["trainable_params"] == 22713216 + 2 * 384 + 2  # MiniLM + a 2-class head
 
@@ -102,7 +102,7 @@ def test_imdb_from_tsv_and_save_to_disk_trains_like_parquet(cli, assets, trackin
     runs = mlflow.search_runs(experiment_names=["e2e-formats"], output_format="list")
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert {r.data.tags["textclf.split_fingerprint"] for r in runs} == {fingerprints["parquet"]}
-    assert {r.data.params["data.train_rows"] for r in runs} == {"360"}  # 400 less the 10% validation rows
+    assert {r.data.metrics["data.train_rows"] for r in runs} == {360}  # 400 less the 10% validation rows
     # same rows, same seed, same CPU: the two runs train identically
     first, second = (r.data.metrics for r in runs)
     assert first["test_accuracy"] == second["test_accuracy"]

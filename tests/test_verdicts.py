@@ -46,8 +46,8 @@ def test_a_run_saves_every_evaluated_row_and_its_metrics_come_from_them(three_ru
     run = mlflow.get_run(three_runs["high"])
     m = run.data.metrics
     val, test = predictions.load(run.info.run_id, "val"), predictions.load(run.info.run_id, "test")
-    assert len(val) == int(run.data.params["data.val_rows"])
-    assert len(test) == int(run.data.params["data.test_rows"])
+    assert len(val) == int(run.data.metrics["data.val_rows"])
+    assert len(test) == int(run.data.metrics["data.test_rows"])
     assert (val.prediction == val.label).mean() == pytest.approx(m["best_val_accuracy"])  # the selected epoch's
     assert (test.prediction == test.label).mean() == pytest.approx(m["test_accuracy"])
     assert np.allclose(np.stack(test.probabilities.to_numpy()).sum(1), 1, atol=1e-5)

@@ -4,6 +4,7 @@ Skipped where no Chromium is installed (`.ci/run` installs Debian's chromium).""
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import ROOT, mlflow_server
+
+from textclf.tracking import saved_view
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
@@ -54,27 +57,104 @@ def test_the_ui_shows_the_parent_its_children_and_the_report(served_sweep, tmp_p
 
 def screenshot(url: str, profile, path: Path) -> None:
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--window-size=1400,900",
+                    f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--window-size=1800,800",
                     "--hide-scrollbars", f"--screenshot={path}", url], capture_output=True, timeout=180)
 
 
-def test_the_compare_view_tells_the_trials_apart(served_sweep, tmp_path):
-    """Three children of a sweep side by side: distinct names, the varied params and best_val_accuracy shown.
-    Writes the runs-table screenshot of docs/mlflow-ui.md (to docs/ with TEXTCLF_UPDATE_SCREENSHOTS=1)."""
-    import os
+def test_the_saved_view_shows_the_trials_with_the_objective_the_varied_params_and_datasets(served_sweep, tmp_path):
+    """What `textclf ui` prints for a sweep (tracking/saved_view.py): the trials listed flat, best first, with
+    the objective, the varied params and the Dataset column filled (the evaluation rows' fingerprints).
+    Writes docs/mlflow-ui-runs.png with TEXTCLF_UPDATE_SCREENSHOTS=1."""
+    url, store = served_sweep
+    mlflow.set_tracking_uri(store)
+    client = mlflow.MlflowClient()
+    parent = client.get_run(mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`textclf.role` = 'sweep'", output_format="list")[0].info.run_id)
+    experiment = parent.info.experiment_id
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    view = f"{url}/{saved_view.view_path(experiment, parent.data.tags[saved_view.VIEW_TAG])}"
+    page = render(view, tmp_path / "profile")
+    assert re.search(r"<strong>3</strong> matching runs", page), "the view lists the 3 trials"
+    for child in children:
+        assert html.escape(child.info.run_name) in page, child.info.run_name
+    headers = column_headers(page)
+    assert {"best_val_accuracy", "model.freeze", "train.learning_rate", "Dataset"} <= headers, headers
+    # the Dataset cells name the data and the fingerprint digest of the rows each trial was scored on
+    complete = next(c for c in children if c.info.status == "FINISHED")
+    digest = next(i.dataset.digest for i in complete.inputs.dataset_inputs if i.tags[0].value == "test")
+    assert f":test ({digest})" in page, "the Dataset column shows textclf's fingerprint"
+    assert "shared view" in page  # MLflow says it opened the saved view
+    screenshot(view, tmp_path / "profile", shots(tmp_path) / "mlflow-ui-runs.png")
 
+
+def column_headers(page: str) -> set[str]:
+    """The texts of the runs table's column headers (ag-grid header cells)."""
+    cells = re.findall(r'role="columnheader".*?</div></div></div>', page, flags=re.S)
+    return {html.unescape(t).strip() for cell in cells for t in re.findall(r">([^<>]+)<", cell)} - {""}
+
+
+def shots(tmp_path: Path) -> Path:
+    return ROOT / "docs" if os.environ.get("TEXTCLF_UPDATE_SCREENSHOTS") else tmp_path
+
+
+def screenshot(url: str, profile, path: Path) -> None:
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--window-size=1800,800",
+                    "--hide-scrollbars", f"--screenshot={path}", url], capture_output=True, timeout=180)
+    assert path.stat().st_size > 10_000
+
+
+def test_the_compare_view_plots_the_varied_params_and_the_objective(served_sweep, tmp_path):
+    """The trials that trained, side by side: distinct names; the parallel-coordinates plot picks the first
+    three params that differ (alphabetically), so with only what the user chose as params it plots the
+    varied ones, never row counts (its metric is MLflow's first shared one, which textclf cannot choose).
+    Writes docs/mlflow-ui-compare.png with TEXTCLF_UPDATE_SCREENSHOTS=1."""
     url, store = served_sweep
     mlflow.set_tracking_uri(store)
     experiment = mlflow.get_experiment_by_name("tiny-sweep").experiment_id
     children = [r for r in mlflow.search_runs([experiment], output_format="list") if "mlflow.parentRunId" in r.data.tags]
     assert len({c.info.run_name for c in children}) == 3 and all(c.info.run_name.startswith("trial ") for c in children)
-    ids = ",".join(f'"{c.info.run_id}"' for c in children)
-    page = render(f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment}\"]", tmp_path / "profile")
-    for child in children:
+    scored = [c for c in children if "val_loss" in c.data.metrics]
+    assert len(scored) == 2  # the complete and the pruned trial; the rejected one never trained
+    ids = ",".join(f'"{c.info.run_id}"' for c in scored)
+    compare = f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment}\"]"
+    page = render(compare, tmp_path / "profile")
+    for child in scored:
         assert html.escape(child.info.run_name) in page, child.info.run_name
-    assert "train.learning_rate" in page and "model.freeze" in page and "best_val_accuracy" in page
-    target = ROOT / "docs" if os.environ.get("TEXTCLF_UPDATE_SCREENSHOTS") else tmp_path
-    screenshot(f"{url}/#/experiments/{experiment}/runs", tmp_path / "profile", target / "mlflow-ui-runs.png")
-    screenshot(f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment}\"]", tmp_path / "profile",
-               target / "mlflow-ui-compare.png")
-    assert (target / "mlflow-ui-runs.png").stat().st_size > 10_000
+    plotted = set(re.findall(r'class="ant-select-selection-item" title="([^"]+)"', page)) | \
+        set(re.findall(r'<span class="[^"]*selection-item-content[^"]*">([^<]+)</span>', page))
+    differing = sorted(k for k in scored[0].data.params if len({c.data.params.get(k) for c in scored}) > 1)
+    assert differing and set(differing[:3]) <= plotted, (differing, plotted)
+    assert differing == ["train.learning_rate", "trial.number"]  # what the grid varied, and which trial
+    assert not {k for k in plotted if k.endswith(("_rows", "_dropped", "label_map"))}
+    screenshot(compare, tmp_path / "profile", shots(tmp_path) / "mlflow-ui-compare.png")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_after_the_readmes_quickstart_sweep_the_view_shows_its_trials(cli, assets, tmp_path, monkeypatch):
+    """The README's sweep (sweeps/quickstart.yaml: MiniLM-L6, 4 trials, about 3 minutes on 2 cores), then
+    what `textclf ui` opens: the 4 trials with the objective, both varied params and the Dataset column
+    holding the evaluation rows' fingerprints. Writes docs/mlflow-ui-quickstart.png with
+    TEXTCLF_UPDATE_SCREENSHOTS=1."""
+    monkeypatch.setenv("TEXTCLF_ASSETS", str(assets))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("sweep", ROOT / "sweeps" / "quickstart.yaml")
+    assert code == 0, err
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("quickstart-sweep").experiment_id
+    routes = saved_view.routes(experiment)
+    [parent] = client.search_runs([experiment], "tags.`textclf.role` = 'sweep'")
+    trials = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(trials) == 4 and "compare" in routes
+    with mlflow_server(tmp_path / "mlflow.db", tmp_path / "server.log", tmp_path / "mlartifacts") as url:
+        page = render(f"{url}/{routes['sweep']}", tmp_path / "profile")
+        assert re.search(r"<strong>4</strong> matching runs", page)
+        headers = column_headers(page)
+        assert {"best_val_accuracy", "model.freeze", "train.learning_rate", "Dataset"} <= headers, headers
+        for trial in trials:
+            digest = next(i.dataset.digest for i in trial.inputs.dataset_inputs if i.tags[0].value == "test")
+            assert f"imdb:test ({digest})" in page
+        screenshot(f"{url}/{routes['sweep']}", tmp_path / "profile", shots(tmp_path) / "mlflow-ui-quickstart.png")

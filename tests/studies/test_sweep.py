@@ -1,6 +1,7 @@
 """Sweeps: spec validation, the search-space function, and real studies on a tiny model."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,31 @@ def test_each_trials_varied_values_are_tags_too(finished_sweep):
         assert set(varied) == {"train.learning_rate", "model.freeze"}, child.data.tags
         if "textclf.error" not in child.data.tags:  # a rejected trial's params are the base config's
             assert all(child.data.params[k] == v for k, v in varied.items()), (varied, child.data.params)
+
+
+def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(finished_sweep):
+    """The runs table's parent row is not empty: the best trial's objective as a metric and the evaluation
+    datasets the trials were scored on; the experiment holds a view MLflow's UI opens by its share key: the
+    sweep's trials, best first, with the Dataset, the objective and the varied params as columns."""
+    client = mlflow.MlflowClient(finished_sweep["tracking_uri"])
+    parent = client.get_run(finished_sweep["parent_run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    [complete] = [c for c in children if c.info.status == "FINISHED"]
+    assert parent.data.metrics["best_val_accuracy"] == complete.data.metrics["best_val_accuracy"]
+    evaluated = {(i.tags[0].value, i.dataset.digest) for i in complete.inputs.dataset_inputs
+                 if i.tags[0].value != "train"}
+    assert {(i.tags[0].value, i.dataset.digest) for i in parent.inputs.dataset_inputs} == evaluated
+    assert {context for context, _ in evaluated} == {"val", "test"}
+
+    key = parent.data.tags["textclf.view"]
+    experiment = client.get_experiment(parent.info.experiment_id)
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
+    assert view["searchFilter"] == f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`best_val_accuracy`", False)
+    assert view["selectedColumns"][:4] == ["attributes.`Dataset`", "metrics.`best_val_accuracy`",
+                                           "params.`model.freeze`", "params.`train.learning_rate`"]
+    assert view["columnOrder"][0] == "metrics.`best_val_accuracy`"
+    # the view's own search finds exactly the trials
+    assert {r.info.run_id for r in client.search_runs([experiment.experiment_id], view["searchFilter"])} == \
+        {c.info.run_id for c in children}

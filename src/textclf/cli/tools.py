@@ -73,12 +73,13 @@ def ui_cmd(tracking_uri, experiment, port, no_browser) -> None:
     uri, origin = store.resolve_uri(tracking_uri)
     store.connect_read(uri, f"ui: {origin}")
     log_path = Path(tempfile.gettempdir()) / "textclf-ui.log"
-    proc, url = server.ui(uri, experiment, log_path, port)
-    try:  # the server stops however this ends (Ctrl-C while the line is printed included)
-        click.echo(f"MLflow UI: {url}  (choose 'Model training' if it opens in GenAI mode; "
-                   "Ctrl-C stops)")
-        if not no_browser:
-            webbrowser.open(url)
+    proc, urls = server.ui(uri, experiment, log_path, port)
+    try:  # the server stops however this ends (Ctrl-C while the lines are printed included)
+        for name, url in urls.items():
+            click.echo(f"MLflow UI, {name}: {url}")
+        click.echo("Ctrl-C stops the server")
+        if not no_browser:  # the newest sweep's view where there is one
+            webbrowser.open(urls.get("sweep") or next(iter(urls.values())))
         if proc is not None:
             proc.wait()
     finally:

@@ -11,9 +11,9 @@ import pandas as pd
 
 from textclf.studies.records import end_dead_trials
 from textclf.studies.spec import SweepSpec
-from textclf.studies.study import best_tags, open_study, trial_table
+from textclf.studies.study import best_tags, best_trials, open_study, trial_table
 from textclf.studies.views import optuna_views
-from textclf.tracking import provenance, sweep_runs
+from textclf.tracking import provenance, saved_view, sweep_runs
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,20 @@ def finish(spec: SweepSpec, url: str, parent: str) -> optuna.Study:
     optuna.storages.fail_stale_trials(study)  # a worker killed after its last trial started
     end_dead_trials(study)
     sweep_runs.update_run(parent, best_tags(study), {"trials.csv": trial_table(study).to_csv()})
+    show_in_ui(spec, study, parent)
     attach_report(parent, study)
     return study
+
+
+def show_in_ui(spec: SweepSpec, study: optuna.Study, parent: str) -> None:
+    """The parent row's best values and evaluation datasets, and the trials' saved view
+    (tracking/saved_view.py)."""
+    front = best_trials(study)
+    best = dict(zip(dict(spec.objectives), front[0].values)) if front else {}
+    try:
+        saved_view.show_sweep(parent, best, dict(spec.objectives), spec.varied_keys())
+    except Exception as e:  # the study's results stand without it
+        log.warning("could not save the sweep's MLflow view: %s", e)
 
 
 def attach_report(parent: str, study: optuna.Study) -> None:

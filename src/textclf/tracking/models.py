@@ -27,6 +27,13 @@ SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]),
                            outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]))
 
 
+def inference_config(max_length: int) -> dict[str, object]:
+    """The transformers flavor's pipeline settings; MLflow also logs them as params, so every run
+    logs them at its start too (runs.log_setup): a run that keeps no model then does not differ in
+    them, and MLflow's compare view (it plots the first differing params) shows what was varied."""
+    return {"truncation": True, "max_length": max_length}
+
+
 def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, save_base: bool,
               examples: list[str]) -> str:
     """Into the active run, with the signature and `examples` (a few texts) as the input example;
@@ -42,7 +49,7 @@ def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, sav
         info = mlflow.transformers.log_model(
             transformers_model={"model": model, "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
             task="text-classification", pip_requirements=requirements(), signature=SIGNATURE,
-            input_example=example, model_config={"truncation": True, "max_length": max_length})
+            input_example=example, model_config=inference_config(max_length))
     finally:
         quiet.level = level
     return info.model_uri

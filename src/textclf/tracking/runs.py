@@ -19,7 +19,7 @@ import pandas as pd
 
 from textclf.config import Config, TrackingConfig, dump_yaml
 from textclf.errors import InputError
-from textclf.tracking import names
+from textclf.tracking import models, names
 from textclf.tracking.journal import Journal, check_dir
 from textclf.tracking.liveness import born, clear_reaped, heartbeat
 from textclf.tracking.provenance import redact
@@ -42,7 +42,7 @@ class ActiveRun:
         config, and the splits as dataset inputs whose digests are textclf's fingerprints of each
         split's full rows (`digests`): the runs table's Dataset column then shows which runs were
         trained and scored on the same rows."""
-        params = {**cfg.flat(), **varied}
+        params = {**cfg.flat(), **varied, **models.inference_config(cfg.data.max_length)}
         mlflow.log_params({k: redact(k, v) for k, v in params.items()})
         mlflow.log_text(dump_yaml(cfg), "config.yaml")
         # MLflow guesses a source type for plain paths and warns about it

@@ -115,12 +115,15 @@ def running(backend_uri: str, artifacts: Path, log_path: Path, host: str = "127.
 
 
 def ui(tracking_uri: str, experiment: str | None, log_path: Path,
-       port: int | None = None) -> tuple[subprocess.Popen | None, str]:
+       port: int | None = None) -> tuple[subprocess.Popen | None, dict[str, str]]:
     """The MLflow UI for a store: a local store (SQLite, PostgreSQL) gets its own server on
     127.0.0.1 and a free port (artifacts from mlartifacts/ beside a SQLite file); an http(s) store
-    is already one. Returns (the server process or None, the URL of `experiment`'s runs, or of the
-    experiment list when there is none)."""
+    is already one. Returns (the server process or None, the URLs to open: `experiment`'s runs and,
+    when it has a sweep, its saved view and compare view (saved_view.routes); the experiment list
+    when there is no such experiment)."""
     import mlflow
+
+    from textclf.tracking import saved_view
 
     proc = None
     if tracking_uri.startswith(("http://", "https://")):
@@ -130,4 +133,7 @@ def ui(tracking_uri: str, experiment: str | None, log_path: Path,
                      if tracking_uri.startswith("sqlite:///") else Path.cwd()) / "mlartifacts"
         proc, base = start(tracking_uri, artifacts, log_path, port=port)
     found = mlflow.get_experiment_by_name(experiment) if experiment else None
-    return proc, f"{base}/#/experiments/{found.experiment_id}" if found else f"{base}/#/experiments"
+    if found is None:
+        return proc, {"experiments": f"{base}/#/experiments"}
+    return proc, {name: f"{base}/{route}"
+                  for name, route in saved_view.routes(found.experiment_id).items()}

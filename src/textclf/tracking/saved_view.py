@@ -1,0 +1,96 @@
+"""What the MLflow UI (3.17) shows for a sweep without a click: the parent row carries the best
+trial's objective values and the evaluation datasets the trials were scored on, and the experiment
+holds a saved view of the trials.
+
+The view is MLflow's own shared view state: the UI's Share button stores the page's state as the
+experiment tag `mlflow.sharedViewState.<key>` and opens it from `?viewStateShareKey=<key>`. Its
+search facets (filter, sort) and column choices are kept; which runs are expanded is not (the UI
+drops `runsExpanded` from shared state), so the view filters to the sweep's children, which then
+list flat, best first. `workflowType=machine_learning` opens the model-training UI, not GenAI's."""
+from __future__ import annotations
+
+import json
+import time
+
+import mlflow
+from mlflow.entities import Metric
+
+SHARE_TAG = "mlflow.sharedViewState."  # the UI's prefix for shared view state
+VIEW_TAG = "textclf.view"  # on the parent: the share key of its view
+
+
+def column(kind: str, key: str) -> str:
+    """A runs-table column as the UI names it: attributes/params/metrics/tags + backquoted key."""
+    return f"{kind}.`{key}`"
+
+
+def view_path(experiment_id: str, key: str | None = None) -> str:
+    """The UI route (after the server's URL) of an experiment's runs, or of a saved view."""
+    query = "workflowType=machine_learning" + (f"&viewStateShareKey={key}" if key else "")
+    return f"#/experiments/{experiment_id}/runs?{query}"
+
+
+def show_sweep(parent_run_id: str, best: dict[str, float], objectives: dict[str, str],
+               varied: list[str]) -> str:
+    """The parent's best objective values and evaluation datasets, and the sweep's saved view;
+    returns the view's UI route."""
+    client = mlflow.MlflowClient()
+    parent = client.get_run(parent_run_id)
+    experiment = parent.info.experiment_id
+    if best:
+        now = int(time.time() * 1000)
+        client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in best.items()])
+    _log_evaluation_inputs(client, parent, experiment)
+    (metric, direction), *_ = objectives.items()
+    chosen = [*(column("metrics", m) for m in objectives),
+              *(column("params", k) for k in sorted(varied))]
+    state = {"searchFilter": f"tags.mlflow.parentRunId = '{parent_run_id}'",
+             "orderByKey": column("metrics", metric), "orderByAsc": direction == "minimize",
+             "selectedColumns": [column("attributes", "Dataset"), *chosen,
+                                 column("attributes", "Models")],
+             # what was chosen and scored first, beside the run names: the UI's columns scroll
+             "columnOrder": [*chosen, column("attributes", "Dataset")]}
+    client.set_experiment_tag(experiment, SHARE_TAG + parent_run_id, json.dumps(state))
+    client.set_tag(parent_run_id, VIEW_TAG, parent_run_id)
+    return view_path(experiment, parent_run_id)
+
+
+def _log_evaluation_inputs(client: mlflow.MlflowClient, parent, experiment: str) -> None:
+    """The children's validation and test datasets, each once (trials may differ in their training
+    rows, e.g. data.train_fraction; what they were scored on defines comparability)."""
+    def identity(item) -> tuple:
+        return item.dataset.name, item.dataset.digest, tuple((t.key, t.value) for t in item.tags)
+
+    have = {identity(i) for i in parent.inputs.dataset_inputs}
+    found = {}
+    for child in client.search_runs([experiment],
+                                    f"tags.mlflow.parentRunId = '{parent.info.run_id}'"):
+        for item in child.inputs.dataset_inputs:
+            contexts = {t.value for t in item.tags if t.key == "mlflow.data.context"}
+            if contexts & {"val", "test"} and identity(item) not in have:
+                found.setdefault(identity(item), item)
+    if found:
+        client.log_inputs(parent.info.run_id, datasets=list(found.values()))
+
+
+def routes(experiment_id: str) -> dict[str, str]:
+    """What `textclf ui` prints for an experiment: its runs, and for its newest sweep the saved view
+    and the compare view of its best three finished trials (by the study's first objective)."""
+    found = {"runs": view_path(experiment_id)}
+    client = mlflow.MlflowClient()
+    sweeps = client.search_runs([experiment_id], "tags.`textclf.role` = 'sweep'", max_results=1,
+                                order_by=["attributes.start_time DESC"])
+    if not sweeps or VIEW_TAG not in sweeps[0].data.tags:
+        return found
+    parent = sweeps[0]
+    found["sweep"] = view_path(experiment_id, parent.data.tags[VIEW_TAG])
+    objective = json.loads(parent.data.tags.get("study.objective", "{}"))
+    (metric, direction), *_ = objective.items() or [("best_val_accuracy", "maximize")]
+    order = "ASC" if direction == "minimize" else "DESC"
+    top = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' "
+                             "and attributes.status = 'FINISHED'", max_results=3,
+                             order_by=[f"metrics.`{metric}` {order}"])
+    if len(top) > 1:
+        ids = ",".join(f'"{r.info.run_id}"' for r in top)
+        found["compare"] = f'#/compare-runs?runs=[{ids}]&experiments=["{experiment_id}"]'
+    return found
