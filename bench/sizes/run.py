@@ -4,7 +4,7 @@ config (only its tokenizer is read: BERT's uncased vocabulary), trained on IMDB 
 through each lever, and through transformers.Trainer's defaults at the same batch size and precision.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.sizes.run [--sizes base,large] \
-        [--lengths 256,512] [--batch-size 32] [--steps 40] [--levers default,compile,random_batches,batch_x2] \
+        [--lengths 256,512] [--batch-size 32] [--steps 40] [--levers default,compile,random_batches,batch_x2,no_4d_masks,unfused_adamw] \
         [--compile-sizes base] [--precision auto|bf16|fp32] [--no-trainer]
 
 Per cell (size x length x lever): samples/s and real tokens/s of the training steps (first steps, compile
@@ -19,6 +19,11 @@ Levers (each a set of textclf overrides, measured in the same process):
     compile          train.compile=true: the whole model compiled, batch widths bucketed (compiled.py)
     random_batches   train.group_by_length=false: random batches padded to their longest row (Trainer's way)
     batch_x2         twice the batch size (the token budget per step doubled)
+    no_4d_masks      padded batches reach the model with the 2D mask (transformers' path: its
+                     padding_mask.all() check syncs once per forward), as before the ready-made masks
+    unfused_adamw    torch's default (foreach) AdamW instead of the fused kernel
+The last two are not config keys (textclf has no switch for them): the benchmark replaces that one piece of
+textclf in its own process (`patched`).
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ SHAPES = {  # BERT's published shapes; mini and tiny for CPU figures and the dry
     "large": (24, 1024, 16, 4096), "base": (12, 768, 12, 3072), "mini": (4, 256, 4, 1024),
     "tiny": (2, 64, 2, 128)}
 LEVERS = {"default": [], "compile": ["train.compile=true"], "random_batches": ["train.group_by_length=false"],
-          "batch_x2": []}  # batch_x2: the batch size is doubled below
+          "batch_x2": [], "no_4d_masks": [], "unfused_adamw": []}  # batch_x2: the batch size is doubled below
 IMDB_TRAIN = 24_800  # IMDB train rows left for training after dedup and 64 validation rows
 
 
@@ -63,6 +68,24 @@ def overrides(args, size: str, length: int, batch: int, extra: list[str]) -> lis
             f"train.batch_size={batch}", "train.patience=0", f"train.precision={args.precision}",
             "train.progress=false", "tracking.log_model=false", "tracking.log_figures=false", *extra,
             *args.override]
+
+
+@contextlib.contextmanager
+def patched(lever: str):
+    """The levers without a config key: one piece of textclf replaced for the duration of a run."""
+    from textclf.model import build
+    from textclf.training import loop, optim
+
+    saved = build.takes_4d_mask, loop.make_optimizer
+    if lever == "no_4d_masks":
+        build.takes_4d_mask = lambda model, cfg: False
+    if lever == "unfused_adamw":
+        # a device that is neither cuda nor cpu: fused=False, and torch picks its foreach kernels
+        loop.make_optimizer = lambda model, cfg, device: optim.make_optimizer(model, cfg, torch.device("meta"))
+    try:
+        yield
+    finally:
+        build.takes_4d_mask, loop.make_optimizer = saved
 
 
 def run_textclf(config: list[str], store: str, count_syncs: bool) -> dict:
@@ -138,7 +161,7 @@ def main() -> None:
     p.add_argument("--sizes", default="base,large")
     p.add_argument("--lengths", default="256,512")
     p.add_argument("--steps", type=int, default=40, help="optimizer steps per cell")
-    p.add_argument("--levers", default="default,compile,random_batches,batch_x2")
+    p.add_argument("--levers", default="default,compile,random_batches,batch_x2,no_4d_masks,unfused_adamw")
     p.add_argument("--compile-sizes", default="base", help="sizes the compile lever runs at (compiles are slow)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--no-trainer", action="store_true")
@@ -158,7 +181,8 @@ def main() -> None:
             config = overrides(a, size, length, batch, LEVERS[lever])
             start = time.perf_counter()
             try:
-                row = run_textclf(config, f"sqlite:///{tmp}/mlflow.db", device.type == "cuda")
+                with patched(lever):
+                    row = run_textclf(config, f"sqlite:///{tmp}/mlflow.db", device.type == "cuda")
             except torch.OutOfMemoryError:
                 row = {"error": f"out of memory at batch {batch}"}
             results.append({"size": size, "length": length, "lever": lever, "batch_size": batch, "side": "textclf",

@@ -137,7 +137,7 @@ def test_after_the_readmes_quickstart_sweep_the_view_shows_its_trials(cli, asset
     what `textclf ui` opens: the 4 trials with the objective, both varied params and the Dataset column
     holding the evaluation rows' fingerprints. Writes docs/mlflow-ui-quickstart.png with
     TEXTCLF_UPDATE_SCREENSHOTS=1."""
-    monkeypatch.setenv("TEXTCLF_ASSETS", str(assets))
+    monkeypatch.setenv("TEXTCLF_ASSETS", str(assets.resolve()))  # before the chdir: it may be relative
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("sweep", ROOT / "sweeps" / "quickstart.yaml")
     assert code == 0, err
