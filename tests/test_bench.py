@@ -69,3 +69,53 @@ def test_the_dry_run_notices_imports_from_files_the_carried_wheels_lack(tmp_path
         z.writestr("numpy/__init__.py", "")  # a wheel with less of numpy than this venv imported
     missing = outside_wheels(tmp_path)
     assert missing and all(m.startswith("numpy/") for m in missing) and "numpy/__init__.py" not in missing
+
+
+def test_sizes_levers_replace_one_piece_and_put_it_back(tiny_model, monkeypatch):
+    """bench/sizes' levers without a config key: the 2D-mask path and the unfused optimizer, each only inside
+    `patched`."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench.sizes import run as sizes
+    from textclf.config import load_config
+    from textclf.model import build
+    from textclf.training import loop
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
+    cfg = load_config(None, [f"model.name={tiny_model}"])
+    before = build.takes_4d_mask(model, cfg)
+    with sizes.patched("no_4d_masks"):
+        assert build.takes_4d_mask(model, cfg) is False
+    with sizes.patched("unfused_adamw"):
+        optimizer = loop.make_optimizer(model, cfg.train, torch.device("cpu"))
+        assert not optimizer.param_groups[0]["fused"]
+    assert build.takes_4d_mask(model, cfg) == before
+    assert loop.make_optimizer(model, cfg.train, torch.device("cpu")).param_groups[0]["fused"]
+
+
+def test_sizes_compiles_only_at_the_sizes_named_and_reports_speedups_per_cell(monkeypatch):
+    import argparse
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench.sizes import run as sizes
+
+    args = argparse.Namespace(sizes="base,large", lengths="256,512", levers="default,compile", compile_sizes="base")
+    assert sizes.cells(args) == [("base", 256, "default"), ("base", 256, "compile"), ("base", 512, "default"),
+                                 ("base", 512, "compile"), ("large", 256, "default"), ("large", 512, "default")]
+    rows = [{"size": "base", "length": 512, "lever": "default", "side": "textclf", "train_samples_per_s": 90.0},
+            {"size": "base", "length": 512, "lever": "trainer_defaults", "side": "hf_trainer",
+             "train_samples_per_s": 50.0},
+            {"size": "large", "length": 512, "lever": "default", "side": "textclf", "error": "out of memory"},
+            {"size": "large", "length": 512, "lever": "trainer_defaults", "side": "hf_trainer",
+             "train_samples_per_s": 20.0}]
+    assert sizes.speedups(rows) == {"base@512": 1.8}  # no ratio for a cell that ran out of memory
+
+
+def test_the_device_call_refuses_steps_it_does_not_know_before_anything_runs(tmp_path):
+    import subprocess
+
+    done = subprocess.run(["bash", str(ROOT / "bench" / "device" / "run.sh"), "--steps", "smoke,p9"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and "p9 is not one of smoke, sizes, p1, p3" in done.stderr
