@@ -99,10 +99,10 @@ def run_textclf(config: list[str], store: str, count_syncs: bool) -> dict:
         finally:
             if count_syncs:
                 torch.cuda.set_sync_debug_mode("default")
-    steps = -(-m["data.train_rows"] // cfg.train.batch_size) if "data.train_rows" in m else None
     syncs = sum("synchroniz" in str(w.message) for w in seen)
     steady_s = m["train_step_time_s"] - m.get("compile_time_s", 0.0)
     samples = m["train_samples_per_s"] * m["train_step_time_s"]
+    steps = -(-round(samples) // cfg.train.batch_size)  # one epoch: optimizer steps
     return {k: m.get(k) for k in ("train_samples_per_s", "train_tokens_per_s", "mfu", "model_tflops_per_s",
                                   "peak_tflops", "peak_gpu_mem_mb", "padding_fraction", "train_step_time_s",
                                   "compile_time_s", "total_params")} | {
