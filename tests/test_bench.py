@@ -101,9 +101,14 @@ def test_sizes_compiles_only_at_the_sizes_named_and_reports_speedups_per_cell(mo
     monkeypatch.syspath_prepend(str(ROOT))
     from bench.sizes import run as sizes
 
-    args = argparse.Namespace(sizes="base,large", lengths="256,512", levers="default,compile", compile_sizes="base")
-    assert sizes.cells(args) == [("base", 256, "default"), ("base", 256, "compile"), ("base", 512, "default"),
-                                 ("base", 512, "compile"), ("large", 256, "default"), ("large", 512, "default")]
+    args = argparse.Namespace(sizes="base,large", lengths="256,512", levers="default,compile,batch_x2",
+                              compile_sizes="base", lever_sizes="all")
+    assert sizes.cells(args) == [("base", 256, "default"), ("base", 256, "compile"), ("base", 256, "batch_x2"),
+                                 ("base", 512, "default"), ("base", 512, "compile"), ("base", 512, "batch_x2"),
+                                 ("large", 256, "default"), ("large", 256, "batch_x2"),
+                                 ("large", 512, "default"), ("large", 512, "batch_x2")]
+    args.lever_sizes = "base"  # large: the default cells only
+    assert [c for c in sizes.cells(args) if c[0] == "large"] == [("large", 256, "default"), ("large", 512, "default")]
     rows = [{"size": "base", "length": 512, "lever": "default", "side": "textclf", "train_samples_per_s": 90.0},
             {"size": "base", "length": 512, "lever": "trainer_defaults", "side": "hf_trainer",
              "train_samples_per_s": 50.0},

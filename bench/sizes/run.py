@@ -5,14 +5,15 @@ through each lever, and through transformers.Trainer's defaults at the same batc
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.sizes.run [--sizes base,large] \
         [--lengths 256,512] [--batch-size 32] [--steps 40] [--levers default,compile,random_batches,batch_x2,no_4d_masks,unfused_adamw] \
-        [--compile-sizes base] [--precision auto|bf16|fp32] [--no-trainer]
+        [--compile-sizes base] [--lever-sizes all] [--precision auto|bf16|fp32] [--no-trainer]
 
 Per cell (size x length x lever): samples/s and real tokens/s of the training steps (first steps, compile
 included; `steady_*` without the compile time), mfu against the dense peak of the card it finds
 (training/flops.py: 989 TFLOP/s bf16 on an H100 SXM), peak GPU memory, padding fraction and, on CUDA, the
 host-device synchronisations per optimizer step torch reports (torch.cuda.set_sync_debug_mode). Trainer
 runs with its defaults (random batches, dynamic padding, AdamW fused on CUDA) and no evaluation; textclf's
-figures are its training steps only (its per-epoch validation is outside them). Prints one JSON object.
+figures are its training steps only (its per-epoch validation is outside them). Prints one JSON object, also
+when SIGTERM (timeout) or Ctrl-C stops it: the cells measured until then, and `stopped` says so.
 
 Levers (each a set of textclf overrides, measured in the same process):
     default          textclf's defaults: length-grouped batches, ready-made 4D masks (sdpa), fused AdamW
@@ -39,6 +40,7 @@ import torch
 import transformers
 
 from bench.common import emit, machine, parser
+from textclf import interrupts
 from textclf.config import load_config
 from textclf.data import load_splits
 from textclf.model.build import load_backbone
@@ -151,9 +153,15 @@ def run_trainer(config: list[str], bf16: bool) -> dict:
 
 
 def cells(args) -> list[tuple[str, int, str]]:
+    """Every size x length x lever, less compile where --compile-sizes leaves it out and any lever but
+    default where --lever-sizes does."""
+    def runs(size: str, lever: str) -> bool:
+        if lever == "compile":
+            return size in args.compile_sizes.split(",")
+        return lever == "default" or args.lever_sizes == "all" or size in args.lever_sizes.split(",")
+
     return [(size, length, lever) for size in args.sizes.split(",") for length in map(int, args.lengths.split(","))
-            for lever in args.levers.split(",")
-            if lever != "compile" or size in args.compile_sizes.split(",")]
+            for lever in args.levers.split(",") if runs(size, lever)]
 
 
 def main() -> None:
@@ -163,6 +171,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40, help="optimizer steps per cell")
     p.add_argument("--levers", default="default,compile,random_batches,batch_x2,no_4d_masks,unfused_adamw")
     p.add_argument("--compile-sizes", default="base", help="sizes the compile lever runs at (compiles are slow)")
+    p.add_argument("--lever-sizes", default="all", help="sizes the other levers run at (default runs at all)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--no-trainer", action="store_true")
     a = p.parse_args()
@@ -171,7 +180,20 @@ def main() -> None:
         p.error(f"unknown levers or sizes: {sorted(unknown)}; levers {list(LEVERS)}, sizes {list(SHAPES)}")
     device = pick_device("auto")
     dtype = autocast_dtype(a.precision, device)
-    results = []
+    results: list[dict] = []
+    interrupts.install()  # timeout's SIGTERM ends the loop as an interrupt: the cells measured are kept
+    stopped = ""
+    try:
+        measure(a, device, dtype, results)
+    except KeyboardInterrupt as e:
+        stopped = f"{type(e).__name__}: stopped after {len(results)} cells"
+    emit({"bench": "sizes", "args": vars(a), "precision": str(dtype or torch.float32), "cells": results,
+          "speedups": speedups(results), "stopped": stopped, "device": machine(),
+          "transformers": transformers.__version__})
+
+
+def measure(a, device, dtype, results: list[dict]) -> None:
+    """Every cell into `results`, in order (a stop leaves the ones measured)."""
     with tempfile.TemporaryDirectory() as tmp:
         # a throwaway run: process start-up costs (CUDA context, cuBLAS, autotuning) land on no cell
         warm = argparse.Namespace(**{**vars(a), "steps": 2})
@@ -194,8 +216,6 @@ def main() -> None:
                     row = run_trainer(overrides(a, size, length, a.batch_size, []), dtype == torch.bfloat16)
                     results.append({"size": size, "length": length, "lever": "trainer_defaults",
                                     "batch_size": a.batch_size, "side": "hf_trainer", **row})
-    emit({"bench": "sizes", "args": vars(a), "precision": str(dtype or torch.float32), "cells": results,
-          "speedups": speedups(results), "device": machine(), "transformers": transformers.__version__})
 
 
 def speedups(results: list[dict]) -> dict[str, float]:
