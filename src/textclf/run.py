@@ -140,7 +140,7 @@ def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,
                      log=active.log_epoch, report=trial and trial.report,
                      train_probe=ready.loaders.train_probe,
                      checkpoints=checkpoint_dir(cfg, active.run_id, resume))
-    active.log_steps("learning_rate_step", fitted.learning_rates, again=bool(resume))
+    active.log_steps("learning_rate_step", fitted.learning_rates)
     if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
         log.warning("training diverged: %s", fitted.diverged)
         active.tag({"textclf.diverged": fitted.diverged})

@@ -106,12 +106,13 @@ def test_log_figures_off_logs_no_plots_and_never_imports_matplotlib(tiny_overrid
 
 def test_a_resumed_run_does_not_log_a_step_series_twice(tiny_overrides, tracking_uri):
     """A run killed after its fit logged `learning_rate_step` (during the test pass, say) and resumed: fit
-    restores the whole series from the checkpoint and logs it again; the run keeps one value per step."""
+    restores the whole series from the checkpoint and logs it again; the run keeps one value per step (a
+    resumed run's spool asks the server what it has before its first send)."""
     cfg = load_config(None, tiny_overrides)
     store.connect(tracking_uri, cfg.tracking.experiment)
     with runs.run(cfg.tracking, {}) as first:
         first.log_steps("learning_rate_step", [1e-3, 5e-4])
     with runs.run(cfg.tracking, {}, resume=first.run_id) as again:
-        again.log_steps("learning_rate_step", [1e-3, 5e-4, 0.0], again=True)
+        again.log_steps("learning_rate_step", [1e-3, 5e-4, 0.0])
     history = mlflow.MlflowClient().get_metric_history(first.run_id, "learning_rate_step")
     assert sorted((m.step, m.value) for m in history) == [(1, 1e-3), (2, 5e-4), (3, 0.0)]

@@ -67,11 +67,9 @@ class ActiveRun:
         """A few training inputs decoded, to check the tokenization (run.py training_samples)."""
         mlflow.log_text(text, "samples.txt")
 
-    def log_steps(self, key: str, values: list[float], again: bool = False) -> None:
-        """A per-step series (steps 1, 2, ...) through the spool. `again` (a resumed run): the
-        killed attempt may have sent part of it; the spool asks the server first and sends the
-        rest."""
-        self.spool.uncertain |= again
+    def log_steps(self, key: str, values: list[float]) -> None:
+        """A per-step series (steps 1, 2, ...) through the spool; in a resumed run the spool asks
+        the server which steps it has first (run: `uncertain`), so none is logged twice."""
         self.spool.add_steps(key, values)
         self.spool.flush()
 
