@@ -21,10 +21,9 @@ KEYS = ("test_accuracy", "best_val_accuracy", "train_samples_per_s", "train_toke
         "model_tflops_per_s", "peak_gpu_mem_mb", "trainable_params", "padding_fraction", "train_time_s")
 
 
-def one_run(overrides: list[str], store: str, count_syncs: bool) -> dict:
-    """A train_run; on CUDA with count_syncs, the synchronisations torch warns about, by source line."""
+def counted_run(overrides: list[str], store: str, count_syncs: bool) -> tuple[dict[str, float], list]:
+    """A train_run's metrics and, on CUDA with count_syncs, the synchronisation warnings torch raised in it."""
     cfg = load_config(None, overrides)
-    start = time.perf_counter()
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         if count_syncs:
@@ -34,12 +33,18 @@ def one_run(overrides: list[str], store: str, count_syncs: bool) -> dict:
         finally:
             if count_syncs:
                 torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in seen if "synchroniz" in str(w.message)]
+    return result.metrics, [w for w in seen if "synchroniz" in str(w.message)]
+
+
+def one_run(overrides: list[str], store: str, count_syncs: bool) -> dict:
+    """A train_run; on CUDA with count_syncs, the synchronisations torch warns about, by source line."""
+    start = time.perf_counter()
+    metrics, syncs = counted_run(overrides, store, count_syncs)
     where: dict[str, int] = {}
     for w in syncs:
         key = f"{w.filename.split('site-packages/')[-1]}:{w.lineno}"
         where[key] = where.get(key, 0) + 1
-    return {"wall_s": round(time.perf_counter() - start, 2), **{k: result.metrics.get(k) for k in KEYS},
+    return {"wall_s": round(time.perf_counter() - start, 2), **{k: metrics.get(k) for k in KEYS},
             "syncs": len(syncs) if count_syncs else None,
             "sync_sources": dict(sorted(where.items(), key=lambda kv: -kv[1])[:15]) if count_syncs else None}
 

@@ -33,18 +33,17 @@ import contextlib
 import sys
 import tempfile
 import time
-import warnings
 
 import numpy as np
 import torch
 import transformers
 
 from bench.common import emit, machine, parser
+from bench.device.smoke import counted_run
 from textclf import interrupts
 from textclf.config import load_config
 from textclf.data import load_splits
 from textclf.model.build import load_backbone
-from textclf.run import train_run
 from textclf.training import flops
 from textclf.training.device import autocast_dtype, pick_device
 
@@ -91,26 +90,17 @@ def patched(lever: str):
 
 
 def run_textclf(config: list[str], store: str, count_syncs: bool) -> dict:
-    cfg = load_config(None, config)
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        if count_syncs:
-            torch.cuda.set_sync_debug_mode("warn")
-        try:
-            m = train_run(cfg, store).metrics
-        finally:
-            if count_syncs:
-                torch.cuda.set_sync_debug_mode("default")
-    syncs = sum("synchroniz" in str(w.message) for w in seen)
+    m, syncs = counted_run(config, store, count_syncs)
+    batch_size = load_config(None, config).train.batch_size
     steady_s = m["train_step_time_s"] - m.get("compile_time_s", 0.0)
     samples = m["train_samples_per_s"] * m["train_step_time_s"]
-    steps = -(-round(samples) // cfg.train.batch_size)  # one epoch: optimizer steps
+    steps = -(-round(samples) // batch_size)  # one epoch: optimizer steps
     return {k: m.get(k) for k in ("train_samples_per_s", "train_tokens_per_s", "mfu", "model_tflops_per_s",
                                   "peak_tflops", "peak_gpu_mem_mb", "padding_fraction", "train_step_time_s",
                                   "compile_time_s", "total_params")} | {
         "steady_samples_per_s": samples / steady_s if steady_s > 0 else None,
         "steady_mfu": m["mfu"] * m["train_step_time_s"] / steady_s if m.get("mfu") and steady_s > 0 else None,
-        "syncs_per_step": syncs / steps if count_syncs and steps else None}
+        "syncs_per_step": len(syncs) / steps if count_syncs and steps else None}
 
 
 def run_trainer(config: list[str], bf16: bool) -> dict:

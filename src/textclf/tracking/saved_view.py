@@ -15,6 +15,8 @@ import time
 import mlflow
 from mlflow.entities import Metric
 
+from textclf.training.summary import DEFAULT_OBJECTIVE
+
 SHARE_TAG = "mlflow.sharedViewState."  # the UI's prefix for shared view state
 VIEW_TAG = "textclf.view"  # on the parent: the share key of its view
 
@@ -85,7 +87,7 @@ def routes(experiment_id: str) -> dict[str, str]:
     parent = sweeps[0]
     found["sweep"] = view_path(experiment_id, parent.data.tags[VIEW_TAG])
     objective = json.loads(parent.data.tags.get("study.objective", "{}"))
-    (metric, direction), *_ = objective.items() or [("best_val_accuracy", "maximize")]
+    (metric, direction), *_ = objective.items() or [DEFAULT_OBJECTIVE]
     order = "ASC" if direction == "minimize" else "DESC"
     top = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' "
                              "and attributes.status = 'FINISHED'", max_results=3,

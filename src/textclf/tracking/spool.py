@@ -40,16 +40,15 @@ class Spool:
 
     def add(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        entries = [(key, float(value), step, now) for key, value in metrics.items()]
-        if self.journal:  # on disk first: a kill during the send below loses nothing
-            self.journal.append(entries)
-        self.pending += entries
+        self._hold([(key, float(value), step, now) for key, value in metrics.items()])
 
     def add_steps(self, key: str, values: list[float]) -> None:
         """One value per step 1, 2, ... (a per-step series), in one journal write."""
         now = int(time.time() * 1000)
-        entries = [(key, float(value), step, now) for step, value in enumerate(values, start=1)]
-        if self.journal:
+        self._hold([(key, float(value), step, now) for step, value in enumerate(values, start=1)])
+
+    def _hold(self, entries: list[Entry]) -> None:
+        if self.journal:  # on disk first: a kill during the send loses nothing
             self.journal.append(entries)
         self.pending += entries
 
