@@ -223,7 +223,8 @@ def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(fi
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     [complete] = [c for c in children if c.info.status == "FINISHED"]
-    assert parent.data.metrics["best_val_accuracy"] == complete.data.metrics["best_val_accuracy"]
+    for key in ("best_val_accuracy", "best_val_accuracy_ci_low", "best_val_accuracy_ci_high"):
+        assert parent.data.metrics[key] == complete.data.metrics[key], key  # the value with its interval
     evaluated = {(i.tags[0].value, i.dataset.digest) for i in complete.inputs.dataset_inputs
                  if i.tags[0].value != "train"}
     assert {(i.tags[0].value, i.dataset.digest) for i in parent.inputs.dataset_inputs} == evaluated

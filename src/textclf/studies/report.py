@@ -30,10 +30,10 @@ def finish(spec: SweepSpec, url: str, parent: str) -> optuna.Study:
 
 
 def show_in_ui(spec: SweepSpec, study: optuna.Study, parent: str) -> None:
-    """The parent row's best values and evaluation datasets, and the trials' saved view
-    (tracking/saved_view.py)."""
+    """The parent row's best values (the best trial run's, intervals included) and evaluation
+    datasets, and the trials' saved view (tracking/saved_view.py)."""
     front = best_trials(study)
-    best = dict(zip(dict(spec.objectives), front[0].values)) if front else {}
+    best = front[0].user_attrs.get("mlflow_run_id") if front else None
     try:
         saved_view.show_sweep(parent, best, dict(spec.objectives), spec.varied_keys())
     except Exception as e:  # the study's results stand without it

@@ -32,16 +32,20 @@ def view_path(experiment_id: str, key: str | None = None) -> str:
     return f"#/experiments/{experiment_id}/runs?{query}"
 
 
-def show_sweep(parent_run_id: str, best: dict[str, float], objectives: dict[str, str],
+def show_sweep(parent_run_id: str, best_run_id: str | None, objectives: dict[str, str],
                varied: list[str]) -> str:
-    """The parent's best objective values and evaluation datasets, and the sweep's saved view;
-    returns the view's UI route."""
+    """The parent's best objective values (the best trial's, each with its 95% interval where the
+    trial logged one) and evaluation datasets, and the sweep's saved view; returns the view's UI
+    route."""
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_run_id)
     experiment = parent.info.experiment_id
-    if best:
+    if best_run_id:
         now = int(time.time() * 1000)
-        client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in best.items()])
+        scores = client.get_run(best_run_id).data.metrics
+        keys = [f"{m}{end}" for m in objectives for end in ("", "_ci_low", "_ci_high")]
+        client.log_batch(parent_run_id, metrics=[Metric(k, scores[k], now, 0) for k in keys
+                                                 if k in scores])
     _log_evaluation_inputs(client, parent, experiment)
     (metric, direction), *_ = objectives.items()
     chosen = [*(column("metrics", m) for m in objectives),
