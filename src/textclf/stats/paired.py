@@ -103,3 +103,14 @@ def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
 def _p(null: np.ndarray, observed: float) -> float:
     """Two-sided Monte Carlo p-value, (1 + as extreme) / (1 + draws): never 0."""
     return float((1 + (np.abs(null) >= abs(observed) - 1e-12).sum()) / (1 + len(null)))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error at most alpha over the family): the i-th smallest
+    p-value times (m - i + 1), made non-decreasing in that order, capped at 1; in the input's order.
+    scipy has no Holm (stats.false_discovery_control is Benjamini-Hochberg, another error rate)."""
+    m, adjusted, running = len(p_values), [0.0] * len(p_values), 0.0
+    for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
