@@ -15,7 +15,8 @@ from textclf.tracking import predictions
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory, tiny_model):
-    """Two runs on the same rows (other learning rates) and one on other rows (data.seed): {name: run id}."""
+    """Two runs on the same rows (other learning rates), each with two more training seeds, and one on other
+    rows (data.seed): {name: run id}."""
     from conftest import sentiment_frame
 
     from textclf.config import load_config
@@ -33,7 +34,9 @@ def three_runs(tmp_path_factory, tiny_model):
     made, saved = {}, dict(os.environ)  # a module fixture runs outside the per-test environment reset
     try:
         for name, extra in (("low", ["train.learning_rate=1e-4"]), ("high", ["train.learning_rate=5e-3"]),
-                            ("other_rows", ["train.learning_rate=5e-3", "data.seed=7"])):
+                            ("other_rows", ["train.learning_rate=5e-3", "data.seed=7"]),
+                            *((f"{lr}_{seed}", [f"train.learning_rate={rate}", f"train.seed={seed}"])
+                              for lr, rate in (("low", "1e-4"), ("high", "5e-3")) for seed in (43, 44))):
             made[name] = train_run(load_config(None, base + extra + [f"tracking.run_name={name}"]), uri).run_id
     finally:  # MLflow exports the store as MLFLOW_TRACKING_URI: later tests' commands would log into it
         os.environ.clear()
@@ -64,7 +67,7 @@ def test_a_run_saves_every_evaluated_row_and_its_metrics_come_from_them(three_ru
 
 def test_compare_pairs_two_runs_on_the_same_rows(cli, three_runs):
     code, out, err = cli("compare", three_runs["low"], f"runs:/{three_runs['high']}", "--tracking-uri",
-                         three_runs["uri"], "--json")
+                         three_runs["uri"], "--json", "--split", "test")
     assert code == 0, err
     result = json.loads(out)
     assert result["rows"] == 80 and result["split"] == "test"
@@ -73,10 +76,62 @@ def test_compare_pairs_two_runs_on_the_same_rows(cli, three_runs):
     assert accuracy["low"] <= accuracy["difference"] <= accuracy["high"] and 0 < accuracy["p_value"] <= 1
     mlflow.set_tracking_uri(three_runs["uri"])
     assert accuracy["b"] == pytest.approx(mlflow.get_run(three_runs["high"]).data.metrics["test_accuracy"])
-    code, text, err = cli("compare", three_runs["low"], three_runs["high"], "--tracking-uri", three_runs["uri"],
-                          "--split", "val")
+    code, text, err = cli("compare", three_runs["low"], three_runs["high"], "--tracking-uri", three_runs["uri"])
     assert code == 0, err
     assert "B - A" in text and "p = " in text and "exact McNemar" in text and "verdict:" in text
+    assert "val rows" in text and "choosing by test scores" not in text  # val is the default
+
+
+def test_two_single_runs_get_the_model_question_and_how_to_ask_the_configuration_one(cli, three_runs):
+    code, out, err = cli("compare", three_runs["low"], three_runs["high"], "--tracking-uri", three_runs["uri"],
+                         "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    verdict = result["verdict"]
+    assert verdict["kind"] == "models" and verdict["metric"] == "accuracy" and verdict["better"] in ("a", "b", None)
+    primary = next(c for c in result["comparisons"] if c["role"] == "primary")
+    assert primary["metric"] == "accuracy" and verdict["p_value"] == primary["p_value"]
+    assert "two trained models" in verdict["text"] and "--repeat-best" in verdict["text"]
+    assert "train.seed" in verdict["text"] and "configuration B is better" not in verdict["text"]
+    secondary = [c for c in result["comparisons"] if c["role"] == "secondary"]
+    assert {c["metric"] for c in secondary} == {"f1", "loss"}
+    assert all(c["p_holm"] >= c["p_value"] for c in secondary)
+
+
+def test_seed_lists_ask_whether_configuration_b_is_better(cli, three_runs):
+    lists = [",".join(three_runs[n] for n in (lr, f"{lr}_43", f"{lr}_44")) for lr in ("low", "high")]
+    code, out, err = cli("compare", *lists, "--tracking-uri", three_runs["uri"], "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    verdict, primary = result["verdict"], result["comparisons"][0]
+    assert verdict["kind"] == "configurations" and primary["role"] == "primary"
+    assert primary["seeds_a"] == primary["seeds_b"] == 3 and primary["metric"] == "accuracy"
+    assert primary["se"] ** 2 == pytest.approx(primary["seed_se"] ** 2 + primary["row_se"] ** 2)
+    mlflow.set_tracking_uri(three_runs["uri"])
+    means = [np.mean([mlflow.get_run(three_runs[n]).data.metrics["best_val_accuracy"]
+                      for n in (lr, f"{lr}_43", f"{lr}_44")]) for lr in ("low", "high")]
+    assert (primary["a"], primary["b"]) == pytest.approx(means)
+    assert [r["seed"] for r in result["a"]["runs"]] == ["42", "43", "44"]
+    code, text, err = cli("compare", *lists, "--tracking-uri", three_runs["uri"])
+    assert code == 0 and "verdict: " in text and ("configuration B is better" in text or "configurations" in text)
+    assert "would be found with probability 0.8" in text
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    (("low", "high"), ("low_43", "high_43"), "differ in train.learning_rate"),
+    (("low",), ("high", "high_43"), "A has 1 run(s) and B 2"),
+    (("low", "low"), ("high", "high_43"), "a run is given twice"),
+])
+def test_a_side_that_is_not_one_configuration_over_seeds_is_refused(cli, three_runs, a, b, expected):
+    sides = [",".join(three_runs[n] for n in side) for side in (a, b)]
+    code, out, err = cli("compare", *sides, "--tracking-uri", three_runs["uri"])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and expected in err
+
+
+def test_compare_on_test_rows_says_they_are_for_reporting(cli, three_runs):
+    code, text, err = cli("compare", three_runs["low"], three_runs["high"], "--tracking-uri", three_runs["uri"],
+                          "--split", "test")
+    assert code == 0 and "choosing by test scores leaves no unbiased estimate" in text
 
 
 def test_compare_refuses_runs_scored_on_other_rows(cli, three_runs):

@@ -130,18 +130,27 @@ def report(target: str, *, tracking_uri: str | None = None, storage: str | None 
                         attach=attach).table
 
 
-def compare(a: str, b: str, *, split: str = "test", tracking_uri: str | None = None) -> dict:
-    """Two runs (ids, runs:/..., models:/NAME/<version>, models:/NAME@champion) scored on the same
-    rows, compared row by row: accuracy, F1 and per-row loss as B - A with 95% intervals and
-    p-values (`textclf compare`). InputError when they were scored on different rows."""
+def compare(a: str, b: str, *, split: str = "val", metric: str | None = None,
+            tracking_uri: str | None = None) -> dict:
+    """`textclf compare`: B against A on the same rows, B - A with 95% intervals and p-values for
+    accuracy, F1 and per-row loss. A and B are each one run (ids, runs:/..., models:/NAME/<version>,
+    models:/NAME@champion: are these two trained models different?) or a comma-separated list of
+    runs of one configuration with different train.seed (is configuration B better?). The metric of
+    the runs' objective decides (`metric` overrides); the others are secondary, Holm-adjusted. The
+    result's "verdict" holds kind (models or configurations), better (a, b or None), metric and
+    p_value. InputError when the runs were scored on different rows."""
+    from textclf.reporting.compare import METRICS
     from textclf.reporting.compare import compare as paired_compare
     from textclf.tracking import store
 
-    if split not in ("val", "test"):
-        raise InputError([f"split: {split!r} is not one of val, test"])
+    problems = [f"split: {split!r} is not one of val, test"] * (split not in ("val", "test"))
+    problems += [f"metric: {metric!r} is not one of {', '.join(METRICS)}"] * (
+        metric is not None and metric not in METRICS)
+    if problems:
+        raise InputError(problems)
     uri, origin = store.resolve_uri(tracking_uri)
     store.connect_read(uri, f"compare: {origin}")
-    return paired_compare(a, b, split)
+    return paired_compare(a, b, split, metric=metric)
 
 
 def predict(model_uri: str, texts: Sequence[str], *, tracking_uri: str | None = None) -> list[dict]:

@@ -10,32 +10,9 @@ import pytest
 
 from textclf.stats import paired, seeds
 
+from conftest import pair, tolerance
+
 ALPHA = 0.05
-
-
-def configuration(rng, n_seeds: int, difficulty: np.ndarray, skill: float, affinity: np.ndarray,
-                  seed_sd: float = 0.1, churn_sd: float = 0.3) -> np.ndarray:
-    """Per-row correctness (seeds x rows) of one configuration: row r is right when skill +
-    difficulty[r] + affinity[r] (the configuration's own taste for the row) + a seed's shift + the
-    seed's noise on that row > 0. Rows are mostly learned or not; seeds churn the borderline ones
-    (here about 1.5 points of accuracy between seeds on 300 rows, ~85% accuracy)."""
-    shift = rng.normal(0, seed_sd, (n_seeds, 1))
-    noise = rng.normal(0, churn_sd, (n_seeds, len(difficulty)))
-    return (skill + difficulty + affinity + shift + noise > 0).astype(float)
-
-
-def pair(rng, n_seeds: int, lead: float = 0.0, rows: int = 300, same_taste: bool = True,
-         taste_sd: float = 0.5):
-    """Two configurations on the same freshly drawn rows; B's skill is `lead` higher (logit scale)."""
-    difficulty = rng.normal(1.6, 1.5, rows)
-    taste_a = rng.normal(0, taste_sd, rows)
-    taste_b = taste_a if same_taste else rng.normal(0, taste_sd, rows)
-    return (configuration(rng, n_seeds, difficulty, 0.0, taste_a),
-            configuration(rng, n_seeds, difficulty, lead, taste_b))
-
-
-def tolerance(rate: float, sims: int) -> float:
-    return 3 * np.sqrt(rate * (1 - rate) / sims)  # 3 Monte Carlo standard errors
 
 
 @pytest.mark.parametrize("n_seeds", [3, 5])
@@ -134,3 +111,14 @@ def test_holm_controls_the_family_wise_error():
     adjusted = np.array([paired.holm(list(row)) for row in draws])
     assert (adjusted.min(1) < ALPHA).mean() <= ALPHA + tolerance(ALPHA, sims)
     assert (draws.min(1) < ALPHA).mean() > 0.12
+
+
+def test_seeds_that_flip_every_row_still_leave_the_rows_noise():
+    """Three seeds of a majority-class guesser (all-1, all-1, all-0 on balanced rows) have the same
+    accuracy each, so their spread is 0 and the per-row seed noise they show exceeds the rows' spread:
+    the rows' share must not vanish with it (p = 0 from 24 rows would be a false certainty)."""
+    labels = np.tile([1, 0], 12)
+    a = np.stack([labels == 1, labels == 1, labels == 0]).astype(float)
+    b = np.ones((3, 24))
+    out = seeds.mean_scores("accuracy", a, b)
+    assert out.seed_se == 0 and out.row_se > 0.02 and 0 < out.p_value < 0.05 and out.high - out.low > 0.1

@@ -110,19 +110,24 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
 @cli.command("compare")
 @click.argument("a")
 @click.argument("b")
-@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
-              help="Which evaluation rows to pair (val: the selected epoch's validation rows).")
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="Which evaluation rows to pair (val: the selected epoch's validation rows, for "
+              "choosing; test: for reporting a choice already made).")
+@click.option("--metric", type=click.Choice(["accuracy", "f1", "loss"]),
+              help="The metric that decides (default: the runs' objective's; the others are "
+              "secondary, Holm-adjusted).")
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the text.")
-def compare_cmd(a, b, split, tracking_uri, as_json) -> None:
-    """Is B better than A? Two runs (ids, runs:/<id>, models:/NAME/<version>, models:/NAME@champion)
-    scored on the same rows, compared row by row: B - A with its 95% interval and a p-value for
-    accuracy (exact McNemar), F1 and per-row loss (paired permutation). Runs scored on other rows:
-    one line, exit 2."""
+def compare_cmd(a, b, split, metric, tracking_uri, as_json) -> None:
+    """Is B better than A, on the same rows? A and B are each one run (id, runs:/<id>,
+    models:/NAME/<version>, models:/NAME@champion): are these two trained models different (paired
+    tests on the rows)? Or each a comma-separated list of runs of one configuration with different
+    train.seed: is configuration B better (a t test over seeds with the rows' paired noise)? Runs
+    scored on other rows: one line, exit 2."""
     from textclf.api import compare
-    from textclf.reporting.compare import as_text
+    from textclf.reporting.verdicts import as_text
 
-    result = compare(a, b, split=split, tracking_uri=tracking_uri)
+    result = compare(a, b, split=split, metric=metric, tracking_uri=tracking_uri)
     click.echo(json.dumps(result, indent=1) if as_json else as_text(result))
 
 

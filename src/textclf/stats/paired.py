@@ -32,13 +32,18 @@ class Comparison:
 
     def better(self, alpha: float) -> str:
         """"b", "a" or "" (no difference at level alpha) in the metric's own direction."""
-        if self.p_value >= alpha or self.difference == 0:
-            return ""
-        up = self.difference > 0
-        return ("b" if up else "a") if self.metric != "loss" else ("a" if up else "b")
+        return better_side(self.metric, self.difference, self.p_value, alpha)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def better_side(metric: str, difference: float, p_value: float, alpha: float) -> str:
+    """"b" or "a" when p < alpha, by the sign of B - A in the metric's direction (loss: lower)."""
+    if p_value >= alpha or difference == 0:
+        return ""
+    up = difference > 0
+    return ("b" if up else "a") if metric != "loss" else ("a" if up else "b")
 
 
 def accuracy(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: float = LEVEL,
@@ -106,9 +111,10 @@ def _p(null: np.ndarray, observed: float) -> float:
 
 
 def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment (family-wise error at most alpha over the family): the i-th smallest
-    p-value times (m - i + 1), made non-decreasing in that order, capped at 1; in the input's order.
-    scipy has no Holm (stats.false_discovery_control is Benjamini-Hochberg, another error rate)."""
+    """Holm's step-down adjustment (family-wise error at most alpha over the family): the i-th
+    smallest p-value times (m - i + 1), made non-decreasing in that order, capped at 1; in the
+    input's order. scipy has no Holm (its false_discovery_control is Benjamini-Hochberg, which
+    bounds another error rate)."""
     m, adjusted, running = len(p_values), [0.0] * len(p_values), 0.0
     for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
         running = max(running, min(1.0, (m - rank) * p_values[index]))

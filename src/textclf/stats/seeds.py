@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from textclf.stats.intervals import LEVEL, f1_scores, resample_rows
+from textclf.stats.paired import better_side
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class SeedComparison:
     df: float  # Welch-Satterthwaite degrees of freedom
 
     def better(self, alpha: float) -> str:
-        """"b", "a" or "" (no difference at level alpha), in the metric's own direction."""
+        """ "b", "a" or "" (no difference at level alpha), in the metric's own direction."""
         return better_side(self.metric, self.difference, self.p_value, alpha)
 
     def power(self, lead: float, alpha: float) -> float:
@@ -60,14 +61,6 @@ class SeedComparison:
         return asdict(self)
 
 
-def better_side(metric: str, difference: float, p_value: float, alpha: float) -> str:
-    """"b" or "a" when p < alpha, by the sign of B - A in the metric's direction (loss: lower)."""
-    if p_value >= alpha or difference == 0:
-        return ""
-    up = difference > 0
-    return ("b" if up else "a") if metric != "loss" else ("a" if up else "b")
-
-
 def mean_scores(metric: str, a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> SeedComparison:
     """A metric that is a mean over rows (accuracy: per-row correctness; loss: per-row loss). `a`,
     `b`: seeds x rows arrays of per-row values, rows in the same order on both sides."""
@@ -77,13 +70,29 @@ def mean_scores(metric: str, a: np.ndarray, b: np.ndarray, level: float = LEVEL)
     seed_terms = [float(np.var(s, ddof=1)) / len(s) for s in per_seed]
     per_row = b.mean(0) - a.mean(0)
     within = (np.var(b, axis=0, ddof=1) / len(b) + np.var(a, axis=0, ddof=1) / len(a)).mean()
-    row_term = max(0.0, float(np.var(per_row, ddof=1)) - float(within)) / a.shape[1]
+    paired_rows = float(np.var(per_row, ddof=1)) / a.shape[1]
+    row_term = _row_term(paired_rows, float(within) / a.shape[1], seed_terms)
     return _combine(metric, *per_seed, seed_terms, row_term, a.shape[1], level)
 
 
-def f1_scores_over_seeds(labels: np.ndarray, a: np.ndarray, b: np.ndarray, num_labels: int,
-                         level: float = LEVEL, resamples: int = 1000,
-                         seed: int = 0) -> SeedComparison:
+def _row_term(paired_rows: float, within: float, seed_terms: list[float]) -> float:
+    """The rows' share: the paired rows' variance less the seed noise it holds. With 3 seeds that
+    estimate is noisy, and where seeds move rows in opposite directions (one seed predicts the
+    majority class, another the minority) it can hide every bit of noise: the total is then never
+    let below the paired rows' variance itself (the value the two estimates share when the seeds'
+    effects on the rows are independent)."""
+    return max(0.0, paired_rows - within, paired_rows - sum(seed_terms))
+
+
+def f1_scores_over_seeds(
+    labels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    num_labels: int,
+    level: float = LEVEL,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> SeedComparison:
     """F1, which is no mean over rows: the rows' share comes from a paired bootstrap over rows (the
     same rows drawn for every run) of the difference of the two sides' mean F1, less the seed noise
     that the same draws show within each side (the expected growth of the spread over seeds)."""
@@ -97,9 +106,11 @@ def f1_scores_over_seeds(labels: np.ndarray, a: np.ndarray, b: np.ndarray, num_l
             drawn[k].append(np.stack([f1_scores(labels[idx], p[idx], num_labels) for p in side], 1))
     boot = [np.concatenate(d) for d in drawn]  # resamples x seeds, per side
     spread = boot[1].mean(1) - boot[0].mean(1)
-    within = sum((np.var(d, axis=1, ddof=1).mean() - np.var(f, ddof=1)) / d.shape[1]
-                 for d, f in zip(boot, full))
-    row_term = max(0.0, float(np.var(spread, ddof=1)) - max(0.0, float(within)))
+    within = sum(
+        (np.var(d, axis=1, ddof=1).mean() - np.var(f, ddof=1)) / d.shape[1]
+        for d, f in zip(boot, full)
+    )
+    row_term = _row_term(float(np.var(spread, ddof=1)), max(0.0, float(within)), seed_terms)
     return _combine("f1", *full, seed_terms, row_term, len(labels), level)
 
 
@@ -107,27 +118,55 @@ def _check(a: np.ndarray, b: np.ndarray) -> None:
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"a configuration needs at least 2 seeds a side ({len(a)} and {len(b)})")
     if a.shape[1:] != b.shape[1:]:
-        raise ValueError(f"the two sides were scored on different rows ({a.shape[1]}, {b.shape[1]})")
+        raise ValueError(
+            f"the two sides were scored on different rows ({a.shape[1]}, {b.shape[1]})"
+        )
 
 
-def _combine(metric: str, a: np.ndarray, b: np.ndarray, seed_terms: list[float], row_term: float,
-             rows: int, level: float) -> SeedComparison:
+def _combine(
+    metric: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    seed_terms: list[float],
+    row_term: float,
+    rows: int,
+    level: float,
+) -> SeedComparison:
+    """The difference of the means over its standard error, against Student's t with
+    Welch-Satterthwaite degrees of freedom over the three variance terms."""
     from scipy import stats
 
     difference = float(b.mean() - a.mean())
     terms = [(seed_terms[0], len(a) - 1), (seed_terms[1], len(b) - 1), (row_term, rows - 1)]
     variance = sum(v for v, _ in terms)
+    common = dict(
+        metric=metric,
+        a=float(a.mean()),
+        b=float(b.mean()),
+        difference=difference,
+        test=_TEST,
+        n=rows,
+        seeds_a=len(a),
+        seeds_b=len(b),
+        seed_se=float(np.sqrt(sum(seed_terms))),
+        row_se=float(np.sqrt(row_term)),
+    )
     if variance <= 0:  # every run identical on every row: no noise seen, and no evidence either
         p = 1.0 if difference == 0 else 0.0
-        return SeedComparison(metric, float(a.mean()), float(b.mean()), difference, difference,
-                              difference, p, _TEST, rows, len(a), len(b), 0.0, 0.0, 0.0, np.inf)
+        return SeedComparison(
+            **common, low=difference, high=difference, p_value=p, se=0.0, df=np.inf
+        )
     df = variance**2 / sum(v**2 / d for v, d in terms if v > 0)
     se = float(np.sqrt(variance))
-    p = float(2 * stats.t.sf(abs(difference) / se, df))
     half = float(stats.t.isf((1 - level) / 2, df)) * se
-    return SeedComparison(metric, float(a.mean()), float(b.mean()), difference, difference - half,
-                          difference + half, p, _TEST, rows, len(a), len(b), se,
-                          float(np.sqrt(sum(seed_terms))), float(np.sqrt(row_term)), float(df))
+    return SeedComparison(
+        **common,
+        low=difference - half,
+        high=difference + half,
+        se=se,
+        p_value=float(2 * stats.t.sf(abs(difference) / se, df)),
+        df=float(df),
+    )
 
 
 _TEST = "seeds x rows t test (Welch-Satterthwaite)"

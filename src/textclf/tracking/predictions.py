@@ -3,9 +3,10 @@ version or an alias given as the user names it, its evaluation fingerprint, and
 predictions/<split>.parquet as a DataFrame."""
 from __future__ import annotations
 
+import json
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -22,6 +23,8 @@ class Scored:
     name: str  # the run's name
     eval_fingerprint: str
     frame: pd.DataFrame  # stats/rows.py predictions_frame
+    params: dict[str, str] = field(default_factory=dict)  # the run's config, as logged
+    objective: str = ""  # what it was selected by: its sweep's first objective, "" outside a sweep
 
 
 def run_of(reference: str, what: str):
@@ -55,8 +58,20 @@ def scored(reference: str, split: str, what: str) -> Scored:
                           f"({PREDICTIONS}/{split}.parquet): it was logged before textclf saved "
                           "them, or did not finish; train it again to compare it"])
     return Scored(reference, run_id, run.info.run_name or run_id,
-                  run.data.tags.get("textclf.eval_fingerprint", ""),
-                  frame)
+                  run.data.tags.get("textclf.eval_fingerprint", ""), frame, dict(run.data.params),
+                  _objective_of(run))
+
+
+def _objective_of(run) -> str:
+    """The first objective of the sweep a run is a trial (or seed repeat) of; "" for other runs."""
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if not parent:
+        return ""
+    try:
+        tags = mlflow.MlflowClient().get_run(parent).data.tags
+    except mlflow.exceptions.MlflowException:
+        return ""
+    return next(iter(json.loads(tags.get("study.objective", "{}"))), "")
 
 
 def load(run_id: str, split: str) -> pd.DataFrame | None:
