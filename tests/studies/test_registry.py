@@ -45,6 +45,7 @@ def test_only_the_best_model_is_kept_and_it_becomes_the_champion(cli, tmp_path, 
     assert tags["textclf.objective"] == "best_val_accuracy" and tags["textclf.direction"] == "maximize"
     assert float(tags["textclf.objective_value"]) == json.loads(parent.data.tags["best_value"])[0]
     assert tags["textclf.eval_fingerprint"] == parent.data.tags["textclf.eval_fingerprint"]
+    assert tags["textclf.selected_from"] == "3"  # the best of 3 trials on these rows: its test corrects for them
     assert "champion is now version 1" in parent.data.tags["textclf.registered"]
     models_dir = tmp_path / "mlartifacts" / "models"  # the experiment's artifact root holds models/<id>/
     assert len(list(models_dir.iterdir())) == 1  # the files of superseded models are gone too
@@ -106,7 +107,8 @@ def post(url: str, body: dict) -> str:
         return response.read().decode()
 
 
-def scored_version(client, name: str, correct: np.ndarray, fingerprint: str = "rows-a") -> str:
+def scored_version(client, name: str, correct: np.ndarray, fingerprint: str = "rows-a", selected_from: int = 1
+                   ) -> str:
     """A run whose saved validation predictions are right where `correct` says, registered as a version of
     `name` the way textclf tags one (objective best_val_accuracy)."""
     from textclf.stats.rows import predictions_frame
@@ -122,7 +124,8 @@ def scored_version(client, name: str, correct: np.ndarray, fingerprint: str = "r
         client.create_registered_model(name)
     return client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={
         "textclf.run_id": run.info.run_id, "textclf.objective": "best_val_accuracy", "textclf.direction": "maximize",
-        "textclf.objective_value": repr(float(correct.mean())), "textclf.eval_fingerprint": fingerprint}).version
+        "textclf.objective_value": repr(float(correct.mean())), "textclf.eval_fingerprint": fingerprint,
+        "textclf.selected_from": str(selected_from)}).version
 
 
 def test_the_champion_moves_only_on_a_paired_win_on_the_same_rows(tmp_path):
@@ -142,12 +145,20 @@ def test_the_champion_moves_only_on_a_paired_win_on_the_same_rows(tmp_path):
     noise = scored_version(client, "clf", one_more)
     said = registry.promote("clf", noise)
     assert said.startswith("champion stays version 1") and "not better at 0.05" in said
-    assert "p = 1" in client.get_model_version("clf", noise).tags["textclf.champion_test"]
+    assert "p = 0.5 (one-sided exact McNemar)" in client.get_model_version("clf", noise).tags["textclf.champion_test"]
     worse = scored_version(client, "clf", base & (rng.random(200) < 0.8))
     assert registry.promote("clf", worse).startswith("champion stays version 1")
     better = base.copy()
     better[np.flatnonzero(~base)[:30]] = True
     win = scored_version(client, "clf", better)
+    # the same win by the best of 50 trials on these rows: corrected for the selection (0.05 / 50), it stays
+    moderate = base.copy()
+    moderate[np.flatnonzero(~base)[:9]] = True  # 9 rows fixed, none broken: one-sided p = 0.002
+    selected = scored_version(client, "clf", moderate, selected_from=50)
+    said = registry.promote("clf", selected)
+    assert said.startswith("champion stays version 1") and "(0.05 / 50 candidates)" in said
+    assert registry.promote("clf", scored_version(client, "clf", moderate)).startswith("champion is now")
+    client.set_registered_model_alias("clf", "champion", first)
     assert registry.promote("clf", win) == f"champion is now version {win} ({float(better.mean())!r})"
     assert client.get_model_version_by_alias("clf", "champion").version == win
     other_rows = scored_version(client, "clf", better | True, fingerprint="rows-b")

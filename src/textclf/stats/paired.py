@@ -120,3 +120,32 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
+
+
+def challenger_wins(metric: str, labels: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
+                    alpha: float, candidates: int = 1, seed: int = 0) -> tuple[bool, str]:
+    """Should the challenger replace the champion? One-sided (the question is "is it better?") at
+    alpha / candidates, where `candidates` is how many models the challenger was chosen among on
+    these same rows (a sweep's complete trials): whichever one was selected, the chance that an
+    equal one passes is at most alpha (union bound). accuracy: `champion`/`challenger` are
+    predictions, exact McNemar; loss: per-row losses, a sign-flip permutation of their
+    differences. Returns (wins, the test in words)."""
+    from scipy.stats import binomtest
+
+    level = alpha / max(1, candidates)
+    if metric == "accuracy":
+        right_a, right_b = champion == labels, challenger == labels
+        a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+        p = binomtest(b_only, a_only + b_only, 0.5, "greater").pvalue if a_only + b_only else 1.0
+        test, gain = "one-sided exact McNemar", float(right_b.mean() - right_a.mean())
+    else:
+        diff = challenger - champion  # lower is better
+        draws = max(RESAMPLES, int(np.ceil(20 / level)))  # a p-value fine enough for the level
+        below = sum(int((np.where(flip, -diff, diff).mean(1) <= diff.mean() + 1e-12).sum())
+                    for flip in _coin_flips(len(diff), draws, seed + 1))
+        p = (1 + below) / (1 + draws)
+        test, gain = "one-sided sign-flip permutation", float(diff.mean())
+    corrected = f" ({alpha:g} / {candidates} candidates)" if candidates > 1 else ""
+    wins = bool(p < level) and (gain > 0 if metric == "accuracy" else gain < 0)
+    return wins, (f"{metric} {gain:+.4f}, p = {float(p):.3g} ({test}): "
+                  f"{'better' if wins else 'not better'} at {level:.2g}{corrected}")

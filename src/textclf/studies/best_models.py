@@ -76,8 +76,19 @@ def register_best(spec: SweepSpec, study: optuna.Study, name: str,
                                    best.user_attrs.get("mlflow_run_id", ""),
                                    spec.objectives[0], best.values[0], champion=champion,
                                    extra={"textclf.study": spec.name,
-                                          "textclf.trial": str(best.number)})
+                                          "textclf.trial": str(best.number),
+                                          registry.SELECTED_FROM: str(candidates(study))})
     return f"registered trial {best.number} as version {version} of {name!r}; {said}"
+
+
+def candidates(study: optuna.Study) -> int:
+    """How many trials the best was chosen among on the base config's rows: the complete ones and
+    those pruned on the same rows (they could have completed). The champion test corrects for them
+    (registry.SELECTED_FROM)."""
+    base = study.user_attrs.get(EVAL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                                   TrialState.PRUNED))
+               if t.user_attrs.get(EVAL, base) == base)
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 # objectives with a per-row paired test on the validation rows each run saves (tracking/runs.py)
 PAIRED = {"best_val_accuracy": "accuracy", "best_val_loss": "loss"}
+# version tag: how many models (a sweep's complete trials on the same rows) it was selected among
+SELECTED_FROM = "textclf.selected_from"
 
 
 def enter(model_uri: str, name: str, run_id: str, objective: tuple[str, str], value: float,
@@ -118,8 +120,8 @@ def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) 
 
 
 def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
-    """(the challenger is better at `alpha`, the test in words), on the validation rows both runs
-    saved."""
+    """(the challenger is better, the test in words), on the validation rows both runs saved: one-
+    sided at alpha / the candidates it was selected among on those rows (SELECTED_FROM)."""
     frames = [predictions.load(tags.get("textclf.run_id", ""), "val") for tags in (held.tags, mine)]
     if any(f is None for f in frames):
         return False, ("no per-row validation predictions for "
@@ -129,13 +131,10 @@ def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
         champion, challenger = rows.paired(*frames)
     except ValueError as e:
         return False, f"not compared: {e}"
-    if PAIRED[mine["textclf.objective"]] == "accuracy":
-        outcome = paired.accuracy(champion.label.to_numpy(), champion.prediction.to_numpy(),
-                                  challenger.prediction.to_numpy())
-    else:
-        outcome = paired.loss(rows.row_losses(champion), rows.row_losses(challenger))
-    beats = outcome.better(alpha) == "b"
-    return beats, (f"paired {outcome.metric} vs version {held.version} on {outcome.n} validation "
-                   f"rows: {outcome.difference:+.4f} [{outcome.low:+.4f}, {outcome.high:+.4f}], p "
-                   f"= {outcome.p_value:.3g} ({outcome.test}): "
-                   f"{'better' if beats else 'not better'} at {alpha:g}")
+    metric = PAIRED[mine["textclf.objective"]]
+    scores = ([f.prediction.to_numpy() for f in (champion, challenger)] if metric == "accuracy"
+              else [rows.row_losses(f) for f in (champion, challenger)])
+    candidates = int(mine.get(SELECTED_FROM, "1") or 1)
+    beats, said = paired.challenger_wins(metric, champion.label.to_numpy(), *scores, alpha,
+                                         candidates)
+    return beats, f"paired vs version {held.version} on {len(champion)} validation rows: {said}"
