@@ -147,9 +147,11 @@ def test_compare_names_a_reference_that_is_not_there(cli, three_runs):
 
 
 def test_the_selected_epoch_is_named_for_what_selected_it(three_runs):
-    """train.monitor=val_accuracy selects the epoch with the highest validation accuracy: best_val_loss stays the
-    lowest validation loss (main logged the selected epoch's), the run is tagged with its monitor, and runs of
-    either monitor fall into different comparability groups (and never face each other for the champion)."""
+    """train.monitor=val_accuracy selects the epoch with the highest validation accuracy: best_val_loss is that
+    epoch's validation loss (the kept weights': the per-row predictions it saved give it back), the run is tagged
+    with its monitor, and runs of either monitor fall into different comparability groups (and never face each
+    other for the champion)."""
+    from textclf.stats.rows import row_losses
     from textclf.config import load_config
     from textclf.reporting.tables import comparability_groups, select_runs
     from textclf.run import train_run
@@ -157,8 +159,10 @@ def test_the_selected_epoch_is_named_for_what_selected_it(three_runs):
     cfg = load_config(None, three_runs["base"] + ["train.learning_rate=5e-3", "train.epochs=3", "train.patience=0",
                                                   "train.monitor=val_accuracy", "tracking.run_name=by_accuracy"])
     result = train_run(cfg, three_runs["uri"])
-    history = mlflow.MlflowClient().get_metric_history(result.run_id, "val_loss")
-    assert result.metrics["best_val_loss"] == pytest.approx(min(m.value for m in history))
+    history = {m.step: m.value for m in mlflow.MlflowClient().get_metric_history(result.run_id, "val_loss")}
+    best = int(result.metrics["best_epoch"])
+    assert result.metrics["best_val_loss"] == pytest.approx(history[best])
+    assert row_losses(predictions.load(result.run_id, "val")).mean() == pytest.approx(history[best], rel=1e-4)
     accuracies = mlflow.MlflowClient().get_metric_history(result.run_id, "val_accuracy")
     assert result.metrics["best_val_accuracy"] == pytest.approx(max(m.value for m in accuracies))
     run = mlflow.get_run(result.run_id)

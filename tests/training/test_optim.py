@@ -64,6 +64,27 @@ def test_monitor_val_accuracy_keeps_the_most_accurate_epoch_and_stops_on_it(tiny
     assert (result.best_epoch, len(result.history), result.stopped_early) == (3, 5, True)
 
 
+def test_every_objective_is_a_property_of_the_kept_weights(tiny_model, tiny_data, monkeypatch):
+    """monitor val_accuracy keeps epoch 3; its validation loss (0.5) is best_val_loss, not the lowest of any
+    epoch (0.3, epoch 1: weights that were not kept). The pruner was told the same quantity each epoch, so a
+    pruned trial's value and a complete one's are the same thing (main stored 0.3 for a complete trial and
+    the kept epoch's loss for a pruned one)."""
+    from textclf.studies.objective import running_value
+    from textclf.training.summary import selected_values
+
+    scripted(monkeypatch, [0.3, 0.4, 0.5, 0.6, 0.7], [0.80, 0.85, 0.90, 0.905, 0.90])
+    loaders = loaders_for(tiny_model, tiny_data)
+    told = []
+    result = fit(tiny_classifier(tiny_model), loaders.train, loaders.val,
+                 cfg(epochs=5, patience=2, monitor="val_accuracy", min_delta=0.01), CPU,
+                 report=lambda row, epoch: told.append(row))
+    values = selected_values(result)
+    assert result.best_epoch == 3 and values["best_epoch"] == 3
+    assert values["best_val_loss"] == 0.5 and values["best_val_accuracy"] == 0.90
+    for objective in ("best_val_loss", "best_val_accuracy", "train_val_loss_ratio"):
+        assert running_value(objective, told[-1]) == values[objective]
+
+
 def test_monitor_val_loss_with_min_delta_ignores_tiny_improvements(tiny_model, tiny_data, monkeypatch):
     scripted(monkeypatch, [1.0, 0.995, 0.99, 0.5], [0.5, 0.6, 0.7, 0.8])
     loaders = loaders_for(tiny_model, tiny_data)

@@ -6,8 +6,9 @@ import numpy as np
 
 from textclf.stats.intervals import f1_scores
 
-# final metric -> the per-epoch key whose value at the lowest-validation-loss epoch so far is the
-# metric's value if training stopped now: what a pruner is told each epoch (docs/methodology.md)
+# final metric -> the per-epoch key whose value at the epoch train.monitor has selected so far (the
+# weights that would be kept) is the metric's value if training stopped now: what a pruner is told
+# each epoch, and what summary.selected_values stores at the end (docs/methodology.md)
 RUNNING = {"best_val_accuracy": "val_accuracy", "best_val_loss": "val_loss",
            "train_val_loss_ratio": "train_val_loss_ratio"}
 

@@ -59,14 +59,8 @@ def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation,
                   test: Evaluation) -> dict[str, float]:
     """The single final values (FINAL_METRICS) but the ones only known later: time_to_first_step_s,
     total_time_s and the tracking ones."""
-    best, steps = fitted.best(), fitted.step_time_s
-    # best_val_loss is the lowest validation loss whatever selected the epoch; best_val_accuracy is
-    # the selected epoch's (with train.monitor=val_accuracy the highest: a selected maximum, so runs
-    # are tagged by monitor)
-    final = {"best_epoch": fitted.best_epoch,
-             "best_val_loss": min(r["val_loss"] for r in fitted.history),
-             "best_val_accuracy": best["val_accuracy"],
-             "train_val_loss_ratio": best["train_val_loss_ratio"],
+    steps = fitted.step_time_s
+    final = {**selected_values(fitted),
              "test_loss": test.loss, "test_accuracy": test.accuracy,
              "test_f1": f1(test.labels, test.predictions, setup.num_labels),
              "epochs_run": len(fitted.history), "stopped_early": float(fitted.stopped_early),
@@ -84,6 +78,18 @@ def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation,
     if setup.compiled:
         final["compile_time_s"] = fitted.compile_time_s
     return final | utilisation(setup, fitted) | score_intervals(setup, val, test)
+
+
+def selected_values(fitted: FitResult) -> dict[str, float]:
+    """The objectives a sweep can select on, each a property of the kept weights (the epoch that
+    train.monitor selected): its validation loss, accuracy and train/val loss ratio. The pruner is
+    told the same values each epoch (training/metrics.py RUNNING), so a pruned trial's value and a
+    complete one's are one quantity. With train.monitor=val_accuracy, best_val_accuracy is a maximum
+    over epochs (a selected, optimistic figure: runs are tagged by monitor)."""
+    best = fitted.best()
+    return {"best_epoch": fitted.best_epoch, "best_val_loss": best["val_loss"],
+            "best_val_accuracy": best["val_accuracy"],
+            "train_val_loss_ratio": best["train_val_loss_ratio"]}
 
 
 def score_intervals(setup: Setup, val: Evaluation, test: Evaluation) -> dict[str, float]:
