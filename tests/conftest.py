@@ -183,7 +183,7 @@ def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
     """The tiny 3-point grid (one trial COMPLETE, one PRUNED, one FAIL) run once per session in its own
-    stores: {"tracking_uri", "storage", "parent_run_id", "experiment", "dir"}. Read it; do not change it."""
+    stores: {"tracking_uri", "storage", "parent_run_id", "experiment", "dir", "summary" (what it printed)}. Read it; do not change it."""
     from textclf.studies.sweep import run_sweep
     from textclf.tracking import queries
 
@@ -196,13 +196,13 @@ def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
     uri, storage = f"sqlite:///{directory / 'mlflow.db'}", f"sqlite:///{directory / 'optuna.db'}"
     saved = dict(os.environ)  # a session fixture runs outside the per-test environment reset
     try:
-        run_sweep(str(spec), storage=storage, tracking_uri=uri)
+        summary = run_sweep(str(spec), storage=storage, tracking_uri=uri)
         parent = queries.sweep_parent("sweep")[0]
     finally:
         os.environ.clear()
         os.environ.update(saved)
     return {"tracking_uri": uri, "storage": storage, "parent_run_id": parent, "experiment": "tiny-sweep",
-            "dir": str(directory)}
+            "dir": str(directory), "summary": summary}
 
 
 @contextlib.contextmanager

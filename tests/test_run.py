@@ -1,6 +1,7 @@
 """A whole `textclf train` run on a tiny model: the logging contract, run statuses, predict round trip."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,6 +90,12 @@ def test_train_logs_the_whole_contract(cli, tiny_overrides, tracking_uri, tmp_pa
     confusion = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/confusion_matrix.json")
     assert confusion["labels"] == ["neg", "pos"] and np.sum(confusion["matrix"]) == 80
     assert f"run {run.info.run_id} FINISHED" in out
+    # each score printed with its 95% interval over the evaluation rows, losses and the loss ratio included
+    for key in ("best_val_accuracy", "test_accuracy", "test_f1", "best_val_loss", "test_loss",
+                "train_val_loss_ratio"):
+        low, high = m[f"{key}_ci_low"], m[f"{key}_ci_high"]
+        assert low <= m[key] <= high and (low < high or key == "test_f1"), key  # F1 1.0 on every resample
+        assert re.search(rf"^  {key} +{m[key]:.4g} \[{low:.4g}, {high:.4g}\]$", out, re.M), (key, out)
 
 
 def test_predict_and_pyfunc_load_the_logged_model(cli, tiny_overrides, tracking_uri):

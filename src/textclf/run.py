@@ -82,8 +82,8 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None,
         start_run(cfg, ready, trial, resume, active)
         fit_start = time.perf_counter()
         fitted = fit_model(cfg, ready, active, trial, resume)
-        val, test = evaluate_model(cfg, ready, fitted)
-        final = summary.final_metrics(setup_of(cfg, ready), fitted, val, test) | \
+        val, test, probe = evaluate_model(cfg, ready, fitted)
+        final = summary.final_metrics(setup_of(cfg, ready), fitted, val, test, probe) | \
             active.drain(cfg.tracking.outage_wait_s)
         # data, model, tokens and run setup, then the first optimizer step
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s
@@ -147,15 +147,18 @@ def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,
     return fitted
 
 
-def evaluate_model(cfg: Config, ready: Prepared, fitted: FitResult) -> tuple[Evaluation,
-                                                                             Evaluation]:
-    """(validation, test) evaluations: the selected epoch's validation rows (scored again after a
-    resume past that epoch) and the test rows."""
+def evaluate_model(cfg: Config, ready: Prepared,
+                   fitted: FitResult) -> tuple[Evaluation, Evaluation, Evaluation | None]:
+    """(validation, test, training probe) evaluations of the kept weights: the selected epoch's
+    validation rows and probe (scored again after a resume past that epoch) and the test rows."""
     dtype = autocast_dtype(cfg.train.precision, ready.device)
+    loaders = ready.loaders
     with tf32(ready.device):
-        test = evaluate(ready.model, ready.loaders.test, ready.device, dtype)
-        val = fitted.best_val or evaluate(ready.model, ready.loaders.val, ready.device, dtype)
-    return val, test
+        test = evaluate(ready.model, loaders.test, ready.device, dtype)
+        val = fitted.best_val or evaluate(ready.model, loaders.val, ready.device, dtype)
+        probe = fitted.best_probe or (evaluate(ready.model, loaders.train_probe, ready.device, dtype)
+                                      if loaders.train_probe is not None else None)
+    return val, test, probe
 
 
 def setup_of(cfg: Config, ready: Prepared) -> summary.Setup:

@@ -137,3 +137,30 @@ def test_a_full_imdb_test_set_is_resampled_in_bounded_blocks():
     low, high = intervals.bootstrap_f1(y, p, 2)
     assert low < f1(y, p, 2) < high and high - low < 0.02
     assert intervals.bootstrap_f1(y, p, 2) == (low, high)
+
+
+def test_the_mean_loss_bootstrap_covers_the_population_mean():
+    rng, hits = np.random.default_rng(13), []
+    for s in range(300):
+        losses = rng.exponential(0.4, 200)  # per-row cross-entropy: skewed, as real losses are
+        low, high = intervals.bootstrap_mean(losses, resamples=500, seed=s)
+        hits.append(low <= 0.4 <= high)
+    assert 0.91 <= np.mean(hits) <= 0.98
+
+
+def test_the_loss_ratio_bootstrap_covers_the_population_ratio():
+    """train/val loss ratio from two independent sets of rows (the training probe and validation)."""
+    rng, hits = np.random.default_rng(14), []
+    for s in range(300):
+        train, val = rng.exponential(0.3, 200), rng.exponential(0.5, 200)
+        low, high = intervals.bootstrap_ratio(train, val, resamples=500, seed=s)
+        hits.append(low <= 0.6 <= high)
+    assert 0.91 <= np.mean(hits) <= 0.98
+
+
+def test_a_score_is_printed_with_its_interval():
+    metrics = {"test_accuracy": 0.8412, "test_accuracy_ci_low": 0.81, "test_accuracy_ci_high": 0.8702,
+               "train_time_s": 12.5}
+    assert intervals.bounds("test_accuracy") == ("test_accuracy_ci_low", "test_accuracy_ci_high")
+    assert intervals.with_interval(metrics, "test_accuracy") == "0.8412 [0.81, 0.8702]"
+    assert intervals.with_interval(metrics, "train_time_s") == "12.5"

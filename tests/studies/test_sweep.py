@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -210,8 +211,10 @@ def test_each_trials_varied_values_are_tags_too(finished_sweep):
     for child in children:  # the rejected trial (top9) too: its tags say what it tried
         varied = {k.removeprefix("varied."): v for k, v in child.data.tags.items() if k.startswith("varied.")}
         assert set(varied) == {"train.learning_rate", "model.freeze"}, child.data.tags
-        if "textclf.error" not in child.data.tags:  # a rejected trial's params are the base config's
-            assert all(child.data.params[k] == v for k, v in varied.items()), (varied, child.data.params)
+        # a rejected trial's params too are what it tried (main logged the base config's: lr 5e-3, freeze full)
+        assert all(child.data.params[k] == v for k, v in varied.items()), (varied, child.data.params)
+        if "textclf.error" in child.data.tags:
+            assert child.data.params["model.freeze"] == "top9"
 
 
 def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(finished_sweep):
@@ -223,8 +226,15 @@ def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(fi
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     [complete] = [c for c in children if c.info.status == "FINISHED"]
-    for key in ("best_val_accuracy", "best_val_accuracy_ci_low", "best_val_accuracy_ci_high"):
-        assert parent.data.metrics[key] == complete.data.metrics[key], key  # the value with its interval
+    # the winner's validation score is the best of the trials on these rows: no plain interval (it was selected
+    # on them), said so; its test scores were not selected on and come with theirs
+    assert parent.data.metrics["best_val_accuracy"] == complete.data.metrics["best_val_accuracy"]
+    assert "best_val_accuracy_ci_low" not in parent.data.metrics
+    for key in ("test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_f1", "test_f1_ci_low",
+                "test_f1_ci_high"):
+        assert parent.data.metrics[key] == complete.data.metrics[key], key
+    said = parent.data.tags["textclf.best_of"]
+    assert said.startswith("best_val_accuracy: the best of 2 trials on these validation rows") and "test_" in said
     evaluated = {(i.tags[0].value, i.dataset.digest) for i in complete.inputs.dataset_inputs
                  if i.tags[0].value != "train"}
     assert {(i.tags[0].value, i.dataset.digest) for i in parent.inputs.dataset_inputs} == evaluated
@@ -241,3 +251,13 @@ def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(fi
     # the view's own search finds exactly the trials
     assert {r.info.run_id for r in client.search_runs([experiment.experiment_id], view["searchFilter"])} == \
         {c.info.run_id for c in children}
+
+
+def test_the_sweep_prints_each_score_with_its_interval_and_the_winner_as_best_of_n(finished_sweep):
+    summary = finished_sweep["summary"]
+    table = summary.split("\n\n")[0]
+    number = r"[\d.e+-]+"
+    assert "best_val_accuracy" in table and re.search(rf" {number} \[{number}, {number}\] ", table), table
+    assert re.search(rf"^best trial \d+ \(the best of 2 on these validation rows\): best_val_accuracy {number} "
+                     rf"\(selected on these rows: optimistic\); test_accuracy {number} \[{number}, {number}\]",
+                     summary, re.M), summary

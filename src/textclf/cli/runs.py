@@ -20,14 +20,15 @@ from textclf.cli.base import _config_options, _load, cli
 def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
     from textclf import api
-    from textclf.training.summary import HEADLINE_METRICS
+    from textclf.stats.intervals import with_interval
+    from textclf.training.summary import PRINTED_METRICS
 
     result = api.train(_load(config_path, override, overrides), tracking_uri=tracking_uri,
                        resume=resume)
     uri = result.tracking_uri
-    click.echo(f"run {result.run_id} FINISHED in {uri}")
-    for key in ("best_epoch", *HEADLINE_METRICS, "train_samples_per_s"):
-        click.echo(f"  {key:22s} {result.metrics[key]:.4g}")
+    click.echo(f"run {result.run_id} FINISHED in {uri} (scores with 95% intervals over the rows)")
+    for key in PRINTED_METRICS:
+        click.echo(f"  {key:22s} {with_interval(result.metrics, key)}")
     if result.model_uri:
         click.echo(f"model: runs:/{result.run_id}/model  (textclf predict --model-uri "
                    f"runs:/{result.run_id}/model --tracking-uri {uri} \"some text\")")

@@ -65,8 +65,49 @@ def bootstrap_f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int, l
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     scores = np.concatenate([f1_scores(labels[idx], predictions[idx], num_labels)
                              for idx in resample_rows(len(labels), resamples, seed)])
+    return _percentiles(scores, level)
+
+
+def bootstrap_mean(values: np.ndarray, level: float = LEVEL, resamples: int = RESAMPLES,
+                   seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean over rows (a loss: each row's cross-entropy)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return (float("nan"), float("nan"))
+    means = np.concatenate([values[idx].mean(1)
+                            for idx in resample_rows(len(values), resamples, seed)])
+    return _percentiles(means, level)
+
+
+def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, level: float = LEVEL,
+                    resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(numerator) / mean(denominator), two independent sets of
+    rows each resampled on its own (the train/val loss ratio: the training probe's rows over the
+    validation rows)."""
+    top = np.concatenate([np.asarray(numerator, dtype=float)[idx].mean(1)
+                          for idx in resample_rows(len(numerator), resamples, seed)])
+    bottom = np.concatenate([np.asarray(denominator, dtype=float)[idx].mean(1)
+                             for idx in resample_rows(len(denominator), resamples, seed + 1)])
+    return _percentiles(top / np.maximum(bottom, 1e-12), level)
+
+
+def _percentiles(draws: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1 - level) / 2
-    return (float(np.quantile(scores, tail)), float(np.quantile(scores, 1 - tail)))
+    return (float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail)))
+
+
+def bounds(metric: str) -> tuple[str, str]:
+    """The names a metric's interval is logged under: (<metric>_ci_low, <metric>_ci_high)."""
+    return f"{metric}_ci_low", f"{metric}_ci_high"
+
+
+def with_interval(metrics: dict, metric: str, digits: int = 4) -> str:
+    """`0.8412 [0.81, 0.8702]`: the value and, where logged, its interval (`digits` significant)."""
+    low, high = bounds(metric)
+    text = f"{metrics[metric]:.{digits}g}"
+    if low in metrics and high in metrics:
+        text += f" [{metrics[low]:.{digits}g}, {metrics[high]:.{digits}g}]"
+    return text
 
 
 def score_intervals(labels: np.ndarray, predictions: np.ndarray, num_labels: int,

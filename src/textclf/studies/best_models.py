@@ -18,7 +18,7 @@ import optuna
 
 from textclf.config import TrackingConfig
 from textclf.studies.spec import SweepSpec
-from textclf.studies.study import EVAL, TrialState, best_trials, comparable
+from textclf.studies.study import EVAL, TrialState, best_trials, candidates, comparable
 from textclf.tracking import models, registry
 
 log = logging.getLogger(__name__)
@@ -79,16 +79,6 @@ def register_best(spec: SweepSpec, study: optuna.Study, name: str,
                                           "textclf.trial": str(best.number),
                                           registry.SELECTED_FROM: str(candidates(study))})
     return f"registered trial {best.number} as version {version} of {name!r}; {said}"
-
-
-def candidates(study: optuna.Study) -> int:
-    """How many trials the best was chosen among on the base config's rows: the complete ones and
-    those pruned on the same rows (they could have completed). The champion test corrects for them
-    (registry.SELECTED_FROM)."""
-    base = study.user_attrs.get(EVAL)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
-                                                                   TrialState.PRUNED))
-               if t.user_attrs.get(EVAL, base) == base)
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -15,6 +15,7 @@ from textclf import interrupts
 from textclf.config import Config, load_config, replace
 from textclf.errors import InputError
 from textclf.run import TrialHooks, train_run
+from textclf.stats.intervals import bounds
 from textclf.studies import best_models
 from textclf.studies.records import Sweep, release_memory
 from textclf.studies.spec import GRID_POINT, SweepSpec, trial_config
@@ -37,6 +38,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
                        killed_by=(optuna.TrialPruned,),
                        on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
     strategy(sweep.spec).claim(trial)  # a grid point enqueued by two commands runs once
+    cfg = None
     try:
         # trials never register their model themselves: the sweep registers its best
         # (best_models.py)
@@ -59,7 +61,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         raise
     # rejected before a run existed: recorded as a FAILED child all the same
     except InputError as e:
-        _record_rejected(sweep, trial, hooks, "; ".join(e.problems))
+        _record_rejected(sweep, trial, hooks, "; ".join(e.problems), cfg)
         raise RuntimeError("; ".join(e.problems)) from None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
@@ -69,9 +71,9 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         raise
     finally:
         release_memory()
-    intervals = [f"{m}_ci_{end}" for m, _ in sweep.spec.objectives for end in ("low", "high")]
-    for key in (*HEADLINE_METRICS, *intervals):
-        if key in result.metrics:  # the summary table shows each objective with its 95% interval
+    shown = dict.fromkeys([*HEADLINE_METRICS, *(m for m, _ in sweep.spec.objectives)])
+    for key in (k for m in shown for k in (m, *bounds(m))):
+        if key in result.metrics:  # the summary table shows each score with its 95% interval
             trial.set_user_attr(key, float(result.metrics[key]))
     return values[0] if len(values) == 1 else values
 
@@ -95,13 +97,19 @@ def _record_chosen(spec: SweepSpec, trial: optuna.Trial, flat: dict) -> None:
         trial.set_user_attr(key, _as_choice(flat[key]))
 
 
-def _record_rejected(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, error: str) -> None:
-    """A trial whose config was rejected: a FAILED child run that says why, and the trial's
-    error."""
+def _record_rejected(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, error: str,
+                     cfg: Config | None) -> None:
+    """A trial whose config or model was rejected: a FAILED child run that says why, with the
+    values it tried as its params (its config where one was built, else the base config's with the
+    tried values over it), and the trial's error."""
     chosen = {**sweep.spec.grid[trial.params[GRID_POINT]]} if GRID_POINT in trial.params else {}
-    name = names.trial_name(trial.number, {**trial.params, **chosen}, sweep.spec.searched_keys())
-    run_id = sweep_runs.failed_child(_safe_base(sweep), sweep.parent_run_id, hooks.params,
-                                     hooks.tags, error, name)
+    tried = {**trial.params, **chosen}
+    name = names.trial_name(trial.number, tried, sweep.spec.searched_keys())
+    varied = {k: _as_choice(v) for k, v in tried.items() if k in sweep.spec.varied_keys()}
+    run_id = sweep_runs.failed_child(cfg or _safe_base(sweep), sweep.parent_run_id,
+                                     {**({} if cfg else varied), **hooks.params},
+                                     {**{f"varied.{k}": str(v) for k, v in varied.items()},
+                                      **hooks.tags}, error, name)
     trial.set_user_attr("mlflow_run_id", run_id)
     trial.set_user_attr("error", error[:500])
 

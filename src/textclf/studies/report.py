@@ -11,8 +11,10 @@ import pandas as pd
 
 from textclf.studies.records import end_dead_trials
 from textclf.studies.spec import SweepSpec
-from textclf.studies.study import best_tags, best_trials, open_study, trial_table
+from textclf.studies.study import best_tags, best_trials, candidates, open_study, trial_table
 from textclf.studies.views import optuna_views
+from textclf.stats.intervals import bounds, with_interval
+from textclf.training.summary import HEADLINE_METRICS
 from textclf.tracking import provenance, saved_view, sweep_runs
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ def show_in_ui(spec: SweepSpec, study: optuna.Study, parent: str) -> None:
     front = best_trials(study)
     best = front[0].user_attrs.get("mlflow_run_id") if front else None
     try:
-        saved_view.show_sweep(parent, best, dict(spec.objectives), spec.varied_keys())
+        saved_view.show_sweep(parent, best, dict(spec.objectives), spec.varied_keys(),
+                              candidates(study))
     except Exception as e:  # the study's results stand without it
         log.warning("could not save the sweep's MLflow view: %s", e)
 
@@ -55,12 +58,38 @@ def attach_report(parent: str, study: optuna.Study) -> None:
 
 
 def summary_text(study: optuna.Study, url: str, parent: str, uri: str) -> str:
+    """What `textclf sweep` prints: the trials, best first, each score with its 95% interval over
+    the evaluation rows; the best trial's headline; where the study and the parent run are."""
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
         table = trial_table(study).drop(columns=["mlflow_run_id"], errors="ignore").head(20)
         if "error" in table:
             table["error"] = table["error"].str.slice(0, 60)
-        table = table.to_string()
-    return (f"{table}\n\nstudy {study.study_name!r}: {len(study.trials)} trials in "
-            f"{provenance.redact('url', url)}\n  "
-            f"optuna.load_study(study_name={study.study_name!r}, "
-            f"storage={provenance.redact('url', url)!r})\nparent run {parent} in {uri}")
+        table = with_intervals(table).to_string()
+    where = provenance.redact("url", url)
+    return (f"{table}\n\n{headline(study)}study {study.study_name!r}: {len(study.trials)} trials in "
+            f"{where}\n  optuna.load_study(study_name={study.study_name!r}, storage={where!r})\n"
+            f"parent run {parent} in {uri}")
+
+
+def with_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """Each score column with logged bounds as `0.8412 [0.81, 0.8702]` text, the bounds dropped."""
+    out = table.copy()
+    for column in [c for c in table.columns if set(bounds(c)) <= set(table.columns)]:
+        rows = table[[column, *bounds(column)]].to_dict("records")
+        out[column] = [with_interval(r, column) if pd.notna(r[column]) else "" for r in rows]
+        out = out.drop(columns=list(bounds(column)))
+    return out
+
+
+def headline(study: optuna.Study) -> str:
+    """The best trial's line: its objective, the best of N on these rows (selected on them), and
+    its test scores with their intervals (not selected on)."""
+    front = best_trials(study)
+    if not front or len(study.directions) > 1:
+        return ""
+    best, n = front[0], candidates(study)
+    metric = next((m for m in HEADLINE_METRICS if best.user_attrs.get(m) == best.value), "objective")
+    tests = [f"{m} {with_interval(best.user_attrs, m)}" for m in ("test_accuracy", "test_f1")
+             if m in best.user_attrs]
+    return (f"best trial {best.number} (the best of {n} on these validation rows): {metric} "
+            f"{best.value:.4g} (selected on these rows: optimistic); {'; '.join(tests)}\n")

@@ -165,6 +165,16 @@ def comparable(study: optuna.Study, rows: str | None) -> list[optuna.trial.Froze
             if t.user_attrs.get(EVAL, base) == rows]
 
 
+def candidates(study: optuna.Study) -> int:
+    """How many trials the best was chosen among on the base config's rows: the complete ones and
+    those pruned on the same rows (they could have completed). The champion test corrects for them
+    (registry.SELECTED_FROM)."""
+    base = study.user_attrs.get(EVAL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                                   TrialState.PRUNED))
+               if t.user_attrs.get(EVAL, base) == base)
+
+
 def best_trials(study: optuna.Study, rows: str | None = None) -> list[optuna.trial.FrozenTrial]:
     """The best complete trials on `rows` (default: the base config's rows, the study's EVAL
     attribute): the one best for a single objective, the Pareto front for several; [] when no trial

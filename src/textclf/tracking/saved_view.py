@@ -15,10 +15,13 @@ import time
 import mlflow
 from mlflow.entities import Metric
 
+from textclf.stats.intervals import bounds
 from textclf.training.summary import DEFAULT_OBJECTIVE
 
 SHARE_TAG = "mlflow.sharedViewState."  # the UI's prefix for shared view state
 VIEW_TAG = "textclf.view"  # on the parent: the share key of its view
+BEST_OF = "textclf.best_of"  # on the parent: what its best values are (selected, optimistic)
+TEST_SCORES = ("test_accuracy", "test_f1")  # the winner's, on the parent
 
 
 def column(kind: str, key: str) -> str:
@@ -33,19 +36,14 @@ def view_path(experiment_id: str, key: str | None = None) -> str:
 
 
 def show_sweep(parent_run_id: str, best_run_id: str | None, objectives: dict[str, str],
-               varied: list[str]) -> str:
-    """The parent's best objective values (the best trial's, each with its 95% interval where the
-    trial logged one) and evaluation datasets, and the sweep's saved view; returns the view's UI
-    route."""
+               varied: list[str], candidates: int = 1) -> str:
+    """The parent's headline (show_best) and evaluation datasets, and the sweep's saved view;
+    returns the view's UI route."""
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_run_id)
     experiment = parent.info.experiment_id
     if best_run_id:
-        now = int(time.time() * 1000)
-        scores = client.get_run(best_run_id).data.metrics
-        keys = [f"{m}{end}" for m in objectives for end in ("", "_ci_low", "_ci_high")]
-        client.log_batch(parent_run_id, metrics=[Metric(k, scores[k], now, 0) for k in keys
-                                                 if k in scores])
+        show_best(client, parent_run_id, best_run_id, list(objectives), candidates)
     _log_evaluation_inputs(client, parent, experiment)
     (metric, direction), *_ = objectives.items()
     chosen = [*(column("metrics", m) for m in objectives),
@@ -59,6 +57,24 @@ def show_sweep(parent_run_id: str, best_run_id: str | None, objectives: dict[str
     client.set_experiment_tag(experiment, SHARE_TAG + parent_run_id, json.dumps(state))
     client.set_tag(parent_run_id, VIEW_TAG, parent_run_id)
     return view_path(experiment, parent_run_id)
+
+
+def show_best(client: mlflow.MlflowClient, parent_run_id: str, best_run_id: str,
+              objectives: list[str], candidates: int) -> None:
+    """The best trial's objective values on the parent, marked as the best of `candidates` trials on
+    these validation rows (selected on them, so optimistic: no plain interval), and its test scores
+    with their intervals (never selected on: the unbiased figures)."""
+    scores = client.get_run(best_run_id).data.metrics
+    keys = [*objectives, *(k for m in TEST_SCORES for k in (m, *bounds(m)))]
+    now = int(time.time() * 1000)
+    client.log_batch(parent_run_id, metrics=[Metric(k, scores[k], now, 0) for k in keys
+                                             if k in scores])
+    tests = [m for m in TEST_SCORES if m in scores]
+    client.set_tag(parent_run_id, BEST_OF,
+                   f"{', '.join(objectives)}: the best of {candidates} trials on these validation "
+                   "rows (selected on them: optimistic, so no interval); "
+                   + (f"{' and '.join(tests)} were not selected on: read those, with their "
+                      "intervals" if tests else "no test scores"))
 
 
 def _log_evaluation_inputs(client: mlflow.MlflowClient, parent, experiment: str) -> None:

@@ -53,8 +53,9 @@ class FitResult:
     token_squares: int = 0  # sum of squared real sequence lengths (the attention term of flops.py)
     # train.compile: seconds spent compiling, inside step_time_s (compiled.py)
     compile_time_s: float = 0.0
-    # the selected epoch's validation rows (None after a resume past it)
+    # the selected epoch's validation rows and training probe (None after a resume past it)
     best_val: Evaluation | None = None
+    best_probe: Evaluation | None = None
     # the learning rate each optimizer step applied (after warmup and decay), in order
     learning_rates: list[float] = field(default_factory=list)
 
@@ -110,7 +111,7 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
             # keep a CPU copy of what trains
             if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:
                 best_score, result.best_epoch, best_state = score, epoch, _trainable_state(model)
-                result.best_val = check
+                result.best_val, result.best_probe = check, probe
             elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
                 result.stopped_early = True
             if checkpoints is not None:

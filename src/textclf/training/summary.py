@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from textclf.stats import intervals
@@ -33,11 +34,19 @@ FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_
                  # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap
                  # for F1
                  "best_val_accuracy_ci_low", "best_val_accuracy_ci_high", "test_accuracy_ci_low",
-                 "test_accuracy_ci_high", "test_f1_ci_low", "test_f1_ci_high")
+                 "test_accuracy_ci_high", "test_f1_ci_low", "test_f1_ci_high",
+                 # percentile bootstrap over the rows: the mean losses, and the loss ratio (probe
+                 # rows and validation rows resampled each on its own)
+                 "best_val_loss_ci_low", "best_val_loss_ci_high", "test_loss_ci_low",
+                 "test_loss_ci_high", "train_val_loss_ratio_ci_low", "train_val_loss_ratio_ci_high")
 # the final metrics people compare, in the order tables show them (CLI summary, sweep trials,
 # report)
 HEADLINE_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
                     "trainable_params", "train_time_s")
+# what `textclf train` prints, each score with its interval
+PRINTED_METRICS = ("best_epoch", "best_val_accuracy", "best_val_loss", "test_accuracy", "test_f1",
+                   "test_loss", "train_val_loss_ratio", "trainable_params", "train_time_s",
+                   "train_samples_per_s")
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,8 @@ class Setup:
     model_config: object  # the backbone's transformers config (layers, hidden size)
 
 
-def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation,
-                  test: Evaluation) -> dict[str, float]:
+def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation, test: Evaluation,
+                  probe: Evaluation | None = None) -> dict[str, float]:
     """The single final values (FINAL_METRICS) but the ones only known later: time_to_first_step_s,
     total_time_s and the tracking ones."""
     steps = fitted.step_time_s
@@ -77,7 +86,7 @@ def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation,
         final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(setup.device) / 2**20
     if setup.compiled:
         final["compile_time_s"] = fitted.compile_time_s
-    return final | utilisation(setup, fitted) | score_intervals(setup, val, test)
+    return final | utilisation(setup, fitted) | score_intervals(setup, val, test, probe)
 
 
 def selected_values(fitted: FitResult) -> dict[str, float]:
@@ -92,13 +101,30 @@ def selected_values(fitted: FitResult) -> dict[str, float]:
             "train_val_loss_ratio": best["train_val_loss_ratio"]}
 
 
-def score_intervals(setup: Setup, val: Evaluation, test: Evaluation) -> dict[str, float]:
-    """95% intervals over the evaluation rows: Wilson for accuracy, a row bootstrap for test F1."""
+def score_intervals(setup: Setup, val: Evaluation, test: Evaluation,
+                    probe: Evaluation | None = None) -> dict[str, float]:
+    """95% intervals over the evaluation rows: Wilson for accuracy, a row bootstrap for test F1 and
+    the mean losses, and for the train/val loss ratio a bootstrap of the training probe's rows and
+    the validation rows, each on its own (no probe: the ratio's train side is the running loss, no
+    rows to resample)."""
     spans = {name: intervals.wilson(int((e.labels == e.predictions).sum()), len(e.labels))
              for name, e in (("best_val_accuracy", val), ("test_accuracy", test))}
     spans["test_f1"] = intervals.bootstrap_f1(test.labels, test.predictions, setup.num_labels)
-    return {f"{name}_ci_{end}": value for name, (low, high) in spans.items()
-            for end, value in (("low", low), ("high", high))}
+    losses = {name: row_losses(e) for name, e in (("val", val), ("test", test), ("probe", probe))
+              if e is not None and e.probabilities is not None}
+    for name, split in (("best_val_loss", "val"), ("test_loss", "test")):
+        if split in losses:
+            spans[name] = intervals.bootstrap_mean(losses[split])
+    if {"probe", "val"} <= set(losses):
+        spans["train_val_loss_ratio"] = intervals.bootstrap_ratio(losses["probe"], losses["val"])
+    return {bound: value for name, span in spans.items()
+            for bound, value in zip(intervals.bounds(name), span)}
+
+
+def row_losses(evaluation: Evaluation) -> np.ndarray:
+    """Each row's cross-entropy, -log p(label), from the evaluation's probabilities."""
+    picked = evaluation.probabilities[np.arange(len(evaluation.labels)), evaluation.labels]
+    return -np.log(np.clip(picked.astype(np.float64), 1e-12, None))
 
 
 def utilisation(setup: Setup, fitted: FitResult) -> dict[str, float]:
