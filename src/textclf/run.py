@@ -28,11 +28,7 @@ from textclf.training import metrics, summary
 from textclf.training.device import autocast_dtype, check_device, tf32
 from textclf.training.evaluate import Evaluation, evaluate
 from textclf.training.loop import FitResult, ReportFn, fit
-from textclf.training.resume import (
-    check_checkpoint_dir,
-    check_resumable,
-    checkpoint_dir,
-)
+from textclf.training.resume import check_checkpoint_dir, check_resumable, checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -151,14 +147,14 @@ def evaluate_model(cfg: Config, ready: Prepared,
                    fitted: FitResult) -> tuple[Evaluation, Evaluation, Evaluation | None]:
     """(validation, test, training probe) evaluations of the kept weights: the selected epoch's
     validation rows and probe (scored again after a resume past that epoch) and the test rows."""
-    dtype = autocast_dtype(cfg.train.precision, ready.device)
-    loaders = ready.loaders
+    dtype, loaders = autocast_dtype(cfg.train.precision, ready.device), ready.loaders
+
+    def score(loader):
+        return evaluate(ready.model, loader, ready.device, dtype) if loader is not None else None
+
     with tf32(ready.device):
-        test = evaluate(ready.model, loaders.test, ready.device, dtype)
-        val = fitted.best_val or evaluate(ready.model, loaders.val, ready.device, dtype)
-        probe = fitted.best_probe or (evaluate(ready.model, loaders.train_probe, ready.device, dtype)
-                                      if loaders.train_probe is not None else None)
-    return val, test, probe
+        return (fitted.best_val or score(loaders.val), score(loaders.test),
+                fitted.best_probe or score(loaders.train_probe))
 
 
 def setup_of(cfg: Config, ready: Prepared) -> summary.Setup:

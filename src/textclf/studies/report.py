@@ -1,5 +1,6 @@
 """After the trials: the parent run's final tags, trial table and report (reporting/ draws it;
 Optuna's views of the study come from views.py), and the summary the command prints."""
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,9 @@ def show_in_ui(spec: SweepSpec, study: optuna.Study, parent: str) -> None:
     front = best_trials(study)
     best = front[0].user_attrs.get("mlflow_run_id") if front else None
     try:
-        saved_view.show_sweep(parent, best, dict(spec.objectives), spec.varied_keys(),
-                              candidates(study))
+        saved_view.show_sweep(
+            parent, best, dict(spec.objectives), spec.varied_keys(), candidates(study)
+        )
     except Exception as e:  # the study's results stand without it
         log.warning("could not save the sweep's MLflow view: %s", e)
 
@@ -66,9 +68,11 @@ def summary_text(study: optuna.Study, url: str, parent: str, uri: str) -> str:
             table["error"] = table["error"].str.slice(0, 60)
         table = with_intervals(table).to_string()
     where = provenance.redact("url", url)
-    return (f"{table}\n\n{headline(study)}study {study.study_name!r}: {len(study.trials)} trials in "
-            f"{where}\n  optuna.load_study(study_name={study.study_name!r}, storage={where!r})\n"
-            f"parent run {parent} in {uri}")
+    return (
+        f"{table}\n\n{headline(study)}study {study.study_name!r}: {len(study.trials)} trials in "
+        f"{where}\n  optuna.load_study(study_name={study.study_name!r}, storage={where!r})\n"
+        f"parent run {parent} in {uri}"
+    )
 
 
 def with_intervals(table: pd.DataFrame) -> pd.DataFrame:
@@ -88,8 +92,15 @@ def headline(study: optuna.Study) -> str:
     if not front or len(study.directions) > 1:
         return ""
     best, n = front[0], candidates(study)
-    metric = next((m for m in HEADLINE_METRICS if best.user_attrs.get(m) == best.value), "objective")
-    tests = [f"{m} {with_interval(best.user_attrs, m)}" for m in ("test_accuracy", "test_f1")
-             if m in best.user_attrs]
-    return (f"best trial {best.number} (the best of {n} on these validation rows): {metric} "
-            f"{best.value:.4g} (selected on these rows: optimistic); {'; '.join(tests)}\n")
+    metric = next(
+        (m for m in HEADLINE_METRICS if best.user_attrs.get(m) == best.value), "objective"
+    )
+    tests = [
+        f"{m} {with_interval(best.user_attrs, m)}"
+        for m in ("test_accuracy", "test_f1")
+        if m in best.user_attrs
+    ]
+    return (
+        f"best trial {best.number} (the best of {n} on these validation rows): {metric} "
+        f"{best.value:.4g} (selected on these rows: optimistic); {'; '.join(tests)}\n"
+    )
