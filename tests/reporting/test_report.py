@@ -368,3 +368,90 @@ def test_heatmap_and_pareto_use_one_set_of_rows(tmp_path):
     cells = [t.get_text() for t in heatmap.axes[0].texts]
     assert "0.800" in cells and "0.600" not in cells  # 0.80 and 0.40 would average to 0.60
     assert any(n.startswith("heatmap and Pareto plots: group A only (4 of 5 runs)") for n in notes)
+
+
+def rows_of(runs: pd.DataFrame, right: dict[str, np.ndarray], labels: np.ndarray):
+    """A per-row loader for noise.seed_noise: run id -> its validation predictions frame (simulated)."""
+    from textclf.stats.rows import predictions_frame
+
+    texts = [f"review {i}" for i in range(len(labels))]
+
+    def load(run_id):
+        hits = right[run_id]
+        probabilities = np.where((np.arange(2) == labels[:, None]) == (hits[:, None] == 1), 0.8, 0.2)
+        return predictions_frame(texts, labels, probabilities)
+    return load
+
+
+def paired_noise_runs(rng, leads: list[float], seeds: int = 3, rows: int = 300):
+    """--repeat-best runs of configurations whose skills differ by `leads` (logit scale), every run's per-row
+    correctness simulated on the same rows (conftest.configuration): (runs frame, per-row loader)."""
+    from conftest import configuration
+
+    difficulty, taste = rng.normal(1.6, 1.5, rows), rng.normal(0, 0.5, rows)
+    labels = rng.integers(0, 2, rows)
+    records, right = [], {}
+    for trial, lead in enumerate(leads):
+        hits = configuration(rng, seeds, difficulty, lead, taste)
+        for repeat in range(seeds):
+            run_id = f"{trial}-{repeat}"
+            right[run_id] = hits[repeat]
+            records.append({"run_id": run_id, "trial.number": trial if repeat == 0 else None,
+                            "textclf.repeat_of": None if repeat == 0 else str(trial), "textclf.study": "s",
+                            "best_val_accuracy": hits[repeat].mean(), "data.val_rows": rows,
+                            "status": "FINISHED"})
+    runs = pd.DataFrame(records)
+    return runs, rows_of(runs, right, labels)
+
+
+def test_the_seed_noise_verdict_pairs_the_rows_and_is_calibrated():
+    """With every run's per-row predictions, identical configurations are called "larger than noise" at most
+    at alpha (seeds: 4 a configuration, 3 of them fresh)."""
+    rng, sims = np.random.default_rng(15), 400
+    notes = []
+    for _ in range(sims):
+        runs, load = paired_noise_runs(rng, [0.0, 0.0], seeds=4)
+        notes.append(noise.seed_noise(runs, "best_val_accuracy", "maximize", rows_of=load)["note"].iloc[0])
+    assert all("paired" in n for n in notes)
+    assert sum("larger than noise" in n for n in notes) / sims <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / sims)
+
+
+def test_the_paired_seed_noise_verdict_finds_a_four_point_lead_and_states_its_power():
+    """A true lead of about 4 points with 5 seeds a configuration (4 fresh): the old rule (Welch and an
+    independent-rows bound) found it about 11% of the time in this simulation; the paired verdict most of the
+    time, and each verdict says what lead it could have found."""
+    rng, found = np.random.default_rng(16), 0
+    for _ in range(100):
+        runs, load = paired_noise_runs(rng, [0.3, 0.0], seeds=5)
+        note = noise.seed_noise(runs, "best_val_accuracy", "maximize", rows_of=load)["note"].iloc[0]
+        found += "larger than noise" in note
+        assert re.search(r"a lead of [\d.]+ would be found with probability 0.8", note), note
+    assert found >= 60
+
+
+def test_the_leaderboard_marks_the_best_configuration_not_a_lucky_repeat():
+    """Trial 0 (0.85) was selected over trial 1 (0.83); trial 1's fresh-seed repeat scored 0.90. The `*` marks
+    configuration 0, all its rows (its trial and its repeats), never trial 1's lucky seed (main marked the
+    repeat: the best finished row)."""
+    runs = pd.DataFrame({
+        "run_id": ["a", "b", "c", "d", "e"], "trial.number": [0, 1, None, None, None],
+        "textclf.repeat_of": [None, None, "0", "1", "1"], "textclf.study": "s",
+        "best_val_accuracy": [0.85, 0.83, 0.84, 0.90, 0.80], "status": "FINISHED",
+        "textclf.eval_fingerprint": "rows", "data.label_map": "neg,pos"})
+    table = report.leaderboard(report.Selection("t", runs))
+    marked = table.loc[table["best"] == "*", "run_id"].tolist()
+    assert sorted(marked) == ["a", "c"]
+
+
+def test_heatmap_cells_follow_one_rule_the_trials_as_the_study_ran_them():
+    """A cell whose trial has seed repeats and a cell without: both show the trials' own values (repeats are
+    the seed-noise section's), the mean where two trials share a cell, with the count."""
+    runs = pd.DataFrame({
+        "data.max_length": [128, 128, 256, 256, 128], "train.learning_rate": [1e-4, 1e-4, 1e-4, 2e-4, 2e-4],
+        "trial.number": [0, None, 1, 2, 3], "textclf.repeat_of": [None, "0", None, None, None],
+        "best_val_accuracy": [0.80, 0.60, 0.70, 0.75, 0.90], "status": "FINISHED"})
+    runs = pd.concat([runs, runs.iloc[[4]].assign(**{"trial.number": 4, "best_val_accuracy": 0.70})],
+                     ignore_index=True)
+    means, counts = report_plots.heatmap_cells(runs, "best_val_accuracy")
+    assert means.loc[128, 1e-4] == 0.80 and means.loc[256, 1e-4] == 0.70  # 0.60 is a repeat of trial 0
+    assert means.loc[128, 2e-4] == pytest.approx(0.80) and counts.loc[128, 2e-4] == 2

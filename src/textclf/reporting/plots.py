@@ -15,23 +15,37 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+HEATMAP_KEYS = ("data.max_length", "train.learning_rate")
+
+
+def heatmap_cells(runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mean, count) of `metric` per max length x learning rate, one rule for every cell: the
+    finished runs the study itself ran (seed repeats belong to the seed-noise section; counting them
+    would make a repeated cell an average of seeds and its neighbours single runs)."""
+    done = runs[runs["status"] == "FINISHED"]
+    if "textclf.repeat_of" in done:
+        done = done[done["textclf.repeat_of"].isna()]
+    grid = done.pivot_table(index=HEATMAP_KEYS[0], columns=HEATMAP_KEYS[1], values=metric,
+                            aggfunc=["mean", "count"])
+    return grid["mean"], grid["count"]
+
+
 def heatmap_length_lr(runs: pd.DataFrame, metric: str):
     """Validation accuracy over max length x learning rate (the first notebook's question)."""
-    keys = ("data.max_length", "train.learning_rate")
-    if not all(k in runs and runs[k].nunique() > 1 for k in keys):
+    if not all(k in runs and runs[k].nunique() > 1 for k in HEATMAP_KEYS):
         return None, "skipped max-length x learning-rate heatmap: the runs do not vary both"
-    done = runs[runs["status"] == "FINISHED"]
-    grid = done.pivot_table(index="data.max_length", columns="train.learning_rate", values=metric,
-                            aggfunc="mean")
+    grid, counts = heatmap_cells(runs, metric)
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.8 * grid.shape[0]))
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
     ax.set_xticks(range(grid.shape[1]), [f"{v:.0e}" for v in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [str(int(v)) for v in grid.index])
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         if not math.isnan(value):
-            ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white")
+            n = int(counts.iloc[i, j])
+            ax.text(j, i, f"{value:.3f}" + (f"\n(mean of {n})" if n > 1 else ""), ha="center",
+                    va="center", color="white")
     ax.set(xlabel="learning rate", ylabel="max length",
-           title=f"{metric} by max length and learning rate")
+           title=f"{metric} by max length and learning rate (trials, repeats left out)")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     return fig, "max-length x learning-rate heatmap"

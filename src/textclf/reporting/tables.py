@@ -121,13 +121,44 @@ def leaderboard(selection: Selection) -> pd.DataFrame:
                                                                 direction == "minimize"],
                                                      na_position="last",
                                                      kind="stable").drop(columns="_rank")
-        finished = table[table["status"] == "FINISHED"]
-        best = finished.groupby("group")[metric].idxmax() if direction == "maximize" else \
-            finished.groupby("group")[metric].idxmin()
-        table.insert(0, "best", np.where(table.index.isin(best.dropna().values), "*", ""))
+        table.insert(0, "best", np.where(best_configuration(runs, table["group"], metric,
+                                                            direction).reindex(table.index),
+                                         "*", ""))
     if table["group"].nunique() <= 1:
         table = table.drop(columns="group")
     return table.reset_index(drop=True)
+
+
+def best_configuration(runs: pd.DataFrame, groups: pd.Series, metric: str,
+                       direction: str) -> pd.Series:
+    """True on every run of each group's best configuration: the best finished run the study itself
+    ran (seed repeats are evidence about a configuration, not rivals to it), and its repeats."""
+    keys = trial_keys(runs)
+    finished = runs["status"] == "FINISHED"
+    if "textclf.repeat_of" in runs:
+        finished &= runs["textclf.repeat_of"].isna()
+    scores = runs.loc[finished & runs[metric].notna(), metric].groupby(groups)
+    best = scores.idxmax() if direction == "maximize" else scores.idxmin()
+    chosen = {(group, keys[index]) for group, index in best.dropna().items()}
+    return pd.Series([(g, k) in chosen for g, k in zip(groups, keys)], index=runs.index)
+
+
+def trial_keys(runs: pd.DataFrame) -> pd.Series:
+    """study:trial for each run (a repeat's trial is the one it repeats); the trial alone without a
+    study tag; the run id for runs outside a sweep. One key is one configuration."""
+    trial = runs["textclf.repeat_of"].astype(object) if "textclf.repeat_of" in runs else \
+        pd.Series(None, index=runs.index, dtype=object)
+    if "trial.number" in runs:
+        own = runs["trial.number"].map(lambda n: str(int(n)) if pd.notna(n) else None)
+        trial = trial.where(trial.notna(), own)
+    study = (
+        runs["textclf.study"].fillna("")
+        if "textclf.study" in runs
+        else pd.Series("", index=runs.index)
+    )
+    keys = (study + ":").where(study != "", "") + trial.astype(str)
+    return keys.where(trial.notna(), runs["run_id"] if "run_id" in runs else keys)
+
 
 
 def comparability_groups(runs: pd.DataFrame) -> pd.Series:
