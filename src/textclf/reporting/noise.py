@@ -98,9 +98,10 @@ def _paired_verdict(metric: str, frames: list[list[pd.DataFrame]], alpha: float)
     out = seeds.mean_scores(kind, values[1], values[0])  # B = the leader
     verdict = "larger than noise" if out.better(alpha) == "b" else "within noise"
     return (
-        f"lead {abs(out.difference):.4f}; paired over {out.seeds_a} and {out.seeds_b} fresh seeds "
-        f"and {out.n} validation rows: t test p = {out.p_value:.3g}, df {out.df:.1f} (se from seeds "
-        f"{out.seed_se:.4f}, from rows {out.row_se:.4f}); a lead of {out.detectable(alpha):.4f} "
+        f"lead {abs(out.difference):.4f}; paired over {out.seeds_a} and {out.seeds_b} fresh "
+        f"seeds and {out.n} validation rows: t test p = {out.p_value:.3g}, df {out.df:.1f} (se "
+        f"from seeds {out.seed_se:.4f}, from rows {out.row_se:.4f}); a lead of "
+        f"{out.detectable(alpha):.4f} "
         f"would be found with probability 0.8: {verdict} at {alpha:g}"
     )
 
