@@ -102,7 +102,7 @@ def test_power_law_fit_recovers_a_known_curve_and_reads_rows_per_point():
                          "status": "FINISHED"})
     [fit], skipped = scaling.fit_all(runs, "best_val_accuracy", "maximize", [], pd.Series("A", index=runs.index))
     assert not skipped and fit.reading.startswith("+1 point of best_val_accuracy needs about 102,4")
-    fig, _ = report_plots.data_scaling(runs, "best_val_accuracy", [fit])
+    fig, _ = report_plots.data_scaling(runs, "best_val_accuracy", [fit], pd.Series("A", index=runs.index))
     assert fig is not None
 
 
@@ -455,3 +455,62 @@ def test_heatmap_cells_follow_one_rule_the_trials_as_the_study_ran_them():
     means, counts = report_plots.heatmap_cells(runs, "best_val_accuracy")
     assert means.loc[128, 1e-4] == 0.80 and means.loc[256, 1e-4] == 0.70  # 0.60 is a repeat of trial 0
     assert means.loc[128, 2e-4] == pytest.approx(0.80) and counts.loc[128, 2e-4] == 2
+
+
+def loss_rows(rng, runs: pd.DataFrame, rows: int = 400):
+    """Per-row validation losses for each run (mean = its best_val_loss), as the report's per-row loader."""
+    from textclf.stats.rows import predictions_frame
+
+    texts, labels = [f"review {i}" for i in range(rows)], np.arange(rows) % 2
+    frames = {}
+    for run_id, mean in zip(runs["run_id"], runs["best_val_loss"]):
+        losses = rng.exponential(mean, rows)
+        picked = np.exp(-losses)  # the label's probability, -log p = the row's loss
+        probabilities = np.where(np.arange(2) == labels[:, None], picked[:, None], 1 - picked[:, None])
+        frames[run_id] = predictions_frame(texts, labels, probabilities)
+    return frames.get
+
+
+def test_a_one_run_per_size_loss_fit_resamples_the_rows_and_says_so():
+    """One run per size and a loss objective: main resampled nothing (rows only for accuracy, seeds only where a
+    size has several), so every interval had zero width (`114 [114, 114]`). With the runs' per-row losses the rows
+    are resampled, and the text says what was."""
+    rng = np.random.default_rng(17)
+    runs = scaling_runs(rng, [500, 1000, 2000, 4000, 8000]).rename(columns={"best_val_accuracy": "best_val_loss"})
+    runs["best_val_loss"] = 0.2 + 3 * runs["data.train_rows"] ** -0.5
+    runs["run_id"] = [f"run{i}" for i in range(len(runs))]
+    [fit], _ = scaling.fit_all(runs, "best_val_loss", "minimize", [], report.comparability_groups(runs),
+                               rows_of=loss_rows(rng, runs))
+    for name in "abc":
+        value, low, high = fit.params[name]
+        assert high > low, name
+    assert fit.resampled == "validation rows (per-row losses; one run per size: seeds not resampled)"
+    [line] = scaling.as_markdown([fit], [])
+    assert "95% bootstrap intervals over validation rows (per-row losses; one run per size" in line
+
+
+def test_accuracy_intervals_say_whether_seeds_were_resampled():
+    rng = np.random.default_rng(18)
+    sizes = [500, 1000, 2000, 4000]
+    one, several = scaling_runs(rng, sizes), scaling_runs(rng, sizes, seeds=3)
+    [fit_one], _ = scaling.fit_all(one, "best_val_accuracy", "maximize", [], report.comparability_groups(one))
+    [fit_several], _ = scaling.fit_all(several, "best_val_accuracy", "maximize", ["train.seed"],
+                                       report.comparability_groups(several))
+    assert "seeds not resampled" in fit_one.resampled and "over seeds" not in fit_one.resampled
+    assert fit_several.resampled.startswith("seeds (3 runs per size) and validation rows")
+
+
+def test_the_data_scaling_plot_draws_one_curve_per_comparable_set():
+    rng = np.random.default_rng(19)
+    sizes = [500, 1000, 2000, 4000]
+    runs = pd.concat([scaling_runs(rng, sizes), scaling_runs(rng, sizes, group="eval-2", c=0.2)],
+                     ignore_index=True)
+    groups = report.comparability_groups(runs)
+    fits, _ = scaling.fit_all(runs, "best_val_accuracy", "maximize", [], groups)
+    fig, _ = report_plots.data_scaling(runs, "best_val_accuracy", fits, groups)
+    left = fig.axes[0]
+    measured = [line for line in left.get_lines() if line.get_linestyle() == "-"]
+    assert sorted(line.get_label() for line in measured) == ["group A", "group B"]
+    for line in measured:  # each set's own points, in order of size
+        assert list(line.get_xdata()) == sizes
+    report_plots.plt.close(fig)

@@ -58,7 +58,7 @@ def build_report(selection: Selection, out: Path,
              table.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"), ""]
     groups = comparability_groups(selection.runs)
     fits, skipped = scaling.fit_all(selection.runs, metric, selection.objective[1],
-                                    selection.varied, groups)
+                                    selection.varied, groups, rows_of=validation_rows)
     figures, notes = draw(selection, views, fits, groups)
     if fits or skipped:
         lines += ["## Data scaling", ""] + scaling.as_markdown(fits, skipped) + [""]
@@ -89,7 +89,8 @@ def draw(selection: Selection, views: tuple[list, list[str]] | None, fits: list,
     # group, A)
     same = runs[groups == "A"] if groups.nunique() > 1 else runs
     drawn = [("heatmap_length_lr", *plots.heatmap_length_lr(same, metric))]
-    drawn.append(("data_scaling", *plots.data_scaling(runs, metric, fits)))
+    drawn.append(("data_scaling", *plots.data_scaling(runs, metric, fits, groups,
+                                                      tuple(selection.varied))))
     drawn.append(("accuracy_vs_time", *plots.pareto(same, metric, "train_time_s", direction)))
     if "model.freeze" in selection.varied or "model.peft" in selection.varied:
         drawn.append(("accuracy_vs_trainable_params", *plots.pareto(same, metric,
@@ -106,6 +107,13 @@ def draw(selection: Selection, views: tuple[list, list[str]] | None, fits: list,
     drawn += [(f"optuna_{name}", f, "") for name, f in figures]
     notes += view_notes + [f"optuna {name}" for name, _ in figures]
     return [(name, fig) for name, fig, _ in drawn if fig is not None], notes
+
+
+def validation_rows(run_id: str) -> pd.DataFrame | None:
+    """A run's per-row validation predictions (the selected epoch's), None for runs without."""
+    from textclf.tracking import predictions
+
+    return predictions.load(run_id, "val")
 
 
 def load_histories(runs: pd.DataFrame, limit: int = 40) -> dict[str, pd.DataFrame]:

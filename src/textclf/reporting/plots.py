@@ -3,6 +3,7 @@
 Every function returns (figure or None, message); figures are matplotlib (Agg), saved as PNG by the
 caller.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,9 @@ def heatmap_cells(runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.Dat
     done = runs[runs["status"] == "FINISHED"]
     if "textclf.repeat_of" in done:
         done = done[done["textclf.repeat_of"].isna()]
-    grid = done.pivot_table(index=HEATMAP_KEYS[0], columns=HEATMAP_KEYS[1], values=metric,
-                            aggfunc=["mean", "count"])
+    grid = done.pivot_table(
+        index=HEATMAP_KEYS[0], columns=HEATMAP_KEYS[1], values=metric, aggfunc=["mean", "count"]
+    )
     return grid["mean"], grid["count"]
 
 
@@ -42,43 +44,72 @@ def heatmap_length_lr(runs: pd.DataFrame, metric: str):
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         if not math.isnan(value):
             n = int(counts.iloc[i, j])
-            ax.text(j, i, f"{value:.3f}" + (f"\n(mean of {n})" if n > 1 else ""), ha="center",
-                    va="center", color="white")
-    ax.set(xlabel="learning rate", ylabel="max length",
-           title=f"{metric} by max length and learning rate (trials, repeats left out)")
+            ax.text(
+                j,
+                i,
+                f"{value:.3f}" + (f"\n(mean of {n})" if n > 1 else ""),
+                ha="center",
+                va="center",
+                color="white",
+            )
+    ax.set(
+        xlabel="learning rate",
+        ylabel="max length",
+        title=f"{metric} by max length and learning rate (trials, repeats left out)",
+    )
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     return fig, "max-length x learning-rate heatmap"
 
 
-def data_scaling(runs: pd.DataFrame, metric: str, fits: list):
-    """`metric` and training time against training-set size, with each comparable set's fitted power
-    law (scaling.py: one curve per comparability group and combination of the other varied keys)."""
+def data_scaling(
+    runs: pd.DataFrame, metric: str, fits: list, groups: pd.Series, varied: tuple[str, ...] = ()
+):
+    """`metric` and training time against training-set size, one curve per comparable set (each
+    comparability group and combination of the other varied keys: scaling.comparable_sets), with
+    its fitted power law where it has one."""
     from textclf.reporting import scaling
 
     if "data.train_rows" not in runs or runs["data.train_rows"].nunique() < 2:
         return None, "skipped data-scaling plot: the runs do not vary the training-set size"
-    done = runs[runs["status"] == "FINISHED"].sort_values("data.train_rows")
-    n = done["data.train_rows"].to_numpy(float)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(n, done[metric].to_numpy(float), "o", color="tab:gray", label=metric)
-    xs = np.linspace(n.min(), n.max() * 2, 100)
-    for fit in fits:
-        a, b, c = (fit.params[k][0] for k in "abc")
-        curve = scaling.power_law(xs, a, b, c)
-        left.plot(xs, 1 - curve if fit.rate else curve, "--", label=f"{fit.label}: b = {b:.3g}")
-    left.set(xscale="log", xlabel="training rows", ylabel=metric,
-             title=f"{metric} vs training-set size")
+    fitted = {fit.label: fit for fit in fits}
+    sizes = runs["data.train_rows"].dropna().to_numpy(float)
+    sets = scaling.comparable_sets(runs, metric, list(varied), groups)
+    for (label, frame), color in zip(sets, plt.cm.tab10.colors * 10):
+        means = frame.groupby("data.train_rows")[[metric, "train_time_s"]].mean()
+        left.plot(frame["data.train_rows"], frame[metric], "o", color=color, alpha=0.5)
+        left.plot(means.index, means[metric], "-", color=color, label=label)
+        right.plot(means.index, means["train_time_s"], "o-", color=color, label=label)
+        if label in fitted:
+            _draw_fit(left, fitted[label], sizes, color)
+    left.set(xscale="log", xlabel="training rows", ylabel=metric)
+    left.set_title(f"{metric} vs training-set size")
     # minor labels collide on a log axis
     left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    left.set_xticks(np.unique(n), [f"{v:,.0f}" for v in np.unique(n)])
+    left.set_xticks(np.unique(sizes), [f"{v:,.0f}" for v in np.unique(sizes)])
     left.legend(fontsize=7)
-    right.plot(n, done["train_time_s"], "o")
-    right.set(xlabel="training rows", ylabel="train time (s)",
-              title="training time vs training-set size")
+    right.set(xlabel="training rows", ylabel="train time (s)")
+    right.set_title("training time vs training-set size")
     fig.tight_layout()
-    return fig, "data-scaling plot" + (" with power-law fits"
-                                       if fits else " (no power-law fit: see the report)")
+    drawn = " with power-law fits" if fits else " (no power-law fit: see the report)"
+    return fig, "data-scaling plot" + drawn
+
+
+def _draw_fit(ax, fit, sizes: np.ndarray, color) -> None:
+    """A fitted power law, dashed, from the smallest size to twice the largest."""
+    from textclf.reporting import scaling
+
+    xs = np.linspace(sizes.min(), sizes.max() * 2, 100)
+    a, b, c = (fit.params[k][0] for k in "abc")
+    curve = scaling.power_law(xs, a, b, c)
+    ax.plot(
+        xs,
+        1 - curve if fit.rate else curve,
+        "--",
+        color=color,
+        label=f"{fit.label} fit: b = {b:.3g}",
+    )
 
 
 def pareto(runs: pd.DataFrame, metric: str, cost: str, direction: str = "maximize"):
@@ -88,8 +119,9 @@ def pareto(runs: pd.DataFrame, metric: str, cost: str, direction: str = "maximiz
         return None, f"skipped {metric} vs {cost}: it does not vary"
     sign = 1 if direction == "maximize" else -1
     done = runs[runs["status"] == "FINISHED"].dropna(subset=[metric, cost])
-    done = done.assign(_score=sign * done[metric]).sort_values([cost, "_score"], ascending=[True,
-                                                                                            False])
+    done = done.assign(_score=sign * done[metric]).sort_values(
+        [cost, "_score"], ascending=[True, False]
+    )
     front, best = [], -math.inf
     # cheapest (then best) first: on the front if it beats all cheaper
     for index, row in done.iterrows():
@@ -98,8 +130,9 @@ def pareto(runs: pd.DataFrame, metric: str, cost: str, direction: str = "maximiz
             best = row["_score"]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.scatter(done[cost], done[metric], color="tab:gray", label="runs")
-    ax.plot(done.loc[front, cost], done.loc[front, metric], "o-", color="tab:red",
-            label="Pareto front")
+    ax.plot(
+        done.loc[front, cost], done.loc[front, metric], "o-", color="tab:red", label="Pareto front"
+    )
     label = (
         "model.freeze"
         if "model.freeze" in done and done["model.freeze"].nunique() > 1
@@ -107,8 +140,13 @@ def pareto(runs: pd.DataFrame, metric: str, cost: str, direction: str = "maximiz
     )
     for _, row in done.iterrows():
         if label in row:
-            ax.annotate(str(row[label]), (row[cost], row[metric]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                str(row[label]),
+                (row[cost], row[metric]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     ax.set(xlabel=cost, ylabel=metric, title=f"{metric} vs {cost}")
     if cost == "trainable_params":
         ax.set_xscale("log")

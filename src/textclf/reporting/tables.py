@@ -133,7 +133,7 @@ def best_configuration(runs: pd.DataFrame, groups: pd.Series, metric: str,
                        direction: str) -> pd.Series:
     """True on every run of each group's best configuration: the best finished run the study itself
     ran (seed repeats are evidence about a configuration, not rivals to it), and its repeats."""
-    keys = trial_keys(runs)
+    keys, groups = trial_keys(runs), groups.reindex(runs.index)
     finished = runs["status"] == "FINISHED"
     if "textclf.repeat_of" in runs:
         finished &= runs["textclf.repeat_of"].isna()
