@@ -248,6 +248,9 @@ def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(fi
     assert view["selectedColumns"][:4] == ["attributes.`Dataset`", "metrics.`best_val_accuracy`",
                                            "params.`model.freeze`", "params.`train.learning_rate`"]
     assert view["columnOrder"][0] == "metrics.`best_val_accuracy`"
+    parallel = view["compareRunCharts"][0]  # the chart view opens on the objective against the varied params
+    assert parallel["type"] == "PARALLEL" and parallel["selectedMetrics"] == ["best_val_accuracy"]
+    assert parallel["selectedParams"] == ["model.freeze", "train.learning_rate"]
     # the view's own search finds exactly the trials
     assert {r.info.run_id for r in client.search_runs([experiment.experiment_id], view["searchFilter"])} == \
         {c.info.run_id for c in children}

@@ -76,13 +76,14 @@ def test_a_server_that_never_comes_is_one_line_after_the_wait(tmp_path):
     assert "for 2 s (tracking.outage_wait_s); start one (textclf server) or fix the URI" in line
 
 
-def ui_lines(uri: str, experiment: str, cwd) -> tuple[dict[str, str], float, object]:
+def ui_lines(uri: str, experiment: str | None, cwd) -> tuple[dict[str, str], float, object]:
     """Start `textclf ui`; (its printed URLs by name, seconds until the last, the process)."""
     import subprocess
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "textclf", "ui", "--tracking-uri", uri,
-                             "--experiment", experiment, "--no-browser"], stdout=subprocess.PIPE,
+    chosen = ["--experiment", experiment] if experiment else []
+    proc = subprocess.Popen([sys.executable, "-m", "textclf", "ui", "--tracking-uri", uri, *chosen,
+                             "--no-browser"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=cwd)
     start, urls, line = time.monotonic(), {}, ""
     while "Ctrl-C stops" not in line and time.monotonic() - start < 90:
@@ -125,8 +126,8 @@ def test_textclf_ui_serves_the_projects_store_and_prints_the_experiments_url(tmp
 
 
 def test_textclf_ui_prints_a_sweeps_saved_view_and_its_compare_view(finished_sweep, tmp_path):
-    """For an experiment with a sweep: its saved view (tracking/saved_view.py) and the compare view of its
-    best finished trials, besides the runs table."""
+    """For an experiment with a sweep: its saved view (tracking/saved_view.py) and that view's charts (the
+    objective against the varied params), besides the runs table."""
     import mlflow
 
     urls, _, proc = ui_lines(finished_sweep["tracking_uri"], finished_sweep["experiment"], tmp_path)
@@ -137,7 +138,27 @@ def test_textclf_ui_prints_a_sweeps_saved_view_and_its_compare_view(finished_swe
         [finished] = [r.info.run_id for r in client.search_runs(
             [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
             if r.info.status == "FINISHED"]
-        assert "compare" not in urls  # one finished trial: nothing to compare
-        assert set(urls) == {"runs", "sweep"} and finished
+        assert urls["compare"] == urls["sweep"] + "&compareRunsMode=CHART" and finished
+        assert set(urls) == {"runs", "sweep", "compare"}
+        # a plain experiment link opens MLflow's GenAI layout (docs/mlflow-ui.md): every link printed names the
+        # model-training one
+        assert all("workflowType=machine_learning" in url for url in urls.values())
+    finally:
+        stop_ui(proc)
+
+
+def test_textclf_ui_without_an_experiment_prints_each_experiments_training_view(tmp_path):
+    """No --experiment (or one that is not there): the experiment list, and each experiment's runs in the
+    model-training layout (a link to the list alone would open experiments in the GenAI layout)."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    ids = [mlflow.create_experiment(name) for name in ("first", "second")]
+    urls, _, proc = ui_lines(uri, None, tmp_path)
+    try:
+        assert urls["experiments"].endswith("/#/experiments")
+        for name, experiment in zip(("first", "second"), ids):
+            assert urls[f"runs of {name}"].endswith(f"/#/experiments/{experiment}/runs?workflowType=machine_learning")
     finally:
         stop_ui(proc)

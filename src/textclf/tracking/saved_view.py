@@ -16,12 +16,12 @@ import mlflow
 from mlflow.entities import Metric
 
 from textclf.stats.intervals import bounds
-from textclf.training.summary import DEFAULT_OBJECTIVE
 
 SHARE_TAG = "mlflow.sharedViewState."  # the UI's prefix for shared view state
 VIEW_TAG = "textclf.view"  # on the parent: the share key of its view
 BEST_OF = "textclf.best_of"  # on the parent: what its best values are (selected, optimistic)
 TEST_SCORES = ("test_accuracy", "test_f1")  # the winner's, on the parent
+SECTION = "textclf-sweep"  # the chart view's section holding the sweep's charts
 
 
 def column(kind: str, key: str) -> str:
@@ -53,7 +53,8 @@ def show_sweep(parent_run_id: str, best_run_id: str | None, objectives: dict[str
              "selectedColumns": [column("attributes", "Dataset"), *chosen,
                                  column("attributes", "Models")],
              # what was chosen and scored first, beside the run names: the UI's columns scroll
-             "columnOrder": [*chosen, column("attributes", "Dataset")]}
+             "columnOrder": [*chosen, column("attributes", "Dataset")],
+             **charts(list(objectives), sorted(varied))}
     client.set_experiment_tag(experiment, SHARE_TAG + parent_run_id, json.dumps(state))
     client.set_tag(parent_run_id, VIEW_TAG, parent_run_id)
     return view_path(experiment, parent_run_id)
@@ -77,6 +78,23 @@ def show_best(client: mlflow.MlflowClient, parent_run_id: str, best_run_id: str,
                       "intervals" if tests else "no test scores"))
 
 
+def charts(objectives: list[str], varied: list[str]) -> dict:
+    """The chart view's first charts (the runs page with compareRunsMode=CHART): the objective
+    against every varied param (parallel coordinates), then the objective per trial. MLflow's UI
+    adds a chart per other metric after them."""
+    section = {"uuid": SECTION, "name": "textclf sweep", "display": True, "isReordered": True,
+               "deleted": False, "isGenerated": False}
+    common = {"metricSectionId": SECTION, "deleted": False, "isGenerated": False,
+              "runsCountToCompare": 100}
+    parallel = {**common, "uuid": f"{SECTION}-parallel", "type": "PARALLEL",
+                "displayName": f"{', '.join(objectives)} by {', '.join(varied)}",
+                "selectedParams": varied, "selectedMetrics": objectives, "showAllRuns": True}
+    bars = [{**common, "uuid": f"{SECTION}-bar-{m}", "type": "BAR", "metricKey": m,
+             "displayName": m} for m in objectives]
+    return {"compareRunCharts": [parallel, *bars], "compareRunSections": [section],
+            "isAccordionReordered": True}
+
+
 def _log_evaluation_inputs(client: mlflow.MlflowClient, parent, experiment: str) -> None:
     """The children's validation and test datasets, each once (trials may differ in their training
     rows, e.g. data.train_fraction; what they were scored on defines comparability)."""
@@ -96,23 +114,14 @@ def _log_evaluation_inputs(client: mlflow.MlflowClient, parent, experiment: str)
 
 
 def routes(experiment_id: str) -> dict[str, str]:
-    """What `textclf ui` prints for an experiment: its runs, and for its newest sweep the saved view
-    and the compare view of its best three finished trials (by the study's first objective)."""
+    """What `textclf ui` prints for an experiment, each in MLflow's model-training layout (a plain
+    experiment link opens the GenAI one: docs/mlflow-ui.md): its runs, and for its newest sweep the
+    saved view and the saved view's chart view (charts: the objective against the varied params)."""
     found = {"runs": view_path(experiment_id)}
     client = mlflow.MlflowClient()
     sweeps = client.search_runs([experiment_id], "tags.`textclf.role` = 'sweep'", max_results=1,
                                 order_by=["attributes.start_time DESC"])
-    if not sweeps or VIEW_TAG not in sweeps[0].data.tags:
-        return found
-    parent = sweeps[0]
-    found["sweep"] = view_path(experiment_id, parent.data.tags[VIEW_TAG])
-    objective = json.loads(parent.data.tags.get("study.objective", "{}"))
-    (metric, direction), *_ = objective.items() or [DEFAULT_OBJECTIVE]
-    order = "ASC" if direction == "minimize" else "DESC"
-    top = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' "
-                             "and attributes.status = 'FINISHED'", max_results=3,
-                             order_by=[f"metrics.`{metric}` {order}"])
-    if len(top) > 1:
-        ids = ",".join(f'"{r.info.run_id}"' for r in top)
-        found["compare"] = f'#/compare-runs?runs=[{ids}]&experiments=["{experiment_id}"]'
+    if sweeps and VIEW_TAG in sweeps[0].data.tags:
+        found["sweep"] = view_path(experiment_id, sweeps[0].data.tags[VIEW_TAG])
+        found["compare"] = found["sweep"] + "&compareRunsMode=CHART"
     return found

@@ -119,8 +119,8 @@ def ui(tracking_uri: str, experiment: str | None, log_path: Path,
     """The MLflow UI for a store: a local store (SQLite, PostgreSQL) gets its own server on
     127.0.0.1 and a free port (artifacts from mlartifacts/ beside a SQLite file); an http(s) store
     is already one. Returns (the server process or None, the URLs to open: `experiment`'s runs and,
-    when it has a sweep, its saved view and compare view (saved_view.routes); the experiment list
-    when there is no such experiment)."""
+    when it has a sweep, its saved view and its charts (saved_view.routes); without such an
+    experiment, the experiment list and each experiment's runs, newest 20)."""
     import mlflow
 
     from textclf.tracking import saved_view
@@ -133,7 +133,10 @@ def ui(tracking_uri: str, experiment: str | None, log_path: Path,
                      if tracking_uri.startswith("sqlite:///") else Path.cwd()) / "mlartifacts"
         proc, base = start(tracking_uri, artifacts, log_path, port=port)
     found = mlflow.get_experiment_by_name(experiment) if experiment else None
-    if found is None:
-        return proc, {"experiments": f"{base}/#/experiments"}
+    if found is None:  # the list, and each experiment in the model-training layout
+        every = mlflow.search_experiments(max_results=20, order_by=["last_update_time DESC"])
+        return proc, {"experiments": f"{base}/#/experiments",
+                      **{f"runs of {e.name}": f"{base}/{saved_view.view_path(e.experiment_id)}"
+                         for e in every}}
     return proc, {name: f"{base}/{route}"
                   for name, route in saved_view.routes(found.experiment_id).items()}
