@@ -276,25 +276,9 @@ def needs_small_batches(monkeypatch, largest: int, error=None) -> None:
 
 
 # simulated configurations, for the verdicts' calibration and power tests (tests/stats, tests/reporting)
-def configuration(rng, n_seeds: int, difficulty: np.ndarray, skill: float, affinity: np.ndarray,
-                  seed_sd: float = 0.1, churn_sd: float = 0.3) -> np.ndarray:
-    """Per-row correctness (seeds x rows) of one configuration: row r is right when skill +
-    difficulty[r] + affinity[r] (the configuration's own taste for the row) + a seed's shift + the
-    seed's noise on that row > 0. Rows are mostly learned or not; seeds churn the borderline ones
-    (here about 1.5 points of accuracy between seeds on 300 rows, ~85% accuracy)."""
-    shift = rng.normal(0, seed_sd, (n_seeds, 1))
-    noise = rng.normal(0, churn_sd, (n_seeds, len(difficulty)))
-    return (skill + difficulty + affinity + shift + noise > 0).astype(float)
-
-
-def pair(rng, n_seeds: int, lead: float = 0.0, rows: int = 300, same_taste: bool = True,
-         taste_sd: float = 0.5):
-    """Two configurations on the same freshly drawn rows; B's skill is `lead` higher (logit scale)."""
-    difficulty = rng.normal(1.6, 1.5, rows)
-    taste_a = rng.normal(0, taste_sd, rows)
-    taste_b = taste_a if same_taste else rng.normal(0, taste_sd, rows)
-    return (configuration(rng, n_seeds, difficulty, 0.0, taste_a),
-            configuration(rng, n_seeds, difficulty, lead, taste_b))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench.verdicts.simulate import configuration, pair  # noqa: E402, F401
 
 
 def tolerance(rate: float, sims: int) -> float:
