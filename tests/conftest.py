@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny BERT checkpoint built in-process, synthetic data, an MLflow store, the real assets."""
+"""Shared fixtures: a tiny BERT checkpoint built in-process, synthetic data, an MLflow store, the
+real assets."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,22 +16,28 @@ import yaml
 
 # tests never download anything, and stay quiet
 os.environ.setdefault("TEXTCLF_CACHE", tempfile.mkdtemp(prefix="textclf-cache-"))  # not ~/.cache
-os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
-                  MLFLOW_LOGGING_LEVEL="WARNING", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+os.environ.update(
+    HF_HUB_OFFLINE="1",
+    HF_DATASETS_OFFLINE="1",
+    TRANSFORMERS_VERBOSITY="error",
+    MLFLOW_LOGGING_LEVEL="WARNING",
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLFLOW_RUN_ID", None)
 
 ROOT = Path(__file__).resolve().parents[1]
-POSITIVE = "good great fine love excellent superb wonderful".split()
-NEGATIVE = "bad awful boring hate terrible poor dull".split()
-FILLER = "the a movie film was is this plot actor".split()
+POSITIVE = ["good", "great", "fine", "love", "excellent", "superb", "wonderful"]
+NEGATIVE = ["bad", "awful", "boring", "hate", "terrible", "poor", "dull"]
+FILLER = ["the", "a", "movie", "film", "was", "is", "this", "plot", "actor"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
 
 
 @pytest.fixture(autouse=True)
 def isolated_environment():
-    """MLflow 3's set_tracking_uri / set_experiment export MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_ID "so
-    that subprocesses inherit them": without a reset one test's store would leak into the next."""
+    """MLflow 3's set_tracking_uri / set_experiment export MLFLOW_TRACKING_URI /
+    MLFLOW_EXPERIMENT_ID "so that subprocesses inherit them": without a reset one test's store would
+    leak into the next."""
     saved = dict(os.environ)
     yield
     os.environ.clear()
@@ -38,15 +46,22 @@ def isolated_environment():
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) with a 28-token vocabulary, saved as safetensors."""
+    """A randomly initialised 2-layer BERT (hidden 32) with a 28-token vocabulary, saved as
+    safetensors."""
     from transformers import BertConfig, BertModel, BertTokenizer, set_seed
 
     path = tmp_path_factory.mktemp("tiny-bert")
     # transformers 5 takes `vocab=`; a `vocab_file=` keyword is silently ignored (5-token vocabulary)
     tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64)
     set_seed(0)
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -65,13 +80,18 @@ def save_tiny(family: str, path: Path) -> Path:
     if family == "distilbert":
         config = transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **size)
     elif family == "gpt2":
-        config = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=4, vocab_size=len(VOCAB), pad_token_id=0)
+        config = transformers.GPT2Config(
+            n_layer=1, n_embd=32, n_head=4, vocab_size=len(VOCAB), pad_token_id=0
+        )
     else:
-        config = getattr(transformers, {"bert": "BertConfig", "roberta": "RobertaConfig",
-                                        "mpnet": "MPNetConfig"}[family])(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, **size)
+        config = getattr(
+            transformers,
+            {"bert": "BertConfig", "roberta": "RobertaConfig", "mpnet": "MPNetConfig"}[family],
+        )(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, **size)
     transformers.AutoModel.from_config(config).save_pretrained(path)
-    BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64).save_pretrained(path)
+    BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64).save_pretrained(
+        path
+    )
     return path
 
 
@@ -106,16 +126,26 @@ def tiny_data(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory) -> str:
-    """One SQLite store for the session (creating one costs ~1 s of migrations); tests use own experiments."""
+    """One SQLite store for the session (creating one costs ~1 s of migrations); tests use own
+    experiments."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
 @pytest.fixture
 def tiny_overrides(tiny_model, tiny_data, request) -> list[str]:
     experiment = request.node.name.replace("[", "_").replace("]", "")[:60]
-    return [f"model.name={tiny_model}", f"data.name={tiny_data}", "data.label_names=neg,pos",
-            "data.max_length=32", "train.epochs=3", "train.batch_size=16", "train.learning_rate=5e-3",
-            "train.warmup_ratio=0", "train.progress=false", f"tracking.experiment={experiment}"]
+    return [
+        f"model.name={tiny_model}",
+        f"data.name={tiny_data}",
+        "data.label_names=neg,pos",
+        "data.max_length=32",
+        "train.epochs=3",
+        "train.batch_size=16",
+        "train.learning_rate=5e-3",
+        "train.warmup_ratio=0",
+        "train.progress=false",
+        f"tracking.experiment={experiment}",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +159,8 @@ def assets() -> Path:
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    """An empty working directory: the default stores (mlflow.db, optuna.db, mlartifacts/) would appear here."""
+    """An empty working directory: the default stores (mlflow.db, optuna.db, mlartifacts/) would
+    appear here."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -166,18 +197,38 @@ def tiny_sweep(tmp_path, tiny_model, tiny_data) -> Path:
 
 
 def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
-    """A base config on the tiny model and a 3-point grid: one trial completes, one is pruned after its
-    second epoch of three (a learning rate too small to move, below the pruner's 0.75 floor; never at the last
-    epoch, whose compute is spent), one fails (top9 on a 2-block model)."""
-    base = {"data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
-            "model": {"name": str(tiny_model)},
-            "train": {"epochs": 3, "batch_size": 16, "learning_rate": 5e-3, "warmup_ratio": 0, "progress": False},
-            "tracking": {"experiment": "tiny-sweep", "log_model": False}}
+    """A base config on the tiny model and a 3-point grid: one trial completes, one is pruned after
+    its second epoch of three (a learning rate too small to move, below the pruner's 0.75 floor;
+    never at the last epoch, whose compute is spent), one fails (top9 on a 2-block model)."""
+    base = {
+        "data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
+        "model": {"name": str(tiny_model)},
+        "train": {
+            "epochs": 3,
+            "batch_size": 16,
+            "learning_rate": 5e-3,
+            "warmup_ratio": 0,
+            "progress": False,
+        },
+        "tracking": {"experiment": "tiny-sweep", "log_model": False},
+    }
     write(tmp_path, base, "base.yaml")
-    return write(tmp_path, {"base": "base.yaml",
-                            "study": {"sampler": "grid", "pruner": "threshold", "pruner_args": {"lower": 0.75, "n_warmup_steps": 2}},
-                            "grid": [{"train.learning_rate": 5e-3}, {"train.learning_rate": 1e-9},
-                                     {"model.freeze": "top9"}]})
+    return write(
+        tmp_path,
+        {
+            "base": "base.yaml",
+            "study": {
+                "sampler": "grid",
+                "pruner": "threshold",
+                "pruner_args": {"lower": 0.75, "n_warmup_steps": 2},
+            },
+            "grid": [
+                {"train.learning_rate": 5e-3},
+                {"train.learning_rate": 1e-9},
+                {"model.freeze": "top9"},
+            ],
+        },
+    )
 
 
 @pytest.fixture(scope="session")
@@ -201,17 +252,26 @@ def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return {"tracking_uri": uri, "storage": storage, "parent_run_id": parent, "experiment": "tiny-sweep",
-            "dir": str(directory), "summary": summary}
+    return {
+        "tracking_uri": uri,
+        "storage": storage,
+        "parent_run_id": parent,
+        "experiment": "tiny-sweep",
+        "dir": str(directory),
+        "summary": summary,
+    }
 
 
 @contextlib.contextmanager
 def mlflow_server(store: Path, log_path: Path, artifacts: Path | None = None):
-    """`mlflow server` (textclf.server) on a free 127.0.0.1 port over a SQLite store; yields its URL."""
+    """`mlflow server` (textclf.server) on a free 127.0.0.1 port over a SQLite store; yields its
+    URL."""
     from textclf.tracking import server
 
     try:
-        proc, url = server.start(f"sqlite:///{store}", artifacts or store.parent / "mlartifacts", log_path)
+        proc, url = server.start(
+            f"sqlite:///{store}", artifacts or store.parent / "mlartifacts", log_path
+        )
     except RuntimeError:
         pytest.fail(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
     try:
@@ -234,7 +294,9 @@ def postgres():
     bin_dir = Path("/usr/lib/postgresql/15/bin")
     if not (bin_dir / "initdb").exists():
         pytest.skip(f"PostgreSQL 15 not installed at {bin_dir}")
-    pytest.importorskip("psycopg", reason="psycopg (pip install -e '.[postgres]') is needed for PostgreSQL")
+    pytest.importorskip(
+        "psycopg", reason="psycopg (pip install -e '.[postgres]') is needed for PostgreSQL"
+    )
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     root = Path(tempfile.mkdtemp(prefix="textclf-pg-"))
     if as_postgres:
@@ -242,11 +304,22 @@ def postgres():
     data, port = root / "data", free_port()
 
     def run(*argv):
-        subprocess.run([*as_postgres, *map(str, argv)], check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [*as_postgres, *map(str, argv)], check=True, capture_output=True, timeout=120
+        )
 
     run(bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "postgres")
-    run(bin_dir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300", "start")
+    run(
+        bin_dir / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        root / "log",
+        "-w",
+        "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300",
+        "start",
+    )
 
     def database(name: str) -> str:
         run(bin_dir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", name)
@@ -260,7 +333,8 @@ def postgres():
 
 
 def needs_small_batches(monkeypatch, largest: int, error=None) -> None:
-    """Training raises CUDA's out-of-memory error (simulated; or `error`) for micro-batches above `largest` rows."""
+    """Training raises CUDA's out-of-memory error (simulated; or `error`) for micro-batches above
+    `largest` rows."""
     import torch
 
     import textclf.run
@@ -269,7 +343,9 @@ def needs_small_batches(monkeypatch, largest: int, error=None) -> None:
 
     def fit(model, train, val, cfg, *args, **kwargs):
         if cfg.batch_size > largest:
-            raise error or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+            raise error or torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"
+            )
         return real_fit(model, train, val, cfg, *args, **kwargs)
 
     monkeypatch.setattr(textclf.run, "fit", fit)

@@ -1,10 +1,11 @@
-"""The architecture, checked from the source: which packages may import MLflow and Optuna, which layer may
-import which, no import cycles, and modules of a readable size."""
+"""The architecture, checked from the source: which packages may import MLflow and Optuna, which
+layer may import which, no import cycles, and modules of a readable size."""
+
 from __future__ import annotations
 
 import ast
-import re
 import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,39 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "textclf"
 
 # a module may import textclf modules of its own layer or below, never above (README, Development)
-LAYERS = {"errors": 0, "interrupts": 0, "assets": 0, "pathnames": 0, "config": 1, "stats": 1,
-          "data": 2, "model": 2,
-          "training": 2, "tracking": 3, "run": 4, "predict": 4, "inspect": 4, "reporting": 4, "studies": 5, "api": 6,
-          "cli": 6, "__main__": 6, "textclf": 6}  # "textclf": the package's __init__, which re-exports api.py
+LAYERS = {
+    "errors": 0,
+    "interrupts": 0,
+    "assets": 0,
+    "pathnames": 0,
+    "config": 1,
+    "stats": 1,
+    "data": 2,
+    "model": 2,
+    "training": 2,
+    "tracking": 3,
+    "run": 4,
+    "predict": 4,
+    "inspect": 4,
+    "reporting": 4,
+    "studies": 5,
+    "api": 6,
+    "cli": 6,
+    "__main__": 6,
+    "textclf": 6,
+}  # "textclf": the package's __init__, which re-exports api.py
 # within layer 2, what each package may use of the other two (nothing: they meet in run.py)
 SIBLINGS = {"data": set(), "model": set(), "training": set()}
 
 
 @functools.cache
 def modules() -> dict[str, ast.Module]:
-    return {".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): ast.parse(p.read_text())
-            for p in sorted(PACKAGE.rglob("*.py"))}
+    return {
+        ".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): ast.parse(
+            p.read_text()
+        )
+        for p in sorted(PACKAGE.rglob("*.py"))
+    }
 
 
 def imports(tree: ast.Module, module_level_only: bool = False) -> set[str]:
@@ -46,8 +68,11 @@ def part(name: str) -> str:
 
 
 def owners_of(library: str) -> set[str]:
-    return {part(m) for m, tree in modules().items() if any(i == library or i.startswith(library + ".")
-                                                            for i in imports(tree))}
+    return {
+        part(m)
+        for m, tree in modules().items()
+        if any(i == library or i.startswith(library + ".") for i in imports(tree))
+    }
 
 
 def test_only_tracking_imports_mlflow():
@@ -63,7 +88,11 @@ def test_training_imports_neither_mlflow_nor_optuna_nor_data_nor_model():
         if part(name) == "training":
             used = imports(tree)
             assert not {i for i in used if i.split(".")[0] in ("mlflow", "optuna")}, name
-            assert not {i for i in used if i.startswith(("textclf.data", "textclf.model", "textclf.tracking"))}, name
+            assert not {
+                i
+                for i in used
+                if i.startswith(("textclf.data", "textclf.model", "textclf.tracking"))
+            }, name
 
 
 @pytest.mark.parametrize("name", sorted(modules()))
@@ -75,9 +104,13 @@ def test_each_module_imports_only_its_own_layer_or_below(name):
         other = part(used)
         if other not in LAYERS or other == mine:
             continue
-        assert LAYERS[other] <= LAYERS[mine], f"{name} imports {used}: layer {other} is above {mine}"
+        assert LAYERS[other] <= LAYERS[mine], (
+            f"{name} imports {used}: layer {other} is above {mine}"
+        )
         if mine in SIBLINGS and other in SIBLINGS:
-            assert other in SIBLINGS[mine], f"{name} imports {used}: {mine} and {other} meet in run.py"
+            assert other in SIBLINGS[mine], (
+                f"{name} imports {used}: {mine} and {other} meet in run.py"
+            )
 
 
 def test_tracking_takes_plain_values_not_data_objects():
@@ -89,18 +122,27 @@ def test_tracking_takes_plain_values_not_data_objects():
 def test_no_import_cycles():
     """Imports inside functions count: a loop that only runs late is still a loop in the design."""
     # `from textclf import names` names the root package too; it runs before any module: not an edge
-    graph = {name: {i for i in imports(tree) if i in modules() and i not in (name, "textclf")}
-             for name, tree in modules().items()}
-    for name in graph:  # importing pkg.sub from outside pkg runs pkg/__init__ first: follow that too
-        graph[name] |= {n.rsplit(".", 1)[0] for n in graph[name]
-                        if n.rsplit(".", 1)[0] in graph and not name.startswith(n.rsplit(".", 1)[0] + ".")} - {name}
+    graph = {
+        name: {i for i in imports(tree) if i in modules() and i not in (name, "textclf")}
+        for name, tree in modules().items()
+    }
+    for (
+        name
+    ) in graph:  # importing pkg.sub from outside pkg runs pkg/__init__ first: follow that too
+        graph[name] |= {
+            n.rsplit(".", 1)[0]
+            for n in graph[name]
+            if n.rsplit(".", 1)[0] in graph and not name.startswith(n.rsplit(".", 1)[0] + ".")
+        } - {name}
     state: dict[str, int] = {}
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = 1
         for nxt in graph[node]:
             if state.get(nxt) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(path[path.index(nxt):] + [nxt]))
+                raise AssertionError(
+                    "import cycle: " + " -> ".join(path[path.index(nxt) :] + [nxt])
+                )
             if nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -115,7 +157,9 @@ LINE_CHARS, MODULE_LINES, FUNCTION_LINES = 100, 250, 50
 LONGER_FUNCTIONS = {"fit": 65}  # the training loop reads best in one piece (STYLE.md: about 60)
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_modules_stay_readable(path):
     """Lines of at most 100 characters, modules of at most 250 lines, functions of at most 50 (the
     training loop aside)."""
@@ -126,15 +170,20 @@ def test_modules_stay_readable(path):
     for node in ast.walk(ast.parse("\n".join(lines))):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = node.end_lineno - node.lineno + 1
-            assert length <= LONGER_FUNCTIONS.get(node.name, FUNCTION_LINES), f"{node.name}: {length} lines"
+            assert length <= LONGER_FUNCTIONS.get(node.name, FUNCTION_LINES), (
+                f"{node.name}: {length} lines"
+            )
 
 
 def test_the_readme_map_names_every_module():
     """README.md's package map (Development) matches the tree: every module is named in it."""
     readme = (SRC.parent / "README.md").read_text()
     start = readme.index("The packages under `src/textclf/` read top to bottom as layers")
-    block = readme[readme.index("```", start):readme.index("```", readme.index("```", start) + 3)]
-    missing = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py"))
-               if p.stem not in ("__init__", "__main__")
-               and not re.search(rf"\b{re.escape(p.stem)}\b", block)]
+    block = readme[readme.index("```", start) : readme.index("```", readme.index("```", start) + 3)]
+    missing = [
+        str(p.relative_to(PACKAGE))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.stem not in ("__init__", "__main__")
+        and not re.search(rf"\b{re.escape(p.stem)}\b", block)
+    ]
     assert not missing, f"README.md's package map does not name {missing}"

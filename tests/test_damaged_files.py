@@ -1,9 +1,13 @@
-"""Every file kind textclf reads, damaged every way (docs/reliability.md, "Damaged files"): zero bytes,
-truncated, wrong magic (random bytes), not UTF-8, a directory where the file belongs. A user's file
-(data in every accepted format, the model's files, config and sweep YAML, the study storage) is refused
-with one line naming it, exit 2, before anything exists; a cache (the token cache) is rebuilt, never
-trusted; a torn checkpoint is never loaded. Permission denied cannot be made for root (root reads
-every file): those cases skip with that reason where the suite runs as root."""
+"""Every file kind textclf reads, damaged every way (docs/reliability.md, "Damaged files"): zero
+bytes, truncated, wrong magic (random bytes), not UTF-8, a directory where the file belongs.
+
+A user's file (data in every accepted format, the model's files, config and sweep YAML, the study
+storage) is refused with one line naming it, exit 2, before anything exists; a cache (the token
+cache) is rebuilt, never trusted; a torn checkpoint is never loaded. Permission denied cannot be
+made for root (root reads every file): those cases skip with that reason where the suite runs as
+root.
+"""
+
 from __future__ import annotations
 
 import gzip
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import save_tiny, sentiment_frame, write
 
 GOOD = sentiment_frame(60, seed=1)
@@ -48,8 +53,14 @@ def unreadable(path: Path) -> None:
     path.chmod(0)
 
 
-DAMAGES = {"zero bytes": zero_bytes, "truncated": truncated, "wrong magic": wrong_magic,
-           "not UTF-8": not_utf8, "a directory": a_directory, "permission denied": unreadable}
+DAMAGES = {
+    "zero bytes": zero_bytes,
+    "truncated": truncated,
+    "wrong magic": wrong_magic,
+    "not UTF-8": not_utf8,
+    "a directory": a_directory,
+    "permission denied": unreadable,
+}
 
 
 def table(frame, path: Path) -> None:
@@ -69,7 +80,9 @@ def table(frame, path: Path) -> None:
     elif name.endswith(".json"):
         frame.to_json(path, orient="records")
     elif name.endswith(".label"):
-        path.write_text("".join(f"{'NUM' if y else 'DESC'}:x {t}\n" for t, y in zip(frame.text, frame.label)))
+        path.write_text(
+            "".join(f"{'NUM' if y else 'DESC'}:x {t}\n" for t, y in zip(frame.text, frame.label))
+        )
     else:
         raise ValueError(name)
 
@@ -79,8 +92,9 @@ DATA_FORMATS = ["parquet", "csv", "tsv", "jsonl", "json", "csv.gz"]
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 @pytest.mark.parametrize("fmt", DATA_FORMATS)
-def test_a_damaged_data_file_is_refused_in_one_line_naming_it(fmt, damage, cli, tmp_path, tiny_overrides,
-                                                              workdir):
+def test_a_damaged_data_file_is_refused_in_one_line_naming_it(
+    fmt, damage, cli, tmp_path, tiny_overrides, workdir
+):
     data = tmp_path / "data"
     data.mkdir()
     table(GOOD, data / f"train.{fmt}")
@@ -90,17 +104,29 @@ def test_a_damaged_data_file_is_refused_in_one_line_naming_it(fmt, damage, cli, 
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_a_damaged_trec_label_file_is_refused_in_one_line_naming_it(damage, cli, tmp_path, tiny_overrides,
-                                                                    workdir):
+def test_a_damaged_trec_label_file_is_refused_in_one_line_naming_it(
+    damage, cli, tmp_path, tiny_overrides, workdir
+):
     data = tmp_path / "trec"
     data.mkdir()
     table(GOOD, data / "train_5500.label")
     table(TEST, data / "TREC_10.label")
     if damage == "truncated":
-        pytest.skip("a label file cut part-way is a shorter valid file (its last question lost words)")
+        pytest.skip(
+            "a label file cut part-way is a shorter valid file (its last question lost words)"
+        )
     DAMAGES[damage](data / "train_5500.label")
-    refused(cli, workdir, [*tiny_overrides, f"data.name={data}", "data.label_column=coarse_label",
-                           "data.label_names=[]"], "train_5500.label")
+    refused(
+        cli,
+        workdir,
+        [
+            *tiny_overrides,
+            f"data.name={data}",
+            "data.label_column=coarse_label",
+            "data.label_names=[]",
+        ],
+        "train_5500.label",
+    )
 
 
 MODEL_FILES = ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"]
@@ -108,8 +134,9 @@ MODEL_FILES = ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 @pytest.mark.parametrize("file", MODEL_FILES)
-def test_a_damaged_model_file_is_refused_in_one_line_naming_it(file, damage, cli, tmp_path, tiny_overrides,
-                                                               workdir):
+def test_a_damaged_model_file_is_refused_in_one_line_naming_it(
+    file, damage, cli, tmp_path, tiny_overrides, workdir
+):
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
@@ -121,7 +148,9 @@ def test_a_damaged_model_file_is_refused_in_one_line_naming_it(file, damage, cli
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 @pytest.mark.parametrize("kind", ["config", "sweep"])
-def test_a_damaged_yaml_file_is_refused_in_one_line_naming_it(kind, damage, cli, tmp_path, tiny_sweep, workdir):
+def test_a_damaged_yaml_file_is_refused_in_one_line_naming_it(
+    kind, damage, cli, tmp_path, tiny_sweep, workdir
+):
     path = tmp_path / f"damaged_{kind}.yaml"
     if kind == "sweep":
         shutil.copy(tiny_sweep, path)
@@ -131,14 +160,17 @@ def test_a_damaged_yaml_file_is_refused_in_one_line_naming_it(kind, damage, cli,
     args = ["sweep", path] if kind == "sweep" else ["train", "--config", path]
     before = sorted(p.name for p in workdir.iterdir())
     code, _, err = cli(*args)
-    lines = err.strip().splitlines()  # a truncated file may parse, with several problems: one line each
+    lines = (
+        err.strip().splitlines()
+    )  # a truncated file may parse, with several problems: one line each
     assert code == 2 and lines and all(path.name in line for line in lines), err[-2000:]
     assert sorted(p.name for p in workdir.iterdir()) == before
 
 
 @pytest.mark.parametrize("damage", ["truncated", "wrong magic", "a directory"])  # 0 bytes: an empty
-def test_a_damaged_study_storage_is_refused_in_one_line_naming_it(damage, cli, tmp_path, tiny_sweep,
-                                                                 workdir):
+def test_a_damaged_study_storage_is_refused_in_one_line_naming_it(
+    damage, cli, tmp_path, tiny_sweep, workdir
+):
     import optuna
 
     storage = tmp_path / "optuna.db"
@@ -160,7 +192,9 @@ def test_a_damaged_token_cache_is_rebuilt_not_trusted(damage, tmp_path, tiny_mod
     (cache,) = tmp_path.glob("*.npz")
     DAMAGES[damage](cache)
     again = tokens.tokenize(texts, tokenizer, 32, 64, directory=tmp_path)
-    assert again.misses == len(set(texts))  # nothing read from the damaged file: every text tokenized
+    assert again.misses == len(
+        set(texts)
+    )  # nothing read from the damaged file: every text tokenized
     assert all(np.array_equal(a, b) for a, b in zip(first.ids, again.ids))
     if damage != "a directory":  # rebuilt in place
         assert tokens.tokenize(texts, tokenizer, 32, 64, directory=tmp_path).misses == 0
@@ -175,8 +209,12 @@ def refused(cli, workdir: Path, overrides: list[str], name: str) -> None:
     assert sorted(p.name for p in workdir.iterdir()) == before  # nothing created
 
 
-@pytest.mark.parametrize("damage", ["zero bytes", "wrong magic", "not UTF-8", "a directory", "bad entries"])
-def test_a_damaged_metric_journal_is_moved_aside_never_replayed(damage, cli, tmp_path, workdir, caplog):
+@pytest.mark.parametrize(
+    "damage", ["zero bytes", "wrong magic", "not UTF-8", "a directory", "bad entries"]
+)
+def test_a_damaged_metric_journal_is_moved_aside_never_replayed(
+    damage, cli, tmp_path, workdir, caplog
+):
     """Every train and sweep replays dead runs' journals when it starts: a damaged one must not stop
     them (it used to raise UnicodeDecodeError / IsADirectoryError in every later command)."""
     journals = tmp_path / "journal"
@@ -186,7 +224,9 @@ def test_a_damaged_metric_journal_is_moved_aside_never_replayed(damage, cli, tmp
 
     mlflow.MlflowClient(uri).search_experiments()  # the store exists
     path = journals / "0123456789abcdef.jsonl"
-    path.write_text(f'{{"uri": "{uri}", "run_id": "0123456789abcdef", "pid": 1}}\n["loss", 1.0, 1, 0]\n')
+    path.write_text(
+        f'{{"uri": "{uri}", "run_id": "0123456789abcdef", "pid": 1}}\n["loss", 1.0, 1, 0]\n'
+    )
     if damage == "bad entries":
         path.write_text(path.read_text() + '["loss", "not a number", "x", null]\n[1, 2]\n')
     else:

@@ -1,12 +1,14 @@
-"""deploy/: the Kubernetes Job, the Slurm array and the image parse and run the right textclf command with the
-right environment (no cluster needed): the command's options exist, secrets travel as environment variables."""
+"""deploy/: the Kubernetes Job, the Slurm array and the image parse and run the right textclf
+command with the right environment (no cluster needed): the command's options exist, secrets travel
+as environment variables."""
+
 from __future__ import annotations
 
 import subprocess
 
 import yaml
-from conftest import ROOT
 
+from conftest import ROOT
 from textclf.cli import cli
 
 
@@ -29,7 +31,10 @@ def test_the_kubernetes_job_runs_one_gpu_per_pod_on_one_study():
     assert args[args.index("--worker-index") + 1] == "$(JOB_COMPLETION_INDEX)"
     env = {e["name"]: e for e in container["env"]}
     assert env["MLFLOW_TRACKING_URI"]["value"].startswith("http")
-    for secret in ("OPTUNA_STORAGE", "MLFLOW_TRACKING_PASSWORD"):  # from a Secret, never a literal or an argument
+    for secret in (
+        "OPTUNA_STORAGE",
+        "MLFLOW_TRACKING_PASSWORD",
+    ):  # from a Secret, never a literal or an argument
         assert "secretKeyRef" in env[secret]["valueFrom"]
     assert not [a for a in args if "password" in a.lower() or "://" in a]
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
@@ -42,8 +47,13 @@ def test_the_slurm_array_runs_one_gpu_per_task_on_one_study():
     text = script.read_text()
     assert "#SBATCH --array=" in text and "#SBATCH --gres=gpu:1" in text
     [line] = [x for x in text.splitlines() if x.startswith("srun ")]
-    args = line.removeprefix("srun textclf ").replace('"$spec"', "sweeps/imdb_search.yaml").replace(
-        '"$OPTUNA_STORAGE"', "postgresql://db/optuna").replace('"${SLURM_ARRAY_TASK_ID:-0}"', "2").split()
+    args = (
+        line.removeprefix("srun textclf ")
+        .replace('"$spec"', "sweeps/imdb_search.yaml")
+        .replace('"$OPTUNA_STORAGE"', "postgresql://db/optuna")
+        .replace('"${SLURM_ARRAY_TASK_ID:-0}"', "2")
+        .split()
+    )
     parses_as_a_sweep(args)
 
 
@@ -52,13 +62,19 @@ def test_the_tls_proxy_example_fronts_a_loopback_server_with_logins():
     import shlex
 
     text = (ROOT / "deploy" / "Caddyfile").read_text()
-    [command] = [line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#   textclf server")]
+    [command] = [
+        line.removeprefix("#").strip()
+        for line in text.splitlines()
+        if line.startswith("#   textclf server")
+    ]
     args = shlex.split(command)[2:]
     context = cli.commands["server"].make_context("server", args)  # parsed by click, not run
     assert context.params["auth"] and context.params["host"] == "127.0.0.1"
     [target] = re.findall(r"reverse_proxy (\S+)", text)
     assert target == f"127.0.0.1:{context.params['port']}"
-    assert "server" in pyproject_extras() and any(d.startswith("mlflow[auth]") for d in pyproject_extras()["server"])
+    assert "server" in pyproject_extras() and any(
+        d.startswith("mlflow[auth]") for d in pyproject_extras()["server"]
+    )
     assert ".[postgres,server]" in (ROOT / "deploy" / "Dockerfile").read_text()
 
 

@@ -1,9 +1,12 @@
-"""A full disk (ENOSPC) during a checkpoint, the model artifact, the metric journal and the token cache,
-on a small tmpfs made for each test (root only; skipped with the reason elsewhere). A run that cannot
-write what it must ends FAILED with the reason; nothing half-written is read later (atomic write +
-rename); after space is freed, `--resume` continues from the last good checkpoint to the result of an
-uninterrupted run. Writes that only save time (the token cache, the outage journal) are skipped with a
-warning, and the run goes on. docs/reliability.md, "A full disk"."""
+"""A full disk (ENOSPC) during a checkpoint, the model artifact, the metric journal and the token
+cache, on a small tmpfs made for each test (root only; skipped with the reason elsewhere).
+
+A run that cannot write what it must ends FAILED with the reason; nothing half-written is read later
+(atomic write + rename); after space is freed, `--resume` continues from the last good checkpoint to
+the result of an uninterrupted run. Writes that only save time (the token cache, the outage journal)
+are skipped with a warning, and the run goes on. docs/reliability.md, "A full disk".
+"""
+
 from __future__ import annotations
 
 import errno
@@ -26,11 +29,16 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs mounted at tmp_path/disk for the test."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if made.returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root with CAP_SYS_ADMIN): "
-                    + (made.stderr.strip() or f"mount exited {made.returncode}"))
+        pytest.skip(
+            "cannot mount a small tmpfs here (needs root with CAP_SYS_ADMIN): "
+            + (made.stderr.strip() or f"mount exited {made.returncode}")
+        )
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
@@ -47,17 +55,24 @@ def fill(disk: Path, leave: int) -> Path:
 
 
 def overrides_for(tiny_overrides, tmp_path, *extra: str) -> list[str]:
-    return tiny_overrides + ["train.epochs=3", "train.patience=0", "tracking.log_model=false",
-                             "tracking.log_figures=false", *extra]
+    return tiny_overrides + [
+        "train.epochs=3",
+        "train.patience=0",
+        "tracking.log_model=false",
+        "tracking.log_figures=false",
+        *extra,
+    ]
 
 
 def test_a_full_disk_during_a_checkpoint_fails_the_run_and_resume_equals_the_uninterrupted_run(
-        tmp_path, tiny_overrides, small_disk, monkeypatch):
+    tmp_path, tiny_overrides, small_disk, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     base = overrides_for(tiny_overrides, tmp_path, "train.checkpoint=true")
-    straight = train_run(load_config(None, base + [f"train.checkpoint_dir={tmp_path / 'ckpt'}"]),
-                         uri)
+    straight = train_run(
+        load_config(None, base + [f"train.checkpoint_dir={tmp_path / 'ckpt'}"]), uri
+    )
     size = sum(p.stat().st_size for p in (tmp_path / "ckpt" / straight.run_id).iterdir())
     # epoch 1's checkpoint fits; epoch 2's does not (the previous one is deleted only after it)
     cfg = load_config(None, base + [f"train.checkpoint_dir={small_disk}"])
@@ -66,8 +81,11 @@ def test_a_full_disk_during_a_checkpoint_fails_the_run_and_resume_equals_the_uni
         train_run(cfg, uri)
     assert failed.value.errno == errno.ENOSPC
     mlflow.set_tracking_uri(uri)
-    run = next(r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
-               if r.info.run_id != straight.run_id)
+    run = next(
+        r
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+        if r.info.run_id != straight.run_id
+    )
     assert run.info.status == "FAILED"
     assert "No space left on device" in run.data.tags["textclf.error"]
     left = sorted(p.name for p in (small_disk / run.info.run_id).iterdir())
@@ -80,32 +98,43 @@ def test_a_full_disk_during_a_checkpoint_fails_the_run_and_resume_equals_the_uni
 
 
 def test_a_full_disk_during_the_model_artifact_fails_the_run_and_leaves_no_model_to_load(
-        tmp_path, tiny_overrides, small_disk, monkeypatch, cli):
+    tmp_path, tiny_overrides, small_disk, monkeypatch, cli
+):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     overrides = overrides_for(tiny_overrides, tmp_path, "tracking.log_model=true")
     experiment = next(o.split("=", 1)[1] for o in overrides if o.startswith("tracking.experiment="))
     mlflow.create_experiment(experiment, artifact_location=small_disk.as_uri())
-    fill(small_disk, leave=72 * 1024)  # the run's small artifacts (~36 KiB in pages) fit; the model (~120) not
+    fill(
+        small_disk, leave=72 * 1024
+    )  # the run's small artifacts (~36 KiB in pages) fit; the model (~120) not
     with pytest.raises(OSError) as failed:
         train_run(load_config(None, overrides), uri)
     assert failed.value.errno == errno.ENOSPC
     run = mlflow.search_runs(experiment_names=[experiment], output_format="list")[0]
     assert run.info.status == "FAILED"
     assert "No space left on device" in run.data.tags["textclf.error"]
-    code, _, err = cli("predict", "--tracking-uri", uri, "--model-uri",
-                       f"runs:/{run.info.run_id}/model", "some text")
+    code, _, err = cli(
+        "predict",
+        "--tracking-uri",
+        uri,
+        "--model-uri",
+        f"runs:/{run.info.run_id}/model",
+        "some text",
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1, err  # refused, never a torn model
 
 
 def test_a_full_disk_for_the_journal_and_the_token_cache_warns_and_the_run_finishes(
-        tmp_path, tiny_overrides, small_disk, monkeypatch, caplog):
+    tmp_path, tiny_overrides, small_disk, monkeypatch, caplog
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TEXTCLF_CACHE", str(small_disk / "cache"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    straight = train_run(load_config(None, overrides_for(tiny_overrides, tmp_path,
-                                                         "data.token_cache=false")), uri)
+    straight = train_run(
+        load_config(None, overrides_for(tiny_overrides, tmp_path, "data.token_cache=false")), uri
+    )
     (small_disk / "cache").mkdir(exist_ok=True)
     fill(small_disk, leave=0)
     overrides = overrides_for(tiny_overrides, tmp_path, f"tracking.journal_dir={small_disk / 'j'}")

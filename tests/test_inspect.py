@@ -1,15 +1,17 @@
 import json
 
 import pandas as pd
-from conftest import sentiment_frame
 
+from conftest import sentiment_frame
 from textclf.config import load_config
 from textclf.inspect import findings, inspect_data
 from textclf.model.build import load_backbone
 
 
 def tables_for(tiny_model, data, *overrides):
-    cfg = load_config(None, [f"data.name={data}", f"model.name={tiny_model}", "data.max_length=32", *overrides])
+    cfg = load_config(
+        None, [f"data.name={data}", f"model.name={tiny_model}", "data.max_length=32", *overrides]
+    )
     return inspect_data(cfg, load_backbone(cfg), [4, 8, 16])
 
 
@@ -37,7 +39,10 @@ def test_duplicates_and_conflicts(tiny_model, tmp_path):
     test.to_csv(tmp_path / "test.csv", index=False)
     tables = tables_for(tiny_model, tmp_path)
     within = tables["exact duplicates within a split"]
-    assert within.loc["train", "duplicate rows"] == 4 and within.loc["train", "texts with conflicting labels"] == 1
+    assert (
+        within.loc["train", "duplicate rows"] == 4
+        and within.loc["train", "texts with conflicting labels"] == 1
+    )
     assert tables["texts shared across splits"].loc["train & test", "texts in both"] >= 2
     lines = findings(tables)
     assert any("appear in both train & test" in line for line in lines)
@@ -53,15 +58,31 @@ def test_label_names_inside_the_text_are_flagged(tiny_model, tiny_data, tmp_path
     tables = tables_for(tiny_model, tmp_path / "all.csv", "data.split=pool")
     assert tables["label names found in the text"].loc["train", "LEAK"]
     assert any(line.startswith("LEAK: 100% of train texts") for line in findings(tables))
-    telling = tables_for(tiny_model, tiny_data, "data.label_names=bad,good")["label names found in the text"]
-    assert 0.2 < telling.loc["train", "own label name"] < 0.9  # "good" is in many positive texts: signal
+    telling = tables_for(tiny_model, tiny_data, "data.label_names=bad,good")[
+        "label names found in the text"
+    ]
+    assert (
+        0.2 < telling.loc["train", "own label name"] < 0.9
+    )  # "good" is in many positive texts: signal
     assert not telling["LEAK"].any()
 
 
 def test_inspect_cli_prints_tables_and_writes_json(cli, tiny_model, tiny_data, tmp_path):
     out_file = tmp_path / "inspect.json"
-    code, out, err = cli("data", "inspect", "--data", tiny_data, "--model", tiny_model, "--max-length", "8,16",
-                         "-o", "data.max_length=32", "--output", out_file)
+    code, out, err = cli(
+        "data",
+        "inspect",
+        "--data",
+        tiny_data,
+        "--model",
+        tiny_model,
+        "--max-length",
+        "8,16",
+        "-o",
+        "data.max_length=32",
+        "--output",
+        out_file,
+    )
     assert code == 0, err
     assert "== token lengths" in out and "truncated@16" in out and "== findings" in out
     saved = json.loads(out_file.read_text())
@@ -69,27 +90,47 @@ def test_inspect_cli_prints_tables_and_writes_json(cli, tiny_model, tiny_data, t
 
 
 def test_inspect_cli_rejects_bad_lengths(cli, tiny_model, tiny_data):
-    code, _, err = cli("data", "inspect", "--data", tiny_data, "--model", tiny_model, "--max-length", "8,x")
+    code, _, err = cli(
+        "data", "inspect", "--data", tiny_data, "--model", tiny_model, "--max-length", "8,x"
+    )
     assert code == 2 and err.strip() == "--max-length: expected comma-separated integers, got '8,x'"
 
 
 def test_notebook_trec_parse_leaks_the_fine_label_and_inspect_flags_it(tiny_model, assets):
-    """Notebook 003's parser on the real TREC train_2000 lines: the fine label ('manner') becomes the text's
-    first word. The clean default keeps the question only; inspect flags the leak in the notebook parse."""
+    """Notebook 003's parser on the real TREC train_2000 lines: the fine label ('manner') becomes
+    the text's first word.
+
+    The clean default keeps the question only; inspect flags the leak in the notebook parse.
+    """
     from textclf.data.splits import load_source
 
-    common = ["data.name=trec", "data.label_column=coarse_label", "data.train_split=train_2000",
-              "data.label_names=[]"]
+    common = [
+        "data.name=trec",
+        "data.label_column=coarse_label",
+        "data.train_split=train_2000",
+        "data.label_names=[]",
+    ]
     clean = load_source(load_config(None, common)).splits["train_2000"]
-    leaky = load_source(load_config(None, [*common, "data.trec_parse=notebook"])).splits["train_2000"]
+    leaky = load_source(load_config(None, [*common, "data.trec_parse=notebook"])).splits[
+        "train_2000"
+    ]
     assert clean.text[0] == "How did serfdom develop in and then leave Russia ?"
     assert leaky.text[0] == "manner how did serfdom develop in and then leave russia ?"
-    colon = clean.text.str.contains(":").idxmax()  # the notebook split on every ':', dropping the rest
-    assert leaky.text[colon] == clean.fine_name[colon].split(":")[1] + " " + \
-        clean.text[colon].split(":")[0].lower()[:-1]
-    tables = tables_for(tiny_model, "trec", *common[1:], "data.trec_parse=notebook", "data.split=provided")
+    colon = clean.text.str.contains(
+        ":"
+    ).idxmax()  # the notebook split on every ':', dropping the rest
+    assert (
+        leaky.text[colon]
+        == clean.fine_name[colon].split(":")[1] + " " + clean.text[colon].split(":")[0].lower()[:-1]
+    )
+    tables = tables_for(
+        tiny_model, "trec", *common[1:], "data.trec_parse=notebook", "data.split=provided"
+    )
     assert tables["other label columns leading the text"].loc["train_2000: fine_name", "LEAK"]
-    assert any("LEAK: 100% of train_2000 texts start with their fine_name" in line for line in findings(tables))
+    assert any(
+        "LEAK: 100% of train_2000 texts start with their fine_name" in line
+        for line in findings(tables)
+    )
     clean_tables = tables_for(tiny_model, "trec", *common[1:], "data.split=provided")
     assert not clean_tables["other label columns leading the text"]["LEAK"].any()
     assert not any(line.startswith("LEAK") for line in findings(clean_tables))

@@ -1,17 +1,19 @@
-"""MLproject, the click CLI, conda.yaml, pyproject.toml, README and .ci/run agree with each other."""
+"""MLproject, the click CLI, conda.yaml, pyproject.toml, README and .ci/run agree with each
+other."""
+
 import os
 import re
 import shlex
 import subprocess
 import sys
-import tomllib
 
 import click
 import mlflow
 import pytest
+import tomllib
 import yaml
-from conftest import ROOT
 
+from conftest import ROOT
 from textclf.cli import cli
 
 MLPROJECT = yaml.safe_load((ROOT / "MLproject").read_text())
@@ -31,12 +33,20 @@ def click_command(argv: list[str]) -> tuple[click.Command, list[str]]:
 def test_every_mlproject_parameter_reaches_a_click_option(entry):
     spec = MLPROJECT["entry_points"][entry]
     params = spec.get("parameters", {})
-    assert set(re.findall(r"{(\w+)}", spec["command"])) == set(params), "declared but never passed (or reverse)"
-    numeric = {p for p, d in params.items() if isinstance(d, dict) and str(d.get("default", "")).isdigit()}
+    assert set(re.findall(r"{(\w+)}", spec["command"])) == set(params), (
+        "declared but never passed (or reverse)"
+    )
+    numeric = {
+        p for p, d in params.items() if isinstance(d, dict) and str(d.get("default", "")).isdigit()
+    }
     marked = {p: str(100 + i) if p in numeric else f"VALUE-{p}" for i, p in enumerate(params)}
     command, args = click_command(shlex.split(spec["command"].format(**marked)))
     ctx = command.make_context(entry, args)  # parses exactly as the CLI would, without running
-    received = {str(v) for value in ctx.params.values() for v in (value if isinstance(value, tuple) else (value,))}
+    received = {
+        str(v)
+        for value in ctx.params.values()
+        for v in (value if isinstance(value, tuple) else (value,))
+    }
     assert set(marked.values()) <= received, f"{entry}: some parameters reach no option"
     for name, p in params.items():
         default = p.get("default") if isinstance(p, dict) else None
@@ -48,7 +58,9 @@ def test_conda_env_installs_the_package_for_a_supported_python():
     conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
     assert "-e ." in pip  # `mlflow run` imports textclf from the project itself
-    python = next(d for d in conda["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    python = next(
+        d for d in conda["dependencies"] if isinstance(d, str) and d.startswith("python=")
+    )
     minimum = PYPROJECT["project"]["requires-python"].removeprefix(">=")
     assert tuple(map(int, python.split("=")[1].split("."))) >= tuple(map(int, minimum.split(".")))
     assert MLPROJECT["conda_env"] == "conda.yaml"
@@ -57,12 +69,23 @@ def test_conda_env_installs_the_package_for_a_supported_python():
 def test_console_script_and_core_dependencies():
     assert PYPROJECT["project"]["scripts"]["textclf"] == "textclf.cli:main"
     deps = {re.split(r"[<>=!\[ ]", d)[0] for d in PYPROJECT["project"]["dependencies"]}
-    assert {"mlflow", "torch", "transformers", "datasets", "optuna", "pandas", "click", "pyyaml"} <= deps
+    assert {
+        "mlflow",
+        "torch",
+        "transformers",
+        "datasets",
+        "optuna",
+        "pandas",
+        "click",
+        "pyyaml",
+    } <= deps
 
 
 def readme_commands() -> list[str]:
     blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    return [line for block in blocks for line in block.splitlines() if line and not line.startswith("#")]
+    return [
+        line for block in blocks for line in block.splitlines() if line and not line.startswith("#")
+    ]
 
 
 def test_ci_runs_the_readme_test_command():
@@ -77,7 +100,10 @@ def test_readme_main_job_uses_a_shipped_config():
 
 
 def test_mlflow_run_train_logs_into_the_run_it_created(tiny_overrides, tmp_path):
-    """`mlflow run . -e train --env-manager local`: one run, FINISHED, holding textclf's params and model."""
+    """`mlflow run .
+
+    -e train --env-manager local`: one run, FINISHED, holding textclf's params and model.
+    """
     config = tmp_path / "tiny.yaml"
     tree: dict = {}
     for o in tiny_overrides:
@@ -91,20 +117,50 @@ def test_mlflow_run_train_logs_into_the_run_it_created(tiny_overrides, tmp_path)
     tree["train"]["warmup_ratio"] = 0.0
     config.write_text(yaml.safe_dump(tree))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,  # `textclf` from this venv, activated or not
-           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    mlflow_cli = [sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local",
-                  "--experiment-name", "mlproject"]
-    done = subprocess.run([*mlflow_cli, "-e", "train", "-P", f"config={config}", "-P", "overrides=train.epochs=1"],
-                          env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,  # `textclf` from this venv, activated or not
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
+    }
+    mlflow_cli = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(ROOT),
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "mlproject",
+    ]
+    done = subprocess.run(
+        [*mlflow_cli, "-e", "train", "-P", f"config={config}", "-P", "overrides=train.epochs=1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     mlflow.set_tracking_uri(uri)
     [run] = mlflow.search_runs(experiment_names=["mlproject"], output_format="list")
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "1" and "test_accuracy" in run.data.metrics
     model_uri = f"runs:/{run.info.run_id}/model"
-    done = subprocess.run([*mlflow_cli, "-e", "predict", "-P", f"model_uri={model_uri}",
-                           "-P", "text=great superb film"], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            *mlflow_cli,
+            "-e",
+            "predict",
+            "-P",
+            f"model_uri={model_uri}",
+            "-P",
+            "text=great superb film",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = mlflow.search_runs(experiment_names=["mlproject"], output_format="list")
     predict_run = next(r for r in runs if r.info.run_id != run.info.run_id)

@@ -14,6 +14,7 @@ compiled step), each the median of `--steps` timed steps after one warm-up. The 
 widths by the batches a length-grouped epoch over `--reviews` pooled IMDB training reviews would have. Prints
 one JSON object.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,7 +33,9 @@ from textclf.training.device import autocast_dtype, pick_device
 from textclf.training.optim import make_optimizer
 
 
-def step_time(model, optimizer, batch: dict, labels: torch.Tensor, dtype: torch.dtype | None) -> float:
+def step_time(
+    model, optimizer, batch: dict, labels: torch.Tensor, dtype: torch.dtype | None
+) -> float:
     device = labels.device
     start = time.perf_counter()
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -46,7 +49,9 @@ def step_time(model, optimizer, batch: dict, labels: torch.Tensor, dtype: torch.
     return time.perf_counter() - start
 
 
-def a_batch(size: int, width: int, multiple: int, vocab: int, rng: np.random.Generator, device) -> dict:
+def a_batch(
+    size: int, width: int, multiple: int, vocab: int, rng: np.random.Generator, device
+) -> dict:
     lengths = rng.integers(max(1, width - multiple + 1), width + 1, size=size)
     lengths[0] = width
     mask = torch.from_numpy(np.arange(width) < lengths[:, None]).long()
@@ -54,7 +59,9 @@ def a_batch(size: int, width: int, multiple: int, vocab: int, rng: np.random.Gen
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def time_widths(model, cfg, widths: list[int], args, compiled: bool, device, dtype) -> dict[int, dict[str, float]]:
+def time_widths(
+    model, cfg, widths: list[int], args, compiled: bool, device, dtype
+) -> dict[int, dict[str, float]]:
     model = copy.deepcopy(model).to(device)
     optimizer = make_optimizer(model, cfg.train, device)
     run = torch.compile(model, dynamic=False) if compiled else model
@@ -64,7 +71,9 @@ def time_widths(model, cfg, widths: list[int], args, compiled: bool, device, dty
     for width in widths:
         batch = a_batch(args.batch_size, width, args.multiple, vocab, rng, device)
         first = step_time(run, optimizer, batch, labels, dtype)
-        steps = statistics.median(step_time(run, optimizer, batch, labels, dtype) for _ in range(args.steps))
+        steps = statistics.median(
+            step_time(run, optimizer, batch, labels, dtype) for _ in range(args.steps)
+        )
         out[width] = {"first_step_s": first, "step_s": steps}
     return out
 
@@ -72,19 +81,26 @@ def time_widths(model, cfg, widths: list[int], args, compiled: bool, device, dty
 def grouped_widths(cfg, tokenizer, args) -> dict[int, int]:
     """Batches per padded width in one length-grouped epoch over the first `--reviews` training reviews."""
     texts = list(load_splits(cfg).train.text[: args.reviews])
-    lengths = sorted(len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"])
+    lengths = sorted(
+        len(ids)
+        for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
+    )
     counts: dict[int, int] = {}
     for i in range(0, len(lengths), args.batch_size):
-        width = -(-max(lengths[i:i + args.batch_size]) // args.multiple) * args.multiple
+        width = -(-max(lengths[i : i + args.batch_size]) // args.multiple) * args.multiple
         counts[width] = counts.get(width, 0) + 1
     return dict(sorted(counts.items()))
 
 
 def main() -> None:
     p = parser(__doc__, max_length=128, batch_size=16)
-    p.add_argument("--multiple", type=int, default=64, help="batch widths padded to a multiple of this")
+    p.add_argument(
+        "--multiple", type=int, default=64, help="batch widths padded to a multiple of this"
+    )
     p.add_argument("--steps", type=int, default=3, help="timed steps per width and mode (median)")
-    p.add_argument("--reviews", type=int, default=2000, help="training reviews behind the epoch estimate")
+    p.add_argument(
+        "--reviews", type=int, default=2000, help="training reviews behind the epoch estimate"
+    )
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = p.parse_args()
     args.train_fraction = 0.25  # enough pooled training reviews for --reviews
@@ -98,20 +114,38 @@ def main() -> None:
     widths = list(range(args.multiple, args.max_length + 1, args.multiple))
     eager = time_widths(model, cfg, widths, args, compiled=False, device=device, dtype=dtype)
     compiled = time_widths(model, cfg, widths, args, compiled=True, device=device, dtype=dtype)
-    per_width = {w: {"eager_step_s": round(eager[w]["step_s"], 4), "compiled_step_s": round(compiled[w]["step_s"], 4),
-                     "compile_s": round(compiled[w]["first_step_s"] - compiled[w]["step_s"], 2),
-                     "speedup": round(eager[w]["step_s"] / compiled[w]["step_s"], 3)} for w in widths}
+    per_width = {
+        w: {
+            "eager_step_s": round(eager[w]["step_s"], 4),
+            "compiled_step_s": round(compiled[w]["step_s"], 4),
+            "compile_s": round(compiled[w]["first_step_s"] - compiled[w]["step_s"], 2),
+            "speedup": round(eager[w]["step_s"] / compiled[w]["step_s"], 3),
+        }
+        for w in widths
+    }
     counts = grouped_widths(cfg, backbone.tokenizer, args)
     epoch_eager = sum(n * eager[w]["step_s"] for w, n in counts.items())
     epoch_compiled = sum(n * compiled[w]["step_s"] for w, n in counts.items())
     compile_total = sum(per_width[w]["compile_s"] for w in counts)
     saved = epoch_eager - epoch_compiled
-    emit({"bench": "compile", "args": vars(args), "device": machine(), "precision": str(dtype or torch.float32),
-          "per_width": per_width,
-          "grouped_epoch": {"reviews": args.reviews, "batches_per_width": counts, "eager_s": round(epoch_eager, 1),
-                            "compiled_s": round(epoch_compiled, 1), "speedup": round(epoch_eager / epoch_compiled, 3),
-                            "compile_s": round(compile_total, 1),
-                            "break_even_epochs": round(compile_total / saved, 2) if saved > 0 else None}})
+    emit(
+        {
+            "bench": "compile",
+            "args": vars(args),
+            "device": machine(),
+            "precision": str(dtype or torch.float32),
+            "per_width": per_width,
+            "grouped_epoch": {
+                "reviews": args.reviews,
+                "batches_per_width": counts,
+                "eager_s": round(epoch_eager, 1),
+                "compiled_s": round(epoch_compiled, 1),
+                "speedup": round(epoch_eager / epoch_compiled, 3),
+                "compile_s": round(compile_total, 1),
+                "break_even_epochs": round(compile_total / saved, 2) if saved > 0 else None,
+            },
+        }
+    )
 
 
 if __name__ == "__main__":

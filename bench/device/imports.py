@@ -13,6 +13,7 @@ scipy, IPython) take their fallback, and a real gap fails here, in CI, instead o
                                                                    exits 4 if it imported a carried package's
                                                                    file that no wheel in .device/part1 has
 """
+
 from __future__ import annotations
 
 import atexit
@@ -24,17 +25,19 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 
-from packaging.requirements import Requirement
-
 from deps.drift import locked, normalise
+from packaging.requirements import Requirement
 
 HERE = Path(__file__).parent
 
 
 def listed(path: Path) -> list[str]:
     """The names of a list file: one per line, # comments."""
-    return [normalise(line.split("#")[0].strip()) for line in path.read_text().splitlines()
-            if line.split("#")[0].strip()]
+    return [
+        normalise(line.split("#")[0].strip())
+        for line in path.read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
 
 
 def closure(names: list[str]) -> set[str]:
@@ -47,10 +50,16 @@ def closure(names: list[str]) -> set[str]:
         try:
             requires = distribution(name).requires or []
         except PackageNotFoundError:
-            raise SystemExit(f"bench/device/needs.txt: {name} is not installed in this venv; install it or "
-                             f"drop it") from None
+            raise SystemExit(
+                f"bench/device/needs.txt: {name} is not installed in this venv; install it or "
+                f"drop it"
+            ) from None
         seen.add(name)
-        todo += [r.name for r in map(Requirement, requires) if not r.marker or r.marker.evaluate({"extra": ""})]
+        todo += [
+            r.name
+            for r in map(Requirement, requires)
+            if not r.marker or r.marker.evaluate({"extra": ""})
+        ]
     return seen
 
 
@@ -58,13 +67,22 @@ def carried() -> dict[str, str]:
     """Distribution -> locked version of every wheel the GPU machine needs carried."""
     needs = listed(HERE / "needs.txt")
     optional = {n[1:] for n in needs if n.startswith("-")}
-    wanted = closure([n for n in needs if not n.startswith("-")]) - set(listed(HERE / "device_has.txt")) - optional
+    wanted = (
+        closure([n for n in needs if not n.startswith("-")])
+        - set(listed(HERE / "device_has.txt"))
+        - optional
+    )
     pins = locked()
-    stray = [f"{name} (lock {pins.get(name)}, venv {distribution(name).version})" for name in sorted(wanted)
-             if pins.get(name) != distribution(name).version]
+    stray = [
+        f"{name} (lock {pins.get(name)}, venv {distribution(name).version})"
+        for name in sorted(wanted)
+        if pins.get(name) != distribution(name).version
+    ]
     if stray:  # the dry run tests this venv's packages: carrying other versions would test nothing
-        raise SystemExit(f"bench/device: this venv is not the lock's: {', '.join(stray)}; reinstall with the "
-                         f"README's command (pip install -c deps/constraints.txt ...)")
+        raise SystemExit(
+            f"bench/device: this venv is not the lock's: {', '.join(stray)}; reinstall with the "
+            f"README's command (pip install -c deps/constraints.txt ...)"
+        )
     return {name: pins[name] for name in sorted(wanted)}
 
 
@@ -73,8 +91,11 @@ def refuse_absent(allowed: set[str]) -> list[str]:
     Python spells "not installed" to everyone: `import x` raises ModuleNotFoundError ("import of x halted;
     None in sys.modules") and importlib.util.find_spec returns None (torch probes modules that way). A
     namespace package (google, opentelemetry) stays when any part is allowed: wheels carry whole closures."""
-    refused = sorted(top for top, owners in packages_distributions().items()
-                     if top.isidentifier() and not {normalise(d) for d in owners} & allowed)
+    refused = sorted(
+        top
+        for top, owners in packages_distributions().items()
+        if top.isidentifier() and not {normalise(d) for d in owners} & allowed
+    )
     for top in refused:
         sys.modules.setdefault(top, None)  # type: ignore[assignment]  # already imported: on the machine too
     return refused
@@ -82,14 +103,21 @@ def refuse_absent(allowed: set[str]) -> list[str]:
 
 def imported() -> set[str]:
     owners = packages_distributions()
-    return {normalise(d) for top, module in list(sys.modules.items()) if module is not None and "." not in top
-            for d in owners.get(top, ())}
+    return {
+        normalise(d)
+        for top, module in list(sys.modules.items())
+        if module is not None and "." not in top
+        for d in owners.get(top, ())
+    }
 
 
 def outside_wheels(wheels: Path) -> list[str]:
     """Imported module files of carried packages that no carried wheel contains: a distribution here may
     hold more than the one carried (mlflow here, mlflow-skinny there), so those imports would fail there."""
-    def untagged(path: str) -> str:  # cd.cpython-311-x86_64-linux-gnu.so here is cd.cpython-312-... there
+
+    def untagged(
+        path: str,
+    ) -> str:  # cd.cpython-311-x86_64-linux-gnu.so here is cd.cpython-312-... there
         return re.sub(r"\.(cpython-\d+[\w-]*|abi3)\.so$", ".so", path)
 
     names = set()
@@ -108,15 +136,22 @@ def outside_wheels(wheels: Path) -> list[str]:
 
 
 def run(out: str, module: str, args: list[str], wheels: Path) -> None:
-    refuse_absent(set(listed(HERE / "device_has.txt")) | set(carried()) | {"textclf"})  # textclf: from src/
+    refuse_absent(
+        set(listed(HERE / "device_has.txt")) | set(carried()) | {"textclf"}
+    )  # textclf: from src/
 
     def record() -> None:
         Path(out).open("a").writelines(f"{name}\n" for name in sorted(imported()))
         missing = outside_wheels(wheels)
         if missing:
-            print(f"imported from files no carried wheel has ({len(missing)}): {', '.join(missing[:10])}",
-                  file=sys.stderr, flush=True)
-            os._exit(4)  # the benchmark "passed" here only because this venv has more than that machine
+            print(
+                f"imported from files no carried wheel has ({len(missing)}): {', '.join(missing[:10])}",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(
+                4
+            )  # the benchmark "passed" here only because this venv has more than that machine
 
     atexit.register(record)
     sys.argv = [module, *args]
@@ -125,10 +160,16 @@ def run(out: str, module: str, args: list[str], wheels: Path) -> None:
 
 def check_wheels(directory: Path) -> None:
     """The wheelhouse holds a wheel of the exact version for every carried distribution."""
-    have = {(normalise(w.name.split("-")[0]), w.name.split("-")[1]) for w in directory.glob("*.whl")}
-    missing = [f"{name}=={version}" for name, version in carried().items() if (name, version) not in have]
+    have = {
+        (normalise(w.name.split("-")[0]), w.name.split("-")[1]) for w in directory.glob("*.whl")
+    }
+    missing = [
+        f"{name}=={version}" for name, version in carried().items() if (name, version) not in have
+    ]
     if missing:
-        raise SystemExit(f"{directory}: no wheel for {', '.join(missing)}: run bench/device/prepare.sh again")
+        raise SystemExit(
+            f"{directory}: no wheel for {', '.join(missing)}: run bench/device/prepare.sh again"
+        )
     print(f"{directory}: a wheel for each of the {len(carried())} carried distributions")
 
 

@@ -12,6 +12,7 @@ one call carries), so the whole device benchmark is one call:
 --dry-run packs the same files (CI then checks the real size against the limit, and that the wheels cover
 every import, run.sh --dry-run). Prints the carry list and the size; exits 1 over 64 MiB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,15 @@ from textclf.assets import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 2**20  # what one device call may carry
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64", "manylinux1_x86_64", "manylinux_2_5_x86_64")
+PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_24_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+    "manylinux_2_5_x86_64",
+)
 
 
 def download_wheels(into: Path) -> None:
@@ -37,9 +45,28 @@ def download_wheels(into: Path) -> None:
     into.mkdir(parents=True)
     pins = [f"{name}=={version}" for name, version in carried().items()]
     platforms = [a for p in PLATFORMS for a in ("--platform", p)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", *platforms,
-                    "--dest", str(into), *pins], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp312",
+            *platforms,
+            "--dest",
+            str(into),
+            *pins,
+        ],
+        check=True,
+    )
     check_wheels(into)  # every carried distribution at its exact version
 
 
@@ -63,7 +90,8 @@ def copy_model(into: Path, name: str = "all-MiniLM-L6-v2") -> None:
     shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("*.safetensors"))
     for weights in source.glob("*.safetensors"):
         (into / name / f"{weights.name}.xz").write_bytes(
-            lzma.compress(weights.read_bytes(), preset=9 | lzma.PRESET_EXTREME))
+            lzma.compress(weights.read_bytes(), preset=9 | lzma.PRESET_EXTREME)
+        )
 
 
 def size(path: Path) -> int:
@@ -72,8 +100,9 @@ def size(path: Path) -> int:
 
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    args.add_argument("--dry-run", action="store_true", help="for CI: the same files (kept for run.sh's "
-                      "symmetry)")
+    args.add_argument(
+        "--dry-run", action="store_true", help="for CI: the same files (kept for run.sh's symmetry)"
+    )
     args.parse_args()
     out = ROOT / ".device"
     shutil.rmtree(out, ignore_errors=True)
@@ -82,8 +111,11 @@ def main() -> None:
     pack_imdb(out / "run" / "imdb")
     parts = {p.name: size(p) / 2**20 for p in (out / "run").iterdir()}
     mib = size(out / "run") / 2**20
-    print(f'carry=[".device/run"]  {mib:.1f} MiB of 64 (' +
-          ", ".join(f"{name} {m:.1f}" for name, m in parts.items()) + ")")
+    print(
+        f'carry=[".device/run"]  {mib:.1f} MiB of 64 ('
+        + ", ".join(f"{name} {m:.1f}" for name, m in parts.items())
+        + ")"
+    )
     if mib * 2**20 > LIMIT:
         raise SystemExit(f".device/run is {mib:.1f} MiB: over the 64 MiB one call may carry")
 

@@ -6,6 +6,7 @@ machine has.
     python -m bench.device.unpack data     .device/run/imdb   -> .device-run/assets/data/imdb
     python -m bench.device.unpack model    .device/run/model  -> .device-run/assets/models (weights unxz'd)
 """
+
 from __future__ import annotations
 
 import lzma
@@ -28,7 +29,9 @@ def unpack_wheels() -> None:
     wheels = sorted((CARRIED / "wheels").glob("*.whl"))
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as z:
-            z.extractall(site, [n for n in z.namelist() if not n.split("/", 1)[0].endswith(".data")])
+            z.extractall(
+                site, [n for n in z.namelist() if not n.split("/", 1)[0].endswith(".data")]
+            )
     print(f"{len(wheels)} wheels into {site}")
 
 

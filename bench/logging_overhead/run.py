@@ -9,6 +9,7 @@ are wrapped, not changed). Reported: the per-epoch logging while training (Activ
 spool) as a fraction of the training step time, which the issue bounds at 1%; and the once-per-run setup
 and results logging (params, dataset inputs, plots, model) in seconds. Prints one JSON object.
 """
+
 import collections
 import time
 
@@ -18,8 +19,15 @@ from textclf.run import train_run
 from textclf.tracking import models, runs, server, store
 
 # where each timed call lives: what run.py calls through a module or an ActiveRun
-TIMED = {"connect": store, "log_setup": runs.ActiveRun, "log_trainable": runs.ActiveRun,
-         "log_epoch": runs.ActiveRun, "drain": runs.ActiveRun, "log_results": runs.ActiveRun, "log_model": models}
+TIMED = {
+    "connect": store,
+    "log_setup": runs.ActiveRun,
+    "log_trainable": runs.ActiveRun,
+    "log_epoch": runs.ActiveRun,
+    "drain": runs.ActiveRun,
+    "log_results": runs.ActiveRun,
+    "log_model": models,
+}
 
 
 def timed_run(overrides: list[str], uri: str) -> dict:
@@ -33,6 +41,7 @@ def timed_run(overrides: list[str], uri: str) -> dict:
                 return fn(*args, **kwargs)
             finally:
                 spent[name].append(time.perf_counter() - start)
+
         return timed
 
     for name, fn in originals.items():
@@ -44,12 +53,17 @@ def timed_run(overrides: list[str], uri: str) -> dict:
             setattr(TIMED[name], name, fn)
     m = result.metrics
     epoch_logging = sum(spent["log_epoch"])
-    return {"epoch_log_calls": len(spent["log_epoch"]), "epoch_logging_s": epoch_logging,
-            "epoch_log_call_ms": [round(1000 * s, 2) for s in spent["log_epoch"]],
-            "train_step_time_s": m["train_step_time_s"], "fit_time_s": m["train_time_s"],
-            "epoch_logging_fraction_of_step_time": epoch_logging / m["train_step_time_s"],
-            "once_per_run_s": {k: round(sum(v), 3) for k, v in spent.items() if k != "log_epoch"},
-            "total_time_s": m["total_time_s"], "test_accuracy": m["test_accuracy"]}
+    return {
+        "epoch_log_calls": len(spent["log_epoch"]),
+        "epoch_logging_s": epoch_logging,
+        "epoch_log_call_ms": [round(1000 * s, 2) for s in spent["log_epoch"]],
+        "train_step_time_s": m["train_step_time_s"],
+        "fit_time_s": m["train_time_s"],
+        "epoch_logging_fraction_of_step_time": epoch_logging / m["train_step_time_s"],
+        "once_per_run_s": {k: round(sum(v), 3) for k, v in spent.items() if k != "log_epoch"},
+        "total_time_s": m["total_time_s"],
+        "test_accuracy": m["test_accuracy"],
+    }
 
 
 def main() -> None:
@@ -57,9 +71,14 @@ def main() -> None:
     work = workdir("logging")
     overrides = imdb(args, "train.patience=0", "tracking.experiment=logging-bench")
     out = {"hardware": machine(), "settings": vars(args)}
-    timed_run(overrides + ["tracking.log_model=false", "train.epochs=1"], f"sqlite:///{work / 'warmup.db'}")  # warm
+    timed_run(
+        overrides + ["tracking.log_model=false", "train.epochs=1"],
+        f"sqlite:///{work / 'warmup.db'}",
+    )  # warm
     out["sqlite"] = timed_run(overrides, f"sqlite:///{work / 'mlflow.db'}")
-    with server.running(f"sqlite:///{work / 'server.db'}", work / "artifacts", work / "server.log") as (_, url):
+    with server.running(
+        f"sqlite:///{work / 'server.db'}", work / "artifacts", work / "server.log"
+    ) as (_, url):
         out["mlflow_server"] = timed_run(overrides, url)
     emit(out)
 

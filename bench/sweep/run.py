@@ -13,6 +13,7 @@ times, pruned ones included, in the order they ran) until a trial's objective re
 as a fraction of the grid's device-seconds (goal <= 50%). The defaults are the issue's GPU setting; a
 CPU smoke run needs e.g. --train-fraction 0.004 --epochs 1 --lengths 32,64,128. Prints one JSON object.
 """
+
 import threading
 import time
 from pathlib import Path
@@ -28,15 +29,28 @@ from textclf.studies.sweep import run_sweep
 
 def write_spec(work: Path, name: str, args, study: dict, grid=None, space=None) -> Path:
     batch = {128: 32, 256: 16, 512: 8}
-    tree = {"base": str(ROOT / "configs" / "imdb_minilm.yaml"),
-            "config": {"data": {"train_fraction": args.train_fraction, "split": "subset", "val_size": 0.1,
-                                "test_size": 0.1},  # the sizes of its recorded figures
-                       "model": {"name": args.model},
-                       "train": {"epochs": args.epochs, "patience": 0, "progress": False},
-                       "tracking": {"experiment": f"bench-{name}", "log_model": False}},
-            "study": {"name": name, **study},
-            "space": {"train.batch_size": {"follows": "data.max_length",
-                                           "map": {n: batch.get(n, 32) for n in args.lengths}}, **(space or {})}}
+    tree = {
+        "base": str(ROOT / "configs" / "imdb_minilm.yaml"),
+        "config": {
+            "data": {
+                "train_fraction": args.train_fraction,
+                "split": "subset",
+                "val_size": 0.1,
+                "test_size": 0.1,
+            },  # the sizes of its recorded figures
+            "model": {"name": args.model},
+            "train": {"epochs": args.epochs, "patience": 0, "progress": False},
+            "tracking": {"experiment": f"bench-{name}", "log_model": False},
+        },
+        "study": {"name": name, **study},
+        "space": {
+            "train.batch_size": {
+                "follows": "data.max_length",
+                "map": {n: batch.get(n, 32) for n in args.lengths},
+            },
+            **(space or {}),
+        },
+    }
     if grid:
         tree["grid"] = grid
     path = work / f"{name}.yaml"
@@ -61,30 +75,59 @@ class Utilisation(threading.Thread):
 
 def study_times(storage: str, name: str) -> list[tuple[float, float | None, str]]:
     study = optuna.load_study(study_name=name, storage=storage)
-    return [((t.datetime_complete - t.datetime_start).total_seconds(), t.value, t.state.name)
-            for t in sorted(study.trials, key=lambda t: t.datetime_start) if t.datetime_complete]
+    return [
+        ((t.datetime_complete - t.datetime_start).total_seconds(), t.value, t.state.name)
+        for t in sorted(study.trials, key=lambda t: t.datetime_start)
+        if t.datetime_complete
+    ]
 
 
 def step_time(uri: str, name: str) -> float:
     mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=[f"bench-{name}"], filter_string="tags.mlflow.parentRunId != ''")
+    runs = mlflow.search_runs(
+        experiment_names=[f"bench-{name}"], filter_string="tags.mlflow.parentRunId != ''"
+    )
     return float(runs.get("metrics.train_step_time_s", []).fillna(0).sum()) if len(runs) else 0.0
 
 
 def main() -> None:
     parser_ = parser(__doc__, train_fraction=0.25, epochs=3)
-    parser_.add_argument("--lengths", type=lambda s: [int(x) for x in s.split(",")], default=[128, 256, 512])
-    parser_.add_argument("--lrs", type=lambda s: [float(x) for x in s.split(",")], default=[5e-5, 2e-5])
+    parser_.add_argument(
+        "--lengths", type=lambda s: [int(x) for x in s.split(",")], default=[128, 256, 512]
+    )
+    parser_.add_argument(
+        "--lrs", type=lambda s: [float(x) for x in s.split(",")], default=[5e-5, 2e-5]
+    )
     parser_.add_argument("--tpe-trials", type=int, default=12)
     args = parser_.parse_args()
     work = workdir("sweep")
     storage, uri = f"sqlite:///{work / 'optuna.db'}", f"sqlite:///{work / 'mlflow.db'}"
-    grid = write_spec(work, "grid", args, {"sampler": "grid"},
-                      grid=[{"data.max_length": n, "train.learning_rate": lr} for n in args.lengths for lr in args.lrs])
-    tpe = write_spec(work, "tpe", args, {"sampler": "tpe", "pruner": "median", "n_trials": args.tpe_trials,
-                                         "pruner_args": {"n_startup_trials": 3, "n_warmup_steps": 1}},
-                     space={"data.max_length": {"categorical": args.lengths},
-                            "train.learning_rate": {"loguniform": [min(args.lrs), max(args.lrs)]}})
+    grid = write_spec(
+        work,
+        "grid",
+        args,
+        {"sampler": "grid"},
+        grid=[
+            {"data.max_length": n, "train.learning_rate": lr}
+            for n in args.lengths
+            for lr in args.lrs
+        ],
+    )
+    tpe = write_spec(
+        work,
+        "tpe",
+        args,
+        {
+            "sampler": "tpe",
+            "pruner": "median",
+            "n_trials": args.tpe_trials,
+            "pruner_args": {"n_startup_trials": 3, "n_warmup_steps": 1},
+        },
+        space={
+            "data.max_length": {"categorical": args.lengths},
+            "train.learning_rate": {"loguniform": [min(args.lrs), max(args.lrs)]},
+        },
+    )
     sampler = Utilisation()
     sampler.start()
     start = time.perf_counter()
@@ -101,17 +144,30 @@ def main() -> None:
         if state == "COMPLETE" and value >= best:
             reached = spent
             break
-    busy = (sum(sampler.samples) / 100 / len(sampler.samples), "GPU utilisation (NVML)") if sampler.samples \
+    busy = (
+        (sum(sampler.samples) / 100 / len(sampler.samples), "GPU utilisation (NVML)")
+        if sampler.samples
         else (step_time(uri, "grid") / grid_wall, "share of wall time in training steps")
-    emit({
-        "hardware": machine(),
-        "settings": {k: v for k, v in vars(args).items()},
-        "grid": {"wall_s": round(grid_wall, 1), "busy_fraction": round(busy[0], 3), "busy_measured_as": busy[1],
-                 "trial_seconds": [round(s, 1) for s, *_ in grid_trials], "best_objective": best},
-        "tpe": {"trials": [(round(s, 1), v, state) for s, v, state in study_times(storage, "tpe")],
+    )
+    emit(
+        {
+            "hardware": machine(),
+            "settings": {k: v for k, v in vars(args).items()},
+            "grid": {
+                "wall_s": round(grid_wall, 1),
+                "busy_fraction": round(busy[0], 3),
+                "busy_measured_as": busy[1],
+                "trial_seconds": [round(s, 1) for s, *_ in grid_trials],
+                "best_objective": best,
+            },
+            "tpe": {
+                "trials": [(round(s, 1), v, state) for s, v, state in study_times(storage, "tpe")],
                 "seconds_to_grid_best": reached and round(reached, 1),
                 "fraction_of_grid_seconds": reached and round(reached / grid_seconds, 3),
-                "goal_met": reached is not None and reached / grid_seconds <= 0.5}})
+                "goal_met": reached is not None and reached / grid_seconds <= 0.5,
+            },
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Cold: an empty cache directory, so every review is tokenized (at the model's lim
 Warm: the same call again, reading every id from the cache and slicing to max length 256.
 Prints one JSON line with the timings and the machine it ran on.
 """
+
 import json
 import os
 import statistics
@@ -25,7 +26,11 @@ from textclf.data import tokens
 def main() -> None:
     args = parser(__doc__, repeats=3).parse_args()
     data = resolve("imdb", "data").location
-    texts = [t for split in ("train", "test") for t in pd.read_parquet(Path(data) / f"{split}.parquet").text]
+    texts = [
+        t
+        for split in ("train", "test")
+        for t in pd.read_parquet(Path(data) / f"{split}.parquet").text
+    ]
     tokenizer = AutoTokenizer.from_pretrained(resolve(args.model, "models").location)
     cold, warm = [], []
     for _ in range(args.repeats):
@@ -38,12 +43,24 @@ def main() -> None:
             warm.append(time.perf_counter() - start)
             assert again.misses == 0 and len(again.ids) == len(texts)
             size = sum(f.stat().st_size for f in Path(cache).iterdir()) / 2**20
-    print(json.dumps({"bench": "tokenize", "texts": len(texts), "unique": first.misses, "model": args.model,
-                      "cold_s": [round(x, 2) for x in cold], "warm_s": [round(x, 3) for x in warm],
-                      "cold_median_s": round(statistics.median(cold), 2),
-                      "warm_median_s": round(statistics.median(warm), 3), "cache_mb": round(size, 1),
-                      "hardware": machine(), "torch_threads": torch.get_num_threads(),
-                      "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "default")}))
+    print(
+        json.dumps(
+            {
+                "bench": "tokenize",
+                "texts": len(texts),
+                "unique": first.misses,
+                "model": args.model,
+                "cold_s": [round(x, 2) for x in cold],
+                "warm_s": [round(x, 3) for x in warm],
+                "cold_median_s": round(statistics.median(cold), 2),
+                "warm_median_s": round(statistics.median(warm), 3),
+                "cache_mb": round(size, 1),
+                "hardware": machine(),
+                "torch_threads": torch.get_num_threads(),
+                "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "default"),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

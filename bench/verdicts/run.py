@@ -26,7 +26,9 @@ from bench.verdicts.simulate import configuration, pair
 from textclf.stats import paired, seeds
 
 
-def configurations(rng, sims: int, rows: int, n_seeds: int, lead: float, same_taste: bool = True) -> dict:
+def configurations(
+    rng, sims: int, rows: int, n_seeds: int, lead: float, same_taste: bool = True
+) -> dict:
     ours = old = model_level = 0
     for _ in range(sims):
         a, b = pair(rng, n_seeds, lead=lead, rows=rows, same_taste=same_taste)
@@ -35,9 +37,17 @@ def configurations(rng, sims: int, rows: int, n_seeds: int, lead: float, same_ta
         labels = rng.integers(0, 2, rows)
         single = [np.where(side[0] == 1, labels, 1 - labels) for side in (a, b)]
         model_level += paired.accuracy(labels, *single, resamples=10).p_value < 0.05
-    return {"seeds": n_seeds, "rows": rows, "lead_logit": lead, "same_taste": same_taste,
-            "called_different": {"configuration test": ours / sims, "old seed-noise rule": old / sims,
-                                 "McNemar on one run a side": model_level / sims}}
+    return {
+        "seeds": n_seeds,
+        "rows": rows,
+        "lead_logit": lead,
+        "same_taste": same_taste,
+        "called_different": {
+            "configuration test": ours / sims,
+            "old seed-noise rule": old / sims,
+            "McNemar on one run a side": model_level / sims,
+        },
+    }
 
 
 def _old_rule(a: np.ndarray, b: np.ndarray, rows: int) -> bool:
@@ -58,13 +68,24 @@ def promotion(rng, sims: int, rows: int, candidates: int) -> dict:
         labels = rng.integers(0, 2, rows)
         predicted = [np.where(r == 1, labels, 1 - labels) for r in right]
         best = 1 + int(np.argmax(right[1:].mean(1)))
-        corrected += paired.challenger_wins("accuracy", labels, predicted[0], predicted[best], 0.05,
-                                            candidates)[0]
-        uncorrected += paired.challenger_wins("accuracy", labels, predicted[0], predicted[best], 0.05)[0]
-        before += paired.accuracy(labels, predicted[0], predicted[best], resamples=10).better(0.05) == "b"
-    return {"rows": rows, "best_of": candidates,
-            "promoted": {"one-sided, corrected for the candidates": corrected / sims,
-                         "one-sided, uncorrected": uncorrected / sims, "two-sided at 0.05 (before)": before / sims}}
+        corrected += paired.challenger_wins(
+            "accuracy", labels, predicted[0], predicted[best], 0.05, candidates
+        )[0]
+        uncorrected += paired.challenger_wins(
+            "accuracy", labels, predicted[0], predicted[best], 0.05
+        )[0]
+        before += (
+            paired.accuracy(labels, predicted[0], predicted[best], resamples=10).better(0.05) == "b"
+        )
+    return {
+        "rows": rows,
+        "best_of": candidates,
+        "promoted": {
+            "one-sided, corrected for the candidates": corrected / sims,
+            "one-sided, uncorrected": uncorrected / sims,
+            "two-sided at 0.05 (before)": before / sims,
+        },
+    }
 
 
 def primary(rng, sims: int, rows: int) -> dict:
@@ -75,28 +96,41 @@ def primary(rng, sims: int, rows: int) -> dict:
         labels = rng.integers(0, 2, rows)
         pa, pb = (np.where(side[0] == 1, labels, 1 - labels) for side in (a, b))
         losses = [np.where(side[0] == 1, 0.2, 1.6) + rng.exponential(0.1, rows) for side in (a, b)]
-        tests = [paired.accuracy(labels, pa, pb, resamples=10), paired.f1(labels, pa, pb, 2, resamples=300, seed=s),
-                 paired.loss(*losses, resamples=300, seed=s)]
+        tests = [
+            paired.accuracy(labels, pa, pb, resamples=10),
+            paired.f1(labels, pa, pb, 2, resamples=300, seed=s),
+            paired.loss(*losses, resamples=300, seed=s),
+        ]
         any_of_three += any(t.p_value < 0.05 for t in tests)
         primary_only += tests[0].p_value < 0.05
-    return {"rows": rows, "models": "exchangeable row by row", "called_better": {"any of accuracy, F1, loss (before)":
-                                                                      any_of_three / sims,
-                                                                      "the primary metric": primary_only / sims}}
+    return {
+        "rows": rows,
+        "models": "exchangeable row by row",
+        "called_better": {
+            "any of accuracy, F1, loss (before)": any_of_three / sims,
+            "the primary metric": primary_only / sims,
+        },
+    }
 
 
 def main() -> None:
     args = parser(__doc__, sims=2000, rows=300).parse_args()
     rng = np.random.default_rng(0)
-    table = [configurations(rng, args.sims, args.rows, 3, 0.0),
-             configurations(rng, args.sims, args.rows, 5, 0.0),
-             configurations(rng, args.sims, args.rows, 3, 0.0, same_taste=False),
-             configurations(rng, args.sims // 4, args.rows, 3, 0.3),
-             configurations(rng, args.sims // 4, args.rows, 5, 0.3),
-             *(promotion(rng, args.sims // 2, args.rows, k) for k in (1, 8, 20)),
-             primary(rng, args.sims // 4, args.rows)]
+    table = [
+        configurations(rng, args.sims, args.rows, 3, 0.0),
+        configurations(rng, args.sims, args.rows, 5, 0.0),
+        configurations(rng, args.sims, args.rows, 3, 0.0, same_taste=False),
+        configurations(rng, args.sims // 4, args.rows, 3, 0.3),
+        configurations(rng, args.sims // 4, args.rows, 5, 0.3),
+        *(promotion(rng, args.sims // 2, args.rows, k) for k in (1, 8, 20)),
+        primary(rng, args.sims // 4, args.rows),
+    ]
     for row in table:
         print(json.dumps({**row, "sims": args.sims, "machine": machine()}))
-    print("# rerun: .venv/bin/python -m bench.verdicts.run " + f"--sims {args.sims} --rows {args.rows}")
+    print(
+        "# rerun: .venv/bin/python -m bench.verdicts.run "
+        + f"--sims {args.sims} --rows {args.rows}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def configuration(rng, n_seeds: int, difficulty: np.ndarray, skill: float, affinity: np.ndarray,
-                  seed_sd: float = 0.1, churn_sd: float = 0.3) -> np.ndarray:
+def configuration(
+    rng,
+    n_seeds: int,
+    difficulty: np.ndarray,
+    skill: float,
+    affinity: np.ndarray,
+    seed_sd: float = 0.1,
+    churn_sd: float = 0.3,
+) -> np.ndarray:
     """Per-row correctness (seeds x rows) of one configuration: row r is right when skill +
     difficulty[r] + affinity[r] (the configuration's own taste for the row) + a seed's shift + the
     seed's noise on that row > 0. seed_sd=0 makes every seed equally good on new rows (they differ row by
@@ -22,13 +29,21 @@ def configuration(rng, n_seeds: int, difficulty: np.ndarray, skill: float, affin
     return (skill + difficulty + affinity + shift + noise > 0).astype(float)
 
 
-def pair(rng, n_seeds: int, lead: float = 0.0, rows: int = 300, same_taste: bool = True,
-         taste_sd: float = 0.5):
+def pair(
+    rng,
+    n_seeds: int,
+    lead: float = 0.0,
+    rows: int = 300,
+    same_taste: bool = True,
+    taste_sd: float = 0.5,
+):
     """Two configurations on the same freshly drawn rows; B's skill is `lead` higher (logit scale: 0.3 is
     about 4 points of accuracy). same_taste=False gives B its own taste for rows: equal on average over new
     rows, different on these."""
     difficulty = rng.normal(1.6, 1.5, rows)
     taste_a = rng.normal(0, taste_sd, rows)
     taste_b = taste_a if same_taste else rng.normal(0, taste_sd, rows)
-    return (configuration(rng, n_seeds, difficulty, 0.0, taste_a),
-            configuration(rng, n_seeds, difficulty, lead, taste_b))
+    return (
+        configuration(rng, n_seeds, difficulty, 0.0, taste_a),
+        configuration(rng, n_seeds, difficulty, lead, taste_b),
+    )

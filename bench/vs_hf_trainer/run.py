@@ -14,6 +14,7 @@ samples per second of the training loop (textclf: step time; Trainer: its train_
 per-epoch evaluation, so textclf's whole fit time is reported too).
 Prints one JSON object.
 """
+
 import contextlib
 import resource
 import sys
@@ -37,9 +38,14 @@ def run_textclf(overrides: list[str], store: str) -> dict:
     start = time.perf_counter()
     result = train_run(cfg, store)
     m = result.metrics
-    return {"wall_s": time.perf_counter() - start, "fit_s": m["train_time_s"],
-            "train_samples_per_s": m["train_samples_per_s"], "train_tokens_per_s": m["train_tokens_per_s"],
-            "test_accuracy": m["test_accuracy"], "peak_gpu_mem_mb": m.get("peak_gpu_mem_mb")}
+    return {
+        "wall_s": time.perf_counter() - start,
+        "fit_s": m["train_time_s"],
+        "train_samples_per_s": m["train_samples_per_s"],
+        "train_tokens_per_s": m["train_tokens_per_s"],
+        "test_accuracy": m["test_accuracy"],
+        "peak_gpu_mem_mb": m.get("peak_gpu_mem_mb"),
+    }
 
 
 def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
@@ -51,36 +57,66 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
 
     def as_dataset(frame):
         data = datasets.Dataset.from_dict({"text": list(frame.text), "label": list(frame.label)})
-        return data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=cfg.data.max_length),
-                        batched=True, remove_columns=["text"])
+        return data.map(
+            lambda b: tokenizer(b["text"], truncation=True, max_length=cfg.data.max_length),
+            batched=True,
+            remove_columns=["text"],
+        )
 
     start = time.perf_counter()
     train, val, test = as_dataset(splits.train), as_dataset(splits.val), as_dataset(splits.test)
     transformers.set_seed(cfg.train.seed)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        backbone.location, num_labels=len(splits.label_names), use_safetensors=True,
-        use_kernels=cfg.model.hub_kernels)  # as textclf's side: transformers >= 5.25 would turn them on
+        backbone.location,
+        num_labels=len(splits.label_names),
+        use_safetensors=True,
+        use_kernels=cfg.model.hub_kernels,
+    )  # as textclf's side: transformers >= 5.25 would turn them on
     with tempfile.TemporaryDirectory() as out:
         args = transformers.TrainingArguments(
-            output_dir=out, num_train_epochs=cfg.train.epochs, per_device_train_batch_size=cfg.train.batch_size,
-            per_device_eval_batch_size=cfg.train.eval_batch_size, learning_rate=cfg.train.learning_rate,
-            weight_decay=cfg.train.weight_decay, warmup_steps=cfg.train.warmup_ratio,  # v5: a float < 1 is a ratio
-            max_grad_norm=cfg.train.max_grad_norm, eval_strategy="epoch", save_strategy="no", report_to=[],
-            seed=cfg.train.seed, bf16=bf16, logging_strategy="no", disable_tqdm=True,
-            train_sampling_strategy="group_by_length" if grouped else "random")  # v5 name of group_by_length
-        trainer = transformers.Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                                       data_collator=transformers.DataCollatorWithPadding(tokenizer))
+            output_dir=out,
+            num_train_epochs=cfg.train.epochs,
+            per_device_train_batch_size=cfg.train.batch_size,
+            per_device_eval_batch_size=cfg.train.eval_batch_size,
+            learning_rate=cfg.train.learning_rate,
+            weight_decay=cfg.train.weight_decay,
+            warmup_steps=cfg.train.warmup_ratio,  # v5: a float < 1 is a ratio
+            max_grad_norm=cfg.train.max_grad_norm,
+            eval_strategy="epoch",
+            save_strategy="no",
+            report_to=[],
+            seed=cfg.train.seed,
+            bf16=bf16,
+            logging_strategy="no",
+            disable_tqdm=True,
+            train_sampling_strategy="group_by_length" if grouped else "random",
+        )  # v5 name of group_by_length
+        trainer = transformers.Trainer(
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=val,
+            data_collator=transformers.DataCollatorWithPadding(tokenizer),
+        )
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its log dicts: stdout is the JSON
+        with contextlib.redirect_stdout(
+            sys.stderr
+        ):  # Trainer prints its log dicts: stdout is the JSON
             stats = trainer.train().metrics
             predictions = trainer.predict(test)
     # label_ids, not test["label"]: with group_by_length, transformers 5 also length-groups (and shuffles) the
     # rows it predicts, so predictions come back out of the dataset's order
     accuracy = float((np.argmax(predictions.predictions, -1) == predictions.label_ids).mean())
-    return {"wall_s": time.perf_counter() - start, "fit_s": stats["train_runtime"],
-            "train_samples_per_s": stats["train_samples_per_second"], "test_accuracy": accuracy,
-            "peak_gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None}
+    return {
+        "wall_s": time.perf_counter() - start,
+        "fit_s": stats["train_runtime"],
+        "train_samples_per_s": stats["train_samples_per_second"],
+        "test_accuracy": accuracy,
+        "peak_gpu_mem_mb": torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available()
+        else None,
+    }
 
 
 def warm_up(overrides: list[str], device: torch.device, dtype: torch.dtype | None) -> None:
@@ -88,36 +124,67 @@ def warm_up(overrides: list[str], device: torch.device, dtype: torch.dtype | Non
     (CUDA context, cuBLAS handles, autotuning) land on neither side."""
     cfg = load_config(None, overrides)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        load_backbone(cfg).location, num_labels=2, use_safetensors=True, use_kernels=cfg.model.hub_kernels).to(device)
+        load_backbone(cfg).location,
+        num_labels=2,
+        use_safetensors=True,
+        use_kernels=cfg.model.hub_kernels,
+    ).to(device)
     ids = torch.randint(1000, 2000, (cfg.train.batch_size, cfg.data.max_length), device=device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        loss = model(input_ids=ids, labels=torch.zeros(len(ids), dtype=torch.long, device=device)).loss
+        loss = model(
+            input_ids=ids, labels=torch.zeros(len(ids), dtype=torch.long, device=device)
+        ).loss
     loss.backward()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def main() -> None:
-    p = parser(__doc__, train_fraction=0.025, max_length=128, epochs=1, batch_size=16, learning_rate=1e-4)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="both sides: auto = bf16 on a GPU with bf16, else fp32")
-    p.add_argument("--trainer", default="default,grouped", help="Trainer variants: default, grouped")
+    p = parser(
+        __doc__, train_fraction=0.025, max_length=128, epochs=1, batch_size=16, learning_rate=1e-4
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="both sides: auto = bf16 on a GPU with bf16, else fp32",
+    )
+    p.add_argument(
+        "--trainer", default="default,grouped", help="Trainer variants: default, grouped"
+    )
     a = p.parse_args()
-    overrides = imdb(a, f"train.learning_rate={a.learning_rate}", "train.patience=0",
-                     f"train.precision={a.precision}")
+    overrides = imdb(
+        a,
+        f"train.learning_rate={a.learning_rate}",
+        "train.patience=0",
+        f"train.precision={a.precision}",
+    )
     device = pick_device("auto")
     dtype = autocast_dtype(a.precision, device)
     warm_up(overrides, device, dtype)
     with tempfile.TemporaryDirectory() as tmp:
         ours = run_textclf(overrides, f"sqlite:///{tmp}/mlflow.db")
-    result = {"bench": "vs_hf_trainer", "args": vars(a), "precision": str(dtype or torch.float32), "textclf": ours}
+    result = {
+        "bench": "vs_hf_trainer",
+        "args": vars(a),
+        "precision": str(dtype or torch.float32),
+        "textclf": ours,
+    }
     for variant in a.trainer.split(","):
         theirs = run_trainer(overrides, bf16=dtype == torch.bfloat16, grouped=variant == "grouped")
         # both fit times include the per-epoch validation pass: the like-for-like ratio
-        result[f"hf_trainer_{variant}"] = theirs | {"speedup_fit": theirs["fit_s"] / ours["fit_s"],
-                                                    "speedup_wall": theirs["wall_s"] / ours["wall_s"]}
-    emit(result | {"device": machine(), "transformers": transformers.__version__,
-                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+        result[f"hf_trainer_{variant}"] = theirs | {
+            "speedup_fit": theirs["fit_s"] / ours["fit_s"],
+            "speedup_wall": theirs["wall_s"] / ours["wall_s"],
+        }
+    emit(
+        result
+        | {
+            "device": machine(),
+            "transformers": transformers.__version__,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
 if __name__ == "__main__":

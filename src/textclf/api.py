@@ -11,6 +11,7 @@ Ctrl-C (KeyboardInterrupt) ends the run KILLED, as in the CLI.
     text, label
     result.metrics["test_accuracy"], result.history, result.model_uri
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -37,10 +38,16 @@ class TrainResult:
     tracking_uri: str
 
 
-def train(config: str | Path | Mapping | Config | None = None, overrides: Sequence[str] = (), *,
-          train=None,
-          val=None, test=None, tracking_uri: str | None = None,
-          resume: str | None = None) -> TrainResult:
+def train(
+    config: str | Path | Mapping | Config | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    train=None,
+    val=None,
+    test=None,
+    tracking_uri: str | None = None,
+    resume: str | None = None,
+) -> TrainResult:
     """One fine-tuning run. `config`: a YAML file, a {section: {key: value}} tree (deltas on the
     defaults) or a loaded Config; `overrides`: `section.key=value` strings. `train`/`val`/`test`:
     pandas DataFrames or datasets.Datasets with the configured text and label columns, instead of
@@ -55,8 +62,9 @@ def train(config: str | Path | Mapping | Config | None = None, overrides: Sequen
     uri, origin = store.resolve_uri(tracking_uri, cfg.tracking.uri, cfg.where("tracking.uri"))
     store.check_uri(uri, origin, wait_s=store.startup_wait(cfg.tracking.outage_wait_s))
     result = train_run(cfg, uri, resume=resume, source=source)
-    history = pd.DataFrame(result.history, index=pd.RangeIndex(1, len(result.history) + 1,
-                                                               name="epoch"))
+    history = pd.DataFrame(
+        result.history, index=pd.RangeIndex(1, len(result.history) + 1, name="epoch")
+    )
     return TrainResult(result.run_id, result.metrics, history, result.model_uri, uri)
 
 
@@ -68,21 +76,40 @@ def _in_memory(cfg: Config, frames: dict):
     if not given:
         return cfg, None
     if "train" not in given or set(given) == {"train", "val"}:
-        raise InputError(["textclf.train: give train=, train= and test=, or all of train=, val= "
-                          "and test="])
-    mode = {1: "pool" if cfg.data.split == "provided" else cfg.data.split, 2: "provided",
-            3: "given"}
-    cfg = replace(cfg, data__name="dataframes", data__split=mode[len(given)],
-                  data__train_split="train",
-                  data__val_split="val", data__test_split="test")
+        raise InputError(
+            ["textclf.train: give train=, train= and test=, or all of train=, val= and test="]
+        )
+    mode = {
+        1: "pool" if cfg.data.split == "provided" else cfg.data.split,
+        2: "provided",
+        3: "given",
+    }
+    cfg = replace(
+        cfg,
+        data__name="dataframes",
+        data__split=mode[len(given)],
+        data__train_split="train",
+        data__val_split="val",
+        data__test_split="test",
+    )
     return cfg, from_frames(given)
 
 
-def sweep(spec: str | Path, overrides: Sequence[str] = (), *, n_trials: int | None = None,
-          workers: int | str = 1, storage: str | None = None, tracking_uri: str | None = None,
-          register_as: str | None = None, gpus: str | None = None, repeat_best: int = 0,
-          seeds: int = 3,
-          worker_of: str | None = None, worker_index: int = 0) -> pd.DataFrame:
+def sweep(
+    spec: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    n_trials: int | None = None,
+    workers: int | str = 1,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    register_as: str | None = None,
+    gpus: str | None = None,
+    repeat_best: int = 0,
+    seeds: int = 3,
+    worker_of: str | None = None,
+    worker_index: int = 0,
+) -> pd.DataFrame:
     """Run (or resume) the study a sweep file declares; returns its per-trial table (the parent's
     trials.csv): state, objective value(s), the values the sweep varied, headline metrics, the
     MLflow run of each trial. The table's attrs["summary"] is what `textclf sweep` prints (empty in
@@ -92,10 +119,19 @@ def sweep(spec: str | Path, overrides: Sequence[str] = (), *, n_trials: int | No
     from textclf.studies.sweep import run_sweep
 
     extra = (*overrides, *([f"tracking.register_as={register_as}"] if register_as else []))
-    summary = run_sweep(str(spec), overrides=extra, n_trials=n_trials, workers=str(workers),
-                        gpus=gpus,
-                        storage=storage, tracking_uri=tracking_uri, worker_of=worker_of,
-                        worker_index=worker_index, repeat_best=repeat_best, seeds=seeds)
+    summary = run_sweep(
+        str(spec),
+        overrides=extra,
+        n_trials=n_trials,
+        workers=str(workers),
+        gpus=gpus,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        worker_of=worker_of,
+        worker_index=worker_index,
+        repeat_best=repeat_best,
+        seeds=seeds,
+    )
     if worker_of:  # a worker process of a running command: the command reads the study
         return pd.DataFrame()
     loaded = load_spec(spec, extra)
@@ -104,8 +140,14 @@ def sweep(spec: str | Path, overrides: Sequence[str] = (), *, n_trials: int | No
     return table
 
 
-def write_report(target: str, *, tracking_uri: str | None = None, storage: str | None = None,
-                 output: str | None = None, attach: bool = True) -> Report:
+def write_report(
+    target: str,
+    *,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    output: str | None = None,
+    attach: bool = True,
+) -> Report:
     """`textclf report`: the report of a study name, a sweep's parent run id or an experiment,
     written to reports/<name>/ and attached to the parent run; its path, leaderboard and
     data-scaling readings."""
@@ -121,17 +163,30 @@ def write_report(target: str, *, tracking_uri: str | None = None, storage: str |
     return make_report(target, selection, views, output, attach)
 
 
-def report(target: str, *, tracking_uri: str | None = None, storage: str | None = None,
-           output: str | None = None, attach: bool = True) -> pd.DataFrame:
+def report(
+    target: str,
+    *,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    output: str | None = None,
+    attach: bool = True,
+) -> pd.DataFrame:
     """The report of a study name, a sweep's parent run id or an experiment (written to
     reports/<name>/ and attached to the parent run, as `textclf report`); returns its
     leaderboard."""
-    return write_report(target, tracking_uri=tracking_uri, storage=storage, output=output,
-                        attach=attach).table
+    return write_report(
+        target, tracking_uri=tracking_uri, storage=storage, output=output, attach=attach
+    ).table
 
 
-def compare(a: str, b: str, *, split: str = "val", metric: str | None = None,
-            tracking_uri: str | None = None) -> dict:
+def compare(
+    a: str,
+    b: str,
+    *,
+    split: str = "val",
+    metric: str | None = None,
+    tracking_uri: str | None = None,
+) -> dict:
     """`textclf compare`: B against A on the same rows, B - A with 95% intervals and p-values for
     accuracy, F1 and per-row loss. A and B are each one run (ids, runs:/..., models:/NAME/<version>,
     models:/NAME@champion: are these two trained models different?) or a comma-separated list of
@@ -145,7 +200,8 @@ def compare(a: str, b: str, *, split: str = "val", metric: str | None = None,
 
     problems = [f"split: {split!r} is not one of val, test"] * (split not in ("val", "test"))
     problems += [f"metric: {metric!r} is not one of {', '.join(METRICS)}"] * (
-        metric is not None and metric not in METRICS)
+        metric is not None and metric not in METRICS
+    )
     if problems:
         raise InputError(problems)
     uri, origin = store.resolve_uri(tracking_uri)
@@ -168,8 +224,12 @@ def predict(model_uri: str, texts: Sequence[str], *, tracking_uri: str | None = 
 def _config(config: str | Path | Mapping | Config | None, overrides: Sequence[str]) -> Config:
     if isinstance(config, Config):
         if overrides:
-            raise InputError(["textclf.train: overrides apply to a YAML file or a tree; change a "
-                              "loaded Config with textclf.config.replace"])
+            raise InputError(
+                [
+                    "textclf.train: overrides apply to a YAML file or a tree; change a "
+                    "loaded Config with textclf.config.replace"
+                ]
+            )
         return config
     if isinstance(config, Mapping):
         problems: list[str] = []

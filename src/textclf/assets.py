@@ -3,6 +3,7 @@
 The mirror is a directory with `data/<name>/` and `models/<name>/` (`../shared/assets` has this
 layout), so `data.name: imdb` and `model.name: all-MiniLM-L6-v2` load with no network.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,9 @@ def resolve(name: str, kind: str) -> Resolved | str:
 
 
 def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or name.endswith((".csv", ".parquet", ".jsonl", ".json",
-                                                              ".label"))
+    return name.startswith((".", "/", "~")) or name.endswith(
+        (".csv", ".parquet", ".jsonl", ".json", ".label")
+    )
 
 
 def mirror_names(kind: str) -> list[str]:

@@ -3,6 +3,7 @@
 Counts per split and label, token-length percentiles with the model's tokenizer, truncation rate at
 each max length, exact duplicates within and across splits, and label names leaking into the text.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,47 +21,64 @@ from textclf.model.build import Backbone
 PERCENTILES = (50, 90, 95, 99)
 
 
-def inspect_data(cfg: Config, backbone: Backbone, max_lengths: Sequence[int],
-                 sample: int | None = None) -> dict[str, pd.DataFrame]:
+def inspect_data(
+    cfg: Config, backbone: Backbone, max_lengths: Sequence[int], sample: int | None = None
+) -> dict[str, pd.DataFrame]:
     source = load_source(cfg)
     columns = {cfg.data.text_column, cfg.data.label_column}
-    present = sorted((s for s, f in source.splits.items() if columns <= set(f)),
-                     key=lambda s: (s != cfg.data.train_split, s != cfg.data.test_split, s))
+    present = sorted(
+        (s for s, f in source.splits.items() if columns <= set(f)),
+        key=lambda s: (s != cfg.data.train_split, s != cfg.data.test_split, s),
+    )
     frames, names = label_frames(source, present or [cfg.data.train_split], cfg)
     splits = load_splits(cfg)
     return {
         "labels per source split": label_counts(frames, names),
-        f"splits used for training (data.split={cfg.data.split})": label_counts(splits.frames(),
-                                                                                names),
-        f"token lengths ({cfg.model.name}, special tokens included)":
-            token_lengths(frames, backbone.tokenizer, max_lengths, sample, cfg.data.seed),
+        f"splits used for training (data.split={cfg.data.split})": label_counts(
+            splits.frames(), names
+        ),
+        f"token lengths ({cfg.model.name}, special tokens included)": token_lengths(
+            frames, backbone.tokenizer, max_lengths, sample, cfg.data.seed
+        ),
         "exact duplicates within a split": duplicates(frames),
         "texts shared across splits": shared_texts(frames),
         "label names found in the text": label_leaks(frames, names),
-        "other label columns leading the text": leading_columns(source, present,
-                                                                cfg.data.text_column,
-                                                                cfg.data.label_column),
+        "other label columns leading the text": leading_columns(
+            source, present, cfg.data.text_column, cfg.data.label_column
+        ),
     }
 
 
 def label_counts(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.DataFrame:
-    table = pd.DataFrame({s: np.bincount(f.label, minlength=len(names)) for s, f in frames.items()},
-                         index=pd.Index(names, name="label"))
+    table = pd.DataFrame(
+        {s: np.bincount(f.label, minlength=len(names)) for s, f in frames.items()},
+        index=pd.Index(names, name="label"),
+    )
     table.loc["total"] = table.sum()
     return table
 
 
-def token_lengths(frames: dict[str, pd.DataFrame], tokenizer, max_lengths: Sequence[int],
-                  sample: int | None,
-                  seed: int) -> pd.DataFrame:
+def token_lengths(
+    frames: dict[str, pd.DataFrame],
+    tokenizer,
+    max_lengths: Sequence[int],
+    sample: int | None,
+    seed: int,
+) -> pd.DataFrame:
     rows = {}
     for split, frame in frames.items():
         texts = frame.text
         if sample and len(texts) > sample:
             texts = texts.sample(sample, random_state=seed)
-        lengths = np.fromiter(map(len, tokenizer(list(texts), return_attention_mask=False,
-                                                  return_token_type_ids=False)["input_ids"]),
-                              dtype=np.int64)
+        lengths = np.fromiter(
+            map(
+                len,
+                tokenizer(list(texts), return_attention_mask=False, return_token_type_ids=False)[
+                    "input_ids"
+                ],
+            ),
+            dtype=np.int64,
+        )
         row = {"texts": len(lengths), "mean": lengths.mean()}
         row |= {f"p{q}": np.percentile(lengths, q) for q in PERCENTILES}
         row["max"] = lengths.max()
@@ -74,18 +92,26 @@ def duplicates(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = {}
     for split, frame in frames.items():
         labels_per_text = frame.groupby("text").label.nunique()
-        rows[split] = {"rows": len(frame), "unique texts": frame.text.nunique(),
-                       "duplicate rows": len(frame) - frame.text.nunique(),
-                       "texts with conflicting labels": int((labels_per_text > 1).sum())}
+        rows[split] = {
+            "rows": len(frame),
+            "unique texts": frame.text.nunique(),
+            "duplicate rows": len(frame) - frame.text.nunique(),
+            "texts with conflicting labels": int((labels_per_text > 1).sum()),
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def shared_texts(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Texts found in two splits: a test text seen in training inflates test accuracy."""
-    rows = {f"{a} & {b}": {"texts in both": len(set(frames[a].text) & set(frames[b].text))}
-            for a, b in itertools.combinations(frames, 2)}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["texts in both"]) if rows else \
-        pd.DataFrame({"note": ["only one split"]})
+    rows = {
+        f"{a} & {b}": {"texts in both": len(set(frames[a].text) & set(frames[b].text))}
+        for a, b in itertools.combinations(frames, 2)
+    }
+    return (
+        pd.DataFrame.from_dict(rows, orient="index", columns=["texts in both"])
+        if rows
+        else pd.DataFrame({"note": ["only one split"]})
+    )
 
 
 def label_leaks(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.DataFrame:
@@ -96,19 +122,24 @@ def label_leaks(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.D
     worded = [n for n in names if re.search(r"[A-Za-z]", n)]
     if not worded:
         return pd.DataFrame({"note": ["label names are not words; nothing to check"]})
-    pattern = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, sorted(worded, key=len,
-                                                                      reverse=True))) + r")(?!\w)")
+    pattern = re.compile(
+        r"(?<!\w)(" + "|".join(map(re.escape, sorted(worded, key=len, reverse=True))) + r")(?!\w)"
+    )
     rows = {}
     for split, frame in frames.items():
         found = [set(pattern.findall(t)) for t in frame.text]
         own = np.mean([names[y] in f for y, f in zip(frame.label, found)])
-        other = np.mean([len(f - {names[y]}) / max(len(names) - 1, 1) for y, f in zip(frame.label,
-                                                                                      found)])
-        rows[split] = {"own label name": own, "other label names": other,
-                       # a format leak is systematic (nearly every text); a name that is also a
-                       # telling word ("good" in positive reviews) is signal, and shows only as a
-                       # higher own rate
-                       "LEAK": bool(own >= 0.9 and own > other)}
+        other = np.mean(
+            [len(f - {names[y]}) / max(len(names) - 1, 1) for y, f in zip(frame.label, found)]
+        )
+        rows[split] = {
+            "own label name": own,
+            "other label names": other,
+            # a format leak is systematic (nearly every text); a name that is also a
+            # telling word ("good" in positive reviews) is signal, and shows only as a
+            # higher own rate
+            "LEAK": bool(own >= 0.9 and own > other),
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -135,21 +166,26 @@ def findings(tables: dict[str, pd.DataFrame]) -> list[str]:
     lines = []
     for split, row in tables["label names found in the text"].iterrows():
         if row.get("LEAK"):
-            lines.append(f"LEAK: {row['own label name']:.0%} of {split} texts contain their own "
-                         "label name (raw TREC lines start with it): the model can read the answer")
+            lines.append(
+                f"LEAK: {row['own label name']:.0%} of {split} texts contain their own "
+                "label name (raw TREC lines start with it): the model can read the answer"
+            )
     for where, row in tables.get("other label columns leading the text", pd.DataFrame()).iterrows():
         if row.get("LEAK"):
             split, column = where.split(": ")
-            lines.append(f"LEAK: {row['texts starting with it']:.0%} of {split} texts start with "
-                         f"their {column} (notebook 003's TREC parse): the model can read the "
-                         "answer; use data.trec_parse=clean")
+            lines.append(
+                f"LEAK: {row['texts starting with it']:.0%} of {split} texts start with "
+                f"their {column} (notebook 003's TREC parse): the model can read the "
+                "answer; use data.trec_parse=clean"
+            )
     for pair, row in tables["texts shared across splits"].iterrows():
         if row.get("texts in both", 0) > 0:
             lines.append(f"{row['texts in both']} texts appear in both {pair}")
     for split, row in tables["exact duplicates within a split"].iterrows():
         if row["texts with conflicting labels"] > 0:
-            lines.append(f"{row['texts with conflicting labels']} {split} texts carry two "
-                         "different labels")
+            lines.append(
+                f"{row['texts with conflicting labels']} {split} texts carry two different labels"
+            )
     return lines
 
 
@@ -161,5 +197,6 @@ def render(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def as_json(tables: dict[str, pd.DataFrame]) -> str:
-    return json.dumps({t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()},
-                      indent=1)
+    return json.dumps(
+        {t: json.loads(tab.to_json(orient="index")) for t, tab in tables.items()}, indent=1
+    )

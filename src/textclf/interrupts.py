@@ -6,6 +6,7 @@ printed as "Exception ignored in: ..." and swallowed, and a sweep would go on tr
 handler also remembers the signal, and `check()` raises it again at safe points: every training step
 and evaluation batch, the start and end of every trial, after each garbage collection.
 """
+
 from __future__ import annotations
 
 import signal

@@ -7,6 +7,7 @@ anything runs, not after the sweep (docs/reliability.md):
   most 100 characters and no control characters; the report directory made from one goes through
   `as_path_part`, which applies the strict rule.
 Both lengths are also at most 200 bytes in UTF-8: file systems allow 255 bytes per path part."""
+
 from __future__ import annotations
 
 import re
@@ -22,11 +23,15 @@ def name_problem(name: object, strict: bool = True) -> str | None:
     path as it is (study, registered model); else it is a store entry (experiment)."""
     text = str(name)
     if len(text) > MAX_CHARS or len(text.encode("utf-8")) > 2 * MAX_CHARS:
-        return (f"{len(text)} characters; a name that becomes a path has at most {MAX_CHARS} (200 "
-                "bytes in UTF-8): pick a shorter one")
+        return (
+            f"{len(text)} characters; a name that becomes a path has at most {MAX_CHARS} (200 "
+            "bytes in UTF-8): pick a shorter one"
+        )
     if strict and not ALLOWED.fullmatch(text):
-        return (f"{text!r} must be letters, digits, '.', '_' or '-', starting with a letter or "
-                "digit (it becomes a path: reports/<name>, the registry); no '/', '..' or spaces")
+        return (
+            f"{text!r} must be letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (it becomes a path: reports/<name>, the registry); no '/', '..' or spaces"
+        )
     if not strict and (CONTROL.search(text) or not text.strip()):
         return f"{text!r} has control characters or is blank; use printable characters"
     return None

@@ -1,5 +1,6 @@
 """`textclf predict`: classify texts with a logged model (runs:/<id>/model, models:/..., or a
 directory in textclf's saved form); texts from arguments or a UTF-8 file, one per line."""
+
 from __future__ import annotations
 
 import sys
@@ -24,12 +25,17 @@ def read_texts(texts: tuple[str, ...], input_file: str | None) -> list[str]:
     return out
 
 
-def load_predictor(model_uri: str, tracking_uri: str | None = None,
-                   origin: str = "tracking URI") -> Predictor:
+def load_predictor(
+    model_uri: str, tracking_uri: str | None = None, origin: str = "tracking URI"
+) -> Predictor:
     """A local directory, or a model in MLflow (its store must exist; nothing is created)."""
     if not urllib.parse.urlparse(model_uri).scheme and not Path(model_uri).exists():  # a local path
-        raise InputError([f"--model-uri {model_uri}: no such model directory; give "
-                          "runs:/<run_id>/model, models:/<name>/<version> or a model directory"])
+        raise InputError(
+            [
+                f"--model-uri {model_uri}: no such model directory; give "
+                "runs:/<run_id>/model, models:/<name>/<version> or a model directory"
+            ]
+        )
     if tracking_uri and model_uri.startswith(("runs:", "models:")):
         store.connect_read(tracking_uri, f"--model-uri {model_uri}: {origin}")
     return models.load_predictor(model_uri)

@@ -1,5 +1,6 @@
 """One fine-tuning run, top to bottom: prepare (check, load data, build the model: head, freeze /
 peft, tokenize) -> fit -> evaluate -> summarize -> log."""
+
 from __future__ import annotations
 
 import logging
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrialHooks:
     """How a sweep trial's run differs: a child of the study's parent run, reporting each epoch."""
+
     parent_run_id: str
     params: dict[str, object]
     tags: dict[str, str]
@@ -59,6 +61,7 @@ class RunResult:
 @dataclass(frozen=True)
 class Prepared:
     """Everything a run needs before its MLflow run exists."""
+
     splits: Splits
     backbone: Backbone
     model: torch.nn.Module
@@ -66,8 +69,13 @@ class Prepared:
     device: torch.device
 
 
-def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None,
-              resume: str | None = None, source: Source | None = None) -> RunResult:
+def train_run(
+    cfg: Config,
+    tracking_uri: str,
+    trial: TrialHooks | None = None,
+    resume: str | None = None,
+    source: Source | None = None,
+) -> RunResult:
     """One run; `resume` continues an earlier run of the same config from its last checkpoint;
     `source` gives the data in memory instead of data.name (the Python API)."""
     start = time.perf_counter()
@@ -79,8 +87,9 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None,
         fit_start = time.perf_counter()
         fitted = fit_model(cfg, ready, active, trial, resume)
         val, test, probe = evaluate_model(cfg, ready, fitted)
-        final = summary.final_metrics(setup_of(cfg, ready), fitted, val, test, probe) | \
-            active.drain(cfg.tracking.outage_wait_s)
+        final = summary.final_metrics(
+            setup_of(cfg, ready), fitted, val, test, probe
+        ) | active.drain(cfg.tracking.outage_wait_s)
         # data, model, tokens and run setup, then the first optimizer step
         final["time_to_first_step_s"] = fit_start - start + fitted.first_step_s
         # before the model: registering it compares these rows with the champion's
@@ -95,18 +104,26 @@ def train_run(cfg: Config, tracking_uri: str, trial: TrialHooks | None = None,
 def open_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None):
     """The MLflow run (tracking/runs.py), with its tags, name, params, inputs and config."""
     splits = ready.splits
-    tags = provenance.run_tags(splits.fingerprint, splits.eval_fingerprint, splits.uri,
-                               ready.device) | \
-        {provenance.MONITOR: cfg.train.monitor} | (trial.tags if trial else {})
+    tags = (
+        provenance.run_tags(splits.fingerprint, splits.eval_fingerprint, splits.uri, ready.device)
+        | {provenance.MONITOR: cfg.train.monitor}
+        | (trial.tags if trial else {})
+    )
     name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)
-    return runs.run(cfg.tracking, tags, trial and trial.parent_run_id,
-                    trial.killed_by if trial else (),
-                    resume,
-                    name=name, unique=cfg.tracking.run_name is None)
+    return runs.run(
+        cfg.tracking,
+        tags,
+        trial and trial.parent_run_id,
+        trial.killed_by if trial else (),
+        resume,
+        name=name,
+        unique=cfg.tracking.run_name is None,
+    )
 
 
-def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None,
-              active) -> None:
+def start_run(
+    cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str | None, active
+) -> None:
     """A new run's params (the config and what the data and model turned out to be), inputs, config
     file and trainable tensors; a trial learns its run id."""
     if trial and trial.on_start:
@@ -115,27 +132,44 @@ def start_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: st
         splits = ready.splits
         counts, tags = summary.derived_values(
             {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-            splits.label_names, splits.dropped, cfg.train.effective_batch_size(),
-            getattr(ready.model.config, "_attn_implementation", None))
-        active.log_setup(cfg, splits.frames(), splits.uri, trial.params if trial else {},
-                         splits.split_fingerprints())
+            splits.label_names,
+            splits.dropped,
+            cfg.train.effective_batch_size(),
+            getattr(ready.model.config, "_attn_implementation", None),
+        )
+        active.log_setup(
+            cfg,
+            splits.frames(),
+            splits.uri,
+            trial.params if trial else {},
+            splits.split_fingerprints(),
+        )
         active.log_derived(counts, tags)
         active.log_trainable(trainable_names(ready.model))
-        active.log_samples(decoded_samples(ready.loaders.train, ready.backbone.tokenizer,
-                                           splits.label_names))
+        active.log_samples(
+            decoded_samples(ready.loaders.train, ready.backbone.tokenizer, splits.label_names)
+        )
 
 
-def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,
-              resume: str | None) -> FitResult:
+def fit_model(
+    cfg: Config, ready: Prepared, active, trial: TrialHooks | None, resume: str | None
+) -> FitResult:
     """training/loop.py's fit, logging each epoch into the run; a diverged run says why it
     stopped."""
     if ready.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ready.device)
     with tf32(ready.device):
-        fitted = fit(ready.model, ready.loaders.train, ready.loaders.val, cfg.train, ready.device,
-                     log=active.log_epoch, report=trial and trial.report,
-                     train_probe=ready.loaders.train_probe,
-                     checkpoints=checkpoint_dir(cfg, active.run_id, resume))
+        fitted = fit(
+            ready.model,
+            ready.loaders.train,
+            ready.loaders.val,
+            cfg.train,
+            ready.device,
+            log=active.log_epoch,
+            report=trial and trial.report,
+            train_probe=ready.loaders.train_probe,
+            checkpoints=checkpoint_dir(cfg, active.run_id, resume),
+        )
     active.log_steps("learning_rate_step", fitted.learning_rates)
     if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
         log.warning("training diverged: %s", fitted.diverged)
@@ -143,8 +177,9 @@ def fit_model(cfg: Config, ready: Prepared, active, trial: TrialHooks | None,
     return fitted
 
 
-def evaluate_model(cfg: Config, ready: Prepared,
-                   fitted: FitResult) -> tuple[Evaluation, Evaluation, Evaluation | None]:
+def evaluate_model(
+    cfg: Config, ready: Prepared, fitted: FitResult
+) -> tuple[Evaluation, Evaluation, Evaluation | None]:
     """(validation, test, training probe) evaluations of the kept weights: the selected epoch's
     validation rows and probe (scored again after a resume past that epoch) and the test rows."""
     dtype, loaders = autocast_dtype(cfg.train.precision, ready.device), ready.loaders
@@ -153,18 +188,27 @@ def evaluate_model(cfg: Config, ready: Prepared,
         return evaluate(ready.model, loader, ready.device, dtype) if loader is not None else None
 
     with tf32(ready.device):
-        return (fitted.best_val or score(loaders.val), score(loaders.test),
-                fitted.best_probe or score(loaders.train_probe))
+        return (
+            fitted.best_val or score(loaders.val),
+            score(loaders.test),
+            fitted.best_probe or score(loaders.train_probe),
+        )
 
 
 def setup_of(cfg: Config, ready: Prepared) -> summary.Setup:
     trainable, total = count_params(ready.model)
-    return summary.Setup(len(ready.splits.label_names), trainable, total,
-                         ready.loaders.tokenize_time_s,
-                         ready.loaders.token_cache_hit, ready.device,
-                         autocast_dtype(cfg.train.precision, ready.device), cfg.train.compile,
-                         ready.model,
-                         ready.backbone.config)
+    return summary.Setup(
+        len(ready.splits.label_names),
+        trainable,
+        total,
+        ready.loaders.tokenize_time_s,
+        ready.loaders.token_cache_hit,
+        ready.device,
+        autocast_dtype(cfg.train.precision, ready.device),
+        cfg.train.compile,
+        ready.model,
+        ready.backbone.config,
+    )
 
 
 def prediction_tables(splits: Splits, evaluations: dict) -> tuple[dict, dict]:
@@ -185,31 +229,47 @@ def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:
         return {}
     from textclf.reporting import figures
 
-    return {"curves.png": figures.curves(fitted.history, fitted.best_epoch),
-            "confusion_matrix.png": figures.confusion_figure(confusion["matrix"],
-                                                             confusion["labels"],
-                                                             "test confusion matrix")}
+    return {
+        "curves.png": figures.curves(fitted.history, fitted.best_epoch),
+        "confusion_matrix.png": figures.confusion_figure(
+            confusion["matrix"], confusion["labels"], "test confusion matrix"
+        ),
+    }
 
 
-def log_model(cfg: Config, ready: Prepared, final: dict[str, float],
-              trial: TrialHooks | None) -> str | None:
+def log_model(
+    cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None
+) -> str | None:
     """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides),
     and its registration as a version of tracking.register_as (registry.enter, as a sweep's best
     trial)."""
-    keep = trial.keep_model(final,
-                            ready.splits.eval_fingerprint) if trial and trial.keep_model else \
-        cfg.tracking.log_model
+    keep = (
+        trial.keep_model(final, ready.splits.eval_fingerprint)
+        if trial and trial.keep_model
+        else cfg.tracking.log_model
+    )
     if not keep:
         return None
-    uri = models.log_model(ready.model, ready.backbone.tokenizer, cfg.data.max_length,
-                           ready.backbone.location, cfg.model.save_base,
-                           list(ready.splits.test.text[:2]))
+    uri = models.log_model(
+        ready.model,
+        ready.backbone.tokenizer,
+        cfg.data.max_length,
+        ready.backbone.location,
+        cfg.model.save_base,
+        list(ready.splits.test.text[:2]),
+    )
     t = cfg.tracking
     if t.register_as:
         objective = summary.DEFAULT_OBJECTIVE
-        _, said = registry.enter(uri, t.register_as, runs.active_run_id(), objective,
-                                 final[objective[0]],
-                                 final, champion=(t.champion_test, t.champion_alpha))
+        _, said = registry.enter(
+            uri,
+            t.register_as,
+            runs.active_run_id(),
+            objective,
+            final[objective[0]],
+            final,
+            champion=(t.champion_test, t.champion_alpha),
+        )
         log.info("%s", said)
     return uri
 
@@ -227,18 +287,33 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
     model = build_classifier(backbone, splits.label_names, cfg)
     t = cfg.train
-    loaders = make_loaders(splits, backbone.tokenizer, max_length=cfg.data.max_length,
-                           batch_size=t.batch_size,
-                           eval_batch_size=t.eval_batch_size, seed=t.seed, device=device,
-                           num_workers=t.num_workers,
-                           cache_length=cache_length(backbone,
-                                                     cfg) if cfg.data.token_cache else None,
-                           group_by_length=t.group_by_length, compile=t.compile)
+    loaders = make_loaders(
+        splits,
+        backbone.tokenizer,
+        max_length=cfg.data.max_length,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        seed=t.seed,
+        device=device,
+        num_workers=t.num_workers,
+        cache_length=cache_length(backbone, cfg) if cfg.data.token_cache else None,
+        group_by_length=t.group_by_length,
+        compile=t.compile,
+    )
     trainable, total = count_params(model)
-    log.info("%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, "
-             "effective batch %d", len(splits.train), len(splits.val), len(splits.test),
-             len(splits.label_names),
-             cfg.model.name, device, trainable, total, cfg.train.effective_batch_size())
+    log.info(
+        "%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, "
+        "effective batch %d",
+        len(splits.train),
+        len(splits.val),
+        len(splits.test),
+        len(splits.label_names),
+        cfg.model.name,
+        device,
+        trainable,
+        total,
+        cfg.train.effective_batch_size(),
+    )
     return Prepared(splits, backbone, model, loaders, device)
 
 

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import sentiment_frame
 
+from conftest import sentiment_frame
 from textclf.config import load_config
 from textclf.data import fingerprint, load_splits
 from textclf.errors import InputError
@@ -22,6 +22,7 @@ def problems_of(name, *overrides) -> list[str]:
 
 # --- sources -------------------------------------------------------------------------------------------
 
+
 def test_parquet_directory_with_provided_split(tiny_data):
     s = splits_of(tiny_data, "data.label_names=neg,pos")
     assert (len(s.train), len(s.val), len(s.test)) == (216, 24, 80)  # val = 10% of train, test kept
@@ -32,8 +33,12 @@ def test_parquet_directory_with_provided_split(tiny_data):
 def test_given_split_uses_the_sources_validation_split_and_refuses_a_missing_one(tmp_path):
     sizes = (("train", 120), ("dev", 30), ("test", 40))
     frames = {name: sentiment_frame(n, seed=i) for i, (name, n) in enumerate(sizes)}
-    frames = {name: f.assign(text=f.text + f" {name}" + f.index.astype(str)) for name, f in frames.items()}
-    frames["dev"].loc[0, "text"] = frames["test"].text.iloc[0]  # a dev text repeated in test: dropped from dev
+    frames = {
+        name: f.assign(text=f.text + f" {name}" + f.index.astype(str)) for name, f in frames.items()
+    }
+    frames["dev"].loc[0, "text"] = frames["test"].text.iloc[
+        0
+    ]  # a dev text repeated in test: dropped from dev
     for name, frame in frames.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     s = splits_of(tmp_path, "data.split=given", "data.val_split=dev", "data.train_fraction=0.5")
@@ -70,7 +75,9 @@ def test_aclimdb_layout(tmp_path):
             d = tmp_path / split / label
             d.mkdir(parents=True)
             for i in range(12):
-                (d / f"{i}_{3 if label == 'neg' else 8}.txt").write_text(f"{label} {split} review number {i}")
+                (d / f"{i}_{3 if label == 'neg' else 8}.txt").write_text(
+                    f"{label} {split} review number {i}"
+                )
     s = splits_of(tmp_path)
     assert s.label_names == ("neg", "pos")  # unsup is not a label
     assert len(s.test) == 24 and len(s.train) + len(s.val) == 24
@@ -78,11 +85,18 @@ def test_aclimdb_layout(tmp_path):
 
 
 def test_trec_label_files_coarse_and_fine(tmp_path):
-    (tmp_path / "train_5500.label").write_bytes(b"".join(
-        b"DESC:manner How did serfdom develop ?\nENTY:cremat What films featured Popeye ?\n"
-        b"HUM:ind Who killed Gandhi ?\nDESC:def What is a sister\xf0city ?\n".replace(b" ?", b" %d ?" % i)
-        for i in range(5)))
-    (tmp_path / "TREC_10.label").write_bytes(b"HUM:desc Who was Galileo ?\nDESC:def What is an atom ?\n")
+    (tmp_path / "train_5500.label").write_bytes(
+        b"".join(
+            b"DESC:manner How did serfdom develop ?\nENTY:cremat What films featured Popeye ?\n"
+            b"HUM:ind Who killed Gandhi ?\nDESC:def What is a sister\xf0city ?\n".replace(
+                b" ?", b" %d ?" % i
+            )
+            for i in range(5)
+        )
+    )
+    (tmp_path / "TREC_10.label").write_bytes(
+        b"HUM:desc Who was Galileo ?\nDESC:def What is an atom ?\n"
+    )
     coarse = splits_of(tmp_path, "data.label_column=coarse_label", "data.val_size=4")
     assert coarse.label_names == ("DESC", "ENTY", "HUM")
     fine = splits_of(tmp_path, "data.label_column=fine_label", "data.val_size=4")
@@ -97,25 +111,44 @@ def test_parquet_metadata_names_integer_labels(tmp_path):
     import pyarrow.parquet as pq
 
     for split in ("train", "test"):
-        frame = pd.DataFrame({"text": [f"{split} q {i}" for i in range(30)], "coarse_label": [i % 3 for i in range(30)]})
-        table = pa.Table.from_pandas(frame).replace_schema_metadata({"coarse_names": "ABBR,DESC,ENTY"})
+        frame = pd.DataFrame(
+            {
+                "text": [f"{split} q {i}" for i in range(30)],
+                "coarse_label": [i % 3 for i in range(30)],
+            }
+        )
+        table = pa.Table.from_pandas(frame).replace_schema_metadata(
+            {"coarse_names": "ABBR,DESC,ENTY"}
+        )
         pq.write_table(table, tmp_path / f"{split}.parquet")
-    assert splits_of(tmp_path, "data.label_column=coarse_label").label_names == ("ABBR", "DESC", "ENTY")
+    assert splits_of(tmp_path, "data.label_column=coarse_label").label_names == (
+        "ABBR",
+        "DESC",
+        "ENTY",
+    )
 
 
 def test_given_label_names_must_agree_with_the_names_the_source_carries(tmp_path):
-    """data.label_names name codes 0..K-1 in order: given in another order than the source's own names, they
-    would rename whole classes (main took them on trust); the same names in the same order are fine."""
+    """data.label_names name codes 0..K-1 in order: given in another order than the source's own
+    names, they would rename whole classes (main took them on trust); the same names in the same
+    order are fine."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     for split in ("train", "test"):
-        frame = pd.DataFrame({"text": [f"{split} q {i}" for i in range(30)], "label": [i % 2 for i in range(30)]})
-        pq.write_table(pa.Table.from_pandas(frame).replace_schema_metadata({"label_names": "neg,pos"}),
-                       tmp_path / f"{split}.parquet")
+        frame = pd.DataFrame(
+            {"text": [f"{split} q {i}" for i in range(30)], "label": [i % 2 for i in range(30)]}
+        )
+        pq.write_table(
+            pa.Table.from_pandas(frame).replace_schema_metadata({"label_names": "neg,pos"}),
+            tmp_path / f"{split}.parquet",
+        )
     assert splits_of(tmp_path, "data.label_names=neg,pos").label_names == ("neg", "pos")
     [problem] = problems_of(tmp_path, "data.label_names=pos,neg")
-    assert "data.label_names: [pos, neg] disagrees with the classes" in problem and "give them in that order" in problem
+    assert (
+        "data.label_names: [pos, neg] disagrees with the classes" in problem
+        and "give them in that order" in problem
+    )
     [problem] = problems_of(tmp_path, "data.label_names=bad,good")
     assert "[neg, pos]" in problem and "drop data.label_names" in problem
 
@@ -123,15 +156,23 @@ def test_given_label_names_must_agree_with_the_names_the_source_carries(tmp_path
 def test_hub_datasets_are_read_through_datasets(monkeypatch):
     import datasets
 
-    features = datasets.Features({"text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
     frame = sentiment_frame(40)
-    fake = datasets.DatasetDict({s: datasets.Dataset.from_pandas(frame.assign(text=frame.text + f" {s}"),
-                                                                  features=features, preserve_index=False)
-                                 for s in ("train", "test")})
+    fake = datasets.DatasetDict(
+        {
+            s: datasets.Dataset.from_pandas(
+                frame.assign(text=frame.text + f" {s}"), features=features, preserve_index=False
+            )
+            for s in ("train", "test")
+        }
+    )
     monkeypatch.setattr(datasets, "load_dataset", lambda name: fake)
     s = splits_of("someone/sentiment")
-    assert s.label_names == ("neg", "pos") and s.uri == "hf://someone/sentiment" and len(s.test) == 40
+    assert (
+        s.label_names == ("neg", "pos") and s.uri == "hf://someone/sentiment" and len(s.test) == 40
+    )
 
 
 def test_an_unreachable_hub_name_is_one_clear_line(monkeypatch):
@@ -151,6 +192,7 @@ def test_mirror_names_resolve_through_textclf_assets(tmp_path, monkeypatch):
 
 
 # --- split semantics -----------------------------------------------------------------------------------
+
 
 def test_pool_mode_is_stratified_10_10_then_the_training_fraction(tmp_path):
     frame = sentiment_frame(2000).assign(text=lambda f: [f"{t} {i}" for i, t in enumerate(f.text)])
@@ -174,7 +216,9 @@ def test_same_seed_same_split_whatever_the_training_settings(tiny_data):
 def test_smaller_fractions_are_nested_subsets(tiny_data, mode):
     small = splits_of(tiny_data, f"data.split={mode}", "data.train_fraction=0.25")
     large = splits_of(tiny_data, f"data.split={mode}", "data.train_fraction=0.75")
-    assert set(small.train.text) < set(large.train.text) | set(large.val.text) | set(large.test.text)
+    assert set(small.train.text) < set(large.train.text) | set(large.val.text) | set(
+        large.test.text
+    )
     if mode == "provided":  # validation and test do not move when the training fraction changes
         pd.testing.assert_frame_equal(small.val, large.val)
         assert set(small.train.text) < set(large.train.text)
@@ -191,13 +235,19 @@ def test_fingerprint_covers_rows_and_label_map():
 
     parts = (sentiment_frame(10), sentiment_frame(4, 1), sentiment_frame(4, 2))
     base = fingerprint(named(*parts), ("neg", "pos"))
-    assert fingerprint(named(*(p.sample(frac=1, random_state=0) for p in parts)), ("neg", "pos")) == base
+    assert (
+        fingerprint(named(*(p.sample(frac=1, random_state=0) for p in parts)), ("neg", "pos"))
+        == base
+    )
     assert fingerprint(named(*parts), ("negative", "positive")) != base
     assert fingerprint(named(parts[0].iloc[1:], *parts[1:]), ("neg", "pos")) != base
-    assert fingerprint(named(parts[1], parts[0], parts[2]), ("neg", "pos")) != base  # rows moved between splits
+    assert (
+        fingerprint(named(parts[1], parts[0], parts[2]), ("neg", "pos")) != base
+    )  # rows moved between splits
 
 
 # --- validation: one line per problem, naming file and row ---------------------------------------------
+
 
 def write_pair(path, train: pd.DataFrame, ext="csv"):
     path.mkdir(exist_ok=True)
@@ -231,15 +281,22 @@ def test_string_labels_outside_given_names(tmp_path):
     frame = sentiment_frame(10)
     frame["label"] = frame.label.map({0: "neg", 1: "pos"})
     frame.loc[2, "label"] = "neutral"
-    [problem] = problems_of(write_pair(tmp_path / "d", frame, "parquet"), "data.label_names=neg,pos")
-    assert problem.endswith("train.parquet: row 3: label is outside the label map (2 labels: neg, pos); "
-                            "fix the rows or set data.label_names")
+    [problem] = problems_of(
+        write_pair(tmp_path / "d", frame, "parquet"), "data.label_names=neg,pos"
+    )
+    assert problem.endswith(
+        "train.parquet: row 3: label is outside the label map (2 labels: neg, pos); "
+        "fix the rows or set data.label_names"
+    )
 
 
 def test_missing_columns_are_named_with_the_fix(tmp_path):
     path = write_pair(tmp_path / "d", sentiment_frame(10).rename(columns={"label": "y"}))
     [problem] = problems_of(path)
-    assert problem == f"{path / 'train.csv'}: column 'label' not found (columns: text, y); set data.label_column"
+    assert (
+        problem
+        == f"{path / 'train.csv'}: column 'label' not found (columns: text, y); set data.label_column"
+    )
 
 
 def test_undecodable_bytes_name_the_line(tmp_path):
@@ -247,7 +304,9 @@ def test_undecodable_bytes_name_the_line(tmp_path):
     write_pair(path, sentiment_frame(10))
     (path / "train.csv").write_bytes(b"text,label\ngood film,1\ncaf\xe9 was bad,0\n")
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path / 'train.csv'}: line 3: byte 0xe9 at offset 26 is not valid UTF-8; re-encode")
+    assert problem.startswith(
+        f"{path / 'train.csv'}: line 3: byte 0xe9 at offset 26 is not valid UTF-8; re-encode"
+    )
 
 
 def test_bad_jsonl_line(tmp_path):
@@ -257,24 +316,33 @@ def test_bad_jsonl_line(tmp_path):
 
 
 def test_empty_splits_are_rejected(tmp_path):
-    sentiment_frame(4).assign(text=lambda f: f.text + " " + f.index.astype(str)).to_csv(tmp_path / "few.csv",
-                                                                                          index=False)
+    sentiment_frame(4).assign(text=lambda f: f.text + " " + f.index.astype(str)).to_csv(
+        tmp_path / "few.csv", index=False
+    )
     problems = problems_of(tmp_path / "few.csv", "data.split=pool", "data.train_fraction=0.5")
     assert any("the val split is empty" in p for p in problems)
     (tmp_path / "empty.csv").write_text("text,label\n")
     assert problems_of(tmp_path / "empty.csv", "data.split=pool") == [
-        f"{tmp_path / 'empty.csv'}: has no rows; the train split is empty"]
+        f"{tmp_path / 'empty.csv'}: has no rows; the train split is empty"
+    ]
 
 
 def test_a_single_class_is_not_a_classification_task(tmp_path):
     frame = sentiment_frame(10)
     frame["label"] = 1
-    [problem] = problems_of(write_pair(tmp_path / "d", frame), "data.split=pool", "data.test_split=none")
-    assert problem == f"{tmp_path / 'd' / 'train.csv'}: column 'label' has 1 distinct label(s); a classifier " \
-                      f"needs at least 2"
+    [problem] = problems_of(
+        write_pair(tmp_path / "d", frame), "data.split=pool", "data.test_split=none"
+    )
+    assert (
+        problem
+        == f"{tmp_path / 'd' / 'train.csv'}: column 'label' has 1 distinct label(s); a classifier "
+        f"needs at least 2"
+    )
 
 
 def test_unknown_data_name_lists_the_fix(monkeypatch):
     [problem] = problems_of("./no/such/dir")
-    assert problem == "-o: data.name: './no/such/dir' does not exist; give an existing path or a name " \
-                      "under $TEXTCLF_ASSETS/data/"
+    assert (
+        problem == "-o: data.name: './no/such/dir' does not exist; give an existing path or a name "
+        "under $TEXTCLF_ASSETS/data/"
+    )

@@ -1,5 +1,7 @@
-"""Data where users keep it: datasets save_to_disk directories, .arrow files, TSV, JSON arrays, gzip'd text
-formats and a hub name from the local datasets cache; each kind validated like every other source."""
+"""Data where users keep it: datasets save_to_disk directories, .arrow files, TSV, JSON arrays,
+gzip'd text formats and a hub name from the local datasets cache; each kind validated like every
+other source."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,21 +12,32 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pytest
-from conftest import sentiment_frame
 from test_data import problems_of, splits_of
 
-FEATURES = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+from conftest import sentiment_frame
+
+FEATURES = datasets.Features(
+    {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+)
 
 
 def frames() -> dict[str, pd.DataFrame]:
-    train = sentiment_frame(200, seed=1).assign(text=lambda f: [f"{t} {i}" for i, t in enumerate(f.text)])
-    test = sentiment_frame(60, seed=2).assign(text=lambda f: [f"{t} test {i}" for i, t in enumerate(f.text)])
+    train = sentiment_frame(200, seed=1).assign(
+        text=lambda f: [f"{t} {i}" for i, t in enumerate(f.text)]
+    )
+    test = sentiment_frame(60, seed=2).assign(
+        text=lambda f: [f"{t} test {i}" for i, t in enumerate(f.text)]
+    )
     return {"train": train, "test": test}
 
 
 def dataset_dict() -> datasets.DatasetDict:
-    return datasets.DatasetDict({s: datasets.Dataset.from_pandas(f, features=FEATURES, preserve_index=False)
-                                 for s, f in frames().items()})
+    return datasets.DatasetDict(
+        {
+            s: datasets.Dataset.from_pandas(f, features=FEATURES, preserve_index=False)
+            for s, f in frames().items()
+        }
+    )
 
 
 WRITERS = {  # one split per file; the rows of frames() in every format
@@ -33,18 +46,27 @@ WRITERS = {  # one split per file; the rows of frames() in every format
     "tsv": lambda f, p: f.to_csv(p.with_suffix(".tsv"), sep="\t", index=False),
     "jsonl": lambda f, p: f.to_json(p.with_suffix(".jsonl"), orient="records", lines=True),
     "json": lambda f, p: p.with_suffix(".json").write_text(f.to_json(orient="records")),
-    "csv.gz": lambda f, p: Path(f"{p}.csv.gz").write_bytes(gzip.compress(f.to_csv(index=False).encode())),
-    "tsv.gz": lambda f, p: Path(f"{p}.tsv.gz").write_bytes(gzip.compress(f.to_csv(sep="\t", index=False).encode())),
+    "csv.gz": lambda f, p: Path(f"{p}.csv.gz").write_bytes(
+        gzip.compress(f.to_csv(index=False).encode())
+    ),
+    "tsv.gz": lambda f, p: Path(f"{p}.tsv.gz").write_bytes(
+        gzip.compress(f.to_csv(sep="\t", index=False).encode())
+    ),
     "jsonl.gz": lambda f, p: Path(f"{p}.jsonl.gz").write_bytes(
-        gzip.compress(f.to_json(orient="records", lines=True).encode())),
-    "json.gz": lambda f, p: Path(f"{p}.json.gz").write_bytes(gzip.compress(f.to_json(orient="records").encode())),
+        gzip.compress(f.to_json(orient="records", lines=True).encode())
+    ),
+    "json.gz": lambda f, p: Path(f"{p}.json.gz").write_bytes(
+        gzip.compress(f.to_json(orient="records").encode())
+    ),
     "arrow": lambda f, p: _arrow(f, p),
 }
 
 
 def _arrow(frame: pd.DataFrame, path: Path) -> None:
     saved = path.parent / f".{path.name}-dataset"
-    datasets.Dataset.from_pandas(frame, features=FEATURES, preserve_index=False).save_to_disk(str(saved))
+    datasets.Dataset.from_pandas(frame, features=FEATURES, preserve_index=False).save_to_disk(
+        str(saved)
+    )
     [arrow] = saved.glob("*.arrow")
     shutil.copy(arrow, path.with_suffix(".arrow"))
     shutil.rmtree(saved)
@@ -84,7 +106,8 @@ def test_save_to_disk_directories_keep_their_splits_and_class_label_names(tmp_pa
 
 
 def test_a_hub_name_loads_from_the_local_datasets_cache_offline(tmp_path, monkeypatch):
-    """HF_DATASETS_OFFLINE=1 (set for every test) and a warm cache: `load_dataset` reads the cache, no network."""
+    """HF_DATASETS_OFFLINE=1 (set for every test) and a warm cache: `load_dataset` reads the cache,
+    no network."""
     cache = tmp_path / "hf-cache"
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
     built = dataset_dict()
@@ -95,9 +118,16 @@ def test_a_hub_name_loads_from_the_local_datasets_cache_offline(tmp_path, monkey
         part.save_to_disk(str(scratch))
         [arrow] = scratch.glob("*.arrow")
         shutil.copy(arrow, target / f"tiny-{split}.arrow")
-    info = {"config_name": "default", "dataset_name": "tiny", "builder_name": "parquet", "version": {"version_str":
-            "0.0.0", "major": 0, "minor": 0, "patch": 0}, "features": built["train"].features.to_dict(),
-            "splits": {s: {"name": s, "num_examples": len(p), "dataset_name": "tiny"} for s, p in built.items()}}
+    info = {
+        "config_name": "default",
+        "dataset_name": "tiny",
+        "builder_name": "parquet",
+        "version": {"version_str": "0.0.0", "major": 0, "minor": 0, "patch": 0},
+        "features": built["train"].features.to_dict(),
+        "splits": {
+            s: {"name": s, "num_examples": len(p), "dataset_name": "tiny"} for s, p in built.items()
+        },
+    }
     (target / "dataset_info.json").write_text(json.dumps(info))
     s = splits_of("someone/tiny")
     assert s.uri == "hf://someone/tiny" and s.label_names == ("neg", "pos") and len(s.test) == 60
@@ -105,8 +135,10 @@ def test_a_hub_name_loads_from_the_local_datasets_cache_offline(tmp_path, monkey
 
 BAD = {
     "missing column": (lambda f: f.rename(columns={"text": "review"}), "column 'text' not found"),
-    "unknown label": (lambda f: f.assign(label=lambda x: x.label.where(x.index != 3, 7)),
-                      "label is outside the label map"),
+    "unknown label": (
+        lambda f: f.assign(label=lambda x: x.label.where(x.index != 3, 7)),
+        "label is outside the label map",
+    ),
     "empty split": (lambda f: f.iloc[:0], "has no rows; the train split is empty"),
 }
 
@@ -119,8 +151,12 @@ def test_bad_input_in_every_new_kind_is_one_line_naming_the_file(tmp_path, kind,
     path = tmp_path / kind
     if kind == "saved":
         features = None if case in ("missing column", "unknown label") else FEATURES
-        datasets.DatasetDict({s: datasets.Dataset.from_pandas(f, preserve_index=False, features=features)
-                              for s, f in bad.items()}).save_to_disk(str(path))
+        datasets.DatasetDict(
+            {
+                s: datasets.Dataset.from_pandas(f, preserve_index=False, features=features)
+                for s, f in bad.items()
+            }
+        ).save_to_disk(str(path))
     else:
         path.mkdir()
         for split, frame in bad.items():
@@ -141,7 +177,17 @@ def test_a_json_file_must_be_an_array_of_objects(tmp_path):
 
 def test_data_inspect_reads_the_new_kinds(cli, tmp_path, tiny_model):
     dataset_dict().save_to_disk(str(tmp_path / "saved"))
-    code, out, err = cli("data", "inspect", "--data", tmp_path / "saved", "--model", tiny_model, "--max-length", "16",
-                         "-o", "data.max_length=16")
+    code, out, err = cli(
+        "data",
+        "inspect",
+        "--data",
+        tmp_path / "saved",
+        "--model",
+        tiny_model,
+        "--max-length",
+        "16",
+        "-o",
+        "data.max_length=16",
+    )
     assert code == 0, err
     assert "labels per source split" in out and "neg" in out and "test" in out

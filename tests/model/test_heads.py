@@ -1,5 +1,9 @@
-"""model/heads.py: the one table of heads. Every name the config accepts has an entry, and every entry
-builds a head that maps token states to one logit per label whatever the padding."""
+"""model/heads.py: the one table of heads.
+
+Every name the config accepts has an entry, and every entry builds a head that maps token states to
+one logit per label whatever the padding.
+"""
+
 from __future__ import annotations
 
 import typing
@@ -10,13 +14,21 @@ import torch
 from textclf.config.schema import HeadName
 from textclf.model.heads import HEADS, make_head
 
-SPEC = {"pooling": "mean", "dropout": 0.0, "mlp_hidden": 8, "cnn_channels": 4, "cnn_kernels": [2, 3],
-        "num_labels": 3, "label_names": ["a", "b", "c"]}
+SPEC = {
+    "pooling": "mean",
+    "dropout": 0.0,
+    "mlp_hidden": 8,
+    "cnn_channels": 4,
+    "cnn_kernels": [2, 3],
+    "num_labels": 3,
+    "label_names": ["a", "b", "c"],
+}
 
 
 def test_the_config_accepts_exactly_the_heads_the_table_builds():
-    assert set(typing.get_args(HeadName)) == set(HEADS), \
+    assert set(typing.get_args(HeadName)) == set(HEADS), (
         "config/schema.py HeadName and model/heads.py HEADS name different heads: add the name to both"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(n for n, h in HEADS.items() if h.build is not None))

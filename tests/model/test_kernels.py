@@ -1,7 +1,11 @@
-"""model.hub_kernels: textclf, not the installed transformers release, decides whether `from_pretrained` swaps
-layers for kernels fetched from the Hub. transformers 5.25 turned them on by default (`use_kernels=None` ->
-True) and depends on the `kernels` package; the GPU machine lacks it, so the device dry run failed to load any
-model ("Kernels are not available"), and on a GPU the numerics and speed would change with the release."""
+"""model.hub_kernels: textclf, not the installed transformers release, decides whether
+`from_pretrained` swaps layers for kernels fetched from the Hub.
+
+transformers 5.25 turned them on by default (`use_kernels=None` -> True) and depends on the
+`kernels` package; the GPU machine lacks it, so the device dry run failed to load any model
+("Kernels are not available"), and on a GPU the numerics and speed would change with the release.
+"""
+
 from __future__ import annotations
 
 import json
@@ -56,25 +60,34 @@ except ValueError as e:
 
 
 def run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("kernels", ["refused", "importable"])
-@pytest.mark.parametrize("overrides", [[], ["model.head=mean"], ["model.peft=lora"]],
-                         ids=["auto-head", "own-head", "lora"])
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["model.head=mean"], ["model.peft=lora"]],
+    ids=["auto-head", "own-head", "lora"],
+)
 def test_default_load_never_uses_hub_kernels(tiny_model, tmp_path, overrides, kernels):
-    """Every loader textclf owns (build, then the logged model's reload) keeps Hub kernels off by default."""
+    """Every loader textclf owns (build, then the logged model's reload) keeps Hub kernels off by
+    default."""
     seen = json.loads(run(LOAD, tiny_model, tmp_path, kernels, *overrides))
     assert seen == {"built": False, "reloaded": False}
 
 
-@pytest.mark.skipif(not KERNELS_BY_DEFAULT, reason="before transformers 5.25 from_pretrained never loads kernels "
-                                                   "unless asked: nothing to detect")
+@pytest.mark.skipif(
+    not KERNELS_BY_DEFAULT,
+    reason="before transformers 5.25 from_pretrained never loads kernels "
+    "unless asked: nothing to detect",
+)
 def test_the_check_can_fail_plain_from_pretrained_needs_kernels(tiny_model):
-    """The check above is live: transformers' own default (no use_kernels) fails where `kernels` is missing."""
+    """The check above is live: transformers' own default (no use_kernels) fails where `kernels` is
+    missing."""
     assert run(PLAIN, tiny_model) == "Kernels are not available"
 
 
@@ -83,8 +96,9 @@ class Refused(Exception):
 
 
 def test_hub_kernels_true_is_passed_on(tiny_model, monkeypatch):
-    """The opt-in reaches from_pretrained as use_kernels=True (not run for real: kernels on CPU would go to the
-    Hub); the setting is part of the config, so every run logs it as the param model.hub_kernels."""
+    """The opt-in reaches from_pretrained as use_kernels=True (not run for real: kernels on CPU
+    would go to the Hub); the setting is part of the config, so every run logs it as the param
+    model.hub_kernels."""
     seen = {}
 
     class Spy:
@@ -95,7 +109,9 @@ def test_hub_kernels_true_is_passed_on(tiny_model, monkeypatch):
 
     monkeypatch.setattr(build, "AutoModelForSequenceClassification", Spy)
     for value, expected in (("true", True), ("false", False)):
-        cfg = load_config(None, [f"model.name={tiny_model}", "data.max_length=32", f"model.hub_kernels={value}"])
+        cfg = load_config(
+            None, [f"model.name={tiny_model}", "data.max_length=32", f"model.hub_kernels={value}"]
+        )
         assert cfg.flat()["model.hub_kernels"] is expected
         with pytest.raises(Refused):
             build.build_classifier(build.load_backbone(cfg), ("neg", "pos"), cfg)

@@ -1,6 +1,10 @@
-"""Padded batches reach sdpa models as the 4D boolean mask transformers would build itself (model/build.py
-takes_4d_mask): transformers 5 returns a 4D mask as it is, so its `padding_mask.all()` check, a host-device
-sync on CUDA in every padded forward, never runs. The logits must not change."""
+"""Padded batches reach sdpa models as the 4D boolean mask transformers would build itself
+(model/build.py takes_4d_mask): transformers 5 returns a 4D mask as it is, so its
+`padding_mask.all()` check, a host-device sync on CUDA in every padded forward, never runs.
+
+The logits must not change.
+"""
+
 import pytest
 import torch
 from test_variants import build
@@ -29,11 +33,20 @@ def test_sdpa_models_get_a_ready_4d_mask_and_the_same_logits(tiny_families, fami
     assert torch.equal(ready, plain)
 
 
-@pytest.mark.parametrize("family,overrides", [
-    ("mpnet", []),  # eager attention here: it adds the mask to the scores, a 4D bool would be wrong
-    ("bert", ["model.head=mlp", "model.pooling=mean"]),  # textclf's heads pool with the 2D mask
-    ("bert", ["model.peft=prompt"]),  # prompt tuning extends the 2D mask with its virtual tokens
-])
+@pytest.mark.parametrize(
+    "family,overrides",
+    [
+        (
+            "mpnet",
+            [],
+        ),  # eager attention here: it adds the mask to the scores, a 4D bool would be wrong
+        ("bert", ["model.head=mlp", "model.pooling=mean"]),  # textclf's heads pool with the 2D mask
+        (
+            "bert",
+            ["model.peft=prompt"],
+        ),  # prompt tuning extends the 2D mask with its virtual tokens
+    ],
+)
 def test_other_models_keep_the_2d_mask(tiny_families, family, overrides):
     model = build(tiny_families[family], *overrides)
     inputs, _ = to_device(a_padded_batch(), CPU, model)

@@ -1,24 +1,28 @@
-"""The champion test after selection (stats/paired.py `challenger_wins`): a sweep's best trial was chosen on
-the validation rows the champion test then uses. The audit of 2026-12-07 measured, for equal true accuracy on
-300 rows, promotions 1.5% of the time without selection but 11% / 17% when the challenger was the best of 8 / 20
-trials. The test is one-sided (promotion asks "is the challenger better?") at alpha / candidates: by the union
-bound over the candidates, at most alpha whatever the selection."""
+"""The champion test after selection (stats/paired.py `challenger_wins`): a sweep's best trial was
+chosen on the validation rows the champion test then uses.
+
+The audit of 2026-12-07 measured, for equal true accuracy on 300 rows, promotions 1.5% of the time
+without selection but 11% / 17% when the challenger was the best of 8 / 20 trials. The test is
+one-sided (promotion asks "is the challenger better?") at alpha / candidates: by the union bound
+over the candidates, at most alpha whatever the selection.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from textclf.stats import paired
-
 from conftest import configuration, tolerance
+from textclf.stats import paired
 
 ALPHA = 0.05
 
 
-def promotions(candidates: int, sims: int, correct_for: int, metric: str = "accuracy", seed: int = 0) -> float:
-    """How often the best of `candidates` models as good as the champion is promoted, the test corrected for
-    `correct_for` candidates (1: the rule before this change)."""
+def promotions(
+    candidates: int, sims: int, correct_for: int, metric: str = "accuracy", seed: int = 0
+) -> float:
+    """How often the best of `candidates` models as good as the champion is promoted, the test
+    corrected for `correct_for` candidates (1: the rule before this change)."""
     rng, promoted = np.random.default_rng(seed), 0
     for _ in range(sims):
         difficulty = rng.normal(1.6, 1.5, 300)
@@ -32,7 +36,9 @@ def promotions(candidates: int, sims: int, correct_for: int, metric: str = "accu
         else:  # per-row losses: lower is better
             scores = [np.where(r == 1, 0.2, 1.6) + rng.exponential(0.1, 300) for r in right]
             best = 1 + int(np.argmin([s.mean() for s in scores[1:]]))
-        wins, _ = paired.challenger_wins(metric, labels, scores[0], scores[best], ALPHA, correct_for)
+        wins, _ = paired.challenger_wins(
+            metric, labels, scores[0], scores[best], ALPHA, correct_for
+        )
         promoted += wins
     return promoted / sims
 
@@ -44,8 +50,8 @@ def test_the_best_of_twenty_equal_challengers_is_promoted_at_most_at_alpha(metri
 
 
 def test_without_the_correction_selection_inflates_promotions():
-    """The same draws tested as before this change (as if the challenger had not been selected): far above
-    alpha, as the audit found."""
+    """The same draws tested as before this change (as if the challenger had not been selected): far
+    above alpha, as the audit found."""
     sims = 400
     assert promotions(20, sims, correct_for=1) > ALPHA + tolerance(ALPHA, sims)
 

@@ -1,16 +1,15 @@
-"""stats/seeds.py (is configuration B better than A, seeds on both sides?) and paired.holm, checked by
-simulation: identical configurations are called different at most at the nominal rate (the audit of
-2026-12-07 found the model-level test saying "better" for 187 of 200 same-configuration pairs), real
-leads are found, and the power statement matches what the simulation finds."""
+"""stats/seeds.py (is configuration B better than A, seeds on both sides?) and paired.holm, checked
+by simulation: identical configurations are called different at most at the nominal rate (the audit
+of 2026-12-07 found the model-level test saying "better" for 187 of 200 same-configuration pairs),
+real leads are found, and the power statement matches what the simulation finds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from textclf.stats import paired, seeds
-
 from conftest import pair, tolerance
+from textclf.stats import paired, seeds
 
 ALPHA = 0.05
 
@@ -27,8 +26,9 @@ def test_identical_configurations_are_called_different_at_most_at_alpha(n_seeds)
 
 
 def test_configurations_that_differ_row_by_row_but_not_on_average_are_not_called_different():
-    """The rows are a sample too: two configurations with their own tastes (which rows each gets right)
-    but the same skill are equal on new rows; the paired row term keeps the verdict calibrated."""
+    """The rows are a sample too: two configurations with their own tastes (which rows each gets
+    right) but the same skill are equal on new rows; the paired row term keeps the verdict
+    calibrated."""
     from scipy.stats import ttest_ind
 
     rng, sims = np.random.default_rng(11), 1500
@@ -36,8 +36,9 @@ def test_configurations_that_differ_row_by_row_but_not_on_average_are_not_called
     outcomes = [seeds.mean_scores("accuracy", a, b) for a, b in sides]
     assert np.mean([o.p_value < ALPHA for o in outcomes]) <= ALPHA + tolerance(ALPHA, sims)
     # seeds alone (Welch on the per-seed accuracies) read the rows' noise as a difference
-    seeds_only = np.mean([ttest_ind(b.mean(1), a.mean(1), equal_var=False).pvalue < ALPHA
-                          for a, b in sides])
+    seeds_only = np.mean(
+        [ttest_ind(b.mean(1), a.mean(1), equal_var=False).pvalue < ALPHA for a, b in sides]
+    )
     assert seeds_only > ALPHA + tolerance(ALPHA, sims)
 
 
@@ -48,7 +49,9 @@ def test_a_four_point_lead_is_found_and_the_power_statement_matches():
     close to the rate at which the simulation found it."""
     for n_seeds, least in ((3, 0.4), (5, 0.8)):
         rng, sims = np.random.default_rng(20 + n_seeds), 400
-        outcomes = [seeds.mean_scores("accuracy", *pair(rng, n_seeds, lead=0.3)) for _ in range(sims)]
+        outcomes = [
+            seeds.mean_scores("accuracy", *pair(rng, n_seeds, lead=0.3)) for _ in range(sims)
+        ]
         found = np.mean([o.better(ALPHA) == "b" for o in outcomes])
         lead = np.mean([o.difference for o in outcomes])
         assert 0.035 < lead < 0.045 and found >= least
@@ -121,4 +124,9 @@ def test_seeds_that_flip_every_row_still_leave_the_rows_noise():
     a = np.stack([labels == 1, labels == 1, labels == 0]).astype(float)
     b = np.ones((3, 24))
     out = seeds.mean_scores("accuracy", a, b)
-    assert out.seed_se == 0 and out.row_se > 0.02 and 0 < out.p_value < 0.05 and out.high - out.low > 0.1
+    assert (
+        out.seed_se == 0
+        and out.row_se > 0.02
+        and 0 < out.p_value < 0.05
+        and out.high - out.low > 0.1
+    )

@@ -1,5 +1,6 @@
-"""One GPU per worker: the environment each worker process receives, for 0, 1 and 4 visible GPUs (the GPU
-list is injected; no GPU is needed)."""
+"""One GPU per worker: the environment each worker process receives, for 0, 1 and 4 visible GPUs
+(the GPU list is injected; no GPU is needed)."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,27 +13,38 @@ def devices(environments):
     return [env.get("CUDA_VISIBLE_DEVICES") for env in environments]
 
 
-@pytest.mark.parametrize("available, workers, gpus, expected", [
-    ([], "3", None, [None, None, None]),  # no GPU: workers share the CPU, nothing is set
-    ([], "auto", None, [None]),
-    (["0"], "2", None, ["0", "0"]),
-    (["0"], "auto", None, ["0"]),
-    (["0", "1", "2", "3"], "4", None, ["0", "1", "2", "3"]),
-    (["0", "1", "2", "3"], "auto", None, ["0", "1", "2", "3"]),
-    (["0", "1", "2", "3"], "6", None, ["0", "1", "2", "3", "0", "1"]),  # K > G: round-robin
-    (["0", "1", "2", "3"], "auto", "0,2", ["0", "2"]),
-    (["0", "1", "2", "3"], "3", "2", ["2", "2", "2"]),
-    (["4", "5"], "2", None, ["4", "5"]),  # CUDA_VISIBLE_DEVICES=4,5 already restricted this machine
-])
+@pytest.mark.parametrize(
+    "available, workers, gpus, expected",
+    [
+        ([], "3", None, [None, None, None]),  # no GPU: workers share the CPU, nothing is set
+        ([], "auto", None, [None]),
+        (["0"], "2", None, ["0", "0"]),
+        (["0"], "auto", None, ["0"]),
+        (["0", "1", "2", "3"], "4", None, ["0", "1", "2", "3"]),
+        (["0", "1", "2", "3"], "auto", None, ["0", "1", "2", "3"]),
+        (["0", "1", "2", "3"], "6", None, ["0", "1", "2", "3", "0", "1"]),  # K > G: round-robin
+        (["0", "1", "2", "3"], "auto", "0,2", ["0", "2"]),
+        (["0", "1", "2", "3"], "3", "2", ["2", "2", "2"]),
+        (
+            ["4", "5"],
+            "2",
+            None,
+            ["4", "5"],
+        ),  # CUDA_VISIBLE_DEVICES=4,5 already restricted this machine
+    ],
+)
 def test_each_worker_gets_one_gpu(available, workers, gpus, expected):
     assert devices(plan(workers, gpus, available)) == expected
 
 
-@pytest.mark.parametrize("workers, gpus, message", [
-    ("0", None, "--workers 0: give a number of worker processes (>= 1) or auto"),
-    ("many", None, "--workers many: give a number"),
-    ("2", "1,7", "--gpus 1,7: GPU 7 is not visible here (visible: 0, 1)"),
-])
+@pytest.mark.parametrize(
+    "workers, gpus, message",
+    [
+        ("0", None, "--workers 0: give a number of worker processes (>= 1) or auto"),
+        ("many", None, "--workers many: give a number"),
+        ("2", "1,7", "--gpus 1,7: GPU 7 is not visible here (visible: 0, 1)"),
+    ],
+)
 def test_bad_worker_options_are_one_line(workers, gpus, message):
     with pytest.raises(InputError) as e:
         plan(workers, gpus, ["0", "1"])
@@ -40,7 +52,10 @@ def test_bad_worker_options_are_one_line(workers, gpus, message):
 
 
 def test_worker_processes_receive_their_gpu_and_index(monkeypatch):
-    """spawn() starts `textclf sweep ... --worker-index i` with the worker's environment merged in."""
+    """spawn() starts `textclf sweep ...
+
+    --worker-index i` with the worker's environment merged in.
+    """
     import subprocess
 
     from textclf.studies import workers
@@ -55,8 +70,12 @@ def test_worker_processes_receive_their_gpu_and_index(monkeypatch):
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", Fake)
-    code = workers.spawn(["sweep", "s.yaml"], plan("3", None, ["0", "1"]), {"MLFLOW_TRACKING_URI": "http://x"},
-                         first_index=3)
+    code = workers.spawn(
+        ["sweep", "s.yaml"],
+        plan("3", None, ["0", "1"]),
+        {"MLFLOW_TRACKING_URI": "http://x"},
+        first_index=3,
+    )
     assert code == 0
     assert [argv[-1] for argv, _ in started] == ["3", "4", "5"]
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["0", "1", "0"]

@@ -1,4 +1,6 @@
-"""studies/views.py: Optuna's own figures of a study for the report, and the study behind a sweep."""
+"""studies/views.py: Optuna's own figures of a study for the report, and the study behind a
+sweep."""
+
 from __future__ import annotations
 
 import optuna
@@ -10,16 +12,27 @@ from textclf.studies import views
 
 def test_optuna_views_need_two_complete_trials_that_vary_a_parameter():
     study = optuna.create_study(direction="maximize")
-    distribution = {"train.learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}
-    study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": 1e-4}, distributions=distribution,
-                                              value=0.8))
+    distribution = {
+        "train.learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"train.learning_rate": 1e-4}, distributions=distribution, value=0.8
+        )
+    )
     figures, notes = views.optuna_views(study)
     assert figures == [] and notes[0].startswith("skipped Optuna importances")
     for lr, value in ((3e-4, 0.85), (1e-5, 0.7)):
-        study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": lr}, distributions=distribution,
-                                                  value=value))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"train.learning_rate": lr}, distributions=distribution, value=value
+            )
+        )
     figures, notes = views.optuna_views(study)
-    assert [name for name, _ in figures] == ["param_importances", "parallel_coordinate"] and notes == []
+    assert [name for name, _ in figures] == [
+        "param_importances",
+        "parallel_coordinate",
+    ] and notes == []
 
 
 def test_no_study_gives_a_note_not_a_figure():

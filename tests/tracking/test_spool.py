@@ -1,11 +1,14 @@
-"""The metric spool: nothing lost, nothing logged twice per (key, step), whatever the server does."""
+"""The metric spool: nothing lost, nothing logged twice per (key, step), whatever the server
+does."""
+
 import pytest
 
 from textclf.tracking.spool import Spool
 
 
 class FlakyServer:
-    """Stores (key, step) -> value; can be down, or store a batch and then fail to answer (a timeout)."""
+    """Stores (key, step) -> value; can be down, or store a batch and then fail to answer (a
+    timeout)."""
 
     def __init__(self):
         self.rows: list[tuple[str, int]] = []

@@ -1,4 +1,5 @@
 """TF32 for textclf's own runs only, through torch's current fp32_precision API."""
+
 import torch
 
 from textclf.training.device import tf32
@@ -9,11 +10,14 @@ def precisions():
 
 
 def test_tf32_is_on_during_a_cuda_run_and_restored_after():
-    """Settable without a GPU: the flags are process state, read by cuBLAS/cuDNN when a kernel runs."""
+    """Settable without a GPU: the flags are process state, read by cuBLAS/cuDNN when a kernel
+    runs."""
     before = precisions()
     with tf32(torch.device("cuda", 0)):
         assert precisions() == ("tf32", "tf32")
-    assert precisions() == before  # the next thing in the process (Trainer in bench/) gets torch's default
+    assert (
+        precisions() == before
+    )  # the next thing in the process (Trainer in bench/) gets torch's default
     try:
         with tf32(torch.device("cuda")):
             raise KeyboardInterrupt

@@ -1,4 +1,5 @@
 """Metric definitions (docs/methodology.md): F1 over the classes that occur."""
+
 import numpy as np
 import pytest
 
@@ -15,7 +16,9 @@ def test_macro_f1_ignores_classes_absent_from_truth_and_prediction():
     labels = np.repeat(np.arange(42), 3)
     assert metrics.f1(labels, labels.copy(), 50) == 1.0
     predictions = labels.copy()
-    predictions[:3] = 45  # class 0 predicted as a class absent from the truth: both count, with F1 0
+    predictions[:3] = (
+        45  # class 0 predicted as a class absent from the truth: both count, with F1 0
+    )
     expected = (0 + 0 + 41 * 1.0) / 43
     assert metrics.f1(labels, predictions, 50) == pytest.approx(expected)
 
@@ -33,15 +36,27 @@ def test_f1_and_confusion_agree_with_sklearn(num_labels):
 
     rng = np.random.default_rng(num_labels)
     for size in (1, 2, 5, 40, 300):
-        for skew in (0.0, 0.9):  # skewed predictions leave classes never predicted, or only predicted
+        for skew in (
+            0.0,
+            0.9,
+        ):  # skewed predictions leave classes never predicted, or only predicted
             labels = rng.integers(0, num_labels, size)
             predictions = np.where(rng.random(size) < skew, 0, rng.integers(0, num_labels, size))
             if num_labels == 2:
-                expected = f1_score(labels, predictions, average="binary", pos_label=1, zero_division=0)
+                expected = f1_score(
+                    labels, predictions, average="binary", pos_label=1, zero_division=0
+                )
             else:
-                expected = f1_score(labels, predictions, average="macro", labels=np.union1d(labels, predictions),
-                                    zero_division=0)
+                expected = f1_score(
+                    labels,
+                    predictions,
+                    average="macro",
+                    labels=np.union1d(labels, predictions),
+                    zero_division=0,
+                )
             assert metrics.f1(labels, predictions, num_labels) == pytest.approx(expected, abs=1e-12)
             names = tuple(str(i) for i in range(num_labels))
-            assert metrics.confusion(labels, predictions, names)["matrix"] == \
-                confusion_matrix(labels, predictions, labels=range(num_labels)).tolist()
+            assert (
+                metrics.confusion(labels, predictions, names)["matrix"]
+                == confusion_matrix(labels, predictions, labels=range(num_labels)).tolist()
+            )

@@ -1,6 +1,7 @@
 """The `textclf` command: a thin layer over the library. Bad input exits 2, Ctrl-C 130, SIGTERM 143.
 Commands live in runs.py (train, sweep, report, predict) and tools.py (server, reap, sync, data,
 model)."""
+
 from __future__ import annotations
 
 import logging
@@ -29,15 +30,19 @@ def main() -> None:
         sys.exit(2)
     except click.exceptions.Abort as e:  # click turns Ctrl-C (and our SIGTERM) into Abort
         click.echo("interrupted", err=True)
-        sys.exit(143 if interrupts.pending() is Terminated or isinstance(e.__context__,
-                                                                         Terminated) else 130)
+        sys.exit(
+            143
+            if interrupts.pending() is Terminated or isinstance(e.__context__, Terminated)
+            else 130
+        )
     except SweepStopped as e:
         click.echo(f"sweep stopped: {e}", err=True)
         sys.exit(1)
     except click.UsageError as e:  # one line, as every refusal: what is wrong and where to look
         where = e.ctx.command_path if e.ctx else "textclf"
-        click.echo(f"{where}: {' '.join(e.format_message().split())} (see {where} --help)",
-                   err=True)
+        click.echo(
+            f"{where}: {' '.join(e.format_message().split())} (see {where} --help)", err=True
+        )
         sys.exit(2)
     except click.ClickException as e:
         e.show()

@@ -1,4 +1,5 @@
 """The `textclf` command group and the options its commands share."""
+
 from __future__ import annotations
 
 import shlex
@@ -7,9 +8,11 @@ import click
 
 
 def _config_options(f):
-    f = click.option("--overrides", default="",
-                     help='Overrides in one string: "train.epochs=1 data.seed=3" '
-                     "(for MLproject).")(f)
+    f = click.option(
+        "--overrides",
+        default="",
+        help='Overrides in one string: "train.epochs=1 data.seed=3" (for MLproject).',
+    )(f)
     f = click.option(
         "-o",
         "--override",
@@ -18,8 +21,12 @@ def _config_options(f):
         metavar="KEY=VALUE",
         help="Override a config value, e.g. -o train.learning_rate=3e-5 (repeatable).",
     )(f)
-    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                        help="YAML file of config changes from the defaults.")(f)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="YAML file of config changes from the defaults.",
+    )(f)
 
 
 def _load(config_path, override, overrides):

@@ -1,5 +1,6 @@
 """How the command line talks: textclf's own lines on stderr, the libraries' chatter and
 experimental-feature warnings silenced (they speak up at WARNING)."""
+
 from __future__ import annotations
 
 import logging

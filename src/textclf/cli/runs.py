@@ -1,4 +1,5 @@
 """The commands that train, search, report and predict."""
+
 from __future__ import annotations
 
 import json
@@ -11,45 +12,68 @@ from textclf.cli.base import _config_options, _load, cli
 
 @cli.command()
 @_config_options
-@click.option("--tracking-uri",
-              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, tracking.uri, "
-              "sqlite:///mlflow.db).")
-@click.option("--resume", metavar="RUN_ID",
-              help="Continue this run (killed, or failed) from its last checkpoint (it ran with "
-              "train.checkpoint=true); give the same config.")
+@click.option(
+    "--tracking-uri",
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, tracking.uri, sqlite:///mlflow.db).",
+)
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    help="Continue this run (killed, or failed) from its last checkpoint (it ran with "
+    "train.checkpoint=true); give the same config.",
+)
 def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
     from textclf import api
     from textclf.stats.intervals import with_interval
     from textclf.training.summary import PRINTED_METRICS
 
-    result = api.train(_load(config_path, override, overrides), tracking_uri=tracking_uri,
-                       resume=resume)
+    result = api.train(
+        _load(config_path, override, overrides), tracking_uri=tracking_uri, resume=resume
+    )
     uri = result.tracking_uri
     click.echo(f"run {result.run_id} FINISHED in {uri} (scores with 95% intervals over the rows)")
     for key in PRINTED_METRICS:
         click.echo(f"  {key:22s} {with_interval(result.metrics, key)}")
     if result.model_uri:
-        click.echo(f"model: runs:/{result.run_id}/model  (textclf predict --model-uri "
-                   f"runs:/{result.run_id}/model --tracking-uri {uri} \"some text\")")
+        click.echo(
+            f"model: runs:/{result.run_id}/model  (textclf predict --model-uri "
+            f'runs:/{result.run_id}/model --tracking-uri {uri} "some text")'
+        )
 
 
 @cli.command("sweep")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--n-trials", type=click.IntRange(min=0), default=0,
-              help="Finished trials the study should have in all (default 0: study.n_trials, or "
-              "the whole grid).")
-@click.option("--workers", default="1", show_default=True,
-              help="Worker processes on this machine, all on the one study, one GPU each (i mod "
-              "G); auto: one per GPU.")
-@click.option("--gpus",
-              help="Comma-separated GPUs the workers may use (default: every visible GPU).")
-@click.option("--storage",
-              help="Optuna storage URL (default: study.storage, else sqlite:///optuna.db).")
+@click.option(
+    "--n-trials",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Finished trials the study should have in all (default 0: study.n_trials, or "
+    "the whole grid).",
+)
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    help="Worker processes on this machine, all on the one study, one GPU each (i mod "
+    "G); auto: one per GPU.",
+)
+@click.option(
+    "--gpus", help="Comma-separated GPUs the workers may use (default: every visible GPU)."
+)
+@click.option(
+    "--storage", help="Optuna storage URL (default: study.storage, else sqlite:///optuna.db)."
+)
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
-@click.option("--overrides", default="", help='Config overrides for every trial in one string.')
-@click.option("-o", "--override", "override", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value of every trial (repeatable).")
+@click.option("--overrides", default="", help="Config overrides for every trial in one string.")
+@click.option(
+    "-o",
+    "--override",
+    "override",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value of every trial (repeatable).",
+)
 @click.option(
     "--repeat-best",
     default=0,
@@ -57,26 +81,61 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
     type=click.IntRange(min=0),
     help="After the study, rerun the best K trials with more training seeds (seed noise).",
 )
-@click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=2),
-              help="Seeds per repeated trial, the original included.")
-@click.option("--register-as", metavar="NAME",
-              help="Register the best trial's model as a version of NAME (tracking.register_as); "
-              "the alias champion moves to it when it beats the champion.")
+@click.option(
+    "--seeds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Seeds per repeated trial, the original included.",
+)
+@click.option(
+    "--register-as",
+    metavar="NAME",
+    help="Register the best trial's model as a version of NAME (tracking.register_as); "
+    "the alias champion moves to it when it beats the champion.",
+)
 @click.option("--worker-of", hidden=True, help="Internal: run as a worker of this parent run.")
-@click.option("--worker-index", type=click.IntRange(min=0), default=0, show_default=True,
-              help="This command's index among the commands of one study (e.g. "
-              "$SLURM_ARRAY_TASK_ID): distinct sampler seeds on every machine.")
-def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrides, override,
-              repeat_best, seeds,
-              register_as, worker_of, worker_index) -> None:
+@click.option(
+    "--worker-index",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="This command's index among the commands of one study (e.g. "
+    "$SLURM_ARRAY_TASK_ID): distinct sampler seeds on every machine.",
+)
+def sweep_cmd(
+    spec_path,
+    n_trials,
+    workers,
+    gpus,
+    storage,
+    tracking_uri,
+    overrides,
+    override,
+    repeat_best,
+    seeds,
+    register_as,
+    worker_of,
+    worker_index,
+) -> None:
     """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per
     trial."""
     from textclf import api
 
-    table = api.sweep(spec_path, (*override, *shlex.split(overrides or "")), n_trials=n_trials,
-                      workers=workers, gpus=gpus, storage=storage, tracking_uri=tracking_uri,
-                      register_as=register_as, worker_of=worker_of, worker_index=worker_index,
-                      repeat_best=repeat_best, seeds=seeds)
+    table = api.sweep(
+        spec_path,
+        (*override, *shlex.split(overrides or "")),
+        n_trials=n_trials,
+        workers=workers,
+        gpus=gpus,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        register_as=register_as,
+        worker_of=worker_of,
+        worker_index=worker_index,
+        repeat_best=repeat_best,
+        seeds=seeds,
+    )
     if table.attrs.get("summary"):
         click.echo(table.attrs["summary"])
 
@@ -84,12 +143,22 @@ def sweep_cmd(spec_path, n_trials, workers, gpus, storage, tracking_uri, overrid
 @cli.command("report")
 @click.argument("target")
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
-@click.option("--storage",
-              help="Optuna storage URL of the study (default: the parent run's study.storage tag).")
-@click.option("--output", type=click.Path(file_okay=False),
-              help="Directory for the report (default reports/<name>).")
-@click.option("--log/--no-log", "log_to_parent", default=True, show_default=True,
-              help="Attach the report to the sweep's parent run as report/.")
+@click.option(
+    "--storage",
+    help="Optuna storage URL of the study (default: the parent run's study.storage tag).",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Directory for the report (default reports/<name>).",
+)
+@click.option(
+    "--log/--no-log",
+    "log_to_parent",
+    default=True,
+    show_default=True,
+    help="Attach the report to the sweep's parent run as report/.",
+)
 def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
     """Leaderboard and plots for TARGET: a sweep's parent run id, a study name, or an experiment
     name."""
@@ -97,8 +166,9 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
 
     from textclf import api
 
-    done = api.write_report(target, tracking_uri=tracking_uri, storage=storage, output=output,
-                            attach=log_to_parent)
+    done = api.write_report(
+        target, tracking_uri=tracking_uri, storage=storage, output=output, attach=log_to_parent
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         click.echo(done.table.drop(columns=["run_id"]).to_string(index=False))
     for line in done.readings:
@@ -111,12 +181,20 @@ def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
 @cli.command("compare")
 @click.argument("a")
 @click.argument("b")
-@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
-              help="Which evaluation rows to pair (val: the selected epoch's validation rows, for "
-              "choosing; test: for reporting a choice already made).")
-@click.option("--metric", type=click.Choice(["accuracy", "f1", "loss"]),
-              help="The metric that decides (default: the runs' objective's; the others are "
-              "secondary, Holm-adjusted).")
+@click.option(
+    "--split",
+    type=click.Choice(["val", "test"]),
+    default="val",
+    show_default=True,
+    help="Which evaluation rows to pair (val: the selected epoch's validation rows, for "
+    "choosing; test: for reporting a choice already made).",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["accuracy", "f1", "loss"]),
+    help="The metric that decides (default: the runs' objective's; the others are "
+    "secondary, Holm-adjusted).",
+)
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the text.")
 def compare_cmd(a, b, split, metric, tracking_uri, as_json) -> None:
@@ -133,13 +211,22 @@ def compare_cmd(a, b, split, metric, tracking_uri, as_json) -> None:
 
 
 @cli.command()
-@click.option("--model-uri", required=True,
-              help="runs:/<run_id>/model, models:/<id>, or a local model dir.")
+@click.option(
+    "--model-uri", required=True, help="runs:/<run_id>/model, models:/<id>, or a local model dir."
+)
 @click.option("--tracking-uri", help="Where runs:/ URIs are looked up (default as for train).")
-@click.option("--input", "input_file", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Classify each non-empty line of this UTF-8 file ('-' for stdin).")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per text, with all class probabilities.")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Classify each non-empty line of this UTF-8 file ('-' for stdin).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per text, with all class probabilities.",
+)
 @click.argument("texts", nargs=-1)
 def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     """Classify TEXTS with a logged model."""
@@ -150,7 +237,11 @@ def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     rows = api.predict(model_uri, read_texts(texts, input_file), tracking_uri=tracking_uri)
     uri = store.resolve_uri(tracking_uri)[0]
     for row in rows:
-        click.echo(json.dumps(row)
-                   if as_json else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}")
-    store.attach_to_mlflow_run("predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows),
-                               uri)
+        click.echo(
+            json.dumps(row)
+            if as_json
+            else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}"
+        )
+    store.attach_to_mlflow_run(
+        "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows), uri
+    )

@@ -1,5 +1,6 @@
 """The commands around the runs: the tracking server, reaping and syncing runs, looking at data and
 models."""
+
 from __future__ import annotations
 
 import click
@@ -9,31 +10,62 @@ from textclf.errors import InputError
 
 
 @cli.command("server")
-@click.option("--backend-store-uri", default="sqlite:///mlflow.db", show_default=True,
-              help="Where runs are stored: sqlite:///FILE or postgresql://USER@HOST:PORT/DB.")
-@click.option("--artifacts", default="mlartifacts", show_default=True,
-              type=click.Path(file_okay=False),
-              help="Local directory for run artifacts, served through the server.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; beyond loopback only with --auth (or --insecure-no-auth).")
+@click.option(
+    "--backend-store-uri",
+    default="sqlite:///mlflow.db",
+    show_default=True,
+    help="Where runs are stored: sqlite:///FILE or postgresql://USER@HOST:PORT/DB.",
+)
+@click.option(
+    "--artifacts",
+    default="mlartifacts",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Local directory for run artifacts, served through the server.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; beyond loopback only with --auth (or --insecure-no-auth).",
+)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--auth", is_flag=True,
-              help="Require logins: MLflow's basic-auth app (users, per-experiment permissions); "
-              "the admin password comes from $TEXTCLF_SERVER_ADMIN_PASSWORD or "
-              "--admin-password-file.")
-@click.option("--admin-password-file", type=click.Path(dir_okay=False),
-              help="File (mode 600) holding the admin user's password, read on the first --auth "
-              "start.")
-@click.option("--default-permission", type=click.Choice(["READ", "EDIT", "MANAGE",
-                                                         "NO_PERMISSIONS"]),
-              default="READ", show_default=True,
-              help="With --auth: what a user may do on others' experiments.")
-@click.option("--insecure-no-auth", is_flag=True,
-              help="Bind beyond loopback without logins (only behind a proxy that authenticates).")
-def server_cmd(backend_store_uri, artifacts, host, port, workers, auth, admin_password_file,
-               default_permission,
-               insecure_no_auth) -> None:
+@click.option(
+    "--auth",
+    is_flag=True,
+    help="Require logins: MLflow's basic-auth app (users, per-experiment permissions); "
+    "the admin password comes from $TEXTCLF_SERVER_ADMIN_PASSWORD or "
+    "--admin-password-file.",
+)
+@click.option(
+    "--admin-password-file",
+    type=click.Path(dir_okay=False),
+    help="File (mode 600) holding the admin user's password, read on the first --auth start.",
+)
+@click.option(
+    "--default-permission",
+    type=click.Choice(["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]),
+    default="READ",
+    show_default=True,
+    help="With --auth: what a user may do on others' experiments.",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Bind beyond loopback without logins (only behind a proxy that authenticates).",
+)
+def server_cmd(
+    backend_store_uri,
+    artifacts,
+    host,
+    port,
+    workers,
+    auth,
+    admin_password_file,
+    default_permission,
+    insecure_no_auth,
+) -> None:
     """Run an MLflow tracking server for textclf runs (foreground; Ctrl-C stops it)."""
     from textclf.tracking import auth as logins
     from textclf.tracking import server
@@ -42,9 +74,11 @@ def server_cmd(backend_store_uri, artifacts, host, port, workers, auth, admin_pa
     auth_env = None
     if auth:
         auth_env, database, first = logins.server_environment(
-            backend_store_uri, logins.admin_password(admin_password_file), default_permission)
-        click.echo(f"textclf server: logins required; users and permissions in {database}",
-                   err=True)
+            backend_store_uri, logins.admin_password(admin_password_file), default_permission
+        )
+        click.echo(
+            f"textclf server: logins required; users and permissions in {database}", err=True
+        )
         if first:
             click.echo(logins.how_to_add_users(f"http://{host}:{port}"), err=True)
     server.serve(backend_store_uri, artifacts, host, port, workers, auth_env)
@@ -58,8 +92,9 @@ def server_cmd(backend_store_uri, artifacts, host, port, workers, auth, admin_pa
     show_default=True,
     help="The experiment whose runs table opens (a sweep's experiment, e.g. imdb-search).",
 )
-@click.option("--port", type=click.IntRange(1, 65535),
-              help="Port on 127.0.0.1 (default: a free one).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: a free one)."
+)
 @click.option("--no-browser", is_flag=True, help="Print the URL only.")
 def ui_cmd(tracking_uri, experiment, port, no_browser) -> None:
     """The MLflow UI on this project's runs: serves the store on 127.0.0.1, prints the experiment's
@@ -103,9 +138,11 @@ def reap_cmd(experiment, tracking_uri) -> None:
 
 @cli.command("sync")
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
-@click.option("--journal-dir", type=click.Path(file_okay=False),
-              help="Where runs keep unsent metrics (tracking.journal_dir; default "
-              "$TEXTCLF_CACHE/journal).")
+@click.option(
+    "--journal-dir",
+    type=click.Path(file_okay=False),
+    help="Where runs keep unsent metrics (tracking.journal_dir; default $TEXTCLF_CACHE/journal).",
+)
 def sync_cmd(tracking_uri, journal_dir) -> None:
     """Send the metrics that runs killed during a tracking outage could not send (each (key, step)
     once), then end those runs FAILED; every textclf train/sweep does the same when it starts."""
@@ -120,8 +157,10 @@ def sync_cmd(tracking_uri, journal_dir) -> None:
             if item.ended
             else "nothing was unsent (the heartbeat reaper ends it)"
         )
-        click.echo(f"run {item.run_id}: {item.sent} metric values sent, {item.already} already "
-                   f"there; {ended}")
+        click.echo(
+            f"run {item.run_id}: {item.sent} metric values sent, {item.already} already "
+            f"there; {ended}"
+        )
     if not done:
         click.echo(f"nothing to sync for {uri} in {sync.journal_dir(journal_dir)}")
 
@@ -133,17 +172,26 @@ def data() -> None:
 
 @data.command("inspect")
 @_config_options
-@click.option("--data", "data_name",
-              help="Dataset: mirror name, path, or hub name (sets data.name).")
-@click.option("--model", "model_name",
-              help="Model whose tokenizer measures lengths (sets model.name).")
-@click.option("--max-length", "max_lengths", default="128,256,512", show_default=True,
-              help="Comma-separated max lengths to report truncation rates for.")
+@click.option(
+    "--data", "data_name", help="Dataset: mirror name, path, or hub name (sets data.name)."
+)
+@click.option(
+    "--model", "model_name", help="Model whose tokenizer measures lengths (sets model.name)."
+)
+@click.option(
+    "--max-length",
+    "max_lengths",
+    default="128,256,512",
+    show_default=True,
+    help="Comma-separated max lengths to report truncation rates for.",
+)
 @click.option("--sample", type=int, help="Tokenize at most this many texts per split.")
-@click.option("--output", type=click.Path(dir_okay=False),
-              help="Also write the tables as JSON here.")
-def inspect_cmd(config_path, override, overrides, data_name, model_name, max_lengths, sample,
-                output) -> None:
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="Also write the tables as JSON here."
+)
+def inspect_cmd(
+    config_path, override, overrides, data_name, model_name, max_lengths, sample, output
+) -> None:
     """Counts, token lengths, truncation, duplicates and label leaks of a dataset."""
     from pathlib import Path
 
@@ -166,8 +214,9 @@ def inspect_cmd(config_path, override, overrides, data_name, model_name, max_len
     click.echo(text)
     if output:
         Path(output).write_text(as_json(tables), encoding="utf-8")
-    store.attach_to_mlflow_run("data_inspect.txt", text, store.resolve_uri(None,
-                                                                          cfg.tracking.uri)[0])
+    store.attach_to_mlflow_run(
+        "data_inspect.txt", text, store.resolve_uri(None, cfg.tracking.uri)[0]
+    )
 
 
 @cli.group()
@@ -177,15 +226,18 @@ def model() -> None:
 
 @model.command("inspect")
 @_config_options
-@click.option("--model", "model_name",
-              help="Model: mirror name, path, or hub name (sets model.name).")
-@click.option("--freeze",
-              help="What trains: presets and/or name patterns, comma-separated (model.freeze).")
+@click.option(
+    "--model", "model_name", help="Model: mirror name, path, or hub name (sets model.name)."
+)
+@click.option(
+    "--freeze", help="What trains: presets and/or name patterns, comma-separated (model.freeze)."
+)
 @click.option("--head", help="auto, cls, mean, cnn or mlp (model.head).")
 @click.option("--num-labels", default=2, show_default=True, help="Classes for the new head.")
 @click.option("--all", "show_all", is_flag=True, help="Also list the frozen tensors.")
-def model_inspect(config_path, override, overrides, model_name, freeze, head, num_labels,
-                  show_all) -> None:
+def model_inspect(
+    config_path, override, overrides, model_name, freeze, head, num_labels, show_all
+) -> None:
     """Which parameter tensors train under a freeze preset, head or peft method, without
     training."""
     from textclf.model.build import build_classifier, describe_trainable, load_backbone

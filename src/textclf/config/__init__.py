@@ -1,26 +1,43 @@
 """The run configuration: the dataclass tree (schema.py), how it is read (load.py) and checked
 (checks.py)."""
+
 from textclf.config.checks import loggable, validate
 from textclf.config.load import flatten_tree, load_config, read_mapping
 from textclf.config.schema import (
-                                   BLOCK_PRESET,
-                                   FIXED_PRESETS,
-                                   MAX_PARAM_CHARS,
-                                   SECRET_VALUE,
-                                   Config,
-                                   DataConfig,
-                                   ModelConfig,
-                                   TrackingConfig,
-                                   TrainConfig,
-                                   describe_presets,
-                                   dump_yaml,
-                                   is_pattern,
-                                   is_preset,
-                                   replace,
+    BLOCK_PRESET,
+    FIXED_PRESETS,
+    MAX_PARAM_CHARS,
+    SECRET_VALUE,
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrackingConfig,
+    TrainConfig,
+    describe_presets,
+    dump_yaml,
+    is_pattern,
+    is_preset,
+    replace,
 )
 
-__all__ = ["BLOCK_PRESET", "FIXED_PRESETS", "MAX_PARAM_CHARS", "SECRET_VALUE", "Config",
-           "DataConfig", "ModelConfig", "TrackingConfig", "TrainConfig", "describe_presets",
-           "dump_yaml",
-           "flatten_tree", "is_pattern", "is_preset", "load_config", "loggable", "read_mapping",
-           "replace", "validate"]
+__all__ = [
+    "BLOCK_PRESET",
+    "FIXED_PRESETS",
+    "MAX_PARAM_CHARS",
+    "SECRET_VALUE",
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "describe_presets",
+    "dump_yaml",
+    "flatten_tree",
+    "is_pattern",
+    "is_preset",
+    "load_config",
+    "loggable",
+    "read_mapping",
+    "replace",
+    "validate",
+]

@@ -1,6 +1,7 @@
 """Reading a config: defaults <- YAML file <- deltas <- `-o` overrides, each value coerced to its
 field's type, then validated. Unknown keys (with a did-you-mean), wrong types and invalid values are
 collected and reported together, one `origin: key: problem` line each (InputError, exit 2)."""
+
 from __future__ import annotations
 
 import difflib
@@ -19,8 +20,11 @@ from textclf.config.schema import (
 from textclf.errors import InputError
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
-                deltas: typing.Sequence[tuple[str, dict[str, Any]]] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: typing.Sequence[str] = (),
+    deltas: typing.Sequence[tuple[str, dict[str, Any]]] = (),
+) -> Config:
     """Defaults <- YAML file <- deltas (origin, {section.key: value}) <- overrides, then validation;
     raises InputError listing every problem."""
     problems: list[str] = []
@@ -83,8 +87,9 @@ def read_mapping(path: Path, missing: str, expected: str) -> tuple[dict | None, 
 
 
 def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
-    tree, problem = read_mapping(path, "pass an existing YAML file to --config",
-                                 "of sections (data, model, train, tracking)")
+    tree, problem = read_mapping(
+        path, "pass an existing YAML file to --config", "of sections (data, model, train, tracking)"
+    )
     if problem:
         problems.append(problem)
         return {}
@@ -100,8 +105,9 @@ def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:
         if section not in values:
             problems.append(f"{origin}: {key}: unknown section; expected one of {', '.join(names)}")
         elif not sub:
-            problems.append(f"{origin}: {key}: must be a mapping of keys, e.g. {section}:\\n  key: "
-                            "value")
+            problems.append(
+                f"{origin}: {key}: must be a mapping of keys, e.g. {section}:\\n  key: value"
+            )
         elif sub not in hints[section]:
             near = difflib.get_close_matches(sub, list(hints[section]), n=1)
             hint = f"; did you mean {section}.{near[0]}?" if near else ""

@@ -3,6 +3,7 @@ unit or choices, and choices are Literal types (checked when a value is read, co
 
 YAML files and `-o section.key=value` overrides are deltas on these defaults (config/load.py).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +16,7 @@ import yaml
 # model.head's choices; model/heads.py HEADS builds each (tests/model/test_heads.py checks they
 # agree)
 HeadName = Literal["auto", "cls", "mean", "cnn", "mlp"]
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -191,9 +193,15 @@ def _plain(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-FIXED_PRESETS = ("full", "head_only", "embeddings+layer0", "attention_only", "ffn_only",
-                 "layernorm_only",
-                 "bias_only")
+FIXED_PRESETS = (
+    "full",
+    "head_only",
+    "embeddings+layer0",
+    "attention_only",
+    "ffn_only",
+    "layernorm_only",
+    "bias_only",
+)
 BLOCK_PRESET = re.compile(r"(top|bottom)(\d+)")
 
 
@@ -207,8 +215,6 @@ def is_pattern(item: str) -> bool:
 
 def describe_presets() -> str:
     return ", ".join(FIXED_PRESETS) + ", top{k}, bottom{k}"
-
-
 
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value

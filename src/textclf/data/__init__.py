@@ -1,5 +1,6 @@
 """Data: sources (files, directories, the hub) -> labels checked -> splits -> token ids ->
 batches."""
+
 from textclf.data.labels import label_frames
 from textclf.data.splits import Splits, fingerprint, load_source, load_splits, take
 

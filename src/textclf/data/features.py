@@ -1,5 +1,6 @@
 """Token ids for each split (tokenized once before training, through the on-disk cache in tokens.py)
 and dynamically padded batches, optionally grouped by length."""
+
 from __future__ import annotations
 
 import time
@@ -35,16 +36,30 @@ class Loaders:
 
 
 def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int) -> Encoded:
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length,
-                    return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    ids = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
     return Encoded(ids, np.asarray(labels, dtype=np.int64))
 
 
-def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int,
-                 eval_batch_size: int,
-                 seed: int, device: torch.device, num_workers: int | None = 0,
-                 cache_length: int | None = None,
-                 group_by_length: bool = False, compile: bool = False) -> Loaders:
+def make_loaders(
+    splits: Splits,
+    tokenizer,
+    *,
+    max_length: int,
+    batch_size: int,
+    eval_batch_size: int,
+    seed: int,
+    device: torch.device,
+    num_workers: int | None = 0,
+    cache_length: int | None = None,
+    group_by_length: bool = False,
+    compile: bool = False,
+) -> Loaders:
     """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory.
     `compile`: training batches padded to a multiple of 64 (at most max_length), always with a mask:
     few shapes, one graph each."""
@@ -60,31 +75,51 @@ def make_loaders(splits: Splits, tokenizer, *, max_length: int, batch_size: int,
             encoded[name] = encode(frame.text, frame.label, tokenizer, max_length)
     collate = Collate(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
     workers = (2 if device.type == "cuda" else 0) if num_workers is None else num_workers
-    common = dict(collate_fn=collate, num_workers=workers, persistent_workers=workers > 0,
-                  pin_memory=device.type == "cuda")
-    training = common | ({"collate_fn": Collate(tokenizer.pad_token_id, multiple=64,
-                                                limit=max_length,
-                                                always_mask=True)} if compile else {})
+    common = dict(
+        collate_fn=collate,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
+    training = common | (
+        {
+            "collate_fn": Collate(
+                tokenizer.pad_token_id, multiple=64, limit=max_length, always_mask=True
+            )
+        }
+        if compile
+        else {}
+    )
     generator = torch.Generator().manual_seed(seed)  # batch order depends on train.seed only
     if group_by_length:
-        train = DataLoader(Rows(encoded["train"]), batch_sampler=GroupedBatches(
-            encoded["train"].lengths(), batch_size, generator), **training)
+        train = DataLoader(
+            Rows(encoded["train"]),
+            batch_sampler=GroupedBatches(encoded["train"].lengths(), batch_size, generator),
+            **training,
+        )
     else:
-        train = DataLoader(Rows(encoded["train"]), batch_size=batch_size, shuffle=True,
-                           generator=generator,
-                           **training)
+        train = DataLoader(
+            Rows(encoded["train"]),
+            batch_size=batch_size,
+            shuffle=True,
+            generator=generator,
+            **training,
+        )
     # the loss ratio's train side: fixed rows (the same every epoch and for every train.seed)
     sample = np.sort(
         np.random.default_rng(0).permutation(len(encoded["train"].input_ids))[: len(splits.val)]
     )
-    encoded["train_probe"] = Encoded([encoded["train"].input_ids[i] for i in sample],
-                                     encoded["train"].labels[sample])
+    encoded["train_probe"] = Encoded(
+        [encoded["train"].input_ids[i] for i in sample], encoded["train"].labels[sample]
+    )
     # eval order is free: batching texts of similar length wastes little compute on padding
-    val, test, probe = (DataLoader(Rows(encoded[s]),
-                                   batch_sampler=by_length(encoded[s], eval_batch_size), **common)
-                        for s in ("val", "test", "train_probe"))
-    return Loaders(train, val, test, probe, time.perf_counter() - start,
-                   bool(cache_length) and misses == 0)
+    val, test, probe = (
+        DataLoader(Rows(encoded[s]), batch_sampler=by_length(encoded[s], eval_batch_size), **common)
+        for s in ("val", "test", "train_probe")
+    )
+    return Loaders(
+        train, val, test, probe, time.perf_counter() - start, bool(cache_length) and misses == 0
+    )
 
 
 class Rows(torch.utils.data.Dataset):
@@ -100,15 +135,16 @@ class Rows(torch.utils.data.Dataset):
 
 def by_length(encoded: Encoded, batch_size: int) -> list[list[int]]:
     order = np.argsort(encoded.lengths(), kind="stable")
-    return [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
 class GroupedBatches(torch.utils.data.Sampler):
     """Training batches of similar lengths, in random order: shuffle, cut into buckets of `bucket`
     batches, sort each bucket by length, batch it, shuffle the batches. Every row once per epoch."""
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, generator: torch.Generator,
-                 bucket: int = 50):
+    def __init__(
+        self, lengths: np.ndarray, batch_size: int, generator: torch.Generator, bucket: int = 50
+    ):
         self.lengths, self.batch_size, self.generator, self.bucket = (
             lengths,
             batch_size,
@@ -124,10 +160,12 @@ class GroupedBatches(torch.utils.data.Sampler):
         size = self.batch_size * self.bucket
         batches = []
         for i in range(0, len(order), size):
-            chunk = order[i:i + size]
+            chunk = order[i : i + size]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[j:j + self.batch_size].tolist() for j in range(0, len(chunk),
-                                                                             self.batch_size)]
+            batches += [
+                chunk[j : j + self.batch_size].tolist()
+                for j in range(0, len(chunk), self.batch_size)
+            ]
         for b in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[b]
 
@@ -137,8 +175,9 @@ class Collate:
     `limit`); the attention mask is None when no row is padded, unless `always_mask` (a compiled
     model: one graph per shape)."""
 
-    def __init__(self, pad_id: int, multiple: int = 1, limit: int | None = None,
-                 always_mask: bool = False):
+    def __init__(
+        self, pad_id: int, multiple: int = 1, limit: int | None = None, always_mask: bool = False
+    ):
         self.pad_id, self.multiple, self.limit, self.always_mask = (
             pad_id,
             multiple,
@@ -162,13 +201,18 @@ class Collate:
         padded = self.always_mask or lengths.min() < width
         attention = torch.from_numpy(mask.astype(np.int64)) if padded else None
         # real tokens (and their squares, for the attention FLOPs), counted without a device sync
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": attention,
-                "labels": labels, "tokens": int(lengths.sum()),
-                "token_squares": int((lengths ** 2).sum())}
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": attention,
+            "labels": labels,
+            "tokens": int(lengths.sum()),
+            "token_squares": int((lengths**2).sum()),
+        }
 
 
-def decoded_samples(loader: DataLoader, tokenizer, label_names: tuple[str, ...],
-                    count: int = 5) -> str:
+def decoded_samples(
+    loader: DataLoader, tokenizer, label_names: tuple[str, ...], count: int = 5
+) -> str:
     """The first rows of `loader` as the model sees them (special tokens, truncation), with their
     labels: `label<TAB>tokens<TAB>decoded` per line, for a run's samples.txt."""
     lines = []

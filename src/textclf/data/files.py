@@ -1,6 +1,7 @@
 """Table files, one split each: parquet, Arrow, CSV, TSV, JSON Lines, JSON (an array of objects),
 and .gz of the text formats; the original aclImdb layout and TREC `.label` files. Every problem
 names its file and line (or row) and the fix."""
+
 from __future__ import annotations
 
 import gzip
@@ -21,8 +22,9 @@ TABLE_EXTS = (".parquet", ".arrow", *TEXT_EXTS, *(e + ".gz" for e in TEXT_EXTS))
 def table_ext(path: Path) -> str | None:
     """The table format of a file name (`.csv.gz` counts as one), or None."""
     name = path.name.lower()
-    return next((ext for ext in sorted(TABLE_EXTS, key=len, reverse=True) if name.endswith(ext)),
-                None)
+    return next(
+        (ext for ext in sorted(TABLE_EXTS, key=len, reverse=True) if name.endswith(ext)), None
+    )
 
 
 def split_name(path: Path) -> str:
@@ -34,8 +36,12 @@ def split_name(path: Path) -> str:
 def read_table(path: Path, split: str, source: Source) -> None:
     ext = table_ext(path)
     if ext is None:
-        raise InputError([f"{path}: unsupported file type {path.suffix!r}; use "
-                          f"{', '.join(TABLE_EXTS)} or .label"])
+        raise InputError(
+            [
+                f"{path}: unsupported file type {path.suffix!r}; use "
+                f"{', '.join(TABLE_EXTS)} or .label"
+            ]
+        )
     if path.stat().st_size == 0:
         raise InputError([f"{path}: the file is empty; it needs a text column and a label column"])
     if ext == ".parquet":
@@ -49,13 +55,17 @@ def read_table(path: Path, split: str, source: Source) -> None:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as e:
-            raise InputError([f"{path}: not a readable gzip file ({first_line(e)}); compress it "
-                              "with gzip"]) from None
+            raise InputError(
+                [f"{path}: not a readable gzip file ({first_line(e)}); compress it with gzip"]
+            ) from None
     text, kind = decode_utf8(data, path), ext.removesuffix(".gz")
     if kind in (".csv", ".tsv"):
-        return source.add(split, _parse_delimited(path, text, "\t" if kind == ".tsv" else ","),
-                          str(path),
-                          lambda i: f"line {i + 2}")
+        return source.add(
+            split,
+            _parse_delimited(path, text, "\t" if kind == ".tsv" else ","),
+            str(path),
+            lambda i: f"line {i + 2}",
+        )
     if kind == ".jsonl":
         return source.add(split, _parse_jsonl(path, text), str(path), lambda i: f"line {i + 1}")
     return source.add(split, _parse_json(path, text), str(path), lambda i: f"object {i + 1}")
@@ -65,10 +75,15 @@ def _read_parquet(path: Path, split: str, source: Source) -> None:
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow's errors share no useful base class
-        raise InputError([f"{path}: not a readable parquet file ({first_line(e)}); rewrite it with "
-                          "pandas.DataFrame.to_parquet"]) from None
-    meta = {k.decode(): v.decode()
-            for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+        raise InputError(
+            [
+                f"{path}: not a readable parquet file ({first_line(e)}); rewrite it with "
+                "pandas.DataFrame.to_parquet"
+            ]
+        ) from None
+    meta = {
+        k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k != b"pandas"
+    }
     for key, value in meta.items():  # coarse_names names the classes of coarse_label (or coarse)
         if key.endswith("_names"):
             base = key[: -len("_names")]
@@ -83,9 +98,13 @@ def decode_utf8(data: bytes, path: str | Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise InputError([f"{path}: line {line}: byte {data[e.start]:#04x} at offset {e.start} is "
-                          "not valid UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t "
-                          "utf-8)"]) from None
+        raise InputError(
+            [
+                f"{path}: line {line}: byte {data[e.start]:#04x} at offset {e.start} is "
+                "not valid UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t "
+                "utf-8)"
+            ]
+        ) from None
 
 
 def _parse_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
@@ -93,8 +112,12 @@ def _parse_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
     try:  # only empty cells are missing: a review that says "NA" is text
         return pd.read_csv(StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise InputError([f"{path}: not a valid {kind} file ({first_line(e)}); one header row, "
-                          "then one row per text"]) from None
+        raise InputError(
+            [
+                f"{path}: not a valid {kind} file ({first_line(e)}); one header row, "
+                "then one row per text"
+            ]
+        ) from None
 
 
 def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:
@@ -105,8 +128,9 @@ def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise InputError([f"{path}: line {n}: not valid JSON ({e.msg}); one JSON object per "
-                              "line"]) from None
+            raise InputError(
+                [f"{path}: line {n}: not valid JSON ({e.msg}); one JSON object per line"]
+            ) from None
         if not isinstance(row, dict):
             raise InputError(
                 [f"{path}: line {n}: expected a JSON object, got {type(row).__name__}"]
@@ -119,16 +143,27 @@ def _parse_json(path: Path, text: str) -> pd.DataFrame:
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError([f"{path}: line {e.lineno}: not valid JSON ({e.msg}); an array of objects "
-                          f"[{{\"text\": ..., \"label\": ...}}, ...]"]) from None
-    bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)),
-               None) if isinstance(rows, list) else 0
+        raise InputError(
+            [
+                f"{path}: line {e.lineno}: not valid JSON ({e.msg}); an array of objects "
+                f'[{{"text": ..., "label": ...}}, ...]'
+            ]
+        ) from None
+    bad = (
+        next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+        if isinstance(rows, list)
+        else 0
+    )
     if bad is not None:
-        raise InputError([f"{path}: expected an array of JSON objects, got {type(rows).__name__}"
-                          if not
-                          isinstance(rows, list) else f"{path}: object {bad + 1}: expected a JSON "
-                          "object, got "
-                                                      f"{type(rows[bad]).__name__}"])
+        raise InputError(
+            [
+                f"{path}: expected an array of JSON objects, got {type(rows).__name__}"
+                if not isinstance(rows, list)
+                else f"{path}: object {bad + 1}: expected a JSON "
+                "object, got "
+                f"{type(rows[bad]).__name__}"
+            ]
+        )
     return pd.DataFrame(rows)
 
 
@@ -138,12 +173,18 @@ def read_aclimdb(root: Path, source: Source) -> None:
         rows = []
         for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and p.name != "unsup"):
             for file in sorted(label_dir.glob("*.txt"), key=_natural_key):
-                rows.append((decode_utf8(file.read_bytes(), file), label_dir.name,
-                             str(file.relative_to(root))))
+                rows.append(
+                    (
+                        decode_utf8(file.read_bytes(), file),
+                        label_dir.name,
+                        str(file.relative_to(root)),
+                    )
+                )
         if rows:
             frame = pd.DataFrame(rows, columns=["text", "label", "file"])
-            source.add(split_dir.name, frame, str(split_dir),
-                       lambda i, f=frame: f"file {f.file.iat[i]}")
+            source.add(
+                split_dir.name, frame, str(split_dir), lambda i, f=frame: f"file {f.file.iat[i]}"
+            )
 
 
 def _natural_key(path: Path) -> tuple:

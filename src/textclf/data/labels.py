@@ -1,5 +1,6 @@
 """Labels of a data source: columns checked, text and labels validated row by row, labels mapped to
 0..K-1 with their names. Every problem names its file and row (InputError)."""
+
 from __future__ import annotations
 
 import logging
@@ -14,25 +15,30 @@ from textclf.errors import InputError, raise_if
 log = logging.getLogger(__name__)
 
 
-def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str, pd.DataFrame],
-                                                                        tuple]:
+def label_frames(
+    source: Source, used: list[str], cfg: Config
+) -> tuple[dict[str, pd.DataFrame], tuple]:
     """Check columns, text and labels of the used splits; map labels to 0..K-1 with their names."""
     d = cfg.data
     problems = []
     for split in used:
         if split not in source.splits:
-            problems.append(f"{cfg.where('data.train_split')}: data.train_split: no split "
-                            f"{split!r} in {source.uri} (splits: {', '.join(source.splits)})")
+            problems.append(
+                f"{cfg.where('data.train_split')}: data.train_split: no split "
+                f"{split!r} in {source.uri} (splits: {', '.join(source.splits)})"
+            )
             continue
         if source.splits[split].empty:
             problems.append(f"{source.files[split]}: has no rows; the {split} split is empty")
             continue
         columns = list(source.splits[split].columns)
-        problems += [f"{source.files[split]}: column {c!r} not found (columns: "
-                     f"{', '.join(map(str, columns))}); set "
-                     f"data.{key}" for c, key in ((d.text_column, "text_column"),
-                                                      (d.label_column,
-                                                       "label_column")) if c not in columns]
+        problems += [
+            f"{source.files[split]}: column {c!r} not found (columns: "
+            f"{', '.join(map(str, columns))}); set "
+            f"data.{key}"
+            for c, key in ((d.text_column, "text_column"), (d.label_column, "label_column"))
+            if c not in columns
+        ]
     raise_if(problems)
     raw = {s: source.splits[s] for s in used}
     check_given_names(cfg, source)
@@ -42,20 +48,38 @@ def label_frames(source: Source, used: list[str], cfg: Config) -> tuple[dict[str
         or _names_from_values(raw, d.label_column)
     )
     if len(names) < 2:
-        raise InputError([f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} "
-                          "distinct label(s); a classifier needs at least 2"])
+        raise InputError(
+            [
+                f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} "
+                "distinct label(s); a classifier needs at least 2"
+            ]
+        )
     frames = {}
     for split, frame in raw.items():
         text, labels = frame[d.text_column], frame[d.label_column]
         codes = _codes(labels, names)
         bad_text = ~text.map(lambda t: isinstance(t, str) and t.strip() != "").to_numpy()
-        problems += _rows(source, split, bad_text, "text is empty, whitespace or not a string",
-                          "remove or fill these rows")
-        problems += _rows(source, split, labels.isna().to_numpy(), "label is missing",
-                          "remove these rows or label them")
-        problems += _rows(source, split, (codes < 0) & labels.notna().to_numpy(),
-                          f"label is outside the label map ({_describe(names)})",
-                          "fix the rows or set data.label_names")
+        problems += _rows(
+            source,
+            split,
+            bad_text,
+            "text is empty, whitespace or not a string",
+            "remove or fill these rows",
+        )
+        problems += _rows(
+            source,
+            split,
+            labels.isna().to_numpy(),
+            "label is missing",
+            "remove these rows or label them",
+        )
+        problems += _rows(
+            source,
+            split,
+            (codes < 0) & labels.notna().to_numpy(),
+            f"label is outside the label map ({_describe(names)})",
+            "fix the rows or set data.label_names",
+        )
         frames[split] = pd.DataFrame({"text": text.to_numpy(), "label": codes})
     raise_if(problems)
     return frames, tuple(names)
@@ -71,13 +95,21 @@ def check_given_names(cfg: Config, source: Source) -> None:
         return
     if own and tuple(given) != tuple(own):
         fix = "give them in that order" if sorted(given) == sorted(own) else "drop data.label_names"
-        raise InputError([f"{cfg.where('data.label_names')}: data.label_names: "
-                          f"[{', '.join(given)}] disagrees with the classes {source.uri} names for "
-                          f"column {cfg.data.label_column!r} ([{', '.join(own)}], code 0 first); "
-                          f"{fix}"])
+        raise InputError(
+            [
+                f"{cfg.where('data.label_names')}: data.label_names: "
+                f"[{', '.join(given)}] disagrees with the classes {source.uri} names for "
+                f"column {cfg.data.label_column!r} ([{', '.join(own)}], code 0 first); "
+                f"{fix}"
+            ]
+        )
     if not own:
-        log.info("data.label_names: %s name the label codes %s in that order (the source names "
-                 "none to check against)", list(given), list(range(len(given))))
+        log.info(
+            "data.label_names: %s name the label codes %s in that order (the source names "
+            "none to check against)",
+            list(given),
+            list(range(len(given))),
+        )
 
 
 def _names_from_values(frames: dict[str, pd.DataFrame], column: str) -> tuple[str, ...]:
@@ -89,8 +121,9 @@ def _names_from_values(frames: dict[str, pd.DataFrame], column: str) -> tuple[st
 
 
 def _integral(v) -> bool:
-    return isinstance(v, int | np.integer) or (isinstance(v, float | np.floating)
-                                               and float(v).is_integer())
+    return isinstance(v, int | np.integer) or (
+        isinstance(v, float | np.floating) and float(v).is_integer()
+    )
 
 
 def _codes(labels: pd.Series, names: tuple[str, ...]) -> np.ndarray:

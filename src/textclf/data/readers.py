@@ -4,6 +4,7 @@ A table file (one split: parquet, Arrow, CSV, TSV, JSON Lines, JSON, .gz of the 
 or a directory of `<split>.<ext>` files; a `datasets` save_to_disk directory or a hub name (hf.py);
 the original aclImdb layout; TREC `.label` files; DataFrames or Datasets in memory (the Python API).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,13 +56,21 @@ def read_source(resolved: Resolved) -> Source:
     else:
         odd = sorted(p.name for p in path.iterdir() if not p.is_file() and table_ext(p))
         if odd:
-            raise InputError([f"{path / odd[0]}: a directory where a data file belongs; remove it "
-                              "or "
-                              "put the split's file there"])
+            raise InputError(
+                [
+                    f"{path / odd[0]}: a directory where a data file belongs; remove it "
+                    "or "
+                    "put the split's file there"
+                ]
+            )
         tables = sorted(p for p in path.iterdir() if p.is_file() and table_ext(p))
         if not tables:
-            raise InputError([f"{path}: no {', '.join(TABLE_EXTS)} files, datasets save_to_disk "
-                              "directory, aclImdb layout or TREC .label files found"])
+            raise InputError(
+                [
+                    f"{path}: no {', '.join(TABLE_EXTS)} files, datasets save_to_disk "
+                    "directory, aclImdb layout or TREC .label files found"
+                ]
+            )
         for file in tables:
             read_table(file, split_name(file), source)
     return source
@@ -74,6 +83,10 @@ def from_frames(frames: dict[str, object], uri: str = "in-memory DataFrames") ->
         if is_dataset(data):
             add_dataset(source, split, data, f"the {split} Dataset")
         else:
-            source.add(split, as_frame(data).reset_index(drop=True), f"the {split} DataFrame",
-                       lambda i: f"row {i + 1}")
+            source.add(
+                split,
+                as_frame(data).reset_index(drop=True),
+                f"the {split} DataFrame",
+                lambda i: f"row {i + 1}",
+            )
     return source

@@ -1,5 +1,6 @@
 """A Source: labeled text as one DataFrame per split, with where each row came from (for messages).
 Every reader (files.py, hf.py, readers.py) fills one."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -15,6 +15,7 @@ Exact duplicate texts are dropped before splitting (one copy kept; in `provided`
 whose text is in the test split), and texts seen with two labels are dropped everywhere, so no text
 is in two splits. docs/methodology.md defines all of it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,10 @@ class Splits:
     def split_fingerprints(self) -> dict[str, str]:
         """Each split's own fingerprint (its full rows and the label map): the runs' dataset
         digests."""
-        return {name: fingerprint({name: part}, self.label_names)
-                for name, part in self.frames().items()}
+        return {
+            name: fingerprint({name: part}, self.label_names)
+            for name, part in self.frames().items()
+        }
 
 
 def load_source(cfg: Config) -> Source:
@@ -78,13 +81,23 @@ def notebook_trec_texts(source: Source, where: str) -> None:
     lowercased, last character cut. It keeps the fine label as the first word (and drops anything
     after a later ':')."""
     for split, frame in source.splits.items():
-        fine = next((c for c in FINE_COLUMNS if c in frame
-                     and frame[c].astype(str).str.contains(":").all()), None)
+        fine = next(
+            (
+                c
+                for c in FINE_COLUMNS
+                if c in frame and frame[c].astype(str).str.contains(":").all()
+            ),
+            None,
+        )
         if fine is None:
-            raise InputError([f"{where}: data.trec_parse: notebook needs TREC rows with a "
-                              f"`COARSE:fine` label column ({' or '.join(FINE_COLUMNS)}); "
-                              f"{source.files[split]} has none. Use data.trec_parse=clean for "
-                              "other data"])
+            raise InputError(
+                [
+                    f"{where}: data.trec_parse: notebook needs TREC rows with a "
+                    f"`COARSE:fine` label column ({' or '.join(FINE_COLUMNS)}); "
+                    f"{source.files[split]} has none. Use data.trec_parse=clean for "
+                    "other data"
+                ]
+            )
         # the line as the notebook read it
         lines = frame[fine].astype(str) + " " + frame["text"] + "\n"
         source.splits[split] = frame.assign(
@@ -102,32 +115,54 @@ def load_splits(cfg: Config, source: Source | None = None) -> Splits:
     frames, names = label_frames(source, used, cfg)
     frames, dropped = drop_duplicates(frames, cfg.data)
     train, val, test = split_rows(frames, cfg.data)
-    raise_if([f"{cfg.where('data.train_fraction')}: data: the {name} split is empty after "
-              f"splitting {sum(len(f) for f in frames.values())} rows; raise data.train_fraction "
-              "or the split sizes"
-              for name, part in zip(SPLITS, (train, val, test)) if len(part) == 0])
+    raise_if(
+        [
+            f"{cfg.where('data.train_fraction')}: data: the {name} split is empty after "
+            f"splitting {sum(len(f) for f in frames.values())} rows; raise data.train_fraction "
+            "or the split sizes"
+            for name, part in zip(SPLITS, (train, val, test))
+            if len(part) == 0
+        ]
+    )
     parts = dict(zip(SPLITS, (train, val, test)))
-    return Splits(train, val, test, names, fingerprint(parts, names), source.uri,
-                  fingerprint({k: parts[k] for k in ("val", "test")}, names), dropped)
+    return Splits(
+        train,
+        val,
+        test,
+        names,
+        fingerprint(parts, names),
+        source.uri,
+        fingerprint({k: parts[k] for k in ("val", "test")}, names),
+        dropped,
+    )
 
 
 def _wants_test(cfg: Config, source: Source) -> bool:
     present = cfg.data.test_split in source.splits
     if cfg.data.split == "given" and cfg.data.val_split not in source.splits:
-        raise InputError([f"{cfg.where('data.val_split')}: data.val_split: no split "
-                          f"{cfg.data.val_split!r} in {source.uri} (splits: "
-                          f"{', '.join(source.splits)}); name the validation split, or set "
-                          "data.split=provided to carve one from train"])
+        raise InputError(
+            [
+                f"{cfg.where('data.val_split')}: data.val_split: no split "
+                f"{cfg.data.val_split!r} in {source.uri} (splits: "
+                f"{', '.join(source.splits)}); name the validation split, or set "
+                "data.split=provided to carve one from train"
+            ]
+        )
     if cfg.data.split in ("provided", "given") and not present:
-        raise InputError([f"{cfg.where('data.test_split')}: data.test_split: no split "
-                          f"{cfg.data.test_split!r} in {source.uri} (splits: "
-                          f"{', '.join(source.splits)}); name one, or set data.split=pool to carve "
-                          "the test set from the pooled rows"])
+        raise InputError(
+            [
+                f"{cfg.where('data.test_split')}: data.test_split: no split "
+                f"{cfg.data.test_split!r} in {source.uri} (splits: "
+                f"{', '.join(source.splits)}); name one, or set data.split=pool to carve "
+                "the test set from the pooled rows"
+            ]
+        )
     return present
 
 
-def drop_duplicates(frames: dict[str, pd.DataFrame],
-                    d: DataConfig) -> tuple[dict[str, pd.DataFrame], dict]:
+def drop_duplicates(
+    frames: dict[str, pd.DataFrame], d: DataConfig
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """No text in two splits: texts seen with two labels are dropped everywhere; of exact duplicates
     one copy is kept (in `provided` mode the test split stays whole and training rows repeating a
     test text go)."""
@@ -137,9 +172,12 @@ def drop_duplicates(frames: dict[str, pd.DataFrame],
     frames = {k: f[~f.text.isin(conflicting)].reset_index(drop=True) for k, f in frames.items()}
     conflicts = len(every) - sum(map(len, frames.values()))
     if conflicts:
-        log.warning("dropped %d rows of %d texts that appear with different labels, e.g. %r",
-                    conflicts,
-                    len(conflicting), next(iter(conflicting))[:80])
+        log.warning(
+            "dropped %d rows of %d texts that appear with different labels, e.g. %r",
+            conflicts,
+            len(conflicting),
+            next(iter(conflicting))[:80],
+        )
     before = sum(map(len, frames.values()))
     if d.split == "given":  # test whole; val without test texts; train without val or test texts
         held = set(frames[d.test_split].text)
@@ -174,15 +212,22 @@ def split_rows(frames: dict[str, pd.DataFrame], d: DataConfig) -> tuple[pd.DataF
         train = take(rest, round(d.train_fraction * len(rest)), _stage_seed(d.seed, "train"))[0]
         return train, val, test
     if d.split == "subset":  # the notebooks: subset, then test, then val of what is left
-        subset = take(frames["pool"], round(d.train_fraction * len(frames["pool"])),
-                      _stage_seed(d.seed, "train"))[0]
-        test, rest = take(subset, _count(d.pool_test_size(), len(subset)), _stage_seed(d.seed,
-                                                                                       "test"))
+        subset = take(
+            frames["pool"],
+            round(d.train_fraction * len(frames["pool"])),
+            _stage_seed(d.seed, "train"),
+        )[0]
+        test, rest = take(
+            subset, _count(d.pool_test_size(), len(subset)), _stage_seed(d.seed, "test")
+        )
         val, train = take(rest, _count(d.val_size, len(subset)), _stage_seed(d.seed, "val"))
         return train, val, test
     if d.split == "given":  # the source's own train/val/test; train_fraction still subsamples train
-        train = take(frames[d.train_split], round(d.train_fraction * len(frames[d.train_split])),
-                     _stage_seed(d.seed, "train"))[0]
+        train = take(
+            frames[d.train_split],
+            round(d.train_fraction * len(frames[d.train_split])),
+            _stage_seed(d.seed, "train"),
+        )[0]
         return train, frames[d.val_split], _subsample_test(frames[d.test_split], d)
     train_rows = frames[d.train_split]
     val, rest = take(train_rows, _count(d.val_size, len(train_rows)), _stage_seed(d.seed, "val"))
@@ -211,7 +256,7 @@ def take(frame: pd.DataFrame, count: int, seed: int) -> tuple[pd.DataFrame, pd.D
     a larger one, per class."""
     order = stratified_order(frame.label.to_numpy(), seed)
     mask = np.zeros(len(frame), dtype=bool)
-    mask[order[:min(count, len(frame))]] = True
+    mask[order[: min(count, len(frame))]] = True
     return frame[mask].reset_index(drop=True), frame[~mask].reset_index(drop=True)
 
 
@@ -233,7 +278,8 @@ def fingerprint(parts: dict[str, pd.DataFrame], names: tuple[str, ...]) -> str:
     """sha256 over the label map and, per named split, the sorted hashes of (text, label) rows."""
     digest = hashlib.sha256(json.dumps(list(names)).encode())
     for name, part in parts.items():
-        rows = sorted(hashlib.sha1(f"{t}\x1f{y}".encode()).digest() for t, y in zip(part.text,
-                                                                                    part.label))
+        rows = sorted(
+            hashlib.sha1(f"{t}\x1f{y}".encode()).digest() for t, y in zip(part.text, part.label)
+        )
         digest.update(name.encode() + len(rows).to_bytes(8, "little") + b"".join(rows))
     return digest.hexdigest()[:16]

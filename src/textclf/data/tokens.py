@@ -8,6 +8,7 @@ the tokenizer's own truncation gives for a single text (tested). Files are repla
 killed writer never leaves a torn cache behind; concurrent writers can only lose each other's
 additions.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,23 +44,40 @@ def fingerprint(tokenizer) -> str:
     tokens)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:  # minus the truncation/padding state that each call leaves behind in it
-        definition = json.dumps({k: v for k, v in json.loads(backend.to_str()).items()
-                                 if k not in ("truncation", "padding")}, sort_keys=True)
+        definition = json.dumps(
+            {
+                k: v
+                for k, v in json.loads(backend.to_str()).items()
+                if k not in ("truncation", "padding")
+            },
+            sort_keys=True,
+        )
     else:
         definition = json.dumps(sorted(tokenizer.get_vocab().items()))
-    extra = json.dumps([type(tokenizer).__name__, tokenizer.all_special_tokens,
-                        tokenizer.padding_side])
+    extra = json.dumps(
+        [type(tokenizer).__name__, tokenizer.all_special_tokens, tokenizer.padding_side]
+    )
     return hashlib.sha256((definition + extra).encode()).hexdigest()[:20]
 
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:
-    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(),
-                                       "little")
-                        for t in texts), dtype=np.uint64, count=len(texts))
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+            for t in texts
+        ),
+        dtype=np.uint64,
+        count=len(texts),
+    )
 
 
-def tokenize(texts: Sequence[str], tokenizer, max_length: int, cache_length: int,
-             directory: Path | None = None) -> Tokenized:
+def tokenize(
+    texts: Sequence[str],
+    tokenizer,
+    max_length: int,
+    cache_length: int,
+    directory: Path | None = None,
+) -> Tokenized:
     """Ids of `texts` truncated to `max_length`, read from (and added to) the cache at
     `cache_length`."""
     start = time.perf_counter()
@@ -67,24 +85,32 @@ def tokenize(texts: Sequence[str], tokenizer, max_length: int, cache_length: int
     keys = text_keys(texts)
     known_keys, offsets, flat = _read(path)
     where = np.searchsorted(known_keys, keys)
-    found = (where < len(known_keys)) & (known_keys[np.minimum(where,
-                                                               len(known_keys) - 1)] == keys) \
-        if len(known_keys) else np.zeros(len(keys), dtype=bool)
+    found = (
+        (where < len(known_keys)) & (known_keys[np.minimum(where, len(known_keys) - 1)] == keys)
+        if len(known_keys)
+        else np.zeros(len(keys), dtype=bool)
+    )
     missing = np.flatnonzero(~found)
     if len(missing):
-        fresh = tokenizer([texts[i] for i in missing], truncation=True, max_length=cache_length,
-                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        fresh = tokenizer(
+            [texts[i] for i in missing],
+            truncation=True,
+            max_length=cache_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
         new_keys, first = np.unique(keys[missing], return_index=True)
-        known_keys, offsets, flat = _merge(known_keys, offsets, flat, new_keys,
-                                           [fresh[i] for i in first])
+        known_keys, offsets, flat = _merge(
+            known_keys, offsets, flat, new_keys, [fresh[i] for i in first]
+        )
         _write(path, known_keys, offsets, flat)
         where = np.searchsorted(known_keys, keys)
-    ids = [shorten(flat[offsets[i]:offsets[i + 1]], max_length) for i in where]
+    ids = [shorten(flat[offsets[i] : offsets[i + 1]], max_length) for i in where]
     return Tokenized(ids, time.perf_counter() - start, len(missing))
 
 
 def shorten(ids: np.ndarray, max_length: int) -> np.ndarray:
-    return ids if len(ids) <= max_length else np.concatenate([ids[:max_length - 1], ids[-1:]])
+    return ids if len(ids) <= max_length else np.concatenate([ids[: max_length - 1], ids[-1:]])
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,8 +124,9 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _merge(keys, offsets, flat, new_keys, new_ids):
     lengths = np.concatenate([np.diff(offsets), [len(x) for x in new_ids]]).astype(np.int64)
     all_keys = np.concatenate([keys, new_keys])
-    pieces = [flat[offsets[i]:offsets[i + 1]] for i in range(len(keys))] + \
-        [np.asarray(x, dtype=np.int32) for x in new_ids]
+    pieces = [flat[offsets[i] : offsets[i + 1]] for i in range(len(keys))] + [
+        np.asarray(x, dtype=np.int32) for x in new_ids
+    ]
     order = np.argsort(all_keys, kind="stable")
     merged = np.concatenate([pieces[i] for i in order]) if len(order) else np.empty(0, np.int32)
     return all_keys[order], np.concatenate([[0], np.cumsum(lengths[order])]), merged
@@ -119,5 +146,9 @@ def _write(path: Path, keys, offsets, flat) -> None:
     except OSError as e:
         if temporary:
             Path(temporary).unlink(missing_ok=True)
-        log.warning("token cache not written to %s (%s): tokenized in memory this time; free space "
-                    "there or set TEXTCLF_CACHE", path.parent, e.strerror or e)
+        log.warning(
+            "token cache not written to %s (%s): tokenized in memory this time; free space "
+            "there or set TEXTCLF_CACHE",
+            path.parent,
+            e.strerror or e,
+        )

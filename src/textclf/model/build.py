@@ -6,6 +6,7 @@ random` keeps the checkpoint's architecture (with `model.config` overrides) and 
 of its weights; position embeddings are then the family's own learned table (BERT-style models have
 no sinusoidal option; DistilBERT's config has `sinusoidal_pos_embds`).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -63,8 +64,12 @@ def load_backbone(cfg: Config) -> Backbone:
         config = AutoConfig.from_pretrained(resolved.location, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(resolved.location, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as e:
-        raise InputError([f"{where}: model.name: cannot load {_describe(resolved)} as a "
-                          f"transformers checkpoint ({first_line(e, 300)})"]) from None
+        raise InputError(
+            [
+                f"{where}: model.name: cannot load {_describe(resolved)} as a "
+                f"transformers checkpoint ({first_line(e, 300)})"
+            ]
+        ) from None
     if cfg.model.config:
         config = architecture(config, cfg.model.config, cfg.where("model.config"))
     backbone = Backbone(resolved.location, config, tokenizer)
@@ -78,14 +83,19 @@ def load_backbone(cfg: Config) -> Backbone:
             ]
         )
     if cfg.data.max_length > backbone.max_length():
-        raise InputError([f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} "
-                          f"is above the limit of {cfg.model.name} ({backbone.max_length()} "
-                          "tokens); lower it"])
+        raise InputError(
+            [
+                f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} "
+                f"is above the limit of {cfg.model.name} ({backbone.max_length()} "
+                "tokens); lower it"
+            ]
+        )
     return backbone
 
 
-def architecture(config: transformers.PretrainedConfig, overrides: tuple[str, ...],
-                 where: str) -> transformers.PretrainedConfig:
+def architecture(
+    config: transformers.PretrainedConfig, overrides: tuple[str, ...], where: str
+) -> transformers.PretrainedConfig:
     """The checkpoint's config with `model.config` overrides (its own names, values of the same
     type); every unknown name or mistyped value is one problem."""
     known, changes, problems = config.to_dict(), {}, []
@@ -94,27 +104,36 @@ def architecture(config: transformers.PretrainedConfig, overrides: tuple[str, ..
         value = yaml.safe_load(text) if text else None
         if key not in known:
             near = difflib.get_close_matches(key, list(known), n=1)
-            problems.append(f"{where}: model.config: {key} is not in the {config.model_type} "
-                            f"config{f'; did you mean {near[0]}?' if near else ''}")
+            problems.append(
+                f"{where}: model.config: {key} is not in the {config.model_type} "
+                f"config{f'; did you mean {near[0]}?' if near else ''}"
+            )
         # unset in the checkpoint (BERT's classifier_dropout): any plain value
         elif known[key] is None:
             if isinstance(value, (list, dict)):
-                problems.append(f"{where}: model.config: {key} must be a number, text or "
-                                f"true/false (the checkpoint leaves it unset), got {text!r}")
+                problems.append(
+                    f"{where}: model.config: {key} must be a number, text or "
+                    f"true/false (the checkpoint leaves it unset), got {text!r}"
+                )
             else:
                 changes[key] = value
-        elif type(value) is not type(known[key]) and not (isinstance(known[key],
-                                                                     float) and type(value) is int):
-            problems.append(f"{where}: model.config: {key} must be {type(known[key]).__name__} "
-                            f"like the checkpoint's {known[key]!r}, got {text!r}")
+        elif type(value) is not type(known[key]) and not (
+            isinstance(known[key], float) and type(value) is int
+        ):
+            problems.append(
+                f"{where}: model.config: {key} must be {type(known[key]).__name__} "
+                f"like the checkpoint's {known[key]!r}, got {text!r}"
+            )
         else:
             changes[key] = value
     merged = _changed(config, changes)
     hidden, heads = (getattr(merged, k, None) for k in ("hidden_size", "num_attention_heads"))
     if not problems and hidden and heads and hidden % heads:
-        problems.append(f"{where}: model.config: hidden_size {hidden} is not divisible by "
-                        f"num_attention_heads {heads}; pick sizes with hidden_size a multiple of "
-                        "the head count")
+        problems.append(
+            f"{where}: model.config: hidden_size {hidden} is not divisible by "
+            f"num_attention_heads {heads}; pick sizes with hidden_size a multiple of "
+            "the head count"
+        )
     if problems:
         raise InputError(problems)
     return merged
@@ -125,21 +144,33 @@ def _changed(config: transformers.PretrainedConfig, changes: dict) -> transforme
     return type(config).from_dict({**config.to_dict(), **changes})
 
 
-def build_classifier(backbone: Backbone, label_names: tuple[str, ...],
-                     cfg: Config) -> torch.nn.Module:
+def build_classifier(
+    backbone: Backbone, label_names: tuple[str, ...], cfg: Config
+) -> torch.nn.Module:
     """The classifier `cfg.model` asks for, with only the chosen parameters trainable."""
     m = cfg.model
     transformers.utils.logging.disable_progress_bar()
     if HEADS[m.head].build is None:  # the checkpoint's own head
-        model = _load(AutoModelForSequenceClassification, backbone, m, num_labels=len(label_names),
-                      id2label=dict(enumerate(label_names)),
-                      label2id={n: i for i, n in enumerate(label_names)},
-                      ignore_mismatched_sizes=True)
+        model = _load(
+            AutoModelForSequenceClassification,
+            backbone,
+            m,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={n: i for i, n in enumerate(label_names)},
+            ignore_mismatched_sizes=True,
+        )
     else:
-        spec = {"head": m.head, "pooling": m.pooling, "dropout": m.head_dropout,
-                "mlp_hidden": m.mlp_hidden,
-                "cnn_channels": m.cnn_channels, "cnn_kernels": list(m.cnn_kernels),
-                "num_labels": len(label_names), "label_names": list(label_names)}
+        spec = {
+            "head": m.head,
+            "pooling": m.pooling,
+            "dropout": m.head_dropout,
+            "mlp_hidden": m.mlp_hidden,
+            "cnn_channels": m.cnn_channels,
+            "cnn_kernels": list(m.cnn_kernels),
+            "num_labels": len(label_names),
+            "label_names": list(label_names),
+        }
         model = TextClassifier(_load(AutoModel, backbone, m), spec)
     # read by the training loop (training/evaluate.py to_device); a peft wrapper passes it on from
     # the model inside
@@ -165,8 +196,11 @@ def takes_4d_mask(model: torch.nn.Module, cfg: Config) -> bool:
     the scores: another form), textclf's own heads (they pool with the 2D mask) or prompt and prefix
     tuning (they extend the 2D mask)."""
     m = cfg.model
-    return (HEADS[m.head].mask_4d and m.peft in ("none", "lora")
-            and getattr(model.config, "_attn_implementation", None) == "sdpa")
+    return (
+        HEADS[m.head].mask_4d
+        and m.peft in ("none", "lora")
+        and getattr(model.config, "_attn_implementation", None) == "sdpa"
+    )
 
 
 def _load(auto_class, backbone: Backbone, m: ModelConfig, **kwargs) -> torch.nn.Module:
@@ -178,13 +212,24 @@ def _load(auto_class, backbone: Backbone, m: ModelConfig, **kwargs) -> torch.nn.
         return auto_class.from_config(config, dtype=torch.float32)
     try:
         model, info = auto_class.from_pretrained(
-            backbone.location, use_safetensors=True, trust_remote_code=False,
-            output_loading_info=True, dtype=torch.float32, use_kernels=m.hub_kernels, **kwargs)
+            backbone.location,
+            use_safetensors=True,
+            trust_remote_code=False,
+            output_loading_info=True,
+            dtype=torch.float32,
+            use_kernels=m.hub_kernels,
+            **kwargs,
+        )
     except (OSError, ValueError) as e:
-        raise InputError([f"model.name: cannot load {backbone.location} as {auto_class.__name__} "
-                          f"({first_line(e, 300)}); only safetensors checkpoints load"]) from None
-    fresh = sorted(set(info.get("missing_keys", ())) | {k for k, *_ in info.get("mismatched_keys",
-                                                                                ())})
+        raise InputError(
+            [
+                f"model.name: cannot load {backbone.location} as {auto_class.__name__} "
+                f"({first_line(e, 300)}); only safetensors checkpoints load"
+            ]
+        ) from None
+    fresh = sorted(
+        set(info.get("missing_keys", ())) | {k for k, *_ in info.get("mismatched_keys", ())}
+    )
     if fresh:
         log.info("newly initialised (train these): %s", ", ".join(fresh))
     return model
@@ -197,14 +242,20 @@ def trainable_names(model: torch.nn.Module) -> list[str]:
 def describe_trainable(model: torch.nn.Module, show_all: bool = False) -> str:
     """`T name shape` per tensor (T trains, - frozen), then the counts; what a run logs as an
     artifact."""
-    lines = [f"{'T' if p.requires_grad else '-'} {n} {tuple(p.shape)}"
-             for n, p in model.named_parameters()
-             if show_all or p.requires_grad]
+    lines = [
+        f"{'T' if p.requires_grad else '-'} {n} {tuple(p.shape)}"
+        for n, p in model.named_parameters()
+        if show_all or p.requires_grad
+    ]
     trainable, total = count_params(model)
     tensors = sum(1 for p in model.parameters() if p.requires_grad)
-    return "\n".join(lines
-                     + [f"{trainable:,} of {total:,} parameters train ({trainable / total:.2%}), "
-                               f"{tensors} tensors"])
+    return "\n".join(
+        lines
+        + [
+            f"{trainable:,} of {total:,} parameters train ({trainable / total:.2%}), "
+            f"{tensors} tensors"
+        ]
+    )
 
 
 def count_params(model: torch.nn.Module) -> tuple[int, int]:
@@ -215,4 +266,3 @@ def count_params(model: torch.nn.Module) -> tuple[int, int]:
 
 def _describe(resolved: Resolved) -> str:
     return resolved.location if resolved.kind == "local" else f"hub model {resolved.location!r}"
-

@@ -1,6 +1,7 @@
 """A model directory's files checked before transformers reads them, so a damaged file (zero bytes,
 truncated, not UTF-8, a directory where a file belongs, unreadable) is one line naming it, not a
 traceback from safetensors, tokenizers or json deep inside from_pretrained."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,10 @@ def damaged(directory: Path) -> str | None:
             continue
         why = _why(path)
         if why:
-            return (f"{path}: cannot be read ({why}); restore the file (copy the checkpoint again) "
-                    "or point at a complete checkpoint")
+            return (
+                f"{path}: cannot be read ({why}); restore the file (copy the checkpoint again) "
+                "or point at a complete checkpoint"
+            )
     return None
 
 

@@ -5,6 +5,7 @@ item is a preset or an fnmatch pattern over parameter names; the union trains, p
 classification head, which always trains. Everything else gets requires_grad=False, so the optimizer
 never sees it and autograd skips the backward pass below the lowest trainable layer.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -16,14 +17,22 @@ import torch
 
 from textclf.config import BLOCK_PRESET, describe_presets, is_pattern, is_preset
 
-FAMILIES = {"bert": "BERT", "electra": "ELECTRA", "roberta": "RoBERTa", "xlm-roberta": "RoBERTa",
-            "camembert": "RoBERTa", "distilbert": "DistilBERT", "mpnet": "MPNet"}
+FAMILIES = {
+    "bert": "BERT",
+    "electra": "ELECTRA",
+    "roberta": "RoBERTa",
+    "xlm-roberta": "RoBERTa",
+    "camembert": "RoBERTa",
+    "distilbert": "DistilBERT",
+    "mpnet": "MPNet",
+}
 _BLOCK = re.compile(r"^(?:encoder|transformer)\.layer\.(\d+)\.")
 
 
 @dataclass(frozen=True)
 class Part:
     """One parameter tensor and its role in the architecture."""
+
     name: str  # full name in the model being trained
     kind: str  # embeddings | attention | ffn | pooler | shared | head
     block: int | None  # transformer block index, None outside the blocks
@@ -34,18 +43,24 @@ class Part:
         return self.name.endswith("bias")
 
 
-def describe_parts(model: torch.nn.Module, base: torch.nn.Module,
-                   items: Sequence[str]) -> list[Part]:
+def describe_parts(
+    model: torch.nn.Module, base: torch.nn.Module, items: Sequence[str]
+) -> list[Part]:
     """Every parameter of `model` with its role; `base` is the transformer body (the rest is the
     head). Roles need a known family, unless `items` are only `full` and name patterns."""
     model_type = getattr(getattr(base, "config", None), "model_type", None)
     if model_type not in FAMILIES and any(is_preset(i) and i != "full" for i in items):
-        raise ValueError(f"freeze presets support {', '.join(sorted(set(FAMILIES.values())))} "
-                         f"models (model_type {', '.join(FAMILIES)}), not {model_type!r}; use "
-                         "model.freeze=full or explicit name patterns")
+        raise ValueError(
+            f"freeze presets support {', '.join(sorted(set(FAMILIES.values())))} "
+            f"models (model_type {', '.join(FAMILIES)}), not {model_type!r}; use "
+            "model.freeze=full or explicit name patterns"
+        )
     in_base = {id(p): n for n, p in base.named_parameters()}
-    norms = {n for n, m in base.named_modules() if isinstance(m, torch.nn.LayerNorm) or
-             type(m).__name__.endswith("LayerNorm")}
+    norms = {
+        n
+        for n, m in base.named_modules()
+        if isinstance(m, torch.nn.LayerNorm) or type(m).__name__.endswith("LayerNorm")
+    }
     parts = []
     for name, param in model.named_parameters():
         local = in_base.get(id(param))
@@ -61,7 +76,7 @@ def describe_parts(model: torch.nn.Module, base: torch.nn.Module,
         elif block is None:
             kind = "shared"  # e.g. MPNet's relative attention bias, shared by all blocks
         else:
-            inner = local[block.end():].split(".")
+            inner = local[block.end() :].split(".")
             kind = "attention" if {"attention", "attn"} & set(inner) else "ffn"
         parts.append(Part(name, kind, int(block.group(1)) if block else None, module in norms))
     return parts
@@ -75,14 +90,18 @@ def select(parts: list[Part], items: Sequence[str]) -> tuple[set[str], list[str]
         names = {p.name for p in parts if _wanted(item, p, len(blocks))}
         match = BLOCK_PRESET.fullmatch(item)
         if match and not 1 <= int(match.group(2)) <= len(blocks):
-            problems.append(f"{item}: the model has {len(blocks)} transformer blocks; use k in "
-                            f"1..{len(blocks)}")
+            problems.append(
+                f"{item}: the model has {len(blocks)} transformer blocks; use k in 1..{len(blocks)}"
+            )
         elif not (is_preset(item) or is_pattern(item)):
-            problems.append(f"{item}: not a preset ({describe_presets()}) or a name pattern such "
-                            "as '*.layer.11.*'")
+            problems.append(
+                f"{item}: not a preset ({describe_presets()}) or a name pattern such "
+                "as '*.layer.11.*'"
+            )
         elif not names and item != "head_only":
-            problems.append(f"{item}: matches no parameter of this model; `textclf model inspect` "
-                            "lists them")
+            problems.append(
+                f"{item}: matches no parameter of this model; `textclf model inspect` lists them"
+            )
         chosen |= names
     return chosen, problems
 

@@ -5,6 +5,7 @@ reaches this module. The others wrap the bare body (AutoModel) in a TextClassifi
 body in transformers format plus `head.safetensors` and `textclf_head.json`, so reloading needs no
 pickle.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,14 +31,19 @@ class PooledHead(nn.Module):
     """cls / mean: dropout -> linear over the [CLS] state or the masked mean of all token states;
     mlp: Linear -> LayerNorm -> ReLU -> Dropout -> Linear over the same pooled state."""
 
-    def __init__(self, hidden: int, num_labels: int, pooling: str, dropout: float,
-                 mlp_hidden: int = 0):
+    def __init__(
+        self, hidden: int, num_labels: int, pooling: str, dropout: float, mlp_hidden: int = 0
+    ):
         super().__init__()
         self.pooling = pooling
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         if mlp_hidden:
-            layers = [nn.Linear(hidden, mlp_hidden), nn.LayerNorm(mlp_hidden), nn.ReLU(),
-                      nn.Dropout(dropout)]
+            layers = [
+                nn.Linear(hidden, mlp_hidden),
+                nn.LayerNorm(mlp_hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            ]
             hidden = mlp_hidden
         self.net = nn.Sequential(*layers, nn.Linear(hidden, num_labels))
 
@@ -50,8 +56,9 @@ class CNNHead(nn.Module):
     """1-D convolutions of several widths over the token states, masked max-pool over time,
     linear."""
 
-    def __init__(self, hidden: int, num_labels: int, channels: int, kernels: tuple[int, ...],
-                 dropout: float):
+    def __init__(
+        self, hidden: int, num_labels: int, channels: int, kernels: tuple[int, ...], dropout: float
+    ):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv1d(hidden, channels, k, padding=k // 2) for k in kernels)
         self.dropout = nn.Dropout(dropout)
@@ -63,15 +70,17 @@ class CNNHead(nn.Module):
         x = (states * mask.unsqueeze(-1).to(states.dtype)).transpose(1, 2)
         pooled = []
         for conv in self.convs:
-            y = torch.relu(conv(x))[..., :mask.shape[1]]  # even kernels pad one step too many
-            pooled.append(y.masked_fill(~mask.bool().unsqueeze(1),
-                                        torch.finfo(y.dtype).min).amax(-1))
+            y = torch.relu(conv(x))[..., : mask.shape[1]]  # even kernels pad one step too many
+            pooled.append(
+                y.masked_fill(~mask.bool().unsqueeze(1), torch.finfo(y.dtype).min).amax(-1)
+            )
         return self.out(self.dropout(torch.cat(pooled, -1)))
 
 
 @dataclass(frozen=True)
 class Head:
     """One kind of model.head: how it is built and what it works with."""
+
     # (spec: the model.* head settings, label count and names; hidden size) -> a head over token
     # states; None: the checkpoint's own AutoModelForSequenceClassification head
     build: Callable[[dict, int], nn.Module] | None
@@ -86,10 +95,16 @@ HEADS: dict[str, Head] = {
     "auto": Head(None, peft=True, mask_4d=True),
     "cls": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "cls", s["dropout"])),
     "mean": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "mean", s["dropout"])),
-    "mlp": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], s["pooling"], s["dropout"],
-                                             s["mlp_hidden"])),
-    "cnn": Head(lambda s, hidden: CNNHead(hidden, s["num_labels"], s["cnn_channels"],
-                                          tuple(s["cnn_kernels"]), s["dropout"])),
+    "mlp": Head(
+        lambda s, hidden: PooledHead(
+            hidden, s["num_labels"], s["pooling"], s["dropout"], s["mlp_hidden"]
+        )
+    ),
+    "cnn": Head(
+        lambda s, hidden: CNNHead(
+            hidden, s["num_labels"], s["cnn_channels"], tuple(s["cnn_kernels"]), s["dropout"]
+        )
+    ),
 }
 
 
@@ -125,17 +140,21 @@ class TextClassifier(nn.Module):
 
     def save(self, directory: Path) -> None:
         self.body.save_pretrained(directory / "body", safe_serialization=True)
-        safetensors.torch.save_file({k: v.contiguous() for k, v in self.head.state_dict().items()},
-                                    directory / HEAD_FILE)
+        safetensors.torch.save_file(
+            {k: v.contiguous() for k, v in self.head.state_dict().items()}, directory / HEAD_FILE
+        )
         (directory / SPEC_FILE).write_text(json.dumps(self.spec, indent=1))
 
 
 def load_text_classifier(directory: Path) -> TextClassifier:
     spec = json.loads((directory / SPEC_FILE).read_text())
-    body = AutoModel.from_pretrained(directory / "body", use_safetensors=True,
-                                     trust_remote_code=False,
-                                     # model.hub_kernels: saved models reload without
-                                     use_kernels=False)
+    body = AutoModel.from_pretrained(
+        directory / "body",
+        use_safetensors=True,
+        trust_remote_code=False,
+        # model.hub_kernels: saved models reload without
+        use_kernels=False,
+    )
     model = TextClassifier(body, spec)
     model.head.load_state_dict(safetensors.torch.load_file(directory / HEAD_FILE))
     return model.eval()

@@ -7,6 +7,7 @@ only: loading it runs no pickle. Plain transformers classifiers are logged with 
 transformers flavor instead. A Predictor classifies texts with any loaded classifier and its
 tokenizer.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,12 +33,20 @@ def is_plain(model: torch.nn.Module) -> bool:
     return not isinstance(model, TextClassifier) and not is_peft(model)
 
 
-def save_model_dir(model: torch.nn.Module, tokenizer, directory: Path, max_length: int, base: str,
-                   save_base: bool = True) -> None:
+def save_model_dir(
+    model: torch.nn.Module,
+    tokenizer,
+    directory: Path,
+    max_length: int,
+    base: str,
+    save_base: bool = True,
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(directory / "tokenizer")
-    manifest = {"max_length": max_length, "label_names": [model.config.id2label[i] for i in
-                                                         range(len(model.config.id2label))]}
+    manifest = {
+        "max_length": max_length,
+        "label_names": [model.config.id2label[i] for i in range(len(model.config.id2label))],
+    }
     if isinstance(model, TextClassifier):
         model.save(directory)
         manifest["format"] = "head"
@@ -66,11 +75,16 @@ def load_model_dir(directory: Path) -> tuple[torch.nn.Module, object, int]:
         names = manifest["label_names"]
         base = directory / "base" if manifest["base"] == "base" else manifest["base"]
         body = AutoModelForSequenceClassification.from_pretrained(
-            base, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
-                                                                  use_safetensors=True,
+            base,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            ignore_mismatched_sizes=True,
+            use_safetensors=True,
             # model.hub_kernels: saved models reload without
-            trust_remote_code=False, use_kernels=False)
+            trust_remote_code=False,
+            use_kernels=False,
+        )
         model = peft.PeftModel.from_pretrained(body, directory / "adapter")
     return model.eval(), tokenizer, int(manifest["max_length"])
 
@@ -111,17 +125,29 @@ class Predictor:
         self.model.eval()
         rows = []
         for i in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[i:i + batch_size], truncation=True,
-                                   max_length=self.max_length,
-                                   padding=True, return_tensors="pt", return_token_type_ids=False)
+            batch = self.tokenizer(
+                texts[i : i + batch_size],
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+                return_token_type_ids=False,
+            )
             rows.append(self.model(**batch).logits.float().softmax(-1))
         return torch.cat(rows) if rows else torch.empty(0, len(self.label_names))
 
     def predict(self, texts: list[str]) -> list[dict]:
         probs = self.probabilities(texts)
         names = self.label_names
-        return [{"text": t, "label": names[int(p.argmax())], "score": float(p.max()),
-                 "probabilities": dict(zip(names, map(float, p)))} for t, p in zip(texts, probs)]
+        return [
+            {
+                "text": t,
+                "label": names[int(p.argmax())],
+                "score": float(p.max()),
+                "probabilities": dict(zip(names, map(float, p))),
+            }
+            for t, p in zip(texts, probs)
+        ]
 
 
 def predictor_from_dir(directory: Path) -> Predictor:

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from textclf.errors import InputError
-from textclf.stats import intervals, paired, rows, seeds
 from textclf.reporting.verdicts import verdict
+from textclf.stats import intervals, paired, rows, seeds
 from textclf.tracking import predictions
 from textclf.training.summary import DEFAULT_OBJECTIVE
 
@@ -59,7 +59,7 @@ def judge(sides: list[Side], split: str, level: float = 0.95, metric: str | None
     return {
         **{s.name.lower(): _describe(s, labels, k, level) for s in sides},
         "split": split,
-        "rows": int(len(labels)),
+        "rows": len(labels),
         "eval_fingerprint": first.eval_fingerprint,
         "level": level,
         "alpha": ALPHA,

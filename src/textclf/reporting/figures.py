@@ -1,11 +1,12 @@
 """Figures logged with every run: learning curves and the confusion matrix."""
+
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are only written to files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def curves(history: list[dict[str, float]], best_epoch: int) -> plt.Figure:
@@ -35,7 +36,13 @@ def confusion_figure(matrix: list[list[int]], label_names: list[str], title: str
     ax.set_yticklabels(label_names)
     if len(label_names) <= 20:  # numbers stay readable up to about 20 classes
         for (i, j), n in np.ndenumerate(counts):
-            ax.text(j, i, str(n), ha="center", va="center",
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(n),
+                ha="center",
+                va="center",
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=ax, label="fraction of true label")
     return fig

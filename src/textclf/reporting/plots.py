@@ -11,10 +11,9 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 HEATMAP_KEYS = ("data.max_length", "train.learning_rate")
 

@@ -1,5 +1,6 @@
 """Intervals for a classifier's score on a fixed set of rows: Wilson for accuracy (a binomial
 proportion), a percentile bootstrap over rows for F1, which is not a proportion."""
+
 from __future__ import annotations
 
 from statistics import NormalDist
@@ -30,11 +31,15 @@ def f1_scores(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> n
     draws, k = labels.shape[0], num_labels
     codes = (np.arange(draws)[:, None] * k * k + labels * k + predictions).ravel()
     matrix = np.bincount(codes, minlength=draws * k * k).reshape(draws, k, k)
-    true_pos, predicted, actual = np.diagonal(matrix, axis1=1,
-                                              axis2=2), matrix.sum(1), matrix.sum(2)
+    true_pos, predicted, actual = (
+        np.diagonal(matrix, axis1=1, axis2=2),
+        matrix.sum(1),
+        matrix.sum(2),
+    )
     denominator = predicted + actual
-    scores = np.divide(2 * true_pos, denominator, out=np.zeros(denominator.shape),
-                       where=denominator > 0)
+    scores = np.divide(
+        2 * true_pos, denominator, out=np.zeros(denominator.shape), where=denominator > 0
+    )
     if k == 2:
         return scores[:, 1]
     present = denominator > 0
@@ -53,41 +58,67 @@ def draws_in_blocks(n: int, draws: int, seed: int, draw, budget: int = 2_000_000
 
 def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0, budget: int = 2_000_000):
     """Row indices drawn with replacement, `resamples` x n in all, in blocks (draws_in_blocks)."""
-    return draws_in_blocks(n, resamples, seed, lambda rng, shape: rng.integers(0, n, size=shape),
-                           budget)
+    return draws_in_blocks(
+        n, resamples, seed, lambda rng, shape: rng.integers(0, n, size=shape), budget
+    )
 
 
-def bootstrap_f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int, level: float = LEVEL,
-                 resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+def bootstrap_f1(
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    num_labels: int,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of F1 over the rows."""
     if len(labels) == 0:
         return (0.0, 1.0)
     labels, predictions = np.asarray(labels), np.asarray(predictions)
-    scores = np.concatenate([f1_scores(labels[idx], predictions[idx], num_labels)
-                             for idx in resample_rows(len(labels), resamples, seed)])
+    scores = np.concatenate(
+        [
+            f1_scores(labels[idx], predictions[idx], num_labels)
+            for idx in resample_rows(len(labels), resamples, seed)
+        ]
+    )
     return _percentiles(scores, level)
 
 
-def bootstrap_mean(values: np.ndarray, level: float = LEVEL, resamples: int = RESAMPLES,
-                   seed: int = 0) -> tuple[float, float]:
+def bootstrap_mean(
+    values: np.ndarray, level: float = LEVEL, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of a mean over rows (a loss: each row's cross-entropy)."""
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
         return (float("nan"), float("nan"))
-    means = np.concatenate([values[idx].mean(1)
-                            for idx in resample_rows(len(values), resamples, seed)])
+    means = np.concatenate(
+        [values[idx].mean(1) for idx in resample_rows(len(values), resamples, seed)]
+    )
     return _percentiles(means, level)
 
 
-def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, level: float = LEVEL,
-                    resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ratio(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of mean(numerator) / mean(denominator), two independent sets of
     rows each resampled on its own (the train/val loss ratio: the training probe's rows over the
     validation rows)."""
-    top = np.concatenate([np.asarray(numerator, dtype=float)[idx].mean(1)
-                          for idx in resample_rows(len(numerator), resamples, seed)])
-    bottom = np.concatenate([np.asarray(denominator, dtype=float)[idx].mean(1)
-                             for idx in resample_rows(len(denominator), resamples, seed + 1)])
+    top = np.concatenate(
+        [
+            np.asarray(numerator, dtype=float)[idx].mean(1)
+            for idx in resample_rows(len(numerator), resamples, seed)
+        ]
+    )
+    bottom = np.concatenate(
+        [
+            np.asarray(denominator, dtype=float)[idx].mean(1)
+            for idx in resample_rows(len(denominator), resamples, seed + 1)
+        ]
+    )
     return _percentiles(top / np.maximum(bottom, 1e-12), level)
 
 
@@ -110,9 +141,12 @@ def with_interval(metrics: dict, metric: str, digits: int = 4) -> str:
     return text
 
 
-def score_intervals(labels: np.ndarray, predictions: np.ndarray, num_labels: int,
-                    level: float = LEVEL) -> dict[str, tuple[float, float]]:
+def score_intervals(
+    labels: np.ndarray, predictions: np.ndarray, num_labels: int, level: float = LEVEL
+) -> dict[str, tuple[float, float]]:
     """{"accuracy": (low, high), "f1": (low, high)} for one classifier on one set of rows."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
-    return {"accuracy": wilson(int((labels == predictions).sum()), len(labels), level),
-            "f1": bootstrap_f1(labels, predictions, num_labels, level)}
+    return {
+        "accuracy": wilson(int((labels == predictions).sum()), len(labels), level),
+        "f1": bootstrap_f1(labels, predictions, num_labels, level),
+    }

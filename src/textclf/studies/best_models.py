@@ -9,6 +9,7 @@ sweep with tracking.register_as, the best trial on the base config's evaluation 
 version of that name, and the alias `champion` moves to it only when it beats the champion
 (registry.promote: a paired test on the same validation rows by default).
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,6 +30,7 @@ def keeps_model(spec: SweepSpec, study: optuna.Study) -> Callable[[dict[str, flo
     """Decides, from a finished run's final metrics and evaluation rows, whether it logs its model:
     it must beat every complete trial scored on the same rows (one model kept per set of evaluation
     rows)."""
+
     def keep(metrics: dict[str, float], rows: str) -> bool:
         if spec.keep_models != "best":
             return spec.keep_models == "all"
@@ -36,8 +38,10 @@ def keeps_model(spec: SweepSpec, study: optuna.Study) -> Callable[[dict[str, flo
             mine = [float(metrics[m]) for m, _ in spec.objectives]
         except KeyError:
             return False  # no objective value: the trial fails anyway
-        return not any(_at_least_as_good(t.values, mine,
-                                         study.directions) for t in comparable(study, rows))
+        return not any(
+            _at_least_as_good(t.values, mine, study.directions) for t in comparable(study, rows)
+        )
+
     return keep
 
 
@@ -48,12 +52,16 @@ def prune(spec: SweepSpec, study: optuna.Study) -> int:
     base = study.user_attrs.get(EVAL)
     groups = {t.user_attrs.get(EVAL, base) for t in _complete(study)}
     best = {t.number for rows in groups for t in best_trials(study, rows)}
-    return sum(models.delete(t.user_attrs[MODEL_URI]) for t in _complete(study)
-               if MODEL_URI in t.user_attrs and t.number not in best)
+    return sum(
+        models.delete(t.user_attrs[MODEL_URI])
+        for t in _complete(study)
+        if MODEL_URI in t.user_attrs and t.number not in best
+    )
 
 
-def register_best(spec: SweepSpec, study: optuna.Study, name: str,
-                  tracking: TrackingConfig) -> str | None:
+def register_best(
+    spec: SweepSpec, study: optuna.Study, name: str, tracking: TrackingConfig
+) -> str | None:
     """The best complete trial on the base config's evaluation rows as a version of `name`, tagged
     with its study, trial, objective value and its own run's fingerprints; `champion` moves to it if
     it beats the champion (registry.promote, tracking.champion_test). Returns what happened, in
@@ -62,22 +70,32 @@ def register_best(spec: SweepSpec, study: optuna.Study, name: str,
         return None
     front = best_trials(study)
     if not front:
-        return (f"nothing registered as {name!r}: no complete trial was scored on the base "
-                f"config's evaluation rows (eval fingerprint {study.user_attrs.get(EVAL)}); the "
-                "varied keys change the rows, and trials on other rows are not comparable. Put the "
-                "base config's value among the varied ones, or register a run by hand")
+        return (
+            f"nothing registered as {name!r}: no complete trial was scored on the base "
+            f"config's evaluation rows (eval fingerprint {study.user_attrs.get(EVAL)}); the "
+            "varied keys change the rows, and trials on other rows are not comparable. Put the "
+            "base config's value among the varied ones, or register a run by hand"
+        )
     best = front[0]
     if MODEL_URI not in best.user_attrs:
         log.warning("trial %d is the best but kept no model; nothing registered", best.number)
         return None
-    champion = (tracking.champion_test,
-                tracking.champion_alpha) if len(study.directions) == 1 else None
-    version, said = registry.enter(best.user_attrs[MODEL_URI], name,
-                                   best.user_attrs.get("mlflow_run_id", ""),
-                                   spec.objectives[0], best.values[0], champion=champion,
-                                   extra={"textclf.study": spec.name,
-                                          "textclf.trial": str(best.number),
-                                          registry.SELECTED_FROM: str(candidates(study))})
+    champion = (
+        (tracking.champion_test, tracking.champion_alpha) if len(study.directions) == 1 else None
+    )
+    version, said = registry.enter(
+        best.user_attrs[MODEL_URI],
+        name,
+        best.user_attrs.get("mlflow_run_id", ""),
+        spec.objectives[0],
+        best.values[0],
+        champion=champion,
+        extra={
+            "textclf.study": spec.name,
+            "textclf.trial": str(best.number),
+            registry.SELECTED_FROM: str(candidates(study)),
+        },
+    )
     return f"registered trial {best.number} as version {version} of {name!r}; {said}"
 
 

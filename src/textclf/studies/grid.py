@@ -12,6 +12,7 @@ trial of it is RUNNING or WAITING. A trial that finds its point done or running 
 commands enqueued it at the same moment) ends FAIL with the user attribute `duplicate_of` and no
 MLflow run: it is left out of every count, leaderboard and report.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -76,8 +77,9 @@ def enqueue_missing(spec: SweepSpec, study: optuna.Study) -> int:
     keys = list(spec.grid_space())
     done, taken = progress(spec, study)
     room = target(spec) - len(done) - len(taken - done)
-    missing = [p for p in points(spec) if tuple(p[k] for k in keys) not in done | taken][:max(room,
-                                                                                              0)]
+    missing = [p for p in points(spec) if tuple(p[k] for k in keys) not in done | taken][
+        : max(room, 0)
+    ]
     for point in missing:
         study.enqueue_trial(point)
     return len(missing)
@@ -88,23 +90,30 @@ def claim(spec: SweepSpec, trial: optuna.Trial) -> None:
     keys = list(spec.grid_space())
     mine = tuple(trial.suggest_categorical(k, v) for k, v in spec.grid_space().items())
     for other in trial.study.get_trials(deepcopy=False):
-        if other.number != trial.number and point_of(other, keys) == mine and (
-                is_done(other) or other.state == TrialState.RUNNING):
+        if (
+            other.number != trial.number
+            and point_of(other, keys) == mine
+            and (is_done(other) or other.state == TrialState.RUNNING)
+        ):
             trial.set_user_attr(DUPLICATE, other.number)
-            raise DuplicatePoint(f"grid point {dict(zip(keys, mine))} is taken by trial "
-                                 f"{other.number}")
+            raise DuplicatePoint(
+                f"grid point {dict(zip(keys, mine))} is taken by trial {other.number}"
+            )
 
 
 def retry_dead(spec: SweepSpec) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
     """Called for each trial that Optuna fails for a lost heartbeat: its point is enqueued again.
     Two workers may both fail the same stale trial on SQLite (no row locks) and enqueue it twice:
     `claim` makes the second copy a duplicate that runs nothing."""
-    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max(spec.retries,
-                                                                          DEAD_RETRIES))
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(
+        max_retry=max(spec.retries, DEAD_RETRIES)
+    )
 
 
 def queue_state(study: optuna.Study) -> tuple[bool, bool]:
     """(a trial is waiting, a trial is running)."""
-    states = {t.state for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,
-                                                                        TrialState.RUNNING))}
+    states = {
+        t.state
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+    }
     return TrialState.WAITING in states, TrialState.RUNNING in states

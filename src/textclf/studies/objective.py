@@ -2,6 +2,7 @@
 run (retried once with smaller micro-batches if it runs out of memory), the pruner told each epoch,
 and the objective value(s). Every failure of the trial's own making is recorded on the trial and its
 child run (records.py counts them)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,29 +28,37 @@ from textclf.training.summary import HEADLINE_METRICS
 
 log = logging.getLogger(__name__)
 
+
 def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
     """One trial: its config, a training run as a child of the parent, the objective value(s). Every
     failure of the trial's own making is recorded as the user attribute `error` (so it counts toward
     n_trials and study.max_failures) and leaves its child run FAILED with the reason."""
     interrupts.check()  # a Ctrl-C swallowed between trials ends the sweep here
-    hooks = TrialHooks(sweep.parent_run_id,
-                       {"trial.number": trial.number, "trial.study": sweep.spec.name},
-                       {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
-                       killed_by=(optuna.TrialPruned,),
-                       on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+    hooks = TrialHooks(
+        sweep.parent_run_id,
+        {"trial.number": trial.number, "trial.study": sweep.spec.name},
+        {"trial.number": str(trial.number), "textclf.study": sweep.spec.name},
+        killed_by=(optuna.TrialPruned,),
+        on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id),
+    )
     strategy(sweep.spec).claim(trial)  # a grid point enqueued by two commands runs once
     cfg = None
     try:
         # trials never register their model themselves: the sweep registers its best
         # (best_models.py)
-        cfg = replace(trial_config(sweep.spec, trial, sweep.overrides),
-                      tracking__experiment=sweep.experiment, tracking__register_as=None)
+        cfg = replace(
+            trial_config(sweep.spec, trial, sweep.overrides),
+            tracking__experiment=sweep.experiment,
+            tracking__register_as=None,
+        )
         metric, flat = sweep.spec.objectives[0][0], cfg.flat()
         hooks = dataclasses.replace(
-            hooks, tags={**hooks.tags, **_varied_tags(sweep.spec, flat)},
+            hooks,
+            tags={**hooks.tags, **_varied_tags(sweep.spec, flat)},
             name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
             keep_model=best_models.keeps_model(sweep.spec, trial.study),
-            report=lambda row, epoch: _report(trial, metric, row, epoch, last=cfg.train.epochs))
+            report=lambda row, epoch: _report(trial, metric, row, epoch, last=cfg.train.epochs),
+        )
         _record_chosen(sweep.spec, trial, flat)
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
         # "best" compares trials on the same rows
@@ -97,8 +106,9 @@ def _record_chosen(spec: SweepSpec, trial: optuna.Trial, flat: dict) -> None:
         trial.set_user_attr(key, _as_choice(flat[key]))
 
 
-def _record_rejected(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, error: str,
-                     cfg: Config | None) -> None:
+def _record_rejected(
+    sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, error: str, cfg: Config | None
+) -> None:
     """A trial whose config or model was rejected: a FAILED child run that says why, with the
     values it tried as its params (its config where one was built, else the base config's with the
     tried values over it), and the trial's error."""
@@ -106,10 +116,14 @@ def _record_rejected(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, error
     tried = {**trial.params, **chosen}
     name = names.trial_name(trial.number, tried, sweep.spec.searched_keys())
     varied = {k: _as_choice(v) for k, v in tried.items() if k in sweep.spec.varied_keys()}
-    run_id = sweep_runs.failed_child(cfg or _safe_base(sweep), sweep.parent_run_id,
-                                     {**({} if cfg else varied), **hooks.params},
-                                     {**{f"varied.{k}": str(v) for k, v in varied.items()},
-                                      **hooks.tags}, error, name)
+    run_id = sweep_runs.failed_child(
+        cfg or _safe_base(sweep),
+        sweep.parent_run_id,
+        {**({} if cfg else varied), **hooks.params},
+        {**{f"varied.{k}": str(v) for k, v in varied.items()}, **hooks.tags},
+        error,
+        name,
+    )
     trial.set_user_attr("mlflow_run_id", run_id)
     trial.set_user_attr("error", error[:500])
 
@@ -120,8 +134,10 @@ def objective_values(spec: SweepSpec, metrics: dict[str, float]) -> tuple[float,
     values = []
     for metric, _ in spec.objectives:
         if metric not in metrics:
-            raise RuntimeError(f"the run logged no {metric!r}, the study's objective (e.g. "
-                               "peak_gpu_mem_mb exists on a GPU only)")
+            raise RuntimeError(
+                f"the run logged no {metric!r}, the study's objective (e.g. "
+                "peak_gpu_mem_mb exists on a GPU only)"
+            )
         if not math.isfinite(float(metrics[metric])):
             raise RuntimeError(f"the objective {metric} is {metrics[metric]}")
         values.append(float(metrics[metric]))
@@ -135,7 +151,8 @@ _OOM_MESSAGES = ("out of memory", "ALLOC_FAILED", "NOT_ENOUGH_WORKSPACE")
 
 def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and any(m in str(error) for m in _OOM_MESSAGES))
+        isinstance(error, RuntimeError) and any(m in str(error) for m in _OOM_MESSAGES)
+    )
 
 
 def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: optuna.Trial):
@@ -149,8 +166,10 @@ def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: o
     t = cfg.train
     factor = next(f for f in range(2, t.batch_size + 1) if t.batch_size % f == 0)
     micro, accum = t.batch_size // factor, t.grad_accum_steps * factor
-    note = (f"batch {t.batch_size} x {t.grad_accum_steps} -> {micro} x {accum} (effective batch "
-            f"{t.effective_batch_size()} kept)")
+    note = (
+        f"batch {t.batch_size} x {t.grad_accum_steps} -> {micro} x {accum} (effective batch "
+        f"{t.effective_batch_size()} kept)"
+    )
     log.warning("trial %d ran out of memory; retrying once: %s", trial.number, note)
     sweep_runs.delete_run(trial.user_attrs["mlflow_run_id"])  # one child run per trial
     release_memory()
@@ -180,5 +199,3 @@ def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int,
 
 def _safe_base(sweep: Sweep) -> Config:
     return load_config(sweep.spec.base, (), [(str(sweep.spec.path), sweep.spec.config)])
-
-

@@ -2,6 +2,7 @@
 run's state tag, the parent's best-trial tags and trial table, the superseded models deleted; child
 runs of trials whose worker died ended FAILED; the sweep stopped after study.max_failures failures
 in a row."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,18 +36,27 @@ class Sweep:
 def stop_after_failures(spec: SweepSpec):
     """A trial callback: the sweep stops (SweepStopped, exit 1) once study.max_failures trials in a
     row, in order of completion across all workers, failed by their own error."""
+
     def check(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        done = sorted((t for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-                       if grid.DUPLICATE not in t.user_attrs and t.datetime_complete),
-                      key=lambda t: t.datetime_complete)
-        last = done[-spec.max_failures:]
-        if len(last) == spec.max_failures and all(t.state == TrialState.FAIL
-                                                  and "error" in t.user_attrs
-                                                  for t in last):
-            raise SweepStopped(f"{spec.max_failures} trials in a row failed (study.max_failures); "
-                               f"the last, trial {last[-1].number}: "
-                               f"{last[-1].user_attrs['error'][:300]}. Fix the cause, then rerun "
-                               "the same command to resume the study")
+        done = sorted(
+            (
+                t
+                for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+                if grid.DUPLICATE not in t.user_attrs and t.datetime_complete
+            ),
+            key=lambda t: t.datetime_complete,
+        )
+        last = done[-spec.max_failures :]
+        if len(last) == spec.max_failures and all(
+            t.state == TrialState.FAIL and "error" in t.user_attrs for t in last
+        ):
+            raise SweepStopped(
+                f"{spec.max_failures} trials in a row failed (study.max_failures); "
+                f"the last, trial {last[-1].number}: "
+                f"{last[-1].user_attrs['error'][:300]}. Fix the cause, then rerun "
+                "the same command to resume the study"
+            )
+
     return check
 
 
@@ -58,12 +68,16 @@ def end_dead_trials(study: optuna.Study) -> int:
     ended = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
         run_id = trial.user_attrs.get("mlflow_run_id")
-        reason = (f"trial {trial.number}: its worker stopped sending heartbeats (killed, or its "
-                  "machine was lost)")
+        reason = (
+            f"trial {trial.number}: its worker stopped sending heartbeats (killed, or its "
+            "machine was lost)"
+        )
         # else the trial failed itself and its run says why already
         dead = "error" not in trial.user_attrs
-        if run_id and (liveness.end_dead(run_id, reason)
-                       or (dead and sweep_runs.fail_if_finished(run_id, reason))):
+        if run_id and (
+            liveness.end_dead(run_id, reason)
+            or (dead and sweep_runs.fail_if_finished(run_id, reason))
+        ):
             sweep_runs.update_run(run_id, {"trial.state": "FAIL"}, {})
             ended += 1
     return ended
@@ -81,20 +95,29 @@ def record_trial(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTr
 
 def _record(sweep: Sweep, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     if grid.DUPLICATE in trial.user_attrs:
-        log.info("trial %d skipped: its grid point is taken by trial %d", trial.number,
-                 trial.user_attrs[grid.DUPLICATE])
+        log.info(
+            "trial %d skipped: its grid point is taken by trial %d",
+            trial.number,
+            trial.user_attrs[grid.DUPLICATE],
+        )
         return
     reason = f" ({trial.user_attrs.get('error', '')})" if trial.state.name == "FAIL" else ""
-    log.info("trial %d %s%s%s", trial.number, trial.state.name,
-             f" {trial.values}" if trial.values else "", reason)
+    log.info(
+        "trial %d %s%s%s",
+        trial.number,
+        trial.state.name,
+        f" {trial.values}" if trial.values else "",
+        reason,
+    )
     try:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:  # the run itself already ended with the matching status (STATUS)
             sweep_runs.update_run(run_id, {"trial.state": trial.state.name}, {})
         end_dead_trials(study)
         best_models.prune(sweep.spec, study)
-        sweep_runs.update_run(sweep.parent_run_id, best_tags(study),
-                            {"trials.csv": trial_table(study).to_csv()})
+        sweep_runs.update_run(
+            sweep.parent_run_id, best_tags(study), {"trials.csv": trial_table(study).to_csv()}
+        )
     # a tracking hiccup must not stop the study; the next trial rewrites all of it
     except Exception as e:
         log.warning("could not record trial %d in MLflow: %s", trial.number, e)

@@ -18,6 +18,7 @@ studies/load.py reads and checks a file into a SweepSpec, reporting every proble
 key: problem`. This module does not import optuna: a trial is anything with optuna's suggest_*
 methods, and `trial_config` is the one place a trial becomes a Config.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,9 +38,20 @@ SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "hyperband", "threshold")
 KINDS = ("loguniform", "uniform", "int", "categorical", "follows")
 TOP_KEYS = ("base", "config", "study", "objective", "space", "grid", "retry_oom")
-STUDY_KEYS = ("name", "storage", "sampler", "pruner", "pruner_args", "n_trials", "timeout", "seed",
-              "heartbeat_s",
-              "retries", "max_failures", "keep_models")
+STUDY_KEYS = (
+    "name",
+    "storage",
+    "sampler",
+    "pruner",
+    "pruner_args",
+    "n_trials",
+    "timeout",
+    "seed",
+    "heartbeat_s",
+    "retries",
+    "max_failures",
+    "keep_models",
+)
 KEEP_MODELS = ("best", "all", "none")
 # keys that make a YAML file a sweep file
 SWEEP_ONLY = ("base", "study", "space", "grid", "objective")
@@ -88,22 +100,30 @@ class SweepSpec:
         return math.prod(sizes) if sizes else 0
 
     def target_trials(self) -> int | None:
-        return self.n_trials if self.n_trials is not None else (self.grid_size()
-                                                                if self.sampler == "grid" else None)
+        return (
+            self.n_trials
+            if self.n_trials is not None
+            else (self.grid_size() if self.sampler == "grid" else None)
+        )
 
     def searched_keys(self) -> list[str]:
         """The keys a trial chooses (grid points and dimensions), not those that follow another
         key."""
-        return [k for k in self.varied_keys() if k not in self.space
-                or self.space[k].kind != "follows"]
+        return [
+            k for k in self.varied_keys() if k not in self.space or self.space[k].kind != "follows"
+        ]
 
     def varied_keys(self) -> list[str]:
         return list(dict.fromkeys([k for point in self.grid for k in point] + list(self.space)))
 
     def describe_space(self) -> dict[str, Any]:
-        return {"space": {k: {d.kind: list(d.values)
-                              if d.kind != "follows" else {d.source: d.mapping}}
-                          for k, d in self.space.items()}, "grid": list(self.grid)}
+        return {
+            "space": {
+                k: {d.kind: list(d.values) if d.kind != "follows" else {d.source: d.mapping}}
+                for k, d in self.space.items()
+            },
+            "grid": list(self.grid),
+        }
 
 
 def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Config:
@@ -118,11 +138,13 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
         if dim.kind == "loguniform":
             chosen[key] = trial.suggest_float(key, *dim.values[:2], log=True)
         elif dim.kind == "uniform":
-            chosen[key] = trial.suggest_float(key, *dim.values[:2],
-                                              step=dim.values[2] if len(dim.values) > 2 else None)
+            chosen[key] = trial.suggest_float(
+                key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else None
+            )
         elif dim.kind == "int":
-            chosen[key] = trial.suggest_int(key, *dim.values[:2],
-                                            step=dim.values[2] if len(dim.values) > 2 else 1)
+            chosen[key] = trial.suggest_int(
+                key, *dim.values[:2], step=dim.values[2] if len(dim.values) > 2 else 1
+            )
         elif dim.kind == "categorical":
             chosen[key] = trial.suggest_categorical(key, list(dim.values))
     base = load_config(spec.base, overrides, [(str(spec.path), spec.config)])
@@ -131,8 +153,9 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
             section, _, sub = dim.source.partition(".")
             leader = chosen.get(dim.source, getattr(getattr(base, section), sub))
             chosen[key] = dim.mapping[leader]
-    return load_config(spec.base, overrides, [(str(spec.path), spec.config), (f"{spec.path} trial",
-                                                                              chosen)])
+    return load_config(
+        spec.base, overrides, [(str(spec.path), spec.config), (f"{spec.path} trial", chosen)]
+    )
 
 
 def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[str]) -> SweepSpec:
@@ -150,15 +173,18 @@ def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[
             values = None
         dim = space.get(key)
         if dim is None or dim.kind != "categorical" or not isinstance(values, list) or not values:
-            problems.append(f"-o {o}: the sweep {spec.path} searches {key}; remove the override, "
-                            f"or give a categorical new choices as a list, e.g. -o '{key}=[a, b]'")
+            problems.append(
+                f"-o {o}: the sweep {spec.path} searches {key}; remove the override, "
+                f"or give a categorical new choices as a list, e.g. -o '{key}=[a, b]'"
+            )
             continue
         space[key] = dataclasses.replace(dim, values=tuple(values))
         replaced[key] = values
     if not replaced:
         return spec
-    digest = hashlib.sha1(json.dumps(replaced, sort_keys=True,
-                                     default=str).encode()).hexdigest()[:6]
+    digest = hashlib.sha1(json.dumps(replaced, sort_keys=True, default=str).encode()).hexdigest()[
+        :6
+    ]
     return dataclasses.replace(spec, space=space, name=f"{spec.name}-choices-{digest}")
 
 

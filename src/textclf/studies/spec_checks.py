@@ -2,6 +2,7 @@
 its `follows` rules, and every trial config the space can produce (each grid point, categorical
 choice and range end). Each returns `file: key: problem` lines; spec_file.py reports them all at
 once."""
+
 from __future__ import annotations
 
 import difflib
@@ -24,47 +25,66 @@ from textclf.training.metrics import RUNNING
 def check_study(spec: SweepSpec, where: str) -> list[str]:
     problems = []
     if spec.sampler not in SAMPLERS:
-        problems.append(f"{where}: study.sampler: must be one of {', '.join(SAMPLERS)}, got "
-                        f"{spec.sampler!r}")
+        problems.append(
+            f"{where}: study.sampler: must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}"
+        )
     if spec.keep_models not in KEEP_MODELS:
-        problems.append(f"{where}: study.keep_models: must be one of {', '.join(KEEP_MODELS)}, got "
-                        f"{spec.keep_models!r}")
+        problems.append(
+            f"{where}: study.keep_models: must be one of {', '.join(KEEP_MODELS)}, got "
+            f"{spec.keep_models!r}"
+        )
     if spec.pruner not in PRUNERS:
-        problems.append(f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got "
-                        f"{spec.pruner!r}")
+        problems.append(
+            f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}"
+        )
     if spec.pruner != "none" and len(spec.objectives) > 1:
-        problems.append(f"{where}: study.pruner: optuna cannot prune multi-objective studies; use "
-                        "none")
+        problems.append(
+            f"{where}: study.pruner: optuna cannot prune multi-objective studies; use none"
+        )
     elif spec.pruner != "none" and spec.objectives[0][0] not in RUNNING:
-        problems.append(f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no "
-                        f"per-epoch value to prune on; use one of {', '.join(RUNNING)}, or pruner "
-                        "none")
+        problems.append(
+            f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no "
+            f"per-epoch value to prune on; use one of {', '.join(RUNNING)}, or pruner "
+            "none"
+        )
     if spec.sampler == "grid":
         ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
         if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
-            problems.append(f"{where}: space: a grid takes categorical dimensions or an explicit "
-                            "grid list (with follows rules), not both and not ranges "
-                            f"({', '.join(ranged) or 'both'})")
+            problems.append(
+                f"{where}: space: a grid takes categorical dimensions or an explicit "
+                "grid list (with follows rules), not both and not ranges "
+                f"({', '.join(ranged) or 'both'})"
+            )
         if not spec.grid_size():
-            problems.append(f"{where}: grid: the grid sampler needs a grid list or categorical "
-                            "dimensions")
+            problems.append(
+                f"{where}: grid: the grid sampler needs a grid list or categorical dimensions"
+            )
     elif spec.grid:
         problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
     if name_problem(spec.name):
         problems.append(f"{where}: study.name: {name_problem(spec.name)}")
-    for key, value, least in (("retries", spec.retries, 0), ("max_failures", spec.max_failures, 1),
-                              ("seed", spec.seed, 0)):
+    for key, value, least in (
+        ("retries", spec.retries, 0),
+        ("max_failures", spec.max_failures, 1),
+        ("seed", spec.seed, 0),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            problems.append(f"{where}: study.{key}: must be a whole number >= {least}, got "
-                            f"{value!r}")
-    for key, value in (("n_trials", spec.n_trials), ("timeout", spec.timeout), ("heartbeat_s",
-                                                                                spec.heartbeat_s)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or value <= 0):
+            problems.append(
+                f"{where}: study.{key}: must be a whole number >= {least}, got {value!r}"
+            )
+    for key, value in (
+        ("n_trials", spec.n_trials),
+        ("timeout", spec.timeout),
+        ("heartbeat_s", spec.heartbeat_s),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
             problems.append(f"{where}: study.{key}: must be a positive number, got {value!r}")
     if spec.sampler != "grid" and spec.n_trials is None and spec.timeout is None:
-        problems.append(f"{where}: study.n_trials: set n_trials or timeout for a {spec.sampler} "
-                        "sampler")
+        problems.append(
+            f"{where}: study.n_trials: set n_trials or timeout for a {spec.sampler} sampler"
+        )
     if not isinstance(spec.pruner_args, dict):
         problems.append(f"{where}: study.pruner_args: must be a mapping of optuna pruner arguments")
     return problems
@@ -79,9 +99,14 @@ def check_follows(spec: SweepSpec, where: str) -> list[str]:
             continue
         if dim.source not in known:
             near = difflib.get_close_matches(dim.source, known, n=1)
-            problems.append(f"{where}: space.{key}: follows {dim.source}: unknown key" +
-                            (f"; did you mean {near[0]}?"
-                             if near else "; name a config key such as data.max_length"))
+            problems.append(
+                f"{where}: space.{key}: follows {dim.source}: unknown key"
+                + (
+                    f"; did you mean {near[0]}?"
+                    if near
+                    else "; name a config key such as data.max_length"
+                )
+            )
         chain = [key]
         while (
             chain[-1] in spec.space
@@ -91,8 +116,10 @@ def check_follows(spec: SweepSpec, where: str) -> list[str]:
             chain.append(spec.space[chain[-1]].source)
         if chain[-1] == key and len(chain) > 1 and set(chain) not in cycles:  # each cycle once
             cycles.append(set(chain))
-            problems.append(f"{where}: space: follows rules form a cycle: {' -> '.join(chain)}; "
-                            "search or fix one of its keys instead")
+            problems.append(
+                f"{where}: space: follows rules form a cycle: {' -> '.join(chain)}; "
+                "search or fix one of its keys instead"
+            )
     return problems
 
 

@@ -1,6 +1,7 @@
 """Reading a sweep file into a SweepSpec: every problem of the file, then of every trial config the
 space can produce (each grid point, categorical choice and range end), reported at once as `file:
 key: problem`."""
+
 from __future__ import annotations
 
 import difflib
@@ -28,8 +29,9 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
     every grid point, every categorical choice and both ends of every range."""
     path, problems = Path(path), []
     where = str(path)
-    tree, problem = read_mapping(path, "pass a sweep file such as sweeps/quickstart.yaml",
-                                 f"with keys {', '.join(TOP_KEYS)}")
+    tree, problem = read_mapping(
+        path, "pass a sweep file such as sweeps/quickstart.yaml", f"with keys {', '.join(TOP_KEYS)}"
+    )
     if problem:
         raise InputError([problem])
     problems += _unknown(where, "", tree, TOP_KEYS)
@@ -40,19 +42,26 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
     problems += _unknown(where, "study.", study, STUDY_KEYS)
     base = _base(path, tree.get("base"), problems)
     spec = SweepSpec(
-        path=path, base=base, config=flatten_tree(tree.get("config") or {}, f"{where}: config",
-                                                  problems),
-        name=str(study.get("name") or path.stem), storage=study.get("storage"),
-        sampler=study.get("sampler", "tpe"), pruner=study.get("pruner", "none"),
-        pruner_args=study.get("pruner_args") or {}, n_trials=study.get("n_trials"),
-        timeout=study.get("timeout"), seed=study.get("seed", 42),
-                     heartbeat_s=study.get("heartbeat_s", 30.0),
-        retries=study.get("retries", 0), max_failures=study.get("max_failures", 3),
+        path=path,
+        base=base,
+        config=flatten_tree(tree.get("config") or {}, f"{where}: config", problems),
+        name=str(study.get("name") or path.stem),
+        storage=study.get("storage"),
+        sampler=study.get("sampler", "tpe"),
+        pruner=study.get("pruner", "none"),
+        pruner_args=study.get("pruner_args") or {},
+        n_trials=study.get("n_trials"),
+        timeout=study.get("timeout"),
+        seed=study.get("seed", 42),
+        heartbeat_s=study.get("heartbeat_s", 30.0),
+        retries=study.get("retries", 0),
+        max_failures=study.get("max_failures", 3),
         keep_models=study.get("keep_models", "best"),
         objectives=_objectives(tree.get("objective", DEFAULT_OBJECTIVE[0]), where, problems),
-        space=_space(tree.get("space") or {}, where, problems), grid=_grid(tree.get("grid") or [],
-                                                                           where, problems),
-        retry_oom=bool(tree.get("retry_oom", True)))
+        space=_space(tree.get("space") or {}, where, problems),
+        grid=_grid(tree.get("grid") or [], where, problems),
+        retry_oom=bool(tree.get("retry_oom", True)),
+    )
     problems += check_study(spec, where) + check_follows(spec, where)
     spec = replace_choices(spec, overrides, problems)
     if not problems:
@@ -74,8 +83,10 @@ def _base(path: Path, name: Any, problems: list[str]) -> Path | None:
     if problem:
         return base  # load_config reports it with its own line
     if set(tree) & set(SWEEP_ONLY):
-        problems.append(f"{path}: base: {name} is a sweep file; base names a config file (sections "
-                        "data, model, train, tracking), e.g. ../configs/quickstart.yaml")
+        problems.append(
+            f"{path}: base: {name} is a sweep file; base names a config file (sections "
+            "data, model, train, tracking), e.g. ../configs/quickstart.yaml"
+        )
         return None
     return base
 
@@ -85,36 +96,51 @@ def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> lis
     for key in tree:
         near = difflib.get_close_matches(str(key), known, n=1)
         if key not in known:
-            out.append(f"{where}: {prefix}{key}: unknown key"
-                       + (f"; did you mean {prefix}{near[0]}?" if near
-                                                                  else "; expected one of "
-                          f"{', '.join(known)}"))
+            out.append(
+                f"{where}: {prefix}{key}: unknown key"
+                + (
+                    f"; did you mean {prefix}{near[0]}?"
+                    if near
+                    else f"; expected one of {', '.join(known)}"
+                )
+            )
     return out
 
 
 def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
     if isinstance(value, str):
         if default_direction(value) is None:
-            problems.append(f"{where}: objective: {value} has no better end (a loss ratio near 1 "
-                            f"is healthy); write {{{value}: maximize}} or {{{value}: minimize}}")
+            problems.append(
+                f"{where}: objective: {value} has no better end (a loss ratio near 1 "
+                f"is healthy); write {{{value}: maximize}} or {{{value}: minimize}}"
+            )
         value = {value: default_direction(value) or "maximize"}
     if not isinstance(value, dict) or not value:
-        problems.append(f"{where}: objective: give a metric name or "
-                        f"{{metric: maximize|minimize, ...}}")
+        problems.append(
+            f"{where}: objective: give a metric name or {{metric: maximize|minimize, ...}}"
+        )
         return (DEFAULT_OBJECTIVE,)
     for metric, direction in value.items():
         if direction not in ("maximize", "minimize"):
-            problems.append(f"{where}: objective.{metric}: must be maximize or minimize, got "
-                            f"{direction!r}")
+            problems.append(
+                f"{where}: objective.{metric}: must be maximize or minimize, got {direction!r}"
+            )
         if str(metric).startswith("test_"):
-            problems.append(f"{where}: objective.{metric}: selecting on the test set is not "
-                            "allowed (it would no longer measure generalisation); use a validation "
-                            "metric such as best_val_accuracy")
+            problems.append(
+                f"{where}: objective.{metric}: selecting on the test set is not "
+                "allowed (it would no longer measure generalisation); use a validation "
+                "metric such as best_val_accuracy"
+            )
         elif metric not in FINAL_METRICS:
             near = difflib.get_close_matches(str(metric), FINAL_METRICS, n=1)
-            problems.append(f"{where}: objective.{metric}: not a metric textclf runs log; " +
-                            (f"did you mean {near[0]}?"
-                             if near else "e.g. best_val_accuracy or best_val_loss"))
+            problems.append(
+                f"{where}: objective.{metric}: not a metric textclf runs log; "
+                + (
+                    f"did you mean {near[0]}?"
+                    if near
+                    else "e.g. best_val_accuracy or best_val_loss"
+                )
+            )
     return tuple(value.items())
 
 
@@ -141,8 +167,9 @@ def _space(tree: Any, where: str, problems: list[str]) -> dict[str, Dimension]:
                 problems.append(f"{at}: categorical needs a non-empty list of choices")
                 continue
             # optuna stores plain values only: a list choice (freeze patterns) travels as "a,b"
-            space[key] = Dimension(kind, tuple(",".join(map(str, v)) if isinstance(v, list) else v
-                                               for v in value))
+            space[key] = Dimension(
+                kind, tuple(",".join(map(str, v)) if isinstance(v, list) else v for v in value)
+            )
         else:
             numbers = _range(kind, value, at, problems)
             if numbers:
@@ -155,8 +182,10 @@ def _space(tree: Any, where: str, problems: list[str]) -> dict[str, Dimension]:
         ):
             missing = [v for v in space[dim.source].values if v not in dim.mapping]
             if missing:
-                problems.append(f"{where}: space.{key}: map has no value for {dim.source} = "
-                                f"{', '.join(map(str, missing))}")
+                problems.append(
+                    f"{where}: space.{key}: map has no value for {dim.source} = "
+                    f"{', '.join(map(str, missing))}"
+                )
     return space
 
 
@@ -164,15 +193,22 @@ def _range(kind: str, value: Any, at: str, problems: list[str]) -> tuple | None:
     """[low, high] or [low, high, step] of a uniform, int or loguniform dimension; None if
     invalid."""
     numbers = value if isinstance(value, list) else []
-    ok = len(numbers) in (2, 3) and all(isinstance(v, int | float) and not isinstance(v, bool)
-                                        for v in numbers)
+    ok = len(numbers) in (2, 3) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in numbers
+    )
     if not ok or numbers[0] >= numbers[1] or (kind == "loguniform" and numbers[0] <= 0):
-        problems.append(f"{at}: {kind} needs [low, high] with low < high"
-                        + (" and low > 0" if kind == "loguniform" else "") + f", got {value!r}")
+        problems.append(
+            f"{at}: {kind} needs [low, high] with low < high"
+            + (" and low > 0" if kind == "loguniform" else "")
+            + f", got {value!r}"
+        )
         return None
     if len(numbers) == 3 and (kind == "loguniform" or numbers[2] <= 0):
-        problems.append(f"{at}: loguniform takes no step; use [low, high]" if kind == "loguniform"
-                        else f"{at}: {kind} step must be > 0, got {numbers[2]!r}")
+        problems.append(
+            f"{at}: loguniform takes no step; use [low, high]"
+            if kind == "loguniform"
+            else f"{at}: {kind} step must be > 0, got {numbers[2]!r}"
+        )
         return None
     return tuple(numbers)
 

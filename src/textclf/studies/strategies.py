@@ -3,6 +3,7 @@ never asks which one it runs. Sampled (tpe, random): the sampler proposes each t
 until the study has its target number of finished trials. Grid: every point enqueued once, popped by
 the workers, a dead worker's point enqueued again, waiting while the last points run elsewhere
 (grid.py)."""
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,9 @@ class Sampled:
     def claim(self, trial: optuna.Trial) -> None:
         pass  # proposed to this trial alone
 
-    def run(self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study],
-                                                                              int]) -> None:
+    def run(
+        self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study], int]
+    ) -> None:
         """Until the study has its target number of finished trials (study.n_trials), or
         study.timeout."""
         target = self.spec.target_trials()
@@ -56,8 +58,12 @@ class Sampled:
             return optimize(study, None, self.spec.timeout, [])
         # every worker stops once the study has them, whoever finished them
         if finished(study) < target:
-            optimize(study, None, self.spec.timeout,
-                     [lambda s, t: s.stop() if finished(s) >= target else None])
+            optimize(
+                study,
+                None,
+                self.spec.timeout,
+                [lambda s, t: s.stop() if finished(s) >= target else None],
+            )
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,9 @@ class Grid:
     def claim(self, trial: optuna.Trial) -> None:
         grid.claim(self.spec, trial)  # two commands may have enqueued one point: only one runs it
 
-    def run(self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study],
-                                                                              int]) -> None:
+    def run(
+        self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study], int]
+    ) -> None:
         """Pop enqueued points one at a time; wait while the remaining ones run in other workers
         (one of them may die, and its point come back); stop when nothing waits or runs."""
         deadline = time.monotonic() + (self.spec.timeout or math.inf)

@@ -4,6 +4,7 @@ the per-trial table and best-trial tags written to the parent run.
 Trial state -> child run status: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED (reason
 tagged).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -44,8 +45,12 @@ def check_storage(spec: SweepSpec, url: str, origin: str) -> None:
     created."""
     scheme = url.partition(":")[0].split("+")[0].lower()
     if scheme not in STORAGE_SCHEMES:
-        raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default) "
-                          "or postgresql://USER@HOST:PORT/DB"])
+        raise InputError(
+            [
+                f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default) "
+                "or postgresql://USER@HOST:PORT/DB"
+            ]
+        )
     file = Path(url.removeprefix("sqlite:///"))
     if scheme == "sqlite" and file.exists() and not file.is_file():
         raise InputError([f"{origin}: {file} is a directory, not a SQLite file; name a file"])
@@ -66,10 +71,14 @@ def check_storage(spec: SweepSpec, url: str, origin: str) -> None:
     if list(found) != wanted:
         names = lambda ds: ", ".join(d.name.lower() for d in ds)  # noqa: E731
         where = provenance.redact("url", url)
-        raise InputError([f"{spec.path}: objective: study {spec.name!r} in {where} was created to "
-                          f"{names(found)}, the spec asks to {names(wanted)}; give the spec "
-                          "another study.name, or delete the old study (optuna delete-study "
-                          f"--study-name {spec.name} --storage URL)"])
+        raise InputError(
+            [
+                f"{spec.path}: objective: study {spec.name!r} in {where} was created to "
+                f"{names(found)}, the spec asks to {names(wanted)}; give the spec "
+                "another study.name, or delete the old study (optuna delete-study "
+                f"--study-name {spec.name} --storage URL)"
+            ]
+        )
 
 
 def _has_studies(url: str) -> bool:
@@ -96,14 +105,22 @@ def open_study(spec: SweepSpec, url: str, worker: int = 0) -> optuna.Study:
     retry = strategy(spec).on_stale()
     heartbeat = max(1, round(spec.heartbeat_s))
     kind = SQLiteStorage if url.startswith("sqlite:///") else optuna.storages.RDBStorage
-    storage = kind(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                   grace_period=4 * heartbeat,
-                   heartbeat_stale_trial_callback=retry)
+    storage = kind(
+        url,
+        engine_kwargs=engine,
+        heartbeat_interval=heartbeat,
+        grace_period=4 * heartbeat,
+        heartbeat_stale_trial_callback=retry,
+    )
     directions = [d for _, d in spec.objectives]
-    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=make_sampler(spec,
-                                                                                            worker),
-                                pruner=make_pruner(spec), directions=directions,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=make_sampler(spec, worker),
+        pruner=make_pruner(spec),
+        directions=directions,
+        load_if_exists=True,
+    )
     history = len(study.get_trials(deepcopy=False))
     # a resumed study: a seed of its own, or the sampler replays what this worker proposed before
     if history:
@@ -146,9 +163,12 @@ def make_sampler(spec: SweepSpec, worker: int = 0, history: int = 0) -> optuna.s
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     args = dict(spec.pruner_args)
     try:
-        return {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-                "hyperband": optuna.pruners.HyperbandPruner,
-                "threshold": optuna.pruners.ThresholdPruner}[spec.pruner](**args)
+        return {
+            "none": optuna.pruners.NopPruner,
+            "median": optuna.pruners.MedianPruner,
+            "hyperband": optuna.pruners.HyperbandPruner,
+            "threshold": optuna.pruners.ThresholdPruner,
+        }[spec.pruner](**args)
     except (TypeError, ValueError) as e:  # an unknown argument, or a value Optuna rejects
         raise InputError(
             [f"{spec.path}: study.pruner_args: {e} (Optuna's {spec.pruner} pruner)"]
@@ -161,8 +181,11 @@ def comparable(study: optuna.Study, rows: str | None) -> list[optuna.trial.Froze
     other rows: their values differ by the rows as much as by the models, so "best" is only chosen
     among trials on the same rows."""
     base = study.user_attrs.get(EVAL)
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get(EVAL, base) == rows]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get(EVAL, base) == rows
+    ]
 
 
 def candidates(study: optuna.Study) -> int:
@@ -170,9 +193,11 @@ def candidates(study: optuna.Study) -> int:
     those pruned on the same rows (they could have completed). The champion test corrects for them
     (registry.SELECTED_FROM)."""
     base = study.user_attrs.get(EVAL)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
-                                                                   TrialState.PRUNED))
-               if t.user_attrs.get(EVAL, base) == base)
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if t.user_attrs.get(EVAL, base) == base
+    )
 
 
 def best_trials(study: optuna.Study, rows: str | None = None) -> list[optuna.trial.FrozenTrial]:
@@ -183,10 +208,14 @@ def best_trials(study: optuna.Study, rows: str | None = None) -> list[optuna.tri
     signs = [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in study.directions]
     if len(signs) == 1:
         return sorted(group, key=lambda t: (-signs[0] * t.values[0], t.number))[:1]
+
     def dominated(t) -> bool:
-        return any(all(s * u >= s * v for s, u, v in zip(signs, o.values,
-                                                         t.values)) and o.values != t.values
-                   for o in group)
+        return any(
+            all(s * u >= s * v for s, u, v in zip(signs, o.values, t.values))
+            and o.values != t.values
+            for o in group
+        )
+
     return [t for t in group if not dominated(t)]
 
 
@@ -196,8 +225,11 @@ def best_tags(study: optuna.Study) -> dict[str, str]:
     if not front:
         return {}
     best = front[0]
-    tags = {"best_trial": str(best.number), "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
-            "best_value": json.dumps(best.values)}
+    tags = {
+        "best_trial": str(best.number),
+        "best_run_id": best.user_attrs.get("mlflow_run_id", ""),
+        "best_value": json.dumps(best.values),
+    }
     if len(study.directions) > 1:
         tags["pareto_trials"] = ",".join(str(t.number) for t in front)
     return tags
@@ -206,9 +238,16 @@ def best_tags(study: optuna.Study) -> dict[str, str]:
 def trial_table(study: optuna.Study):
     """One row per trial: state, objective value(s), varied config values, key metrics, duration,
     MLflow run id, error; best first."""
-    frame = study.trials_dataframe(attrs=("number", "state",
-                                          "value" if len(study.directions) == 1 else "values",
-                                          "params", "user_attrs", "duration"))
+    frame = study.trials_dataframe(
+        attrs=(
+            "number",
+            "state",
+            "value" if len(study.directions) == 1 else "values",
+            "params",
+            "user_attrs",
+            "duration",
+        )
+    )
     frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
     frame = frame.loc[:, ~frame.columns.duplicated()]
     if grid.DUPLICATE in frame:  # trials that found their grid point taken ran nothing
@@ -222,10 +261,13 @@ def trial_table(study: optuna.Study):
     if values and len(frame):
         ascending = [d == optuna.study.StudyDirection.MINIMIZE for d in study.directions]
         rank = frame["state"].map(STATE_RANK).fillna(len(STATE_RANK))
-        frame = frame.assign(_rank=rank).sort_values(["_rank", *values], ascending=[True,
-                                                                                    *ascending],
-                                                     na_position="last",
-                                                     kind="stable").drop(columns="_rank")
+        frame = (
+            frame.assign(_rank=rank)
+            .sort_values(
+                ["_rank", *values], ascending=[True, *ascending], na_position="last", kind="stable"
+            )
+            .drop(columns="_rank")
+        )
     return frame.set_index("number")
 
 
@@ -233,5 +275,8 @@ def finished_count(study: optuna.Study) -> int:
     """Trials that count toward the target: complete, pruned, or failed by their own error. A trial
     that failed because its worker died (heartbeat) or was interrupted has no error and does not
     count: it is retried (study.retries) or its budget goes to a new trial."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-               if t.state != optuna.trial.TrialState.FAIL or "error" in t.user_attrs)
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+        if t.state != optuna.trial.TrialState.FAIL or "error" in t.user_attrs
+    )

@@ -5,6 +5,7 @@ the embedded SQLite file optuna.db), so rerunning the same command resumes it, a
 processes (or machines sharing a database) work on one study. The report is attached to the parent
 when the sweep ends.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,27 +43,38 @@ def run_worker(sweep: Sweep) -> None:
     """Run trials until the study has its target number of finished trials (or the grid is done)."""
     callbacks = [lambda s, t: record_trial(sweep, s, t), stop_after_failures(sweep.spec)]
 
-    def optimize(study: optuna.Study, n_trials: int | None, timeout: float | None,
-                 more: list) -> None:
+    def optimize(
+        study: optuna.Study, n_trials: int | None, timeout: float | None, more: list
+    ) -> None:
         _optimize(sweep, study, n_trials, timeout, callbacks + more)
 
-    strategy(sweep.spec).run(open_study(sweep.spec, sweep.storage_url, sweep.worker), optimize,
-                             finished_count)
+    strategy(sweep.spec).run(
+        open_study(sweep.spec, sweep.storage_url, sweep.worker), optimize, finished_count
+    )
 
 
-def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: float | None,
-              callbacks) -> None:
+def _optimize(
+    sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: float | None, callbacks
+) -> None:
     while True:
         try:
-            study.optimize(lambda trial: objective(sweep, trial), n_trials=n_trials,
-                           timeout=timeout,
-                           callbacks=callbacks, catch=(Exception,), gc_after_trial=True)
+            study.optimize(
+                lambda trial: objective(sweep, trial),
+                n_trials=n_trials,
+                timeout=timeout,
+                callbacks=callbacks,
+                catch=(Exception,),
+                gc_after_trial=True,
+            )
             return
         # this worker goes on with the next trial
         except optuna.exceptions.UpdateFinishedTrialError as e:
-            log.warning("another worker failed a trial of this one as stale while it still ran "
-                        "(its heartbeat came late; raise study.heartbeat_s on a loaded machine): "
-                        "%s", e)
+            log.warning(
+                "another worker failed a trial of this one as stale while it still ran "
+                "(its heartbeat came late; raise study.heartbeat_s on a loaded machine): "
+                "%s",
+                e,
+            )
             if n_trials is not None:
                 return
 
@@ -70,6 +82,7 @@ def _optimize(sweep: Sweep, study: optuna.Study, n_trials: int | None, timeout: 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """A validated sweep command: what it will run, where it will log and store."""
+
     spec: SweepSpec
     base: Config
     tracking_uri: str
@@ -77,8 +90,14 @@ class Plan:
     splits: object | None  # the base config's splits (data.Splits); None for worker processes
 
 
-def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, storage: str | None,
-             tracking_flag: str | None, worker: bool) -> Plan:
+def validate(
+    spec_path: str,
+    overrides: tuple[str, ...],
+    n_trials: int | None,
+    storage: str | None,
+    tracking_flag: str | None,
+    worker: bool,
+) -> Plan:
     """Everything that can reject the command, before any study, storage file, experiment or run
     exists."""
     from textclf.assets import resolve
@@ -92,9 +111,15 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     store.check_uri(uri, origin, wait_s=store.startup_wait(base.tracking.outage_wait_s))
     runs.check_journal_dir(base)
     url = storage_url(spec, storage)
-    check_storage(spec, url, f"--storage {url}" if storage else f"{spec.path}: study.storage {url}"
-                  if spec.storage
-                  else f"the default study storage {url}")
+    check_storage(
+        spec,
+        url,
+        f"--storage {url}"
+        if storage
+        else f"{spec.path}: study.storage {url}"
+        if spec.storage
+        else f"the default study storage {url}",
+    )
     if worker:  # the command that spawned this worker validated the data and the model
         return Plan(spec, base, uri, url, None)
     model = resolve(base.model.name, "models")
@@ -103,24 +128,44 @@ def validate(spec_path: str, overrides: tuple[str, ...], n_trials: int | None, s
     return Plan(spec, base, uri, url, load_splits(base))
 
 
-def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int | None = None,
-              workers: str = "1", gpus: str | None = None, storage: str | None = None,
-              tracking_uri: str | None = None, worker_of: str | None = None, worker_index: int = 0,
-              repeat_best: int = 0, seeds: int = 3) -> str:
+def run_sweep(
+    spec_path: str,
+    *,
+    overrides: tuple[str, ...] = (),
+    n_trials: int | None = None,
+    workers: str = "1",
+    gpus: str | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    worker_of: str | None = None,
+    worker_index: int = 0,
+    repeat_best: int = 0,
+    seeds: int = 3,
+) -> str:
     """The `textclf sweep` command: validate, open the study and its parent run, run the workers;
     returns the summary to print (empty for a worker process)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from record_trial
     plan = validate(spec_path, overrides, n_trials, storage, tracking_uri, worker=bool(worker_of))
     _check_command(plan, spec_path, repeat_best)
     # the worker plan is checked before anything exists, too
-    environments = None if worker_of or (str(workers) == "1" and not gpus) else \
-        spread.plan(str(workers), gpus, spread.visible_gpus())
+    environments = (
+        None
+        if worker_of or (str(workers) == "1" and not gpus)
+        else spread.plan(str(workers), gpus, spread.visible_gpus())
+    )
     # `mlflow run`: its run is the parent
     launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)
     store.connect(plan.tracking_uri, plan.base.tracking.experiment, plan.base.tracking.journal_dir)
     parent = worker_of or open_parent(plan, launched_by_mlflow)
-    sweep = Sweep(plan.spec, plan.storage_url, plan.tracking_uri, parent,
-                  queries.experiment_of(parent), overrides, worker_index)
+    sweep = Sweep(
+        plan.spec,
+        plan.storage_url,
+        plan.tracking_uri,
+        parent,
+        queries.experiment_of(parent),
+        overrides,
+        worker_index,
+    )
     if worker_of:
         run_worker(sweep)
         return ""
@@ -153,9 +198,12 @@ def run_sweep(spec_path: str, *, overrides: tuple[str, ...] = (), n_trials: int 
 def register(plan: Plan, parent: str) -> None:
     """The best trial's model in the Model Registry (studies/best_models.py), said on the parent run
     too."""
-    said = best_models.register_best(plan.spec, open_study(plan.spec, plan.storage_url),
-                                     plan.base.tracking.register_as,
-                                plan.base.tracking)
+    said = best_models.register_best(
+        plan.spec,
+        open_study(plan.spec, plan.storage_url),
+        plan.base.tracking.register_as,
+        plan.base.tracking,
+    )
     if said:
         log.info("%s", said)
         sweep_runs.update_run(parent, {"textclf.registered": said}, {})
@@ -163,11 +211,19 @@ def register(plan: Plan, parent: str) -> None:
 
 def _check_command(plan: Plan, spec_path: str, repeat_best: int) -> None:
     if plan.base.tracking.register_as and plan.spec.keep_models == "none":
-        raise InputError([f"{spec_path}: study.keep_models: none keeps no model to register as "
-                          f"{plan.base.tracking.register_as!r}; use best (the default) or all"])
+        raise InputError(
+            [
+                f"{spec_path}: study.keep_models: none keeps no model to register as "
+                f"{plan.base.tracking.register_as!r}; use best (the default) or all"
+            ]
+        )
     if repeat_best and len(plan.spec.objectives) > 1:
-        raise InputError([f"--repeat-best: {spec_path} has {len(plan.spec.objectives)} objectives; "
-                          "seed repeats need a single-objective study"])
+        raise InputError(
+            [
+                f"--repeat-best: {spec_path} has {len(plan.spec.objectives)} objectives; "
+                "seed repeats need a single-objective study"
+            ]
+        )
 
 
 def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
@@ -179,17 +235,22 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
     # "best" is chosen among trials on these rows
     study.set_user_attr(EVAL, plan.splits.eval_fingerprint)
     strategy(spec).enqueue(study)  # a grid's points
-    tags = {"textclf.role": "sweep", "study.sampler": spec.sampler, "study.pruner": spec.pruner,
-            "study.objective": json.dumps(dict(spec.objectives)),
-            "study.space": json.dumps(spec.describe_space()),
-            "textclf.split_fingerprint": plan.splits.fingerprint,
-            "textclf.eval_fingerprint": plan.splits.eval_fingerprint}
+    tags = {
+        "textclf.role": "sweep",
+        "study.sampler": spec.sampler,
+        "study.pruner": spec.pruner,
+        "study.objective": json.dumps(dict(spec.objectives)),
+        "study.space": json.dumps(spec.describe_space()),
+        "textclf.split_fingerprint": plan.splits.fingerprint,
+        "textclf.eval_fingerprint": plan.splits.eval_fingerprint,
+    }
     reuse = {"textclf.study": spec.name, "study.storage": provenance.redact("storage", url)}
     if launched_by_mlflow:
         sweep_runs.update_run(launched_by_mlflow, {**tags, **reuse}, {})
         return launched_by_mlflow
-    return sweep_runs.start_parent(plan.base.tracking.experiment, spec.name, tags, reuse,
-                                   plan.base.tracking.heartbeat_s)
+    return sweep_runs.start_parent(
+        plan.base.tracking.experiment, spec.name, tags, reuse, plan.base.tracking.heartbeat_s
+    )
 
 
 def run_workers(sweep: Sweep, spec_path: str, environments: list[dict[str, str]] | None) -> None:
@@ -197,12 +258,23 @@ def run_workers(sweep: Sweep, spec_path: str, environments: list[dict[str, str]]
     (workers.py)."""
     if environments is None:
         return run_worker(sweep)
-    argv = ["sweep", spec_path, "--storage", sweep.storage_url, "--tracking-uri",
-            sweep.tracking_uri,
-            "--worker-of", sweep.parent_run_id,
-            *(["--n-trials", str(sweep.spec.n_trials)] if sweep.spec.n_trials else []),
-            *[a for o in sweep.overrides for a in ("-o", o)]]
-    code = spread.spawn(argv, environments, {"MLFLOW_TRACKING_URI": sweep.tracking_uri},
-                        first_index=sweep.worker * len(environments))
+    argv = [
+        "sweep",
+        spec_path,
+        "--storage",
+        sweep.storage_url,
+        "--tracking-uri",
+        sweep.tracking_uri,
+        "--worker-of",
+        sweep.parent_run_id,
+        *(["--n-trials", str(sweep.spec.n_trials)] if sweep.spec.n_trials else []),
+        *[a for o in sweep.overrides for a in ("-o", o)],
+    ]
+    code = spread.spawn(
+        argv,
+        environments,
+        {"MLFLOW_TRACKING_URI": sweep.tracking_uri},
+        first_index=sweep.worker * len(environments),
+    )
     if code:
         raise SweepStopped(f"a sweep worker exited with code {code}; see its output above")

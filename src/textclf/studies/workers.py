@@ -6,6 +6,7 @@ one worker per GPU (one worker without a GPU); `--gpus 0,2` restricts the set. W
 share GPUs round-robin: each shared GPU's memory is split between its workers and each runs slower.
 Worker i also gets its index, from which its sampler's seed derives (study.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,27 +30,37 @@ def plan(workers: str, gpus: str | None, available: list[str]) -> list[dict[str,
     chosen = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else available
     unknown = [g for g in chosen if g not in available]
     if unknown:
-        raise InputError([f"--gpus {gpus}: GPU {', '.join(unknown)} is not visible here (visible: "
-                          f"{', '.join(available) or 'none'}); name visible GPUs"])
+        raise InputError(
+            [
+                f"--gpus {gpus}: GPU {', '.join(unknown)} is not visible here (visible: "
+                f"{', '.join(available) or 'none'}); name visible GPUs"
+            ]
+        )
     if workers == "auto":
         count = max(len(chosen), 1)
     elif workers.isdigit() and int(workers) >= 1:
         count = int(workers)
     else:
-        raise InputError([f"--workers {workers}: give a number of worker processes (>= 1) or auto "
-                          "(one per GPU)"])
-    return [{"CUDA_VISIBLE_DEVICES": chosen[i % len(chosen)]} if chosen else {}
-            for i in range(count)]
+        raise InputError(
+            [f"--workers {workers}: give a number of worker processes (>= 1) or auto (one per GPU)"]
+        )
+    return [
+        {"CUDA_VISIBLE_DEVICES": chosen[i % len(chosen)]} if chosen else {} for i in range(count)
+    ]
 
 
-def spawn(argv: list[str], environments: list[dict[str, str]], env: dict[str, str],
-          first_index: int = 0) -> int:
+def spawn(
+    argv: list[str], environments: list[dict[str, str]], env: dict[str, str], first_index: int = 0
+) -> int:
     """One `textclf ARGV` process per environment (worker indices first_index...); returns the first
     non-zero exit code, else 0. Credentials and URLs travel in the environment, not in argv."""
-    procs = [subprocess.Popen([sys.executable, "-m", "textclf", *argv, "--worker-index",
-                               str(first_index + i)],
-                              env={**os.environ, **env, **own})
-             for i, own in enumerate(environments)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "textclf", *argv, "--worker-index", str(first_index + i)],
+            env={**os.environ, **env, **own},
+        )
+        for i, own in enumerate(environments)
+    ]
     try:
         codes = [p.wait() for p in procs]
     except BaseException:

@@ -7,6 +7,7 @@ one line, exit 2.
 Secrets travel only in environment variables and 0600 files, never in argv, config, params, tags or
 logs.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -31,10 +32,14 @@ def check_binding(host: str, auth: bool, insecure: bool) -> None:
     authenticating proxy)."""
     if auth or insecure or is_loopback(host):
         return
-    raise InputError([f"--host {host}: refusing to serve the tracking server beyond this machine "
-                      "without logins (anyone who reaches the port could read, change and delete "
-                      "every run); add --auth, or --insecure-no-auth if a proxy in front of it "
-                      "authenticates"])
+    raise InputError(
+        [
+            f"--host {host}: refusing to serve the tracking server beyond this machine "
+            "without logins (anyone who reaches the port could read, change and delete "
+            "every run); add --auth, or --insecure-no-auth if a proxy in front of it "
+            "authenticates"
+        ]
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -54,8 +59,12 @@ def admin_password(password_file: str | None) -> str | None:
         if not path.is_file():
             raise InputError([f"--admin-password-file {path}: no such file"])
         if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            raise InputError([f"--admin-password-file {path}: readable by others (mode "
-                              f"{stat.S_IMODE(path.stat().st_mode):o}); chmod 600 {path}"])
+            raise InputError(
+                [
+                    f"--admin-password-file {path}: readable by others (mode "
+                    f"{stat.S_IMODE(path.stat().st_mode):o}); chmod 600 {path}"
+                ]
+            )
         password = path.read_text(encoding="utf-8").strip()
         origin = f"--admin-password-file {path}"
     else:
@@ -63,16 +72,22 @@ def admin_password(password_file: str | None) -> str | None:
     if password is None:
         return None
     if len(password) < 12:
-        raise InputError([f"{origin}: the admin password must have at least 12 characters "
-                          "(MLflow's rule)"])
+        raise InputError(
+            [f"{origin}: the admin password must have at least 12 characters (MLflow's rule)"]
+        )
     if password == _OLD_DEFAULT:
-        raise InputError([f"{origin}: that is the admin password old MLflow versions shipped "
-                          "(public); choose another"])
+        raise InputError(
+            [
+                f"{origin}: that is the admin password old MLflow versions shipped "
+                "(public); choose another"
+            ]
+        )
     return password
 
 
-def server_environment(backend_uri: str, password: str | None,
-                       default_permission: str) -> tuple[dict, str, bool]:
+def server_environment(
+    backend_uri: str, password: str | None, default_permission: str
+) -> tuple[dict, str, bool]:
     """The environment that switches MLflow's basic-auth app on, its permission database (beside the
     backend store), and whether this is the first start (the admin user does not exist yet)."""
     home, database = state_dir(backend_uri), auth_database(backend_uri)
@@ -80,21 +95,30 @@ def server_environment(backend_uri: str, password: str | None,
         database.startswith("sqlite:///") and not Path(database.removeprefix("sqlite:///")).exists()
     )
     if first and password is None:
-        raise InputError([f"--auth: the first start creates the admin user '{ADMIN}'; give its "
-                          f"password in ${PASSWORD_ENV} or --admin-password-file (a mode-600 "
-                          "file), never on the command line"])
+        raise InputError(
+            [
+                f"--auth: the first start creates the admin user '{ADMIN}'; give its "
+                f"password in ${PASSWORD_ENV} or --admin-password-file (a mode-600 "
+                "file), never on the command line"
+            ]
+        )
     home.mkdir(parents=True, exist_ok=True)
     # no secret in it: MLflow reads the password from its environment
     ini = configparser.ConfigParser()
-    ini["mlflow"] = {"default_permission": default_permission, "database_uri": database,
-                     "admin_username": ADMIN,
-                     "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth"}
+    ini["mlflow"] = {
+        "default_permission": default_permission,
+        "database_uri": database,
+        "admin_username": ADMIN,
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+    }
     config_path = home / "basic_auth.ini"
     with open(config_path, "w") as f:
         ini.write(f)
-    env = {"MLFLOW_AUTH_CONFIG_PATH": str(config_path),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
-           or _secret_key(home)}
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config_path),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
+        or _secret_key(home),
+    }
     if password is not None:
         env["MLFLOW_AUTH_ADMIN_PASSWORD"] = password
     return env, database, first
@@ -127,16 +151,19 @@ def _secret_key(home: Path) -> str:
 
 
 def how_to_add_users(url: str) -> str:
-    return "\n".join([
-        f"textclf server: logins required (MLflow basic auth); admin user '{ADMIN}' created. Add "
-        "users as admin:",
-        f"  export {LOGIN_ENV[0]}={ADMIN} {LOGIN_ENV[1]}=<admin password>",
-        "  python -c \"import mlflow.server as s; c = s.get_app_client('basic-auth', "
-        f"tracking_uri='{url}'); c.create_user('alice', input('password for alice: '))\"",
-        "  then c.create_experiment_permission(<experiment id>, 'alice', 'EDIT') to let alice log "
-        "to an experiment",
-        f"  (users may READ every experiment and create their own); clients set {LOGIN_ENV[0]} and "
-        f"{LOGIN_ENV[1]}"])
+    return "\n".join(
+        [
+            f"textclf server: logins required (MLflow basic auth); admin user '{ADMIN}' created. Add "
+            "users as admin:",
+            f"  export {LOGIN_ENV[0]}={ADMIN} {LOGIN_ENV[1]}=<admin password>",
+            "  python -c \"import mlflow.server as s; c = s.get_app_client('basic-auth', "
+            f"tracking_uri='{url}'); c.create_user('alice', input('password for alice: '))\"",
+            "  then c.create_experiment_permission(<experiment id>, 'alice', 'EDIT') to let alice log "
+            "to an experiment",
+            f"  (users may READ every experiment and create their own); clients set {LOGIN_ENV[0]} and "
+            f"{LOGIN_ENV[1]}",
+        ]
+    )
 
 
 def login_problem(status: int, origin: str) -> str | None:
@@ -144,13 +171,19 @@ def login_problem(status: int, origin: str) -> str | None:
     codes."""
     user = os.environ.get(LOGIN_ENV[0])
     if status == 401 and not user:
-        return (f"{origin}: the tracking server requires a login (401); set {LOGIN_ENV[0]} and "
-                f"{LOGIN_ENV[1]} in the environment")
+        return (
+            f"{origin}: the tracking server requires a login (401); set {LOGIN_ENV[0]} and "
+            f"{LOGIN_ENV[1]} in the environment"
+        )
     if status == 401:
-        return (f"{origin}: the tracking server rejected the login of user {user!r} (401); check "
-                f"{LOGIN_ENV[0]} and {LOGIN_ENV[1]}")
+        return (
+            f"{origin}: the tracking server rejected the login of user {user!r} (401); check "
+            f"{LOGIN_ENV[0]} and {LOGIN_ENV[1]}"
+        )
     if status == 403:
-        return (f"{origin}: user {user!r} may not do this (403 permission denied); ask the "
-                "experiment's owner or an admin for EDIT on it, or log to an experiment of your "
-                "own (tracking.experiment)")
+        return (
+            f"{origin}: user {user!r} may not do this (403 permission denied); ask the "
+            "experiment's owner or an admin for EDIT on it, or log to an experiment of your "
+            "own (tracking.experiment)"
+        )
     return None

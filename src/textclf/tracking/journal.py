@@ -9,6 +9,7 @@ train/sweep against the same tracking URI) takes only unlocked journals: those o
 sends the (key, step) pairs the run does not have yet (exactly once) and ends the run as the reaper
 would. No MLflow here: the caller passes in how to send, ask and end (sync.py).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,10 @@ def check_dir(directory: Path) -> str | None:
         return f"{directory} is a file; name a directory"
     existing = next(p for p in (directory, *directory.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        return (f"{directory} cannot be created ({existing} is not a writable directory); name a "
-                "writable directory")
+        return (
+            f"{directory} cannot be created ({existing} is not a writable directory); name a "
+            "writable directory"
+        )
     return None
 
 
@@ -62,7 +65,7 @@ class Journal:
 
     def _open(self, directory: Path, tracking_uri: str, run_id: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        # noqa: SIM115 (open for the run's life)
+
         self._file = open(self.path, "a+", encoding="utf-8")
         # waits only while a replay of a resumed run's journal runs
         fcntl.flock(self._file, fcntl.LOCK_EX)
@@ -71,9 +74,17 @@ class Journal:
         _, self.leftover, _ = _parse(self._file.read().splitlines())
         self._file.seek(0)
         self._file.truncate()
-        self._write([{"uri": tracking_uri, "run_id": run_id, "pid": os.getpid(),
-                      "host": socket.gethostname(),
-                      "created": time.time()}])
+        self._write(
+            [
+                {
+                    "uri": tracking_uri,
+                    "run_id": run_id,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "created": time.time(),
+                }
+            ]
+        )
         self.append(self.leftover)
 
     def append(self, entries: list[Entry]) -> None:
@@ -116,8 +127,11 @@ class Journal:
 
     def _break(self, error: OSError) -> None:
         self.broken = f"{self.path}: {error.strerror or error}"
-        log.warning("metric journal off for this run (%s): metrics go straight to the tracking "
-                    "server; free space there to keep them safe through an outage", self.broken)
+        log.warning(
+            "metric journal off for this run (%s): metrics go straight to the tracking "
+            "server; free space there to keep them safe through an outage",
+            self.broken,
+        )
 
 
 @dataclass
@@ -131,14 +145,15 @@ class Replayed:
     ended: bool
 
 
-def unlocked(directory: Path, tracking_uri: str) -> Iterator[tuple[Path, dict, list[Entry],
-                                                                   str | None, object]]:
+def unlocked(
+    directory: Path, tracking_uri: str
+) -> Iterator[tuple[Path, dict, list[Entry], str | None, object]]:
     """The journals of dead processes that logged to `tracking_uri`, each locked while the caller
     replays it: (path, header, entries, intended end status, open file). Unreadable lines (a torn
     last write) are skipped."""
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
         try:
-            # noqa: SIM115 (closed below, after the caller's replay)
+
             f = open(path, encoding="utf-8")
         except FileNotFoundError:
             continue  # replayed by another process meanwhile
@@ -153,8 +168,14 @@ def unlocked(directory: Path, tracking_uri: str) -> Iterator[tuple[Path, dict, l
             try:
                 header, entries, end = _parse(f.read().splitlines())
             except UnicodeDecodeError as e:
-                header, entries, end = {"damaged": f"byte 0x{e.object[e.start]:02x} at offset "
-                                                   f"{e.start} is not valid UTF-8"}, [], None
+                header, entries, end = (
+                    {
+                        "damaged": f"byte 0x{e.object[e.start]:02x} at offset "
+                        f"{e.start} is not valid UTF-8"
+                    },
+                    [],
+                    None,
+                )
             if header is None or "damaged" in header:  # a dead process's journal has its header
                 _move_aside(path, header["damaged"] if header else "no header line")
             elif header.get("uri") == tracking_uri and path.exists():
@@ -165,8 +186,12 @@ def _move_aside(path: Path, why: str) -> None:
     """A damaged journal is never replayed: renamed <name>.damaged (kept for a human to read)."""
     with contextlib.suppress(OSError):
         path.rename(path.with_name(path.name + ".damaged"))
-        log.warning("metric journal %s is damaged (%s): moved aside to %s.damaged, not replayed",
-                    path, why, path.name)
+        log.warning(
+            "metric journal %s is damaged (%s): moved aside to %s.damaged, not replayed",
+            path,
+            why,
+            path.name,
+        )
 
 
 def _parse(lines: list[str]) -> tuple[dict | None, list[Entry], str | None]:
@@ -188,9 +213,13 @@ def _parse(lines: list[str]) -> tuple[dict | None, list[Entry], str | None]:
     return header, entries, end
 
 
-def replay(directory: Path, tracking_uri: str, send: Callable[[str, list[Entry]], None],
-           known: Callable[[str, set[str]], set[tuple[str, int]] | None],
-           end: Callable[[str, str | None, int], None]) -> list[Replayed]:
+def replay(
+    directory: Path,
+    tracking_uri: str,
+    send: Callable[[str, list[Entry]], None],
+    known: Callable[[str, set[str]], set[tuple[str, int]] | None],
+    end: Callable[[str, str | None, int], None],
+) -> list[Replayed]:
     """Replay every dead process's journal for `tracking_uri`: send what the run lacks, end it (when
     it had unsent values or had said how it ends), remove the journal. `known` returns None for a
     run the server no longer has (its journal is dropped)."""
@@ -206,7 +235,8 @@ def replay(directory: Path, tracking_uri: str, send: Callable[[str, list[Entry]]
             ended = bool(missing or intended)
             if ended:
                 end(run_id, intended, len(missing))
-            done.append(Replayed(run_id, path, len(missing), len(entries) - len(missing), intended,
-                                 ended))
+            done.append(
+                Replayed(run_id, path, len(missing), len(entries) - len(missing), intended, ended)
+            )
         path.unlink(missing_ok=True)
     return done

@@ -2,6 +2,7 @@
 (kill -9, a lost machine) since MLflow cannot end them itself. A run that stays RUNNING with a
 heartbeat 4 intervals old is ended FAILED by the next textclf start on its experiment (or `textclf
 reap`)."""
+
 from __future__ import annotations
 
 import threading
@@ -55,13 +56,16 @@ def reap(experiment: str, now: float | None = None) -> list[str]:
     if found is None:
         return []
     now, reaped = now or time.time(), []
-    for run in client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'",
-                                  max_results=1000):
+    for run in client.search_runs(
+        [found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000
+    ):
         last, every = run.data.tags.get(HEARTBEAT), run.data.tags.get(HEARTBEAT_S)
         if last and every and now - float(last) > 4 * float(every):
-            if end_dead(run.info.run_id,
-                        f"{REAPED} for {now - float(last):.0f} s: the process died (killed, or its "
-                                         "machine was lost)"):
+            if end_dead(
+                run.info.run_id,
+                f"{REAPED} for {now - float(last):.0f} s: the process died (killed, or its "
+                "machine was lost)",
+            ):
                 reaped.append(run.info.run_id)
     return reaped
 

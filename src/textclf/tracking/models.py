@@ -1,6 +1,7 @@
 """Models in MLflow: log a fine-tuned classifier (safetensors weights + tokenizer) as the
 transformers flavor, or textclf's own saved form (custom heads, peft) behind a pyfunc "model from
 code"; load either back."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,10 @@ from textclf.model.files import damaged
 
 MODEL_ARTIFACT = "model"
 # text in; label and score out: `mlflow models serve` validates requests against it
-SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "text")]),
-                           outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]))
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "text")]),
+    outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
+)
 
 
 def inference_config(max_length: int) -> dict[str, object]:
@@ -34,8 +37,14 @@ def inference_config(max_length: int) -> dict[str, object]:
     return {"truncation": True, "max_length": max_length}
 
 
-def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, save_base: bool,
-              examples: list[str]) -> str:
+def log_model(
+    model: torch.nn.Module,
+    tokenizer,
+    max_length: int,
+    base: str,
+    save_base: bool,
+    examples: list[str],
+) -> str:
     """Into the active run, with the signature and `examples` (a few texts) as the input example;
     returns the model URI."""
     model = model.to("cpu").eval()
@@ -47,16 +56,22 @@ def log_model(model: torch.nn.Module, tokenizer, max_length: int, base: str, sav
     level, quiet.level = quiet.level, logging.ERROR
     try:
         info = mlflow.transformers.log_model(
-            transformers_model={"model": model, "tokenizer": tokenizer}, name=MODEL_ARTIFACT,
-            task="text-classification", pip_requirements=requirements(), signature=SIGNATURE,
-            input_example=example, model_config=inference_config(max_length))
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            name=MODEL_ARTIFACT,
+            task="text-classification",
+            pip_requirements=requirements(),
+            signature=SIGNATURE,
+            input_example=example,
+            model_config=inference_config(max_length),
+        )
     finally:
         quiet.level = level
     return info.model_uri
 
 
-def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: bool,
-                       example) -> str:
+def _log_textclf_model(
+    model, tokenizer, max_length: int, base: str, save_base: bool, example
+) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "model_dir"
         saved.save_model_dir(model, tokenizer, directory, max_length, base, save_base)
@@ -64,10 +79,13 @@ def _log_textclf_model(model, tokenizer, max_length: int, base: str, save_base: 
         with warnings.catch_warnings():  # it asks for type hints, which would make it coerce inputs
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                artifacts={"model_dir": str(directory)}, pip_requirements=requirements(),
-                                           signature=SIGNATURE,
-                input_example=example)
+                name=MODEL_ARTIFACT,
+                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={"model_dir": str(directory)},
+                pip_requirements=requirements(),
+                signature=SIGNATURE,
+                input_example=example,
+            )
     return info.model_uri
 
 
@@ -90,9 +108,11 @@ def requirements() -> list[str]:
     # given explicitly: MLflow's inference imports torchvision, which is not installed
     # (shared/NOTES.md). textclf itself is not listed: the logged model is a plain transformers
     # model and textclf is not on PyPI
-    return [f"torch=={torch.__version__.split('+')[0]}",
-            f"transformers=={transformers.__version__}",
-            f"mlflow=={mlflow.__version__}"]
+    return [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"transformers=={transformers.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
 
 
 def load_predictor(model_uri: str) -> saved.Predictor:
@@ -114,9 +134,12 @@ def load_predictor(model_uri: str) -> saved.Predictor:
         with saved.hub_kernels_off():
             parts = mlflow.transformers.load_model(str(local), return_type="components")
     except (mlflow.exceptions.MlflowException, OSError) as e:
-        raise InputError([f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
-                          "runs:/<run_id>/model from a textclf run, or a local model directory"]) \
-            from None
+        raise InputError(
+            [
+                f"--model-uri: cannot load {model_uri!r} ({first_line(e, 300)}); give "
+                "runs:/<run_id>/model from a textclf run, or a local model directory"
+            ]
+        ) from None
     config = flavor.get("python_function", {}).get("config") or {}
     max_length = int(config.get("max_length") or parts["tokenizer"].model_max_length)
     return saved.Predictor(parts["model"], parts["tokenizer"], max_length)

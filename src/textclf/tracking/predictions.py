@@ -1,6 +1,7 @@
 """Reading a run's per-row predictions back (tracking/runs.py logs them): a run, a registered
 version or an alias given as the user names it, its evaluation fingerprint, and
 predictions/<split>.parquet as a DataFrame."""
+
 from __future__ import annotations
 
 import json
@@ -35,16 +36,23 @@ def run_of(reference: str, what: str):
     try:
         if found:
             name, version, alias = found.groups()
-            held = client.get_model_version(name, version) if version else \
-                client.get_model_version_by_alias(name, alias)
+            held = (
+                client.get_model_version(name, version)
+                if version
+                else client.get_model_version_by_alias(name, alias)
+            )
             run_id = held.tags.get("textclf.run_id") or held.run_id
         else:
             run_id = re.sub(r"^runs:/([^/]+).*$", r"\1", reference)
         run = client.get_run(run_id)
     except mlflow.exceptions.MlflowException as e:
-        raise InputError([f"{what}: {reference!r} is not a run or registered model version here "
-                          f"({str(e).splitlines()[0][:200]}); give a run id, runs:/<id>, "
-                          "models:/NAME/<version> or models:/NAME@champion"]) from None
+        raise InputError(
+            [
+                f"{what}: {reference!r} is not a run or registered model version here "
+                f"({str(e).splitlines()[0][:200]}); give a run id, runs:/<id>, "
+                "models:/NAME/<version> or models:/NAME@champion"
+            ]
+        ) from None
     return run
 
 
@@ -54,12 +62,22 @@ def scored(reference: str, split: str, what: str) -> Scored:
     run_id = run.info.run_id
     frame = load(run_id, split)
     if frame is None:
-        raise InputError([f"{what}: run {run_id} has no per-row predictions "
-                          f"({PREDICTIONS}/{split}.parquet): it was logged before textclf saved "
-                          "them, or did not finish; train it again to compare it"])
-    return Scored(reference, run_id, run.info.run_name or run_id,
-                  run.data.tags.get("textclf.eval_fingerprint", ""), frame, dict(run.data.params),
-                  _objective_of(run))
+        raise InputError(
+            [
+                f"{what}: run {run_id} has no per-row predictions "
+                f"({PREDICTIONS}/{split}.parquet): it was logged before textclf saved "
+                "them, or did not finish; train it again to compare it"
+            ]
+        )
+    return Scored(
+        reference,
+        run_id,
+        run.info.run_name or run_id,
+        run.data.tags.get("textclf.eval_fingerprint", ""),
+        frame,
+        dict(run.data.params),
+        _objective_of(run),
+    )
 
 
 def _objective_of(run) -> str:

@@ -1,5 +1,6 @@
 """What a run records about where it came from (git commit, device, data, fingerprints), and what it
 must never record: values that look like secrets are redacted before they become params or tags."""
+
 from __future__ import annotations
 
 import os
@@ -18,19 +19,25 @@ MONITOR = "textclf.monitor"
 _SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)
 
 
-def run_tags(split_fingerprint: str, eval_fingerprint: str, data_uri: str,
-             device: torch.device) -> dict[str, str]:
+def run_tags(
+    split_fingerprint: str, eval_fingerprint: str, data_uri: str, device: torch.device
+) -> dict[str, str]:
     commit, dirty = git_state()
-    tags = {"textclf.split_fingerprint": split_fingerprint,
-            "textclf.eval_fingerprint": eval_fingerprint,
-            "textclf.git_commit": commit, "textclf.git_dirty": dirty,
-            "textclf.device": describe_device(device),
-            "textclf.version": textclf.__version__, "textclf.data_uri": data_uri}
+    tags = {
+        "textclf.split_fingerprint": split_fingerprint,
+        "textclf.eval_fingerprint": eval_fingerprint,
+        "textclf.git_commit": commit,
+        "textclf.git_dirty": dirty,
+        "textclf.device": describe_device(device),
+        "textclf.version": textclf.__version__,
+        "textclf.data_uri": data_uri,
+    }
     if commit != "unknown":
         tags["mlflow.source.git.commit"] = commit
     if device.type == "cuda":  # which physical GPU: CUDA_VISIBLE_DEVICES renumbers them from 0
-        named = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES",
-                                                   "").split(",") if g.strip()]
+        named = [
+            g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()
+        ]
         index = device.index or 0
         tags["textclf.gpu"] = (
             f"{named[index] if index < len(named) else index} {torch.cuda.get_device_name(device)}"
@@ -54,11 +61,19 @@ def describe_device(device: torch.device) -> str:
 def git_state() -> tuple[str, str]:
     where = Path(textclf.__file__).parent
     try:
-        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return commit, str(bool(dirty)).lower()
     except (OSError, subprocess.SubprocessError):
         return "unknown", "unknown"

@@ -4,6 +4,7 @@ MLflow stores this file with the model and runs it on load, so no pickled object
 needs textclf installed. `mlflow.pyfunc.load_model(uri).predict(["some text"])` returns one row per
 text.
 """
+
 from pathlib import Path
 
 import mlflow
@@ -22,8 +23,9 @@ class TextclfModel(mlflow.pyfunc.PythonModel):
         else:
             texts = [model_input] if isinstance(model_input, str) else list(model_input)
         rows = self.predictor.predict(texts)
-        return pd.DataFrame({"label": [r["label"] for r in rows],
-                             "score": [r["score"] for r in rows]})
+        return pd.DataFrame(
+            {"label": [r["label"] for r in rows], "score": [r["score"] for r in rows]}
+        )
 
 
 mlflow.models.set_model(TextclfModel())

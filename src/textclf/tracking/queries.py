@@ -1,6 +1,7 @@
 """Reading runs back: a sweep's parent, its children or an experiment's runs as pandas DataFrames
 (MLflow's own column names: run_id, status, params.*, metrics.*, tags.*), metric histories, seed
 repeats."""
+
 from __future__ import annotations
 
 import re
@@ -19,10 +20,13 @@ def sweep_parent(target: str) -> tuple[str, str, dict[str, str]] | None:
         except mlflow.exceptions.MlflowException:
             return None
     else:
-        found = mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,
-                                   filter_string=f"tags.`textclf.study` = '{target}' and "
-                                   "tags.`textclf.role` = 'sweep'",
-                                   order_by=["attributes.start_time DESC"])
+        found = mlflow.search_runs(
+            search_all_experiments=True,
+            output_format="list",
+            max_results=1,
+            filter_string=f"tags.`textclf.study` = '{target}' and tags.`textclf.role` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+        )
         if not found:
             return None
         run = found[0]
@@ -55,10 +59,15 @@ def repeats_of(parent_run_id: str) -> set[tuple[str, str]]:
     """(trial number, train.seed) of the seed-repeat runs already logged under a parent."""
     client = mlflow.MlflowClient()
     experiment = client.get_run(parent_run_id).info.experiment_id
-    runs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_run_id}' and "
-                                            "tags.`textclf.repeat_of` != ''")
-    return {(r.data.tags["textclf.repeat_of"], r.data.params.get("train.seed", "")) for r in runs
-            if r.info.status == "FINISHED"}
+    runs = client.search_runs(
+        [experiment],
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`textclf.repeat_of` != ''",
+    )
+    return {
+        (r.data.tags["textclf.repeat_of"], r.data.params.get("train.seed", ""))
+        for r in runs
+        if r.info.status == "FINISHED"
+    }
 
 
 def experiment_of(run_id: str) -> str:

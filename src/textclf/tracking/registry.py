@@ -3,6 +3,7 @@
 measured on the same evaluation rows (validation, never test): by a paired test on those rows
 (tracking.champion_test: paired, the default) or by the objective value alone (value). Versions
 carry where they came from, and the test's outcome, as tags."""
+
 from __future__ import annotations
 
 import logging
@@ -20,9 +21,16 @@ PAIRED = {"best_val_accuracy": "accuracy", "best_val_loss": "loss"}
 SELECTED_FROM = "textclf.selected_from"
 
 
-def enter(model_uri: str, name: str, run_id: str, objective: tuple[str, str], value: float,
-          metrics: dict[str, float] | None = None, extra: dict[str, str] | None = None,
-          champion: tuple[str, float] | None = ("paired", 0.05)) -> tuple[str, str]:
+def enter(
+    model_uri: str,
+    name: str,
+    run_id: str,
+    objective: tuple[str, str],
+    value: float,
+    metrics: dict[str, float] | None = None,
+    extra: dict[str, str] | None = None,
+    champion: tuple[str, float] | None = ("paired", 0.05),
+) -> tuple[str, str]:
     """The one way a model becomes a version of `name` (`textclf train` and `textclf sweep`): tagged
     with its run, objective and value, and the run's evaluation and split fingerprints and epoch
     selection (read from the run); described by the run's final `metrics` (read from the run unless
@@ -30,9 +38,14 @@ def enter(model_uri: str, name: str, run_id: str, objective: tuple[str, str], va
     tracking.champion_alpha), to move the alias when it beats the champion; None: no champion
     (several objectives). Returns (version, what happened in words)."""
     fingerprints, logged = run_facts(run_id)
-    tags = {"textclf.run_id": run_id, "textclf.objective": objective[0],
-            "textclf.direction": objective[1],
-            "textclf.objective_value": repr(float(value)), **fingerprints, **(extra or {})}
+    tags = {
+        "textclf.run_id": run_id,
+        "textclf.objective": objective[0],
+        "textclf.direction": objective[1],
+        "textclf.objective_value": repr(float(value)),
+        **fingerprints,
+        **(extra or {}),
+    }
     version = register(model_uri, name, tags, logged if metrics is None else metrics)
     if champion is None:
         return version, "several objectives: no champion"
@@ -65,11 +78,17 @@ def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str,
 def describe(m: dict[str, float], objective: str, run_id: str | None) -> str:
     """The version's description: its objective and test accuracy with their 95% intervals (the
     run's)."""
-    keys = [k for k in dict.fromkeys((objective, "test_accuracy")) if {k, f"{k}_ci_low",
-                                                                       f"{k}_ci_high"} <= set(m)]
+    keys = [
+        k
+        for k in dict.fromkeys((objective, "test_accuracy"))
+        if {k, f"{k}_ci_low", f"{k}_ci_high"} <= set(m)
+    ]
     parts = [f"{k} {m[k]:.4f} [{m[f'{k}_ci_low']:.4f}, {m[f'{k}_ci_high']:.4f}]" for k in keys]
-    return ("; ".join(parts)
-            + f" (95% intervals over the evaluation rows; run {run_id})") if parts else ""
+    return (
+        ("; ".join(parts) + f" (95% intervals over the evaluation rows; run {run_id})")
+        if parts
+        else ""
+    )
 
 
 def run_facts(run_id: str) -> tuple[dict[str, str], dict[str, float]]:
@@ -77,9 +96,11 @@ def run_facts(run_id: str) -> tuple[dict[str, str], dict[str, float]]:
     tags for its version, and its final metrics: one read of the run."""
     run = mlflow.MlflowClient().get_run(run_id) if run_id else None
     tags, metrics = (run.data.tags, run.data.metrics) if run else ({}, {})
-    return {k: tags[k] for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint",
-                                 "textclf.monitor")
-            if k in tags}, dict(metrics)
+    return {
+        k: tags[k]
+        for k in ("textclf.eval_fingerprint", "textclf.split_fingerprint", "textclf.monitor")
+        if k in tags
+    }, dict(metrics)
 
 
 def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) -> str:
@@ -95,13 +116,16 @@ def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) 
         held = None
     if held is not None and held.version != version:
         theirs = held.tags
-        same = all(theirs.get(k) == mine.get(k) for k in ("textclf.objective", "textclf.direction",
-                                                          "textclf.eval_fingerprint")) and \
-            theirs.get("textclf.monitor", "val_loss") == mine.get("textclf.monitor", "val_loss")
+        same = all(
+            theirs.get(k) == mine.get(k)
+            for k in ("textclf.objective", "textclf.direction", "textclf.eval_fingerprint")
+        ) and theirs.get("textclf.monitor", "val_loss") == mine.get("textclf.monitor", "val_loss")
         if not same:
-            return (f"version {version} not compared with champion version {held.version}: another "
-                    "objective, other evaluation rows or another train.monitor; move the alias by "
-                    "hand if you mean it")
+            return (
+                f"version {version} not compared with champion version {held.version}: another "
+                "objective, other evaluation rows or another train.monitor; move the alias by "
+                "hand if you mean it"
+            )
         if test == "paired" and mine.get("textclf.objective") in PAIRED:
             beats, said = _paired(held, mine, alpha)
             client.set_model_version_tag(name, version, "textclf.champion_test", said)
@@ -124,17 +148,23 @@ def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
     sided at alpha / the candidates it was selected among on those rows (SELECTED_FROM)."""
     frames = [predictions.load(tags.get("textclf.run_id", ""), "val") for tags in (held.tags, mine)]
     if any(f is None for f in frames):
-        return False, ("no per-row validation predictions for "
-                       f"{'the champion' if frames[0] is None else 'it'} (logged before textclf "
-                       "saved them): not compared; move the alias by hand if you mean it")
+        return False, (
+            "no per-row validation predictions for "
+            f"{'the champion' if frames[0] is None else 'it'} (logged before textclf "
+            "saved them): not compared; move the alias by hand if you mean it"
+        )
     try:
         champion, challenger = rows.paired(*frames)
     except ValueError as e:
         return False, f"not compared: {e}"
     metric = PAIRED[mine["textclf.objective"]]
-    scores = ([f.prediction.to_numpy() for f in (champion, challenger)] if metric == "accuracy"
-              else [rows.row_losses(f) for f in (champion, challenger)])
+    scores = (
+        [f.prediction.to_numpy() for f in (champion, challenger)]
+        if metric == "accuracy"
+        else [rows.row_losses(f) for f in (champion, challenger)]
+    )
     candidates = int(mine.get(SELECTED_FROM, "1") or 1)
-    beats, said = paired.challenger_wins(metric, champion.label.to_numpy(), *scores, alpha,
-                                         candidates)
+    beats, said = paired.challenger_wins(
+        metric, champion.label.to_numpy(), *scores, alpha, candidates
+    )
     return beats, f"paired vs version {held.version} on {len(champion)} validation rows: {said}"

@@ -2,6 +2,7 @@
 trial, FAILED with the error as a tag), and an ActiveRun object logs into it: params, the resolved
 config, dataset inputs, per-epoch metrics through a spool (training goes on while the tracking
 server is away), final results."""
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,14 @@ class ActiveRun:
     def __init__(self, run_id: str, spool: Spool):
         self.run_id, self.spool = run_id, spool
 
-    def log_setup(self, cfg: Config, frames: dict[str, pd.DataFrame], data_uri: str,
-                  varied: dict[str, Any], digests: dict[str, str] | None = None) -> None:
+    def log_setup(
+        self,
+        cfg: Config,
+        frames: dict[str, pd.DataFrame],
+        data_uri: str,
+        varied: dict[str, Any],
+        digests: dict[str, str] | None = None,
+    ) -> None:
         """Params (the config, flat and namespaced, and what a trial `varied`), the resolved
         config, and the splits as dataset inputs whose digests are textclf's fingerprints of each
         split's full rows (`digests`): the runs table's Dataset column then shows which runs were
@@ -49,9 +56,13 @@ class ActiveRun:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for split, frame in frames.items():
-                dataset = mlflow.data.from_pandas(frame, source=data_uri, targets="label",
-                                                  name=f"{cfg.data.name}:{split}",
-                                                  digest=(digests or {}).get(split))
+                dataset = mlflow.data.from_pandas(
+                    frame,
+                    source=data_uri,
+                    targets="label",
+                    name=f"{cfg.data.name}:{split}",
+                    digest=(digests or {}).get(split),
+                )
                 _log_input(dataset, split)
 
     def log_derived(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
@@ -85,14 +96,17 @@ class ActiveRun:
         """Send what the spool holds (waiting up to `wait_s` for the server); how logging fared in
         training."""
         self.spool.drain(wait_s)
-        return {"tracking_longest_wait_s": self.spool.longest_wait_s,
-                "tracking_failed_sends": self.spool.failures}
+        return {
+            "tracking_longest_wait_s": self.spool.longest_wait_s,
+            "tracking_failed_sends": self.spool.failures,
+        }
 
     def tag(self, tags: dict[str, str]) -> None:
         mlflow.set_tags(tags)
 
-    def log_results(self, final: dict[str, float], confusion: dict, figures: dict[str,
-                                                                                  object]) -> None:
+    def log_results(
+        self, final: dict[str, float], confusion: dict, figures: dict[str, object]
+    ) -> None:
         mlflow.log_metrics(final)
         mlflow.log_dict(confusion, "confusion_matrix.json")
         if figures:  # matplotlib only when there are figures (tracking.log_figures)
@@ -102,9 +116,9 @@ class ActiveRun:
                 mlflow.log_figure(figure, name)
                 plt.close(figure)
 
-
-    def log_predictions(self, frames: dict[str, pd.DataFrame], errors: dict[str,
-                                                                            pd.DataFrame]) -> None:
+    def log_predictions(
+        self, frames: dict[str, pd.DataFrame], errors: dict[str, pd.DataFrame]
+    ) -> None:
         """predictions/<split>.parquet, every evaluated row (what `textclf compare` and champion
         promotion pair up), and misclassified_<split>.json, the most confident errors as an MLflow
         table (the UI shows it)."""
@@ -117,17 +131,24 @@ class ActiveRun:
 
 
 @contextlib.contextmanager
-def run(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | None = None,
-        killed_by: tuple[type[BaseException], ...] = (), resume: str | None = None,
-        name: str | None = None, unique: bool = True) -> Iterator[ActiveRun]:
+def run(
+    tracking: TrackingConfig,
+    tags: dict[str, str],
+    parent_run_id: str | None = None,
+    killed_by: tuple[type[BaseException], ...] = (),
+    resume: str | None = None,
+    name: str | None = None,
+    unique: bool = True,
+) -> Iterator[ActiveRun]:
     """An MLflow run that always ends: FINISHED, KILLED on Ctrl-C/SIGTERM or a `killed_by` exception
     (a pruned trial), FAILED (with the error as a tag). With a parent it is that run's child.
     `resume`: the id of an earlier run to continue (it is RUNNING again; epochs it already has are
     not logged twice). `name` (default tracking.run_name) gets a ` #2`, ` #3` ... when `unique`
     and the experiment has it."""
     active = _start(tracking, tags, parent_run_id, resume, name or tracking.run_name, unique)
-    journal = Journal(journal_dir(tracking.journal_dir), mlflow.get_tracking_uri(),
-                      active.info.run_id)
+    journal = Journal(
+        journal_dir(tracking.journal_dir), mlflow.get_tracking_uri(), active.info.run_id
+    )
     logged = ActiveRun(active.info.run_id, spool_for(active.info.run_id, journal))
     status = "FAILED"
     # the killed process may have logged epochs after its last checkpoint
@@ -153,14 +174,21 @@ def run(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | Non
             _end(active.info.run_id, status, logged.spool, journal)
 
 
-def _start(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | None,
-           resume: str | None,
-           name: str | None, unique: bool):
+def _start(
+    tracking: TrackingConfig,
+    tags: dict[str, str],
+    parent_run_id: str | None,
+    resume: str | None,
+    name: str | None,
+    unique: bool,
+):
     """The MLflow run started (or, for `resume`, started again), with a heartbeat tag and MLflow's
     system metrics."""
     if name and unique and not resume:
-        experiment = os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.get_experiment_by_name(
-            tracking.experiment).experiment_id  # store.connect selected it
+        experiment = (
+            os.environ.get("MLFLOW_EXPERIMENT_ID")
+            or mlflow.get_experiment_by_name(tracking.experiment).experiment_id
+        )  # store.connect selected it
         name = names.unique_name(name, experiment)
     if tracking.system_metrics:  # MLflow's sampler thread: CPU, memory, disk, network, GPU
         mlflow.set_system_metrics_sampling_interval(tracking.system_metrics_interval_s)
@@ -174,8 +202,13 @@ def _start(tracking: TrackingConfig, tags: dict[str, str], parent_run_id: str | 
         clear_reaped(active)
     elif outer is None or parent_run_id in (None, outer.info.run_id):
         parent = parent_run_id or (outer.info.run_id if outer else None)
-        active = mlflow.start_run(run_name=name, tags={**tags, **beating}, nested=outer is not None,
-                                  parent_run_id=parent, **system)
+        active = mlflow.start_run(
+            run_name=name,
+            tags={**tags, **beating},
+            nested=outer is not None,
+            parent_run_id=parent,
+            **system,
+        )
     else:  # a sweep's trial inside someone's active run: MLflow nests under it; re-parent it
         active = mlflow.start_run(run_name=name, tags={**tags, **beating}, nested=True, **system)
         mlflow.set_tag("mlflow.parentRunId", parent_run_id)

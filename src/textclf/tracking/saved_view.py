@@ -7,6 +7,7 @@ experiment tag `mlflow.sharedViewState.<key>` and opens it from `?viewStateShare
 search facets (filter, sort) and column choices are kept; which runs are expanded is not (the UI
 drops `runsExpanded` from shared state), so the view filters to the sweep's children, which then
 list flat, best first. `workflowType=machine_learning` opens the model-training UI, not GenAI's."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,13 @@ def view_path(experiment_id: str, key: str | None = None) -> str:
     return f"#/experiments/{experiment_id}/runs?{query}"
 
 
-def show_sweep(parent_run_id: str, best_run_id: str | None, objectives: dict[str, str],
-               varied: list[str], candidates: int = 1) -> str:
+def show_sweep(
+    parent_run_id: str,
+    best_run_id: str | None,
+    objectives: dict[str, str],
+    varied: list[str],
+    candidates: int = 1,
+) -> str:
     """The parent's headline (show_best) and evaluation datasets, and the sweep's saved view;
     returns the view's UI route."""
     client = mlflow.MlflowClient()
@@ -46,65 +52,108 @@ def show_sweep(parent_run_id: str, best_run_id: str | None, objectives: dict[str
         show_best(client, parent_run_id, best_run_id, list(objectives), candidates)
     _log_evaluation_inputs(client, parent, experiment)
     (metric, direction), *_ = objectives.items()
-    chosen = [*(column("metrics", m) for m in objectives),
-              *(column("params", k) for k in sorted(varied))]
-    state = {"searchFilter": f"tags.mlflow.parentRunId = '{parent_run_id}'",
-             "orderByKey": column("metrics", metric), "orderByAsc": direction == "minimize",
-             "selectedColumns": [column("attributes", "Dataset"), *chosen,
-                                 column("attributes", "Models")],
-             # what was chosen and scored first, beside the run names: the UI's columns scroll
-             "columnOrder": [*chosen, column("attributes", "Dataset")],
-             **charts(list(objectives), sorted(varied))}
+    chosen = [
+        *(column("metrics", m) for m in objectives),
+        *(column("params", k) for k in sorted(varied)),
+    ]
+    state = {
+        "searchFilter": f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        "orderByKey": column("metrics", metric),
+        "orderByAsc": direction == "minimize",
+        "selectedColumns": [
+            column("attributes", "Dataset"),
+            *chosen,
+            column("attributes", "Models"),
+        ],
+        # what was chosen and scored first, beside the run names: the UI's columns scroll
+        "columnOrder": [*chosen, column("attributes", "Dataset")],
+        **charts(list(objectives), sorted(varied)),
+    }
     client.set_experiment_tag(experiment, SHARE_TAG + parent_run_id, json.dumps(state))
     client.set_tag(parent_run_id, VIEW_TAG, parent_run_id)
     return view_path(experiment, parent_run_id)
 
 
-def show_best(client: mlflow.MlflowClient, parent_run_id: str, best_run_id: str,
-              objectives: list[str], candidates: int) -> None:
+def show_best(
+    client: mlflow.MlflowClient,
+    parent_run_id: str,
+    best_run_id: str,
+    objectives: list[str],
+    candidates: int,
+) -> None:
     """The best trial's objective values on the parent, marked as the best of `candidates` trials on
     these validation rows (selected on them, so optimistic: no plain interval), and its test scores
     with their intervals (never selected on: the unbiased figures)."""
     scores = client.get_run(best_run_id).data.metrics
     keys = [*objectives, *(k for m in TEST_SCORES for k in (m, *bounds(m)))]
     now = int(time.time() * 1000)
-    client.log_batch(parent_run_id, metrics=[Metric(k, scores[k], now, 0) for k in keys
-                                             if k in scores])
+    client.log_batch(
+        parent_run_id, metrics=[Metric(k, scores[k], now, 0) for k in keys if k in scores]
+    )
     tests = [m for m in TEST_SCORES if m in scores]
-    client.set_tag(parent_run_id, BEST_OF,
-                   f"{', '.join(objectives)}: the best of {candidates} trials on these validation "
-                   "rows (selected on them: optimistic, so no interval); "
-                   + (f"{' and '.join(tests)} were not selected on: read those, with their "
-                      "intervals" if tests else "no test scores"))
+    client.set_tag(
+        parent_run_id,
+        BEST_OF,
+        f"{', '.join(objectives)}: the best of {candidates} trials on these validation "
+        "rows (selected on them: optimistic, so no interval); "
+        + (
+            f"{' and '.join(tests)} were not selected on: read those, with their intervals"
+            if tests
+            else "no test scores"
+        ),
+    )
 
 
 def charts(objectives: list[str], varied: list[str]) -> dict:
     """The chart view's first charts (the runs page with compareRunsMode=CHART): the objective
     against every varied param (parallel coordinates), then the objective per trial. MLflow's UI
     adds a chart per other metric after them."""
-    section = {"uuid": SECTION, "name": "textclf sweep", "display": True, "isReordered": True,
-               "deleted": False, "isGenerated": False}
-    common = {"metricSectionId": SECTION, "deleted": False, "isGenerated": False,
-              "runsCountToCompare": 100}
-    parallel = {**common, "uuid": f"{SECTION}-parallel", "type": "PARALLEL",
-                "displayName": f"{', '.join(objectives)} by {', '.join(varied)}",
-                "selectedParams": varied, "selectedMetrics": objectives, "showAllRuns": True}
-    bars = [{**common, "uuid": f"{SECTION}-bar-{m}", "type": "BAR", "metricKey": m,
-             "displayName": m} for m in objectives]
-    return {"compareRunCharts": [parallel, *bars], "compareRunSections": [section],
-            "isAccordionReordered": True}
+    section = {
+        "uuid": SECTION,
+        "name": "textclf sweep",
+        "display": True,
+        "isReordered": True,
+        "deleted": False,
+        "isGenerated": False,
+    }
+    common = {
+        "metricSectionId": SECTION,
+        "deleted": False,
+        "isGenerated": False,
+        "runsCountToCompare": 100,
+    }
+    parallel = {
+        **common,
+        "uuid": f"{SECTION}-parallel",
+        "type": "PARALLEL",
+        "displayName": f"{', '.join(objectives)} by {', '.join(varied)}",
+        "selectedParams": varied,
+        "selectedMetrics": objectives,
+        "showAllRuns": True,
+    }
+    bars = [
+        {**common, "uuid": f"{SECTION}-bar-{m}", "type": "BAR", "metricKey": m, "displayName": m}
+        for m in objectives
+    ]
+    return {
+        "compareRunCharts": [parallel, *bars],
+        "compareRunSections": [section],
+        "isAccordionReordered": True,
+    }
 
 
 def _log_evaluation_inputs(client: mlflow.MlflowClient, parent, experiment: str) -> None:
     """The children's validation and test datasets, each once (trials may differ in their training
     rows, e.g. data.train_fraction; what they were scored on defines comparability)."""
+
     def identity(item) -> tuple:
         return item.dataset.name, item.dataset.digest, tuple((t.key, t.value) for t in item.tags)
 
     have = {identity(i) for i in parent.inputs.dataset_inputs}
     found = {}
-    for child in client.search_runs([experiment],
-                                    f"tags.mlflow.parentRunId = '{parent.info.run_id}'"):
+    for child in client.search_runs(
+        [experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    ):
         for item in child.inputs.dataset_inputs:
             contexts = {t.value for t in item.tags if t.key == "mlflow.data.context"}
             if contexts & {"val", "test"} and identity(item) not in have:
@@ -119,8 +168,12 @@ def routes(experiment_id: str) -> dict[str, str]:
     saved view and the saved view's chart view (charts: the objective against the varied params)."""
     found = {"runs": view_path(experiment_id)}
     client = mlflow.MlflowClient()
-    sweeps = client.search_runs([experiment_id], "tags.`textclf.role` = 'sweep'", max_results=1,
-                                order_by=["attributes.start_time DESC"])
+    sweeps = client.search_runs(
+        [experiment_id],
+        "tags.`textclf.role` = 'sweep'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
     if sweeps and VIEW_TAG in sweeps[0].data.tags:
         found["sweep"] = view_path(experiment_id, sweeps[0].data.tags[VIEW_TAG])
         found["compare"] = found["sweep"] + "&compareRunsMode=CHART"

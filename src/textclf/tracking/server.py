@@ -5,6 +5,7 @@ through the server (`--serve-artifacts`).
 The server forks worker processes, so it runs in its own process group and is stopped
 as a group; a plain terminate would leave consumers behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,16 +23,19 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def serve(backend_uri: str, artifacts: str, host: str, port: int, workers: int,
-          auth_env: dict | None) -> None:
+def serve(
+    backend_uri: str, artifacts: str, host: str, port: int, workers: int, auth_env: dict | None
+) -> None:
     """Become the server process (`textclf server`, in the foreground); `auth_env`
     (auth.server_environment) switches MLflow's basic-auth app on. Files the server creates (stores,
     the user database) are its own."""
     if auth_env is not None:
         os.umask(0o077)
-    os.execve(sys.executable, command(backend_uri, Path(artifacts), host, port, workers,
-                                      auth_env is not None),
-              environment(auth_env))
+    os.execve(
+        sys.executable,
+        command(backend_uri, Path(artifacts), host, port, workers, auth_env is not None),
+        environment(auth_env),
+    )
 
 
 def environment(auth_env: dict | None = None) -> dict[str, str]:
@@ -52,26 +56,54 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def command(backend_uri: str, artifacts: Path, host: str = "127.0.0.1", port: int = 5000,
-            workers: int = 1, auth: bool = False) -> list[str]:
-    return [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-            "--workers",
-            str(workers), "--backend-store-uri", backend_uri, "--artifacts-destination",
-            str(artifacts),
-            "--serve-artifacts", *(["--app-name", "basic-auth"] if auth else [])]
+def command(
+    backend_uri: str,
+    artifacts: Path,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    auth: bool = False,
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--serve-artifacts",
+        *(["--app-name", "basic-auth"] if auth else []),
+    ]
 
 
-def start(backend_uri: str, artifacts: Path, log_path: Path, host: str = "127.0.0.1",
-          port: int | None = None,
-          workers: int = 1, auth_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start(
+    backend_uri: str,
+    artifacts: Path,
+    log_path: Path,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    workers: int = 1,
+    auth_env: dict | None = None,
+) -> tuple[subprocess.Popen, str]:
     """Start the server and wait (up to 2 minutes) until /health answers; returns (process, URL)."""
     port = port or free_port(host)
     url = f"http://{host}:{port}"
     with open(log_path, "a") as log:
-        proc = subprocess.Popen(command(backend_uri, artifacts, host, port, workers,
-                                        auth_env is not None),
-                                stdout=log, stderr=log, env=environment(auth_env),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command(backend_uri, artifacts, host, port, workers, auth_env is not None),
+            stdout=log,
+            stderr=log,
+            env=environment(auth_env),
+            start_new_session=True,
+        )
     deadline = time.time() + 120
     try:
         while not healthy(url):
@@ -104,9 +136,14 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running(backend_uri: str, artifacts: Path, log_path: Path, host: str = "127.0.0.1",
-            port: int | None = None,
-            auth_env: dict | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+def running(
+    backend_uri: str,
+    artifacts: Path,
+    log_path: Path,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    auth_env: dict | None = None,
+) -> Iterator[tuple[subprocess.Popen, str]]:
     proc, url = start(backend_uri, artifacts, log_path, host, port, auth_env=auth_env)
     try:
         yield proc, url
@@ -114,8 +151,9 @@ def running(backend_uri: str, artifacts: Path, log_path: Path, host: str = "127.
         stop(proc)
 
 
-def ui(tracking_uri: str, experiment: str | None, log_path: Path,
-       port: int | None = None) -> tuple[subprocess.Popen | None, dict[str, str]]:
+def ui(
+    tracking_uri: str, experiment: str | None, log_path: Path, port: int | None = None
+) -> tuple[subprocess.Popen | None, dict[str, str]]:
     """The MLflow UI for a store: a local store (SQLite, PostgreSQL) gets its own server on
     127.0.0.1 and a free port (artifacts from mlartifacts/ beside a SQLite file); an http(s) store
     is already one. Returns (the server process or None, the URLs to open: `experiment`'s runs and,
@@ -129,14 +167,22 @@ def ui(tracking_uri: str, experiment: str | None, log_path: Path,
     if tracking_uri.startswith(("http://", "https://")):
         base = tracking_uri.rstrip("/")
     else:
-        artifacts = (Path(tracking_uri.removeprefix("sqlite:///")).parent
-                     if tracking_uri.startswith("sqlite:///") else Path.cwd()) / "mlartifacts"
+        artifacts = (
+            Path(tracking_uri.removeprefix("sqlite:///")).parent
+            if tracking_uri.startswith("sqlite:///")
+            else Path.cwd()
+        ) / "mlartifacts"
         proc, base = start(tracking_uri, artifacts, log_path, port=port)
     found = mlflow.get_experiment_by_name(experiment) if experiment else None
     if found is None:  # the list, and each experiment in the model-training layout
         every = mlflow.search_experiments(max_results=20, order_by=["last_update_time DESC"])
-        return proc, {"experiments": f"{base}/#/experiments",
-                      **{f"runs of {e.name}": f"{base}/{saved_view.view_path(e.experiment_id)}"
-                         for e in every}}
-    return proc, {name: f"{base}/{route}"
-                  for name, route in saved_view.routes(found.experiment_id).items()}
+        return proc, {
+            "experiments": f"{base}/#/experiments",
+            **{
+                f"runs of {e.name}": f"{base}/{saved_view.view_path(e.experiment_id)}"
+                for e in every
+            },
+        }
+    return proc, {
+        name: f"{base}/{route}" for name, route in saved_view.routes(found.experiment_id).items()
+    }

@@ -10,6 +10,7 @@ logged. With a journal (journal.py) every value is on disk before it is sent, un
 confirmed it: a process killed during an outage loses nothing (`textclf sync` replays it). No MLflow
 here: runs.py passes in how to send and how to ask.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,9 +81,11 @@ class Spool:
         # the server is down, slow or refusing: keep everything, try again later
         except Exception as e:
             self.uncertain, self.failures = True, self.failures + 1
-            log.warning("tracking server unreachable (%s); %d metric values held locally",
-                        first_line(e),
-                        len(self.pending))
+            log.warning(
+                "tracking server unreachable (%s); %d metric values held locally",
+                first_line(e),
+                len(self.pending),
+            )
         return not self.pending
 
     def drain(self, deadline_s: float, every_s: float = 5.0) -> None:
@@ -90,7 +93,8 @@ class Spool:
         end = time.monotonic() + deadline_s
         while not self._attempt(patient=True):
             if time.monotonic() >= end:
-                raise TimeoutError(f"tracking server still unreachable after {deadline_s:.0f} s; "
-                                   f"{len(self.pending)} metric values not logged")
+                raise TimeoutError(
+                    f"tracking server still unreachable after {deadline_s:.0f} s; "
+                    f"{len(self.pending)} metric values not logged"
+                )
             time.sleep(min(every_s, max(end - time.monotonic(), 0)))
-

@@ -2,6 +2,7 @@
 tracking.uri in the config, then an embedded SQLite store `mlflow.db` in the working directory,
 artifacts beside it in `mlartifacts/`), checked before anything is loaded, and the experiment
 selected or created."""
+
 from __future__ import annotations
 
 import logging
@@ -32,12 +33,16 @@ def startup_wait(outage_wait_s: float) -> float:
     tracking.outage_wait_s for workers (a pod that starts before its server), at most
     TERMINAL_WAIT_S at a terminal, where a silent wait reads as a hang and the cause is usually a
     typo in the URI."""
-    return min(outage_wait_s, TERMINAL_WAIT_S) if sys.stdin is not None and sys.stdin.isatty() \
+    return (
+        min(outage_wait_s, TERMINAL_WAIT_S)
+        if sys.stdin is not None and sys.stdin.isatty()
         else outage_wait_s
+    )
 
 
-def resolve_uri(flag: str | None, configured: str | None = None,
-                configured_at: str = "config") -> tuple[str, str]:
+def resolve_uri(
+    flag: str | None, configured: str | None = None, configured_at: str = "config"
+) -> tuple[str, str]:
     """(URI, where it came from, for messages): `configured` is tracking.uri, set in
     `configured_at`."""
     if flag:
@@ -52,23 +57,32 @@ def resolve_uri(flag: str | None, configured: str | None = None,
     return default, f"the default tracking store {default}"
 
 
-def check_uri(uri: str, origin: str, must_exist: bool = False, timeout_s: float = 5.0,
-              wait_s: float = 0.0) -> None:
+def check_uri(
+    uri: str, origin: str, must_exist: bool = False, timeout_s: float = 5.0, wait_s: float = 0.0
+) -> None:
     """Before anything is loaded or created: a scheme MLflow knows; a server that answers (waiting,
     with backoff and one line per attempt, up to `wait_s`: tracking.outage_wait_s for commands that
     log) and accepts the login in MLFLOW_TRACKING_USERNAME/PASSWORD; for commands that only read
     (`must_exist`) a SQLite store that is there."""
     scheme = urllib.parse.urlparse(uri).scheme.split("+")[0].lower()
     if scheme not in URI_SCHEMES:
-        raise InputError([f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default), "
-                          "http://HOST:PORT (textclf server), file:DIR or "
-                          "postgresql://USER@HOST/DB"])
+        raise InputError(
+            [
+                f"{origin}: unknown scheme {scheme!r}; use sqlite:///FILE (the default), "
+                "http://HOST:PORT (textclf server), file:DIR or "
+                "postgresql://USER@HOST/DB"
+            ]
+        )
     if scheme in ("http", "https"):
         _wait_for_server(uri, origin, timeout_s, wait_s)
         _check_login(uri, origin)
     if must_exist and scheme == "sqlite" and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise InputError([f"{origin}: no MLflow tracking store there; run where mlflow.db is, or "
-                          "pass --tracking-uri"])
+        raise InputError(
+            [
+                f"{origin}: no MLflow tracking store there; run where mlflow.db is, or "
+                "pass --tracking-uri"
+            ]
+        )
 
 
 def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> None:
@@ -76,14 +90,24 @@ def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> 
     while (problem := _unanswered(health, timeout_s)) is not None:
         waited = time.monotonic() - start
         if waited + delay > wait_s:
-            raise InputError([f"{origin}: no MLflow tracking server answered GET {health} within "
-                              f"{timeout_s:g} s "
-                              f"({problem})" + (f" for {waited:.0f} s (tracking.outage_wait_s)"
-                                                if wait_s else "")
-                              + "; start one (textclf server) or fix the URI"])
-        log.warning("tracking server %s not answering (%s): attempt %d, next in %.0f s, giving up "
-                    "after %.0f s (tracking.outage_wait_s; Ctrl-C stops)", uri, problem, attempt,
-                    delay, wait_s)
+            raise InputError(
+                [
+                    f"{origin}: no MLflow tracking server answered GET {health} within "
+                    f"{timeout_s:g} s "
+                    f"({problem})"
+                    + (f" for {waited:.0f} s (tracking.outage_wait_s)" if wait_s else "")
+                    + "; start one (textclf server) or fix the URI"
+                ]
+            )
+        log.warning(
+            "tracking server %s not answering (%s): attempt %d, next in %.0f s, giving up "
+            "after %.0f s (tracking.outage_wait_s; Ctrl-C stops)",
+            uri,
+            problem,
+            attempt,
+            delay,
+            wait_s,
+        )
         time.sleep(delay)
         delay, attempt = min(delay * 2, 60.0), attempt + 1
 
@@ -123,8 +147,9 @@ def _check_can_log(experiment: str, origin: str) -> None:
     found = mlflow.get_experiment_by_name(experiment)
     key = next(iter(EXPERIMENT_KIND))
     try:
-        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key,
-                                                 found.tags.get(key, EXPERIMENT_KIND[key]))
+        mlflow.MlflowClient().set_experiment_tag(
+            found.experiment_id, key, found.tags.get(key, EXPERIMENT_KIND[key])
+        )
     except mlflow.exceptions.MlflowException as e:
         problem = login_problem(e.get_http_status_code(), f"{origin}: experiment {experiment!r}")
         if problem:
@@ -139,9 +164,14 @@ def connect(uri: str, experiment: str, journal_dir: str | None = None) -> None:
     mlflow.set_tracking_uri(uri)
     try:
         for item in (i for i in sync(uri, sync_dir(journal_dir)) if i.ended):
-            log.warning("run %s: %d metric values replayed from %s (%d were already logged); ended "
-                        "it %s",
-                        item.run_id, item.sent, item.path, item.already, item.end or "FAILED")
+            log.warning(
+                "run %s: %d metric values replayed from %s (%d were already logged); ended it %s",
+                item.run_id,
+                item.sent,
+                item.path,
+                item.already,
+                item.end or "FAILED",
+            )
     except Exception as e:  # a new run need not wait for an old one's metrics
         log.warning(
             "could not replay the metric journals of dead runs (%s); run textclf sync later",
@@ -159,8 +189,9 @@ def connect(uri: str, experiment: str, journal_dir: str | None = None) -> None:
             mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
         # another worker may create it first, or no login
         except mlflow.exceptions.MlflowException as e:
-            problem = login_problem(e.get_http_status_code(),
-                                    f"tracking: experiment {experiment!r}")
+            problem = login_problem(
+                e.get_http_status_code(), f"tracking: experiment {experiment!r}"
+            )
             if problem:
                 raise InputError([problem]) from None
     if urllib.parse.urlparse(uri).scheme in ("http", "https"):

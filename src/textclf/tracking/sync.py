@@ -2,6 +2,7 @@
 journal behind it), and replaying the metric journals of processes that died before the server had
 their metrics (journal.py): `textclf sync`, and every textclf train/sweep when it connects to the
 same tracking URI."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,9 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
             run = client.get_run(run_id)
         except mlflow.exceptions.MlflowException as e:
             if e.get_http_status_code() == 404:
-                log.warning("journal of run %s: the tracking server has no such run; dropped",
-                            run_id)
+                log.warning(
+                    "journal of run %s: the tracking server has no such run; dropped", run_id
+                )
                 return None
             raise
         if run.info.lifecycle_stage == "deleted":
@@ -47,8 +49,10 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
         return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
 
     def end(run_id: str, intended: str | None, sent: int) -> None:
-        reason = (f"the process died (killed, or its machine was lost) with {sent} metric values "
-                  "the tracking server did not have; replayed from its journal by textclf sync")
+        reason = (
+            f"the process died (killed, or its machine was lost) with {sent} metric values "
+            "the tracking server did not have; replayed from its journal by textclf sync"
+        )
         if intended in ("KILLED", "FINISHED"):
             if client.get_run(run_id).info.status == "RUNNING":
                 client.set_terminated(run_id, intended)
@@ -59,14 +63,17 @@ def sync(uri: str, directory: Path) -> list[Replayed]:
 
 
 def send_batches(client: mlflow.MlflowClient, run_id: str, entries: list[Entry]) -> None:
-    metrics = [mlflow.entities.Metric(key, value, timestamp, step) for key, value, step,
-               timestamp in entries]
+    metrics = [
+        mlflow.entities.Metric(key, value, timestamp, step)
+        for key, value, step, timestamp in entries
+    ]
     for start in range(0, len(metrics), BATCH):
-        client.log_batch(run_id, metrics=metrics[start:start + BATCH])
+        client.log_batch(run_id, metrics=metrics[start : start + BATCH])
 
 
 def spool_for(run_id: str, journal: Journal) -> Spool:
     """The live run's spool (spool.py): sends with a short timeout, the journal behind it."""
+
     def send(entries):
         with _fail_fast():
             send_batches(mlflow.MlflowClient(), run_id, entries)
@@ -76,18 +83,26 @@ def spool_for(run_id: str, journal: Journal) -> Spool:
             client = mlflow.MlflowClient()
             return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
 
-    return Spool(send, known, pending=list(journal.leftover), uncertain=bool(journal.leftover),
-                 journal=journal)
+    return Spool(
+        send,
+        known,
+        pending=list(journal.leftover),
+        uncertain=bool(journal.leftover),
+        journal=journal,
+    )
 
 
 @contextlib.contextmanager
 def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
     """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool
     retries. Process-wide environment variables: only the main thread may use this."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                       "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
+    saved = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    }
+    os.environ.update(
+        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
+    )
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ through a temporary file and an atomic rename. The JSON is the commit mark: a sa
 leaves either no JSON or a hash that does not match, and `load` falls back to the newest complete
 checkpoint (or none).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,6 +27,7 @@ from safetensors.torch import load_file, save_file
 @dataclass
 class Parts:
     """Everything whose state a checkpoint holds, besides the loop's own counters."""
+
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -33,27 +35,43 @@ class Parts:
     generator: torch.Generator  # the training batches' order
 
 
-def snapshot(directory: Path, epoch: int, parts: Parts, result, best_loss: float,
-             best_state: dict[str, torch.Tensor]) -> None:
+def snapshot(
+    directory: Path,
+    epoch: int,
+    parts: Parts,
+    result,
+    best_loss: float,
+    best_state: dict[str, torch.Tensor],
+) -> None:
     optimizer = parts.optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in parts.model.state_dict().items()}
     tensors |= {f"best.{k}": v for k, v in best_state.items()}
-    tensors |= {f"optimizer.{i}.{k}": v for i, state in optimizer["state"].items()
-                for k, v in state.items()}
+    tensors |= {
+        f"optimizer.{i}.{k}": v for i, state in optimizer["state"].items() for k, v in state.items()
+    }
     tensors |= {"rng.torch": torch.get_rng_state(), "rng.batches": parts.generator.get_state()}
     if torch.cuda.is_available():
-        tensors |= {f"rng.cuda.{i}": state
-                    for i, state in enumerate(torch.cuda.get_rng_state_all())}
-    meta = {"history": result.history, "best_epoch": result.best_epoch, "best_loss": best_loss,
-            "stopped_early": result.stopped_early, "counters": [result.step_time_s, result.samples,
-                                                                result.tokens,
-                                                                result.padded_tokens,
-                                                                result.first_step_s,
-                                                                result.token_squares],
-            "learning_rates": result.learning_rates,
-            "optimizer_groups": optimizer["param_groups"],
-            "scheduler": parts.scheduler.state_dict(),
-            "scaler": parts.scaler.state_dict()}
+        tensors |= {
+            f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())
+        }
+    meta = {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_loss": best_loss,
+        "stopped_early": result.stopped_early,
+        "counters": [
+            result.step_time_s,
+            result.samples,
+            result.tokens,
+            result.padded_tokens,
+            result.first_step_s,
+            result.token_squares,
+        ],
+        "learning_rates": result.learning_rates,
+        "optimizer_groups": optimizer["param_groups"],
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+    }
     save(directory, epoch, tensors, meta)
 
 
@@ -76,8 +94,9 @@ def restore(found, parts: Parts, result, device: torch.device):
     parts.generator.set_state(tensors["rng.batches"])
     torch.set_rng_state(tensors["rng.torch"])  # dropout continues where the killed run was
     if device.type == "cuda" and "rng.cuda.0" in tensors:
-        torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"]
-                                      for i in range(torch.cuda.device_count())])
+        torch.cuda.set_rng_state_all(
+            [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())]
+        )
     result.history, result.best_epoch, result.stopped_early = (
         meta["history"],
         meta["best_epoch"],
@@ -86,8 +105,14 @@ def restore(found, parts: Parts, result, device: torch.device):
     result.learning_rates = meta.get("learning_rates", [])  # none in checkpoints before them
     # checkpoints from before token_squares
     counters = meta["counters"] + [0] * (6 - len(meta["counters"]))
-    (result.step_time_s, result.samples, result.tokens, result.padded_tokens, result.first_step_s,
-     result.token_squares) = counters
+    (
+        result.step_time_s,
+        result.samples,
+        result.tokens,
+        result.padded_tokens,
+        result.first_step_s,
+        result.token_squares,
+    ) = counters
     return meta["epoch"], meta["best_loss"], take("best.")
 
 
@@ -95,12 +120,15 @@ def generator_of(loader) -> torch.Generator:
     return loader.generator if loader.generator is not None else loader.batch_sampler.generator
 
 
-def save(directory: Path, epoch: int, tensors: dict[str, torch.Tensor], meta: dict[str,
-                                                                                   Any]) -> Path:
+def save(
+    directory: Path, epoch: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"epoch-{epoch}.safetensors"
-    _atomic(weights, lambda f: save_file({k: v.detach().cpu().contiguous()
-                                          for k, v in tensors.items()}, f))
+    _atomic(
+        weights,
+        lambda f: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, f),
+    )
     meta = {**meta, "epoch": epoch, "sha256": _sha256(weights)}
     mark = directory / f"epoch-{epoch}.json"
     _atomic(mark, lambda f: Path(f).write_text(json.dumps(meta)))

@@ -8,6 +8,7 @@ one graph per width, plus one per width the epoch's shorter last batch lands on.
 graphs per function by default and falls back to eager after that; at max length 512 there are up to
 16, so the limit is raised while training.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,10 @@ class CompileClock:
             self.later.setdefault(shape, []).append(took)
 
     def seconds(self) -> float:
-        return sum(max(0.0, t - statistics.median(self.later[s])) if self.later.get(s) else t
-                   for s, t in self.first.items())
+        return sum(
+            max(0.0, t - statistics.median(self.later[s])) if self.later.get(s) else t
+            for s, t in self.first.items()
+        )
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -58,8 +61,9 @@ class CompileClock:
 
 
 @contextlib.contextmanager
-def compiled(model: torch.nn.Module, enabled: bool, device: torch.device
-             ) -> Iterator[tuple[torch.nn.Module, CompileClock]]:
+def compiled(
+    model: torch.nn.Module, enabled: bool, device: torch.device
+) -> Iterator[tuple[torch.nn.Module, CompileClock]]:
     """(what the training steps call, its clock): the model itself when not `enabled`. The compiled
     module shares the model's parameters, so the optimizer, checkpoints and evaluation keep using
     `model`."""

@@ -1,5 +1,6 @@
 """Which device a run trains on and in which precision; a device that is not there is bad input
 (exit 2)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,11 +18,19 @@ def check_device(cfg: Config) -> torch.device:
     if name.startswith("cuda"):
         index = int(name.partition(":")[2] or 0)
         if not torch.cuda.is_available():
-            raise InputError([f"{where}, but no CUDA device is available "
-                              "(torch.cuda.is_available() is False); use auto or cpu"])
+            raise InputError(
+                [
+                    f"{where}, but no CUDA device is available "
+                    "(torch.cuda.is_available() is False); use auto or cpu"
+                ]
+            )
         if index >= torch.cuda.device_count():
-            raise InputError([f"{where}, but only {torch.cuda.device_count()} CUDA device(s) are "
-                              f"visible; use cuda:0..cuda:{torch.cuda.device_count() - 1} or auto"])
+            raise InputError(
+                [
+                    f"{where}, but only {torch.cuda.device_count()} CUDA device(s) are "
+                    f"visible; use cuda:0..cuda:{torch.cuda.device_count() - 1} or auto"
+                ]
+            )
     if name == "mps" and not torch.backends.mps.is_available():
         raise InputError(
             [f"{where}, but Apple's MPS backend is not available here; use auto or cpu"]

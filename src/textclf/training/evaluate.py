@@ -1,6 +1,7 @@
 """Scoring a model on a loader: loss, accuracy, every row's prediction and probabilities, in the
 loader's row order (batches are length-sorted for speed and mapped back). Plain PyTorch, as
 loop.py."""
+
 from __future__ import annotations
 
 import itertools
@@ -26,9 +27,14 @@ class Evaluation:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-             dtype: torch.dtype | None,
-             progress: bool = False, desc: str = "eval") -> Evaluation:
+def evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    progress: bool = False,
+    desc: str = "eval",
+) -> Evaluation:
     model.eval()
     model.to(device)
     loss_sum = torch.zeros((), device=device)
@@ -42,21 +48,27 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
         probabilities.append(logits.softmax(-1))
         labels.append(y)
     # back to dataset order (batches come sorted by length): per-row results pair up across runs
-    order = np.argsort(np.fromiter(itertools.chain.from_iterable(loader.batch_sampler),
-                                   dtype=np.int64))
+    order = np.argsort(
+        np.fromiter(itertools.chain.from_iterable(loader.batch_sampler), dtype=np.int64)
+    )
     probs, truth = (
         torch.cat(probabilities).cpu().numpy()[order],
         torch.cat(labels).cpu().numpy()[order],
     )
     predicted = probs.argmax(-1)
-    return Evaluation(loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted,
-                      truth, probs)
+    return Evaluation(
+        loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth, probs
+    )
 
 
-def to_device(batch: dict, device: torch.device, model: torch.nn.Module
-               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    inputs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "attention_mask")
-              if batch[k] is not None}  # no mask: an unpadded batch (features.Collate)
+def to_device(
+    batch: dict, device: torch.device, model: torch.nn.Module
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    inputs = {
+        k: batch[k].to(device, non_blocking=True)
+        for k in ("input_ids", "attention_mask")
+        if batch[k] is not None
+    }  # no mask: an unpadded batch (features.Collate)
     if "attention_mask" in inputs and getattr(model, "takes_4d_mask", False):
         # the mask transformers would build itself (model/build.py takes_4d_mask), made here without
         # its `padding_mask.all()` check: no host-device sync in a padded batch's forward

@@ -23,6 +23,7 @@ Peak: dense tensor-core FLOP/s of the GPU from its data sheet for the run's prec
 TF32 for fp32 matmuls); on CPU, cores x clock x FLOPs per cycle (AVX-512: 64 fp32, AVX2+FMA: 32,
 else 8), an estimate. `TEXTCLF_PEAK_TFLOPS` overrides either.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,11 +36,20 @@ _BLOCK = re.compile(r"\.layers?\.(\d+)\.")
 _EMBEDDING = ("embeddings", "prompt_encoder", "relative_attention_bias")
 
 # dense (no sparsity) TFLOP/s from the vendors' data sheets: (16-bit, TF32)
-_GPU_PEAKS = {"H200": (989.4, 494.7), "H100 SXM": (989.4, 494.7), "H100 80GB HBM3": (989.4, 494.7),
-              "H100 NVL": (835.0, 417.5), "H100 PCIe": (756.0, 378.0), "H100": (756.0, 378.0),
-              "A100": (312.0, 156.0), "L40S": (362.1, 181.0), "L4": (121.0, 60.0), "A10": (125.0,
-                                                                                           62.5),
-              "V100": (125.0, 15.7), "T4": (65.0, 8.1)}
+_GPU_PEAKS = {
+    "H200": (989.4, 494.7),
+    "H100 SXM": (989.4, 494.7),
+    "H100 80GB HBM3": (989.4, 494.7),
+    "H100 NVL": (835.0, 417.5),
+    "H100 PCIe": (756.0, 378.0),
+    "H100": (756.0, 378.0),
+    "A100": (312.0, 156.0),
+    "L40S": (362.1, 181.0),
+    "L4": (121.0, 60.0),
+    "A10": (125.0, 62.5),
+    "V100": (125.0, 15.7),
+    "T4": (65.0, 8.1),
+}
 
 
 def _positions(model: torch.nn.Module, layers: int) -> list[tuple[int, int, bool]]:
@@ -51,8 +61,9 @@ def _positions(model: torch.nn.Module, layers: int) -> list[tuple[int, int, bool
         if "original_module" in name:
             continue
         block = _BLOCK.search(name)
-        position = -1 if any(e in name
-                             for e in _EMBEDDING) else int(block.group(1)) if block else layers
+        position = (
+            -1 if any(e in name for e in _EMBEDDING) else int(block.group(1)) if block else layers
+        )
         out.append((position, p.numel(), p.requires_grad))
     return out
 

@@ -8,6 +8,7 @@ epoch's train loss/accuracy are measured by the same evaluation code as validati
 sample of training rows (`train_probe`), so their ratio compares like with like; the running
 train-mode figures are kept as `train_loss_running` / `train_accuracy_running`.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,10 +64,17 @@ class FitResult:
         return self.history[self.best_epoch - 1]
 
 
-def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainConfig,
-        device: torch.device,
-        log: LogFn = lambda metrics, epoch: None, report: ReportFn | None = None,
-        checkpoints: Path | None = None, train_probe: DataLoader | None = None) -> FitResult:
+def fit(
+    model: torch.nn.Module,
+    train: DataLoader,
+    val: DataLoader,
+    cfg: TrainConfig,
+    device: torch.device,
+    log: LogFn = lambda metrics, epoch: None,
+    report: ReportFn | None = None,
+    checkpoints: Path | None = None,
+    train_probe: DataLoader | None = None,
+) -> FitResult:
     """Train for cfg.epochs; with `checkpoints`, resume from the newest complete checkpoint there
     and save one after every epoch (checkpoint.py): a resumed run ends bit-identical to an
     uninterrupted one on CPU. A non-finite loss in epoch 1 raises FloatingPointError; later, it ends
@@ -88,23 +96,37 @@ def fit(model: torch.nn.Module, train: DataLoader, val: DataLoader, cfg: TrainCo
         for epoch in range(done + 1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             try:
-                running = train_epoch(forward, train, optimizer, scheduler, scaler, cfg, device,
-                                      dtype,
-                                      f"epoch {epoch}/{cfg.epochs}", clock=clock)
+                running = train_epoch(
+                    forward,
+                    train,
+                    optimizer,
+                    scheduler,
+                    scaler,
+                    cfg,
+                    device,
+                    dtype,
+                    f"epoch {epoch}/{cfg.epochs}",
+                    clock=clock,
+                )
                 steps_end = time.perf_counter()
                 check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
                 if not math.isfinite(check.loss):
-                    raise FloatingPointError(f"validation loss is {check.loss} after epoch "
-                                             f"{epoch}; lower train.learning_rate or use "
-                                             "train.precision=fp32")
+                    raise FloatingPointError(
+                        f"validation loss is {check.loss} after epoch "
+                        f"{epoch}; lower train.learning_rate or use "
+                        "train.precision=fp32"
+                    )
             except FloatingPointError as e:
                 if best_state is None:  # nothing good to fall back on
                     raise
                 result.diverged = f"{str(e).split('; lower')[0]}; kept epoch {result.best_epoch}"
                 break
             count(result, running, steps_end - epoch_start, start)
-            probe = evaluate(model, train_probe, device, dtype,
-                             desc="train probe") if train_probe else None
+            probe = (
+                evaluate(model, train_probe, device, dtype, desc="train probe")
+                if train_probe
+                else None
+            )
             row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
             result.history.append(row)
             log(row, epoch)
@@ -134,6 +156,7 @@ def monitored(row: dict[str, float], monitor: str) -> float:
 @dataclass
 class Running:
     """What one training epoch measured on the fly (train mode, weights moving)."""
+
     loss: float
     accuracy: float
     samples: int
@@ -157,22 +180,42 @@ def count(result: FitResult, running: Running, step_time_s: float, fit_start: fl
         result.first_step_s = running.first_step - fit_start
 
 
-def epoch_row(running: Running, probe: Evaluation | None, val: Evaluation,
-              seconds: float) -> dict[str, float]:
+def epoch_row(
+    running: Running, probe: Evaluation | None, val: Evaluation, seconds: float
+) -> dict[str, float]:
     """One epoch's metrics; the loss ratio divides eval-mode losses (the probe's, when there is
     one)."""
-    train_loss, train_accuracy = (probe.loss, probe.accuracy) if probe else (running.loss,
-                                                                             running.accuracy)
-    return {"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val.loss,
-            "val_accuracy": val.accuracy, "train_val_loss_ratio": train_loss / max(val.loss, 1e-12),
-            "train_loss_running": running.loss, "train_accuracy_running": running.accuracy,
-            "epoch_time_s": seconds, "learning_rate": running.learning_rates[-1],
-            "grad_norm": running.grad_norm, "grad_norm_max": running.grad_norm_max}
+    train_loss, train_accuracy = (
+        (probe.loss, probe.accuracy) if probe else (running.loss, running.accuracy)
+    )
+    return {
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "val_loss": val.loss,
+        "val_accuracy": val.accuracy,
+        "train_val_loss_ratio": train_loss / max(val.loss, 1e-12),
+        "train_loss_running": running.loss,
+        "train_accuracy_running": running.accuracy,
+        "epoch_time_s": seconds,
+        "learning_rate": running.learning_rates[-1],
+        "grad_norm": running.grad_norm,
+        "grad_norm_max": running.grad_norm_max,
+    }
 
 
-def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, device, dtype,
-                desc: str, *,
-                clock: CompileClock) -> Running:
+def train_epoch(
+    model,
+    loader,
+    optimizer,
+    scheduler,
+    scaler,
+    cfg: TrainConfig,
+    device,
+    dtype,
+    desc: str,
+    *,
+    clock: CompileClock,
+) -> Running:
     """One pass over `loader`. Each micro-batch's summed loss is divided by the rows a full window
     holds (batch_size x grad_accum_steps); a window that ends up shorter (the epoch's last, or a
     short batch inside it) has its gradient rescaled to the mean over the rows it really had."""
@@ -188,8 +231,9 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
         interrupts.check()
         inputs, labels = to_device(batch, device, model)
         with clock.timing(tuple(inputs["input_ids"].shape)):  # times nothing unless train.compile
-            with torch.autocast(device.type, dtype=dtype or torch.float32,
-                                enabled=dtype is not None):
+            with torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
                 logits = model(**inputs).logits
             loss = F.cross_entropy(logits.float(), labels, reduction="sum")
             scaler.scale(loss / full).backward()
@@ -210,10 +254,20 @@ def train_epoch(model, loader, optimizer, scheduler, scaler, cfg: TrainConfig, d
                 first_step = time.perf_counter()
         if i % 50 == 0 or i == n:  # one sync per 50 steps: progress and a NaN check
             check_progress(bar, loss_sum, correct, samples, f"{desc}, step {i}")
-    return Running(loss_sum.item() / samples, correct.item() / samples, samples, tokens, padded,
-                   squares, first_step, steps.learning_rates, *steps.norms())
+    return Running(
+        loss_sum.item() / samples,
+        correct.item() / samples,
+        samples,
+        tokens,
+        padded,
+        squares,
+        first_step,
+        steps.learning_rates,
+        *steps.norms(),
+    )
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().to("cpu", copy=True)
-            for n, p in model.named_parameters() if p.requires_grad}
+    return {
+        n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad
+    }

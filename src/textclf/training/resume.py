@@ -1,6 +1,7 @@
 """Where a run's checkpoints go (`<train.checkpoint_dir>/<run id>/`) and whether a run can be
 resumed: the directory must be writable before training starts, and a resumed run must have the
 checkpointed run's config (what it trains on and how; where it logs may differ)."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,12 @@ def check_checkpoint_dir(cfg: Config) -> None:
         raise InputError([f"{where} is a file; name a directory"])
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError([f"{where} cannot be created ({existing} is not a writable directory); "
-                          "name a writable directory"])
+        raise InputError(
+            [
+                f"{where} cannot be created ({existing} is not a writable directory); "
+                "name a writable directory"
+            ]
+        )
 
 
 def checkpoint_dir(cfg: Config, run_id: str, resume: str | None) -> Path | None:
@@ -43,15 +48,23 @@ def check_resumable(cfg: Config, run_id: str) -> None:
     directory = _checkpoints_of(cfg, run_id)
     where = f"--resume {run_id}"
     if not (directory / "config.json").is_file() or checkpoint.load(directory) is None:
-        raise InputError([f"{where}: no complete checkpoint in {directory}; was the run started "
-                          "with train.checkpoint=true and the same train.checkpoint_dir?"])
+        raise InputError(
+            [
+                f"{where}: no complete checkpoint in {directory}; was the run started "
+                "with train.checkpoint=true and the same train.checkpoint_dir?"
+            ]
+        )
     saved = json.loads((directory / "config.json").read_text())
     now = json.loads(json.dumps(_fixed(cfg), default=str))
     changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
     if changed:
-        raise InputError([f"{where}: the config differs from the checkpointed run's in "
-                          f"{', '.join(changed)}; resume with the run's own config (its "
-                          "config.yaml artifact)"])
+        raise InputError(
+            [
+                f"{where}: the config differs from the checkpointed run's in "
+                f"{', '.join(changed)}; resume with the run's own config (its "
+                "config.yaml artifact)"
+            ]
+        )
 
 
 def _checkpoints_of(cfg: Config, run_id: str) -> Path:

@@ -1,5 +1,6 @@
 """One optimizer step of the training loop (loop.py) and what the steps of an epoch applied: the
 learning rate after warmup and decay, and the gradient norm before clipping. Plain PyTorch."""
+
 from __future__ import annotations
 
 import math
@@ -8,12 +9,15 @@ from dataclasses import dataclass, field
 import torch
 
 
-def check_progress(bar, loss_sum: torch.Tensor, correct: torch.Tensor, samples: int,
-                    where: str) -> None:
+def check_progress(
+    bar, loss_sum: torch.Tensor, correct: torch.Tensor, samples: int, where: str
+) -> None:
     mean = loss_sum.item() / samples
     if not math.isfinite(mean):
-        raise FloatingPointError(f"training loss is {mean} at {where}; lower "
-                                 "train.learning_rate or use train.precision=fp32")
+        raise FloatingPointError(
+            f"training loss is {mean} at {where}; lower "
+            "train.learning_rate or use train.precision=fp32"
+        )
     bar.set_postfix(loss=f"{mean:.4f}", acc=f"{correct.item() / samples:.3f}")
 
 
@@ -21,6 +25,7 @@ def check_progress(bar, loss_sum: torch.Tensor, correct: torch.Tensor, samples: 
 class Steps:
     """What one epoch's optimizer steps applied: the learning rates (host floats) and gradient
     norms (device tensors, read once at the end of the epoch: no sync per step)."""
+
     learning_rates: list[float] = field(default_factory=list)
     grad_norms: list[torch.Tensor] = field(default_factory=list)
 
@@ -32,8 +37,7 @@ class Steps:
         """(mean, max) over the finite norms: a step fp16's loss scaler skipped has an inf one."""
         norms = torch.stack(self.grad_norms).float()
         finite = norms[torch.isfinite(norms)]
-        return (finite.mean().item(), finite.max().item()) if len(finite) else (math.nan,
-                                                                                math.nan)
+        return (finite.mean().item(), finite.max().item()) if len(finite) else (math.nan, math.nan)
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """The end of a run in numbers, from plain values (no MLflow, no data or model objects): the single
 final metrics every run logs, their 95% intervals over the evaluation rows, utilisation, and the
 params derived from the data and model. run.py gathers the inputs; tracking/ logs what comes out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,41 +18,85 @@ from textclf.training.metrics import f1
 # what a run is selected, registered and promoted by unless a sweep file says otherwise
 DEFAULT_OBJECTIVE = ("best_val_accuracy", "maximize")
 # what a finished run logs as single final values (tests/test_run.py checks a real run against it)
-FINAL_METRICS = ("best_epoch", "best_val_loss", "best_val_accuracy", "train_val_loss_ratio",
-                 "test_loss",
-                 "test_accuracy", "test_f1", "epochs_run", "stopped_early", "train_time_s",
-                 "train_step_time_s", "train_samples_per_s", "train_tokens_per_s",
-                 "train_padded_tokens_per_s", "padding_fraction", "trainable_params",
-                 "total_params",
-                 "trainable_fraction", "tokenize_time_s", "token_cache_hit", "time_to_first_step_s",
-                 "model_tflops_per_s", "mfu", "peak_tflops", "tracking_longest_wait_s",
-                 "tracking_failed_sends", "total_time_s",
-                 "peak_gpu_mem_mb",  # on a GPU only
-                 # with train.compile only: seconds spent compiling, inside train_time_s
-                 "compile_time_s",
-                 # models saved in textclf's own layout only (custom heads, peft)
-                 "model_artifact_mb",
-                 # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap
-                 # for F1
-                 "best_val_accuracy_ci_low", "best_val_accuracy_ci_high", "test_accuracy_ci_low",
-                 "test_accuracy_ci_high", "test_f1_ci_low", "test_f1_ci_high",
-                 # percentile bootstrap over the rows: the mean losses, and the loss ratio (probe
-                 # rows and validation rows resampled each on its own)
-                 "best_val_loss_ci_low", "best_val_loss_ci_high", "test_loss_ci_low",
-                 "test_loss_ci_high", "train_val_loss_ratio_ci_low", "train_val_loss_ratio_ci_high")
+FINAL_METRICS = (
+    "best_epoch",
+    "best_val_loss",
+    "best_val_accuracy",
+    "train_val_loss_ratio",
+    "test_loss",
+    "test_accuracy",
+    "test_f1",
+    "epochs_run",
+    "stopped_early",
+    "train_time_s",
+    "train_step_time_s",
+    "train_samples_per_s",
+    "train_tokens_per_s",
+    "train_padded_tokens_per_s",
+    "padding_fraction",
+    "trainable_params",
+    "total_params",
+    "trainable_fraction",
+    "tokenize_time_s",
+    "token_cache_hit",
+    "time_to_first_step_s",
+    "model_tflops_per_s",
+    "mfu",
+    "peak_tflops",
+    "tracking_longest_wait_s",
+    "tracking_failed_sends",
+    "total_time_s",
+    "peak_gpu_mem_mb",  # on a GPU only
+    # with train.compile only: seconds spent compiling, inside train_time_s
+    "compile_time_s",
+    # models saved in textclf's own layout only (custom heads, peft)
+    "model_artifact_mb",
+    # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap
+    # for F1
+    "best_val_accuracy_ci_low",
+    "best_val_accuracy_ci_high",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_f1_ci_low",
+    "test_f1_ci_high",
+    # percentile bootstrap over the rows: the mean losses, and the loss ratio (probe
+    # rows and validation rows resampled each on its own)
+    "best_val_loss_ci_low",
+    "best_val_loss_ci_high",
+    "test_loss_ci_low",
+    "test_loss_ci_high",
+    "train_val_loss_ratio_ci_low",
+    "train_val_loss_ratio_ci_high",
+)
 # the final metrics people compare, in the order tables show them (CLI summary, sweep trials,
 # report)
-HEADLINE_METRICS = ("best_val_accuracy", "test_accuracy", "test_f1", "train_val_loss_ratio",
-                    "trainable_params", "train_time_s")
+HEADLINE_METRICS = (
+    "best_val_accuracy",
+    "test_accuracy",
+    "test_f1",
+    "train_val_loss_ratio",
+    "trainable_params",
+    "train_time_s",
+)
 # what `textclf train` prints, each score with its interval
-PRINTED_METRICS = ("best_epoch", "best_val_accuracy", "best_val_loss", "test_accuracy", "test_f1",
-                   "test_loss", "train_val_loss_ratio", "trainable_params", "train_time_s",
-                   "train_samples_per_s")
+PRINTED_METRICS = (
+    "best_epoch",
+    "best_val_accuracy",
+    "best_val_loss",
+    "test_accuracy",
+    "test_f1",
+    "test_loss",
+    "train_val_loss_ratio",
+    "trainable_params",
+    "train_time_s",
+    "train_samples_per_s",
+)
 
 
 @dataclass(frozen=True)
 class Setup:
     """What the summary needs to know about the run's data, model and device."""
+
     num_labels: int
     trainable_params: int
     total_params: int
@@ -64,24 +109,35 @@ class Setup:
     model_config: object  # the backbone's transformers config (layers, hidden size)
 
 
-def final_metrics(setup: Setup, fitted: FitResult, val: Evaluation, test: Evaluation,
-                  probe: Evaluation | None = None) -> dict[str, float]:
+def final_metrics(
+    setup: Setup,
+    fitted: FitResult,
+    val: Evaluation,
+    test: Evaluation,
+    probe: Evaluation | None = None,
+) -> dict[str, float]:
     """The single final values (FINAL_METRICS) but the ones only known later: time_to_first_step_s,
     total_time_s and the tracking ones."""
     steps = fitted.step_time_s
-    final = {**selected_values(fitted),
-             "test_loss": test.loss, "test_accuracy": test.accuracy,
-             "test_f1": f1(test.labels, test.predictions, setup.num_labels),
-             "epochs_run": len(fitted.history), "stopped_early": float(fitted.stopped_early),
-             "train_time_s": fitted.train_time_s, "train_step_time_s": steps,
-             "train_samples_per_s": fitted.samples / steps,
-             "train_tokens_per_s": fitted.tokens / steps,
-             "train_padded_tokens_per_s": fitted.padded_tokens / steps,
-             "padding_fraction": 1 - fitted.tokens / max(fitted.padded_tokens, 1),
-             "trainable_params": setup.trainable_params, "total_params": setup.total_params,
-             "trainable_fraction": setup.trainable_params / setup.total_params,
-             "tokenize_time_s": setup.tokenize_time_s,
-             "token_cache_hit": float(setup.token_cache_hit)}
+    final = {
+        **selected_values(fitted),
+        "test_loss": test.loss,
+        "test_accuracy": test.accuracy,
+        "test_f1": f1(test.labels, test.predictions, setup.num_labels),
+        "epochs_run": len(fitted.history),
+        "stopped_early": float(fitted.stopped_early),
+        "train_time_s": fitted.train_time_s,
+        "train_step_time_s": steps,
+        "train_samples_per_s": fitted.samples / steps,
+        "train_tokens_per_s": fitted.tokens / steps,
+        "train_padded_tokens_per_s": fitted.padded_tokens / steps,
+        "padding_fraction": 1 - fitted.tokens / max(fitted.padded_tokens, 1),
+        "trainable_params": setup.trainable_params,
+        "total_params": setup.total_params,
+        "trainable_fraction": setup.trainable_params / setup.total_params,
+        "tokenize_time_s": setup.tokenize_time_s,
+        "token_cache_hit": float(setup.token_cache_hit),
+    }
     if setup.device.type == "cuda":
         final["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(setup.device) / 2**20
     if setup.compiled:
@@ -96,29 +152,41 @@ def selected_values(fitted: FitResult) -> dict[str, float]:
     complete one's are one quantity. With train.monitor=val_accuracy, best_val_accuracy is a maximum
     over epochs (a selected, optimistic figure: runs are tagged by monitor)."""
     best = fitted.best()
-    return {"best_epoch": fitted.best_epoch, "best_val_loss": best["val_loss"],
-            "best_val_accuracy": best["val_accuracy"],
-            "train_val_loss_ratio": best["train_val_loss_ratio"]}
+    return {
+        "best_epoch": fitted.best_epoch,
+        "best_val_loss": best["val_loss"],
+        "best_val_accuracy": best["val_accuracy"],
+        "train_val_loss_ratio": best["train_val_loss_ratio"],
+    }
 
 
-def score_intervals(setup: Setup, val: Evaluation, test: Evaluation,
-                    probe: Evaluation | None = None) -> dict[str, float]:
+def score_intervals(
+    setup: Setup, val: Evaluation, test: Evaluation, probe: Evaluation | None = None
+) -> dict[str, float]:
     """95% intervals over the evaluation rows: Wilson for accuracy, a row bootstrap for test F1 and
     the mean losses, and for the train/val loss ratio a bootstrap of the training probe's rows and
     the validation rows, each on its own (no probe: the ratio's train side is the running loss, no
     rows to resample)."""
-    spans = {name: intervals.wilson(int((e.labels == e.predictions).sum()), len(e.labels))
-             for name, e in (("best_val_accuracy", val), ("test_accuracy", test))}
+    spans = {
+        name: intervals.wilson(int((e.labels == e.predictions).sum()), len(e.labels))
+        for name, e in (("best_val_accuracy", val), ("test_accuracy", test))
+    }
     spans["test_f1"] = intervals.bootstrap_f1(test.labels, test.predictions, setup.num_labels)
-    losses = {name: row_losses(e) for name, e in (("val", val), ("test", test), ("probe", probe))
-              if e is not None and e.probabilities is not None}
+    losses = {
+        name: row_losses(e)
+        for name, e in (("val", val), ("test", test), ("probe", probe))
+        if e is not None and e.probabilities is not None
+    }
     for name, split in (("best_val_loss", "val"), ("test_loss", "test")):
         if split in losses:
             spans[name] = intervals.bootstrap_mean(losses[split])
     if {"probe", "val"} <= set(losses):
         spans["train_val_loss_ratio"] = intervals.bootstrap_ratio(losses["probe"], losses["val"])
-    return {bound: value for name, span in spans.items()
-            for bound, value in zip(intervals.bounds(name), span)}
+    return {
+        bound: value
+        for name, span in spans.items()
+        for bound, value in zip(intervals.bounds(name), span)
+    }
 
 
 def row_losses(evaluation: Evaluation) -> np.ndarray:
@@ -140,22 +208,36 @@ def utilisation(setup: Setup, fitted: FitResult) -> dict[str, float]:
     return out
 
 
-def derived_values(rows: dict[str, int], label_names: tuple[str, ...], dropped: dict[str, int],
-                   effective_batch_size: int,
-                   attn_implementation: str | None) -> tuple[dict[str, float], dict[str, str]]:
+def derived_values(
+    rows: dict[str, int],
+    label_names: tuple[str, ...],
+    dropped: dict[str, int],
+    effective_batch_size: int,
+    attn_implementation: str | None,
+) -> tuple[dict[str, float], dict[str, str]]:
     """What the data and model turned out to be, beside the config a run logs as params: counts as
     metrics, names as tags. Params stay what the user chose, so MLflow's compare view (it plots the
     first differing params) and its columns show the choices."""
-    metrics = {"data.num_labels": len(label_names),
-               **{f"data.{split}_rows": count for split, count in rows.items()},
-               **{f"data.{reason}_dropped": count for reason, count in dropped.items()},
-               "train.effective_batch_size": effective_batch_size}
-    return metrics, {"textclf.label_map": ",".join(label_names),
-                     "textclf.attn_implementation": str(attn_implementation)}
+    metrics = {
+        "data.num_labels": len(label_names),
+        **{f"data.{split}_rows": count for split, count in rows.items()},
+        **{f"data.{reason}_dropped": count for reason, count in dropped.items()},
+        "train.effective_batch_size": effective_batch_size,
+    }
+    return metrics, {
+        "textclf.label_map": ",".join(label_names),
+        "textclf.attn_implementation": str(attn_implementation),
+    }
 
 
 def is_derived(name: str) -> bool:
     """A derived value's name (derived_values), also where older runs logged it as a param."""
     return name.endswith("_dropped") or name in (
-        "data.num_labels", "data.train_rows", "data.val_rows", "data.test_rows", "data.label_map",
-        "train.effective_batch_size", "model.attn_implementation")
+        "data.num_labels",
+        "data.train_rows",
+        "data.val_rows",
+        "data.test_rows",
+        "data.label_map",
+        "train.effective_batch_size",
+        "model.attn_implementation",
+    )
