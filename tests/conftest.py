@@ -235,6 +235,7 @@ def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
 def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
     """The tiny 3-point grid (one trial COMPLETE, one PRUNED, one FAIL) run once per session in its own
     stores: {"tracking_uri", "storage", "parent_run_id", "experiment", "dir", "summary" (what it printed)}. Read it; do not change it."""
+    from textclf.studies.request import SweepRequest
     from textclf.studies.sweep import run_sweep
     from textclf.tracking import queries
 
@@ -247,7 +248,7 @@ def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
     uri, storage = f"sqlite:///{directory / 'mlflow.db'}", f"sqlite:///{directory / 'optuna.db'}"
     saved = dict(os.environ)  # a session fixture runs outside the per-test environment reset
     try:
-        summary = run_sweep(str(spec), storage=storage, tracking_uri=uri)
+        summary = run_sweep(SweepRequest(str(spec), storage=storage, tracking_uri=uri)).summary
         parent = queries.sweep_parent("sweep")[0]
     finally:
         os.environ.clear()
@@ -266,7 +267,7 @@ def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
 def mlflow_server(store: Path, log_path: Path, artifacts: Path | None = None):
     """`mlflow server` (textclf.server) on a free 127.0.0.1 port over a SQLite store; yields its
     URL."""
-    from textclf.tracking import server
+    from textclf.ops import server
 
     try:
         proc, url = server.start(
@@ -289,7 +290,7 @@ def postgres():
     import subprocess
     import tempfile
 
-    from textclf.tracking.server import free_port
+    from textclf.ops.server import free_port
 
     bin_dir = Path("/usr/lib/postgresql/15/bin")
     if not (bin_dir / "initdb").exists():

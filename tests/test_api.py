@@ -141,6 +141,40 @@ def test_sweep_and_report_return_dataframes(tiny_sweep, tmp_path, monkeypatch):
     )
 
 
+def test_the_sweep_api_passes_one_request_and_returns_its_outcome(monkeypatch):
+    """textclf.sweep hands the sweep's options on as one SweepRequest and returns what run_sweep
+    returns: it neither reads the spec again nor reopens the study afterwards (main did both)."""
+    import textclf.studies.spec_file
+    import textclf.studies.study
+    import textclf.studies.sweep
+    from textclf.studies.request import SweepOutcome
+
+    def must_not(*args, **kwargs):
+        raise AssertionError("textclf.sweep read the spec or opened the study itself")
+
+    taken = []
+    table = pd.DataFrame({"state": ["COMPLETE"]})
+    monkeypatch.setattr(
+        textclf.studies.sweep,
+        "run_sweep",
+        lambda request: taken.append(request) or SweepOutcome(table, "printed"),
+    )
+    monkeypatch.setattr(textclf.studies.spec_file, "load_spec", must_not)
+    monkeypatch.setattr(textclf.studies.study, "open_study", must_not)
+    trials = textclf.sweep(
+        "sweeps/quickstart.yaml", ["train.epochs=1"], n_trials=2, register_as="x"
+    )
+    assert trials is table and trials.attrs["summary"] == "printed"
+    [request] = taken
+    assert (request.spec, request.n_trials, request.register_as) == (
+        "sweeps/quickstart.yaml",
+        2,
+        "x",
+    )
+    assert request.config_overrides() == ("train.epochs=1", "tracking.register_as=x")
+    assert textclf.sweep(request) is table and taken[-1] is request  # the CLI's way: one object
+
+
 def test_ctrl_c_in_a_notebook_ends_the_run_killed(tiny_model, tracking_uri, monkeypatch):
     import textclf.run
 

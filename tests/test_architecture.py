@@ -29,12 +29,13 @@ LAYERS = {
     "predict": 4,
     "inspect": 4,
     "reporting": 4,
+    "ops": 4,
     "studies": 5,
     "api": 6,
     "cli": 6,
     "__main__": 6,
     "textclf": 6,
-}  # "textclf": the package's __init__, which re-exports api.py
+}  # "textclf": the package's __init__, which re-exports api/
 # within layer 2, what each package may use of the other two (nothing: they meet in run.py)
 SIBLINGS = {"data": set(), "model": set(), "training": set()}
 
@@ -111,6 +112,37 @@ def test_each_module_imports_only_its_own_layer_or_below(name):
             assert other in SIBLINGS[mine], (
                 f"{name} imports {used}: {mine} and {other} meet in run.py"
             )
+
+
+# what a command may import below the API: its error handling and what only prints a result
+CLI_MAY_IMPORT = {
+    "textclf.errors",
+    "textclf.interrupts",
+    "textclf.reporting.verdicts",
+    "textclf.inspect",
+}
+
+
+def test_the_commands_go_through_the_api():
+    """cli/ parses options, calls textclf.api and prints: it imports no package below api/ except
+    to print (main: the tool commands called tracking/, model/ and config/ directly)."""
+    for name, tree in modules().items():
+        if part(name) != "cli":
+            continue
+        below = {
+            i.rsplit(".", 1)[0] if i.rsplit(".", 1)[0] in modules() and i not in modules() else i
+            for i in imports(tree)
+            if i.startswith("textclf.") and part(i) not in ("cli", "api")
+        }
+        assert below <= CLI_MAY_IMPORT, f"{name} imports {sorted(below - CLI_MAY_IMPORT)}"
+
+
+def test_operations_are_not_mlflow_io():
+    """ops/ runs servers and their logins; it talks to MLflow only through tracking/."""
+    assert "ops" not in owners_of("mlflow")
+    assert (PACKAGE / "ops" / "server.py").exists() and not (
+        PACKAGE / "tracking" / "server.py"
+    ).exists()
 
 
 def test_tracking_takes_plain_values_not_data_objects():

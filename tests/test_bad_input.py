@@ -97,7 +97,7 @@ def not_utf8(path: Path) -> None:
 
 
 def refused_port() -> int:
-    from textclf.tracking.server import free_port
+    from textclf.ops.server import free_port
 
     return free_port()  # nothing listens there
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from conftest import ROOT
 from textclf.cli import cli
-from textclf.tracking import server
+from textclf.ops import server
 
 SRC = sorted((ROOT / "src" / "textclf").glob("*.py"))
 # the builtins are matched only when called bare (model.eval() is a method, not the builtin)

@@ -15,8 +15,9 @@ import time
 
 from bench.common import emit, imdb, machine, parser, workdir
 from textclf.config import load_config
+from textclf.ops import server
 from textclf.run import train_run
-from textclf.tracking import models, runs, server, store
+from textclf.tracking import models, runs, store
 
 # where each timed call lives: what run.py calls through a module or an ActiveRun
 TIMED = {

@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from bench.common import ROOT, emit, machine, parser, workdir
+from textclf.studies.request import SweepRequest
 from textclf.studies.sweep import run_sweep
 
 
@@ -131,13 +132,13 @@ def main() -> None:
     sampler = Utilisation()
     sampler.start()
     start = time.perf_counter()
-    run_sweep(str(grid), storage=storage, tracking_uri=uri)
+    run_sweep(SweepRequest(str(grid), storage=storage, tracking_uri=uri))
     grid_wall = time.perf_counter() - start
     sampler.done.set()
     grid_trials = study_times(storage, "grid")
     best = max(v for _, v, state in grid_trials if state == "COMPLETE")
     grid_seconds = sum(s for s, *_ in grid_trials)
-    run_sweep(str(tpe), storage=storage, tracking_uri=uri)
+    run_sweep(SweepRequest(str(tpe), storage=storage, tracking_uri=uri))
     spent, reached = 0.0, None
     for seconds, value, state in study_times(storage, "tpe"):
         spent += seconds

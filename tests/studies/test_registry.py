@@ -109,7 +109,7 @@ def test_only_the_best_model_is_kept_and_it_becomes_the_champion(
 def test_a_registered_model_serves_over_http(cli, tmp_path, tiny_model, tiny_data, monkeypatch):
     """A real `mlflow models serve` on 127.0.0.1: two texts in, two labels with scores out; a
     malformed request gets MLflow's 400."""
-    from textclf.tracking.server import free_port
+    from textclf.ops.server import free_port
 
     monkeypatch.chdir(tmp_path)
     uri = registered_sweep(cli, tmp_path, tiny_model, tiny_data, "served", [5e-3])

@@ -218,7 +218,7 @@ def test_eight_workers_on_one_study(backend, tmp_path, tiny_model, tiny_data, re
     PostgreSQL: Optuna's storage and a real `mlflow server`
     over a PostgreSQL backend store with a local artifact root.
     """
-    from textclf.tracking import server
+    from textclf.ops import server
 
     spec = study_spec(tmp_path, tiny_model, tiny_data, n_trials=16, epochs=1, heartbeat_s=30)
     if backend == "sqlite":

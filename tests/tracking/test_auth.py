@@ -17,7 +17,7 @@ import mlflow.server
 import pytest
 import requests
 
-from textclf.tracking import auth, server
+from textclf.ops import auth, server
 
 ADMIN_PASSWORD, ALICE_PASSWORD, BOB_PASSWORD = (
     "admin-Pass-0123456",

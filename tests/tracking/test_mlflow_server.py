@@ -49,7 +49,7 @@ def test_a_command_waits_for_a_tracking_server_that_is_still_starting(tmp_path, 
     import threading
     import time
 
-    from textclf.tracking import server as servers
+    from textclf.ops import server as servers
     from textclf.tracking import store
 
     port, started = servers.free_port(), {}
@@ -86,7 +86,7 @@ def test_a_command_waits_for_a_tracking_server_that_is_still_starting(tmp_path, 
 
 def test_a_server_that_never_comes_is_one_line_after_the_wait(tmp_path):
     from textclf.errors import InputError
-    from textclf.tracking import server as servers
+    from textclf.ops import server as servers
     from textclf.tracking import store
 
     url = f"http://127.0.0.1:{servers.free_port()}"

@@ -9,8 +9,9 @@ import mlflow
 import pytest
 
 from textclf.config import load_config
+from textclf.ops import server
 from textclf.run import train_run
-from textclf.tracking import runs, server
+from textclf.tracking import runs
 from textclf.training import loop as train_mod
 
 EPOCH_KEYS = (
@@ -239,8 +240,8 @@ def test_at_a_terminal_a_server_that_never_answered_fails_fast(
     import sys
     import time
 
+    from textclf.ops.server import free_port
     from textclf.tracking import store
-    from textclf.tracking.server import free_port
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(store, "TERMINAL_WAIT_S", 1.0)

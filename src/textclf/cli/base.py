@@ -29,10 +29,9 @@ def _config_options(f):
     )(f)
 
 
-def _load(config_path, override, overrides):
-    from textclf.config import load_config
-
-    return load_config(config_path, [*override, *shlex.split(overrides or "")])
+def _overrides(override, extra, overrides) -> list[str]:
+    """-o values, then the command's own (--model, --freeze, ...), then --overrides' pairs."""
+    return [*override, *extra, *shlex.split(overrides or "")]
 
 
 @click.group()

@@ -7,7 +7,7 @@ import shlex
 
 import click
 
-from textclf.cli.base import _config_options, _load, cli
+from textclf.cli.base import _config_options, _overrides, cli
 
 
 @cli.command()
@@ -25,16 +25,14 @@ from textclf.cli.base import _config_options, _load, cli
 def train(config_path, override, overrides, tracking_uri, resume) -> None:
     """Fine-tune one model and log params, metrics, plots and the model to MLflow."""
     from textclf import api
-    from textclf.stats.intervals import with_interval
-    from textclf.training.summary import PRINTED_METRICS
 
     result = api.train(
-        _load(config_path, override, overrides), tracking_uri=tracking_uri, resume=resume
+        config_path, _overrides(override, [], overrides), tracking_uri=tracking_uri, resume=resume
     )
     uri = result.tracking_uri
     click.echo(f"run {result.run_id} FINISHED in {uri} (scores with 95% intervals over the rows)")
-    for key in PRINTED_METRICS:
-        click.echo(f"  {key:22s} {with_interval(result.metrics, key)}")
+    for key, text in result.scores():
+        click.echo(f"  {key:22s} {text}")
     if result.model_uri:
         click.echo(
             f"model: runs:/{result.run_id}/model  (textclf predict --model-uri "
@@ -122,20 +120,21 @@ def sweep_cmd(
     trial."""
     from textclf import api
 
-    table = api.sweep(
+    request = api.SweepRequest(
         spec_path,
         (*override, *shlex.split(overrides or "")),
-        n_trials=n_trials,
+        n_trials=n_trials or None,
         workers=workers,
         gpus=gpus,
         storage=storage,
         tracking_uri=tracking_uri,
         register_as=register_as,
-        worker_of=worker_of,
-        worker_index=worker_index,
         repeat_best=repeat_best,
         seeds=seeds,
+        worker_of=worker_of,
+        worker_index=worker_index,
     )
+    table = api.sweep(request)
     if table.attrs.get("summary"):
         click.echo(table.attrs["summary"])
 
@@ -231,17 +230,11 @@ def compare_cmd(a, b, split, metric, tracking_uri, as_json) -> None:
 def predict(model_uri, tracking_uri, input_file, as_json, texts) -> None:
     """Classify TEXTS with a logged model."""
     from textclf import api
-    from textclf.predict import read_texts
-    from textclf.tracking import store
 
-    rows = api.predict(model_uri, read_texts(texts, input_file), tracking_uri=tracking_uri)
-    uri = store.resolve_uri(tracking_uri)[0]
+    rows = api.predict(model_uri, texts, tracking_uri=tracking_uri, input_file=input_file)
     for row in rows:
         click.echo(
             json.dumps(row)
             if as_json
             else f"{row['label']}\t{row['score']:.4f}\t{row['text'][:100]}"
         )
-    store.attach_to_mlflow_run(
-        "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows), uri
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from textclf.cli.base import _config_options, _load, cli
+from textclf.cli.base import _config_options, _overrides, cli
 from textclf.errors import InputError
 
 
@@ -67,21 +67,20 @@ def server_cmd(
     insecure_no_auth,
 ) -> None:
     """Run an MLflow tracking server for textclf runs (foreground; Ctrl-C stops it)."""
-    from textclf.tracking import auth as logins
-    from textclf.tracking import server
+    from textclf import api
 
-    logins.check_binding(host, auth, insecure_no_auth)
-    auth_env = None
-    if auth:
-        auth_env, database, first = logins.server_environment(
-            backend_store_uri, logins.admin_password(admin_password_file), default_permission
-        )
-        click.echo(
-            f"textclf server: logins required; users and permissions in {database}", err=True
-        )
-        if first:
-            click.echo(logins.how_to_add_users(f"http://{host}:{port}"), err=True)
-    server.serve(backend_store_uri, artifacts, host, port, workers, auth_env)
+    api.serve(
+        backend_store_uri,
+        artifacts,
+        host,
+        port,
+        workers,
+        auth=auth,
+        admin_password_file=admin_password_file,
+        default_permission=default_permission,
+        insecure_no_auth=insecure_no_auth,
+        say=lambda line: click.echo(line, err=True),
+    )
 
 
 @cli.command("ui")
@@ -99,27 +98,20 @@ def server_cmd(
 def ui_cmd(tracking_uri, experiment, port, no_browser) -> None:
     """The MLflow UI on this project's runs: serves the store on 127.0.0.1, prints the experiment's
     URL, opens a browser where there is one; Ctrl-C stops it."""
-    import tempfile
     import webbrowser
-    from pathlib import Path
 
-    from textclf.tracking import server, store
+    from textclf import api
 
-    uri, origin = store.resolve_uri(tracking_uri)
-    store.connect_read(uri, f"ui: {origin}")
-    log_path = Path(tempfile.gettempdir()) / "textclf-ui.log"
-    proc, urls = server.ui(uri, experiment, log_path, port)
+    session = api.ui(tracking_uri, experiment, port)
     try:  # the server stops however this ends (Ctrl-C while the lines are printed included)
-        for name, url in urls.items():
+        for name, url in session.urls.items():
             click.echo(f"MLflow UI, {name}: {url}")
         click.echo("Ctrl-C stops the server")
         if not no_browser:  # the newest sweep's view where there is one
-            webbrowser.open(urls.get("sweep") or next(iter(urls.values())))
-        if proc is not None:
-            proc.wait()
+            webbrowser.open(session.urls.get("sweep") or next(iter(session.urls.values())))
+        session.wait()
     finally:
-        if proc is not None:
-            server.stop(proc)
+        session.stop()
 
 
 @cli.command("reap")
@@ -128,11 +120,9 @@ def ui_cmd(tracking_uri, experiment, port, no_browser) -> None:
 def reap_cmd(experiment, tracking_uri) -> None:
     """End FAILED the RUNNING runs whose process died (no heartbeat for 4 of their intervals), e.g.
     from cron; every textclf train/sweep does the same for its experiment when it starts."""
-    from textclf.tracking import liveness, store
+    from textclf import api
 
-    uri, origin = store.resolve_uri(tracking_uri)
-    store.connect_read(uri, f"reap: {origin}")
-    for run_id in liveness.reap(experiment):
+    for run_id in api.reap(experiment, tracking_uri):
         click.echo(f"run {run_id}: FAILED (no heartbeat)")
 
 
@@ -146,12 +136,10 @@ def reap_cmd(experiment, tracking_uri) -> None:
 def sync_cmd(tracking_uri, journal_dir) -> None:
     """Send the metrics that runs killed during a tracking outage could not send (each (key, step)
     once), then end those runs FAILED; every textclf train/sweep does the same when it starts."""
-    from textclf.tracking import store, sync
+    from textclf import api
 
-    uri, origin = store.resolve_uri(tracking_uri)
-    store.connect_read(uri, f"sync: {origin}")
-    done = sync.sync(uri, sync.journal_dir(journal_dir))
-    for item in done:
+    done = api.sync(tracking_uri, journal_dir)
+    for item in done.runs:
         ended = (
             f"ended {item.end or 'FAILED'}"
             if item.ended
@@ -161,8 +149,8 @@ def sync_cmd(tracking_uri, journal_dir) -> None:
             f"run {item.run_id}: {item.sent} metric values sent, {item.already} already "
             f"there; {ended}"
         )
-    if not done:
-        click.echo(f"nothing to sync for {uri} in {sync.journal_dir(journal_dir)}")
+    if not done.runs:
+        click.echo(f"nothing to sync for {done.uri} in {done.journal}")
 
 
 @cli.group()
@@ -195,28 +183,22 @@ def inspect_cmd(
     """Counts, token lengths, truncation, duplicates and label leaks of a dataset."""
     from pathlib import Path
 
-    from textclf.inspect import as_json, inspect_data, render
-    from textclf.model.build import load_backbone
-    from textclf.tracking import store
+    from textclf import api
+    from textclf.inspect import as_json, render
 
     extra = [f"data.name={data_name}"] * bool(data_name) + [f"model.name={model_name}"] * bool(
         model_name
     )
-    cfg = _load(config_path, [*override, *extra], overrides)
     try:
         lengths = [int(x) for x in max_lengths.split(",") if x.strip()]
     except ValueError:
         raise InputError(
             [f"--max-length: expected comma-separated integers, got {max_lengths!r}"]
         ) from None
-    tables = inspect_data(cfg, load_backbone(cfg), lengths, sample)
-    text = render(tables)
-    click.echo(text)
+    tables = api.inspect_data(config_path, _overrides(override, extra, overrides), lengths, sample)
+    click.echo(render(tables))
     if output:
         Path(output).write_text(as_json(tables), encoding="utf-8")
-    store.attach_to_mlflow_run(
-        "data_inspect.txt", text, store.resolve_uri(None, cfg.tracking.uri)[0]
-    )
 
 
 @cli.group()
@@ -240,13 +222,12 @@ def model_inspect(
 ) -> None:
     """Which parameter tensors train under a freeze preset, head or peft method, without
     training."""
-    from textclf.model.build import build_classifier, describe_trainable, load_backbone
+    from textclf import api
 
     extra = (
         [f"model.name={model_name}"] * bool(model_name)
         + [f"model.freeze={freeze}"] * bool(freeze)
         + [f"model.head={head}"] * bool(head)
     )
-    cfg = _load(config_path, [*override, *extra], overrides)
-    built = build_classifier(load_backbone(cfg), tuple(f"label{i}" for i in range(num_labels)), cfg)
-    click.echo(describe_trainable(built, show_all))
+    overrides_ = _overrides(override, extra, overrides)
+    click.echo(api.inspect_model(config_path, overrides_, num_labels, show_all))

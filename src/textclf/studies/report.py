@@ -59,14 +59,18 @@ def attach_report(parent: str, study: optuna.Study) -> None:
         log.warning("could not build the sweep report: %s", e)
 
 
-def summary_text(study: optuna.Study, url: str, parent: str, uri: str) -> str:
-    """What `textclf sweep` prints: the trials, best first, each score with its 95% interval over
-    the evaluation rows; the best trial's headline; where the study and the parent run are."""
+def summary_text(
+    study: optuna.Study, url: str, parent: str, uri: str, trials: pd.DataFrame | None = None
+) -> str:
+    """What `textclf sweep` prints: the trials (`trials`: the study's trial_table, if read
+    already), best first, each score with its 95% interval over the evaluation rows; the best
+    trial's headline; where the study and the parent run are."""
+    trials = trial_table(study) if trials is None else trials
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 4):
-        table = trial_table(study).drop(columns=["mlflow_run_id"], errors="ignore").head(20)
-        if "error" in table:
-            table["error"] = table["error"].str.slice(0, 60)
-        table = with_intervals(table).to_string()
+        shown = trials.drop(columns=["mlflow_run_id"], errors="ignore").head(20)
+        if "error" in shown:
+            shown["error"] = shown["error"].str.slice(0, 60)
+        table = with_intervals(shown).to_string()
     where = provenance.redact("url", url)
     return (
         f"{table}\n\n{headline(study)}study {study.study_name!r}: {len(study.trials)} trials in "

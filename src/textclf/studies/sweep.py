@@ -23,6 +23,7 @@ from textclf.studies.objective import objective
 from textclf.studies.records import Sweep, record_trial, stop_after_failures
 from textclf.studies.repeats import repeat_top
 from textclf.studies.report import finish, summary_text
+from textclf.studies.request import SweepOutcome, SweepRequest
 from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
 from textclf.studies.spec_file import load_spec
 from textclf.studies.strategies import strategy
@@ -33,6 +34,7 @@ from textclf.studies.study import (
     make_pruner,
     open_study,
     storage_url,
+    trial_table,
 )
 from textclf.tracking import liveness, provenance, queries, runs, store, sweep_runs
 
@@ -128,35 +130,25 @@ def validate(
     return Plan(spec, base, uri, url, load_splits(base))
 
 
-def run_sweep(
-    spec_path: str,
-    *,
-    overrides: tuple[str, ...] = (),
-    n_trials: int | None = None,
-    workers: str = "1",
-    gpus: str | None = None,
-    storage: str | None = None,
-    tracking_uri: str | None = None,
-    worker_of: str | None = None,
-    worker_index: int = 0,
-    repeat_best: int = 0,
-    seeds: int = 3,
-) -> str:
+def run_sweep(request: SweepRequest) -> SweepOutcome:
     """The `textclf sweep` command: validate, open the study and its parent run, run the workers;
-    returns the summary to print (empty for a worker process)."""
+    returns the trial table and the summary to print (both empty for a worker process)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from record_trial
-    plan = validate(spec_path, overrides, n_trials, storage, tracking_uri, worker=bool(worker_of))
-    _check_command(plan, spec_path, repeat_best)
-    # the worker plan is checked before anything exists, too
-    environments = (
-        None
-        if worker_of or (str(workers) == "1" and not gpus)
-        else spread.plan(str(workers), gpus, spread.visible_gpus())
+    overrides = request.config_overrides()
+    plan = validate(
+        request.spec,
+        overrides,
+        request.n_trials,
+        request.storage,
+        request.tracking_uri,
+        worker=bool(request.worker_of),
     )
+    _check_command(plan, request.spec, request.repeat_best)
+    environments = worker_environments(request)  # checked before anything exists, too
     # `mlflow run`: its run is the parent
     launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)
     store.connect(plan.tracking_uri, plan.base.tracking.experiment, plan.base.tracking.journal_dir)
-    parent = worker_of or open_parent(plan, launched_by_mlflow)
+    parent = request.worker_of or open_parent(plan, launched_by_mlflow)
     sweep = Sweep(
         plan.spec,
         plan.storage_url,
@@ -164,20 +156,45 @@ def run_sweep(
         parent,
         queries.experiment_of(parent),
         overrides,
-        worker_index,
+        request.worker_index,
     )
-    if worker_of:
+    if request.worker_of:
         run_worker(sweep)
-        return ""
-    # a killed sweep's parent is reaped
-    beat = liveness.heartbeat(parent, plan.base.tracking.heartbeat_s)
+        return SweepOutcome()
+    study = run_command(sweep, plan, request, environments, launched_by_mlflow)
+    table = trial_table(study)
+    return SweepOutcome(
+        table, summary_text(study, plan.storage_url, parent, plan.tracking_uri, table)
+    )
+
+
+def worker_environments(request: SweepRequest) -> list[dict[str, str]] | None:
+    """The worker processes' environments (workers.py), or None when this process is the one
+    worker."""
+    if request.worker_of or (str(request.workers) == "1" and not request.gpus):
+        return None
+    return spread.plan(str(request.workers), request.gpus, spread.visible_gpus())
+
+
+def run_command(
+    sweep: Sweep,
+    plan: Plan,
+    request: SweepRequest,
+    environments: list[dict[str, str]] | None,
+    launched_by_mlflow: str | None,
+) -> optuna.Study:
+    """The trials, the seed repeats and the registration under the parent run, which ends FINISHED,
+    KILLED (Ctrl-C, SIGTERM) or FAILED; returns the study as the parent's final report read it."""
+    beat = liveness.heartbeat(sweep.parent_run_id, plan.base.tracking.heartbeat_s)
     status = "FAILED"
     try:
-        run_workers(sweep, spec_path, environments)
-        if repeat_best:
-            repeat_top(sweep, open_study(plan.spec, plan.storage_url), repeat_best, seeds)
+        run_workers(sweep, request.spec, environments)
+        if request.repeat_best:
+            repeat_top(
+                sweep, open_study(plan.spec, plan.storage_url), request.repeat_best, request.seeds
+            )
         if plan.base.tracking.register_as:
-            register(plan, parent)
+            register(plan, sweep.parent_run_id)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -185,14 +202,14 @@ def run_sweep(
     finally:
         beat.set()
         try:
-            study = finish(plan.spec, plan.storage_url, parent)
+            study = finish(plan.spec, plan.storage_url, sweep.parent_run_id)
         except KeyboardInterrupt:  # Ctrl-C during the final report still ends the sweep KILLED
             status = "KILLED"
             raise
         finally:
             if not launched_by_mlflow:  # else `mlflow run` ends its own run
-                sweep_runs.end_run(parent, status)
-    return summary_text(study, plan.storage_url, parent, plan.tracking_uri)
+                sweep_runs.end_run(sweep.parent_run_id, status)
+    return study
 
 
 def register(plan: Plan, parent: str) -> None:

@@ -153,7 +153,6 @@ def unlocked(
     last write) are skipped."""
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
         try:
-
             f = open(path, encoding="utf-8")
         except FileNotFoundError:
             continue  # replayed by another process meanwhile

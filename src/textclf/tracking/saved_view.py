@@ -178,3 +178,17 @@ def routes(experiment_id: str) -> dict[str, str]:
         found["sweep"] = view_path(experiment_id, sweeps[0].data.tags[VIEW_TAG])
         found["compare"] = found["sweep"] + "&compareRunsMode=CHART"
     return found
+
+
+def ui_routes(experiment: str | None) -> dict[str, str]:
+    """`routes` of the experiment named `experiment`; without one (or with one not in the store),
+    the experiment list and each of the newest 20 experiments' runs in the model-training layout
+    (the list alone would open them in the GenAI layout)."""
+    found = mlflow.get_experiment_by_name(experiment) if experiment else None
+    if found is not None:
+        return routes(found.experiment_id)
+    every = mlflow.search_experiments(max_results=20, order_by=["last_update_time DESC"])
+    return {
+        "experiments": "#/experiments",
+        **{f"runs of {e.name}": view_path(e.experiment_id) for e in every},
+    }

@@ -16,8 +16,8 @@ import mlflow
 import requests
 
 from textclf.errors import InputError, first_line
-from textclf.tracking.auth import login_problem
 from textclf.tracking.liveness import reap
+from textclf.tracking.logins import login_problem
 from textclf.tracking.sync import journal_dir as sync_dir
 from textclf.tracking.sync import sync
 

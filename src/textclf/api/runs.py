@@ -1,16 +1,5 @@
-"""textclf from a notebook: `textclf.train`, `textclf.sweep`, `textclf.report`, `textclf.compare`
-and
-`textclf.predict` are what the commands run (the CLI prints what they return: one path per job), so
-they
-do the same validation, splits, fingerprints, MLflow runs and artifacts. Bad input raises InputError
-(its `.problems` are the lines the CLI would print);
-Ctrl-C (KeyboardInterrupt) ends the run KILLED, as in the CLI.
-
-    import textclf
-    result = textclf.train("configs/quickstart.yaml", ["train.epochs=1"], train=frame)   # frame:
-    text, label
-    result.metrics["test_accuracy"], result.history, result.model_uri
-"""
+"""The jobs that train, search, report, compare and predict: what `textclf train`, `sweep`,
+`report`, `compare` and `predict` run, and what a notebook calls as `textclf.train` and so on."""
 
 from __future__ import annotations
 
@@ -23,6 +12,7 @@ import pandas as pd
 
 from textclf.config import Config, flatten_tree, load_config, replace
 from textclf.errors import InputError
+from textclf.studies.request import SweepRequest
 
 if TYPE_CHECKING:
     from textclf.reporting.build import Report
@@ -36,6 +26,14 @@ class TrainResult:
     history: pd.DataFrame  # one row per epoch: train/val loss and accuracy, loss ratio, epoch time
     model_uri: str | None  # runs:/... or models:/...; None when no model was logged
     tracking_uri: str
+
+    def scores(self) -> list[tuple[str, str]]:
+        """What `textclf train` prints: (name, `0.8412 [0.81, 0.8702]`), each score with its 95%
+        interval over the evaluation rows where it has one."""
+        from textclf.stats.intervals import with_interval
+        from textclf.training.summary import PRINTED_METRICS
+
+        return [(key, with_interval(self.metrics, key)) for key in PRINTED_METRICS]
 
 
 def train(
@@ -96,48 +94,23 @@ def _in_memory(cfg: Config, frames: dict):
 
 
 def sweep(
-    spec: str | Path,
-    overrides: Sequence[str] = (),
-    *,
-    n_trials: int | None = None,
-    workers: int | str = 1,
-    storage: str | None = None,
-    tracking_uri: str | None = None,
-    register_as: str | None = None,
-    gpus: str | None = None,
-    repeat_best: int = 0,
-    seeds: int = 3,
-    worker_of: str | None = None,
-    worker_index: int = 0,
+    spec: str | Path | SweepRequest, overrides: Sequence[str] = (), **options
 ) -> pd.DataFrame:
-    """Run (or resume) the study a sweep file declares; returns its per-trial table (the parent's
-    trials.csv): state, objective value(s), the values the sweep varied, headline metrics, the
-    MLflow run of each trial. The table's attrs["summary"] is what `textclf sweep` prints (empty in
-    a worker process)."""
-    from textclf.studies.spec_file import load_spec
-    from textclf.studies.study import open_study, storage_url, trial_table
+    """Run (or resume) the study a sweep file declares: `spec` is the file (with `overrides` and the
+    request's other fields as keywords: n_trials, workers, storage, tracking_uri, register_as, gpus,
+    repeat_best, seeds) or a whole SweepRequest, as `textclf sweep` builds it. Returns the per-trial
+    table (the parent's trials.csv): state, objective value(s), the values the sweep varied,
+    headline metrics, the MLflow run of each trial; its attrs["summary"] is what `textclf sweep`
+    prints (both empty in a worker process)."""
     from textclf.studies.sweep import run_sweep
 
-    extra = (*overrides, *([f"tracking.register_as={register_as}"] if register_as else []))
-    summary = run_sweep(
-        str(spec),
-        overrides=extra,
-        n_trials=n_trials,
-        workers=str(workers),
-        gpus=gpus,
-        storage=storage,
-        tracking_uri=tracking_uri,
-        worker_of=worker_of,
-        worker_index=worker_index,
-        repeat_best=repeat_best,
-        seeds=seeds,
-    )
-    if worker_of:  # a worker process of a running command: the command reads the study
-        return pd.DataFrame()
-    loaded = load_spec(spec, extra)
-    table = trial_table(open_study(loaded, storage_url(loaded, storage)))
-    table.attrs["summary"] = summary
-    return table
+    if not isinstance(spec, SweepRequest):
+        spec = SweepRequest(str(spec), tuple(overrides), **options)
+    elif overrides or options:
+        raise InputError(["textclf.sweep: give a SweepRequest alone, or a file with options"])
+    outcome = run_sweep(spec)
+    outcome.table.attrs["summary"] = outcome.summary
+    return outcome.table
 
 
 def write_report(
@@ -209,16 +182,29 @@ def compare(
     return paired_compare(a, b, split, metric=metric)
 
 
-def predict(model_uri: str, texts: Sequence[str], *, tracking_uri: str | None = None) -> list[dict]:
-    """Classify `texts` with a logged model (runs:/<id>/model, models:/..., or a directory in
-    textclf's saved form): one {text, label, score, probabilities} per text (`textclf predict`)."""
-    from textclf.predict import load_predictor
+def predict(
+    model_uri: str,
+    texts: Sequence[str],
+    *,
+    tracking_uri: str | None = None,
+    input_file: str | None = None,
+) -> list[dict]:
+    """Classify `texts` (and the non-empty lines of the UTF-8 `input_file`, '-': stdin) with a
+    logged model (runs:/<id>/model, models:/..., or a directory in textclf's saved form): one
+    {text, label, score, probabilities} per text (`textclf predict`); under `mlflow run` they are
+    kept in its run as predictions.jsonl."""
+    import json
+
+    from textclf.predict import load_predictor, read_texts
     from textclf.tracking import store
 
-    if not texts:
-        raise InputError(["predict: no texts given; pass them as arguments or with --input FILE"])
+    texts = read_texts(tuple(texts), input_file)
     uri, origin = store.resolve_uri(tracking_uri)
-    return load_predictor(model_uri, uri, origin).predict(list(texts))
+    rows = load_predictor(model_uri, uri, origin).predict(texts)
+    store.attach_to_mlflow_run(
+        "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows), uri
+    )
+    return rows
 
 
 def _config(config: str | Path | Mapping | Config | None, overrides: Sequence[str]) -> Config:

@@ -1,8 +1,7 @@
-"""Logins on a shared tracking server, with MLflow's own mechanisms: the server side runs MLflow's
+"""Logins on a shared tracking server, the server side, with MLflow's own mechanisms: MLflow's
 basic-auth app (`mlflow server --app-name basic-auth`: users, per-experiment READ/EDIT/MANAGE, the
-admin user); the client side is MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD,
-checked before any run exists so a missing or wrong login (401) or a read-only permission (403) is
-one line, exit 2.
+admin user). The client side (MLflow's MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, a
+refused login as one line) is tracking/logins.py.
 
 Secrets travel only in environment variables and 0600 files, never in argv, config, params, tags or
 logs.
@@ -18,10 +17,10 @@ import stat
 from pathlib import Path
 
 from textclf.errors import InputError
+from textclf.tracking.logins import LOGIN_ENV
 
 PASSWORD_ENV = "TEXTCLF_SERVER_ADMIN_PASSWORD"
 ADMIN = "admin"  # MLflow's default admin user name
-LOGIN_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 # the admin password MLflow versions before 3.x shipped in basic_auth.ini: public, so never accepted
 _OLD_DEFAULT = "password1234"
 
@@ -164,26 +163,3 @@ def how_to_add_users(url: str) -> str:
             f"{LOGIN_ENV[1]}",
         ]
     )
-
-
-def login_problem(status: int, origin: str) -> str | None:
-    """One line for a 401/403 from the tracking server, naming the variables to fix; None for other
-    codes."""
-    user = os.environ.get(LOGIN_ENV[0])
-    if status == 401 and not user:
-        return (
-            f"{origin}: the tracking server requires a login (401); set {LOGIN_ENV[0]} and "
-            f"{LOGIN_ENV[1]} in the environment"
-        )
-    if status == 401:
-        return (
-            f"{origin}: the tracking server rejected the login of user {user!r} (401); check "
-            f"{LOGIN_ENV[0]} and {LOGIN_ENV[1]}"
-        )
-    if status == 403:
-        return (
-            f"{origin}: user {user!r} may not do this (403 permission denied); ask the "
-            "experiment's owner or an admin for EDIT on it, or log to an experiment of your "
-            "own (tracking.experiment)"
-        )
-    return None

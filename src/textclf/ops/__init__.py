@@ -1,0 +1,1 @@
+"""Operations around the runs: a tracking server process and its logins (server side)."""
