@@ -74,7 +74,7 @@ POPPER = r"""
 import json, sys, time
 import optuna
 from textclf.studies.spec_file import load_spec
-from textclf.studies.study import open_study
+from textclf.studies.storage import open_study
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 spec_path, url, out, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 study = open_study(load_spec(spec_path, ()), url)
@@ -99,7 +99,7 @@ def test_concurrent_workers_never_pop_the_same_waiting_trial_on_sqlite(tmp_path,
     import time
 
     from textclf.studies.spec_file import load_spec
-    from textclf.studies.study import open_study
+    from textclf.studies.storage import open_study
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = open_study(load_spec(tiny_sweep, ()), url)

@@ -10,6 +10,8 @@ import pytest
 from conftest import needs_small_batches, write
 from textclf.errors import InputError
 from textclf.studies import objective as sweep_objective
+from textclf.studies import storage as sweep_storage
+from textclf.studies import strategies as sweep_strategies
 from textclf.studies import study as sweep_study
 from textclf.studies.spec import FixedTrial, trial_config
 from textclf.studies.spec_file import load_spec
@@ -144,7 +146,7 @@ def test_workers_propose_distinct_trials(tmp_path, tiny_model, tiny_data, sample
     optuna.create_study(study_name="s", storage=storage, direction="maximize")
     studies = [
         optuna.load_study(
-            study_name="s", storage=storage, sampler=sweep_study.make_sampler(spec, worker=i)
+            study_name="s", storage=storage, sampler=sweep_strategies.make_sampler(spec, worker=i)
         )
         for i in range(workers)
     ]
@@ -155,7 +157,7 @@ def test_workers_propose_distinct_trials(tmp_path, tiny_model, tiny_data, sample
         study.tell(trial, 0.5 + 0.01 * n)
     proposals = [tuple(sorted(t.params.items())) for t in studies[0].trials]
     assert len(set(proposals)) == len(proposals) == 9
-    again = sweep_study.make_sampler(spec, worker=1)  # reproducible from the study seed
+    again = sweep_strategies.make_sampler(spec, worker=1)  # reproducible from the study seed
     assert type(again) is type(studies[1].sampler)
 
 
@@ -300,11 +302,12 @@ def test_a_list_override_gives_a_searched_categorical_new_choices(tmp_path, tiny
 RESUME = """
 import sys
 import optuna
-from textclf.studies import study as sweep_study
+from textclf.studies import storage as sweep_storage
+from textclf.studies import strategies as sweep_strategies
 from textclf.studies.spec_file import load_spec
 from textclf.studies.spec import trial_config
 spec, url, n = load_spec(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-study = sweep_study.open_study(spec, url)  # what each `textclf sweep` command does (driver.run_worker)
+study = sweep_storage.open_study(spec, url)  # what each `textclf sweep` command does (driver.run_worker)
 for _ in range(n):
     trial = study.ask()
     trial_config(spec, trial)

@@ -422,3 +422,32 @@ def test_the_sweep_prints_each_score_with_its_interval_and_the_winner_as_best_of
         summary,
         re.M,
     ), summary
+
+
+def test_samplers_pruners_and_strategies_are_one_table_each():
+    """A sampler name the spec accepts has its builder and its way of handing out trials, a pruner name its
+    class: the names are the tables' keys (main listed them in spec.py apart from if-chains)."""
+    import optuna
+
+    from textclf.studies import strategies
+
+    assert set(strategies.STRATEGIES) == set(strategies.SAMPLERS)
+    for name, build in strategies.SAMPLERS.items():
+        assert isinstance(build(0), optuna.samplers.BaseSampler), name
+    for name, pruner in strategies.PRUNERS.items():
+        args = (
+            {"lower": 0.5} if name == "threshold" else {}
+        )  # the one pruner with a required argument
+        assert isinstance(pruner(**args), optuna.pruners.BasePruner), name
+    with pytest.raises(InputError, match="study.sampler: must be one of grid, random, tpe"):
+        load_spec_from({"study": {"sampler": "cmaes"}})
+
+
+def load_spec_from(tree: dict):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sweep.yaml"
+        space = {"train.learning_rate": {"categorical": [1e-4]}}
+        path.write_text(__import__("yaml").safe_dump({"space": space, **tree}))
+        return load_spec(path, ())

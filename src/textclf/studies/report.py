@@ -13,7 +13,8 @@ import pandas as pd
 from textclf.stats.intervals import bounds, with_interval
 from textclf.studies.records import end_dead_trials
 from textclf.studies.spec import SweepSpec
-from textclf.studies.study import best_tags, best_trials, candidates, open_study, trial_table
+from textclf.studies.storage import open_study
+from textclf.studies.study import best_tags, best_trials, candidates, trial_table
 from textclf.studies.views import optuna_views
 from textclf.tracking import provenance, saved_view, sweep_runs
 from textclf.training.summary import HEADLINE_METRICS

@@ -34,8 +34,6 @@ import yaml
 from textclf.config import Config, load_config
 from textclf.training.summary import DEFAULT_OBJECTIVE
 
-SAMPLERS = ("grid", "random", "tpe")
-PRUNERS = ("none", "median", "hyperband", "threshold")
 KINDS = ("loguniform", "uniform", "int", "categorical", "follows")
 TOP_KEYS = ("base", "config", "study", "objective", "space", "grid", "retry_oom")
 STUDY_KEYS = (
@@ -72,7 +70,7 @@ class SweepSpec:
     base: Path | None
     config: dict[str, Any]  # flat section.key delta on the base
     name: str
-    storage: str | None
+    storage: str | None = None
     sampler: str = "tpe"
     pruner: str = "none"
     pruner_args: dict = field(default_factory=dict)

@@ -10,15 +10,8 @@ import difflib
 from textclf.config import Config
 from textclf.errors import InputError
 from textclf.pathnames import name_problem
-from textclf.studies.spec import (
-    GRID_POINT,
-    KEEP_MODELS,
-    PRUNERS,
-    SAMPLERS,
-    FixedTrial,
-    SweepSpec,
-    trial_config,
-)
+from textclf.studies.spec import GRID_POINT, KEEP_MODELS, FixedTrial, SweepSpec, trial_config
+from textclf.studies.strategies import PRUNERS, SAMPLERS
 from textclf.training.metrics import RUNNING
 
 

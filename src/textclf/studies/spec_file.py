@@ -41,26 +41,21 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepSpec:
         study = {}
     problems += _unknown(where, "study.", study, STUDY_KEYS)
     base = _base(path, tree.get("base"), problems)
+    # the study's settings and the file's top-level switches, where given; SweepSpec's field
+    # defaults stand for the rest (written once, there)
+    given = {k: v for k, v in study.items() if k in STUDY_KEYS and k != "name" and v is not None}
+    if "objective" in tree:
+        given["objectives"] = _objectives(tree["objective"], where, problems)
+    if "retry_oom" in tree:
+        given["retry_oom"] = bool(tree["retry_oom"])
     spec = SweepSpec(
         path=path,
         base=base,
         config=flatten_tree(tree.get("config") or {}, f"{where}: config", problems),
         name=str(study.get("name") or path.stem),
-        storage=study.get("storage"),
-        sampler=study.get("sampler", "tpe"),
-        pruner=study.get("pruner", "none"),
-        pruner_args=study.get("pruner_args") or {},
-        n_trials=study.get("n_trials"),
-        timeout=study.get("timeout"),
-        seed=study.get("seed", 42),
-        heartbeat_s=study.get("heartbeat_s", 30.0),
-        retries=study.get("retries", 0),
-        max_failures=study.get("max_failures", 3),
-        keep_models=study.get("keep_models", "best"),
-        objectives=_objectives(tree.get("objective", DEFAULT_OBJECTIVE[0]), where, problems),
         space=_space(tree.get("space") or {}, where, problems),
         grid=_grid(tree.get("grid") or [], where, problems),
-        retry_oom=bool(tree.get("retry_oom", True)),
+        **given,
     )
     problems += check_study(spec, where) + check_follows(spec, where)
     spec = replace_choices(spec, overrides, problems)

@@ -1,8 +1,9 @@
-"""How a study hands trials to its workers, one object per kind of sampler, so the rest of the sweep
-never asks which one it runs. Sampled (tpe, random): the sampler proposes each trial, workers run
-until the study has its target number of finished trials. Grid: every point enqueued once, popped by
-the workers, a dead worker's point enqueued again, waiting while the last points run elsewhere
-(grid.py)."""
+"""How a study proposes and hands out trials, as tables: `study.sampler` and `study.pruner` name an
+entry each (the names the spec accepts are these tables' keys), and every sampler name has a
+Strategy, so the rest of the sweep never asks which one it runs. Sampled (tpe, random): the sampler
+proposes each trial, workers run until the study has its target number of finished trials. Grid:
+every point enqueued once, popped by the workers, a dead worker's point enqueued again, waiting
+while the last points run elsewhere (grid.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import optuna
 
+from textclf.errors import InputError
 from textclf.studies import grid
 from textclf.studies.spec import SweepSpec
 
@@ -21,22 +25,50 @@ log = logging.getLogger(__name__)
 # (study, n_trials or None, timeout or None, more trial callbacks): run trials with the sweep's
 # objective
 Optimize = Callable[[optuna.Study, int | None, float | None, list], None]
+Finished = Callable[[optuna.Study], int]  # the trials that count toward the target
+
+# study.sampler -> the sampler, given its seed
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    # a grid's points are enqueued; its sampler is a fallback for a trial that finds the queue
+    # emptied under it
+    "grid": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    # constant_liar: a trial still running elsewhere counts as a poor result, so workers spread out
+    "tpe": lambda seed: optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, constant_liar=True
+    ),
+}
+# study.pruner -> Optuna's pruner class; study.pruner_args are its keyword arguments
+PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+}
+
+
+class Strategy(Protocol):
+    """What the sweep asks of a way of handing out trials."""
+
+    def on_stale(self) -> Callable | None:
+        """What happens to a trial whose worker stopped beating (Optuna's stale-trial callback)."""
+
+    def enqueue(self, study: optuna.Study) -> int:
+        """Trials queued by the command before its workers start; returns how many."""
+
+    def claim(self, trial: optuna.Trial) -> None:
+        """Called as a trial starts: may fail it (a grid point taken twice)."""
+
+    def run(self, study: optuna.Study, optimize: Optimize, finished: Finished) -> None:
+        """This worker's trials, until the study is done."""
 
 
 @dataclass(frozen=True)
 class Sampled:
     spec: SweepSpec
 
-    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        if self.spec.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        # constant_liar: a trial still running elsewhere counts as a poor result, so workers spread
-        # out
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-
-    def on_stale(self):
-        """What happens to a trial whose worker stopped beating: retried up to study.retries
-        times."""
+    def on_stale(self) -> Callable | None:
+        """Retried up to study.retries times."""
         retries = self.spec.retries
         return (
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries) if retries else None
@@ -48,9 +80,7 @@ class Sampled:
     def claim(self, trial: optuna.Trial) -> None:
         pass  # proposed to this trial alone
 
-    def run(
-        self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study], int]
-    ) -> None:
+    def run(self, study: optuna.Study, optimize: Optimize, finished: Finished) -> None:
         """Until the study has its target number of finished trials (study.n_trials), or
         study.timeout."""
         target = self.spec.target_trials()
@@ -70,12 +100,7 @@ class Sampled:
 class Grid:
     spec: SweepSpec
 
-    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        # its points are enqueued; the sampler is a fallback for a trial that finds the queue
-        # emptied under it
-        return optuna.samplers.RandomSampler(seed=seed)
-
-    def on_stale(self):
+    def on_stale(self) -> Callable | None:
         return grid.retry_dead(self.spec)  # the dead worker's point is enqueued again
 
     def enqueue(self, study: optuna.Study) -> int:
@@ -84,9 +109,7 @@ class Grid:
     def claim(self, trial: optuna.Trial) -> None:
         grid.claim(self.spec, trial)  # two commands may have enqueued one point: only one runs it
 
-    def run(
-        self, study: optuna.Study, optimize: Optimize, finished: Callable[[optuna.Study], int]
-    ) -> None:
+    def run(self, study: optuna.Study, optimize: Optimize, finished: Finished) -> None:
         """Pop enqueued points one at a time; wait while the remaining ones run in other workers
         (one of them may die, and its point come back); stop when nothing waits or runs."""
         deadline = time.monotonic() + (self.spec.timeout or math.inf)
@@ -105,5 +128,34 @@ class Grid:
                 return
 
 
-def strategy(spec: SweepSpec) -> Sampled | Grid:
-    return Grid(spec) if spec.sampler == "grid" else Sampled(spec)
+# study.sampler -> how its trials are handed out (every SAMPLERS name has one: a test checks)
+STRATEGIES: dict[str, Callable[[SweepSpec], Strategy]] = {
+    "grid": Grid,
+    "random": Sampled,
+    "tpe": Sampled,
+}
+
+
+def strategy(spec: SweepSpec) -> Strategy:
+    return STRATEGIES[spec.sampler](spec)
+
+
+def make_sampler(spec: SweepSpec, worker: int = 0, history: int = 0) -> optuna.samplers.BaseSampler:
+    """Worker i of a study gets its own seed, derived from the study seed (reproducible): with one
+    seed in every worker, random and TPE samplers propose the same values in every worker.
+    `history`, the trials the study held when this worker opened it, makes each resumption's seed
+    its own: with the worker index alone a re-run command (or a restarted pod) drew the same values
+    again."""
+    entropy = [spec.seed, worker, *([history] if history else [])]
+    fresh = worker == history == 0  # a fresh study's first worker keeps the study seed
+    seed = spec.seed if fresh else int(np.random.SeedSequence(entropy).generate_state(1)[0])
+    return SAMPLERS[spec.sampler](seed)
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    try:
+        return PRUNERS[spec.pruner](**dict(spec.pruner_args))
+    except (TypeError, ValueError) as e:  # an unknown argument, or a value Optuna rejects
+        raise InputError(
+            [f"{spec.path}: study.pruner_args: {e} (Optuna's {spec.pruner} pruner)"]
+        ) from None

@@ -8,35 +8,25 @@ when the sweep ends.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 
 import optuna
 
-from textclf.config import Config
-from textclf.errors import InputError, SweepStopped
+from textclf.errors import SweepStopped
 from textclf.studies import best_models
 from textclf.studies import workers as spread
 from textclf.studies.objective import objective
+from textclf.studies.plan import Plan, check_command, validate
 from textclf.studies.records import Sweep, record_trial, stop_after_failures
 from textclf.studies.repeats import repeat_top
 from textclf.studies.report import finish, summary_text
 from textclf.studies.request import SweepOutcome, SweepRequest
-from textclf.studies.spec import FixedTrial, SweepSpec, trial_config
-from textclf.studies.spec_file import load_spec
+from textclf.studies.storage import open_study
 from textclf.studies.strategies import strategy
-from textclf.studies.study import (
-    EVAL,
-    check_storage,
-    finished_count,
-    make_pruner,
-    open_study,
-    storage_url,
-    trial_table,
-)
-from textclf.tracking import liveness, provenance, queries, runs, store, sweep_runs
+from textclf.studies.study import EVAL, finished_count, trial_table
+from textclf.tracking import liveness, provenance, queries, store, sweep_runs
 
 log = logging.getLogger(__name__)
 
@@ -81,55 +71,6 @@ def _optimize(
                 return
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """A validated sweep command: what it will run, where it will log and store."""
-
-    spec: SweepSpec
-    base: Config
-    tracking_uri: str
-    storage_url: str
-    splits: object | None  # the base config's splits (data.Splits); None for worker processes
-
-
-def validate(
-    spec_path: str,
-    overrides: tuple[str, ...],
-    n_trials: int | None,
-    storage: str | None,
-    tracking_flag: str | None,
-    worker: bool,
-) -> Plan:
-    """Everything that can reject the command, before any study, storage file, experiment or run
-    exists."""
-    from textclf.assets import resolve
-    from textclf.data import load_splits
-
-    spec = load_spec(spec_path, overrides)  # every problem of the spec and of every trial config
-    spec = dataclasses.replace(spec, n_trials=n_trials or spec.n_trials)
-    make_pruner(spec)  # Optuna's own checks of pruner_args
-    base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
-    uri, origin = store.resolve_uri(tracking_flag, base.tracking.uri, base.where("tracking.uri"))
-    store.check_uri(uri, origin, wait_s=store.startup_wait(base.tracking.outage_wait_s))
-    runs.check_journal_dir(base)
-    url = storage_url(spec, storage)
-    check_storage(
-        spec,
-        url,
-        f"--storage {url}"
-        if storage
-        else f"{spec.path}: study.storage {url}"
-        if spec.storage
-        else f"the default study storage {url}",
-    )
-    if worker:  # the command that spawned this worker validated the data and the model
-        return Plan(spec, base, uri, url, None)
-    model = resolve(base.model.name, "models")
-    if isinstance(model, str):
-        raise InputError([f"{base.where('model.name')}: model.name: {model}"])
-    return Plan(spec, base, uri, url, load_splits(base))
-
-
 def run_sweep(request: SweepRequest) -> SweepOutcome:
     """The `textclf sweep` command: validate, open the study and its parent run, run the workers;
     returns the trial table and the summary to print (both empty for a worker process)."""
@@ -143,7 +84,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
         request.tracking_uri,
         worker=bool(request.worker_of),
     )
-    _check_command(plan, request.spec, request.repeat_best)
+    check_command(plan, request.spec, request.repeat_best)
     environments = worker_environments(request)  # checked before anything exists, too
     # `mlflow run`: its run is the parent
     launched_by_mlflow = os.environ.pop("MLFLOW_RUN_ID", None)
@@ -224,23 +165,6 @@ def register(plan: Plan, parent: str) -> None:
     if said:
         log.info("%s", said)
         sweep_runs.update_run(parent, {"textclf.registered": said}, {})
-
-
-def _check_command(plan: Plan, spec_path: str, repeat_best: int) -> None:
-    if plan.base.tracking.register_as and plan.spec.keep_models == "none":
-        raise InputError(
-            [
-                f"{spec_path}: study.keep_models: none keeps no model to register as "
-                f"{plan.base.tracking.register_as!r}; use best (the default) or all"
-            ]
-        )
-    if repeat_best and len(plan.spec.objectives) > 1:
-        raise InputError(
-            [
-                f"--repeat-best: {spec_path} has {len(plan.spec.objectives)} objectives; "
-                "seed repeats need a single-objective study"
-            ]
-        )
 
 
 def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:

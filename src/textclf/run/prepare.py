@@ -1,0 +1,83 @@
+"""Everything a run needs before its MLflow run exists: the device and checkpoints checked, the data
+loaded and split, the model built (head, freeze / peft), the rows tokenized. Anything wrong is
+InputError (exit 2), and nothing has been created yet."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import transformers
+
+from textclf.config import Config
+from textclf.data import load_splits
+from textclf.data.features import Loaders, make_loaders
+from textclf.data.source import Source
+from textclf.data.splits import Splits
+from textclf.model.build import Backbone, build_classifier, count_params, load_backbone
+from textclf.tracking import runs
+from textclf.training.device import check_device
+from textclf.training.resume import check_checkpoint_dir, check_resumable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a run needs before its MLflow run exists."""
+
+    splits: Splits
+    backbone: Backbone
+    model: torch.nn.Module
+    loaders: Loaders
+    device: torch.device
+
+
+def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Prepared:
+    """Check the device and checkpoints, load and split the data, build the model, tokenize:
+    InputError (exit 2) for anything wrong, before the MLflow run exists."""
+    device = check_device(cfg)
+    check_checkpoint_dir(cfg)
+    runs.check_journal_dir(cfg)
+    if resume:
+        check_resumable(cfg, resume)
+    splits = load_splits(cfg, source)
+    backbone = load_backbone(cfg)
+    transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
+    model = build_classifier(backbone, splits.label_names, cfg)
+    t = cfg.train
+    loaders = make_loaders(
+        splits,
+        backbone.tokenizer,
+        max_length=cfg.data.max_length,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        seed=t.seed,
+        device=device,
+        num_workers=t.num_workers,
+        cache_length=cache_length(backbone, cfg) if cfg.data.token_cache else None,
+        group_by_length=t.group_by_length,
+        compile=t.compile,
+    )
+    trainable, total = count_params(model)
+    log.info(
+        "%d train / %d val / %d test rows, %d labels, %s on %s, %d/%d params trainable, "
+        "effective batch %d",
+        len(splits.train),
+        len(splits.val),
+        len(splits.test),
+        len(splits.label_names),
+        cfg.model.name,
+        device,
+        trainable,
+        total,
+        cfg.train.effective_batch_size(),
+    )
+    return Prepared(splits, backbone, model, loaders, device)
+
+
+def cache_length(backbone: Backbone, cfg: Config) -> int:
+    """Tokens are cached at the model's limit (capped for models without one), so every max length
+    that a sweep tries slices the same cache."""
+    return max(min(backbone.max_length(), 4096), cfg.data.max_length)
