@@ -191,3 +191,22 @@ def test_data_inspect_reads_the_new_kinds(cli, tmp_path, tiny_model):
     )
     assert code == 0, err
     assert "labels per source split" in out and "neg" in out and "test" in out
+
+
+def test_the_readme_lists_every_format_and_layout_the_tables_read():
+    """data/files.py's format tables and data/readers.py's layouts are the one list of what textclf
+    reads; the README's Sources list names each entry (and a new entry fails here until it does)."""
+    from conftest import ROOT
+
+    from textclf.data.files import BINARY_FORMATS, TEXT_FORMATS
+    from textclf.data.readers import LAYOUTS
+
+    readme = (ROOT / "README.md").read_text()
+    sources = readme[
+        readme.index("Sources (`data.name`") : readme.index("Every kind is validated the same way")
+    ]
+    names = [f.name for f in (*BINARY_FORMATS.values(), *TEXT_FORMATS.values())] + [
+        layout.name for layout in LAYOUTS
+    ]
+    missing = [name for name in names if name not in sources]
+    assert not missing, f"README.md's Sources list does not name {missing}"

@@ -11,7 +11,7 @@ import typing
 import pytest
 import torch
 
-from textclf.config.schema import HeadName
+from textclf.config.schema import PEFT_HEADS, HeadName
 from textclf.model.heads import HEADS, make_head
 
 SPEC = {
@@ -45,5 +45,22 @@ def test_each_built_head_scores_a_text_the_same_with_or_without_padding(name):
 
 
 def test_only_the_checkpoints_own_head_takes_peft_and_a_4d_mask():
-    assert {n for n, h in HEADS.items() if h.peft} == {"auto"}
+    """peft wraps transformers' own classifiers: the heads the config lets it wrap are the table's
+    checkpoint heads (build None)."""
+    assert set(PEFT_HEADS) == {n for n, h in HEADS.items() if h.build is None} == {"auto"}
     assert {n for n, h in HEADS.items() if h.mask_4d} == {"auto"}
+
+
+def test_a_heads_spec_holds_every_setting_the_table_reads():
+    """build.py builds no spec of its own: head_spec takes every setting SETTINGS names from model.*,
+    and each built head is built from it."""
+    from textclf.config import load_config
+    from textclf.model.heads import SETTINGS, head_spec
+
+    m = load_config(None, ["model.head=cnn", "model.cnn_kernels=[2,5]"]).model
+    spec = head_spec(m, ("neg", "pos"))
+    assert spec["cnn_kernels"] == [2, 5] and spec["dropout"] == m.head_dropout
+    assert set(spec) == {"head", "num_labels", "label_names", *SETTINGS}
+    for name, head in HEADS.items():
+        if head.build is not None:
+            assert isinstance(make_head({**spec, "head": name}, hidden=16), torch.nn.Module)

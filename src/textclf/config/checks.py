@@ -8,6 +8,7 @@ from typing import Any
 
 from textclf.config.schema import (
     MAX_PARAM_CHARS,
+    PEFT_HEADS,
     SECRET_VALUE,
     Config,
     describe_presets,
@@ -44,7 +45,11 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
             len(m.cnn_kernels) >= 1 and min(m.cnn_kernels, default=0) >= 1,
             "must be one or more widths >= 1, e.g. [2, 3, 4]",
         ),
-        ("model.peft", m.peft == "none" or m.head == "auto", "works with model.head=auto only"),
+        (
+            "model.peft",
+            m.peft == "none" or m.head in PEFT_HEADS,
+            f"works with model.head={' or '.join(PEFT_HEADS)} only",
+        ),
         (
             "model.peft",
             m.peft == "none" or m.freeze == ("full",),

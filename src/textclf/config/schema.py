@@ -14,8 +14,9 @@ from typing import Any, Literal
 import yaml
 
 # model.head's choices; model/heads.py HEADS builds each (tests/model/test_heads.py checks they
-# agree)
+# agree). model.peft wraps transformers' own classifiers only: the checkpoint's head.
 HeadName = Literal["auto", "cls", "mean", "cnn", "mlp"]
+PEFT_HEADS = ("auto",)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 
@@ -15,8 +17,21 @@ import pyarrow.parquet as pq
 from textclf.data.source import Source
 from textclf.errors import InputError, first_line
 
-TEXT_EXTS = (".csv", ".tsv", ".jsonl", ".json")
-TABLE_EXTS = (".parquet", ".arrow", *TEXT_EXTS, *(e + ".gz" for e in TEXT_EXTS))
+
+@dataclass(frozen=True)
+class TextFormat:
+    """A text table format: its name (as the README lists it), its parser, and where row i of the
+    frame sits in the file (for error messages)."""
+
+    name: str
+    parse: Callable[[Path, str], pd.DataFrame]
+    row: Callable[[int], str]
+
+
+@dataclass(frozen=True)
+class BinaryFormat:
+    name: str
+    read: Callable[[Path, str, Source], None]  # fills the split from the file
 
 
 def table_ext(path: Path) -> str | None:
@@ -34,22 +49,17 @@ def split_name(path: Path) -> str:
 
 
 def read_table(path: Path, split: str, source: Source) -> None:
+    """One file, one split, in any format of the tables below."""
     ext = table_ext(path)
     if ext is None:
+        supported = ", ".join(TABLE_EXTS)
         raise InputError(
-            [
-                f"{path}: unsupported file type {path.suffix!r}; use "
-                f"{', '.join(TABLE_EXTS)} or .label"
-            ]
+            [f"{path}: unsupported file type {path.suffix!r}; use {supported} or .label"]
         )
     if path.stat().st_size == 0:
         raise InputError([f"{path}: the file is empty; it needs a text column and a label column"])
-    if ext == ".parquet":
-        return _read_parquet(path, split, source)
-    if ext == ".arrow":
-        from textclf.data.hf import read_arrow
-
-        return read_arrow(path, split, source)
+    if ext in BINARY_FORMATS:
+        return BINARY_FORMATS[ext].read(path, split, source)
     data = path.read_bytes()
     if ext.endswith(".gz"):
         try:
@@ -58,17 +68,8 @@ def read_table(path: Path, split: str, source: Source) -> None:
             raise InputError(
                 [f"{path}: not a readable gzip file ({first_line(e)}); compress it with gzip"]
             ) from None
-    text, kind = decode_utf8(data, path), ext.removesuffix(".gz")
-    if kind in (".csv", ".tsv"):
-        return source.add(
-            split,
-            _parse_delimited(path, text, "\t" if kind == ".tsv" else ","),
-            str(path),
-            lambda i: f"line {i + 2}",
-        )
-    if kind == ".jsonl":
-        return source.add(split, _parse_jsonl(path, text), str(path), lambda i: f"line {i + 1}")
-    return source.add(split, _parse_json(path, text), str(path), lambda i: f"object {i + 1}")
+    form = TEXT_FORMATS[ext.removesuffix(".gz")]
+    return source.add(split, form.parse(path, decode_utf8(data, path)), str(path), form.row)
 
 
 def _read_parquet(path: Path, split: str, source: Source) -> None:
@@ -165,6 +166,31 @@ def _parse_json(path: Path, text: str) -> pd.DataFrame:
             ]
         )
     return pd.DataFrame(rows)
+
+
+def _read_arrow(path: Path, split: str, source: Source) -> None:
+    from textclf.data.hf import read_arrow  # datasets is imported only for Arrow files
+
+    read_arrow(path, split, source)
+
+
+# every table format, one entry each: a file `<split>.<ext>` (text formats also as `.gz`); the
+# README's Sources list names each (tests/data/test_formats.py checks it)
+BINARY_FORMATS: dict[str, BinaryFormat] = {
+    ".parquet": BinaryFormat("parquet", _read_parquet),
+    ".arrow": BinaryFormat("Arrow", _read_arrow),
+}
+TEXT_FORMATS: dict[str, TextFormat] = {
+    ".csv": TextFormat(
+        "CSV", lambda p, text: _parse_delimited(p, text, ","), lambda i: f"line {i + 2}"
+    ),
+    ".tsv": TextFormat(
+        "TSV", lambda p, text: _parse_delimited(p, text, "\t"), lambda i: f"line {i + 2}"
+    ),
+    ".jsonl": TextFormat("JSONL", _parse_jsonl, lambda i: f"line {i + 1}"),
+    ".json": TextFormat("JSON", _parse_json, lambda i: f"object {i + 1}"),
+}
+TABLE_EXTS = (*BINARY_FORMATS, *TEXT_FORMATS, *(e + ".gz" for e in TEXT_FORMATS))
 
 
 def read_aclimdb(root: Path, source: Source) -> None:

@@ -29,7 +29,7 @@ from textclf.config import Config, ModelConfig
 from textclf.errors import InputError, first_line
 from textclf.model import freeze, peft_tuning
 from textclf.model.files import damaged
-from textclf.model.heads import HEADS, TextClassifier
+from textclf.model.heads import HEADS, TextClassifier, head_spec
 
 log = logging.getLogger(__name__)
 # position tables of these families start after the padding index, so 2 of their rows are not usable
@@ -161,16 +161,7 @@ def build_classifier(
             ignore_mismatched_sizes=True,
         )
     else:
-        spec = {
-            "head": m.head,
-            "pooling": m.pooling,
-            "dropout": m.head_dropout,
-            "mlp_hidden": m.mlp_hidden,
-            "cnn_channels": m.cnn_channels,
-            "cnn_kernels": list(m.cnn_kernels),
-            "num_labels": len(label_names),
-            "label_names": list(label_names),
-        }
+        spec = head_spec(m, label_names)
         model = TextClassifier(_load(AutoModel, backbone, m), spec)
     # read by the training loop (training/evaluate.py to_device); a peft wrapper passes it on from
     # the model inside

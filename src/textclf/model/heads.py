@@ -84,15 +84,14 @@ class Head:
     # (spec: the model.* head settings, label count and names; hidden size) -> a head over token
     # states; None: the checkpoint's own AutoModelForSequenceClassification head
     build: Callable[[dict, int], nn.Module] | None
-    peft: bool = False  # works with model.peft (peft wraps transformers' own classifiers)
     # padded batches may reach it as sdpa's 4D mask (it does not pool with the 2D one)
     mask_4d: bool = False
 
 
-# every model.head, one entry each (config/schema.py HeadName lists the names: tests check they
-# agree)
+# every model.head, one entry each (config/schema.py HeadName lists the names and PEFT_HEADS those
+# model.peft works with: tests check they agree)
 HEADS: dict[str, Head] = {
-    "auto": Head(None, peft=True, mask_4d=True),
+    "auto": Head(None, mask_4d=True),
     "cls": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "cls", s["dropout"])),
     "mean": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "mean", s["dropout"])),
     "mlp": Head(
@@ -106,6 +105,27 @@ HEADS: dict[str, Head] = {
         )
     ),
 }
+# a head's spec key -> the model.* setting it comes from (the spec is saved beside the weights as
+# textclf_head.json, so its keys stay what saved models have)
+SETTINGS = {
+    "pooling": "pooling",
+    "dropout": "head_dropout",
+    "mlp_hidden": "mlp_hidden",
+    "cnn_channels": "cnn_channels",
+    "cnn_kernels": "cnn_kernels",
+}
+
+
+def head_spec(model_config, label_names: tuple[str, ...]) -> dict:
+    """What a head of textclf's is built from, and saved with: model.head, its settings (SETTINGS),
+    the labels."""
+    settings = {key: getattr(model_config, field) for key, field in SETTINGS.items()}
+    return {
+        "head": model_config.head,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        "num_labels": len(label_names),
+        "label_names": list(label_names),
+    }
 
 
 def make_head(spec: dict, hidden: int) -> nn.Module:
