@@ -65,3 +65,30 @@ def test_a_single_unselected_challenger_that_is_really_better_is_promoted():
     assert wins and "one-sided exact McNemar" in said and "at 0.05" in said
     wins, said = paired.challenger_wins("accuracy", labels, champion, challenger, ALPHA, 20)
     assert "at 0.0025 (0.05 / 20 candidates)" in said
+
+
+def test_the_best_model_choices_are_one_pure_module():
+    """stats/choices.py decides from plain values what studies/ and tracking/registry.py act on."""
+    from textclf.stats import choices
+
+    assert choices.at_least_as_good([0.8, 10], [0.8, 12], [1, -1])
+    assert not choices.at_least_as_good([0.7, 10], [0.8, 12], [1, -1])
+    # maximise accuracy, minimise time: (0.9, 30) and (0.8, 10) both stand, (0.7, 20) is dominated
+    assert choices.pareto_front([[0.9, 30], [0.7, 20], [0.8, 10]], [1, -1]) == [0, 2]
+    tags = {
+        "textclf.objective": "train_time_s",
+        "textclf.direction": "minimize",
+        "textclf.eval_fingerprint": "rows",
+        "textclf.objective_value": "12.0",
+    }
+    assert choices.rivals(tags, {**tags, "textclf.objective_value": "14.0"})
+    assert not choices.rivals(tags, {**tags, "textclf.monitor": "val_accuracy"})
+    # an objective without a per-row test: the value rule, and no test text to tag
+    wins, said, tested = choices.champion_decision(
+        tags,
+        {**tags, "textclf.objective_value": "14.0"},
+        "paired",
+        0.05,
+        frames=lambda: pytest.fail("no rows to read"),
+    )
+    assert wins and tested is None and "by value" in said

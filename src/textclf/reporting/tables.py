@@ -8,7 +8,6 @@ maps are grouped, never silently mixed; complete runs rank before pruned and fai
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from textclf.errors import InputError
-from textclf.tracking import queries
+from textclf.stats.intervals import bounds
+from textclf.tracking import provenance, queries
 from textclf.training.summary import DEFAULT_OBJECTIVE, HEADLINE_METRICS, is_derived
 
 IGNORED_PARAMS = ("tracking.", "trial.", "train.progress", "max_length", "truncation")
@@ -41,9 +41,7 @@ def select_runs(target: str) -> Selection:
     parent = queries.sweep_parent(target)
     if parent is not None:
         run_id, experiment, tags = parent
-        objective = next(
-            iter(json.loads(tags.get("study.objective", "{}")).items()), DEFAULT_OBJECTIVE
-        )
+        objective = provenance.objective_of(tags) or DEFAULT_OBJECTIVE
         selection = Selection(
             f"study {tags.get('textclf.study', '?')} (parent run {run_id})",
             queries.children(run_id, experiment),
@@ -124,12 +122,7 @@ def leaderboard(selection: Selection) -> pd.DataFrame:
     repeated = "textclf.repeat_of" in runs and bool(runs["textclf.repeat_of"].notna().any())
     # every score a run was selected or judged by, with its 95% interval over the evaluation rows
     # beside it
-    scores = [
-        c
-        for m in (metric, *HEADLINE_METRICS)
-        for c in (m, f"{m}_ci_low", f"{m}_ci_high")
-        if c in runs
-    ]
+    scores = [c for m in (metric, *HEADLINE_METRICS) for c in (m, *bounds(m)) if c in runs]
     columns = (
         ["trial.number"] * ("trial.number" in runs)
         + ["textclf.repeat_of"] * repeated

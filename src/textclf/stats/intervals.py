@@ -132,12 +132,14 @@ def bounds(metric: str) -> tuple[str, str]:
     return f"{metric}_ci_low", f"{metric}_ci_high"
 
 
-def with_interval(metrics: dict, metric: str, digits: int = 4) -> str:
-    """`0.8412 [0.81, 0.8702]`: the value and, where logged, its interval (`digits` significant)."""
+def with_interval(metrics: dict, metric: str, digits: int = 4, fixed: bool = False) -> str:
+    """`0.8412 [0.81, 0.8702]`: the value and, where logged, its interval (`digits` significant, or
+    decimals with `fixed`)."""
     low, high = bounds(metric)
-    text = f"{metrics[metric]:.{digits}g}"
+    form = f".{digits}{'f' if fixed else 'g'}"
+    text = f"{metrics[metric]:{form}}"
     if low in metrics and high in metrics:
-        text += f" [{metrics[low]:.{digits}g}, {metrics[high]:.{digits}g}]"
+        text += f" [{metrics[low]:{form}}, {metrics[high]:{form}}]"
     return text
 
 

@@ -18,8 +18,9 @@ from collections.abc import Callable
 import optuna
 
 from textclf.config import TrackingConfig
+from textclf.stats.choices import at_least_as_good
 from textclf.studies.spec import SweepSpec
-from textclf.studies.study import EVAL, TrialState, best_trials, candidates, comparable
+from textclf.studies.study import EVAL, TrialState, best_trials, candidates, comparable, signs
 from textclf.tracking import models, registry
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def keeps_model(spec: SweepSpec, study: optuna.Study) -> Callable[[dict[str, flo
         except KeyError:
             return False  # no objective value: the trial fails anyway
         return not any(
-            _at_least_as_good(t.values, mine, study.directions) for t in comparable(study, rows)
+            at_least_as_good(t.values, mine, signs(study)) for t in comparable(study, rows)
         )
 
     return keep
@@ -101,9 +102,3 @@ def register_best(
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-
-
-def _at_least_as_good(theirs, mine, directions) -> bool:
-    """`theirs` is at least as good as `mine` on every objective (so `mine` is not a new best)."""
-    signs = [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in directions]
-    return all(s * t >= s * m for s, t, m in zip(signs, theirs, mine))

@@ -12,6 +12,7 @@ import json
 
 import optuna
 
+from textclf.stats.choices import pareto_front
 from textclf.studies import grid
 from textclf.studies.spec import GRID_POINT
 
@@ -57,23 +58,19 @@ def candidates(study: optuna.Study) -> int:
     )
 
 
+def signs(study: optuna.Study) -> list[int]:
+    """+1 for each objective the study maximises, -1 for each it minimises."""
+    return [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in study.directions]
+
+
 def best_trials(study: optuna.Study, rows: str | None = None) -> list[optuna.trial.FrozenTrial]:
     """The best complete trials on `rows` (default: the base config's rows, the study's EVAL
-    attribute): the one best for a single objective, the Pareto front for several; [] when no trial
-    was scored on them."""
-    group = comparable(study, rows or study.user_attrs.get(EVAL))
-    signs = [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in study.directions]
-    if len(signs) == 1:
-        return sorted(group, key=lambda t: (-signs[0] * t.values[0], t.number))[:1]
-
-    def dominated(t) -> bool:
-        return any(
-            all(s * u >= s * v for s, u, v in zip(signs, o.values, t.values))
-            and o.values != t.values
-            for o in group
-        )
-
-    return [t for t in group if not dominated(t)]
+    attribute): the one best for a single objective, the Pareto front for several
+    (stats/choices.py); [] when no trial was scored on them."""
+    group, sign = comparable(study, rows or study.user_attrs.get(EVAL)), signs(study)
+    if len(sign) == 1:
+        return sorted(group, key=lambda t: (-sign[0] * t.values[0], t.number))[:1]
+    return [group[i] for i in pareto_front([t.values for t in group], sign)]
 
 
 def best_tags(study: optuna.Study) -> dict[str, str]:

@@ -180,7 +180,7 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
         "textclf.role": "sweep",
         "study.sampler": spec.sampler,
         "study.pruner": spec.pruner,
-        "study.objective": json.dumps(dict(spec.objectives)),
+        **provenance.objective_tag(spec.objectives),
         "study.space": json.dumps(spec.describe_space()),
         "textclf.split_fingerprint": plan.splits.fingerprint,
         "textclf.eval_fingerprint": plan.splits.eval_fingerprint,

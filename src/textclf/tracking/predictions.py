@@ -4,7 +4,6 @@ predictions/<split>.parquet as a DataFrame."""
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import mlflow
 import pandas as pd
 
 from textclf.errors import InputError
+from textclf.tracking import provenance
 from textclf.tracking.runs import PREDICTIONS
 
 
@@ -89,7 +89,7 @@ def _objective_of(run) -> str:
         tags = mlflow.MlflowClient().get_run(parent).data.tags
     except mlflow.exceptions.MlflowException:
         return ""
-    return next(iter(json.loads(tags.get("study.objective", "{}"))), "")
+    return (provenance.objective_of(tags) or ("", ""))[0]
 
 
 def load(run_id: str, split: str) -> pd.DataFrame | None:

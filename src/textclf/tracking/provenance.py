@@ -3,9 +3,11 @@ must never record: values that look like secrets are redacted before they become
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from textclf.config import SECRET_VALUE
 
 # run tag: what selected the epoch (train.monitor); splits comparability groups
 MONITOR = "textclf.monitor"
+# a sweep parent's tag: the study's objectives as JSON {metric: direction}, in order
+OBJECTIVE = "study.objective"
 _SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)
 
 
@@ -77,3 +81,13 @@ def git_state() -> tuple[str, str]:
         return commit, str(bool(dirty)).lower()
     except (OSError, subprocess.SubprocessError):
         return "unknown", "unknown"
+
+
+def objective_tag(objectives: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The sweep parent's objective tag: {metric: direction} as JSON, in the study's order."""
+    return {OBJECTIVE: json.dumps(dict(objectives))}
+
+
+def objective_of(tags: dict[str, str]) -> tuple[str, str] | None:
+    """The first (metric, direction) of a sweep parent's objective tag; None without one."""
+    return next(iter(json.loads(tags.get(OBJECTIVE) or "{}").items()), None)

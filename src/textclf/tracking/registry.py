@@ -10,15 +10,13 @@ import logging
 
 import mlflow
 
-from textclf.stats import paired, rows
+from textclf.stats import choices
+from textclf.stats.intervals import bounds, with_interval
 from textclf.tracking import predictions
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
-# objectives with a per-row paired test on the validation rows each run saves (tracking/runs.py)
-PAIRED = {"best_val_accuracy": "accuracy", "best_val_loss": "loss"}
-# version tag: how many models (a sweep's complete trials on the same rows) it was selected among
-SELECTED_FROM = "textclf.selected_from"
+SELECTED_FROM = choices.SELECTED_FROM  # the version tag the champion test corrects by
 
 
 def enter(
@@ -78,12 +76,8 @@ def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str,
 def describe(m: dict[str, float], objective: str, run_id: str | None) -> str:
     """The version's description: its objective and test accuracy with their 95% intervals (the
     run's)."""
-    keys = [
-        k
-        for k in dict.fromkeys((objective, "test_accuracy"))
-        if {k, f"{k}_ci_low", f"{k}_ci_high"} <= set(m)
-    ]
-    parts = [f"{k} {m[k]:.4f} [{m[f'{k}_ci_low']:.4f}, {m[f'{k}_ci_high']:.4f}]" for k in keys]
+    keys = [k for k in dict.fromkeys((objective, "test_accuracy")) if {k, *bounds(k)} <= set(m)]
+    parts = [f"{k} {with_interval(m, k, digits=4, fixed=True)}" for k in keys]
     return (
         ("; ".join(parts) + f" (95% intervals over the evaluation rows; run {run_id})")
         if parts
@@ -104,10 +98,10 @@ def run_facts(run_id: str) -> tuple[dict[str, str], dict[str, float]]:
 
 
 def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) -> str:
-    """Move `champion` to `version` if it beats the champion: same objective and evaluation
-    fingerprint, and better by a paired test on the validation rows at `alpha` (test=paired, for
-    objectives with a per-row test) or by value. Returns what happened, in words; the test's outcome
-    is tagged on `version`."""
+    """Move `champion` to `version` if it beats the champion (stats/choices.py champion_decision:
+    the same objective, rows and monitor, and better by a one-sided paired test on the validation
+    rows corrected for the trials it was selected among, or by value). Returns what happened, in
+    words; a paired test's outcome is tagged on `version`."""
     client = mlflow.MlflowClient()
     mine = client.get_model_version(name, version).tags
     try:
@@ -115,56 +109,24 @@ def promote(name: str, version: str, test: str = "paired", alpha: float = 0.05) 
     except mlflow.exceptions.MlflowException:
         held = None
     if held is not None and held.version != version:
-        theirs = held.tags
-        same = all(
-            theirs.get(k) == mine.get(k)
-            for k in ("textclf.objective", "textclf.direction", "textclf.eval_fingerprint")
-        ) and theirs.get("textclf.monitor", "val_loss") == mine.get("textclf.monitor", "val_loss")
-        if not same:
+        if not choices.rivals(mine, held.tags):
             return (
-                f"version {version} not compared with champion version {held.version}: another "
-                "objective, other evaluation rows or another train.monitor; move the alias by "
-                "hand if you mean it"
+                f"version {version} not compared with champion version {held.version}: "
+                "another objective, other evaluation rows or another train.monitor; move "
+                "the alias by hand if you mean it"
             )
-        if test == "paired" and mine.get("textclf.objective") in PAIRED:
-            beats, said = _paired(held, mine, alpha)
-            client.set_model_version_tag(name, version, "textclf.champion_test", said)
-            if not beats:
-                return f"champion stays version {held.version}: {said}"
-        else:
-            sign = 1 if mine.get("textclf.direction") == "maximize" else -1
-            if sign * float(mine["textclf.objective_value"]) <= sign * float(
-                theirs["textclf.objective_value"]
-            ):
-                return (
-                    f"champion stays version {held.version} ({theirs['textclf.objective_value']})"
-                )
+
+        def frames():
+            return tuple(
+                predictions.load(t.get("textclf.run_id", ""), "val") for t in (held.tags, mine)
+            )
+
+        wins, said, tested = choices.champion_decision(mine, held.tags, test, alpha, frames)
+        if tested:
+            client.set_model_version_tag(
+                name, version, "textclf.champion_test", f"vs version {held.version}, {tested}"
+            )
+        if not wins:
+            return f"champion stays version {held.version}: {said}"
     client.set_registered_model_alias(name, CHAMPION, version)
     return f"champion is now version {version} ({mine.get('textclf.objective_value')})"
-
-
-def _paired(held, mine: dict[str, str], alpha: float) -> tuple[bool, str]:
-    """(the challenger is better, the test in words), on the validation rows both runs saved: one-
-    sided at alpha / the candidates it was selected among on those rows (SELECTED_FROM)."""
-    frames = [predictions.load(tags.get("textclf.run_id", ""), "val") for tags in (held.tags, mine)]
-    if any(f is None for f in frames):
-        return False, (
-            "no per-row validation predictions for "
-            f"{'the champion' if frames[0] is None else 'it'} (logged before textclf "
-            "saved them): not compared; move the alias by hand if you mean it"
-        )
-    try:
-        champion, challenger = rows.paired(*frames)
-    except ValueError as e:
-        return False, f"not compared: {e}"
-    metric = PAIRED[mine["textclf.objective"]]
-    scores = (
-        [f.prediction.to_numpy() for f in (champion, challenger)]
-        if metric == "accuracy"
-        else [rows.row_losses(f) for f in (champion, challenger)]
-    )
-    candidates = int(mine.get(SELECTED_FROM, "1") or 1)
-    beats, said = paired.challenger_wins(
-        metric, champion.label.to_numpy(), *scores, alpha, candidates
-    )
-    return beats, f"paired vs version {held.version} on {len(champion)} validation rows: {said}"

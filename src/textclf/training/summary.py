@@ -17,6 +17,15 @@ from textclf.training.metrics import f1
 
 # what a run is selected, registered and promoted by unless a sweep file says otherwise
 DEFAULT_OBJECTIVE = ("best_val_accuracy", "maximize")
+# the final metrics logged with a 95% interval (score_intervals)
+INTERVAL_METRICS = (
+    "best_val_accuracy",
+    "test_accuracy",
+    "test_f1",
+    "best_val_loss",
+    "test_loss",
+    "train_val_loss_ratio",
+)
 # what a finished run logs as single final values (tests/test_run.py checks a real run against it)
 FINAL_METRICS = (
     "best_epoch",
@@ -51,22 +60,10 @@ FINAL_METRICS = (
     "compile_time_s",
     # models saved in textclf's own layout only (custom heads, peft)
     "model_artifact_mb",
-    # 95% intervals over the evaluation rows (stats/intervals.py): Wilson, bootstrap
-    # for F1
-    "best_val_accuracy_ci_low",
-    "best_val_accuracy_ci_high",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "test_f1_ci_low",
-    "test_f1_ci_high",
-    # percentile bootstrap over the rows: the mean losses, and the loss ratio (probe
-    # rows and validation rows resampled each on its own)
-    "best_val_loss_ci_low",
-    "best_val_loss_ci_high",
-    "test_loss_ci_low",
-    "test_loss_ci_high",
-    "train_val_loss_ratio_ci_low",
-    "train_val_loss_ratio_ci_high",
+    # 95% intervals over the evaluation rows (stats/intervals.py bounds: <metric>_ci_low and
+    # _ci_high): Wilson for accuracy, percentile bootstraps over the rows for F1, the mean losses
+    # and the loss ratio (probe rows and validation rows resampled each on its own)
+    *(bound for metric in INTERVAL_METRICS for bound in intervals.bounds(metric)),
 )
 # the final metrics people compare, in the order tables show them (CLI summary, sweep trials,
 # report)
