@@ -145,6 +145,19 @@ def test_operations_are_not_mlflow_io():
     ).exists()
 
 
+def test_data_and_model_take_the_config_section_they_use():
+    """data/ and model/ take DataConfig / ModelConfig (each says where its values were set, for error
+    messages), not the whole Config (main took it mostly to call cfg.where)."""
+    for name, tree in modules().items():
+        if part(name) not in ("data", "model"):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                annotated = [a.annotation for a in node.args.args + node.args.kwonlyargs if a.annotation]
+                whole = [a for a in annotated if isinstance(a, ast.Name) and a.id == "Config"]
+                assert not whole, f"{name}.{node.name} takes the whole Config"
+
+
 def test_tracking_takes_plain_values_not_data_objects():
     for name, tree in modules().items():
         if part(name) == "tracking":

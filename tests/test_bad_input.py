@@ -445,8 +445,8 @@ def test_predict_refuses_a_damaged_saved_model_in_one_line(cli, tmp_path, tiny_m
     from textclf.model.saved import save_model_dir
 
     cfg = load_config(None, [f"model.name={tiny_model}", "model.head=cls", "data.max_length=32"])
-    backbone = load_backbone(cfg)
-    model = build_classifier(backbone, ("neg", "pos"), cfg)
+    backbone = load_backbone(cfg.model, cfg.data)
+    model = build_classifier(backbone, ("neg", "pos"), cfg.model)
     save_model_dir(model, backbone.tokenizer, tmp_path / "saved", 32, str(tiny_model))
     truncate(tmp_path / "saved" / "head.safetensors")
     before = fingerprint_of(workdir)

@@ -101,13 +101,13 @@ def test_sizes_levers_replace_one_piece_and_put_it_back(tiny_model, monkeypatch)
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
     cfg = load_config(None, [f"model.name={tiny_model}"])
-    before = build.takes_4d_mask(model, cfg)
+    before = build.takes_4d_mask(model, cfg.model)
     with sizes.patched("no_4d_masks"):
-        assert build.takes_4d_mask(model, cfg) is False
+        assert build.takes_4d_mask(model, cfg.model) is False
     with sizes.patched("unfused_adamw"):
         optimizer = loop.make_optimizer(model, cfg.train, torch.device("cpu"))
         assert not optimizer.param_groups[0]["fused"]
-    assert build.takes_4d_mask(model, cfg) == before
+    assert build.takes_4d_mask(model, cfg.model) == before
     assert loop.make_optimizer(model, cfg.train, torch.device("cpu")).param_groups[0]["fused"]
 
 

@@ -53,7 +53,7 @@ def test_imdb_minilm_one_epoch_is_well_above_chance(cli, assets, tracking_uri, m
     from textclf.config import load_config
     from textclf.data import load_splits
 
-    test = load_splits(load_config(ROOT / "configs" / "quickstart.yaml", overrides)).test
+    test = load_splits(load_config(ROOT / "configs" / "quickstart.yaml", overrides).data).test
     predictor = load_predictor(f"runs:/{run.info.run_id}/model")
     predicted = predictor.probabilities(list(test.text)).argmax(-1).numpy()
     assert predictor.max_length == 128
@@ -168,7 +168,7 @@ def test_imdb_from_tsv_and_save_to_disk_trains_like_parquet(
     ]
     fingerprints = {
         kind: load_splits(
-            load_config(None, [f"data.name={tmp_path / kind}", *overrides])
+            load_config(None, [f"data.name={tmp_path / kind}", *overrides]).data
         ).fingerprint
         for kind in ("parquet", "tsv", "saved")
     }

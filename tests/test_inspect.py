@@ -12,7 +12,7 @@ def tables_for(tiny_model, data, *overrides):
     cfg = load_config(
         None, [f"data.name={data}", f"model.name={tiny_model}", "data.max_length=32", *overrides]
     )
-    return inspect_data(cfg, load_backbone(cfg), [4, 8, 16])
+    return inspect_data(cfg, load_backbone(cfg.model, cfg.data), [4, 8, 16])
 
 
 def test_counts_lengths_and_truncation(tiny_model, tiny_data):
@@ -110,8 +110,8 @@ def test_notebook_trec_parse_leaks_the_fine_label_and_inspect_flags_it(tiny_mode
         "data.train_split=train_2000",
         "data.label_names=[]",
     ]
-    clean = load_source(load_config(None, common)).splits["train_2000"]
-    leaky = load_source(load_config(None, [*common, "data.trec_parse=notebook"])).splits[
+    clean = load_source(load_config(None, common).data).splits["train_2000"]
+    leaky = load_source(load_config(None, [*common, "data.trec_parse=notebook"]).data).splits[
         "train_2000"
     ]
     assert clean.text[0] == "How did serfdom develop in and then leave Russia ?"
@@ -143,4 +143,4 @@ def test_notebook_trec_parse_refuses_data_without_fine_labels(tiny_data):
     from textclf.errors import InputError
 
     with pytest.raises(InputError, match="data.trec_parse: notebook needs TREC rows"):
-        load_source(load_config(None, [f"data.name={tiny_data}", "data.trec_parse=notebook"]))
+        load_source(load_config(None, [f"data.name={tiny_data}", "data.trec_parse=notebook"]).data)

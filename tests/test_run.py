@@ -404,7 +404,7 @@ def test_dataset_inputs_carry_textclf_fingerprints_as_digests(
         }
         for run_id in (first, again, other)
     }
-    expected = load_splits(load_config(None, overrides)).split_fingerprints()
+    expected = load_splits(load_config(None, overrides).data).split_fingerprints()
     assert digests[first] == expected and set(expected) == {"train", "val", "test"}
     assert digests[again] == digests[first]
     assert digests[other]["val"] != digests[first]["val"]

@@ -80,7 +80,7 @@ def time_widths(
 
 def grouped_widths(cfg, tokenizer, args) -> dict[int, int]:
     """Batches per padded width in one length-grouped epoch over the first `--reviews` training reviews."""
-    texts = list(load_splits(cfg).train.text[: args.reviews])
+    texts = list(load_splits(cfg.data).train.text[: args.reviews])
     lengths = sorted(
         len(ids)
         for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]
@@ -109,8 +109,8 @@ def main() -> None:
     dtype = autocast_dtype(args.precision, device)
     # dynamo keeps 8 graphs per function by default; one per width must fit, or it falls back to eager
     torch._dynamo.config.recompile_limit = max(64, torch._dynamo.config.recompile_limit)
-    backbone = load_backbone(cfg)
-    model = build_classifier(backbone, ("neg", "pos"), cfg).train()
+    backbone = load_backbone(cfg.model, cfg.data)
+    model = build_classifier(backbone, ("neg", "pos"), cfg.model).train()
     widths = list(range(args.multiple, args.max_length + 1, args.multiple))
     eager = time_widths(model, cfg, widths, args, compiled=False, device=device, dtype=dtype)
     compiled = time_widths(model, cfg, widths, args, compiled=True, device=device, dtype=dtype)

@@ -151,7 +151,7 @@ def run_trainer(config: list[str], bf16: bool) -> dict:
     import datasets
 
     cfg = load_config(None, config)
-    splits, backbone = load_splits(cfg), load_backbone(cfg)
+    splits, backbone = load_splits(cfg.data), load_backbone(cfg.model, cfg.data)
     tokenizer = backbone.tokenizer
     data = datasets.Dataset.from_dict(
         {"text": list(splits.train.text), "label": list(splits.train.label)}

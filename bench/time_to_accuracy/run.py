@@ -57,7 +57,7 @@ def overrides_for(model: str, args) -> list[str]:
 
 def warm_cache(cfg) -> float:
     start = time.perf_counter()
-    splits, backbone = load_splits(cfg), load_backbone(cfg)
+    splits, backbone = load_splits(cfg.data), load_backbone(cfg.model, cfg.data)
     make_loaders(
         splits,
         backbone.tokenizer,

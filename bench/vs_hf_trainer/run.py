@@ -52,7 +52,7 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
     import datasets
 
     cfg = load_config(None, overrides)
-    splits, backbone = load_splits(cfg), load_backbone(cfg)
+    splits, backbone = load_splits(cfg.data), load_backbone(cfg.model, cfg.data)
     tokenizer = backbone.tokenizer
 
     def as_dataset(frame):
@@ -124,7 +124,7 @@ def warm_up(overrides: list[str], device: torch.device, dtype: torch.dtype | Non
     (CUDA context, cuBLAS handles, autotuning) land on neither side."""
     cfg = load_config(None, overrides)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        load_backbone(cfg).location,
+        load_backbone(cfg.model, cfg.data).location,
         num_labels=2,
         use_safetensors=True,
         use_kernels=cfg.model.hub_kernels,

@@ -24,14 +24,14 @@ PERCENTILES = (50, 90, 95, 99)
 def inspect_data(
     cfg: Config, backbone: Backbone, max_lengths: Sequence[int], sample: int | None = None
 ) -> dict[str, pd.DataFrame]:
-    source = load_source(cfg)
+    source = load_source(cfg.data)
     columns = {cfg.data.text_column, cfg.data.label_column}
     present = sorted(
         (s for s, f in source.splits.items() if columns <= set(f)),
         key=lambda s: (s != cfg.data.train_split, s != cfg.data.test_split, s),
     )
-    frames, names = label_frames(source, present or [cfg.data.train_split], cfg)
-    splits = load_splits(cfg)
+    frames, names = label_frames(source, present or [cfg.data.train_split], cfg.data)
+    splits = load_splits(cfg.data)
     return {
         "labels per source split": label_counts(frames, names),
         f"splits used for training (data.split={cfg.data.split})": label_counts(

@@ -167,3 +167,16 @@ def test_every_shipped_config_loads(path):
         for key, value in values.items():
             got = getattr(getattr(cfg, section), key)
             assert got == (tuple(value) if isinstance(value, list) else value), f"{section}.{key}"
+
+
+def test_each_section_says_where_its_values_were_set(tmp_path):
+    """A package given one section still names the file or flag behind a bad value."""
+    from textclf.config import replace
+
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {max_length: 64}\n")
+    cfg = load_config(path, ["train.epochs=2"])
+    assert cfg.data.where("data.max_length") == str(path)
+    assert cfg.train.where("train.epochs") == "-o"
+    assert cfg.model.where("model.name") == str(path)  # not set: the file the config came from
+    assert replace(cfg, model__name="x").data.where("data.max_length") == str(path)

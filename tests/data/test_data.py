@@ -11,7 +11,7 @@ from textclf.errors import InputError
 
 
 def splits_of(name, *overrides):
-    return load_splits(load_config(None, [f"data.name={name}", *overrides]))
+    return load_splits(load_config(None, [f"data.name={name}", *overrides]).data)
 
 
 def problems_of(name, *overrides) -> list[str]:

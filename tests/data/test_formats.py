@@ -197,7 +197,6 @@ def test_the_readme_lists_every_format_and_layout_the_tables_read():
     """data/files.py's format tables and data/readers.py's layouts are the one list of what textclf
     reads; the README's Sources list names each entry (and a new entry fails here until it does)."""
     from conftest import ROOT
-
     from textclf.data.files import BINARY_FORMATS, TEXT_FORMATS
     from textclf.data.readers import LAYOUTS
 

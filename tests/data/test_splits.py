@@ -16,7 +16,7 @@ FRACTIONS = [round(0.01 * i, 2) for i in range(1, 101)]
 
 
 def splits_of(name, *overrides):
-    return load_splits(load_config(None, [f"data.name={name}", *overrides]))
+    return load_splits(load_config(None, [f"data.name={name}", *overrides]).data)
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_pooled_imdb_has_no_text_in_two_splits(assets):
                 "data.test_size=1000",
                 "data.train_fraction=0.08",
             ],
-        )
+        ).data
     )
     pooled = pd.concat(
         [pd.read_parquet(assets / "data" / "imdb" / f"{x}.parquet") for x in ("train", "test")]

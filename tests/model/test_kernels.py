@@ -38,8 +38,8 @@ from textclf.tracking import models
 path, out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[4:]
 kernelized = lambda model: any(getattr(m, "use_kernels", False) for m in model.modules())
 cfg = load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
-backbone = load_backbone(cfg)
-model = build_classifier(backbone, ("neg", "pos"), cfg)
+backbone = load_backbone(cfg.model, cfg.data)
+model = build_classifier(backbone, ("neg", "pos"), cfg.model)
 mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow.db")  # the real reload path: MLflow's transformers flavor
 mlflow.set_experiment("kernels")                       # (plain models) or textclf's saved form (the others)
 with mlflow.start_run():
@@ -114,7 +114,9 @@ def test_hub_kernels_true_is_passed_on(tiny_model, monkeypatch):
         )
         assert cfg.flat()["model.hub_kernels"] is expected
         with pytest.raises(Refused):
-            build.build_classifier(build.load_backbone(cfg), ("neg", "pos"), cfg)
+            build.build_classifier(
+                build.load_backbone(cfg.model, cfg.data), ("neg", "pos"), cfg.model
+            )
         assert seen["use_kernels"] is expected
 
 

@@ -8,14 +8,13 @@ from textclf.model.build import Backbone, build_classifier, count_params, load_b
 
 
 def backbone_of(path, *overrides) -> Backbone:
-    return load_backbone(
-        load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
-    )
+    cfg = load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
+    return load_backbone(cfg.model, cfg.data)
 
 
 def build(path, labels=("neg", "pos"), *overrides):
     cfg = load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
-    return build_classifier(load_backbone(cfg), labels, cfg)
+    return build_classifier(load_backbone(cfg.model, cfg.data), labels, cfg.model)
 
 
 def test_a_new_head_gets_the_label_names(tiny_model):

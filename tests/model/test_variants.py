@@ -107,7 +107,7 @@ def expected(family: str, preset: str) -> set[str]:
 
 def build(path, *overrides, labels=("neg", "pos")):
     cfg = load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
-    return build_classifier(load_backbone(cfg), labels, cfg)
+    return build_classifier(load_backbone(cfg.model, cfg.data), labels, cfg.model)
 
 
 def trainable(model) -> set[str]:
@@ -214,9 +214,8 @@ def test_each_head_and_peft_method_learns_and_reloads_identically(
     model.eval()
     with torch.no_grad():
         before = model(input_ids=ids, attention_mask=mask).logits
-    tokenizer = load_backbone(
-        load_config(None, [f"model.name={path}", "data.max_length=32"])
-    ).tokenizer
+    cfg = load_config(None, [f"model.name={path}", "data.max_length=32"])
+    tokenizer = load_backbone(cfg.model, cfg.data).tokenizer
     save_model_dir(model, tokenizer, tmp_path / "saved", 32, str(path))
     reloaded, _, max_length = load_model_dir(tmp_path / "saved")
     with torch.no_grad():
@@ -351,7 +350,7 @@ def test_a_variant_run_logs_its_choice_and_predict_reloads_it(
     # the reloaded model is the trained one: it reproduces the logged test accuracy on the same rows
     from textclf.data import load_splits
 
-    test = load_splits(load_config(None, [*tiny_overrides, *variant])).test
+    test = load_splits(load_config(None, [*tiny_overrides, *variant]).data).test
     predictor = load_predictor(f"runs:/{run.info.run_id}/model")
     accuracy = (
         predictor.probabilities(list(test.text)).argmax(-1).numpy() == test.label.to_numpy()

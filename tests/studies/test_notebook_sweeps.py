@@ -71,7 +71,9 @@ def test_each_notebook_sweep_validates_as_shipped_and_with_its_offline_stand_ins
         cfg = trial_config(standins, FixedTrial(picks), tuple(offline))
         assert cfg.model.name in ("all-MiniLM-L6-v2", "minilm-3class") or "mpnet" in cfg.model.name
         if cfg.model.name == "all-MiniLM-L6-v2":
-            load_backbone(cfg)  # the mirror model takes every architecture override and max length
+            load_backbone(
+                cfg.model, cfg.data
+            )  # the mirror model takes every architecture override and max length
 
 
 def notebook_p1_points() -> list[tuple[int, float, int]]:
@@ -174,7 +176,7 @@ def test_a_3_class_checkpoint_is_re_headed_to_2_classes_in_the_002_sweep(
         r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics for r in children.values()
     )
     cfg = load_config(None, [f"model.name={three}", "data.max_length=32"])
-    model = build_classifier(load_backbone(cfg), ("neg", "pos"), cfg)
+    model = build_classifier(load_backbone(cfg.model, cfg.data), ("neg", "pos"), cfg.model)
     assert model.classifier.out_features == 2  # the 3-way layer replaced; the body's weights kept
     kept = (
         BertForSequenceClassification.from_pretrained(three)

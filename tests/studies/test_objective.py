@@ -10,7 +10,6 @@ import pytest
 from conftest import needs_small_batches, write
 from textclf.errors import InputError
 from textclf.studies import objective as sweep_objective
-from textclf.studies import storage as sweep_storage
 from textclf.studies import strategies as sweep_strategies
 from textclf.studies import study as sweep_study
 from textclf.studies.spec import FixedTrial, trial_config

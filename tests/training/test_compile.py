@@ -36,7 +36,7 @@ def test_compiled_batches_pad_to_a_multiple_of_64_up_to_max_length_and_always_ca
 
 
 def test_only_training_batches_change_shape_when_compiling(tiny_model, tiny_data):
-    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]))
+    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]).data)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     loaders = make_loaders(
         splits,

@@ -24,7 +24,7 @@ def tiny_classifier(path, dropout=0.1):
 
 
 def loaders_for(tiny_model, tiny_data, batch_size=16, seed=0):
-    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]))
+    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]).data)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     return make_loaders(
         splits,
@@ -301,7 +301,7 @@ def test_flops_per_token_count_only_the_backward_work_that_runs(
     from textclf.model.build import build_classifier, load_backbone
 
     cfg = load_config(None, [f"model.name={four_block_bert}", "data.max_length=64", *overrides])
-    model = build_classifier(load_backbone(cfg), ("neg", "pos"), cfg)
+    model = build_classifier(load_backbone(cfg.model, cfg.data), ("neg", "pos"), cfg.model)
     assert flops.flops_per_token(model, model.config, 10.0) == expected
 
 
@@ -442,7 +442,7 @@ def test_dataloader_workers_default_to_two_persistent_ones_on_a_gpu_and_none_on_
     """Issue 14: batches collated off the main thread where the GPU would otherwise wait
     (persistent, so workers are not forked again every epoch); on CPU the workers would take the
     model's cores."""
-    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]))
+    splits = load_splits(load_config(None, [f"data.name={tiny_data}"]).data)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
 
     def loaders(device, workers):

@@ -139,7 +139,7 @@ def inspect_data(
     if not max_lengths or any(length < 1 for length in max_lengths):
         raise InputError([f"--max-length: expected positive integers, got {list(max_lengths)}"])
     cfg = load_config(config, list(overrides))
-    tables = tables_of(cfg, load_backbone(cfg), list(max_lengths), sample)
+    tables = tables_of(cfg, load_backbone(cfg.model, cfg.data), list(max_lengths), sample)
     store.attach_to_mlflow_run(
         "data_inspect.txt", render(tables), store.resolve_uri(None, cfg.tracking.uri)[0]
     )
@@ -158,4 +158,6 @@ def inspect_model(
 
     cfg = load_config(config, list(overrides))
     labels = tuple(f"label{i}" for i in range(num_labels))
-    return describe_trainable(build_classifier(load_backbone(cfg), labels, cfg), show_all)
+    return describe_trainable(
+        build_classifier(load_backbone(cfg.model, cfg.data), labels, cfg.model), show_all
+    )

@@ -19,8 +19,19 @@ HeadName = Literal["auto", "cls", "mean", "cnn", "mlp"]
 PEFT_HEADS = ("auto",)
 
 
+class Section:
+    """A config section that can say where each of its values was set ("configs/x.yaml", "-o"),
+    for error messages: the packages take the section they use, not the whole Config. The Config
+    holding it tells it (Config.__post_init__); a section built alone says "config"."""
+
+    def where(self, key: str) -> str:
+        """The origin of `key` (`section.key`)."""
+        origin_of = self.__dict__.get("_origin_of")
+        return origin_of(key) if origin_of else "config"
+
+
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Section):
     # $TEXTCLF_ASSETS/data/<name>, a local file or directory, or a Hugging Face dataset
     name: str = "imdb"
     text_column: str = "text"
@@ -56,7 +67,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Section):
     name: str = "all-MiniLM-L6-v2"  # $TEXTCLF_ASSETS/models/<name>, a local directory, or a hub id
     # random: the checkpoint's architecture and tokenizer with fresh weights (training from scratch)
     init: Literal["pretrained", "random"] = "pretrained"
@@ -89,7 +100,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
     epochs: int = 3  # upper bound; early stopping may end sooner
     batch_size: int = 16  # sequences per forward pass (micro-batch)
     grad_accum_steps: int = 1  # optimizer step every N micro-batches
@@ -138,7 +149,7 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class TrackingConfig:
+class TrackingConfig(Section):
     # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working dir
     uri: str | None = None
     experiment: str = "textclf"
@@ -174,6 +185,10 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     # where each key was set ("configs/x.yaml", "-o"), for error messages; not part of the config
     origins: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for part in _sections():  # each section learns where its values came from
+            object.__setattr__(getattr(self, part.name), "_origin_of", self.where)
 
     def where(self, key: str) -> str:
         return dict(self.origins).get(key, dict(self.origins).get("", "config"))

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from textclf.config import Config
+from textclf.config import DataConfig
 from textclf.data.source import Source
 from textclf.errors import InputError, raise_if
 
@@ -16,15 +16,15 @@ log = logging.getLogger(__name__)
 
 
 def label_frames(
-    source: Source, used: list[str], cfg: Config
+    source: Source, used: list[str], data: DataConfig
 ) -> tuple[dict[str, pd.DataFrame], tuple]:
     """Check columns, text and labels of the used splits; map labels to 0..K-1 with their names."""
-    d = cfg.data
+    d = data
     problems = []
     for split in used:
         if split not in source.splits:
             problems.append(
-                f"{cfg.where('data.train_split')}: data.train_split: no split "
+                f"{data.where('data.train_split')}: data.train_split: no split "
                 f"{split!r} in {source.uri} (splits: {', '.join(source.splits)})"
             )
             continue
@@ -41,7 +41,7 @@ def label_frames(
         ]
     raise_if(problems)
     raw = {s: source.splits[s] for s in used}
-    check_given_names(cfg, source)
+    check_given_names(data, source)
     names = (
         d.label_names
         or source.label_names.get(d.label_column)
@@ -85,21 +85,21 @@ def label_frames(
     return frames, tuple(names)
 
 
-def check_given_names(cfg: Config, source: Source) -> None:
+def check_given_names(data: DataConfig, source: Source) -> None:
     """data.label_names name the label codes 0..K-1 in order: where the source names its classes too
     (a datasets ClassLabel, parquet `<column>_names` metadata), they must agree, or `[pos, neg]`
     silently renames every negative review positive. Without names in the source the order cannot be
     checked: said once in the log."""
-    given, own = cfg.data.label_names, source.label_names.get(cfg.data.label_column)
+    given, own = data.label_names, source.label_names.get(data.label_column)
     if not given:
         return
     if own and tuple(given) != tuple(own):
         fix = "give them in that order" if sorted(given) == sorted(own) else "drop data.label_names"
         raise InputError(
             [
-                f"{cfg.where('data.label_names')}: data.label_names: "
+                f"{data.where('data.label_names')}: data.label_names: "
                 f"[{', '.join(given)}] disagrees with the classes {source.uri} names for "
-                f"column {cfg.data.label_column!r} ([{', '.join(own)}], code 0 first); "
+                f"column {data.label_column!r} ([{', '.join(own)}], code 0 first); "
                 f"{fix}"
             ]
         )

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.assets import resolve
-from textclf.config import Config, DataConfig
+from textclf.config import DataConfig
 from textclf.data.labels import label_frames
 from textclf.data.readers import read_source
 from textclf.data.source import Source
@@ -62,13 +62,13 @@ class Splits:
         }
 
 
-def load_source(cfg: Config) -> Source:
-    resolved = resolve(cfg.data.name, "data")
+def load_source(data: DataConfig) -> Source:
+    resolved = resolve(data.name, "data")
     if isinstance(resolved, str):
-        raise InputError([f"{cfg.where('data.name')}: data.name: {resolved}"])
+        raise InputError([f"{data.where('data.name')}: data.name: {resolved}"])
     source = read_source(resolved)
-    if cfg.data.trec_parse == "notebook":
-        notebook_trec_texts(source, cfg.where("data.trec_parse"))
+    if data.trec_parse == "notebook":
+        notebook_trec_texts(source, data.where("data.trec_parse"))
     return source
 
 
@@ -105,19 +105,19 @@ def notebook_trec_texts(source: Source, where: str) -> None:
         )
 
 
-def load_splits(cfg: Config, source: Source | None = None) -> Splits:
+def load_splits(data: DataConfig, source: Source | None = None) -> Splits:
     """Read (or take `source`: the Python API's in-memory splits), validate and split; raises
     InputError listing every problem with file and row."""
-    source = source or load_source(cfg)
-    used = [cfg.data.train_split] + ([cfg.data.test_split] if _wants_test(cfg, source) else [])
-    if cfg.data.split == "given":
-        used.insert(1, cfg.data.val_split)
-    frames, names = label_frames(source, used, cfg)
-    frames, dropped = drop_duplicates(frames, cfg.data)
-    train, val, test = split_rows(frames, cfg.data)
+    source = source or load_source(data)
+    used = [data.train_split] + ([data.test_split] if _wants_test(data, source) else [])
+    if data.split == "given":
+        used.insert(1, data.val_split)
+    frames, names = label_frames(source, used, data)
+    frames, dropped = drop_duplicates(frames, data)
+    train, val, test = split_rows(frames, data)
     raise_if(
         [
-            f"{cfg.where('data.train_fraction')}: data: the {name} split is empty after "
+            f"{data.where('data.train_fraction')}: data: the {name} split is empty after "
             f"splitting {sum(len(f) for f in frames.values())} rows; raise data.train_fraction "
             "or the split sizes"
             for name, part in zip(SPLITS, (train, val, test))
@@ -137,22 +137,22 @@ def load_splits(cfg: Config, source: Source | None = None) -> Splits:
     )
 
 
-def _wants_test(cfg: Config, source: Source) -> bool:
-    present = cfg.data.test_split in source.splits
-    if cfg.data.split == "given" and cfg.data.val_split not in source.splits:
+def _wants_test(data: DataConfig, source: Source) -> bool:
+    present = data.test_split in source.splits
+    if data.split == "given" and data.val_split not in source.splits:
         raise InputError(
             [
-                f"{cfg.where('data.val_split')}: data.val_split: no split "
-                f"{cfg.data.val_split!r} in {source.uri} (splits: "
+                f"{data.where('data.val_split')}: data.val_split: no split "
+                f"{data.val_split!r} in {source.uri} (splits: "
                 f"{', '.join(source.splits)}); name the validation split, or set "
                 "data.split=provided to carve one from train"
             ]
         )
-    if cfg.data.split in ("provided", "given") and not present:
+    if data.split in ("provided", "given") and not present:
         raise InputError(
             [
-                f"{cfg.where('data.test_split')}: data.test_split: no split "
-                f"{cfg.data.test_split!r} in {source.uri} (splits: "
+                f"{data.where('data.test_split')}: data.test_split: no split "
+                f"{data.test_split!r} in {source.uri} (splits: "
                 f"{', '.join(source.splits)}); name one, or set data.split=pool to carve "
                 "the test set from the pooled rows"
             ]

@@ -25,7 +25,7 @@ from transformers import (
 )
 
 from textclf.assets import Resolved, resolve
-from textclf.config import Config, ModelConfig
+from textclf.config import DataConfig, ModelConfig
 from textclf.errors import InputError, first_line
 from textclf.model import freeze, peft_tuning
 from textclf.model.files import damaged
@@ -51,10 +51,11 @@ class Backbone:
         return min(positions, declared) if declared and declared < 10**6 else positions
 
 
-def load_backbone(cfg: Config) -> Backbone:
-    """Resolve model.name and check data.max_length against it; InputError before any training."""
-    where = cfg.where("model.name")
-    resolved = resolve(cfg.model.name, "models")
+def load_backbone(model: ModelConfig, data: DataConfig) -> Backbone:
+    """Resolve model.name and check data.max_length against it; InputError before any training.
+    (The two sections it reads: the model, and the data's max length the model must allow.)"""
+    where = model.where("model.name")
+    resolved = resolve(model.name, "models")
     if isinstance(resolved, str):
         raise InputError([f"{where}: model.name: {resolved}"])
     problem = damaged(Path(resolved.location)) if resolved.kind == "local" else None
@@ -70,23 +71,23 @@ def load_backbone(cfg: Config) -> Backbone:
                 f"transformers checkpoint ({first_line(e, 300)})"
             ]
         ) from None
-    if cfg.model.config:
-        config = architecture(config, cfg.model.config, cfg.where("model.config"))
+    if model.config:
+        config = architecture(config, model.config, model.where("model.config"))
     backbone = Backbone(resolved.location, config, tokenizer)
-    room = backbone.max_length() - (cfg.model.prefix_length if cfg.model.peft == "prompt" else 0)
-    if cfg.model.peft == "prompt" and cfg.data.max_length > room:
+    room = backbone.max_length() - (model.prefix_length if model.peft == "prompt" else 0)
+    if model.peft == "prompt" and data.max_length > room:
         raise InputError(
             [
-                f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} plus "
-                f"{cfg.model.prefix_length} prompt tokens exceeds the limit of {cfg.model.name} "
+                f"{data.where('data.max_length')}: data.max_length: {data.max_length} plus "
+                f"{model.prefix_length} prompt tokens exceeds the limit of {model.name} "
                 f"({backbone.max_length()}); lower data.max_length or model.prefix_length"
             ]
         )
-    if cfg.data.max_length > backbone.max_length():
+    if data.max_length > backbone.max_length():
         raise InputError(
             [
-                f"{cfg.where('data.max_length')}: data.max_length: {cfg.data.max_length} "
-                f"is above the limit of {cfg.model.name} ({backbone.max_length()} "
+                f"{data.where('data.max_length')}: data.max_length: {data.max_length} "
+                f"is above the limit of {model.name} ({backbone.max_length()} "
                 "tokens); lower it"
             ]
         )
@@ -145,10 +146,9 @@ def _changed(config: transformers.PretrainedConfig, changes: dict) -> transforme
 
 
 def build_classifier(
-    backbone: Backbone, label_names: tuple[str, ...], cfg: Config
+    backbone: Backbone, label_names: tuple[str, ...], m: ModelConfig
 ) -> torch.nn.Module:
-    """The classifier `cfg.model` asks for, with only the chosen parameters trainable."""
-    m = cfg.model
+    """The classifier model.* asks for, with only the chosen parameters trainable."""
     transformers.utils.logging.disable_progress_bar()
     if HEADS[m.head].build is None:  # the checkpoint's own head
         model = _load(
@@ -165,28 +165,27 @@ def build_classifier(
         model = TextClassifier(_load(AutoModel, backbone, m), spec)
     # read by the training loop (training/evaluate.py to_device); a peft wrapper passes it on from
     # the model inside
-    model.takes_4d_mask = takes_4d_mask(model, cfg)
+    model.takes_4d_mask = takes_4d_mask(model, m)
     if m.peft != "none":
-        return peft_tuning.wrap(model, m, cfg.where("model.peft"))
+        return peft_tuning.wrap(model, m, m.where("model.peft"))
     try:
         parts = freeze.describe_parts(model, model.base_model, m.freeze)
     except ValueError as e:
-        raise InputError([f"{cfg.where('model.freeze')}: model.freeze: {e}"]) from None
+        raise InputError([f"{m.where('model.freeze')}: model.freeze: {e}"]) from None
     trainable, problems = freeze.select(parts, m.freeze)
     if problems:
-        raise InputError([f"{cfg.where('model.freeze')}: model.freeze: {p}" for p in problems])
+        raise InputError([f"{m.where('model.freeze')}: model.freeze: {p}" for p in problems])
     freeze.apply(model, trainable)
     return model
 
 
-def takes_4d_mask(model: torch.nn.Module, cfg: Config) -> bool:
+def takes_4d_mask(model: torch.nn.Module, m: ModelConfig) -> bool:
     """Whether padded batches may reach `model` as the 4D boolean mask transformers builds from the
     2D one for sdpa attention. transformers 5 returns a 4D mask as it is, so its
     `padding_mask.all()` check, a host-device sync per forward on CUDA, never runs; the logits are
     identical (tests/model/test_masks.py). Not for other attention kernels (eager adds the mask to
     the scores: another form), textclf's own heads (they pool with the 2D mask) or prompt and prefix
     tuning (they extend the 2D mask)."""
-    m = cfg.model
     return (
         HEADS[m.head].mask_4d
         and m.peft in ("none", "lora")

@@ -37,15 +37,15 @@ class Prepared:
 def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Prepared:
     """Check the device and checkpoints, load and split the data, build the model, tokenize:
     InputError (exit 2) for anything wrong, before the MLflow run exists."""
-    device = check_device(cfg)
-    check_checkpoint_dir(cfg)
-    runs.check_journal_dir(cfg)
+    device = check_device(cfg.train)
+    check_checkpoint_dir(cfg.train)
+    runs.check_journal_dir(cfg.tracking)
     if resume:
         check_resumable(cfg, resume)
-    splits = load_splits(cfg, source)
-    backbone = load_backbone(cfg)
+    splits = load_splits(cfg.data, source)
+    backbone = load_backbone(cfg.model, cfg.data)
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
-    model = build_classifier(backbone, splits.label_names, cfg)
+    model = build_classifier(backbone, splits.label_names, cfg.model)
     t = cfg.train
     loaders = make_loaders(
         splits,

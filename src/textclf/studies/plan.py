@@ -45,7 +45,7 @@ def validate(
     base = trial_config(spec, FixedTrial({}), overrides)  # first choices: the study's base config
     uri, origin = store.resolve_uri(tracking_flag, base.tracking.uri, base.where("tracking.uri"))
     store.check_uri(uri, origin, wait_s=store.startup_wait(base.tracking.outage_wait_s))
-    runs.check_journal_dir(base)
+    runs.check_journal_dir(base.tracking)
     url = storage_url(spec, storage)
     check_storage(
         spec,
@@ -61,7 +61,7 @@ def validate(
     model = resolve(base.model.name, "models")
     if isinstance(model, str):
         raise InputError([f"{base.where('model.name')}: model.name: {model}"])
-    return Plan(spec, base, uri, url, load_splits(base))
+    return Plan(spec, base, uri, url, load_splits(base.data))
 
 
 def check_command(plan: Plan, spec_path: str, repeat_best: int) -> None:

@@ -233,11 +233,13 @@ def _end(run_id: str, status: str, spool: Spool, journal: Journal) -> None:
         journal.close(remove=not spool.pending)
 
 
-def check_journal_dir(cfg: Config) -> None:
+def check_journal_dir(tracking: TrackingConfig) -> None:
     """Before the run exists: runs keep unsent metrics there (journal.py)."""
-    problem = check_dir(journal_dir(cfg.tracking.journal_dir))
+    problem = check_dir(journal_dir(tracking.journal_dir))
     if problem:
-        raise InputError([f"{cfg.where('tracking.journal_dir')}: tracking.journal_dir: {problem}"])
+        raise InputError(
+            [f"{tracking.where('tracking.journal_dir')}: tracking.journal_dir: {problem}"]
+        )
 
 
 def active_run_id() -> str:

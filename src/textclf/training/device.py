@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import torch
 
-from textclf.config import Config
+from textclf.config import TrainConfig
 from textclf.errors import InputError
 
 
-def check_device(cfg: Config) -> torch.device:
+def check_device(train: TrainConfig) -> torch.device:
     """train.device as a torch.device, checked before any data or model is loaded."""
-    name, where = cfg.train.device, f"{cfg.where('train.device')}: train.device: {cfg.train.device}"
+    name, where = train.device, f"{train.where('train.device')}: train.device: {train.device}"
     if name.startswith("cuda"):
         index = int(name.partition(":")[2] or 0)
         if not torch.cuda.is_available():

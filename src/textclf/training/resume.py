@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from textclf.config import Config
+from textclf.config import Config, TrainConfig
 from textclf.errors import InputError
 from textclf.training import checkpoint
 
@@ -16,12 +16,12 @@ from textclf.training import checkpoint
 _RESUME_FREE = ("tracking.", "train.checkpoint", "train.progress", "train.num_workers")
 
 
-def check_checkpoint_dir(cfg: Config) -> None:
+def check_checkpoint_dir(train: TrainConfig) -> None:
     """A checkpoint directory that cannot be written fails here, not after the first epoch."""
-    if not cfg.train.checkpoint:
+    if not train.checkpoint:
         return
-    path = Path(cfg.train.checkpoint_dir)
-    where = f"{cfg.where('train.checkpoint_dir')}: train.checkpoint_dir: {path}"
+    path = Path(train.checkpoint_dir)
+    where = f"{train.where('train.checkpoint_dir')}: train.checkpoint_dir: {path}"
     if path.exists() and not path.is_dir():
         raise InputError([f"{where} is a file; name a directory"])
     existing = next(p for p in (path, *path.parents) if p.exists())
