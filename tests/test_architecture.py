@@ -153,7 +153,9 @@ def test_data_and_model_take_the_config_section_they_use():
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef):
-                annotated = [a.annotation for a in node.args.args + node.args.kwonlyargs if a.annotation]
+                annotated = [
+                    a.annotation for a in node.args.args + node.args.kwonlyargs if a.annotation
+                ]
                 whole = [a for a in annotated if isinstance(a, ast.Name) and a.id == "Config"]
                 assert not whole, f"{name}.{node.name} takes the whole Config"
 

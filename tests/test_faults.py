@@ -23,8 +23,9 @@ from textclf.tracking import liveness, runs, store
 INJECT = r"""
 import os, sys, time
 import torch
+import textclf.training.epoch as e
 import textclf.training.loop as t
-fault, real_epoch, real_ce = os.environ["FAULT"], t.train_epoch, t.F.cross_entropy
+fault, real_epoch, real_ce = os.environ["FAULT"], t.train_epoch, e.F.cross_entropy
 
 def faulty_epoch(*args, **kwargs):
     if fault != "hang-epoch-3" or "epoch 3/" in args[-1]:
@@ -46,7 +47,7 @@ class NanLoss:
 
 t.train_epoch = faulty_epoch
 if fault == "nan":
-    t.F = NanLoss()
+    e.F = NanLoss()
 from textclf.cli import main
 sys.argv = ["textclf", *sys.argv[1:]]
 main()

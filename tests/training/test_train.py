@@ -8,6 +8,7 @@ from textclf.config import TrainConfig, load_config
 from textclf.data import load_splits
 from textclf.data.features import Collate, by_length, encode, make_loaders
 from textclf.training import flops
+from textclf.training import epoch as epoch_mod
 from textclf.training import loop as train_mod
 from textclf.training.evaluate import Evaluation, evaluate
 from textclf.training.loop import fit
@@ -353,7 +354,7 @@ def test_a_short_micro_batch_is_weighted_by_its_rows(tiny_model, tiny_data, monk
     Each optimizer step's gradient is the mean over the rows of its window in both, so every step's
     gradients agree.
     """
-    real_step = train_mod.step
+    real_step = epoch_mod.step
     grads = {}
 
     def recording_step(model, *args):
@@ -362,7 +363,7 @@ def test_a_short_micro_batch_is_weighted_by_its_rows(tiny_model, tiny_data, monk
         )
         return real_step(model, *args)
 
-    monkeypatch.setattr(train_mod, "step", recording_step)
+    monkeypatch.setattr(epoch_mod, "step", recording_step)
     for key in ((20, 1), (10, 2)):
         loaders = loaders_for(tiny_model, tiny_data, batch_size=key[0])
         fit(

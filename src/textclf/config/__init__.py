@@ -3,9 +3,14 @@
 
 from textclf.config.checks import loggable, validate
 from textclf.config.load import flatten_tree, load_config, read_mapping
-from textclf.config.schema import (
+from textclf.config.presets import (
     BLOCK_PRESET,
     FIXED_PRESETS,
+    describe_presets,
+    is_pattern,
+    is_preset,
+)
+from textclf.config.schema import (
     MAX_PARAM_CHARS,
     SECRET_VALUE,
     Config,
@@ -13,10 +18,7 @@ from textclf.config.schema import (
     ModelConfig,
     TrackingConfig,
     TrainConfig,
-    describe_presets,
     dump_yaml,
-    is_pattern,
-    is_preset,
     replace,
 )
 

@@ -6,22 +6,53 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from textclf.config.presets import describe_presets, is_pattern, is_preset
 from textclf.config.schema import (
     MAX_PARAM_CHARS,
     PEFT_HEADS,
     SECRET_VALUE,
     Config,
-    describe_presets,
-    is_pattern,
-    is_preset,
+    DataConfig,
+    ModelConfig,
+    TrackingConfig,
 )
 from textclf.pathnames import name_problem
 
 
 def validate(cfg: Config) -> list[tuple[str, str]]:
     """Every invalid value as (key, problem)."""
-    d, m, t = cfg.data, cfg.model, cfg.train
-    checks = train_checks(t) + [
+    checks = (
+        train_checks(cfg.train)
+        + data_checks(cfg.data)
+        + model_checks(cfg.model)
+        + tracking_checks(cfg.tracking)
+    )
+    problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
+    problems += [
+        (
+            "model.freeze",
+            f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "
+            "such as '*.layer.11.*'",
+        )
+        for item in cfg.model.freeze
+        if not (is_preset(item) or is_pattern(item))
+    ]
+    problems += path_names(cfg)
+    problems += loggable(cfg.flat())
+    for key in ("data.val_size", "data.test_size"):
+        size = _value(cfg, key)
+        if size is not None and not (0 < size < 1 or (size >= 1 and float(size).is_integer())):
+            problems.append(
+                (key, f"must be a fraction in (0, 1) or a whole row count >= 1, got {size!r}")
+            )
+    return problems
+
+
+Check = tuple[str, bool, str]  # (key, is it valid, what it must be)
+
+
+def data_checks(d: DataConfig) -> list[Check]:
+    return [
         ("data.name", d.name.strip() != "", "must not be empty"),
         ("data.label_column", d.label_column != d.text_column, "must differ from data.text_column"),
         ("data.label_names", len(set(d.label_names)) == len(d.label_names), "names must be unique"),
@@ -32,6 +63,11 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ),
         ("data.train_fraction", 0 < d.train_fraction <= 1, "must be in (0, 1]"),
         ("data.max_length", d.max_length >= 8, "must be >= 8 tokens"),
+    ]
+
+
+def model_checks(m: ModelConfig) -> list[Check]:
+    return [
         (
             "model.freeze",
             len(m.freeze) >= 1,
@@ -69,39 +105,21 @@ def validate(cfg: Config) -> list[tuple[str, str]]:
         ("model.lora_alpha", m.lora_alpha >= 1, "must be >= 1"),
         ("model.lora_dropout", 0 <= m.lora_dropout < 1, "must be in [0, 1)"),
         ("model.prefix_length", m.prefix_length >= 1, "must be >= 1"),
-        ("tracking.experiment", cfg.tracking.experiment.strip() != "", "must not be empty"),
-        ("tracking.outage_wait_s", cfg.tracking.outage_wait_s >= 0, "must be >= 0"),
-        ("tracking.heartbeat_s", cfg.tracking.heartbeat_s >= 1, "must be >= 1 (seconds)"),
-        (
-            "tracking.champion_alpha",
-            0 < cfg.tracking.champion_alpha < 1,
-            "must be in (0, 1), e.g. 0.05",
-        ),
+    ]
+
+
+def tracking_checks(k: TrackingConfig) -> list[Check]:
+    return [
+        ("tracking.experiment", k.experiment.strip() != "", "must not be empty"),
+        ("tracking.outage_wait_s", k.outage_wait_s >= 0, "must be >= 0"),
+        ("tracking.heartbeat_s", k.heartbeat_s >= 1, "must be >= 1 (seconds)"),
+        ("tracking.champion_alpha", 0 < k.champion_alpha < 1, "must be in (0, 1), e.g. 0.05"),
         (
             "tracking.system_metrics_interval_s",
-            cfg.tracking.system_metrics_interval_s >= 0.5,
+            k.system_metrics_interval_s >= 0.5,
             "must be >= 0.5 (seconds)",
         ),
     ]
-    problems = [(key, f"{msg}, got {_value(cfg, key)!r}") for key, ok, msg in checks if not ok]
-    problems += [
-        (
-            "model.freeze",
-            f"{item!r} is not a preset ({describe_presets()}) or a parameter-name pattern "
-            "such as '*.layer.11.*'",
-        )
-        for item in m.freeze
-        if not (is_preset(item) or is_pattern(item))
-    ]
-    problems += path_names(cfg)
-    problems += loggable(cfg.flat())
-    for key in ("data.val_size", "data.test_size"):
-        size = _value(cfg, key)
-        if size is not None and not (0 < size < 1 or (size >= 1 and float(size).is_integer())):
-            problems.append(
-                (key, f"must be a fraction in (0, 1) or a whole row count >= 1, got {size!r}")
-            )
-    return problems
 
 
 def path_names(cfg: Config) -> list[tuple[str, str]]:

@@ -209,30 +209,6 @@ def _plain(d: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-FIXED_PRESETS = (
-    "full",
-    "head_only",
-    "embeddings+layer0",
-    "attention_only",
-    "ffn_only",
-    "layernorm_only",
-    "bias_only",
-)
-BLOCK_PRESET = re.compile(r"(top|bottom)(\d+)")
-
-
-def is_preset(item: str) -> bool:
-    return item in FIXED_PRESETS or BLOCK_PRESET.fullmatch(item) is not None
-
-
-def is_pattern(item: str) -> bool:
-    return any(c in item for c in "*?[.")
-
-
-def describe_presets() -> str:
-    return ", ".join(FIXED_PRESETS) + ", top{k}, bottom{k}"
-
-
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 # values shaped like access tokens (Hugging Face, OpenAI-style, GitHub): never config, never a
 # logged param

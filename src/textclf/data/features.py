@@ -63,63 +63,58 @@ def make_loaders(
     """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory.
     `compile`: training batches padded to a multiple of 64 (at most max_length), always with a mask:
     few shapes, one graph each."""
-    start, misses, encoded = time.perf_counter(), 0, {}
-    for name, frame in splits.frames().items():
-        if cache_length:
-            done = tokens.tokenize(list(frame.text), tokenizer, max_length, cache_length)
-            encoded[name], misses = (
-                Encoded(done.ids, np.asarray(frame.label, dtype=np.int64)),
-                misses + done.misses,
-            )
-        else:
-            encoded[name] = encode(frame.text, frame.label, tokenizer, max_length)
-    collate = Collate(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
+    start = time.perf_counter()
+    encoded, misses = encode_splits(splits, tokenizer, max_length, cache_length)
     workers = (2 if device.type == "cuda" else 0) if num_workers is None else num_workers
+    collate = Collate(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
     common = dict(
         collate_fn=collate,
         num_workers=workers,
         persistent_workers=workers > 0,
         pin_memory=device.type == "cuda",
     )
-    training = common | (
-        {
-            "collate_fn": Collate(
-                tokenizer.pad_token_id, multiple=64, limit=max_length, always_mask=True
-            )
-        }
-        if compile
-        else {}
-    )
+    padded = Collate(tokenizer.pad_token_id, multiple=64, limit=max_length, always_mask=True)
+    common_train = common | ({"collate_fn": padded} if compile else {})
     generator = torch.Generator().manual_seed(seed)  # batch order depends on train.seed only
+    rows = Rows(encoded["train"])
     if group_by_length:
-        train = DataLoader(
-            Rows(encoded["train"]),
-            batch_sampler=GroupedBatches(encoded["train"].lengths(), batch_size, generator),
-            **training,
-        )
+        batches = GroupedBatches(encoded["train"].lengths(), batch_size, generator)
+        train = DataLoader(rows, batch_sampler=batches, **common_train)
     else:
         train = DataLoader(
-            Rows(encoded["train"]),
-            batch_size=batch_size,
-            shuffle=True,
-            generator=generator,
-            **training,
+            rows, batch_size=batch_size, shuffle=True, generator=generator, **common_train
         )
-    # the loss ratio's train side: fixed rows (the same every epoch and for every train.seed)
-    sample = np.sort(
-        np.random.default_rng(0).permutation(len(encoded["train"].input_ids))[: len(splits.val)]
-    )
-    encoded["train_probe"] = Encoded(
-        [encoded["train"].input_ids[i] for i in sample], encoded["train"].labels[sample]
-    )
+    encoded["train_probe"] = probe_rows(encoded["train"], len(splits.val))
     # eval order is free: batching texts of similar length wastes little compute on padding
     val, test, probe = (
         DataLoader(Rows(encoded[s]), batch_sampler=by_length(encoded[s], eval_batch_size), **common)
         for s in ("val", "test", "train_probe")
     )
-    return Loaders(
-        train, val, test, probe, time.perf_counter() - start, bool(cache_length) and misses == 0
-    )
+    hit = bool(cache_length) and misses == 0
+    return Loaders(train, val, test, probe, time.perf_counter() - start, hit)
+
+
+def encode_splits(
+    splits: Splits, tokenizer, max_length: int, cache_length: int | None
+) -> tuple[dict[str, Encoded], int]:
+    """Each split's token ids and labels, and how many texts missed the token cache (None: no
+    cache, tokenized in memory)."""
+    encoded, misses = {}, 0
+    for name, frame in splits.frames().items():
+        if cache_length:
+            done = tokens.tokenize(list(frame.text), tokenizer, max_length, cache_length)
+            encoded[name] = Encoded(done.ids, np.asarray(frame.label, dtype=np.int64))
+            misses += done.misses
+        else:
+            encoded[name] = encode(frame.text, frame.label, tokenizer, max_length)
+    return encoded, misses
+
+
+def probe_rows(train: Encoded, count: int) -> Encoded:
+    """The loss ratio's train side: a fixed sample of training rows as large as the validation set
+    (the same every epoch and for every train.seed)."""
+    sample = np.sort(np.random.default_rng(0).permutation(len(train.input_ids))[:count])
+    return Encoded([train.input_ids[i] for i in sample], train.labels[sample])
 
 
 class Rows(torch.utils.data.Dataset):

@@ -19,7 +19,43 @@ def label_frames(
     source: Source, used: list[str], data: DataConfig
 ) -> tuple[dict[str, pd.DataFrame], tuple]:
     """Check columns, text and labels of the used splits; map labels to 0..K-1 with their names."""
-    d = data
+    raise_if(_missing(source, used, data))
+    raw = {s: source.splits[s] for s in used}
+    check_given_names(data, source)
+    names = (
+        data.label_names
+        or source.label_names.get(data.label_column)
+        or _names_from_values(raw, data.label_column)
+    )
+    if len(names) < 2:
+        raise InputError(
+            [
+                f"{source.files[used[0]]}: column {data.label_column!r} has {len(names)} "
+                "distinct label(s); a classifier needs at least 2"
+            ]
+        )
+    frames, problems = {}, []
+    for split, frame in raw.items():
+        text, labels = frame[data.text_column], frame[data.label_column]
+        codes = _codes(labels, names)
+        bad_text = ~text.map(lambda t: isinstance(t, str) and t.strip() != "").to_numpy()
+        for bad, what, fix in (
+            (bad_text, "text is empty, whitespace or not a string", "remove or fill these rows"),
+            (labels.isna().to_numpy(), "label is missing", "remove these rows or label them"),
+            (
+                (codes < 0) & labels.notna().to_numpy(),
+                f"label is outside the label map ({_describe(names)})",
+                "fix the rows or set data.label_names",
+            ),
+        ):
+            problems += _rows(source, split, bad, what, fix)
+        frames[split] = pd.DataFrame({"text": text.to_numpy(), "label": codes})
+    raise_if(problems)
+    return frames, tuple(names)
+
+
+def _missing(source: Source, used: list[str], data: DataConfig) -> list[str]:
+    """The used splits that are absent or empty, and the text and label columns they lack."""
     problems = []
     for split in used:
         if split not in source.splits:
@@ -34,55 +70,11 @@ def label_frames(
         columns = list(source.splits[split].columns)
         problems += [
             f"{source.files[split]}: column {c!r} not found (columns: "
-            f"{', '.join(map(str, columns))}); set "
-            f"data.{key}"
-            for c, key in ((d.text_column, "text_column"), (d.label_column, "label_column"))
+            f"{', '.join(map(str, columns))}); set data.{key}"
+            for c, key in ((data.text_column, "text_column"), (data.label_column, "label_column"))
             if c not in columns
         ]
-    raise_if(problems)
-    raw = {s: source.splits[s] for s in used}
-    check_given_names(data, source)
-    names = (
-        d.label_names
-        or source.label_names.get(d.label_column)
-        or _names_from_values(raw, d.label_column)
-    )
-    if len(names) < 2:
-        raise InputError(
-            [
-                f"{source.files[used[0]]}: column {d.label_column!r} has {len(names)} "
-                "distinct label(s); a classifier needs at least 2"
-            ]
-        )
-    frames = {}
-    for split, frame in raw.items():
-        text, labels = frame[d.text_column], frame[d.label_column]
-        codes = _codes(labels, names)
-        bad_text = ~text.map(lambda t: isinstance(t, str) and t.strip() != "").to_numpy()
-        problems += _rows(
-            source,
-            split,
-            bad_text,
-            "text is empty, whitespace or not a string",
-            "remove or fill these rows",
-        )
-        problems += _rows(
-            source,
-            split,
-            labels.isna().to_numpy(),
-            "label is missing",
-            "remove these rows or label them",
-        )
-        problems += _rows(
-            source,
-            split,
-            (codes < 0) & labels.notna().to_numpy(),
-            f"label is outside the label map ({_describe(names)})",
-            "fix the rows or set data.label_names",
-        )
-        frames[split] = pd.DataFrame({"text": text.to_numpy(), "label": codes})
-    raise_if(problems)
-    return frames, tuple(names)
+    return problems
 
 
 def check_given_names(data: DataConfig, source: Source) -> None:

@@ -9,14 +9,12 @@ no sinusoidal option; DistilBERT's config has `sinusoidal_pos_embds`).
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import transformers
-import yaml
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -28,6 +26,7 @@ from textclf.assets import Resolved, resolve
 from textclf.config import DataConfig, ModelConfig
 from textclf.errors import InputError, first_line
 from textclf.model import freeze, peft_tuning
+from textclf.model.architecture import architecture, changed
 from textclf.model.files import damaged
 from textclf.model.heads import HEADS, TextClassifier, head_spec
 
@@ -94,57 +93,6 @@ def load_backbone(model: ModelConfig, data: DataConfig) -> Backbone:
     return backbone
 
 
-def architecture(
-    config: transformers.PretrainedConfig, overrides: tuple[str, ...], where: str
-) -> transformers.PretrainedConfig:
-    """The checkpoint's config with `model.config` overrides (its own names, values of the same
-    type); every unknown name or mistyped value is one problem."""
-    known, changes, problems = config.to_dict(), {}, []
-    for item in overrides:
-        key, _, text = (part.strip() for part in item.partition("="))
-        value = yaml.safe_load(text) if text else None
-        if key not in known:
-            near = difflib.get_close_matches(key, list(known), n=1)
-            problems.append(
-                f"{where}: model.config: {key} is not in the {config.model_type} "
-                f"config{f'; did you mean {near[0]}?' if near else ''}"
-            )
-        # unset in the checkpoint (BERT's classifier_dropout): any plain value
-        elif known[key] is None:
-            if isinstance(value, (list, dict)):
-                problems.append(
-                    f"{where}: model.config: {key} must be a number, text or "
-                    f"true/false (the checkpoint leaves it unset), got {text!r}"
-                )
-            else:
-                changes[key] = value
-        elif type(value) is not type(known[key]) and not (
-            isinstance(known[key], float) and type(value) is int
-        ):
-            problems.append(
-                f"{where}: model.config: {key} must be {type(known[key]).__name__} "
-                f"like the checkpoint's {known[key]!r}, got {text!r}"
-            )
-        else:
-            changes[key] = value
-    merged = _changed(config, changes)
-    hidden, heads = (getattr(merged, k, None) for k in ("hidden_size", "num_attention_heads"))
-    if not problems and hidden and heads and hidden % heads:
-        problems.append(
-            f"{where}: model.config: hidden_size {hidden} is not divisible by "
-            f"num_attention_heads {heads}; pick sizes with hidden_size a multiple of "
-            "the head count"
-        )
-    if problems:
-        raise InputError(problems)
-    return merged
-
-
-def _changed(config: transformers.PretrainedConfig, changes: dict) -> transformers.PretrainedConfig:
-    """A new config of the same class with `changes` (the original is shared with the Backbone)."""
-    return type(config).from_dict({**config.to_dict(), **changes})
-
-
 def build_classifier(
     backbone: Backbone, label_names: tuple[str, ...], m: ModelConfig
 ) -> torch.nn.Module:
@@ -197,7 +145,7 @@ def _load(auto_class, backbone: Backbone, m: ModelConfig, **kwargs) -> torch.nn.
     # the architecture only: every weight fresh, drawn from the run's seeded generator
     if m.init == "random":
         kwargs.pop("ignore_mismatched_sizes", None)
-        config = _changed(backbone.config, kwargs)
+        config = changed(backbone.config, kwargs)
         log.info("model.init=random: %s trains from scratch", backbone.location)
         return auto_class.from_config(config, dtype=torch.float32)
     try:

@@ -150,16 +150,18 @@ def _secret_key(home: Path) -> str:
 
 
 def how_to_add_users(url: str) -> str:
+    user, password = LOGIN_ENV
+    client = f"c = s.get_app_client('basic-auth', tracking_uri='{url}')"
+    add_alice = "c.create_user('alice', input('password for alice: '))"
     return "\n".join(
         [
-            f"textclf server: logins required (MLflow basic auth); admin user '{ADMIN}' created. Add "
-            "users as admin:",
-            f"  export {LOGIN_ENV[0]}={ADMIN} {LOGIN_ENV[1]}=<admin password>",
-            "  python -c \"import mlflow.server as s; c = s.get_app_client('basic-auth', "
-            f"tracking_uri='{url}'); c.create_user('alice', input('password for alice: '))\"",
-            "  then c.create_experiment_permission(<experiment id>, 'alice', 'EDIT') to let alice log "
-            "to an experiment",
-            f"  (users may READ every experiment and create their own); clients set {LOGIN_ENV[0]} and "
-            f"{LOGIN_ENV[1]}",
+            f"textclf server: logins required (MLflow basic auth); admin user '{ADMIN}' created. "
+            "Add users as admin:",
+            f"  export {user}={ADMIN} {password}=<admin password>",
+            f'  python -c "import mlflow.server as s; {client}; {add_alice}"',
+            "  then c.create_experiment_permission(<experiment id>, 'alice', 'EDIT') to let alice "
+            "log to an experiment",
+            f"  (users may READ every experiment and create their own); clients set {user} and "
+            f"{password}",
         ]
     )

@@ -51,14 +51,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
             tracking__experiment=sweep.experiment,
             tracking__register_as=None,
         )
-        metric, flat = sweep.spec.objectives[0][0], cfg.flat()
-        hooks = dataclasses.replace(
-            hooks,
-            tags={**hooks.tags, **_varied_tags(sweep.spec, flat)},
-            name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
-            keep_model=best_models.keeps_model(sweep.spec, trial.study),
-            report=lambda row, epoch: _report(trial, metric, row, epoch, last=cfg.train.epochs),
-        )
+        hooks, flat = _trial_hooks(sweep, trial, hooks, cfg), cfg.flat()
         _record_chosen(sweep.spec, trial, flat)
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
         # "best" compares trials on the same rows
@@ -80,11 +73,30 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
         raise
     finally:
         release_memory()
-    shown = dict.fromkeys([*HEADLINE_METRICS, *(m for m, _ in sweep.spec.objectives)])
-    for key in (k for m in shown for k in (m, *bounds(m))):
-        if key in result.metrics:  # the summary table shows each score with its 95% interval
-            trial.set_user_attr(key, float(result.metrics[key]))
+    _record_scores(sweep.spec, trial, result.metrics)
     return values[0] if len(values) == 1 else values
+
+
+def _trial_hooks(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, cfg: Config) -> TrialHooks:
+    """The trial's run: tagged and named by what it varied, keeping its model only when it is the
+    best so far on its rows, reporting each epoch to the pruner."""
+    metric = sweep.spec.objectives[0][0]
+    return dataclasses.replace(
+        hooks,
+        tags={**hooks.tags, **_varied_tags(sweep.spec, cfg.flat())},
+        name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
+        keep_model=best_models.keeps_model(sweep.spec, trial.study),
+        report=lambda row, epoch: _report(trial, metric, row, epoch, last=cfg.train.epochs),
+    )
+
+
+def _record_scores(spec: SweepSpec, trial: optuna.Trial, metrics: dict[str, float]) -> None:
+    """The headline scores and objectives, each with its 95% interval, as user attributes: the
+    summary table shows them."""
+    shown = dict.fromkeys([*HEADLINE_METRICS, *(m for m, _ in spec.objectives)])
+    for key in (k for m in shown for k in (m, *bounds(m))):
+        if key in metrics:
+            trial.set_user_attr(key, float(metrics[key]))
 
 
 def _as_choice(value):

@@ -16,70 +16,73 @@ from textclf.training.metrics import RUNNING
 
 
 def check_study(spec: SweepSpec, where: str) -> list[str]:
-    problems = []
-    if spec.sampler not in SAMPLERS:
-        problems.append(
-            f"{where}: study.sampler: must be one of {', '.join(SAMPLERS)}, got {spec.sampler!r}"
+    """The study's settings: its names, its pruner, the grid rules and the numbers."""
+    problems = [
+        f"{where}: study.{key}: must be one of {', '.join(choices)}, got {value!r}"
+        for key, value, choices in (
+            ("sampler", spec.sampler, SAMPLERS),
+            ("keep_models", spec.keep_models, KEEP_MODELS),
+            ("pruner", spec.pruner, PRUNERS),
         )
-    if spec.keep_models not in KEEP_MODELS:
-        problems.append(
-            f"{where}: study.keep_models: must be one of {', '.join(KEEP_MODELS)}, got "
-            f"{spec.keep_models!r}"
-        )
-    if spec.pruner not in PRUNERS:
-        problems.append(
-            f"{where}: study.pruner: must be one of {', '.join(PRUNERS)}, got {spec.pruner!r}"
-        )
+        if value not in choices
+    ]
     if spec.pruner != "none" and len(spec.objectives) > 1:
         problems.append(
             f"{where}: study.pruner: optuna cannot prune multi-objective studies; use none"
         )
     elif spec.pruner != "none" and spec.objectives[0][0] not in RUNNING:
         problems.append(
-            f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no "
-            f"per-epoch value to prune on; use one of {', '.join(RUNNING)}, or pruner "
-            "none"
+            f"{where}: study.pruner: the objective {spec.objectives[0][0]} has no per-epoch value "
+            f"to prune on; use one of {', '.join(RUNNING)}, or pruner none"
         )
-    if spec.sampler == "grid":
-        ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
-        if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
-            problems.append(
-                f"{where}: space: a grid takes categorical dimensions or an explicit "
-                "grid list (with follows rules), not both and not ranges "
-                f"({', '.join(ranged) or 'both'})"
-            )
-        if not spec.grid_size():
-            problems.append(
-                f"{where}: grid: the grid sampler needs a grid list or categorical dimensions"
-            )
-    elif spec.grid:
-        problems.append(f"{where}: grid: an explicit grid needs study.sampler: grid")
     if name_problem(spec.name):
         problems.append(f"{where}: study.name: {name_problem(spec.name)}")
-    for key, value, least in (
-        ("retries", spec.retries, 0),
-        ("max_failures", spec.max_failures, 1),
-        ("seed", spec.seed, 0),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            problems.append(
-                f"{where}: study.{key}: must be a whole number >= {least}, got {value!r}"
-            )
-    for key, value in (
-        ("n_trials", spec.n_trials),
-        ("timeout", spec.timeout),
-        ("heartbeat_s", spec.heartbeat_s),
-    ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
-        ):
-            problems.append(f"{where}: study.{key}: must be a positive number, got {value!r}")
+    if not isinstance(spec.pruner_args, dict):
+        problems.append(f"{where}: study.pruner_args: must be a mapping of optuna pruner arguments")
+    return problems + _check_grid(spec, where) + _check_numbers(spec, where)
+
+
+def _check_grid(spec: SweepSpec, where: str) -> list[str]:
+    if spec.sampler != "grid":
+        return [f"{where}: grid: an explicit grid needs study.sampler: grid"] * bool(spec.grid)
+    problems = []
+    ranged = [k for k, d in spec.space.items() if d.kind not in ("categorical", "follows")]
+    if ranged or (spec.grid and any(d.kind == "categorical" for d in spec.space.values())):
+        problems.append(
+            f"{where}: space: a grid takes categorical dimensions or an explicit grid list (with "
+            f"follows rules), not both and not ranges ({', '.join(ranged) or 'both'})"
+        )
+    if not spec.grid_size():
+        problems.append(
+            f"{where}: grid: the grid sampler needs a grid list or categorical dimensions"
+        )
+    return problems
+
+
+def _check_numbers(spec: SweepSpec, where: str) -> list[str]:
+    problems = [
+        f"{where}: study.{key}: must be a whole number >= {least}, got {value!r}"
+        for key, value, least in (
+            ("retries", spec.retries, 0),
+            ("max_failures", spec.max_failures, 1),
+            ("seed", spec.seed, 0),
+        )
+        if not isinstance(value, int) or isinstance(value, bool) or value < least
+    ]
+    problems += [
+        f"{where}: study.{key}: must be a positive number, got {value!r}"
+        for key, value in (
+            ("n_trials", spec.n_trials),
+            ("timeout", spec.timeout),
+            ("heartbeat_s", spec.heartbeat_s),
+        )
+        if value is not None
+        and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0)
+    ]
     if spec.sampler != "grid" and spec.n_trials is None and spec.timeout is None:
         problems.append(
             f"{where}: study.n_trials: set n_trials or timeout for a {spec.sampler} sampler"
         )
-    if not isinstance(spec.pruner_args, dict):
-        problems.append(f"{where}: study.pruner_args: must be a mapping of optuna pruner arguments")
     return problems
 
 

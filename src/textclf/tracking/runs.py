@@ -7,130 +7,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import tempfile
-import time
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import mlflow
-import pandas as pd
 
-from textclf.config import Config, TrackingConfig, dump_yaml
+from textclf.config import TrackingConfig
 from textclf.errors import InputError
-from textclf.tracking import models, names
+from textclf.tracking import names
+from textclf.tracking.active import EPOCH_KEYS, PREDICTIONS, ActiveRun
 from textclf.tracking.journal import Journal, check_dir
 from textclf.tracking.liveness import born, clear_reaped, heartbeat
-from textclf.tracking.provenance import redact
 from textclf.tracking.spool import Spool
 from textclf.tracking.sync import journal_dir, spool_for
 
-PREDICTIONS = "predictions"  # the artifact folder of per-row predictions
-EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
+__all__ = ["EPOCH_KEYS", "PREDICTIONS", "ActiveRun", "active_run_id", "check_journal_dir", "run"]
 
 
-class ActiveRun:
-    """The run being logged to, with its metric spool."""
-
-    def __init__(self, run_id: str, spool: Spool):
-        self.run_id, self.spool = run_id, spool
-
-    def log_setup(
-        self,
-        cfg: Config,
-        frames: dict[str, pd.DataFrame],
-        data_uri: str,
-        varied: dict[str, Any],
-        digests: dict[str, str] | None = None,
-    ) -> None:
-        """Params (the config, flat and namespaced, and what a trial `varied`), the resolved
-        config, and the splits as dataset inputs whose digests are textclf's fingerprints of each
-        split's full rows (`digests`): the runs table's Dataset column then shows which runs were
-        trained and scored on the same rows."""
-        params = {**cfg.flat(), **varied, **models.inference_config(cfg.data.max_length)}
-        mlflow.log_params({k: redact(k, v) for k, v in params.items()})
-        mlflow.log_text(dump_yaml(cfg), "config.yaml")
-        # MLflow guesses a source type for plain paths and warns about it
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for split, frame in frames.items():
-                dataset = mlflow.data.from_pandas(
-                    frame,
-                    source=data_uri,
-                    targets="label",
-                    name=f"{cfg.data.name}:{split}",
-                    digest=(digests or {}).get(split),
-                )
-                _log_input(dataset, split)
-
-    def log_derived(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
-        """What the data and model turned out to be (summary.derived_values)."""
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(tags)
-
-    def log_trainable(self, names: list[str]) -> None:
-        """The tensors that train, one name per line: what a freeze preset or peft method chose."""
-        mlflow.log_text("\n".join(names) + "\n", "trainable_parameters.txt")
-
-    def log_samples(self, text: str) -> None:
-        """A few training inputs decoded, to check the tokenization (run.py training_samples)."""
-        mlflow.log_text(text, "samples.txt")
-
-    def log_steps(self, key: str, values: list[float]) -> None:
-        """A per-step series (steps 1, 2, ...) through the spool; in a resumed run the spool asks
-        the server which steps it has first (run: `uncertain`), so none is logged twice."""
-        self.spool.add_steps(key, values)
-        self.spool.flush()
-
-    def log_epoch(self, metrics: dict[str, float], epoch: int) -> None:
-        """Through the spool: training goes on while the tracking server is away (spool.py)."""
-        # the final `train_val_loss_ratio` is the best epoch's; the per-epoch series needs its own
-        # key, or MLflow's "latest value" (highest step) would show the last epoch's ratio under the
-        # final name
-        self.spool.add({EPOCH_KEYS.get(k, k): v for k, v in metrics.items()}, epoch)
-        self.spool.flush()
-
-    def drain(self, wait_s: float) -> dict[str, float]:
-        """Send what the spool holds (waiting up to `wait_s` for the server); how logging fared in
-        training."""
-        self.spool.drain(wait_s)
-        return {
-            "tracking_longest_wait_s": self.spool.longest_wait_s,
-            "tracking_failed_sends": self.spool.failures,
-        }
-
-    def tag(self, tags: dict[str, str]) -> None:
-        mlflow.set_tags(tags)
-
-    def log_results(
-        self, final: dict[str, float], confusion: dict, figures: dict[str, object]
-    ) -> None:
-        mlflow.log_metrics(final)
-        mlflow.log_dict(confusion, "confusion_matrix.json")
-        if figures:  # matplotlib only when there are figures (tracking.log_figures)
-            import matplotlib.pyplot as plt
-
-            for name, figure in figures.items():
-                mlflow.log_figure(figure, name)
-                plt.close(figure)
-
-    def log_predictions(
-        self, frames: dict[str, pd.DataFrame], errors: dict[str, pd.DataFrame]
-    ) -> None:
-        """predictions/<split>.parquet, every evaluated row (what `textclf compare` and champion
-        promotion pair up), and misclassified_<split>.json, the most confident errors as an MLflow
-        table (the UI shows it)."""
-        with tempfile.TemporaryDirectory() as tmp:
-            for split, frame in frames.items():
-                frame.to_parquet(Path(tmp) / f"{split}.parquet", index=False)
-            mlflow.log_artifacts(tmp, PREDICTIONS)
-        for split, table in errors.items():
-            mlflow.log_table(table, artifact_file=f"misclassified_{split}.json")
-
-
-@contextlib.contextmanager
 def run(
     tracking: TrackingConfig,
     tags: dict[str, str],
@@ -244,18 +136,3 @@ def check_journal_dir(tracking: TrackingConfig) -> None:
 
 def active_run_id() -> str:
     return mlflow.active_run().info.run_id
-
-
-def _log_input(dataset, context: str, attempts: int = 3) -> None:
-    """Workers of one sweep log the same dataset at once: MLflow's store inserts it after checking
-    that it is not there, and the slower insert fails on the unique key. The dataset then exists:
-    link to it again."""
-    for attempt in range(attempts):
-        try:
-            return mlflow.log_input(dataset, context=context)
-        except mlflow.exceptions.MlflowException as e:
-            if attempt == attempts - 1 or not re.search(
-                r"UNIQUE constraint|IntegrityError|duplicate key", str(e)
-            ):
-                raise
-            time.sleep(0.2 * (attempt + 1))

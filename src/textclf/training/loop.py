@@ -11,6 +11,7 @@ train-mode figures are kept as `train_loss_running` / `train_accuracy_running`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -18,18 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from textclf import interrupts
 from textclf.config import TrainConfig
 from textclf.training.checkpoint import Parts, generator_of, load, restore, snapshot
-from textclf.training.compiled import CompileClock, compiled
+from textclf.training.compiled import compiled
 from textclf.training.device import autocast_dtype
-from textclf.training.evaluate import Evaluation, evaluate, to_device
+from textclf.training.epoch import Optimizing, Running, epoch_row, train_epoch
+from textclf.training.evaluate import Evaluation, evaluate
 from textclf.training.optim import make_optimizer, make_schedule
-from textclf.training.steps import Steps, check_progress, scale_gradients, step
 
 LogFn = Callable[[dict[str, float], int], None]  # (metrics, epoch)
 # (the row of the best-val-loss epoch so far, epoch): what the objective would be if training
@@ -64,6 +62,19 @@ class FitResult:
         return self.history[self.best_epoch - 1]
 
 
+@dataclass
+class Fitting:
+    """One fit in progress: how it steps, where it stands, and the best weights so far."""
+
+    how: Optimizing
+    parts: Parts  # what a checkpoint holds
+    result: FitResult = field(default_factory=FitResult)
+    best_score: float = math.inf  # the monitored score of the kept epoch, lower is better
+    best_state: dict[str, torch.Tensor] | None = None  # a CPU copy of what trains, at that epoch
+    done: int = 0  # epochs finished (a resumed fit starts after them)
+    start: float = field(default_factory=time.perf_counter)
+
+
 def fit(
     model: torch.nn.Module,
     train: DataLoader,
@@ -79,94 +90,99 @@ def fit(
     and save one after every epoch (checkpoint.py): a resumed run ends bit-identical to an
     uninterrupted one on CPU. A non-finite loss in epoch 1 raises FloatingPointError; later, it ends
     training at the best epoch so far."""
+    run = start_fit(model, train, cfg, device, checkpoints)
+    with compiled(model, cfg.compile, device) as (forward, clock):  # forward: model unless compile
+        stepping = dataclasses.replace(run.how, model=forward)
+        for epoch in range(run.done + 1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            try:
+                running = train_epoch(stepping, train, f"epoch {epoch}/{cfg.epochs}", clock=clock)
+                steps_end = time.perf_counter()
+                check = validate(run.how, val, epoch)
+            except FloatingPointError as e:
+                if run.best_state is None:  # nothing good to fall back on
+                    raise
+                kept = run.result.best_epoch
+                run.result.diverged = f"{str(e).split('; lower')[0]}; kept epoch {kept}"
+                break
+            count(run.result, running, steps_end - epoch_start, run.start)
+            probe = (
+                evaluate(model, train_probe, device, run.how.dtype, desc="train probe")
+                if train_probe
+                else None
+            )
+            row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
+            end_epoch(run, epoch, row, check, probe, log)
+            if checkpoints is not None:
+                snapshot(checkpoints, epoch, run.parts, run.result, run.best_score, run.best_state)
+            if report is not None:
+                report(run.result.best(), epoch)
+            if run.result.stopped_early:
+                break
+        run.result.compile_time_s = clock.seconds()
+    model.load_state_dict(run.best_state, strict=False)
+    run.result.train_time_s = time.perf_counter() - run.start
+    return run.result
+
+
+def start_fit(
+    model: torch.nn.Module,
+    train: DataLoader,
+    cfg: TrainConfig,
+    device: torch.device,
+    checkpoints: Path | None,
+) -> Fitting:
+    """The model on its device with its optimizer, schedule and scaler, resumed from the newest
+    complete checkpoint in `checkpoints` if there is one."""
     dtype = autocast_dtype(cfg.precision, device)
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     scheduler = make_schedule(optimizer, cfg, len(train))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    result, best_score, best_state, start = FitResult(), math.inf, None, time.perf_counter()
-    parts = Parts(model, optimizer, scheduler, scaler, generator_of(train))
-    done = 0
+    how = Optimizing(model, optimizer, scheduler, scaler, cfg, device, dtype)
+    run = Fitting(how, Parts(model, optimizer, scheduler, scaler, generator_of(train)))
     if checkpoints is not None and (found := load(checkpoints)):
-        done, best_score, best_state = restore(found, parts, result, device)
+        run.done, run.best_score, run.best_state = restore(found, run.parts, run.result, device)
         # it had ended: only the test evaluation is left
-        done = cfg.epochs if result.stopped_early else done
-    # forward: model unless train.compile
-    with compiled(model, cfg.compile, device) as (forward, clock):
-        for epoch in range(done + 1, cfg.epochs + 1):
-            epoch_start = time.perf_counter()
-            try:
-                running = train_epoch(
-                    forward,
-                    train,
-                    optimizer,
-                    scheduler,
-                    scaler,
-                    cfg,
-                    device,
-                    dtype,
-                    f"epoch {epoch}/{cfg.epochs}",
-                    clock=clock,
-                )
-                steps_end = time.perf_counter()
-                check = evaluate(model, val, device, dtype, progress=cfg.progress, desc="val")
-                if not math.isfinite(check.loss):
-                    raise FloatingPointError(
-                        f"validation loss is {check.loss} after epoch "
-                        f"{epoch}; lower train.learning_rate or use "
-                        "train.precision=fp32"
-                    )
-            except FloatingPointError as e:
-                if best_state is None:  # nothing good to fall back on
-                    raise
-                result.diverged = f"{str(e).split('; lower')[0]}; kept epoch {result.best_epoch}"
-                break
-            count(result, running, steps_end - epoch_start, start)
-            probe = (
-                evaluate(model, train_probe, device, dtype, desc="train probe")
-                if train_probe
-                else None
-            )
-            row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
-            result.history.append(row)
-            log(row, epoch)
-            # keep a CPU copy of what trains
-            if (score := monitored(row, cfg.monitor)) < best_score - cfg.min_delta:
-                best_score, result.best_epoch, best_state = score, epoch, _trainable_state(model)
-                result.best_val, result.best_probe = check, probe
-            elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
-                result.stopped_early = True
-            if checkpoints is not None:
-                snapshot(checkpoints, epoch, parts, result, best_score, best_state)
-            if report is not None:
-                report(result.best(), epoch)
-            if result.stopped_early:
-                break
-        result.compile_time_s = clock.seconds()
-    model.load_state_dict(best_state, strict=False)
-    result.train_time_s = time.perf_counter() - start
-    return result
+        run.done = cfg.epochs if run.result.stopped_early else run.done
+    return run
+
+
+def validate(how: Optimizing, val: DataLoader, epoch: int) -> Evaluation:
+    """The epoch's validation; FloatingPointError when its loss is not finite."""
+    check = evaluate(how.model, val, how.device, how.dtype, progress=how.cfg.progress, desc="val")
+    if not math.isfinite(check.loss):
+        raise FloatingPointError(
+            f"validation loss is {check.loss} after epoch {epoch}; lower "
+            "train.learning_rate or use train.precision=fp32"
+        )
+    return check
+
+
+def end_epoch(
+    run: Fitting,
+    epoch: int,
+    row: dict[str, float],
+    check: Evaluation,
+    probe: Evaluation | None,
+    log: LogFn,
+) -> None:
+    """The epoch's row in the history (and logged); its weights kept if the monitored score
+    improved by more than min_delta, else early stopping counts it."""
+    cfg, result = run.how.cfg, run.result
+    result.history.append(row)
+    log(row, epoch)
+    if (score := monitored(row, cfg.monitor)) < run.best_score - cfg.min_delta:
+        run.best_score, result.best_epoch = score, epoch
+        run.best_state = _trainable_state(run.how.model)  # a CPU copy of what trains
+        result.best_val, result.best_probe = check, probe
+    elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
+        result.stopped_early = True
 
 
 def monitored(row: dict[str, float], monitor: str) -> float:
     """The epoch's score for early stopping, lower is better: val loss, or minus val accuracy."""
     return row["val_loss"] if monitor == "val_loss" else -row["val_accuracy"]
-
-
-@dataclass
-class Running:
-    """What one training epoch measured on the fly (train mode, weights moving)."""
-
-    loss: float
-    accuracy: float
-    samples: int
-    tokens: int
-    padded_tokens: int
-    token_squares: int
-    first_step: float | None  # perf_counter time at which the first optimizer step had finished
-    learning_rates: list[float]  # what each optimizer step applied
-    grad_norm: float  # mean gradient norm over the optimizer steps, before clipping
-    grad_norm_max: float
 
 
 def count(result: FitResult, running: Running, step_time_s: float, fit_start: float) -> None:
@@ -178,93 +194,6 @@ def count(result: FitResult, running: Running, step_time_s: float, fit_start: fl
     result.learning_rates += running.learning_rates
     if not result.history and running.first_step is not None:
         result.first_step_s = running.first_step - fit_start
-
-
-def epoch_row(
-    running: Running, probe: Evaluation | None, val: Evaluation, seconds: float
-) -> dict[str, float]:
-    """One epoch's metrics; the loss ratio divides eval-mode losses (the probe's, when there is
-    one)."""
-    train_loss, train_accuracy = (
-        (probe.loss, probe.accuracy) if probe else (running.loss, running.accuracy)
-    )
-    return {
-        "train_loss": train_loss,
-        "train_accuracy": train_accuracy,
-        "val_loss": val.loss,
-        "val_accuracy": val.accuracy,
-        "train_val_loss_ratio": train_loss / max(val.loss, 1e-12),
-        "train_loss_running": running.loss,
-        "train_accuracy_running": running.accuracy,
-        "epoch_time_s": seconds,
-        "learning_rate": running.learning_rates[-1],
-        "grad_norm": running.grad_norm,
-        "grad_norm_max": running.grad_norm_max,
-    }
-
-
-def train_epoch(
-    model,
-    loader,
-    optimizer,
-    scheduler,
-    scaler,
-    cfg: TrainConfig,
-    device,
-    dtype,
-    desc: str,
-    *,
-    clock: CompileClock,
-) -> Running:
-    """One pass over `loader`. Each micro-batch's summed loss is divided by the rows a full window
-    holds (batch_size x grad_accum_steps); a window that ends up shorter (the epoch's last, or a
-    short batch inside it) has its gradient rescaled to the mean over the rows it really had."""
-    model.train()
-    loss_sum = torch.zeros((), device=device)  # accumulated on device: no sync per step
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    samples = tokens = padded = squares = window = 0
-    first_step, steps = None, Steps()
-    accum, n = cfg.grad_accum_steps, len(loader)
-    full = cfg.batch_size * accum
-    bar = tqdm(loader, desc=desc, disable=not cfg.progress, leave=False, mininterval=1.0)
-    for i, batch in enumerate(bar, start=1):
-        interrupts.check()
-        inputs, labels = to_device(batch, device, model)
-        with clock.timing(tuple(inputs["input_ids"].shape)):  # times nothing unless train.compile
-            with torch.autocast(
-                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-            ):
-                logits = model(**inputs).logits
-            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
-            scaler.scale(loss / full).backward()
-        loss_sum += loss.detach()
-        correct += (logits.argmax(-1) == labels).sum()
-        window += len(labels)
-        samples, tokens = samples + len(labels), tokens + batch["tokens"]
-        padded, squares = padded + batch["input_ids"].numel(), squares + batch["token_squares"]
-        if i % accum == 0 or i == n:
-            if window != full:
-                scale_gradients(model, full / window)
-            steps.add(*step(model, optimizer, scheduler, scaler, cfg.max_grad_norm))
-            window = 0
-            if first_step is None:
-                if device.type == "cuda":
-                    # once: the first step's real end, not its launch
-                    torch.cuda.synchronize(device)
-                first_step = time.perf_counter()
-        if i % 50 == 0 or i == n:  # one sync per 50 steps: progress and a NaN check
-            check_progress(bar, loss_sum, correct, samples, f"{desc}, step {i}")
-    return Running(
-        loss_sum.item() / samples,
-        correct.item() / samples,
-        samples,
-        tokens,
-        padded,
-        squares,
-        first_step,
-        steps.learning_rates,
-        *steps.norms(),
-    )
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
