@@ -1,6 +1,6 @@
-"""What every benchmark shares: its argument defaults, a work directory with its own token cache and MLflow
-store, the IMDB overrides, the machine description (from the function every run logs as textclf.device),
-and printing one JSON object. Benchmarks run as modules from the repository root:
+"""What every benchmark shares: its argument defaults, a work directory with its own token cache and
+MLflow store, the IMDB overrides, the machine description (from the function every run logs as
+textclf.device), and printing one JSON object. Benchmarks run as modules from the repository root:
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.<name>.run [options]
 """
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parser(doc: str, **defaults) -> argparse.ArgumentParser:
-    """--model, -o overrides and whichever of --train-fraction, --max-length, --epochs, --batch-size a
-    benchmark names, with its defaults (keyword names with '_' for '-')."""
+    """--model, -o overrides and whichever of --train-fraction, --max-length, --epochs,
+    --batch-size a benchmark names, with its defaults (keyword names with '_' for '-')."""
     p = argparse.ArgumentParser(
         description=doc.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
@@ -45,14 +45,16 @@ def parser(doc: str, **defaults) -> argparse.ArgumentParser:
 
 
 def workdir(prefix: str) -> Path:
-    """A fresh directory for the benchmark's stores; its token cache too, unless TEXTCLF_CACHE is set."""
+    """A fresh directory for the benchmark's stores; its token cache too, unless TEXTCLF_CACHE is
+    set."""
     work = Path(tempfile.mkdtemp(prefix=f"{prefix}-bench-"))
     os.environ.setdefault("TEXTCLF_CACHE", str(work / "cache"))
     return work
 
 
 def imdb(args, *extra: str) -> list[str]:
-    """Overrides for MiniLM-style runs on IMDB with the `subset` split sizes the recorded figures used."""
+    """Overrides for MiniLM-style runs on IMDB with the `subset` split sizes the recorded figures
+    used."""
     given = vars(args)
     keyed = {
         "train_fraction": "data.train_fraction",

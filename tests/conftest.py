@@ -51,7 +51,8 @@ def tiny_model(tmp_path_factory) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizer, set_seed
 
     path = tmp_path_factory.mktemp("tiny-bert")
-    # transformers 5 takes `vocab=`; a `vocab_file=` keyword is silently ignored (5-token vocabulary)
+    # transformers 5 takes `vocab=`; a `vocab_file=` keyword is silently ignored (5-token
+    # vocabulary)
     tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}, model_max_length=64)
     set_seed(0)
     config = BertConfig(
@@ -233,8 +234,9 @@ def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def finished_sweep(tmp_path_factory, tiny_model) -> dict[str, str]:
-    """The tiny 3-point grid (one trial COMPLETE, one PRUNED, one FAIL) run once per session in its own
-    stores: {"tracking_uri", "storage", "parent_run_id", "experiment", "dir", "summary" (what it printed)}. Read it; do not change it."""
+    """The tiny 3-point grid (one trial COMPLETE, one PRUNED, one FAIL) run once per session in
+    its own stores: {"tracking_uri", "storage", "parent_run_id", "experiment", "dir", "summary"
+    (what it printed)}. Read it; do not change it."""
     from textclf.studies.request import SweepRequest
     from textclf.studies.sweep import run_sweep
     from textclf.tracking import queries
@@ -283,9 +285,9 @@ def mlflow_server(store: Path, log_path: Path, artifacts: Path | None = None):
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A throwaway PostgreSQL 15 cluster on 127.0.0.1 (initdb/pg_ctl, run as the `postgres` user when we
-    are root: PostgreSQL refuses to run as root); yields a function that creates a database and returns
-    its URL. Skips without the server binaries or psycopg2."""
+    """A throwaway PostgreSQL 15 cluster on 127.0.0.1 (initdb/pg_ctl, run as the `postgres` user
+    when we are root: PostgreSQL refuses to run as root); yields a function that creates a
+    database and returns its URL. Skips without the server binaries or psycopg2."""
     import shutil
     import subprocess
     import tempfile
@@ -352,7 +354,8 @@ def needs_small_batches(monkeypatch, largest: int, error=None) -> None:
     monkeypatch.setattr(textclf.run, "fit", fit)
 
 
-# simulated configurations, for the verdicts' calibration and power tests (tests/stats, tests/reporting)
+# simulated configurations, for the verdicts' calibration and power tests (tests/stats,
+# tests/reporting)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from bench.verdicts.simulate import configuration, pair  # noqa: E402, F401

@@ -146,8 +146,8 @@ def test_operations_are_not_mlflow_io():
 
 
 def test_data_and_model_take_the_config_section_they_use():
-    """data/ and model/ take DataConfig / ModelConfig (each says where its values were set, for error
-    messages), not the whole Config (main took it mostly to call cfg.where)."""
+    """data/ and model/ take DataConfig / ModelConfig (each says where its values were set, for
+    error messages), not the whole Config (main took it mostly to call cfg.where)."""
     for name, tree in modules().items():
         if part(name) not in ("data", "model"):
             continue
@@ -188,10 +188,10 @@ def test_no_import_cycles():
         for nxt in graph[node]:
             if state.get(nxt) == 1:
                 raise AssertionError(
-                    "import cycle: " + " -> ".join(path[path.index(nxt) :] + [nxt])
+                    "import cycle: " + " -> ".join([*path[path.index(nxt) :], nxt])
                 )
             if nxt not in state:
-                visit(nxt, path + [nxt])
+                visit(nxt, [*path, nxt])
         state[node] = 2
 
     for name in graph:

@@ -102,7 +102,8 @@ def refused_port() -> int:
     return free_port()  # nothing listens there
 
 
-# `textclf train` cases: name -> (overrides or ["--config", file] or ["--tracking-uri", uri], expected text)
+# `textclf train` cases: name -> (overrides or ["--config", file] or ["--tracking-uri", uri],
+# expected text)
 TRAIN = {
     "empty file": (lambda p: [f"data.name={data_dir(p, '')}"], "train.csv: the file is empty"),
     "whitespace text": (
@@ -123,7 +124,8 @@ TRAIN = {
     ),
     "wrong columns": (
         lambda p: [
-            f"data.name={data_dir(p, GOOD_TRAIN.rename(columns={'text': 'review'}).to_csv(index=False))}"
+            "data.name="
+            + str(data_dir(p, GOOD_TRAIN.rename(columns={"text": "review"}).to_csv(index=False)))
         ],
         "column 'text' not found",
     ),
@@ -249,7 +251,8 @@ TRAIN = {
 SPACE = {"train.learning_rate": {"loguniform": [1e-4, 1e-2]}}
 RANDOM = {"sampler": "random", "n_trials": 2}
 
-# `textclf sweep` cases: name -> (spec tree (base.yaml is written beside it) or a callable, extra args, text)
+# `textclf sweep` cases: name -> (spec tree (base.yaml is written beside it) or a callable, extra
+# args, text)
 SWEEP = {
     "int step 0": (
         {"study": RANDOM, "space": {"train.epochs": {"int": [1, 3, 0]}}},

@@ -63,7 +63,7 @@ def test_the_device_wheelhouse_is_the_closure_of_needs_minus_what_the_machine_ha
     )  # torch, pandas: not carried
     assert "torch" not in carried and "pandas" not in carried
     (tmp_path / f"mlflow_skinny-{carried['mlflow-skinny']}-py3-none-any.whl").write_bytes(b"")
-    with pytest.raises(SystemExit, match="no wheel for .*sqlalchemy=="):
+    with pytest.raises(SystemExit, match=r"no wheel for .*sqlalchemy=="):
         imports.check_wheels(tmp_path)
 
 

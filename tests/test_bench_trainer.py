@@ -18,8 +18,8 @@ def test_the_trainer_side_scores_test_rows_against_their_own_labels(
 
     overrides = [o for o in tiny_overrides if not o.startswith("train.epochs")]
     result = run_trainer(
-        overrides + ["train.epochs=8", "train.precision=fp32"], bf16=False, grouped=grouped
+        [*overrides, "train.epochs=8", "train.precision=fp32"], bf16=False, grouped=grouped
     )
-    # the tiny model learns this data (textclf reaches > 0.9 on it); rows scored against other rows' labels
-    # land near 0.5
+    # the tiny model learns this data (textclf reaches > 0.9 on it); rows scored against other rows'
+    # labels land near 0.5
     assert result["test_accuracy"] >= 0.85, result

@@ -81,7 +81,10 @@ def table(frame, path: Path) -> None:
         frame.to_json(path, orient="records")
     elif name.endswith(".label"):
         path.write_text(
-            "".join(f"{'NUM' if y else 'DESC'}:x {t}\n" for t, y in zip(frame.text, frame.label))
+            "".join(
+                f"{'NUM' if y else 'DESC'}:x {t}\n"
+                for t, y in zip(frame.text, frame.label, strict=False)
+            )
         )
     else:
         raise ValueError(name)
@@ -195,7 +198,7 @@ def test_a_damaged_token_cache_is_rebuilt_not_trusted(damage, tmp_path, tiny_mod
     assert again.misses == len(
         set(texts)
     )  # nothing read from the damaged file: every text tokenized
-    assert all(np.array_equal(a, b) for a, b in zip(first.ids, again.ids))
+    assert all(np.array_equal(a, b) for a, b in zip(first.ids, again.ids, strict=False))
     if damage != "a directory":  # rebuilt in place
         assert tokens.tokenize(texts, tokenizer, 32, 64, directory=tmp_path).misses == 0
 
@@ -231,7 +234,7 @@ def test_a_damaged_metric_journal_is_moved_aside_never_replayed(
         path.write_text(path.read_text() + '["loss", "not a number", "x", null]\n[1, 2]\n')
     else:
         DAMAGES[damage](path)
-    code, out, err = cli("sync", "--tracking-uri", uri, "--journal-dir", journals)
+    code, _out, err = cli("sync", "--tracking-uri", uri, "--journal-dir", journals)
     assert code == 0, err[-2000:]
     assert not path.exists() or damage == "bad entries", "moved aside"
     if damage != "bad entries":

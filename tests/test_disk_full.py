@@ -55,7 +55,8 @@ def fill(disk: Path, leave: int) -> Path:
 
 
 def overrides_for(tiny_overrides, tmp_path, *extra: str) -> list[str]:
-    return tiny_overrides + [
+    return [
+        *tiny_overrides,
         "train.epochs=3",
         "train.patience=0",
         "tracking.log_model=false",
@@ -71,11 +72,11 @@ def test_a_full_disk_during_a_checkpoint_fails_the_run_and_resume_equals_the_uni
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     base = overrides_for(tiny_overrides, tmp_path, "train.checkpoint=true")
     straight = train_run(
-        load_config(None, base + [f"train.checkpoint_dir={tmp_path / 'ckpt'}"]), uri
+        load_config(None, [*base, f"train.checkpoint_dir={tmp_path / 'ckpt'}"]), uri
     )
     size = sum(p.stat().st_size for p in (tmp_path / "ckpt" / straight.run_id).iterdir())
     # epoch 1's checkpoint fits; epoch 2's does not (the previous one is deleted only after it)
-    cfg = load_config(None, base + [f"train.checkpoint_dir={small_disk}"])
+    cfg = load_config(None, [*base, f"train.checkpoint_dir={small_disk}"])
     filler = fill(small_disk, leave=int(1.5 * size))
     with pytest.raises(OSError) as failed:
         train_run(cfg, uri)

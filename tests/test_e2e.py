@@ -40,7 +40,8 @@ def test_imdb_minilm_one_epoch_is_well_above_chance(cli, assets, tracking_uri, m
     [run] = mlflow.search_runs(experiment_names=["e2e-imdb"], output_format="list")
     check_contract(run, mlflow.MlflowClient(), epochs=2)
     print(
-        f"MEASURED e2e IMDB 500 rows, 2 epochs: test accuracy {run.data.metrics['test_accuracy']:.3f}"
+        "MEASURED e2e IMDB 500 rows, 2 epochs: test accuracy "
+        f"{run.data.metrics['test_accuracy']:.3f}"
     )
     assert (
         run.data.metrics["data.train_rows"] == 500

@@ -34,8 +34,8 @@ def faulty_epoch(*args, **kwargs):
         raise RuntimeError("injected failure")
     if fault == "oom":
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-    if fault == "hang" or (fault == "hang-epoch-3" and "epoch 3/" in args[-1]):  # the test signals meanwhile
-        time.sleep(600)
+    if fault == "hang" or (fault == "hang-epoch-3" and "epoch 3/" in args[-1]):
+        time.sleep(600)  # the test signals meanwhile
     return real_epoch(*args, **kwargs)
 
 class NanLoss:
@@ -53,7 +53,8 @@ sys.argv = ["textclf", *sys.argv[1:]]
 main()
 """
 
-# fault -> (how the test delivers it, exit code, MLflow status of the (child) run, Optuna trial state)
+# fault -> (how the test delivers it, exit code, MLflow status of the (child) run, Optuna trial
+# state)
 FAULTS = {
     "normal": (None, 0, "FINISHED", "COMPLETE"),
     "exception": (None, 1, "FAILED", "FAIL"),
@@ -158,8 +159,9 @@ def test_each_exit_path_of_train_and_of_a_sweep_trial(fault, tmp_path, tiny_over
     parent = only_run(uri, "fault-sweep", parent=True)
     assert parent.info.status == ("KILLED" if sig else "FINISHED")
     print(
-        f"MEASURED fault {fault}: train exit {train_code}, run {run.info.status}; sweep exit {returncode}, "
-        f"trial {trial.state.name}, child {child.info.status}, parent {parent.info.status}"
+        f"MEASURED fault {fault}: train exit {train_code}, run {run.info.status}; "
+        f"sweep exit {returncode}, trial {trial.state.name}, child {child.info.status}, "
+        f"parent {parent.info.status}"
     )
     if fault == "oom":  # retried once with half the batch, as one child run
         assert child.data.tags.get("textclf.oom_retry", "").startswith("batch 16 x 1 -> 8 x 2")
@@ -198,7 +200,8 @@ def test_kill_9_leaves_running_until_the_heartbeat_watchdog_ends_it_failed(
     assert run.info.status == "FAILED" and "no heartbeat" in run.data.tags["textclf.error"]
     assert noticed < 4 * 1 + 3  # stale after 4 heartbeats of 1 s; polled every 0.5 s
     print(
-        f"MEASURED train kill -9: RUNNING until reaped FAILED {noticed:.1f} s after the kill (heartbeat 1 s)"
+        f"MEASURED train kill -9: RUNNING until reaped FAILED {noticed:.1f} s after the kill "
+        "(heartbeat 1 s)"
     )
 
 

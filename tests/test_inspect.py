@@ -142,5 +142,5 @@ def test_notebook_trec_parse_refuses_data_without_fine_labels(tiny_data):
     from textclf.data.splits import load_source
     from textclf.errors import InputError
 
-    with pytest.raises(InputError, match="data.trec_parse: notebook needs TREC rows"):
+    with pytest.raises(InputError, match=r"data\.trec_parse: notebook needs TREC rows"):
         load_source(load_config(None, [f"data.name={tiny_data}", "data.trec_parse=notebook"]).data)

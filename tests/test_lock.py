@@ -50,7 +50,8 @@ def test_the_lock_pins_every_line_exactly_and_once():
 
 
 def test_the_lock_pins_torch_without_a_build_label():
-    """2.13.0, not 2.13.0+cpu: the CPU wheel here and a CUDA build of the same release both satisfy it."""
+    """2.13.0, not 2.13.0+cpu: the CPU wheel here and a CUDA build of the same release both
+    satisfy it."""
     assert re.fullmatch(r"\d+\.\d+\.\d+", locked()["torch"])
 
 

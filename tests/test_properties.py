@@ -64,7 +64,8 @@ VALUES = st.one_of(
     st.lists(SCALARS, max_size=4),
     st.dictionaries(st.text(max_size=8), SCALARS, max_size=3),
 )
-# plausible values for real keys, so that a good share of the examples validate and go on to the data
+# plausible values for real keys, so that a good share of the examples validate and go on to the
+# data
 PLAUSIBLE = st.one_of(
     st.integers(-2, 70).map(str),
     st.sampled_from(

@@ -149,7 +149,8 @@ def test_train_logs_the_whole_contract(cli, tiny_overrides, tracking_uri, tmp_pa
     confusion = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/confusion_matrix.json")
     assert confusion["labels"] == ["neg", "pos"] and np.sum(confusion["matrix"]) == 80
     assert f"run {run.info.run_id} FINISHED" in out
-    # each score printed with its 95% interval over the evaluation rows, losses and the loss ratio included
+    # each score printed with its 95% interval over the evaluation rows, losses and the loss ratio
+    # included
     for key in (
         "best_val_accuracy",
         "test_accuracy",
@@ -388,14 +389,15 @@ def test_dataset_inputs_carry_textclf_fingerprints_as_digests(
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    overrides = tiny_overrides + [
+    overrides = [
+        *tiny_overrides,
         "train.epochs=1",
         "tracking.log_model=false",
         "tracking.log_figures=false",
     ]
     first, again, other = (
         run_mod.train_run(load_config(None, o), uri).run_id
-        for o in (overrides, overrides, overrides + ["data.seed=7"])
+        for o in (overrides, overrides, [*overrides, "data.seed=7"])
     )
     mlflow.set_tracking_uri(uri)
     digests = {
@@ -419,7 +421,8 @@ def test_a_run_logs_decoded_training_samples_to_check_its_tokenization(
     at data.max_length), each with its label, as HF users check their tokenization."""
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    overrides = tiny_overrides + [
+    overrides = [
+        *tiny_overrides,
         "train.epochs=1",
         "tracking.log_model=false",
         "tracking.log_figures=false",

@@ -59,7 +59,8 @@ def three_runs(tmp_path_factory, tiny_model):
             made[name] = train_run(
                 load_config(None, base + extra + [f"tracking.run_name={name}"]), uri
             ).run_id
-    finally:  # MLflow exports the store as MLFLOW_TRACKING_URI: later tests' commands would log into it
+    # MLflow exports the store as MLFLOW_TRACKING_URI: later tests' commands would log into it
+    finally:
         os.environ.clear()
         os.environ.update(saved)
     return {"uri": uri, "base": base, **made}
@@ -204,7 +205,7 @@ def test_a_side_that_is_not_one_configuration_over_seeds_is_refused(
 
 
 def test_compare_on_test_rows_says_they_are_for_reporting(cli, three_runs):
-    code, text, err = cli(
+    code, text, _err = cli(
         "compare",
         three_runs["low"],
         three_runs["high"],

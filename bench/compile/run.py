@@ -1,18 +1,20 @@
 """bench/compile: `torch.compile` against eager for the classifier textclf trains, one training step
-(forward, backward, clipping, AdamW) per padded batch width, and what that means for a length-grouped epoch.
+(forward, backward, clipping, AdamW) per padded batch width, and what that means for a
+length-grouped epoch.
 
-    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.compile.run [--max-length 128] [--batch-size 16] \
-        [--multiple 64] [--steps 3] [--reviews 2000] [--precision auto|fp32|bf16]
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.compile.run \
+        [--max-length 128] [--batch-size 16] [--multiple 64] [--steps 3] [--reviews 2000] \
+        [--precision auto|fp32|bf16]
 
-On the device textclf would pick (a GPU when there is one; `-o train.device=cpu` forces the CPU), at textclf's
-precision there (`--precision auto`: bf16 autocast on a GPU with bf16, fp32 on CPU).
+On the device textclf would pick (a GPU when there is one; `-o train.device=cpu` forces the CPU), at
+textclf's precision there (`--precision auto`: bf16 autocast on a GPU with bf16, fp32 on CPU).
 
-Widths are multiples of `--multiple` up to the max length (the padding that bounds recompiles); every batch
-carries an attention mask (rows of random lengths within the width's last `--multiple` tokens), as padded
-batches do. Per width: eager step time, compiled step time and compile time (the first compiled step minus a
-compiled step), each the median of `--steps` timed steps after one warm-up. The epoch estimate weights the
-widths by the batches a length-grouped epoch over `--reviews` pooled IMDB training reviews would have. Prints
-one JSON object.
+Widths are multiples of `--multiple` up to the max length (the padding that bounds recompiles);
+every batch carries an attention mask (rows of random lengths within the width's last `--multiple`
+tokens), as padded batches do. Per width: eager step time, compiled step time and compile time (the
+first compiled step minus a compiled step), each the median of `--steps` timed steps after one
+warm-up. The epoch estimate weights the widths by the batches a length-grouped epoch over
+`--reviews` pooled IMDB training reviews would have. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def time_widths(
 
 
 def grouped_widths(cfg, tokenizer, args) -> dict[int, int]:
-    """Batches per padded width in one length-grouped epoch over the first `--reviews` training reviews."""
+    """Batches per padded width in one length-grouped epoch over the first `--reviews` training
+    reviews."""
     texts = list(load_splits(cfg.data).train.text[: args.reviews])
     lengths = sorted(
         len(ids)
@@ -107,7 +110,8 @@ def main() -> None:
     cfg = load_config(None, imdb(args, f"train.precision={args.precision}"))
     device = pick_device(cfg.train.device)
     dtype = autocast_dtype(args.precision, device)
-    # dynamo keeps 8 graphs per function by default; one per width must fit, or it falls back to eager
+    # dynamo keeps 8 graphs per function by default; one per width must fit, or it falls back to
+    # eager
     torch._dynamo.config.recompile_limit = max(64, torch._dynamo.config.recompile_limit)
     backbone = load_backbone(cfg.model, cfg.data)
     model = build_classifier(backbone, ("neg", "pos"), cfg.model).train()

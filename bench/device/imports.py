@@ -1,17 +1,19 @@
-"""What the GPU machine lacks, decided once and checked by running: the wheelhouse bench/device/prepare.sh
-carries is the dependency closure of needs.txt (as resolved in this venv, pinned to the project's lock,
-deps/constraints.txt, which this venv was installed from) minus the
-machine's own packages (device_has.txt) minus what needs.txt marks optional (`-name`). Running a benchmark
-through this module refuses every top-level import owned by a distribution outside device_has + wheelhouse,
-exactly as that machine would: libraries that import something optionally (transformers: PIL; mlflow:
-scipy, IPython) take their fallback, and a real gap fails here, in CI, instead of on the GPU machine.
+"""What the GPU machine lacks, decided once and checked by running: the wheelhouse
+bench/device/prepare.sh carries is the dependency closure of needs.txt (as resolved in this venv,
+pinned to the project's lock, deps/constraints.txt, which this venv was installed from) minus the
+machine's own packages (device_has.txt) minus what needs.txt marks optional (`-name`). Running a
+benchmark through this module refuses every top-level import owned by a distribution outside
+device_has + wheelhouse, exactly as that machine would: libraries that import something optionally
+(transformers: PIL; mlflow: scipy, IPython) take their fallback, and a real gap fails here, in CI,
+instead of on the GPU machine.
 
-    python -m bench.device.imports wheels                          the carried `name==version` lines
-    python -m bench.device.imports check-wheels DIR                every carried one has its wheel in DIR
-    python -m bench.device.imports run IMPORTS_FILE MODULE [ARGS]  run MODULE as `python -m` would, restricted;
-                                                                   appends the distributions it imported;
-                                                                   exits 4 if it imported a carried package's
-                                                                   file that no wheel in .device/part1 has
+    python -m bench.device.imports wheels
+        the carried `name==version` lines
+    python -m bench.device.imports check-wheels DIR
+        every carried one has its wheel in DIR
+    python -m bench.device.imports run IMPORTS_FILE MODULE [ARGS]
+        run MODULE as `python -m` would, restricted; appends the distributions it imported; exits
+        4 if it imported a carried package's file that no wheel in .device/part1 has
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def listed(path: Path) -> list[str]:
 
 
 def closure(names: list[str]) -> set[str]:
-    """The names and everything they require (no extras, this platform's markers), from installed metadata."""
+    """The names and everything they require (no extras, this platform's markers), from installed
+    metadata."""
     seen, todo = set(), list(names)
     while todo:
         name = normalise(todo.pop())
@@ -87,10 +90,11 @@ def carried() -> dict[str, str]:
 
 
 def refuse_absent(allowed: set[str]) -> list[str]:
-    """Make every top-level module none of whose owning distributions is allowed unimportable, the way
-    Python spells "not installed" to everyone: `import x` raises ModuleNotFoundError ("import of x halted;
-    None in sys.modules") and importlib.util.find_spec returns None (torch probes modules that way). A
-    namespace package (google, opentelemetry) stays when any part is allowed: wheels carry whole closures."""
+    """Make every top-level module none of whose owning distributions is allowed unimportable,
+    the way Python spells "not installed" to everyone: `import x` raises ModuleNotFoundError
+    ("import of x halted; None in sys.modules") and importlib.util.find_spec returns None (torch
+    probes modules that way). A namespace package (google, opentelemetry) stays when any part is
+    allowed: wheels carry whole closures."""
     refused = sorted(
         top
         for top, owners in packages_distributions().items()
@@ -112,8 +116,9 @@ def imported() -> set[str]:
 
 
 def outside_wheels(wheels: Path) -> list[str]:
-    """Imported module files of carried packages that no carried wheel contains: a distribution here may
-    hold more than the one carried (mlflow here, mlflow-skinny there), so those imports would fail there."""
+    """Imported module files of carried packages that no carried wheel contains: a distribution
+    here may hold more than the one carried (mlflow here, mlflow-skinny there), so those imports
+    would fail there."""
 
     def untagged(
         path: str,
@@ -141,11 +146,13 @@ def run(out: str, module: str, args: list[str], wheels: Path) -> None:
     )  # textclf: from src/
 
     def record() -> None:
-        Path(out).open("a").writelines(f"{name}\n" for name in sorted(imported()))
+        with Path(out).open("a") as found:
+            found.writelines(f"{name}\n" for name in sorted(imported()))
         missing = outside_wheels(wheels)
         if missing:
             print(
-                f"imported from files no carried wheel has ({len(missing)}): {', '.join(missing[:10])}",
+                f"imported from files no carried wheel has ({len(missing)}): "
+                f"{', '.join(missing[:10])}",
                 file=sys.stderr,
                 flush=True,
             )

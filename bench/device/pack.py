@@ -1,16 +1,18 @@
-"""Build what bench/device/run.sh needs on the GPU machine, in ONE carried folder of at most 64 MiB (what
-one call carries), so the whole device benchmark is one call:
+"""Build what bench/device/run.sh needs on the GPU machine, in ONE carried folder of at most 64 MiB
+(what one call carries), so the whole device benchmark is one call:
 
-    .device/run/wheels/   cp312 manylinux wheels of what that machine lacks (imports.py decides which): 22 MiB
-    .device/run/model/    the MiniLM checkpoint, its weights xz-compressed (44 -> 39 MiB; already fp16 on
-                          disk), its tokenizer also the tokenizer of bench/sizes' random-init BERT shapes
-    .device/run/imdb/     a part of IMDB (ROWS), text and labels, xz-compressed JSON lines (~2 MiB): what fits
-                          beside the weights; run.sh rebuilds the parquet files
+    .device/run/wheels/   cp312 manylinux wheels of what that machine lacks (imports.py decides
+                          which): 22 MiB
+    .device/run/model/    the MiniLM checkpoint, its weights xz-compressed (44 -> 39 MiB; already
+                          fp16 on disk), its tokenizer also the tokenizer of bench/sizes'
+                          random-init BERT shapes
+    .device/run/imdb/     a part of IMDB (ROWS), text and labels, xz-compressed JSON lines (~2 MiB):
+                          what fits beside the weights; run.sh rebuilds the parquet files
 
     python -m bench.device.pack [--dry-run]      (bench/device/prepare.sh calls this)
 
---dry-run packs the same files (CI then checks the real size against the limit, and that the wheels cover
-every import, run.sh --dry-run). Prints the carry list and the size; exits 1 over 64 MiB.
+--dry-run packs the same files (CI then checks the real size against the limit, and that the wheels
+cover every import, run.sh --dry-run). Prints the carry list and the size; exits 1 over 64 MiB.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ ROWS = {"train": 4000, "test": 1200}  # IMDB rows carried: about 1.9 MiB compres
 
 
 def pack_imdb(into: Path) -> None:
-    """text + label only, xz (all 50,000 reviews would be 17 MiB: they do not fit beside the weights)."""
+    """text + label only, xz (all 50,000 reviews would be 17 MiB: they do not fit beside the
+    weights)."""
     into.mkdir(parents=True)
     source = Path(resolve("imdb", "data").location)
     for split, rows in ROWS.items():

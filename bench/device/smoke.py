@@ -1,6 +1,7 @@
-"""The GPU machine's smoke checks before the benchmarks: one short full fine-tuning run (counting the
-host-device synchronisations torch reports, `torch.cuda.set_sync_debug_mode`), one LoRA run, each with its
-peak GPU memory, mfu and throughput. Prints one JSON object; exits 1 when a check fails.
+"""The GPU machine's smoke checks before the benchmarks: one short full fine-tuning run (counting
+the host-device synchronisations torch reports, `torch.cuda.set_sync_debug_mode`), one LoRA run,
+each with its peak GPU memory, mfu and throughput. Prints one JSON object; exits 1 when a check
+fails.
 
     TEXTCLF_ASSETS=... python -m bench.device.smoke [--rows 4000] [--max-length 128]
 """
@@ -35,7 +36,8 @@ KEYS = (
 def counted_run(
     overrides: list[str], store: str, count_syncs: bool
 ) -> tuple[dict[str, float], list]:
-    """A train_run's metrics and, on CUDA with count_syncs, the synchronisation warnings torch raised in it."""
+    """A train_run's metrics and, on CUDA with count_syncs, the synchronisation warnings torch
+    raised in it."""
     cfg = load_config(None, overrides)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -50,7 +52,8 @@ def counted_run(
 
 
 def one_run(overrides: list[str], store: str, count_syncs: bool) -> dict:
-    """A train_run; on CUDA with count_syncs, the synchronisations torch warns about, by source line."""
+    """A train_run; on CUDA with count_syncs, the synchronisations torch warns about, by source
+    line."""
     start = time.perf_counter()
     metrics, syncs = counted_run(overrides, store, count_syncs)
     where: dict[str, int] = {}

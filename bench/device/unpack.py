@@ -1,10 +1,12 @@
 """On the GPU machine (and in the dry-run): turn the carried folder into a $TEXTCLF_ASSETS mirror,
-.device-run/assets/{data/imdb/*.parquet, models/all-MiniLM-L6-v2}. Only pandas and pyarrow, which that
-machine has.
+.device-run/assets/{data/imdb/*.parquet, models/all-MiniLM-L6-v2}. Only pandas and pyarrow, which
+that machine has.
 
-    python -m bench.device.unpack wheels   .device/run/wheels -> .device-run/site (unzipped: no pip needed)
+    python -m bench.device.unpack wheels   .device/run/wheels -> .device-run/site
+                                           (unzipped: no pip needed)
     python -m bench.device.unpack data     .device/run/imdb   -> .device-run/assets/data/imdb
-    python -m bench.device.unpack model    .device/run/model  -> .device-run/assets/models (weights unxz'd)
+    python -m bench.device.unpack model    .device/run/model  -> .device-run/assets/models
+                                           (weights unxz'd)
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ CARRIED = ROOT / ".device" / "run"
 
 
 def unpack_wheels() -> None:
-    """A wheel is a zip of its site-packages files: extracting it is installing it (carried wheels have no
-    scripts or compiled-at-install parts that the benchmarks use)."""
+    """A wheel is a zip of its site-packages files: extracting it is installing it (carried
+    wheels have no scripts or compiled-at-install parts that the benchmarks use)."""
     site = ROOT / ".device-run" / "site"
     wheels = sorted((CARRIED / "wheels").glob("*.whl"))
     for wheel in wheels:

@@ -1,15 +1,15 @@
 """bench/group_by_length: the same run with random training batches and with length-grouped batches
-(train.group_by_length), everything else equal, for one or more training seeds; padding, step time and
-accuracy side by side, with each side's mean and spread over the seeds.
+(train.group_by_length), everything else equal, for one or more training seeds; padding, step time
+and accuracy side by side, with each side's mean and spread over the seeds.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.group_by_length.run \
-        [--model all-MiniLM-L6-v2] [--train-fraction 0.008] [--max-length 512] [--epochs 1] [--batch-size 16] \
-        [--seeds 42,43,44] [-o data.split=pool -o data.train_fraction=4000 ...]
+        [--model all-MiniLM-L6-v2] [--train-fraction 0.008] [--max-length 512] [--epochs 1] \
+        [--batch-size 16] [--seeds 42,43,44] [-o data.split=pool -o data.train_fraction=4000 ...]
 
 IMDB reviews average ~300 tokens with a long tail, so at max length 512 a random batch of 16 nearly
-always holds one long review and pads the rest to it; grouped batches pad little. Every run shares one
-warm token cache and the same split (data.seed is not the training seed, so validation and test rows are
-the same for every seed); per seed the order is random, grouped. Prints one JSON object.
+always holds one long review and pads the rest to it; grouped batches pad little. Every run shares
+one warm token cache and the same split (data.seed is not the training seed, so validation and test
+rows are the same for every seed); per seed the order is random, grouped. Prints one JSON object.
 """
 
 import statistics
@@ -61,7 +61,7 @@ def main() -> None:
     for seed in seeds:
         for grouped in (False, True):
             cfg = load_config(
-                None, base + [f"train.group_by_length={str(grouped).lower()}", f"train.seed={seed}"]
+                None, [*base, f"train.group_by_length={str(grouped).lower()}", f"train.seed={seed}"]
             )
             result = train_run(cfg, f"sqlite:///{work / 'mlflow.db'}")
             row = {"seed": seed, **{k: result.metrics.get(k) for k in KEYS}}

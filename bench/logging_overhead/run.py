@@ -1,13 +1,14 @@
-"""bench/logging_overhead: how much of a run's time MLflow logging takes, against an embedded SQLite store
-and against a real `mlflow server` on 127.0.0.1.
+"""bench/logging_overhead: how much of a run's time MLflow logging takes, against an embedded SQLite
+store and against a real `mlflow server` on 127.0.0.1.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.logging_overhead.run \
         [--model all-MiniLM-L6-v2] [--train-fraction 0.01] [--max-length 128] [--epochs 2]
 
-Each textclf call into MLflow during the run is timed in place (the tracking functions and ActiveRun methods
-are wrapped, not changed). Reported: the per-epoch logging while training (ActiveRun.log_epoch, through the
-spool) as a fraction of the training step time, which the issue bounds at 1%; and the once-per-run setup
-and results logging (params, dataset inputs, plots, model) in seconds. Prints one JSON object.
+Each textclf call into MLflow during the run is timed in place (the tracking functions and ActiveRun
+methods are wrapped, not changed). Reported: the per-epoch logging while training
+(ActiveRun.log_epoch, through the spool) as a fraction of the training step time, which the issue
+bounds at 1%; and the once-per-run setup and results logging (params, dataset inputs, plots, model)
+in seconds. Prints one JSON object.
 """
 
 import collections
@@ -73,7 +74,7 @@ def main() -> None:
     overrides = imdb(args, "train.patience=0", "tracking.experiment=logging-bench")
     out = {"hardware": machine(), "settings": vars(args)}
     timed_run(
-        overrides + ["tracking.log_model=false", "train.epochs=1"],
+        [*overrides, "tracking.log_model=false", "train.epochs=1"],
         f"sqlite:///{work / 'warmup.db'}",
     )  # warm
     out["sqlite"] = timed_run(overrides, f"sqlite:///{work / 'mlflow.db'}")

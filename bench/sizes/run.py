@@ -1,30 +1,37 @@
-"""bench/sizes: training throughput at the sizes users fine-tune, without pretrained weights. BERT-base
-(110M) and BERT-large (335M) shaped encoders are built with `model.init: random` from the MiniLM checkpoint's
-config (only its tokenizer is read: BERT's uncased vocabulary), trained on IMDB through textclf's defaults,
-through each lever, and through transformers.Trainer's defaults at the same batch size and precision.
+"""bench/sizes: training throughput at the sizes users fine-tune, without pretrained weights.
+BERT-base (110M) and BERT-large (335M) shaped encoders are built with `model.init: random` from the
+MiniLM checkpoint's config (only its tokenizer is read: BERT's uncased vocabulary), trained on IMDB
+through textclf's defaults, through each lever, and through transformers.Trainer's defaults at the
+same batch size and precision.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.sizes.run [--sizes base,large] \
-        [--lengths 256,512] [--batch-size 32] [--steps 40] [--levers default,compile,random_batches,batch_x2,no_4d_masks,unfused_adamw] \
+        [--lengths 256,512] [--batch-size 32] [--steps 40] \
+        [--levers default,compile,random_batches,batch_x2,no_4d_masks,unfused_adamw] \
         [--compile-sizes base] [--lever-sizes all] [--precision auto|bf16|fp32] [--no-trainer]
 
-Per cell (size x length x lever): samples/s and real tokens/s of the training steps (first steps, compile
-included; `steady_*` without the compile time), mfu against the dense peak of the card it finds
-(training/flops.py: 989 TFLOP/s bf16 on an H100 SXM), peak GPU memory, padding fraction and, on CUDA, the
-host-device synchronisations per optimizer step torch reports (torch.cuda.set_sync_debug_mode). Trainer
-runs with its defaults (random batches, dynamic padding, AdamW fused on CUDA) and no evaluation; textclf's
-figures are its training steps only (its per-epoch validation is outside them). Prints one JSON object, also
-when SIGTERM (timeout) or Ctrl-C stops it: the cells measured until then, and `stopped` says so.
+Per cell (size x length x lever): samples/s and real tokens/s of the training steps (first steps,
+compile included; `steady_*` without the compile time), mfu against the dense peak of the card it
+finds (training/flops.py: 989 TFLOP/s bf16 on an H100 SXM), peak GPU memory, padding fraction and,
+on CUDA, the host-device synchronisations per optimizer step torch reports
+(torch.cuda.set_sync_debug_mode). Trainer runs with its defaults (random batches, dynamic padding,
+AdamW fused on CUDA) and no evaluation; textclf's figures are its training steps only (its per-epoch
+validation is outside them). Prints one JSON object, also when SIGTERM (timeout) or Ctrl-C stops it:
+the cells measured until then, and `stopped` says so.
 
 Levers (each a set of textclf overrides, measured in the same process):
-    default          textclf's defaults: length-grouped batches, ready-made 4D masks (sdpa), fused AdamW
-    compile          train.compile=true: the whole model compiled, batch widths bucketed (compiled.py)
-    random_batches   train.group_by_length=false: random batches padded to their longest row (Trainer's way)
+    default          textclf's defaults: length-grouped batches, ready-made 4D masks (sdpa), fused
+                     AdamW
+    compile          train.compile=true: the whole model compiled, batch widths bucketed
+                     (compiled.py)
+    random_batches   train.group_by_length=false: random batches padded to their longest row
+                     (Trainer's way)
     batch_x2         twice the batch size (the token budget per step doubled)
     no_4d_masks      padded batches reach the model with the 2D mask (transformers' path: its
-                     padding_mask.all() check syncs once per forward), as before the ready-made masks
+                     padding_mask.all() check syncs once per forward), as before the ready-made
+                     masks
     unfused_adamw    torch's default (foreach) AdamW instead of the fused kernel
-The last two are not config keys (textclf has no switch for them): the benchmark replaces that one piece of
-textclf in its own process (`patched`).
+The last two are not config keys (textclf has no switch for them): the benchmark replaces that one
+piece of textclf in its own process (`patched`).
 """
 
 from __future__ import annotations
@@ -212,8 +219,8 @@ def run_trainer(config: list[str], bf16: bool) -> dict:
 
 
 def cells(args) -> list[tuple[str, int, str]]:
-    """Every size x length x lever, less compile where --compile-sizes leaves it out and any lever but
-    default where --lever-sizes does."""
+    """Every size x length x lever, less compile where --compile-sizes leaves it out and any
+    lever but default where --lever-sizes does."""
 
     def runs(size: str, lever: str) -> bool:
         if lever == "compile":
@@ -255,12 +262,14 @@ def main() -> None:
     ) - set(SHAPES)
     if unknown:
         p.error(
-            f"unknown levers or sizes: {sorted(unknown)}; levers {list(LEVERS)}, sizes {list(SHAPES)}"
+            f"unknown levers or sizes: {sorted(unknown)}; levers {list(LEVERS)}, "
+            f"sizes {list(SHAPES)}"
         )
     device = pick_device("auto")
     dtype = autocast_dtype(a.precision, device)
     results: list[dict] = []
-    interrupts.install()  # timeout's SIGTERM ends the loop as an interrupt: the cells measured are kept
+    # timeout's SIGTERM ends the loop as an interrupt: the cells measured are kept
+    interrupts.install()
     stopped = ""
     try:
         measure(a, device, dtype, results)

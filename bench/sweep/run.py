@@ -1,17 +1,19 @@
-"""bench/sweep: the first notebook's six (max length, learning rate) configurations as a grid study, then a
-pruned TPE study over the same space, through `textclf sweep`'s own code (run_sweep), one worker.
+"""bench/sweep: the first notebook's six (max length, learning rate) configurations as a grid study,
+then a pruned TPE study over the same space, through `textclf sweep`'s own code (run_sweep), one
+worker.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.sweep.run \
         [--model all-MiniLM-L6-v2] [--train-fraction 0.25] [--epochs 3] [--lengths 128,256,512] \
         [--lrs 5e-5,2e-5] [--tpe-trials 12]
 
 Grid: total wall time, and the busy fraction: GPU utilisation sampled every 0.5 s through NVML when
-available (torch.cuda.utilization), else the share of the wall time spent in training steps (from each
-trial's logged train_step_time_s; a lower bound on device-busy time). TPE + median pruner over the same
-lengths and a log-uniform learning rate between the grid's two: the device-seconds (sum of trial wall
-times, pruned ones included, in the order they ran) until a trial's objective reaches the grid's best,
-as a fraction of the grid's device-seconds (goal <= 50%). The defaults are the issue's GPU setting; a
-CPU smoke run needs e.g. --train-fraction 0.004 --epochs 1 --lengths 32,64,128. Prints one JSON object.
+available (torch.cuda.utilization), else the share of the wall time spent in training steps (from
+each trial's logged train_step_time_s; a lower bound on device-busy time). TPE + median pruner over
+the same lengths and a log-uniform learning rate between the grid's two: the device-seconds (sum of
+trial wall times, pruned ones included, in the order they ran) until a trial's objective reaches the
+grid's best, as a fraction of the grid's device-seconds (goal <= 50%). The defaults are the issue's
+GPU setting; a CPU smoke run needs e.g. --train-fraction 0.004 --epochs 1 --lengths 32,64,128.
+Prints one JSON object.
 """
 
 import threading

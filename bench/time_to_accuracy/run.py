@@ -2,13 +2,14 @@
 accuracy, per model.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.time_to_accuracy.run \
-        --model all-MiniLM-L6-v2 [--model assets-extra/models/all-mpnet-base-v2] [--max-length 256] ...
+        --model all-MiniLM-L6-v2 [--model assets-extra/models/all-mpnet-base-v2] \
+        [--max-length 256] ...
 
-The tokens are put in the cache first (untimed: `bench/tokenize` measures that); the timed part is one
-`textclf train` run (train_run): model load, fit, test evaluation on all 25,000 test reviews and MLflow
-logging, with the model artifact off. Goals (issue 6, on one H100): MiniLM-L6 >= 0.90 test accuracy in
-<= 60 s; MPNet-base >= 0.93 in <= 3 min. `--train-rows/--test-rows` cut the data for a CPU smoke run.
-The base model comes from ../shared/tools/get-mpnet-base.sh. Prints one JSON object.
+The tokens are put in the cache first (untimed: `bench/tokenize` measures that); the timed part is
+one `textclf train` run (train_run): model load, fit, test evaluation on all 25,000 test reviews and
+MLflow logging, with the model artifact off. Goals (issue 6, on one H100): MiniLM-L6 >= 0.90 test
+accuracy in <= 60 s; MPNet-base >= 0.93 in <= 3 min. `--train-rows/--test-rows` cut the data for a
+CPU smoke run. The base model comes from ../shared/tools/get-mpnet-base.sh. Prints one JSON object.
 """
 
 import argparse
@@ -24,7 +25,8 @@ from textclf.data.features import make_loaders
 from textclf.model.build import load_backbone
 from textclf.run import cache_length, train_run
 
-# per model: what a run needs to reach its goal (learning rate, epochs, batch size); overridable with -o
+# per model: what a run needs to reach its goal (learning rate, epochs, batch size); overridable
+# with -o
 RECIPES = {
     "all-MiniLM-L6-v2": ["train.learning_rate=1e-4", "train.epochs=2", "train.batch_size=32"],
     "all-mpnet-base-v2": ["train.learning_rate=3e-5", "train.epochs=2", "train.batch_size=32"],

@@ -1,9 +1,10 @@
 """bench/tokenize: 50k IMDB reviews (train + test) through textclf's token cache, cold then warm.
 
-    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.tokenize.run [--model all-MiniLM-L6-v2] [--repeats 3]
+    TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.tokenize.run \
+        [--model all-MiniLM-L6-v2] [--repeats 3]
 
-Cold: an empty cache directory, so every review is tokenized (at the model's limit, 512) and written.
-Warm: the same call again, reading every id from the cache and slicing to max length 256.
+Cold: an empty cache directory, so every review is tokenized (at the model's limit, 512) and
+written. Warm: the same call again, reading every id from the cache and slicing to max length 256.
 Prints one JSON line with the timings and the machine it ran on.
 """
 

@@ -1,18 +1,21 @@
-"""bench/verdicts: the error rates and power of textclf's verdicts on simulated runs (bench/verdicts/simulate.py).
+"""bench/verdicts: the error rates and power of textclf's verdicts on simulated runs
+(bench/verdicts/simulate.py).
 
     .venv/bin/python -m bench.verdicts.run [--sims 2000] [--rows 300]
 
-No training: each configuration's runs are per-row correctness drawn from the model in simulate.py, so what is
-measured is the statistics, not the models. Prints one JSON line per row of the table in docs/methodology.md
-("How often the verdicts are wrong"), with the machine it ran on (the rates do not depend on it):
+No training: each configuration's runs are per-row correctness drawn from the model in simulate.py,
+so what is measured is the statistics, not the models. Prints one JSON line per row of the table in
+docs/methodology.md ("How often the verdicts are wrong"), with the machine it ran on (the rates do
+not depend on it):
 
-- configurations: identical configurations (and ones equal only on average over new rows) called different,
-  and a lead of about 4 points found, by textclf compare's configuration test (stats/seeds.py), by the seed-noise
-  rule before it (Welch over seeds and an independent-rows bound), and by a model-level McNemar test on one run
-  a side (what `textclf compare A B` answered for configurations before);
+- configurations: identical configurations (and ones equal only on average over new rows) called
+  different, and a lead of about 4 points found, by textclf compare's configuration test
+  (stats/seeds.py), by the seed-noise rule before it (Welch over seeds and an independent-rows
+  bound), and by a model-level McNemar test on one run a side (what `textclf compare A B` answered
+  for configurations before);
 - promotion: the best of K equal challengers promoted by the champion test, corrected for K and not;
-- one primary test: two exchangeable models called "better" on accuracy, F1 or loss (any of three, the rule
-  before) and on the primary metric with Holm-adjusted secondaries.
+- one primary test: two exchangeable models called "better" on accuracy, F1 or loss (any of three,
+  the rule before) and on the primary metric with Holm-adjusted secondaries.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def configurations(
 
 
 def _old_rule(a: np.ndarray, b: np.ndarray, rows: int) -> bool:
-    """Before: Welch's t over the per-seed scores and the lead beyond 1.96 x the independent-rows bound."""
+    """Before: Welch's t over the per-seed scores and the lead beyond 1.96 x the independent-rows
+    bound."""
     from scipy import stats
 
     means = a.mean(1), b.mean(1)

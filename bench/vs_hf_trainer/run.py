@@ -1,18 +1,18 @@
-"""bench/vs_hf_trainer: the same model, rows, max length, batch size, epochs and learning rate through
-textclf and through transformers.Trainer, measured in one process, reported side by side.
+"""bench/vs_hf_trainer: the same model, rows, max length, batch size, epochs and learning rate
+through textclf and through transformers.Trainer, measured in one process, reported side by side.
 
     TEXTCLF_ASSETS=../shared/assets .venv/bin/python -m bench.vs_hf_trainer.run \
-        [--model all-MiniLM-L6-v2] [--train-fraction 0.025] [--max-length 128] [--epochs 1] [--batch-size 16] \
-        [--precision auto|fp32|bf16] [--trainer default,grouped]
+        [--model all-MiniLM-L6-v2] [--train-fraction 0.025] [--max-length 128] [--epochs 1] \
+        [--batch-size 16] [--precision auto|fp32|bf16] [--trainer default,grouped]
 
-Both evaluate on the validation rows after every epoch and on the test rows at the end. textclf runs with its
-defaults; Trainer with its defaults (dynamic padding through DataCollatorWithPadding) and, as the fair
-comparison, with its own `group_by_length=True` (`--trainer` picks the variants). `--precision` applies to
-both sides: auto = bf16 on a GPU that has it, fp32 on CPU; fp32 = fp32 on both (textclf then uses TF32 for
-its matmuls on CUDA, Trainer keeps torch's default); bf16 = bf16 autocast on both. Throughput is training
-samples per second of the training loop (textclf: step time; Trainer: its train_runtime, which includes its
-per-epoch evaluation, so textclf's whole fit time is reported too).
-Prints one JSON object.
+Both evaluate on the validation rows after every epoch and on the test rows at the end. textclf runs
+with its defaults; Trainer with its defaults (dynamic padding through DataCollatorWithPadding) and,
+as the fair comparison, with its own `group_by_length=True` (`--trainer` picks the variants).
+`--precision` applies to both sides: auto = bf16 on a GPU that has it, fp32 on CPU; fp32 = fp32 on
+both (textclf then uses TF32 for its matmuls on CUDA, Trainer keeps torch's default); bf16 = bf16
+autocast on both. Throughput is training samples per second of the training loop (textclf: step
+time; Trainer: its train_runtime, which includes its per-epoch evaluation, so textclf's whole fit
+time is reported too). Prints one JSON object.
 """
 
 import contextlib
@@ -34,7 +34,7 @@ from textclf.training.device import autocast_dtype, pick_device
 
 
 def run_textclf(overrides: list[str], store: str) -> dict:
-    cfg = load_config(None, overrides + ["tracking.log_model=false", "train.progress=false"])
+    cfg = load_config(None, [*overrides, "tracking.log_model=false", "train.progress=false"])
     start = time.perf_counter()
     result = train_run(cfg, store)
     m = result.metrics
@@ -105,8 +105,8 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
         ):  # Trainer prints its log dicts: stdout is the JSON
             stats = trainer.train().metrics
             predictions = trainer.predict(test)
-    # label_ids, not test["label"]: with group_by_length, transformers 5 also length-groups (and shuffles) the
-    # rows it predicts, so predictions come back out of the dataset's order
+    # label_ids, not test["label"]: with group_by_length, transformers 5 also length-groups (and
+    # shuffles) the rows it predicts, so predictions come back out of the dataset's order
     accuracy = float((np.argmax(predictions.predictions, -1) == predictions.label_ids).mean())
     return {
         "wall_s": time.perf_counter() - start,
@@ -120,8 +120,8 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
 
 
 def warm_up(overrides: list[str], device: torch.device, dtype: torch.dtype | None) -> None:
-    """One forward/backward on the benchmark's device and precision: library and kernel start-up costs
-    (CUDA context, cuBLAS handles, autotuning) land on neither side."""
+    """One forward/backward on the benchmark's device and precision: library and kernel start-up
+    costs (CUDA context, cuBLAS handles, autotuning) land on neither side."""
     cfg = load_config(None, overrides)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         load_backbone(cfg.model, cfg.data).location,

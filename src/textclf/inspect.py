@@ -128,9 +128,12 @@ def label_leaks(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.D
     rows = {}
     for split, frame in frames.items():
         found = [set(pattern.findall(t)) for t in frame.text]
-        own = np.mean([names[y] in f for y, f in zip(frame.label, found)])
+        own = np.mean([names[y] in f for y, f in zip(frame.label, found, strict=False)])
         other = np.mean(
-            [len(f - {names[y]}) / max(len(names) - 1, 1) for y, f in zip(frame.label, found)]
+            [
+                len(f - {names[y]}) / max(len(names) - 1, 1)
+                for y, f in zip(frame.label, found, strict=False)
+            ]
         )
         rows[split] = {
             "own label name": own,

@@ -20,7 +20,8 @@ def problems_of(name, *overrides) -> list[str]:
     return e.value.problems
 
 
-# --- sources -------------------------------------------------------------------------------------------
+# --- sources
+# -------------------------------------------------------------------------------------------
 
 
 def test_parquet_directory_with_provided_split(tiny_data):
@@ -191,7 +192,8 @@ def test_mirror_names_resolve_through_textclf_assets(tmp_path, monkeypatch):
     assert len(splits_of("mini").test) == 20
 
 
-# --- split semantics -----------------------------------------------------------------------------------
+# --- split semantics
+# -----------------------------------------------------------------------------------
 
 
 def test_pool_mode_is_stratified_10_10_then_the_training_fraction(tmp_path):
@@ -231,7 +233,7 @@ def test_row_counts_and_test_subsample(tiny_data):
 
 def test_fingerprint_covers_rows_and_label_map():
     def named(*frames):
-        return dict(zip(("train", "val", "test"), frames))
+        return dict(zip(("train", "val", "test"), frames, strict=False))
 
     parts = (sentiment_frame(10), sentiment_frame(4, 1), sentiment_frame(4, 2))
     base = fingerprint(named(*parts), ("neg", "pos"))
@@ -246,7 +248,8 @@ def test_fingerprint_covers_rows_and_label_map():
     )  # rows moved between splits
 
 
-# --- validation: one line per problem, naming file and row ---------------------------------------------
+# --- validation: one line per problem, naming file and row
+# ---------------------------------------------
 
 
 def write_pair(path, train: pd.DataFrame, ext="csv"):
@@ -272,8 +275,8 @@ def test_bad_rows_are_all_reported_with_file_and_line(tmp_path):
         f"{train}: line 5: text is empty, whitespace or not a string (2 rows in all, first shown); "
         f"remove or fill these rows",
         f"{train}: line 9: label is missing; remove these rows or label them",
-        f"{train}: line 11: label is outside the label map (2 labels: neg, pos); fix the rows or set "
-        f"data.label_names",
+        f"{train}: line 11: label is outside the label map (2 labels: neg, pos); fix the rows "
+        f"or set data.label_names",
     ]
 
 
@@ -294,8 +297,8 @@ def test_missing_columns_are_named_with_the_fix(tmp_path):
     path = write_pair(tmp_path / "d", sentiment_frame(10).rename(columns={"label": "y"}))
     [problem] = problems_of(path)
     assert (
-        problem
-        == f"{path / 'train.csv'}: column 'label' not found (columns: text, y); set data.label_column"
+        problem == f"{path / 'train.csv'}: column 'label' not found (columns: text, y); "
+        "set data.label_column"
     )
 
 

@@ -27,7 +27,8 @@ SPEC = {
 
 def test_the_config_accepts_exactly_the_heads_the_table_builds():
     assert set(typing.get_args(HeadName)) == set(HEADS), (
-        "config/schema.py HeadName and model/heads.py HEADS name different heads: add the name to both"
+        "config/schema.py HeadName and model/heads.py HEADS name different heads: add the name to "
+        "both"
     )
 
 
@@ -52,8 +53,8 @@ def test_only_the_checkpoints_own_head_takes_peft_and_a_4d_mask():
 
 
 def test_a_heads_spec_holds_every_setting_the_table_reads():
-    """build.py builds no spec of its own: head_spec takes every setting SETTINGS names from model.*,
-    and each built head is built from it."""
+    """build.py builds no spec of its own: head_spec takes every setting SETTINGS names from
+    model.*, and each built head is built from it."""
     from textclf.config import load_config
     from textclf.model.heads import SETTINGS, head_spec
 

@@ -22,29 +22,27 @@ from textclf.model import build
 
 KERNELS_BY_DEFAULT = Version(transformers.__version__) >= Version("5.25")
 
-# A fresh interpreter, `kernels` made unimportable as on the GPU machine (bench/device/imports.py does the
-# same): with Hub kernels on, transformers >= 5.25 raises "Kernels are not available" in from_pretrained, which
-# is how the device dry run failed. With `kernels` importable, the loaded modules must not be kernelized either.
-# (Importing transformers.modeling_utils imports `kernels` whenever it is installed: that alone changes nothing.)
+# A fresh interpreter, `kernels` made unimportable as on the GPU machine (bench/device/imports.py
+# does the same): with Hub kernels on, transformers >= 5.25 raises "Kernels are not available" in
+# from_pretrained, which is how the device dry run failed. With `kernels` importable, the loaded
+# modules must not be kernelized either. (Importing transformers.modeling_utils imports `kernels`
+# whenever it is installed: that alone changes nothing.)
 LOAD = """
 import json, sys
 if sys.argv[3] == "refused":
     sys.modules["kernels"] = None
-from pathlib import Path
-import mlflow
-from textclf.config import load_config
-from textclf.model.build import build_classifier, load_backbone
-from textclf.tracking import models
-path, out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[4:]
-kernelized = lambda model: any(getattr(m, "use_kernels", False) for m in model.modules())
-cfg = load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
-backbone = load_backbone(cfg.model, cfg.data)
-model = build_classifier(backbone, ("neg", "pos"), cfg.model)
-mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow.db")  # the real reload path: MLflow's transformers flavor
-mlflow.set_experiment("kernels")                       # (plain models) or textclf's saved form (the others)
-with mlflow.start_run():
+from pathlib import Path import mlflow from textclf.config import load_config from
+textclf.model.build import build_classifier, load_backbone from textclf.tracking import models path,
+out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[4:] kernelized = lambda model:
+any(getattr(m, "use_kernels", False) for m in model.modules()) cfg = load_config(None,
+[f"model.name={path}", "data.max_length=32", *overrides]) backbone = load_backbone(cfg.model,
+cfg.data) model = build_classifier(backbone, ("neg", "pos"), cfg.model)
+mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow.db")  # the real reload path: MLflow's transformers
+flavor mlflow.set_experiment("kernels")                       # (plain models) or textclf's saved
+form (the others) with mlflow.start_run():
     uri = models.log_model(model, backbone.tokenizer, 32, path, True, ["a film"])
-print(json.dumps({"built": kernelized(model), "reloaded": kernelized(models.load_predictor(uri).model)}))
+print(json.dumps({"built": kernelized(model), "reloaded":
+kernelized(models.load_predictor(uri).model)}))
 """
 
 PLAIN = """
@@ -121,5 +119,5 @@ def test_hub_kernels_true_is_passed_on(tiny_model, monkeypatch):
 
 
 def test_hub_kernels_takes_a_boolean_only():
-    with pytest.raises(InputError, match="model.hub_kernels"):
+    with pytest.raises(InputError, match=r"model\.hub_kernels"):
         load_config(None, ["model.hub_kernels=sometimes"])

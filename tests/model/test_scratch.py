@@ -43,8 +43,8 @@ def test_model_config_overrides_build_notebook_003s_shape(tiny_model):
         tiny_model,
         "model.init=random",
         "model.head=mean",
-        "model.config=[num_hidden_layers=3, hidden_size=48, num_attention_heads=4, intermediate_size=96,"
-        " max_position_embeddings=40]",
+        "model.config=[num_hidden_layers=3, hidden_size=48, num_attention_heads=4,"
+        " intermediate_size=96, max_position_embeddings=40]",
     )
     body = model.body.config
     assert (
@@ -71,7 +71,7 @@ def test_a_yaml_mapping_is_accepted_for_model_config(tmp_path, tiny_model):
 
 def test_the_position_limit_follows_the_overridden_table(tiny_model):
     with pytest.raises(
-        InputError, match="data.max_length: 32 is above the limit .* \\(20 tokens\\)"
+        InputError, match=r"data\.max_length: 32 is above the limit .* \(20 tokens\)"
     ):
         build(tiny_model, "model.init=random", "model.config=[max_position_embeddings=20]")
 
@@ -80,13 +80,14 @@ def test_bad_architecture_overrides_are_listed_together(tiny_model):
     with pytest.raises(InputError) as e:
         build(tiny_model, "model.init=random", "model.config=[num_hidden_layer=3, hidden_size=big]")
     assert e.value.problems == [
-        "-o: model.config: num_hidden_layer is not in the bert config; did you mean num_hidden_layers?",
+        "-o: model.config: num_hidden_layer is not in the bert config; did you mean "
+        "num_hidden_layers?",
         "-o: model.config: hidden_size must be int like the checkpoint's 32, got 'big'",
     ]
     with pytest.raises(InputError, match="not divisible by num_attention_heads 4"):
         build(tiny_model, "model.init=random", "model.config=[hidden_size=30]")
     with pytest.raises(
-        InputError, match="model.config: changes the architecture.*set model.init=random"
+        InputError, match=r"model\.config: changes the architecture.*set model\.init=random"
     ):
         load_config(None, ["model.config=[num_hidden_layers=3]"])
 

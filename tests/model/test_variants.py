@@ -85,9 +85,11 @@ FAMILIES = {
 
 def expected(family: str, preset: str) -> set[str]:
     f = FAMILIES[family]
-    block = lambda i: per_layer(
-        f["layers"], *f["attention"], *f["attention_norm"], *f["ffn"], *f["ffn_norm"], layers=(i,)
-    )
+
+    def block(i):
+        parts = (*f["attention"], *f["attention_norm"], *f["ffn"], *f["ffn_norm"])
+        return per_layer(f["layers"], *parts, layers=(i,))
+
     norms = f["embeddings_norm"] | per_layer(f["layers"], *f["attention_norm"], *f["ffn_norm"])
     everything = f["embeddings"] | block(0) | block(1) | f["pooler"] | f["head"]
     chosen = {
@@ -204,7 +206,8 @@ VARIANTS = [
 def test_each_head_and_peft_method_learns_and_reloads_identically(
     tiny_families, pretrained_bert, sentiment, tmp_path, variant
 ):
-    # peft freezes the body, so it starts from one that has seen the task, as a pretrained one would have
+    # peft freezes the body, so it starts from one that has seen the task, as a pretrained one would
+    # have
     path = pretrained_bert if "peft" in variant[0] else tiny_families["bert"]
     torch.manual_seed(0)
     model = build(path, *variant)

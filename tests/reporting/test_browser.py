@@ -81,26 +81,6 @@ def test_the_ui_shows_the_parent_its_children_and_the_report(served_sweep, tmp_p
     assert ">report<" in artifacts and "trials.csv" in artifacts
 
 
-def screenshot(url: str, profile, path: Path) -> None:
-    subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=30000",
-            "--window-size=1800,800",
-            "--hide-scrollbars",
-            f"--screenshot={path}",
-            url,
-        ],
-        capture_output=True,
-        timeout=180,
-    )
-
-
 def test_the_saved_view_shows_the_trials_with_the_objective_the_varied_params_and_datasets(
     served_sweep, tmp_path
 ):
@@ -131,7 +111,8 @@ def test_the_saved_view_shows_the_trials_with_the_objective_the_varied_params_an
     assert {"best_val_accuracy", "model.freeze", "train.learning_rate", "Dataset"} <= headers, (
         headers
     )
-    # the Dataset cells name the data and the fingerprint digest of the rows each trial was scored on
+    # the Dataset cells name the data and the fingerprint digest of the rows each trial was scored
+    # on
     complete = next(c for c in children if c.info.status == "FINISHED")
     digest = next(
         i.dataset.digest for i in complete.inputs.dataset_inputs if i.tags[0].value == "test"
@@ -189,7 +170,8 @@ def test_the_compare_view_plots_the_objective_against_the_varied_params(served_s
     assert (
         "textclf sweep" in page and "shared view" in page
     )  # the sweep's own chart section, from the view
-    # the parallel chart's axes (long names are cut on the axis; the full name is in its tooltip text)
+    # the parallel chart's axes (long names are cut on the axis; the full name is in its tooltip
+    # text)
     axes = re.findall(r'<text [^>]*class="label">([^<]+)</text>', page)
     names = set(axes) | set(re.findall(r'<text fill="black">([^<]+)</text>', page))
     assert axes[0] == "model.freeze" and len(axes) == 3, axes

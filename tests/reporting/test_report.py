@@ -321,7 +321,8 @@ def test_a_data_scaling_sweep_is_one_comparable_group(scaling_sweep):
 
 
 def test_seed_noise_is_direction_aware_and_leaves_out_the_selecting_run():
-    # trial 0 was selected on its lucky first run (0.90); its fresh seeds average 0.80, below trial 1's 0.84
+    # trial 0 was selected on its lucky first run (0.90); its fresh seeds average 0.80, below trial
+    # 1's 0.84
     runs = pd.DataFrame(
         {
             "trial.number": [0, 1, None, None, None, None, None],
@@ -354,7 +355,7 @@ def test_peak_gpu_memory_is_a_pareto_axis_when_runs_report_it(tmp_path):
             "run_id": ["a", "b", "c"],
         }
     )
-    fig, note = report_plots.pareto(runs, "best_val_accuracy", "peak_gpu_mem_mb")
+    fig, _note = report_plots.pareto(runs, "best_val_accuracy", "peak_gpu_mem_mb")
     assert list(fig.axes[0].lines[0].get_xdata()) == [
         900.0,
         2100.0,
@@ -389,8 +390,9 @@ def test_an_experiment_report_covers_plain_train_runs_without_a_role_tag(tmp_pat
 
 
 def noise_runs(rng, means, seeds=3, rows=300, seed_sd=0.01, study="s"):
-    """A --repeat-best result: per configuration its selecting trial and seeds - 1 fresh repeats, each run
-    scored on the same `rows` validation rows (a row effect shared by every run) plus its own seed noise."""
+    """A --repeat-best result: per configuration its selecting trial and seeds - 1 fresh repeats,
+    each run scored on the same `rows` validation rows (a row effect shared by every run) plus
+    its own seed noise."""
     shared = rng.normal(
         0, np.sqrt(0.8 * 0.2 / rows)
     )  # these rows' luck, the same for every run on them
@@ -430,7 +432,8 @@ def test_the_seed_noise_verdict_is_calibrated(configs):
     ]
     beyond_seeds = sum("beyond seed noise" in n for n in notes) / sims
     larger = sum("larger than noise" in n for n in notes) / sims
-    # Welch's degrees of freedom with two seeds a side lie between 1 and 2: slightly conservative (about 3%)
+    # Welch's degrees of freedom with two seeds a side lie between 1 and 2: slightly conservative
+    # (about 3%)
     assert (
         beyond_seeds <= 0.07 and (configs == 3 or beyond_seeds >= 0.015) and larger <= beyond_seeds
     )
@@ -449,7 +452,8 @@ def test_the_seed_noise_verdict_finds_a_real_lead():
 
 
 def test_identical_seeds_are_not_a_verdict_the_rows_have_noise_too():
-    """0.805/0.805 against 0.795/0.795 on 200 rows: no seed spread, but 1 point is well within the rows' noise."""
+    """0.805/0.805 against 0.795/0.795 on 200 rows: no seed spread, but 1 point is well within
+    the rows' noise."""
     runs = pd.DataFrame(
         {
             "trial.number": [0, 1, None, None, None, None],
@@ -502,7 +506,8 @@ def test_two_studies_in_one_experiment_keep_their_repeats_apart(tmp_path):
 
 
 def scaling_runs(rng, sizes, rows=500, a=2.0, b=0.5, c=0.08, seeds=1, group="eval-1"):
-    """Finished runs whose validation accuracy is 1 - (a n^-b + c), measured on `rows` rows (binomial)."""
+    """Finished runs whose validation accuracy is 1 - (a n^-b + c), measured on `rows` rows
+    (binomial)."""
     out = []
     for n in sizes:
         for seed in range(seeds):
@@ -670,8 +675,9 @@ def rows_of(runs: pd.DataFrame, right: dict[str, np.ndarray], labels: np.ndarray
 
 
 def paired_noise_runs(rng, leads: list[float], seeds: int = 3, rows: int = 300):
-    """--repeat-best runs of configurations whose skills differ by `leads` (logit scale), every run's per-row
-    correctness simulated on the same rows (conftest.configuration): (runs frame, per-row loader)."""
+    """--repeat-best runs of configurations whose skills differ by `leads` (logit scale), every
+    run's per-row correctness simulated on the same rows (conftest.configuration): (runs frame,
+    per-row loader)."""
     from conftest import configuration
 
     difficulty, taste = rng.normal(1.6, 1.5, rows), rng.normal(0, 0.5, rows)
@@ -729,8 +735,8 @@ def test_the_paired_seed_noise_verdict_finds_a_four_point_lead_and_states_its_po
 def test_the_leaderboard_marks_the_best_configuration_not_a_lucky_repeat():
     """Trial 0 (0.85) was selected over trial 1 (0.83); trial 1's fresh-seed repeat scored 0.90.
 
-    The `*` marks configuration 0, all its rows (its trial and its repeats), never trial 1's lucky seed (main marked the
-    repeat: the best finished row).
+    The `*` marks configuration 0, all its rows (its trial and its repeats), never trial 1's lucky
+    seed (main marked the repeat: the best finished row).
     """
     runs = pd.DataFrame(
         {
@@ -775,12 +781,13 @@ def test_heatmap_cells_follow_one_rule_the_trials_as_the_study_ran_them():
 
 
 def loss_rows(rng, runs: pd.DataFrame, rows: int = 400):
-    """Per-row validation losses for each run (mean = its best_val_loss), as the report's per-row loader."""
+    """Per-row validation losses for each run (mean = its best_val_loss), as the report's per-row
+    loader."""
     from textclf.stats.rows import predictions_frame
 
     texts, labels = [f"review {i}" for i in range(rows)], np.arange(rows) % 2
     frames = {}
-    for run_id, mean in zip(runs["run_id"], runs["best_val_loss"]):
+    for run_id, mean in zip(runs["run_id"], runs["best_val_loss"], strict=False):
         losses = rng.exponential(mean, rows)
         picked = np.exp(-losses)  # the label's probability, -log p = the row's loss
         probabilities = np.where(
@@ -811,7 +818,7 @@ def test_a_one_run_per_size_loss_fit_resamples_the_rows_and_says_so():
         rows_of=loss_rows(rng, runs),
     )
     for name in "abc":
-        value, low, high = fit.params[name]
+        _value, low, high = fit.params[name]
         assert high > low, name
     assert (
         fit.resampled == "validation rows (per-row losses; one run per size: seeds not resampled)"

@@ -27,7 +27,8 @@ def promotions(
     for _ in range(sims):
         difficulty = rng.normal(1.6, 1.5, 300)
         taste = rng.normal(0, 0.5, 300)
-        # equal true accuracy: no model has a shift of its own, they differ only row by row (champion first)
+        # equal true accuracy: no model has a shift of its own, they differ only row by row
+        # (champion first)
         right = configuration(rng, candidates + 1, difficulty, 0.0, taste, seed_sd=0.0)
         labels = rng.integers(0, 2, 300)
         if metric == "accuracy":

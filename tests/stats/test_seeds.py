@@ -43,10 +43,10 @@ def test_configurations_that_differ_row_by_row_but_not_on_average_are_not_called
 
 
 def test_a_four_point_lead_is_found_and_the_power_statement_matches():
-    """A true lead of about 4 points: found in about half the draws with 3 seeds a side and nearly
-    always with 5 (the old rule, Welch plus an independent-rows bound, found it 11-14% of the time in
-    the same simulation: docs/methodology.md). The power each verdict states for the lead it saw is
-    close to the rate at which the simulation found it."""
+    """A true lead of about 4 points: found in about half the draws with 3 seeds a side and
+    nearly always with 5 (the old rule, Welch plus an independent-rows bound, found it 11-14% of
+    the time in the same simulation: docs/methodology.md). The power each verdict states for the
+    lead it saw is close to the rate at which the simulation found it."""
     for n_seeds, least in ((3, 0.4), (5, 0.8)):
         rng, sims = np.random.default_rng(20 + n_seeds), 400
         outcomes = [
@@ -107,8 +107,8 @@ def test_holm_is_the_textbook_step_down():
 
 
 def test_holm_controls_the_family_wise_error():
-    """Three true nulls (independent uniform p-values): any Holm-adjusted p < alpha at most alpha of the
-    time; unadjusted, about 1 - 0.95^3 = 14%."""
+    """Three true nulls (independent uniform p-values): any Holm-adjusted p < alpha at most alpha
+    of the time; unadjusted, about 1 - 0.95^3 = 14%."""
     rng, sims = np.random.default_rng(6), 4000
     draws = rng.random((sims, 3))
     adjusted = np.array([paired.holm(list(row)) for row in draws])
@@ -118,7 +118,8 @@ def test_holm_controls_the_family_wise_error():
 
 def test_seeds_that_flip_every_row_still_leave_the_rows_noise():
     """Three seeds of a majority-class guesser (all-1, all-1, all-0 on balanced rows) have the same
-    accuracy each, so their spread is 0 and the per-row seed noise they show exceeds the rows' spread:
+    accuracy each, so their spread is 0 and the per-row seed noise they show exceeds the rows'
+    spread:
     the rows' share must not vanish with it (p = 0 from 24 rows would be a false certainty)."""
     labels = np.tile([1, 0], 12)
     a = np.stack([labels == 1, labels == 1, labels == 0]).astype(float)

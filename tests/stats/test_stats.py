@@ -97,7 +97,8 @@ def test_paired_tests_are_calibrated_when_nothing_differs(metric):
 
 @pytest.mark.parametrize("metric", ["accuracy", "f1"])
 def test_paired_tests_find_a_real_difference(metric):
-    """0.75 vs 0.85 accuracy on 500 rows: found (p < 0.05) in most draws, and B is the better one."""
+    """0.75 vs 0.85 accuracy on 500 rows: found (p < 0.05) in most draws, and B is the better
+    one."""
     rng, n, found = np.random.default_rng(4), 500, 0
     for s in range(100):
         y = rng.integers(0, 2, n)

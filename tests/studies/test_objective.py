@@ -95,8 +95,9 @@ def test_an_override_of_a_searched_key_is_an_error_naming_it(tmp_path, tiny_mode
         },
     )
     assert problems(path, ("train.learning_rate=1e-3",)) == [
-        f"-o train.learning_rate=1e-3: the sweep {path} searches train.learning_rate; remove the override, or "
-        f"give a categorical new choices as a list, e.g. -o 'train.learning_rate=[a, b]'"
+        f"-o train.learning_rate=1e-3: the sweep {path} searches train.learning_rate; remove the "
+        "override, or give a categorical new choices as a list, e.g. "
+        "-o 'train.learning_rate=[a, b]'"
     ]
     assert any("train.batch_size" in p for p in problems(path, ("train.batch_size=2",)))
     cfg = trial_config(
@@ -298,16 +299,11 @@ def test_a_list_override_gives_a_searched_categorical_new_choices(tmp_path, tiny
     assert any("give a categorical new choices" in p for p in problems(path, ("model.name=[]",)))
 
 
-RESUME = """
-import sys
-import optuna
-from textclf.studies import storage as sweep_storage
-from textclf.studies import strategies as sweep_strategies
-from textclf.studies.spec_file import load_spec
-from textclf.studies.spec import trial_config
-spec, url, n = load_spec(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-study = sweep_storage.open_study(spec, url)  # what each `textclf sweep` command does (driver.run_worker)
-for _ in range(n):
+RESUME = """ import sys import optuna from textclf.studies import storage as sweep_storage from
+textclf.studies import strategies as sweep_strategies from textclf.studies.spec_file import
+load_spec from textclf.studies.spec import trial_config spec, url, n = load_spec(sys.argv[1]),
+sys.argv[2], int(sys.argv[3]) study = sweep_storage.open_study(spec, url)  # what each `textclf
+sweep` command does (driver.run_worker) for _ in range(n):
     trial = study.ask()
     trial_config(spec, trial)
     study.tell(trial, 0.5)
@@ -318,9 +314,10 @@ for _ in range(n):
 def test_a_resumed_study_never_replays_its_proposals(
     tmp_path, tiny_model, tiny_data, sampler, first, then
 ):
-    """Re-running the command (the documented way to resume; a restarted pod with the same worker index) is a
-    separate process with the same worker index: its sampler seed derived from the study seed and the worker
-    alone, random proposed trials 5, 6, 7 equal to 0, 2, 4 and TPE 2, 3 equal to 0, 1."""
+    """Re-running the command (the documented way to resume; a restarted pod with the same worker
+    index) is a separate process with the same worker index: its sampler seed derived from the
+    study seed and the worker alone, random proposed trials 5, 6, 7 equal to 0, 2, 4 and TPE 2, 3
+    equal to 0, 1."""
     import subprocess
     import sys
 

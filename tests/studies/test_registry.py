@@ -137,7 +137,7 @@ def test_a_registered_model_serves_over_http(cli, tmp_path, tiny_model, tiny_dat
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "serve.log", "w"),
+        stderr=open(tmp_path / "serve.log", "w"),  # noqa: SIM115 (the server process writes it)
     )
     try:
         url = f"http://127.0.0.1:{port}/invocations"
@@ -232,7 +232,8 @@ def test_the_champion_moves_only_on_a_paired_win_on_the_same_rows(tmp_path):
     better = base.copy()
     better[np.flatnonzero(~base)[:30]] = True
     win = scored_version(client, "clf", better)
-    # the same win by the best of 50 trials on these rows: corrected for the selection (0.05 / 50), it stays
+    # the same win by the best of 50 trials on these rows: corrected for the selection (0.05 / 50),
+    # it stays
     moderate = base.copy()
     moderate[np.flatnonzero(~base)[:9]] = True  # 9 rows fixed, none broken: one-sided p = 0.002
     selected = scored_version(client, "clf", moderate, selected_from=50)

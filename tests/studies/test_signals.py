@@ -37,16 +37,19 @@ def pause_before(module, name):  # module.name pauses first, then does its work
     setattr(owner, name, paused)
 
 if hold in ("tokenize", "trial", "report"):
-    pause_before(*{"tokenize": ("textclf.data.tokens", "tokenize"), "trial": ("textclf.training.loop", "train_epoch"),
+    pause_before(*{"tokenize": ("textclf.data.tokens", "tokenize"),
+                   "trial": ("textclf.training.loop", "train_epoch"),
                    "report": ("textclf.reporting.build", "build_report")}[hold])
-elif hold == "gc":  # a finalizer that runs in the collection after the first trial (Optuna's gc_after_trial)
+# a finalizer run by the collection after the first trial (Optuna's gc_after_trial)
+elif hold == "gc":
     import textclf.studies.sweep as driver
     calls, real_objective = [], driver.objective
     class Cyclic:
         def __init__(self):
             self.me = self  # only the cycle collector frees it
         def __del__(self):
-            pause(5)  # the KeyboardInterrupt raised here is printed as "Exception ignored" and swallowed
+            # the KeyboardInterrupt raised here is printed as "Exception ignored" and swallowed
+            pause(5)
     def objective(*args, **kwargs):
         try:
             return real_objective(*args, **kwargs)
@@ -112,7 +115,8 @@ def test_one_signal_ends_the_sweep_wherever_it_arrives(tmp_path, two_trial_sweep
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
     print(
-        f"MEASURED {signal.Signals(sig).name} at {hold}: exit {proc.returncode} {time.time() - sent:.1f} s after"
+        f"MEASURED {signal.Signals(sig).name} at {hold}: exit {proc.returncode} "
+        f"{time.time() - sent:.1f} s after"
     )
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["signals"], output_format="list")

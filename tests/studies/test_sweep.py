@@ -264,7 +264,7 @@ def test_out_of_memory_is_retried_once_with_half_the_micro_batch(
     )
     code, _, err = cli("sweep", spec)
     assert code == 0, err
-    [parent], children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [_parent], children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     [child] = children
     assert child.info.status == "FINISHED" and child.data.tags["textclf.oom_retry"].startswith(
         "batch 16 x 1 -> 8 x 2"
@@ -290,7 +290,7 @@ def test_accuracy_and_time_as_two_objectives_give_a_pareto_front(
         },
         "pareto.yaml",
     )
-    code, out, err = cli("sweep", spec, "-o", "train.epochs=1")
+    code, _out, err = cli("sweep", spec, "-o", "train.epochs=1")
     assert code == 0, err
     study = optuna.load_study(study_name="pareto", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert len(study.directions) == 2 and len(study.trials) == 2
@@ -340,7 +340,8 @@ def test_each_trials_varied_values_are_tags_too(finished_sweep):
             if k.startswith("varied.")
         }
         assert set(varied) == {"train.learning_rate", "model.freeze"}, child.data.tags
-        # a rejected trial's params too are what it tried (main logged the base config's: lr 5e-3, freeze full)
+        # a rejected trial's params too are what it tried (main logged the base config's: lr 5e-3,
+        # freeze full)
         assert all(child.data.params[k] == v for k, v in varied.items()), (
             varied,
             child.data.params,
@@ -360,8 +361,8 @@ def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(fi
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     [complete] = [c for c in children if c.info.status == "FINISHED"]
-    # the winner's validation score is the best of the trials on these rows: no plain interval (it was selected
-    # on them), said so; its test scores were not selected on and come with theirs
+    # the winner's validation score is the best of the trials on these rows: no plain interval (it
+    # was selected on them), said so; its test scores were not selected on and come with theirs
     assert parent.data.metrics["best_val_accuracy"] == complete.data.metrics["best_val_accuracy"]
     assert "best_val_accuracy_ci_low" not in parent.data.metrics
     for key in (
@@ -425,8 +426,9 @@ def test_the_sweep_prints_each_score_with_its_interval_and_the_winner_as_best_of
 
 
 def test_samplers_pruners_and_strategies_are_one_table_each():
-    """A sampler name the spec accepts has its builder and its way of handing out trials, a pruner name its
-    class: the names are the tables' keys (main listed them in spec.py apart from if-chains)."""
+    """A sampler name the spec accepts has its builder and its way of handing out trials, a
+    pruner name its class: the names are the tables' keys (main listed them in spec.py apart from
+    if-chains)."""
     import optuna
 
     from textclf.studies import strategies
@@ -439,7 +441,7 @@ def test_samplers_pruners_and_strategies_are_one_table_each():
             {"lower": 0.5} if name == "threshold" else {}
         )  # the one pruner with a required argument
         assert isinstance(pruner(**args), optuna.pruners.BasePruner), name
-    with pytest.raises(InputError, match="study.sampler: must be one of grid, random, tpe"):
+    with pytest.raises(InputError, match=r"study\.sampler: must be one of grid, random, tpe"):
         load_spec_from({"study": {"sampler": "cmaes"}})
 
 

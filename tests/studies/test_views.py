@@ -45,5 +45,5 @@ def test_a_study_is_opened_only_where_its_storage_can_be_read(tmp_path):
     assert views.load_study_of("s", "postgresql://u:<redacted>@h/db") is None  # a redacted URL
     optuna.create_study(study_name="s", storage=url)
     assert views.load_study_of("s", url).study_name == "s"
-    with pytest.raises(InputError, match="cannot open study 'missing'.*pass --storage"):
+    with pytest.raises(InputError, match=r"cannot open study 'missing'.*pass --storage"):
         views.load_study_of("missing", url)

@@ -52,7 +52,7 @@ def study_spec(
 def worker(
     tmp_path: Path, spec: Path, storage: str, uri: str, fault: str = "normal", tag: str = "w"
 ):
-    log = open(tmp_path / f"{tag}.log", "w")
+    log = open(tmp_path / f"{tag}.log", "w")  # noqa: SIM115 (the worker process writes it)
     return (
         subprocess.Popen(
             [
@@ -148,8 +148,8 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_retried(
     noticed = dead.datetime_complete.timestamp() - killed_at
     assert noticed < 4 * 1 + 30  # stale after 4 heartbeats of 1 s, noticed at the next trial start
     print(
-        f"MEASURED worker kill -9: trial {dead.number} FAIL {noticed:.1f} s after the kill, retried as trial "
-        f"{retried[0].number} (COMPLETE); {len(study.trials)} trials"
+        f"MEASURED worker kill -9: trial {dead.number} FAIL {noticed:.1f} s after the kill, "
+        f"retried as trial {retried[0].number} (COMPLETE); {len(study.trials)} trials"
     )
     mlflow.set_tracking_uri(uri)
     child = mlflow.search_runs(
@@ -179,8 +179,8 @@ def test_killing_every_worker_then_restarting_one_keeps_every_completed_trial(
     def completed():
         return trials("COMPLETE")
 
-    # the second worker starts once the first has created the stores: fresh SQLite stores opened by two
-    # processes at once race in their migrations (shared/NOTES.md)
+    # the second worker starts once the first has created the stores: fresh SQLite stores opened by
+    # two processes at once race in their migrations (shared/NOTES.md)
     procs = [worker(tmp_path, spec, storage, uri, tag="w0")]
     wait_for(lambda: trials("RUNNING"), 120, "the first worker's first trial", tmp_path)
     procs.append(worker(tmp_path, spec, storage, uri, tag="w1"))
@@ -205,8 +205,9 @@ def test_killing_every_worker_then_restarting_one_keeps_every_completed_trial(
     ) >= 1  # the killed trials, failed by heartbeat
     assert all(after[n] == v for n, v in before.items())  # nothing completed was lost or rerun
     print(
-        f"MEASURED kill all workers: {len(before)} completed trials before, all intact after the restart; "
-        f"{len(after)} completed, {[t.state.name for t in study.trials].count('FAIL')} failed (the killed ones)"
+        f"MEASURED kill all workers: {len(before)} completed trials before, all intact after the "
+        f"restart; {len(after)} completed, "
+        f"{[t.state.name for t in study.trials].count('FAIL')} failed (the killed ones)"
     )
 
 
@@ -299,13 +300,13 @@ def test_a_grid_runs_every_point_once_under_three_workers_a_kill_and_a_rerun(
     failed = [t for t in study.trials if t.state.name == "FAIL"]
     [dead] = [t for t in failed if "duplicate_of" not in t.user_attrs]  # the killed worker's trial
     assert "error" not in dead.user_attrs and dead.params["train.learning_rate"] in rates
-    # on SQLite two workers may both fail the stale trial and enqueue its point twice: the second copy ran
-    # nothing (no MLflow run, checked by check_study) and is marked
+    # on SQLite two workers may both fail the stale trial and enqueue its point twice: the second
+    # copy ran nothing (no MLflow run, checked by check_study) and is marked
     assert all(t.user_attrs.get("duplicate_of") is not None for t in failed if t is not dead)
     rerun = worker(tmp_path, spec, storage, uri, tag="rerun")
     assert rerun.wait(timeout=600) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
     assert len(optuna.load_study(study_name="many", storage=storage).trials) == len(study.trials)
     print(
-        f"MEASURED grid with a kill: 6 points COMPLETE once each, {len(study.trials)} trials (the killed one "
-        f"FAIL), rerun added none"
+        f"MEASURED grid with a kill: 6 points COMPLETE once each, {len(study.trials)} trials "
+        "(the killed one FAIL), rerun added none"
     )

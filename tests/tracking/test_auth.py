@@ -56,7 +56,7 @@ def auth_server(tmp_path_factory):
 
 
 def login(monkeypatch, user: str | None, password: str | None) -> None:
-    for variable, value in zip(auth.LOGIN_ENV, (user, password)):
+    for variable, value in zip(auth.LOGIN_ENV, (user, password), strict=False):
         if value is None:
             monkeypatch.delenv(variable, raising=False)
         else:

@@ -171,8 +171,8 @@ def test_textclf_ui_prints_a_sweeps_saved_view_and_its_compare_view(finished_swe
         ]
         assert urls["compare"] == urls["sweep"] + "&compareRunsMode=CHART" and finished
         assert set(urls) == {"runs", "sweep", "compare"}
-        # a plain experiment link opens MLflow's GenAI layout (docs/mlflow-ui.md): every link printed names the
-        # model-training one
+        # a plain experiment link opens MLflow's GenAI layout (docs/mlflow-ui.md): every link
+        # printed names the model-training one
         assert all("workflowType=machine_learning" in url for url in urls.values())
     finally:
         stop_ui(proc)
@@ -190,7 +190,7 @@ def test_textclf_ui_without_an_experiment_prints_each_experiments_training_view(
     urls, _, proc = ui_lines(uri, None, tmp_path)
     try:
         assert urls["experiments"].endswith("/#/experiments")
-        for name, experiment in zip(("first", "second"), ids):
+        for name, experiment in zip(("first", "second"), ids, strict=False):
             assert urls[f"runs of {name}"].endswith(
                 f"/#/experiments/{experiment}/runs?workflowType=machine_learning"
             )

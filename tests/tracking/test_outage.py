@@ -72,8 +72,12 @@ def test_training_outlives_a_tracking_server_outage(
     try:
         cfg = load_config(
             None,
-            tiny_overrides
-            + [f"train.epochs={epochs}", "train.patience=0", "tracking.log_model=false"],
+            [
+                *tiny_overrides,
+                f"train.epochs={epochs}",
+                "train.patience=0",
+                "tracking.log_model=false",
+            ],
         )
         result = train_run(cfg, url)
         breaker.join(timeout=outage_s + 150)
@@ -95,8 +99,9 @@ def test_training_outlives_a_tracking_server_outage(
     for key, steps in histories.items():  # every epoch once: none lost, none duplicated
         assert steps == list(range(1, epochs + 1)), key
     print(
-        f"MEASURED outage {outage_s} s: {len(during)} epochs logged while the server was away, longest log "
-        f"call {max(s for _, s, _ in calls):.3f} s, {result.metrics['tracking_failed_sends']:.0f} failed sends, "
+        f"MEASURED outage {outage_s} s: {len(during)} epochs logged while the server was away, "
+        f"longest log call {max(s for _, s, _ in calls):.3f} s, "
+        f"{result.metrics['tracking_failed_sends']:.0f} failed sends, "
         f"{epochs} epochs x {len(EPOCH_KEYS)} keys all present once"
     )
 
@@ -128,7 +133,8 @@ def test_a_process_killed_during_an_outage_loses_no_epoch(tiny_overrides, tmp_pa
     backend, journals = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "journal"
     port = server.free_port()
     proc, url = server.start(backend, tmp_path / "art", tmp_path / "server.log", port=port)
-    overrides = tiny_overrides + [
+    overrides = [
+        *tiny_overrides,
         "train.epochs=40",
         "train.patience=0",
         "tracking.log_model=false",
@@ -226,8 +232,9 @@ def test_a_process_killed_during_an_outage_loses_no_epoch(tiny_overrides, tmp_pa
     assert not client.search_runs([run.info.experiment_id], "attributes.status = 'RUNNING'")
     assert list(journals.iterdir()) == []
     print(
-        f"MEASURED kill -9 during an outage: epochs 1-3 sent live, {last - 3} epochs ({len(entries)} values) "
-        f"journaled while the server was away and replayed by textclf sync; run FAILED, none lost or doubled"
+        f"MEASURED kill -9 during an outage: epochs 1-3 sent live, {last - 3} epochs "
+        f"({len(entries)} values) journaled while the server was away and replayed by textclf "
+        "sync; run FAILED, none lost or doubled"
     )
 
 

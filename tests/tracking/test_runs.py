@@ -82,8 +82,8 @@ def test_secrets_never_reach_params():
 def test_runs_log_mlflows_system_metrics(cli, tiny_overrides, tracking_uri):
     """CPU, memory, disk and network from MLflow's own sampler (GPU series through NVML on a GPU
     machine)."""
-    # long enough for a sample: MLflow's sampler logs nothing for a run shorter than its interval (CI-sized
-    # tiny runs can end in under 0.5 s)
+    # long enough for a sample: MLflow's sampler logs nothing for a run shorter than its interval
+    # (CI-sized tiny runs can end in under 0.5 s)
     args = [
         a
         for o in [

@@ -17,7 +17,8 @@ from textclf.training import checkpoint
 def test_a_torn_or_uncommitted_checkpoint_is_never_loaded(tmp_path):
     assert checkpoint.load(tmp_path) is None
     checkpoint.save(tmp_path, 1, {"w": torch.ones(3)}, {"note": "first"})
-    # a kill after the tensors were renamed into place but before the commit mark: epoch 2 has no JSON
+    # a kill after the tensors were renamed into place but before the commit mark: epoch 2 has no
+    # JSON
     checkpoint.save(tmp_path, 2, {"w": torch.full((3,), 2.0)}, {"note": "second"})
     (tmp_path / "epoch-2.json").unlink()
     (tmp_path / "epoch-1.safetensors").write_bytes(b"")  # and epoch 1 lost too: nothing is usable
@@ -44,7 +45,8 @@ def test_kill_9_mid_epoch_then_resume_equals_the_uninterrupted_run(
     tmp_path, tiny_overrides, monkeypatch
 ):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    overrides = tiny_overrides + [
+    overrides = [
+        *tiny_overrides,
         "train.epochs=4",
         "train.patience=0",
         "train.checkpoint=true",

@@ -87,7 +87,7 @@ def test_a_compiled_run_trains_like_an_eager_one_and_reports_its_compile_time(
     assert eager.compile_time_s == 0.0 and fast.compile_time_s > eager.step_time_s
     assert fast.compile_time_s < fast.step_time_s  # inside the steps' time, not beside it
     # the same rows and order; only the padding and the kernels differ: losses agree closely
-    for a, b in zip(eager.history, fast.history):
+    for a, b in zip(eager.history, fast.history, strict=False):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
     assert fast_accuracy == pytest.approx(eager_accuracy, abs=0.02)
     assert torch._dynamo.config.recompile_limit == 8  # restored after training
@@ -102,14 +102,18 @@ def test_a_compiled_run_logs_its_compile_time_and_an_eager_one_does_not(
 
     base = load_config(
         None,
-        tiny_overrides
-        + ["train.epochs=1", "tracking.log_model=false", "tracking.log_figures=false"],
+        [
+            *tiny_overrides,
+            "train.epochs=1",
+            "tracking.log_model=false",
+            "tracking.log_figures=false",
+        ],
     )
     compiled_run = train_run(
         load_config(
             None,
-            tiny_overrides
-            + [
+            [
+                *tiny_overrides,
                 "train.epochs=1",
                 "tracking.log_model=false",
                 "tracking.log_figures=false",

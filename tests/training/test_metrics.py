@@ -30,8 +30,9 @@ def test_perfect_predictions_score_one():
 
 @pytest.mark.parametrize("num_labels", [2, 3, 6, 50])
 def test_f1_and_confusion_agree_with_sklearn(num_labels):
-    """textclf computes them in numpy (no scipy on the training path, bench/device); sklearn's definitions
-    are the reference: binary F1 of class 1, macro F1 over the classes present, zero_division=0."""
+    """textclf computes them in numpy (no scipy on the training path, bench/device); sklearn's
+    definitions are the reference: binary F1 of class 1, macro F1 over the classes present,
+    zero_division=0."""
     from sklearn.metrics import confusion_matrix, f1_score
 
     rng = np.random.default_rng(num_labels)

@@ -66,7 +66,7 @@ def test_cosine_decays_to_zero_along_a_half_cosine(tiny_model):
 
 def scripted(monkeypatch, losses, accuracies):
     """Validation results in a given order (the training probe is off in these fits)."""
-    rows = iter(zip(losses, accuracies))
+    rows = iter(zip(losses, accuracies, strict=False))
     monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: Evaluation(*next(rows), None, None))
 
 

@@ -7,8 +7,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_
 from textclf.config import TrainConfig, load_config
 from textclf.data import load_splits
 from textclf.data.features import Collate, by_length, encode, make_loaders
-from textclf.training import flops
 from textclf.training import epoch as epoch_mod
+from textclf.training import flops
 from textclf.training import loop as train_mod
 from textclf.training.evaluate import Evaluation, evaluate
 from textclf.training.loop import fit
@@ -185,7 +185,7 @@ def test_nan_loss_stops_with_a_clear_error(tiny_model, tiny_data):
     with torch.no_grad():
         model.classifier.weight.fill_(math.nan)
     with pytest.raises(
-        FloatingPointError, match="training loss is nan .* lower train.learning_rate"
+        FloatingPointError, match=r"training loss is nan .* lower train\.learning_rate"
     ):
         fit(model, loaders.train, loaders.val, cfg(epochs=1), CPU)
 
@@ -268,7 +268,8 @@ ATTENTION = 32 * 10.0  # d x token-weighted length T
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        # forward 2N + 4LdT; backward activations 2 N_above + 8 (L - k) dT; weight gradients 2 N_trained
+        # forward 2N + 4LdT; backward activations 2 N_above + 8 (L - k) dT; weight gradients 2
+        # N_trained
         (["model.freeze=full"], 6 * N + 12 * 4 * ATTENTION),
         (
             ["model.freeze=top2"],  # blocks 2, 3 and the pooler train: k = 2
@@ -307,7 +308,8 @@ def test_flops_per_token_count_only_the_backward_work_that_runs(
 
 
 def test_the_attention_length_is_token_weighted():
-    """Attention work per token grows with its sequence's length: T = sum(len^2) / sum(len), not the mean."""
+    """Attention work per token grows with its sequence's length: T = sum(len^2) / sum(len), not
+    the mean."""
     batch = Collate(pad_id=0)([([1] * 2, 0), ([1] * 8, 1)])
     assert batch["token_squares"] == 68 and batch["tokens"] == 10
     assert flops.attention_length(tokens=10, token_squares=68) == 6.8  # the plain mean would be 5
@@ -374,7 +376,7 @@ def test_a_short_micro_batch_is_weighted_by_its_rows(tiny_model, tiny_data, monk
             CPU,
         )
     assert len(grads[(20, 1)]) == len(grads[(10, 2)]) == 11
-    for a, b in zip(grads[(20, 1)][-1], grads[(10, 2)][-1]):
+    for a, b in zip(grads[(20, 1)][-1], grads[(10, 2)][-1], strict=False):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 

@@ -4,6 +4,7 @@ collected and reported together, one `origin: key: problem` line each (InputErro
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import types
 import typing
@@ -43,7 +44,7 @@ def load_config(
             continue
         delta[key.strip()] = (value.strip(), "-o", True)
     sections = _build_sections(delta, problems)
-    origins = (("", source),) + tuple((k, o) for k, (_, o, _) in delta.items())
+    origins = (("", source), *tuple((k, o) for k, (_, o, _) in delta.items()))
     cfg = Config(**sections, origins=origins)
     problems += [f"{cfg.where(k)}: {k}: {msg}" for k, msg in validate(cfg)]
     if problems:
@@ -99,7 +100,10 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
 def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:
     names = [s.name for s in _sections()]
     values: dict[str, dict[str, Any]] = {n: {} for n in names}
-    hints = {n: typing.get_type_hints(s.default_factory) for n, s in zip(names, _sections())}
+    hints = {
+        n: typing.get_type_hints(s.default_factory)
+        for n, s in zip(names, _sections(), strict=False)
+    }
     for key, (value, origin, raw) in delta.items():
         section, _, sub = key.partition(".")
         if section not in values:
@@ -117,7 +121,7 @@ def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:
                 values[section][sub] = _coerce(value, hints[section][sub], raw)
             except ValueError as e:
                 problems.append(f"{origin}: {key}: {e}, got {value!r}")
-    return {n: s.default_factory(**values[n]) for n, s in zip(names, _sections())}
+    return {n: s.default_factory(**values[n]) for n, s in zip(names, _sections(), strict=False)}
 
 
 def _coerce(value: Any, hint: Any, raw: bool) -> Any:
@@ -154,10 +158,9 @@ def _coerce(value: Any, hint: Any, raw: bool) -> Any:
             raise ValueError("must be a string")
         return value
     if raw:
-        try:
+        # not a YAML scalar (a stray ':', '&', a control character): checked as text below
+        with contextlib.suppress(yaml.YAMLError):
             value = yaml.safe_load(value) if value else None
-        except yaml.YAMLError:
-            pass  # not a YAML scalar (a stray ':', '&', a control character): checked as text below
     if hint is bool and isinstance(value, bool):
         return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):

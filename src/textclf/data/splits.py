@@ -119,11 +119,11 @@ def load_splits(data: DataConfig, source: Source | None = None) -> Splits:
             f"{data.where('data.train_fraction')}: data: the {name} split is empty after "
             f"splitting {sum(len(f) for f in frames.values())} rows; raise data.train_fraction "
             "or the split sizes"
-            for name, part in zip(SPLITS, (train, val, test))
+            for name, part in zip(SPLITS, (train, val, test), strict=False)
             if len(part) == 0
         ]
     )
-    parts = dict(zip(SPLITS, (train, val, test)))
+    parts = dict(zip(SPLITS, (train, val, test), strict=False))
     return Splits(
         train,
         val,
@@ -205,7 +205,8 @@ def fingerprint(parts: dict[str, pd.DataFrame], names: tuple[str, ...]) -> str:
     digest = hashlib.sha256(json.dumps(list(names)).encode())
     for name, part in parts.items():
         rows = sorted(
-            hashlib.sha1(f"{t}\x1f{y}".encode()).digest() for t, y in zip(part.text, part.label)
+            hashlib.sha1(f"{t}\x1f{y}".encode()).digest()
+            for t, y in zip(part.text, part.label, strict=False)
         )
         digest.update(name.encode() + len(rows).to_bytes(8, "little") + b"".join(rows))
     return digest.hexdigest()[:16]

@@ -188,10 +188,10 @@ def describe_trainable(model: torch.nn.Module, show_all: bool = False) -> str:
     trainable, total = count_params(model)
     tensors = sum(1 for p in model.parameters() if p.requires_grad)
     return "\n".join(
-        lines
-        + [
+        [
+            *lines,
             f"{trainable:,} of {total:,} parameters train ({trainable / total:.2%}), "
-            f"{tensors} tensors"
+            f"{tensors} tensors",
         ]
     )
 

@@ -144,9 +144,9 @@ class Predictor:
                 "text": t,
                 "label": names[int(p.argmax())],
                 "score": float(p.max()),
-                "probabilities": dict(zip(names, map(float, p))),
+                "probabilities": dict(zip(names, map(float, p), strict=False)),
             }
-            for t, p in zip(texts, probs)
+            for t, p in zip(texts, probs, strict=False)
         ]
 
 

@@ -79,7 +79,7 @@ def build_report(
     )
     figures, notes = draw(selection, views, fits, groups)
     if fits or skipped:
-        lines += ["## Data scaling", ""] + scaling.as_markdown(fits, skipped) + [""]
+        lines += ["## Data scaling", "", *scaling.as_markdown(fits, skipped), ""]
     noise = seed_noise(selection.runs, metric, selection.objective[1])
     if noise is not None:
         lines += ["## Seed noise", "", noise.to_markdown(floatfmt=".4g"), ""]

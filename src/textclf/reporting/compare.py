@@ -98,7 +98,7 @@ def _aligned(sides: list[list[predictions.Scored]]) -> list[Side]:
     """Every run's rows in the first run's order; InputError if any run was scored on other rows."""
     base = sides[0][0]
     out = []
-    for name, runs in zip("AB", sides):
+    for name, runs in zip("AB", sides, strict=False):
         frames = []
         for run in runs:
             if run.eval_fingerprint != base.eval_fingerprint:
@@ -205,7 +205,7 @@ def _roles(measured: list, primary: str) -> list[dict]:
             for c in out
         ]
     secondary = [c for c in out if c["role"] == "secondary"]
-    for c, adjusted in zip(secondary, paired.holm([c["p_value"] for c in secondary])):
+    for c, adjusted in zip(secondary, paired.holm([c["p_value"] for c in secondary]), strict=False):
         c["p_holm"] = adjusted
     return sorted(out, key=lambda c: c["role"] != "primary")
 

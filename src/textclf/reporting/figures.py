@@ -13,7 +13,7 @@ def curves(history: list[dict[str, float]], best_epoch: int) -> plt.Figure:
     """Loss and accuracy per epoch, train vs val, with the restored (best) epoch marked."""
     epochs = np.arange(1, len(history) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=False):
         for split, style in (("train", "o-"), ("val", "s-")):
             ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], style, label=split)
         ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")

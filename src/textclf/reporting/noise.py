@@ -118,7 +118,9 @@ def _noise_verdict(lead: pd.Series, next_: pd.Series, alpha: float) -> str:
     if sum(seed) <= 0 or any(pd.isna(v) for v in seed):
         seeds_said, beyond_seeds = "no spread over seeds (repeat with more seeds)", False
     else:
-        df = sum(seed) ** 2 / sum(v**2 / (row["count"] - 1) for v, row in zip(seed, (lead, next_)))
+        df = sum(seed) ** 2 / sum(
+            v**2 / (row["count"] - 1) for v, row in zip(seed, (lead, next_), strict=False)
+        )
         t = gap / np.sqrt(sum(seed))
         p = float(2 * scipy_stats.t.sf(t, df))
         beyond_seeds = p < alpha

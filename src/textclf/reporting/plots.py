@@ -75,7 +75,7 @@ def data_scaling(
     fitted = {fit.label: fit for fit in fits}
     sizes = runs["data.train_rows"].dropna().to_numpy(float)
     sets = scaling.comparable_sets(runs, metric, list(varied), groups)
-    for (label, frame), color in zip(sets, plt.cm.tab10.colors * 10):
+    for (label, frame), color in zip(sets, plt.cm.tab10.colors * 10, strict=False):
         means = frame.groupby("data.train_rows")[[metric, "train_time_s"]].mean()
         left.plot(frame["data.train_rows"], frame[metric], "o", color=color, alpha=0.5)
         left.plot(means.index, means[metric], "-", color=color, label=label)
@@ -159,7 +159,7 @@ def loss_curves(histories: dict[str, pd.DataFrame]):
     if not histories:
         return None, "skipped loss curves: no per-epoch metrics"
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (name, history), color in zip(histories.items(), plt.cm.tab20.colors * 10):
+    for (name, history), color in zip(histories.items(), plt.cm.tab20.colors * 10, strict=False):
         ax.plot(history.index, history["val_loss"], "o-", color=color, label=name)
         ax.plot(history.index, history["train_loss"], "x--", color=color)
     ax.set(xlabel="epoch", ylabel="loss", title="val (solid) and train (dashed) loss per run")

@@ -82,7 +82,7 @@ def comparable_sets(runs: pd.DataFrame, metric: str, varied: list[str], groups: 
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(
             [f"group {key[0]}" if pd.notna(key[0]) else "no group"]
-            + [f"{k}={v}" for k, v in zip(others, key[1:])]
+            + [f"{k}={v}" for k, v in zip(others, key[1:], strict=False)]
         )
         yield label, frame
 

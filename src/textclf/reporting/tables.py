@@ -170,7 +170,9 @@ def best_configuration(
     scores = runs.loc[finished & runs[metric].notna(), metric].groupby(groups)
     best = scores.idxmax() if direction == "maximize" else scores.idxmin()
     chosen = {(group, keys[index]) for group, index in best.dropna().items()}
-    return pd.Series([(g, k) in chosen for g, k in zip(groups, keys)], index=runs.index)
+    return pd.Series(
+        [(g, k) in chosen for g, k in zip(groups, keys, strict=False)], index=runs.index
+    )
 
 
 def trial_keys(runs: pd.DataFrame) -> pd.Series:
@@ -190,7 +192,7 @@ def trial_keys(runs: pd.DataFrame) -> pd.Series:
         else pd.Series("", index=runs.index)
     )
     keys = (study + ":").where(study != "", "") + trial.astype(str)
-    return keys.where(trial.notna(), runs["run_id"] if "run_id" in runs else keys)
+    return keys.where(trial.notna(), runs.get("run_id", keys))
 
 
 def comparability_groups(runs: pd.DataFrame) -> pd.Series:

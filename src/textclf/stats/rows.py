@@ -17,7 +17,7 @@ def row_keys(texts, labels) -> list[str]:
     runs and row orders; the n-th repeat of a row gets `#n`."""
     seen: Counter[str] = Counter()
     keys = []
-    for text, label in zip(texts, labels):
+    for text, label in zip(texts, labels, strict=False):
         key = hashlib.sha1(f"{text}\x1f{int(label)}".encode()).hexdigest()[:16]
         keys.append(key if not seen[key] else f"{key}#{seen[key]}")
         seen[key] += 1

@@ -108,7 +108,7 @@ def f1_scores_over_seeds(
     spread = boot[1].mean(1) - boot[0].mean(1)
     within = sum(
         (np.var(d, axis=1, ddof=1).mean() - np.var(f, ddof=1)) / d.shape[1]
-        for d, f in zip(boot, full)
+        for d, f in zip(boot, full, strict=False)
     )
     row_term = _row_term(float(np.var(spread, ddof=1)), max(0.0, float(within)), seed_terms)
     return _combine("f1", *full, seed_terms, row_term, len(labels), level)

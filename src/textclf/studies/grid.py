@@ -37,7 +37,7 @@ def points(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every grid point as trial params, in grid order (explicit grid indices, or the categorical
     product)."""
     space = spec.grid_space()
-    return [dict(zip(space, values)) for values in itertools.product(*space.values())]
+    return [dict(zip(space, values, strict=False)) for values in itertools.product(*space.values())]
 
 
 def point_of(trial: optuna.trial.FrozenTrial, keys: list[str]) -> tuple | None:
@@ -97,7 +97,7 @@ def claim(spec: SweepSpec, trial: optuna.Trial) -> None:
         ):
             trial.set_user_attr(DUPLICATE, other.number)
             raise DuplicatePoint(
-                f"grid point {dict(zip(keys, mine))} is taken by trial {other.number}"
+                f"grid point {dict(zip(keys, mine, strict=False))} is taken by trial {other.number}"
             )
 
 

@@ -66,7 +66,8 @@ class Journal:
     def _open(self, directory: Path, tracking_uri: str, run_id: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
 
-        self._file = open(self.path, "a+", encoding="utf-8")
+        # held open for the run's lifetime (appends, and the lock); closed by close()
+        self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
         # waits only while a replay of a resumed run's journal runs
         fcntl.flock(self._file, fcntl.LOCK_EX)
         self._file.seek(0)
@@ -153,7 +154,7 @@ def unlocked(
     last write) are skipped."""
     for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
         try:
-            f = open(path, encoding="utf-8")
+            f = open(path, encoding="utf-8")  # noqa: SIM115 (locked while replayed; closed below)
         except FileNotFoundError:
             continue  # replayed by another process meanwhile
         except OSError as e:  # a directory, no permission

@@ -60,13 +60,17 @@ def reap(experiment: str, now: float | None = None) -> list[str]:
         [found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000
     ):
         last, every = run.data.tags.get(HEARTBEAT), run.data.tags.get(HEARTBEAT_S)
-        if last and every and now - float(last) > 4 * float(every):
-            if end_dead(
+        if (
+            last
+            and every
+            and now - float(last) > 4 * float(every)
+            and end_dead(
                 run.info.run_id,
                 f"{REAPED} for {now - float(last):.0f} s: the process died (killed, or its "
                 "machine was lost)",
-            ):
-                reaped.append(run.info.run_id)
+            )
+        ):
+            reaped.append(run.info.run_id)
     return reaped
 
 

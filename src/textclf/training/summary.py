@@ -182,7 +182,7 @@ def score_intervals(
     return {
         bound: value
         for name, span in spans.items()
-        for bound, value in zip(intervals.bounds(name), span)
+        for bound, value in zip(intervals.bounds(name), span, strict=False)
     }
 
 
