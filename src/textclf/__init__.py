@@ -4,8 +4,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """`textclf.train`, `.sweep`, `.report`, `.compare`, `.predict` (api.py), imported when first
-    used."""
+    """`textclf.train`, `.sweep`, `.report`, `.compare`, `.predict` (api/), imported when used."""
     if name in ("train", "sweep", "report", "write_report", "compare", "predict", "TrainResult"):
         from textclf import api
 

@@ -27,8 +27,7 @@ def one_line(text: str) -> str:
 
 
 def first_line(e: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (libraries write pages), or its type when it has
-    none."""
+    """The first line of an exception's message (libraries write pages), or its type without one."""
     lines = str(e).strip().splitlines()
     return (lines[0][:limit] if lines else "") or type(e).__name__
 
@@ -39,8 +38,7 @@ def raise_if(problems: list[str]) -> None:
 
 
 class SweepStopped(Exception):
-    """A sweep that cannot go on (too many failed trials in a row, a worker failed): exit 1 with the
-    reason."""
+    """A sweep that cannot go on (too many failed trials in a row, a failed worker): exit 1, why."""
 
 
 class Terminated(KeyboardInterrupt):

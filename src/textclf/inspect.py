@@ -70,15 +70,8 @@ def token_lengths(
         texts = frame.text
         if sample and len(texts) > sample:
             texts = texts.sample(sample, random_state=seed)
-        lengths = np.fromiter(
-            map(
-                len,
-                tokenizer(list(texts), return_attention_mask=False, return_token_type_ids=False)[
-                    "input_ids"
-                ],
-            ),
-            dtype=np.int64,
-        )
+        ids = tokenizer(list(texts), return_attention_mask=False, return_token_type_ids=False)
+        lengths = np.fromiter(map(len, ids["input_ids"]), dtype=np.int64)
         row = {"texts": len(lengths), "mean": lengths.mean()}
         row |= {f"p{q}": np.percentile(lengths, q) for q in PERCENTILES}
         row["max"] = lengths.max()
@@ -117,8 +110,8 @@ def shared_texts(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def label_leaks(frames: dict[str, pd.DataFrame], names: tuple[str, ...]) -> pd.DataFrame:
     """How often a text contains its own label's name as a word, against any other label's name.
 
-    The raw TREC lines start with `DESC:manner ...`: a parser that keeps that token leaks the
-    answer."""
+    The raw TREC lines start with `DESC:manner ...`: a parser that keeps that first token leaks
+    the answer to the model."""
     worded = [n for n in names if re.search(r"[A-Za-z]", n)]
     if not worded:
         return pd.DataFrame({"note": ["label names are not words; nothing to check"]})

@@ -28,8 +28,7 @@ def _handle(signum, frame) -> None:
 
 
 def check() -> None:
-    """Raise the interrupt that arrived, if one did (it may have been swallowed where it was
-    raised)."""
+    """Raise the interrupt that arrived, if one did (Python may have swallowed it where it came)."""
     if _pending is not None:
         raise _pending()
 

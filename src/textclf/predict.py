@@ -14,8 +14,7 @@ from textclf.tracking import models, store
 
 
 def read_texts(texts: tuple[str, ...], input_file: str | None) -> list[str]:
-    """Arguments, then the non-empty lines of `input_file` ('-': stdin); undecodable bytes are one
-    line."""
+    """Arguments, then the non-empty lines of `input_file` ('-': stdin); bad bytes are one line."""
     out = list(texts)
     if input_file:
         data = sys.stdin.buffer.read() if input_file == "-" else Path(input_file).read_bytes()

@@ -31,18 +31,23 @@ LOAD = """
 import json, sys
 if sys.argv[3] == "refused":
     sys.modules["kernels"] = None
-from pathlib import Path import mlflow from textclf.config import load_config from
-textclf.model.build import build_classifier, load_backbone from textclf.tracking import models path,
-out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[4:] kernelized = lambda model:
-any(getattr(m, "use_kernels", False) for m in model.modules()) cfg = load_config(None,
-[f"model.name={path}", "data.max_length=32", *overrides]) backbone = load_backbone(cfg.model,
-cfg.data) model = build_classifier(backbone, ("neg", "pos"), cfg.model)
-mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow.db")  # the real reload path: MLflow's transformers
-flavor mlflow.set_experiment("kernels")                       # (plain models) or textclf's saved
-form (the others) with mlflow.start_run():
+from pathlib import Path
+import mlflow
+from textclf.config import load_config
+from textclf.model.build import build_classifier, load_backbone
+from textclf.tracking import models
+path, out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[4:]
+kernelized = lambda model: any(getattr(m, "use_kernels", False) for m in model.modules())
+cfg = load_config(None, [f"model.name={path}", "data.max_length=32", *overrides])
+backbone = load_backbone(cfg.model, cfg.data)
+model = build_classifier(backbone, ("neg", "pos"), cfg.model)
+# the real reload path: MLflow's transformers flavor (plain models) or textclf's saved form (others)
+mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow.db")
+mlflow.set_experiment("kernels")
+with mlflow.start_run():
     uri = models.log_model(model, backbone.tokenizer, 32, path, True, ["a film"])
-print(json.dumps({"built": kernelized(model), "reloaded":
-kernelized(models.load_predictor(uri).model)}))
+reloaded = models.load_predictor(uri).model
+print(json.dumps({"built": kernelized(model), "reloaded": kernelized(reloaded)}))
 """
 
 PLAIN = """

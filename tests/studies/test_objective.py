@@ -299,11 +299,17 @@ def test_a_list_override_gives_a_searched_categorical_new_choices(tmp_path, tiny
     assert any("give a categorical new choices" in p for p in problems(path, ("model.name=[]",)))
 
 
-RESUME = """ import sys import optuna from textclf.studies import storage as sweep_storage from
-textclf.studies import strategies as sweep_strategies from textclf.studies.spec_file import
-load_spec from textclf.studies.spec import trial_config spec, url, n = load_spec(sys.argv[1]),
-sys.argv[2], int(sys.argv[3]) study = sweep_storage.open_study(spec, url)  # what each `textclf
-sweep` command does (driver.run_worker) for _ in range(n):
+RESUME = """
+import sys
+import optuna
+from textclf.studies import storage as sweep_storage
+from textclf.studies import strategies as sweep_strategies
+from textclf.studies.spec_file import load_spec
+from textclf.studies.spec import trial_config
+spec, url, n = load_spec(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+# what each `textclf sweep` command does (sweep.run_worker)
+study = sweep_storage.open_study(spec, url)
+for _ in range(n):
     trial = study.ask()
     trial_config(spec, trial)
     study.tell(trial, 0.5)

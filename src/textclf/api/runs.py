@@ -122,8 +122,8 @@ def write_report(
     attach: bool = True,
 ) -> Report:
     """`textclf report`: the report of a study name, a sweep's parent run id or an experiment,
-    written to reports/<name>/ and attached to the parent run; its path, leaderboard and
-    data-scaling readings."""
+    written to reports/<name>/ and attached to the parent run. Returns the report's path, its
+    leaderboard and the data-scaling readings."""
     from textclf.reporting.build import make_report
     from textclf.reporting.tables import select_runs
     from textclf.studies.views import load_study_of, optuna_views
@@ -144,9 +144,9 @@ def report(
     output: str | None = None,
     attach: bool = True,
 ) -> pd.DataFrame:
-    """The report of a study name, a sweep's parent run id or an experiment (written to
-    reports/<name>/ and attached to the parent run, as `textclf report`); returns its
-    leaderboard."""
+    """The report of a study name, a sweep's parent run id or an experiment, written to
+    reports/<name>/ and attached to the parent run as `textclf report` does; returns the
+    leaderboard as a DataFrame."""
     return write_report(
         target, tracking_uri=tracking_uri, storage=storage, output=output, attach=attach
     ).table

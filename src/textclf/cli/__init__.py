@@ -1,6 +1,6 @@
-"""The `textclf` command: a thin layer over the library. Bad input exits 2, Ctrl-C 130, SIGTERM 143.
-Commands live in runs.py (train, sweep, report, predict) and tools.py (server, reap, sync, data,
-model)."""
+"""The `textclf` command: a thin layer over the library. Bad input exits 2, Ctrl-C 130, SIGTERM
+143. Commands live in runs.py (train, sweep, report, predict) and tools.py (server, reap, sync,
+data, model)."""
 
 from __future__ import annotations
 

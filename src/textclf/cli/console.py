@@ -10,8 +10,7 @@ import warnings
 
 
 def quiet_libraries() -> None:
-    """One line per event from textclf on stderr; the libraries speak only when something is
-    wrong."""
+    """One line per event from textclf on stderr; the libraries speak only when something fails."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("mlflow", "alembic", "httpx", "urllib3", "datasets"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -116,8 +116,7 @@ def sweep_cmd(
     worker_of,
     worker_index,
 ) -> None:
-    """Run (or resume) the Optuna study declared in SPEC: one MLflow parent run, a child run per
-    trial."""
+    """Run (or resume) the Optuna study in SPEC: one MLflow parent run, one child run per trial."""
     from textclf import api
 
     request = api.SweepRequest(
@@ -159,8 +158,7 @@ def sweep_cmd(
     help="Attach the report to the sweep's parent run as report/.",
 )
 def report_cmd(target, tracking_uri, storage, output, log_to_parent) -> None:
-    """Leaderboard and plots for TARGET: a sweep's parent run id, a study name, or an experiment
-    name."""
+    """Leaderboard and plots for TARGET: a sweep's parent run id, a study or an experiment name."""
     import pandas as pd
 
     from textclf import api

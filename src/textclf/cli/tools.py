@@ -1,5 +1,5 @@
-"""The commands around the runs: the tracking server, reaping and syncing runs, looking at data and
-models."""
+"""The commands around the runs: the tracking server and UI, reaping and syncing runs, and looking
+at data and models before training (each through api/tools.py)."""
 
 from __future__ import annotations
 
@@ -220,8 +220,7 @@ def model() -> None:
 def model_inspect(
     config_path, override, overrides, model_name, freeze, head, num_labels, show_all
 ) -> None:
-    """Which parameter tensors train under a freeze preset, head or peft method, without
-    training."""
+    """Which parameter tensors train under a freeze preset, head or peft method (no training)."""
     from textclf import api
 
     extra = (

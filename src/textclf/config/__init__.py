@@ -1,5 +1,5 @@
-"""The run configuration: the dataclass tree (schema.py), how it is read (load.py) and checked
-(checks.py)."""
+"""The run configuration: the dataclass tree (schema.py), model.freeze's words (presets.py), how it
+is read (load.py) and how it is checked (checks.py)."""
 
 from textclf.config.checks import loggable, validate
 from textclf.config.load import flatten_tree, load_config, read_mapping

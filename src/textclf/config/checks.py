@@ -164,8 +164,7 @@ def train_checks(t) -> list[tuple[str, bool, str]]:
 
 
 def loggable(flat: dict[str, Any]) -> list[tuple[str, str]]:
-    """Values that cannot become MLflow params: too long, or a secret that must not be logged at
-    all."""
+    """Values that cannot become MLflow params: too long, or a secret that must never be logged."""
     problems = []
     for key, value in flat.items():
         text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)

@@ -68,8 +68,7 @@ def flatten_tree(tree: Any, origin: str, problems: list[str]) -> dict[str, Any]:
 
 
 def read_mapping(path: Path, missing: str, expected: str) -> tuple[dict | None, str | None]:
-    """A YAML file whose top level is a mapping (yaml.safe_load only), or the one line saying why
-    not."""
+    """A YAML file whose top level is a mapping (yaml.safe_load only), or a line saying why not."""
     try:
         text = path.read_text(encoding="utf-8")
         tree = yaml.safe_load(text)
@@ -125,8 +124,7 @@ def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:
 
 
 def _coerce(value: Any, hint: Any, raw: bool) -> Any:
-    """Check `value` against a field's type; an override's raw string is parsed as the type
-    needs."""
+    """Check `value` against a field's type; an override's raw string is parsed as that type."""
     args = typing.get_args(hint)
     if typing.get_origin(hint) is typing.Literal:  # a choice
         if value not in args:

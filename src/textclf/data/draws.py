@@ -1,6 +1,6 @@
 """Stratified draws: the rows each split gets (data.split's modes), every draw a prefix of one
-seeded order, so smaller fractions nest in larger ones, class by class (docs/methodology.md,
-Splits)."""
+seeded order, so smaller fractions nest in larger ones, class by class (the definitions:
+docs/methodology.md, "Splits")."""
 
 from __future__ import annotations
 

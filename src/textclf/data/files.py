@@ -219,8 +219,7 @@ def _natural_key(path: Path) -> tuple:
 
 
 def read_trec(path: Path, split: str, source: Source) -> None:
-    """`COARSE:fine question words` per line, Latin-1. The fine label is part of the label, not the
-    text."""
+    """`COARSE:fine question words` per line, Latin-1; the fine label is not part of the text."""
     rows = []
     for line in path.read_bytes().decode("latin-1").splitlines():
         if not line.strip():

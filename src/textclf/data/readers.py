@@ -36,8 +36,7 @@ TREC_SPLITS = {"train_5500": "train", "TREC_10": "test"}  # original file names 
 
 @dataclass(frozen=True)
 class Layout:
-    """A directory layout: its name (as the README lists it), how to recognise it, how to read
-    it."""
+    """A directory layout: its name (as the README lists it), how to recognise it and read it."""
 
     name: str
     matches: Callable[[Path], bool]

@@ -53,8 +53,7 @@ class Splits:
         return {"train": self.train, "val": self.val, "test": self.test}
 
     def split_fingerprints(self) -> dict[str, str]:
-        """Each split's own fingerprint (its full rows and the label map): the runs' dataset
-        digests."""
+        """Each split's own fingerprint (its rows and the label map): the runs' dataset digests."""
         return {
             name: fingerprint({name: part}, self.label_names)
             for name, part in self.frames().items()

@@ -1,12 +1,12 @@
-"""Token ids cached on disk, per tokenizer, at the model's longest input; shorter max lengths are
-slices.
+"""Token ids cached on disk, per tokenizer, at the model's longest input; each shorter max length
+is a slice of them.
 
 A tokenizer reads the whole text before it truncates, so tokenizing at 512 costs what tokenizing at
 128 does: one cache at the model's limit serves every max length a sweep tries. Truncating cached
 ids to L keeps the first L-1 tokens and the final special token ([SEP], </s>), which is exactly what
 the tokenizer's own truncation gives for a single text (tested). Files are replaced atomically, so a
-killed writer never leaves a torn cache behind; concurrent writers can only lose each other's
-additions.
+killed writer never leaves a torn cache behind; at worst, concurrent writers lose each other's new
+entries.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ def cache_dir() -> Path:
 
 
 def fingerprint(tokenizer) -> str:
-    """What decides the ids: the tokenizer's full definition (vocabulary, normalizer, special
-    tokens)."""
+    """What decides the ids: the tokenizer's definition (vocabulary, normalizer, special tokens)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:  # minus the truncation/padding state that each call leaves behind in it
         definition = json.dumps(
@@ -78,8 +77,7 @@ def tokenize(
     cache_length: int,
     directory: Path | None = None,
 ) -> Tokenized:
-    """Ids of `texts` truncated to `max_length`, read from (and added to) the cache at
-    `cache_length`."""
+    """Ids of `texts` cut to `max_length`, read from (and added to) the cache at `cache_length`."""
     start = time.perf_counter()
     path = (directory or cache_dir()) / f"{fingerprint(tokenizer)}-{cache_length}.npz"
     keys = text_keys(texts)

@@ -178,8 +178,7 @@ def trainable_names(model: torch.nn.Module) -> list[str]:
 
 
 def describe_trainable(model: torch.nn.Module, show_all: bool = False) -> str:
-    """`T name shape` per tensor (T trains, - frozen), then the counts; what a run logs as an
-    artifact."""
+    """`T name shape` per tensor (T trains, - frozen), then the counts: the artifact a run logs."""
     lines = [
         f"{'T' if p.requires_grad else '-'} {n} {tuple(p.shape)}"
         for n, p in model.named_parameters()

@@ -14,8 +14,8 @@ TEXT_SUFFIXES = (".json", ".txt", ".model")  # configs, tokenizer vocabularies, 
 
 def damaged(directory: Path) -> str | None:
     """`<file>: cannot be read (why); the fix` for the first damaged file of a local checkpoint
-    directory (its subdirectories included: textclf's saved form keeps the body in body/), else
-    None."""
+    directory, its subdirectories included (textclf's saved form keeps the body in body/); None
+    when every file reads."""
     for path in sorted(directory.rglob("*")):
         if path.suffix not in (*TEXT_SUFFIXES, ".safetensors"):
             continue

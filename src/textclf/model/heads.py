@@ -2,8 +2,8 @@
 
 `model.head: auto` keeps the checkpoint's own AutoModelForSequenceClassification head and never
 reaches this module. The others wrap the bare body (AutoModel) in a TextClassifier, saved as the
-body in transformers format plus `head.safetensors` and `textclf_head.json`, so reloading needs no
-pickle.
+body in transformers format plus `head.safetensors` and `textclf_head.json`: reloading one needs
+no pickle.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ class PooledHead(nn.Module):
 
 
 class CNNHead(nn.Module):
-    """1-D convolutions of several widths over the token states, masked max-pool over time,
-    linear."""
+    """1-D convolutions of several widths over the token states, masked max-pool, then linear."""
 
     def __init__(
         self, hidden: int, num_labels: int, channels: int, kernels: tuple[int, ...], dropout: float
@@ -88,22 +87,24 @@ class Head:
     mask_4d: bool = False
 
 
+def _mlp(s: dict, hidden: int) -> nn.Module:
+    return PooledHead(hidden, s["num_labels"], s["pooling"], s["dropout"], s["mlp_hidden"])
+
+
+def _cnn(s: dict, hidden: int) -> nn.Module:
+    return CNNHead(
+        hidden, s["num_labels"], s["cnn_channels"], tuple(s["cnn_kernels"]), s["dropout"]
+    )
+
+
 # every model.head, one entry each (config/schema.py HeadName lists the names and PEFT_HEADS those
 # model.peft works with: tests check they agree)
 HEADS: dict[str, Head] = {
     "auto": Head(None, mask_4d=True),
     "cls": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "cls", s["dropout"])),
     "mean": Head(lambda s, hidden: PooledHead(hidden, s["num_labels"], "mean", s["dropout"])),
-    "mlp": Head(
-        lambda s, hidden: PooledHead(
-            hidden, s["num_labels"], s["pooling"], s["dropout"], s["mlp_hidden"]
-        )
-    ),
-    "cnn": Head(
-        lambda s, hidden: CNNHead(
-            hidden, s["num_labels"], s["cnn_channels"], tuple(s["cnn_kernels"]), s["dropout"]
-        )
-    ),
+    "mlp": Head(_mlp),
+    "cnn": Head(_cnn),
 }
 # a head's spec key -> the model.* setting it comes from (the spec is saved beside the weights as
 # textclf_head.json, so its keys stay what saved models have)
@@ -117,8 +118,8 @@ SETTINGS = {
 
 
 def head_spec(model_config, label_names: tuple[str, ...]) -> dict:
-    """What a head of textclf's is built from, and saved with: model.head, its settings (SETTINGS),
-    the labels."""
+    """What a head of textclf's is built from, and saved with: model.head, its settings
+    (SETTINGS), the labels."""
     settings = {key: getattr(model_config, field) for key, field in SETTINGS.items()}
     return {
         "head": model_config.head,
@@ -133,8 +134,7 @@ def make_head(spec: dict, hidden: int) -> nn.Module:
 
 
 class TextClassifier(nn.Module):
-    """A transformer body and one of textclf's heads; forward() matches a transformers
-    classifier's."""
+    """A transformer body and one of textclf's heads; forward() is a transformers classifier's."""
 
     def __init__(self, body: nn.Module, spec: dict):
         super().__init__()

@@ -1,8 +1,8 @@
 """Parameter-efficient tuning through the `peft` library: LoRA, soft-prompt and prefix tuning.
 
 The backbone stays frozen; peft trains the adapter and, through `modules_to_save`, the
-classification head. Saved as the adapter (safetensors) plus either the base model or only its
-location (`save_base`).
+classification head. It is saved as the adapter (safetensors) plus either the base model or only
+the base model's location (`save_base`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The saved form of models that are not a plain transformers classifier: custom heads and peft
-adapters.
+"""The saved form of the models that are not a plain transformers classifier: textclf's own heads
+and peft adapters.
 
 A directory with `textclf_model.json`, `tokenizer/` and either the body + head files (heads.py) or a
 peft adapter with the base model beside it (`base/`) or only its location. Safetensors and JSON
@@ -26,8 +26,7 @@ MANIFEST = "textclf_model.json"
 
 
 def is_plain(model: torch.nn.Module) -> bool:
-    """True for a transformers classifier that MLflow's transformers flavor can save and load
-    itself."""
+    """True for a transformers classifier, which MLflow's transformers flavor saves and loads."""
     from textclf.model.peft_tuning import is_peft
 
     return not isinstance(model, TextClassifier) and not is_peft(model)

@@ -3,8 +3,8 @@ basic-auth app (`mlflow server --app-name basic-auth`: users, per-experiment REA
 admin user). The client side (MLflow's MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, a
 refused login as one line) is tracking/logins.py.
 
-Secrets travel only in environment variables and 0600 files, never in argv, config, params, tags or
-logs.
+Secrets travel only in environment variables and 0600 files: never in argv, the config, params,
+tags or logs.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ _OLD_DEFAULT = "password1234"
 
 def check_binding(host: str, auth: bool, insecure: bool) -> None:
     """Beyond loopback, a server without logins lets anyone who reaches the port read, change and
-    delete every run: refused unless --auth (or an explicit --insecure-no-auth behind an
-    authenticating proxy)."""
+    delete every run: it is refused unless --auth, or an explicit --insecure-no-auth behind a proxy
+    that authenticates."""
     if auth or insecure or is_loopback(host):
         return
     raise InputError(
@@ -139,8 +139,7 @@ def auth_database(backend_uri: str) -> str:
 
 
 def _secret_key(home: Path) -> str:
-    """The key MLflow signs its CSRF tokens with: made once, kept in a mode-600 file, the same on
-    restarts."""
+    """The key MLflow signs its CSRF tokens with, made once and kept in a mode-600 file."""
     path = home / ".textclf-server-secret"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

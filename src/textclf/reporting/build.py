@@ -1,6 +1,6 @@
-"""`textclf report`: the comparison tables and plots users used to build by hand after every sweep,
-written to reports/<name>/ (CSV, Markdown, HTML, PNG, report.md) and attached to the sweep's parent
-run."""
+"""`textclf report`: the comparison tables and plots users used to build by hand after every
+sweep, written to reports/<name>/ (CSV, Markdown, HTML, PNG, report.md) and attached to the
+sweep's parent run."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The report's plots, each drawn only when the runs vary what it is about (else a one-line reason).
 
-Every function returns (figure or None, message); figures are matplotlib (Agg), saved as PNG by the
-caller.
+Every function returns (figure or None, message); the figures are matplotlib's (Agg), and the
+caller saves them as PNG.
 """
 
 from __future__ import annotations

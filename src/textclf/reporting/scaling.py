@@ -45,8 +45,7 @@ def power_law(n, a, b, c):
 
 
 def fit_curve(n: np.ndarray, error: np.ndarray) -> tuple[float, float, float] | None:
-    """(a, b, c) of error = a n^-b + c (scipy curve_fit, b in [0, 3], c >= 0); None if it does not
-    converge."""
+    """(a, b, c) of error = a n^-b + c (scipy curve_fit, b in [0, 3], c >= 0); None unconverged."""
     from scipy.optimize import curve_fit
 
     try:
@@ -96,10 +95,10 @@ def fit_all(
     seed: int = 0,
     rows_of: RowsOf | None = None,
 ) -> tuple[list[Fit], list[str]]:
-    """One Fit per comparable set of finished runs that varies the training-set size; a line per set
-    skipped. `rows_of` gives a run's per-row validation predictions, so every metric's rows are
-    resampled (without them an accuracy's rows are drawn as Binomial(rows, p), a loss's not at
-    all)."""
+    """One Fit per comparable set of finished runs that varies the training-set size; a line per
+    set skipped. `rows_of` gives a run's per-row validation predictions, so every metric's rows
+    are resampled (without them an accuracy's rows are drawn as Binomial(rows, p), and a loss's
+    are not resampled)."""
     fits, skipped = [], []
     for label, frame in comparable_sets(runs, metric, varied, groups):
         out = fit_one(frame, metric, direction, label, np.random.default_rng(seed), rows_of)
@@ -167,10 +166,10 @@ def _resampled(per_size: int, rows: str) -> str:
 def row_draws(
     frame: pd.DataFrame, metric: str, rate: bool, rows_of: RowsOf | None, rng
 ) -> tuple[np.ndarray | None, str]:
-    """(runs x RESAMPLES error values with each run's validation rows resampled, what was resampled
-    in words). From the per-row predictions where every run has them: correctness for an accuracy,
-    each row's cross-entropy for a loss; else for an accuracy Binomial(rows, p) / rows; else
-    none."""
+    """(runs x RESAMPLES error values with each run's validation rows resampled, what was
+    resampled in words). From the per-row predictions where every run has them: correctness for
+    an accuracy, each row's cross-entropy for a loss; else for an accuracy Binomial(rows, p) /
+    rows; else none."""
     frames = [rows_of(r) for r in frame["run_id"]] if rows_of and "run_id" in frame else [None]
     if all(f is not None for f in frames) and ("accuracy" in metric or "loss" in metric):
         kind = "predictions" if "accuracy" in metric else "losses"
@@ -180,17 +179,7 @@ def row_draws(
             else row_tables.row_losses(f)
             for f in frames
         ]
-        means = np.stack(
-            [
-                np.concatenate(
-                    [
-                        v[idx].mean(1)
-                        for idx in resample_rows(len(v), RESAMPLES, int(rng.integers(2**31)))
-                    ]
-                )
-                for v in per_row
-            ]
-        )
+        means = np.stack([_resampled_means(v, rng) for v in per_row])
         return (1 - means if rate else means), f"validation rows (per-row {kind})"
     if rate and "data.val_rows" in frame:
         rows = frame["data.val_rows"].to_numpy(float).astype(int)
@@ -198,6 +187,12 @@ def row_draws(
         drawn = rng.binomial(rows[:, None], np.clip(error, 0, 1)[:, None], (len(rows), RESAMPLES))
         return drawn / rows[:, None], "validation rows (binomial, from the row count)"
     return None, ""
+
+
+def _resampled_means(values: np.ndarray, rng) -> np.ndarray:
+    """RESAMPLES means of `values`, each over the rows drawn with replacement."""
+    draws = resample_rows(len(values), RESAMPLES, int(rng.integers(2**31)))
+    return np.concatenate([values[idx].mean(1) for idx in draws])
 
 
 def _refit(n, error, rows, b: int, rng):

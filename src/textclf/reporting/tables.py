@@ -69,8 +69,7 @@ def select_runs(target: str) -> Selection:
 
 
 def _tidy(runs: pd.DataFrame) -> pd.DataFrame:
-    """Columns without the `params.`/`metrics.`/`tags.` prefixes (tags keep theirs); numbers as
-    numbers."""
+    """Columns without the `params.`/`metrics.` prefixes (tags keep theirs); numbers as numbers."""
     frame = pd.DataFrame({"run_id": runs["run_id"], "status": runs["status"]})
     for column in runs.columns:
         kind, _, name = column.partition(".")

@@ -121,8 +121,7 @@ def start_run(
 def fit_model(
     cfg: Config, ready: Prepared, active, trial: TrialHooks | None, resume: str | None
 ) -> FitResult:
-    """training/loop.py's fit, logging each epoch into the run; a diverged run says why it
-    stopped."""
+    """training/loop.py's fit, logging each epoch into the run; a diverged run says why it ended."""
     if ready.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ready.device)
     with tf32(ready.device):

@@ -36,8 +36,7 @@ def setup_of(cfg: Config, ready: Prepared) -> summary.Setup:
 
 
 def prediction_tables(splits: Splits, evaluations: dict) -> tuple[dict, dict]:
-    """Per split: every row's prediction and probabilities (stats/rows.py), and the most confident
-    errors."""
+    """Per split: each row's prediction and probabilities (stats/rows.py), the surest errors."""
     frames, errors = {}, {}
     for split, evaluation in evaluations.items():
         texts = getattr(splits, split).text
@@ -47,8 +46,7 @@ def prediction_tables(splits: Splits, evaluations: dict) -> tuple[dict, dict]:
 
 
 def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:
-    """The run's plots, unless tracking.log_figures is off (then matplotlib is not even
-    imported)."""
+    """The run's plots, unless tracking.log_figures is off (then matplotlib is never imported)."""
     if not cfg.tracking.log_figures:
         return {}
     from textclf.reporting import figures
@@ -64,9 +62,9 @@ def run_figures(cfg: Config, fitted: FitResult, confusion: dict) -> dict:
 def log_model(
     cfg: Config, ready: Prepared, final: dict[str, float], trial: TrialHooks | None
 ) -> str | None:
-    """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models decides),
-    and its registration as a version of tracking.register_as (registry.enter, as a sweep's best
-    trial)."""
+    """The model, if this run keeps one (tracking.log_model; in a sweep, study.keep_models
+    decides), and its registration as a version of tracking.register_as (registry.enter, as a
+    sweep's best trial)."""
     keep = (
         trial.keep_model(final, ready.splits.eval_fingerprint)
         if trial and trial.keep_model

@@ -24,9 +24,9 @@ def wilson(correct: int, n: int, level: float = LEVEL) -> tuple[float, float]:
 
 
 def f1_scores(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> np.ndarray:
-    """training/metrics.py's F1 (binary: class 1; else macro over the classes present in the truth
-    or the predictions) for each row of 2-D `labels` / `predictions` (one resample per row),
-    vectorized."""
+    """training/metrics.py's F1 (binary: class 1; else macro over the classes present in the
+    truth or the predictions) for each row of 2-D `labels` / `predictions` (one resample per
+    row), vectorized."""
     labels, predictions = np.atleast_2d(labels), np.atleast_2d(predictions)
     draws, k = labels.shape[0], num_labels
     codes = (np.arange(draws)[:, None] * k * k + labels * k + predictions).ravel()
@@ -104,9 +104,9 @@ def bootstrap_ratio(
     resamples: int = RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of mean(numerator) / mean(denominator), two independent sets of
-    rows each resampled on its own (the train/val loss ratio: the training probe's rows over the
-    validation rows)."""
+    """Percentile bootstrap interval of mean(numerator) / mean(denominator), two independent sets
+    of rows each resampled on its own (the train/val loss ratio: the training probe's rows over
+    the validation rows)."""
     top = np.concatenate(
         [
             np.asarray(numerator, dtype=float)[idx].mean(1)

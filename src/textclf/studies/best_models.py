@@ -1,5 +1,5 @@
-"""Which trials keep their model (study.keep_models), and the best trial's model in the Model
-Registry.
+"""Which trials keep their model (study.keep_models), and how the best trial's model enters the
+Model Registry.
 
 best (default): a trial logs its model only when it beats every complete trial so far on the same
 evaluation rows (single objective) or no such trial dominates it (several objectives); once a better
@@ -29,8 +29,8 @@ MODEL_URI = "model_uri"  # trial user attribute: the logged model, if the trial 
 
 def keeps_model(spec: SweepSpec, study: optuna.Study) -> Callable[[dict[str, float], str], bool]:
     """Decides, from a finished run's final metrics and evaluation rows, whether it logs its model:
-    it must beat every complete trial scored on the same rows (one model kept per set of evaluation
-    rows)."""
+    it must beat every complete trial scored on the same rows (one model kept per set of
+    evaluation rows)."""
 
     def keep(metrics: dict[str, float], rows: str) -> bool:
         if spec.keep_models != "best":
@@ -63,10 +63,10 @@ def prune(spec: SweepSpec, study: optuna.Study) -> int:
 def register_best(
     spec: SweepSpec, study: optuna.Study, name: str, tracking: TrackingConfig
 ) -> str | None:
-    """The best complete trial on the base config's evaluation rows as a version of `name`, tagged
-    with its study, trial, objective value and its own run's fingerprints; `champion` moves to it if
-    it beats the champion (registry.promote, tracking.champion_test). Returns what happened, in
-    words."""
+    """The best complete trial on the base config's evaluation rows as a version of `name`,
+    tagged with its study, trial, objective value and its own run's fingerprints; `champion`
+    moves to it if it beats the champion (registry.promote, tracking.champion_test). Returns what
+    happened, in words."""
     if not _complete(study):
         return None
     front = best_trials(study)

@@ -34,8 +34,7 @@ class DuplicatePoint(Exception):
 
 
 def points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Every grid point as trial params, in grid order (explicit grid indices, or the categorical
-    product)."""
+    """Every grid point as trial params, in grid order (explicit grid indices or the categories)."""
     space = spec.grid_space()
     return [dict(zip(space, values, strict=False)) for values in itertools.product(*space.values())]
 
@@ -67,8 +66,7 @@ def progress(spec: SweepSpec, study: optuna.Study) -> tuple[set, set]:
 
 
 def target(spec: SweepSpec) -> int:
-    """The number of points to run: the whole grid, or study.n_trials (--n-trials) of it, in grid
-    order."""
+    """The points to run: the whole grid, or its first study.n_trials (--n-trials) in grid order."""
     return min(spec.n_trials or len(points(spec)), len(points(spec)))
 
 

@@ -100,8 +100,7 @@ def _record_scores(spec: SweepSpec, trial: optuna.Trial, metrics: dict[str, floa
 
 
 def _as_choice(value):
-    """A config value as a trial records it: a list (freeze patterns) as "a,b", as optuna stores
-    it."""
+    """A config value as a trial records it: a list (freeze patterns) as "a,b", as Optuna does."""
     return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
@@ -197,9 +196,9 @@ def running_value(metric: str, row: dict[str, float]) -> float | None:
 
 
 def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int, last: int) -> None:
-    """The pruner sees the running objective, so a pruned trial's stored value (its last report) is
-    the same quantity as a complete trial's value. Never after the `last` epoch: its compute is
-    spent, and a complete trial has its test metrics and model where a pruned one would have
+    """The pruner sees the running objective, so a pruned trial's stored value (its last report)
+    is the same quantity as a complete trial's value. Never after the `last` epoch: its compute
+    is spent, and a complete trial has its test metrics and model where a pruned one would have
     neither."""
     value = running_value(metric, row)
     if len(trial.study.directions) > 1 or value is None:

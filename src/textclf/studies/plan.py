@@ -34,8 +34,7 @@ def validate(
     tracking_flag: str | None,
     worker: bool,
 ) -> Plan:
-    """Everything that can reject the command, before any study, storage file, experiment or run
-    exists."""
+    """Everything that can reject the command, before a study, storage, experiment or run exists."""
     from textclf.assets import resolve
     from textclf.data import load_splits
 

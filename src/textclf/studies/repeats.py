@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
-    """Seed noise: rerun the best `k` complete trials with `seeds` - 1 more training seeds each, as
-    extra child runs tagged textclf.repeat_of; repeats already logged (a resumed command) are not
-    run again."""
+    """Seed noise: rerun the best `k` complete trials with `seeds` - 1 more training seeds each,
+    as extra child runs tagged textclf.repeat_of; repeats already logged (a resumed command) are
+    not run again."""
     # among the trials on the base config's evaluation rows, as the best trial is chosen
     complete = comparable(study, study.user_attrs.get(EVAL))
     complete.sort(

@@ -1,22 +1,22 @@
-"""Sweep files (sweeps/*.yaml): a base config, a search space or an exact grid, sampler, pruner,
-objective.
+"""Sweep files (sweeps/*.yaml): a base config, a search space or an exact grid, the sampler, the
+pruner and the objective.
 
-    base: ../configs/quickstart.yaml          # optional, relative to the sweep file
-    config: {train: {epochs: 1}}              # delta on the base, the same tree as `textclf train`
+    base: ../configs/quickstart.yaml      # optional, relative to the sweep file
+    config: {train: {epochs: 1}}          # a delta on the base, the tree `textclf train` reads
     study: {name: my-study, sampler: tpe, pruner: median, n_trials: 20}
-    objective: best_val_accuracy              # or {best_val_accuracy: maximize, train_time_s:
-    minimize}
+    # one objective, or several: {best_val_accuracy: maximize, train_time_s: minimize}
+    objective: best_val_accuracy
     space:
       train.learning_rate: {loguniform: [1.0e-5, 1.0e-3]}
       data.max_length: {categorical: [128, 256, 512]}
       train.batch_size: {follows: data.max_length, map: {128: 32, 256: 16, 512: 8}}
-    grid:                                     # instead of (or beside `follows` in) space: exact
-    points
+    # exact points, instead of the space's categorical dimensions (follows rules still apply)
+    grid:
       - {data.max_length: 128, train.learning_rate: 5.0e-5}
 
-studies/load.py reads and checks a file into a SweepSpec, reporting every problem at once as `file:
-key: problem`. This module does not import optuna: a trial is anything with optuna's suggest_*
-methods, and `trial_config` is the one place a trial becomes a Config.
+spec_file.py reads and checks a file into a SweepSpec (with spec_checks.py), reporting every
+problem at once as `file: key: problem`. This module does not import optuna: a trial is anything
+with optuna's suggest_* methods, and `trial_config` is the one place a trial becomes a Config.
 """
 
 from __future__ import annotations
@@ -105,8 +105,7 @@ class SweepSpec:
         )
 
     def searched_keys(self) -> list[str]:
-        """The keys a trial chooses (grid points and dimensions), not those that follow another
-        key."""
+        """The keys a trial chooses (grid points and dimensions), not those following another."""
         return [
             k for k in self.varied_keys() if k not in self.space or self.space[k].kind != "follows"
         ]
@@ -126,8 +125,8 @@ class SweepSpec:
 
 def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Config:
     """The search space, all of it: the trial's suggestions (or grid point), `follows` rules, the
-    base. Overrides of searched keys gave those keys new choices (studies/load.py); they do not fix
-    the value."""
+    base. Overrides of searched keys gave those keys new choices (studies/load.py); they do not
+    fix the value."""
     overrides = tuple(o for o in overrides if o.partition("=")[0].strip() not in spec.varied_keys())
     chosen: dict[str, Any] = {}
     if spec.grid:
@@ -158,8 +157,8 @@ def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Con
 
 def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[str]) -> SweepSpec:
     """`-o KEY=[a, b]` on a categorical the sweep searches gives it new choices (e.g. offline
-    stand-ins for hub models); the study name then gets a suffix so a study never mixes two sets of
-    choices."""
+    stand-ins for hub models); the study name then gets a suffix so a study never mixes two sets
+    of choices."""
     space, replaced = dict(spec.space), {}
     for o in overrides:
         key, _, text = (part.strip() for part in o.partition("="))
@@ -187,8 +186,7 @@ def replace_choices(spec: SweepSpec, overrides: tuple[str, ...], problems: list[
 
 
 class FixedTrial:
-    """A stand-in trial answering each suggestion from `picks`, else with the first choice or lower
-    bound."""
+    """A stand-in trial answering each suggestion from `picks`, else the first choice or low end."""
 
     def __init__(self, picks: dict[str, Any]):
         self.picks = picks

@@ -1,7 +1,7 @@
-"""The checks of a read sweep file: the study's settings (sampler, pruner, keep_models, grid rules),
-its `follows` rules, and every trial config the space can produce (each grid point, categorical
-choice and range end). Each returns `file: key: problem` lines; spec_file.py reports them all at
-once."""
+"""The checks of a read sweep file: the study's settings (sampler, pruner, keep_models, grid
+rules), its `follows` rules, and every trial config the space can produce (each grid point,
+categorical choice and range end). Each returns `file: key: problem` lines; spec_file.py reports
+them all at once."""
 
 from __future__ import annotations
 
@@ -95,14 +95,10 @@ def check_follows(spec: SweepSpec, where: str) -> list[str]:
             continue
         if dim.source not in known:
             near = difflib.get_close_matches(dim.source, known, n=1)
-            problems.append(
-                f"{where}: space.{key}: follows {dim.source}: unknown key"
-                + (
-                    f"; did you mean {near[0]}?"
-                    if near
-                    else "; name a config key such as data.max_length"
-                )
+            hint = (
+                f"did you mean {near[0]}?" if near else "name a config key such as data.max_length"
             )
+            problems.append(f"{where}: space.{key}: follows {dim.source}: unknown key; {hint}")
         chain = [key]
         while (
             chain[-1] in spec.space

@@ -91,14 +91,12 @@ def _unknown(where: str, prefix: str, tree: dict, known: tuple[str, ...]) -> lis
     for key in tree:
         near = difflib.get_close_matches(str(key), known, n=1)
         if key not in known:
-            out.append(
-                f"{where}: {prefix}{key}: unknown key"
-                + (
-                    f"; did you mean {prefix}{near[0]}?"
-                    if near
-                    else f"; expected one of {', '.join(known)}"
-                )
+            hint = (
+                f"did you mean {prefix}{near[0]}?"
+                if near
+                else f"expected one of {', '.join(known)}"
             )
+            out.append(f"{where}: {prefix}{key}: unknown key; {hint}")
     return out
 
 
@@ -128,14 +126,8 @@ def _objectives(value: Any, where: str, problems: list[str]) -> tuple[tuple[str,
             )
         elif metric not in FINAL_METRICS:
             near = difflib.get_close_matches(str(metric), FINAL_METRICS, n=1)
-            problems.append(
-                f"{where}: objective.{metric}: not a metric textclf runs log; "
-                + (
-                    f"did you mean {near[0]}?"
-                    if near
-                    else "e.g. best_val_accuracy or best_val_loss"
-                )
-            )
+            hint = f"did you mean {near[0]}?" if near else "e.g. best_val_accuracy or best_val_loss"
+            problems.append(f"{where}: objective.{metric}: not a metric textclf runs log; {hint}")
     return tuple(value.items())
 
 

@@ -1,6 +1,6 @@
 """Where a study lives: its storage URL (checked before it is opened), the SQLite storage with
-cross-process trial state changes, and opening (creating or resuming) the study with its sampler and
-pruner (strategies.py)."""
+cross-process trial state changes, and opening (creating or resuming) the study with its sampler
+and pruner (strategies.py)."""
 
 from __future__ import annotations
 

@@ -81,8 +81,7 @@ class Sampled:
         pass  # proposed to this trial alone
 
     def run(self, study: optuna.Study, optimize: Optimize, finished: Finished) -> None:
-        """Until the study has its target number of finished trials (study.n_trials), or
-        study.timeout."""
+        """Until the study has its target of finished trials (study.n_trials), or study.timeout."""
         target = self.spec.target_trials()
         if target is None:
             return optimize(study, None, self.spec.timeout, [])
@@ -141,11 +140,11 @@ def strategy(spec: SweepSpec) -> Strategy:
 
 
 def make_sampler(spec: SweepSpec, worker: int = 0, history: int = 0) -> optuna.samplers.BaseSampler:
-    """Worker i of a study gets its own seed, derived from the study seed (reproducible): with one
-    seed in every worker, random and TPE samplers propose the same values in every worker.
+    """Worker i of a study gets its own seed, derived from the study seed (reproducible): with
+    one seed in every worker, random and TPE samplers propose the same values in every worker.
     `history`, the trials the study held when this worker opened it, makes each resumption's seed
-    its own: with the worker index alone a re-run command (or a restarted pod) drew the same values
-    again."""
+    its own: with the worker index alone a re-run command (or a restarted pod) drew the same
+    values again."""
     entropy = [spec.seed, worker, *([history] if history else [])]
     fresh = worker == history == 0  # a fresh study's first worker keeps the study seed
     seed = spec.seed if fresh else int(np.random.SeedSequence(entropy).generate_state(1)[0])

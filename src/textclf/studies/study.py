@@ -2,8 +2,8 @@
 best, the per-trial table and the best-trial tags written to the parent run. Where the study lives
 is storage.py; how it proposes trials, strategies.py.
 
-Trial state -> child run status: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED (reason
-tagged).
+Trial state -> child run status: COMPLETE -> FINISHED, PRUNED -> KILLED, FAIL -> FAILED (with the
+reason as a tag).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def comparable(study: optuna.Study, rows: str | None) -> list[optuna.trial.Froze
 
 def candidates(study: optuna.Study) -> int:
     """How many trials the best was chosen among on the base config's rows: the complete ones and
-    those pruned on the same rows (they could have completed). The champion test corrects for them
-    (registry.SELECTED_FROM)."""
+    those pruned on the same rows (they could have completed). The champion test corrects for
+    them (registry.SELECTED_FROM)."""
     base = study.user_attrs.get(EVAL)
     return sum(
         1

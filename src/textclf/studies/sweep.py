@@ -110,8 +110,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
 
 
 def worker_environments(request: SweepRequest) -> list[dict[str, str]] | None:
-    """The worker processes' environments (workers.py), or None when this process is the one
-    worker."""
+    """The worker processes' environments (workers.py), or None when this process is the worker."""
     if request.worker_of or (str(request.workers) == "1" and not request.gpus):
         return None
     return spread.plan(str(request.workers), request.gpus, spread.visible_gpus())
@@ -154,8 +153,7 @@ def run_command(
 
 
 def register(plan: Plan, parent: str) -> None:
-    """The best trial's model in the Model Registry (studies/best_models.py), said on the parent run
-    too."""
+    """The best trial's model in the Model Registry (best_models.py), said on the parent run too."""
     said = best_models.register_best(
         plan.spec,
         open_study(plan.spec, plan.storage_url),
@@ -168,9 +166,9 @@ def register(plan: Plan, parent: str) -> None:
 
 
 def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
-    """The study (created once, before any worker races to create it; a grid's points enqueued) and
-    its parent run: the one `mlflow run` made, the one of this study from an earlier command, or a
-    new one."""
+    """The study (created once, before any worker races to create it; a grid's points enqueued)
+    and its parent run: the one `mlflow run` made, the one of this study from an earlier command,
+    or a new one."""
     spec, url = plan.spec, plan.storage_url
     study = open_study(spec, url)
     # "best" is chosen among trials on these rows
@@ -195,8 +193,7 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
 
 
 def run_workers(sweep: Sweep, spec_path: str, environments: list[dict[str, str]] | None) -> None:
-    """This process as the only worker, or worker processes of the same command, one GPU each
-    (workers.py)."""
+    """This process as the only worker, or worker processes of this command, one GPU each."""
     if environments is None:
         return run_worker(sweep)
     argv = [

@@ -28,7 +28,7 @@ def load_study_of(study_name: str | None, url: str | None) -> optuna.Study | Non
 
 def optuna_views(study: optuna.Study | None) -> tuple[list, list[str]]:
     """([(name, figure)], notes): Optuna's parameter importances and parallel coordinates, or why
-    not."""
+    they are missing."""
     if study is None:
         return [], [NO_STUDY]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -86,8 +86,8 @@ class ActiveRun:
         self.spool.flush()
 
     def drain(self, wait_s: float) -> dict[str, float]:
-        """Send what the spool holds (waiting up to `wait_s` for the server); how logging fared in
-        training."""
+        """Send what the spool holds (waiting up to `wait_s` for the server); returns how logging
+        fared while training."""
         self.spool.drain(wait_s)
         return {
             "tracking_longest_wait_s": self.spool.longest_wait_s,

@@ -75,17 +75,14 @@ class Journal:
         _, self.leftover, _ = _parse(self._file.read().splitlines())
         self._file.seek(0)
         self._file.truncate()
-        self._write(
-            [
-                {
-                    "uri": tracking_uri,
-                    "run_id": run_id,
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "created": time.time(),
-                }
-            ]
-        )
+        header = {
+            "uri": tracking_uri,
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "created": time.time(),
+        }
+        self._write([header])
         self.append(self.leftover)
 
     def append(self, entries: list[Entry]) -> None:

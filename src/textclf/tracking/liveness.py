@@ -1,7 +1,7 @@
-"""Liveness of runs: a heartbeat tag from a daemon thread, and reaping the runs whose process died
-(kill -9, a lost machine) since MLflow cannot end them itself. A run that stays RUNNING with a
-heartbeat 4 intervals old is ended FAILED by the next textclf start on its experiment (or `textclf
-reap`)."""
+"""Liveness of runs: a heartbeat tag from a daemon thread, and reaping the runs whose process
+died (kill -9, a lost machine) since MLflow cannot end them itself. A run that stays RUNNING with
+a heartbeat 4 intervals old is ended FAILED by the next textclf start on its experiment (or
+`textclf reap`)."""
 
 from __future__ import annotations
 

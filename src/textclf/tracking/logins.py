@@ -11,8 +11,7 @@ LOGIN_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 def login_problem(status: int, origin: str) -> str | None:
-    """One line for a 401/403 from the tracking server, naming the variables to fix; None for other
-    codes."""
+    """One line for a 401/403 from the tracking server, naming the variables to fix (else None)."""
     user = os.environ.get(LOGIN_ENV[0])
     if status == 401 and not user:
         return (

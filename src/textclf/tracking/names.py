@@ -44,8 +44,7 @@ def value_text(value) -> str:
 
 
 def run_name(cfg: Config) -> str:
-    """Model, data, max length, learning rate, and whatever else differs from a plain full
-    fine-tune."""
+    """Model, data, max length, learning rate, and what else differs from a plain full fine-tune."""
     d, m, t = cfg.data, cfg.model, cfg.train
     parts = [
         short_model(m.name),
@@ -65,8 +64,8 @@ def run_name(cfg: Config) -> str:
 def trial_name(
     number: int, cfg: Config | dict, keys: Iterable[str], seed: int | None = None
 ) -> str:
-    """`trial 7 · lr=2e-4 freeze=top2`, the values of the keys a sweep varies (from a config, or a
-    mapping of section.key values when the trial's config was rejected); `… seed 43` for a
+    """`trial 7 · lr=2e-4 freeze=top2`, the values of the keys a sweep varies (from a config, or
+    a mapping of section.key values when the trial's config was rejected); `… seed 43` for a
     repeat."""
     flat = cfg.flat() if isinstance(cfg, Config) else cfg
     varied = " ".join(

@@ -11,8 +11,7 @@ import pandas as pd
 
 
 def sweep_parent(target: str) -> tuple[str, str, dict[str, str]] | None:
-    """(run id, experiment id, tags) of a run given by id, or of the newest sweep parent of a study
-    name."""
+    """(run id, experiment id, tags) of a run given by id, or of a study name's newest parent."""
     client = mlflow.MlflowClient()
     if re.fullmatch(r"[0-9a-f]{32}", target):
         try:

@@ -74,8 +74,7 @@ def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str,
 
 
 def describe(m: dict[str, float], objective: str, run_id: str | None) -> str:
-    """The version's description: its objective and test accuracy with their 95% intervals (the
-    run's)."""
+    """The version's description: its objective and test accuracy with the run's 95% intervals."""
     keys = [k for k in dict.fromkeys((objective, "test_accuracy")) if {k, *bounds(k)} <= set(m)]
     parts = [f"{k} {with_interval(m, k, digits=4, fixed=True)}" for k in keys]
     return (

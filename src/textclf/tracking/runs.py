@@ -74,8 +74,8 @@ def _start(
     name: str | None,
     unique: bool,
 ):
-    """The MLflow run started (or, for `resume`, started again), with a heartbeat tag and MLflow's
-    system metrics."""
+    """The MLflow run started (or, for `resume`, started again), with a heartbeat tag and
+    MLflow's system metrics."""
     if name and unique and not resume:
         experiment = (
             os.environ.get("MLFLOW_EXPERIMENT_ID")

@@ -91,17 +91,16 @@ def show_best(
         parent_run_id, metrics=[Metric(k, scores[k], now, 0) for k in keys if k in scores]
     )
     tests = [m for m in TEST_SCORES if m in scores]
-    client.set_tag(
-        parent_run_id,
-        BEST_OF,
-        f"{', '.join(objectives)}: the best of {candidates} trials on these validation "
-        "rows (selected on them: optimistic, so no interval); "
-        + (
-            f"{' and '.join(tests)} were not selected on: read those, with their intervals"
-            if tests
-            else "no test scores"
-        ),
+    unselected = (
+        f"{' and '.join(tests)} were not selected on: read those, with their intervals"
+        if tests
+        else "no test scores"
     )
+    said = (
+        f"{', '.join(objectives)}: the best of {candidates} trials on these validation rows "
+        f"(selected on them: optimistic, so no interval); {unselected}"
+    )
+    client.set_tag(parent_run_id, BEST_OF, said)
 
 
 def charts(objectives: list[str], varied: list[str]) -> dict:

@@ -1,5 +1,5 @@
-"""Metrics held locally while the tracking server is unreachable, then replayed exactly once per
-(key, step).
+"""Metrics held locally while the tracking server is unreachable, then replayed, each (key, step)
+exactly once.
 
 Training never waits on the server: each epoch's metrics join the spool and one fast attempt (no
 retries, a short timeout: runs.py) sends everything pending. When an attempt fails the server
@@ -54,17 +54,16 @@ class Spool:
         self.pending += entries
 
     def flush(self) -> bool:
-        """One attempt while training (timed: `longest_wait_s`); True when nothing is left
-        pending."""
+        """One attempt while training (timed: `longest_wait_s`); True when nothing is pending."""
         start = time.perf_counter()
         done = self._attempt()
         self.longest_wait_s = max(self.longest_wait_s, time.perf_counter() - start)
         return done
 
     def _attempt(self, patient: bool = False) -> bool:
-        """Ask what the server already has (after a failure), then send the rest. While training, a
-        slow answer to the question defers the send to the next epoch, so one call costs about one
-        timeout."""
+        """Ask what the server already has (after a failure), then send the rest. While training,
+        a slow answer to the question defers the send to the next epoch, so one call costs about
+        one timeout."""
         start, had = time.perf_counter(), bool(self.pending)
         try:
             if self.pending and self.uncertain:

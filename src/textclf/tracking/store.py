@@ -113,8 +113,7 @@ def _wait_for_server(uri: str, origin: str, timeout_s: float, wait_s: float) -> 
 
 
 def _unanswered(health: str, timeout_s: float) -> str | None:
-    """None when the server answered at all (authentication or routing is its business); else why
-    not."""
+    """None when the server answered at all (logins and routing are its business), else why not."""
     try:
         requests.get(health, timeout=timeout_s, verify=_verify()).close()
         return None
@@ -202,15 +201,14 @@ def connect(uri: str, experiment: str, journal_dir: str | None = None) -> None:
 
 
 def connect_read(uri: str, origin: str) -> None:
-    """For commands that only read (report, predict, reap): the store must exist; nothing is
-    created."""
+    """For commands that only read (report, predict, reap): the store must exist, and nothing is
+    created in it."""
     check_uri(uri, origin, must_exist=True)
     mlflow.set_tracking_uri(uri)
 
 
 def attach_to_mlflow_run(name: str, text: str, uri: str) -> None:
-    """Under `mlflow run`, keep a command's output in the run it created (else that run stays
-    empty)."""
+    """Under `mlflow run`, keep a command's output in the run it created (else it stays empty)."""
     if os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_tracking_uri(uri)
         with mlflow.start_run():

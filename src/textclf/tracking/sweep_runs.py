@@ -1,6 +1,6 @@
-"""A sweep's runs: one parent run per study (found again when the study resumes, even when several
-machines start it at once) and one child run per trial, edited by id from any worker (no active run
-needed)."""
+"""A sweep's runs: one parent run per study (found again when the study resumes, even when
+several machines start it at once) and one child run per trial, edited by id from any worker (no
+active run needed)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from textclf.tracking.provenance import redact
 def start_parent(
     experiment: str, run_name: str, tags: dict[str, str], reuse: dict[str, str], heartbeat_s: float
 ) -> str:
-    """The sweep's parent run: the one whose tags match `reuse` (a resumed study), else a new one.
-    Sweeps started at once on several machines may each create one; all then keep the oldest, and
-    delete theirs."""
+    """The sweep's parent run: the one whose tags match `reuse` (a resumed study), else a new
+    one. Sweeps started at once on several machines may each create one; all then keep the
+    oldest, and delete theirs."""
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(experiment)
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in reuse.items())

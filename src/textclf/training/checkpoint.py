@@ -76,8 +76,7 @@ def snapshot(
 
 
 def restore(found, parts: Parts, result, device: torch.device):
-    """Load a checkpoint into the parts and `result`; returns (epochs done, best loss, best
-    weights)."""
+    """Load a checkpoint into the parts and `result`; returns (epochs done, best score, weights)."""
     tensors, meta = found
 
     def take(prefix: str) -> dict[str, torch.Tensor]:

@@ -64,9 +64,9 @@ class CompileClock:
 def compiled(
     model: torch.nn.Module, enabled: bool, device: torch.device
 ) -> Iterator[tuple[torch.nn.Module, CompileClock]]:
-    """(what the training steps call, its clock): the model itself when not `enabled`. The compiled
-    module shares the model's parameters, so the optimizer, checkpoints and evaluation keep using
-    `model`."""
+    """(what the training steps call, its clock): the model itself when not `enabled`. The
+    compiled module shares the model's parameters, so the optimizer, checkpoints and evaluation
+    keep using `model`."""
     clock = CompileClock(device, enabled)
     if not enabled:
         yield model, clock

@@ -1,5 +1,5 @@
-"""Which device a run trains on and in which precision; a device that is not there is bad input
-(exit 2)."""
+"""Which device a run trains on, and in which precision; a device that is not there is bad input,
+exit 2."""
 
 from __future__ import annotations
 

@@ -48,8 +48,7 @@ class Optimizing:
 
 
 class Tally:
-    """What an epoch has seen so far; the loss and correct count stay on the device (no sync per
-    step)."""
+    """What an epoch has seen so far; the loss and correct count stay on the device (no syncs)."""
 
     def __init__(self, device: torch.device):
         self.loss = torch.zeros((), device=device)
@@ -68,8 +67,7 @@ class Tally:
 def epoch_row(
     running: Running, probe: Evaluation | None, val: Evaluation, seconds: float
 ) -> dict[str, float]:
-    """One epoch's metrics; the loss ratio divides eval-mode losses (the probe's, when there is
-    one)."""
+    """One epoch's metrics; the loss ratio divides eval-mode losses (the probe's, if it has one)."""
     train_loss, train_accuracy = (
         (probe.loss, probe.accuracy) if probe else (running.loss, running.accuracy)
     )

@@ -69,8 +69,7 @@ def _positions(model: torch.nn.Module, layers: int) -> list[tuple[int, int, bool
 
 
 def flops_per_token(model: torch.nn.Module, config, length: float) -> float:
-    """Training FLOPs per real token at token-weighted sequence length `length` (the module's
-    formula)."""
+    """Training FLOPs per real token at token-weighted sequence length `length` (formula above)."""
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 0)
     hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
     params = _positions(model, layers)

@@ -1,5 +1,5 @@
-"""The training loop: plain PyTorch. It imports neither mlflow nor optuna; it reports through
-callables.
+"""The training loop, in plain PyTorch: it imports neither mlflow nor optuna, and reports through
+the callables it is given.
 
 AdamW or Adam with a warmup schedule (optim.py), gradient clipping and accumulation (each optimizer
 step's gradient is the mean over the rows of its micro-batches), autocast on GPU, early stopping on

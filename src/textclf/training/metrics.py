@@ -1,5 +1,5 @@
-"""Classification metrics of an evaluation (F1, the confusion matrix) and which way each metric is
-better."""
+"""Classification metrics of an evaluation (F1, the confusion matrix), and which way is better for
+each final metric."""
 
 from __future__ import annotations
 

@@ -193,8 +193,7 @@ def row_losses(evaluation: Evaluation) -> np.ndarray:
 
 
 def utilisation(setup: Setup, fitted: FitResult) -> dict[str, float]:
-    """Model TFLOP/s achieved in training steps and, where the device's peak is known, mfu
-    (flops.py)."""
+    """Model TFLOP/s achieved in training steps, and mfu where the device's peak is known."""
     length = flops.attention_length(fitted.tokens, fitted.token_squares)
     per_token = flops.flops_per_token(setup.model, setup.model_config, length)
     achieved = per_token * fitted.tokens / fitted.step_time_s
