@@ -1,5 +1,5 @@
-"""textclf from a notebook (api.py): the same validation, splits, fingerprints and MLflow contract
-as the CLI, in-process on tiny models, returning results and DataFrames."""
+"""textclf from a notebook (the api/ package): the same validation, splits, fingerprints and
+MLflow contract as the CLI, in-process on tiny models, returning results and DataFrames."""
 
 from __future__ import annotations
 

@@ -199,21 +199,19 @@ def test_no_import_cycles():
             visit(name, [name])
 
 
-# the walls the README's package map states: lines, modules and functions of a readable size
-LINE_CHARS, MODULE_LINES, FUNCTION_LINES = 100, 250, 50
-LONGER_FUNCTIONS = {"fit": 65}  # the training loop reads best in one piece (STYLE.md: about 60)
+# the walls the README's package map states: modules and functions of a readable size (line
+# length is ruff's: pyproject.toml, tests/test_form.py)
+MODULE_LINES, FUNCTION_LINES = 250, 50
+LONGER_FUNCTIONS = {"fit": 65}  # the training loop reads best in one piece
 
 
 @pytest.mark.parametrize(
     "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
 )
 def test_modules_stay_readable(path):
-    """Lines of at most 100 characters, modules of at most 250 lines, functions of at most 50 (the
-    training loop aside)."""
+    """Modules of at most 250 lines, functions of at most 50 (the training loop aside)."""
     lines = path.read_text().splitlines()
     assert len(lines) <= MODULE_LINES, f"{path.name}: {len(lines)} lines"
-    long = [i for i, line in enumerate(lines, 1) if len(line) > LINE_CHARS]
-    assert not long, f"{path.name}: lines {long} are over {LINE_CHARS} characters"
     for node in ast.walk(ast.parse("\n".join(lines))):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = node.end_lineno - node.lineno + 1

@@ -168,7 +168,7 @@ def findings(tables: dict[str, pd.DataFrame]) -> list[str]:
             )
     for where, row in tables.get("other label columns leading the text", pd.DataFrame()).iterrows():
         if row.get("LEAK"):
-            split, column = where.split(": ")
+            split, column = str(where).split(": ")
             lines.append(
                 f"LEAK: {row['texts starting with it']:.0%} of {split} texts start with "
                 f"their {column} (notebook 003's TREC parse): the model can read the "

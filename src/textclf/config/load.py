@@ -14,10 +14,7 @@ from typing import Any
 import yaml
 
 from textclf.config.checks import validate
-from textclf.config.schema import (
-    Config,
-    _sections,
-)
+from textclf.config.schema import Config, section_types
 from textclf.errors import InputError
 
 
@@ -67,22 +64,23 @@ def flatten_tree(tree: Any, origin: str, problems: list[str]) -> dict[str, Any]:
     return flat
 
 
-def read_mapping(path: Path, missing: str, expected: str) -> tuple[dict | None, str | None]:
-    """A YAML file whose top level is a mapping (yaml.safe_load only), or a line saying why not."""
+def read_mapping(path: Path, missing: str, expected: str) -> tuple[dict, str | None]:
+    """A YAML file whose top level is a mapping (yaml.safe_load only), or an empty mapping and a
+    line saying why not."""
     try:
         text = path.read_text(encoding="utf-8")
         tree = yaml.safe_load(text)
     except FileNotFoundError:
-        return None, f"{path}: file not found; {missing}"
+        return {}, f"{path}: file not found; {missing}"
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        return None, f"{path}: not valid YAML ({' '.join(str(e).split())}); fix the syntax"
+        return {}, f"{path}: not valid YAML ({' '.join(str(e).split())}); fix the syntax"
     except OSError as e:  # a directory, no permission
-        return None, f"{path}: cannot be read ({e.strerror or e}); {missing}"
+        return {}, f"{path}: cannot be read ({e.strerror or e}); {missing}"
     if not text:  # zero bytes (a comments-only file is a deliberate empty delta)
-        return None, f"{path}: the file is empty; write the changes {expected} or leave it out"
+        return {}, f"{path}: the file is empty; write the changes {expected} or leave it out"
     tree = {} if tree is None else tree
     if not isinstance(tree, dict):
-        return None, f"{path}: top level must be a mapping {expected}"
+        return {}, f"{path}: top level must be a mapping {expected}"
     return tree, None
 
 
@@ -97,12 +95,10 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
 
 
 def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:
-    names = [s.name for s in _sections()]
+    types = section_types()
+    names = list(types)
     values: dict[str, dict[str, Any]] = {n: {} for n in names}
-    hints = {
-        n: typing.get_type_hints(s.default_factory)
-        for n, s in zip(names, _sections(), strict=False)
-    }
+    hints = {n: typing.get_type_hints(t) for n, t in types.items()}
     for key, (value, origin, raw) in delta.items():
         section, _, sub = key.partition(".")
         if section not in values:
@@ -120,7 +116,7 @@ def _build_sections(delta: dict, problems: list[str]) -> dict[str, Any]:
                 values[section][sub] = _coerce(value, hints[section][sub], raw)
             except ValueError as e:
                 problems.append(f"{origin}: {key}: {e}, got {value!r}")
-    return {n: s.default_factory(**values[n]) for n, s in zip(names, _sections(), strict=False)}
+    return {n: t(**values[n]) for n, t in types.items()}
 
 
 def _coerce(value: Any, hint: Any, raw: bool) -> Any:

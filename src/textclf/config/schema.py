@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -203,6 +204,12 @@ class Config:
 
 def _sections() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(Config) if f.name != "origins"]
+
+
+def section_types() -> dict[str, type[Section]]:
+    """Each section's name and class, in Config's order."""
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in _sections()}
 
 
 def _plain(d: dict) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,7 +68,7 @@ def make_loaders(
     encoded, misses = encode_splits(splits, tokenizer, max_length, cache_length)
     workers = (2 if device.type == "cuda" else 0) if num_workers is None else num_workers
     collate = Collate(tokenizer.pad_token_id, multiple=8 if device.type == "cuda" else 1)
-    common = dict(
+    common: dict[str, Any] = dict(  # DataLoader options every loader shares
         collate_fn=collate,
         num_workers=workers,
         persistent_workers=workers > 0,
@@ -106,7 +107,7 @@ def encode_splits(
             encoded[name] = Encoded(done.ids, np.asarray(frame.label, dtype=np.int64))
             misses += done.misses
         else:
-            encoded[name] = encode(frame.text, frame.label, tokenizer, max_length)
+            encoded[name] = encode(list(frame.text), frame.label.to_numpy(), tokenizer, max_length)
     return encoded, misses
 
 
@@ -196,13 +197,14 @@ class Collate:
         padded = self.always_mask or lengths.min() < width
         attention = torch.from_numpy(mask.astype(np.int64)) if padded else None
         # real tokens (and their squares, for the attention FLOPs), counted without a device sync
-        return {
+        batch: dict[str, Any] = {
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": attention,
             "labels": labels,
             "tokens": int(lengths.sum()),
             "token_squares": int((lengths**2).sum()),
         }
+        return batch
 
 
 def decoded_samples(
@@ -211,8 +213,11 @@ def decoded_samples(
     """The first rows of `loader` as the model sees them (special tokens, truncation), with their
     labels: `label<TAB>tokens<TAB>decoded` per line, for a run's samples.txt."""
     lines = []
-    for i in range(min(count, len(loader.dataset))):
-        ids, label = loader.dataset[i]
+    rows = loader.dataset
+    if not isinstance(rows, Rows):
+        raise TypeError(f"decoded_samples reads textclf's Rows, not {type(rows).__name__}")
+    for i in range(min(count, len(rows))):
+        ids, label = rows[i]
         decoded = tokenizer.decode(list(ids), skip_special_tokens=False)
         lines.append(f"{label_names[label]}\t{len(ids)}\t{' '.join(decoded.split())}")
     return "\n".join(lines) + "\n"

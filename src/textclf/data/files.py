@@ -208,9 +208,12 @@ def read_aclimdb(root: Path, source: Source) -> None:
                 )
         if rows:
             frame = pd.DataFrame(rows, columns=["text", "label", "file"])
-            source.add(
-                split_dir.name, frame, str(split_dir), lambda i, f=frame: f"file {f.file.iat[i]}"
-            )
+            source.add(split_dir.name, frame, str(split_dir), _file_of(frame))
+
+
+def _file_of(frame: pd.DataFrame) -> Callable[[int], str]:
+    """Where row i of an aclImdb split came from, for error messages."""
+    return lambda i: f"file {frame.file.iat[i]}"
 
 
 def _natural_key(path: Path) -> tuple:

@@ -91,7 +91,7 @@ def tokenize(
     missing = np.flatnonzero(~found)
     if len(missing):
         fresh = tokenizer(
-            [texts[i] for i in missing],
+            [texts[int(i)] for i in missing],
             truncation=True,
             max_length=cache_length,
             return_attention_mask=False,

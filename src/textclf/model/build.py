@@ -98,6 +98,7 @@ def build_classifier(
 ) -> torch.nn.Module:
     """The classifier model.* asks for, with only the chosen parameters trainable."""
     transformers.utils.logging.disable_progress_bar()
+    model: transformers.PreTrainedModel | TextClassifier
     if HEADS[m.head].build is None:  # the checkpoint's own head
         model = _load(
             AutoModelForSequenceClassification,
@@ -112,9 +113,11 @@ def build_classifier(
         spec = head_spec(m, label_names)
         model = TextClassifier(_load(AutoModel, backbone, m), spec)
     # read by the training loop (training/evaluate.py to_device); a peft wrapper passes it on from
-    # the model inside
-    model.takes_4d_mask = takes_4d_mask(model, m)
+    # the model inside. A plain attribute: Module.__setattr__ only routes tensors and modules.
+    object.__setattr__(model, "takes_4d_mask", takes_4d_mask(model, m))
     if m.peft != "none":
+        if not isinstance(model, transformers.PreTrainedModel):  # config/checks.py PEFT_HEADS
+            raise InputError([f"{m.where('model.peft')}: model.peft: needs model.head=auto"])
         return peft_tuning.wrap(model, m, m.where("model.peft"))
     try:
         parts = freeze.describe_parts(model, model.base_model, m.freeze)
@@ -141,7 +144,7 @@ def takes_4d_mask(model: torch.nn.Module, m: ModelConfig) -> bool:
     )
 
 
-def _load(auto_class, backbone: Backbone, m: ModelConfig, **kwargs) -> torch.nn.Module:
+def _load(auto_class, backbone: Backbone, m: ModelConfig, **kwargs) -> transformers.PreTrainedModel:
     # the architecture only: every weight fresh, drawn from the run's seeded generator
     if m.init == "random":
         kwargs.pop("ignore_mismatched_sizes", None)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+import transformers
 from torch import nn
 from transformers import AutoModel
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -130,17 +131,24 @@ def head_spec(model_config, label_names: tuple[str, ...]) -> dict:
 
 
 def make_head(spec: dict, hidden: int) -> nn.Module:
-    return HEADS[spec["head"]].build(spec, hidden)
+    build = HEADS[spec["head"]].build
+    if build is None:
+        raise ValueError(f"model.head={spec['head']} is the checkpoint's own head, not textclf's")
+    return build(spec, hidden)
 
 
 class TextClassifier(nn.Module):
     """A transformer body and one of textclf's heads; forward() is a transformers classifier's."""
 
-    def __init__(self, body: nn.Module, spec: dict):
+    body: transformers.PreTrainedModel
+    head: nn.Module
+    config: transformers.PretrainedConfig
+
+    def __init__(self, body: transformers.PreTrainedModel, spec: dict):
         super().__init__()
         if getattr(body, "pooler", None) is not None:
             # the heads read token states; an unused pooler would only look trainable
-            body.pooler = None
+            body.register_module("pooler", None)
         self.body, self.spec = body, spec
         self.head = make_head(spec, body.config.hidden_size)
         self.config = body.config  # carries id2label / label2id for predict
@@ -148,7 +156,7 @@ class TextClassifier(nn.Module):
         self.config.label2id = {n: i for i, n in enumerate(spec["label_names"])}
 
     @property
-    def base_model(self) -> nn.Module:
+    def base_model(self) -> transformers.PreTrainedModel:
         return self.body
 
     def forward(self, input_ids, attention_mask=None, **kwargs) -> SequenceClassifierOutput:

@@ -8,6 +8,7 @@ the base model's location (`save_base`).
 from __future__ import annotations
 
 import torch
+import transformers
 
 from textclf.config import ModelConfig
 from textclf.errors import InputError, first_line
@@ -23,30 +24,39 @@ _LORA_TARGETS = {
 }
 
 
-def wrap(model: torch.nn.Module, m: ModelConfig, where: str) -> torch.nn.Module:
+def wrap(model: transformers.PreTrainedModel, m: ModelConfig, where: str) -> torch.nn.Module:
+    """`model` (transformers' own classifier: model.head=auto) with a peft adapter that trains."""
     import peft
 
     config = model.config
     heads = [
         n for n, _ in model.named_children() if n != model.base_model_prefix and "dropout" not in n
     ]
-    common = {"task_type": peft.TaskType.SEQ_CLS, "modules_to_save": heads}
+    task, keep = peft.TaskType.SEQ_CLS, heads  # the classification head trains beside the adapter
+    method: peft.PeftConfig
     if m.peft == "lora":
         method = peft.LoraConfig(
             r=m.lora_r,
             lora_alpha=m.lora_alpha,
             lora_dropout=m.lora_dropout,
             target_modules=_LORA_TARGETS.get(config.model_type),
-            **common,
+            task_type=task,
+            modules_to_save=keep,
         )
     else:
-        dims = {
-            "token_dim": getattr(config, "hidden_size", None) or config.dim,
-            "num_layers": getattr(config, "num_hidden_layers", None) or config.n_layers,
-            "num_attention_heads": getattr(config, "num_attention_heads", None) or config.n_heads,
-        }
+        # DistilBERT names them dim, n_layers, n_heads
+        hidden = getattr(config, "hidden_size", None) or config.dim
+        layers = getattr(config, "num_hidden_layers", None) or config.n_layers
+        heads_n = getattr(config, "num_attention_heads", None) or config.n_heads
         kind = peft.PromptTuningConfig if m.peft == "prompt" else peft.PrefixTuningConfig
-        method = kind(num_virtual_tokens=m.prefix_length, **dims, **common)
+        method = kind(
+            num_virtual_tokens=m.prefix_length,
+            token_dim=hidden,
+            num_layers=layers,
+            num_attention_heads=heads_n,
+            task_type=task,
+            modules_to_save=keep,
+        )
     try:
         wrapped = peft.get_peft_model(model, method)
         if m.peft == "prefix":  # support for past-key-value prefixes shows only in a forward pass
@@ -72,4 +82,9 @@ def is_peft(model: torch.nn.Module) -> bool:
 
 
 def base_location(model: torch.nn.Module) -> str:
-    return model.peft_config["default"].base_model_name_or_path
+    """Where the base model of a peft model came from (saved with model.save_base=false)."""
+    import peft
+
+    if not isinstance(model, peft.PeftModel):
+        raise TypeError(f"not a peft model: {type(model).__name__}")
+    return str(model.peft_config["default"].base_model_name_or_path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from textclf.model.heads import TextClassifier, load_text_classifier
@@ -44,13 +45,17 @@ def save_model_dir(
     tokenizer.save_pretrained(directory / "tokenizer")
     manifest = {
         "max_length": max_length,
-        "label_names": [model.config.id2label[i] for i in range(len(model.config.id2label))],
+        "label_names": label_names(model),
     }
     if isinstance(model, TextClassifier):
         model.save(directory)
         manifest["format"] = "head"
     else:
-        model.save_pretrained(directory / "adapter", safe_serialization=True)
+        import peft
+
+        if not isinstance(model, peft.PeftModel):
+            raise TypeError(f"textclf's saved form holds its heads and peft models, not {model}")
+        model.save_pretrained(str(directory / "adapter"), safe_serialization=True)
         save_base = save_base and Path(base).is_dir()  # a hub id stays a reference
         manifest |= {"format": "peft", "base": "base" if save_base else base}
         # the frozen base is the checkpoint as loaded: copy its files rather than re-serialize
@@ -62,10 +67,13 @@ def save_model_dir(
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
-def load_model_dir(directory: Path) -> tuple[torch.nn.Module, object, int]:
+def load_model_dir(
+    directory: Path,
+) -> tuple[torch.nn.Module, transformers.PreTrainedTokenizerBase, int]:
     """(model in eval mode, tokenizer, max_length)."""
     manifest = json.loads((directory / MANIFEST).read_text())
     tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer", trust_remote_code=False)
+    model: torch.nn.Module
     if manifest["format"] == "head":
         model = load_text_classifier(directory)
     else:
@@ -111,12 +119,12 @@ def size_mb(directory: Path) -> float:
 @dataclass
 class Predictor:
     model: torch.nn.Module
-    tokenizer: object
+    tokenizer: transformers.PreTrainedTokenizerBase
     max_length: int
 
     @property
     def label_names(self) -> list[str]:
-        return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        return label_names(self.model)
 
     @torch.inference_mode()
     def probabilities(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
@@ -152,3 +160,13 @@ class Predictor:
 def predictor_from_dir(directory: Path) -> Predictor:
     """A model saved in textclf's own form (save_model_dir): custom heads and peft adapters."""
     return Predictor(*load_model_dir(directory))
+
+
+def label_names(model: torch.nn.Module) -> list[str]:
+    """The class names a classifier carries (its config's id2label), in label order."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, transformers.PretrainedConfig):
+        raise TypeError(f"{type(model).__name__} has no transformers config with label names")
+    # int keys in memory, str keys where a saved config.json was read
+    id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+    return [id2label[i] for i in range(len(id2label))]

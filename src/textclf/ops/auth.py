@@ -67,9 +67,10 @@ def admin_password(password_file: str | None) -> str | None:
         password = path.read_text(encoding="utf-8").strip()
         origin = f"--admin-password-file {path}"
     else:
-        password, origin = os.environ.get(PASSWORD_ENV), f"${PASSWORD_ENV}"
-    if password is None:
-        return None
+        given, origin = os.environ.get(PASSWORD_ENV), f"${PASSWORD_ENV}"
+        if given is None:
+            return None
+        password = given
     if len(password) < 12:
         raise InputError(
             [f"{origin}: the admin password must have at least 12 characters (MLflow's rule)"]

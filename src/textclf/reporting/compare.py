@@ -183,13 +183,14 @@ def _models(sides: list[Side], labels: np.ndarray, k: int, level: float) -> list
 
 
 def _configurations(sides: list[Side], labels: np.ndarray, k: int, level: float) -> list:
-    predicted = [np.stack([f.prediction.to_numpy() for f in s.frames]) for s in sides]
-    losses = [np.stack([rows.row_losses(f) for f in s.frames]) for s in sides]
-    right = [(p == labels).astype(float) for p in predicted]
+    a, b = sides  # seeds x rows per side
+    pa, pb = (np.stack([f.prediction.to_numpy() for f in s.frames]) for s in (a, b))
+    la, lb = (np.stack([rows.row_losses(f) for f in s.frames]) for s in (a, b))
+    right_a, right_b = (pa == labels).astype(float), (pb == labels).astype(float)
     return [
-        seeds.mean_scores("accuracy", *right, level),
-        seeds.f1_scores_over_seeds(labels, *predicted, k, level),
-        seeds.mean_scores("loss", *losses, level),
+        seeds.mean_scores("accuracy", right_a, right_b, level),
+        seeds.f1_scores_over_seeds(labels, pa, pb, k, level),
+        seeds.mean_scores("loss", la, lb, level),
     ]
 
 

@@ -74,11 +74,12 @@ def _frames(run_ids: pd.Series, pair: list[str], rows_of: RowsOf | None):
 
         rows_of = lambda run_id: predictions.load(run_id, "val")  # noqa: E731
     loaded = [[rows_of(run_id) for run_id in run_ids[key]] for key in pair]
-    if any(f is None for side in loaded for f in side):
+    sides = [[f for f in side if f is not None] for side in loaded]
+    if [len(s) for s in sides] != [len(s) for s in loaded]:  # a run without predictions
         return None
-    base = loaded[0][0]
+    base = sides[0][0]
     try:
-        return [[row_tables.paired(base, f)[1] for f in side] for side in loaded]
+        return [[row_tables.paired(base, f)[1] for f in side] for side in sides]
     except ValueError:
         return None
 

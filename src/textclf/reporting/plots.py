@@ -7,6 +7,7 @@ caller saves them as PNG.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import matplotlib
 
@@ -28,7 +29,7 @@ def heatmap_cells(runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.Dat
     grid = done.pivot_table(
         index=HEATMAP_KEYS[0], columns=HEATMAP_KEYS[1], values=metric, aggfunc=["mean", "count"]
     )
-    return grid["mean"], grid["count"]
+    return cast(pd.DataFrame, grid["mean"]), cast(pd.DataFrame, grid["count"])
 
 
 def heatmap_length_lr(runs: pd.DataFrame, metric: str):
@@ -42,7 +43,7 @@ def heatmap_length_lr(runs: pd.DataFrame, metric: str):
     ax.set_yticks(range(grid.shape[0]), [str(int(v)) for v in grid.index])
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         if not math.isnan(value):
-            n = int(counts.iloc[i, j])
+            n = int(counts.to_numpy()[i, j])
             ax.text(
                 j,
                 i,
@@ -75,7 +76,9 @@ def data_scaling(
     fitted = {fit.label: fit for fit in fits}
     sizes = runs["data.train_rows"].dropna().to_numpy(float)
     sets = scaling.comparable_sets(runs, metric, list(varied), groups)
-    for (label, frame), color in zip(sets, plt.cm.tab10.colors * 10, strict=False):
+    palette = plt.get_cmap("tab10")
+    for k, (label, frame) in enumerate(sets):
+        color = palette(k % palette.N)
         means = frame.groupby("data.train_rows")[[metric, "train_time_s"]].mean()
         left.plot(frame["data.train_rows"], frame[metric], "o", color=color, alpha=0.5)
         left.plot(means.index, means[metric], "-", color=color, label=label)
@@ -159,7 +162,9 @@ def loss_curves(histories: dict[str, pd.DataFrame]):
     if not histories:
         return None, "skipped loss curves: no per-epoch metrics"
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (name, history), color in zip(histories.items(), plt.cm.tab20.colors * 10, strict=False):
+    palette = plt.get_cmap("tab20")
+    for k, (name, history) in enumerate(histories.items()):
+        color = palette(k % palette.N)
         ax.plot(history.index, history["val_loss"], "o-", color=color, label=name)
         ax.plot(history.index, history["train_loss"], "x--", color=color)
     ax.set(xlabel="epoch", ylabel="loss", title="val (solid) and train (dashed) loss per run")

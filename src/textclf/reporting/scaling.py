@@ -79,8 +79,10 @@ def comparable_sets(runs: pd.DataFrame, metric: str, varied: list[str], groups: 
     others = [k for k in varied if k not in SIZE_KEYS and k in done]
     for key, frame in done.groupby(["_group", *others], dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
+        group = key[0]  # None or NaN for runs in no group
+        missing = group is None or (isinstance(group, float) and math.isnan(group))
         label = ", ".join(
-            [f"group {key[0]}" if pd.notna(key[0]) else "no group"]
+            ["no group" if missing else f"group {group}"]
             + [f"{k}={v}" for k, v in zip(others, key[1:], strict=False)]
         )
         yield label, frame
@@ -99,10 +101,14 @@ def fit_all(
     set skipped. `rows_of` gives a run's per-row validation predictions, so every metric's rows
     are resampled (without them an accuracy's rows are drawn as Binomial(rows, p), and a loss's
     are not resampled)."""
-    fits, skipped = [], []
+    fits: list[Fit] = []
+    skipped: list[str] = []
     for label, frame in comparable_sets(runs, metric, varied, groups):
         out = fit_one(frame, metric, direction, label, np.random.default_rng(seed), rows_of)
-        (fits if isinstance(out, Fit) else skipped).append(out)
+        if isinstance(out, Fit):
+            fits.append(out)
+        else:
+            skipped.append(out)
     return fits, skipped
 
 
@@ -128,17 +134,21 @@ def fit_one(
         [d for d in (_refit(n, error, rows, b, rng) for b in range(RESAMPLES)) if d is not None]
     )
     step, largest = 0.01, float(n.max())
-    gains = np.array([rows_for(step, *d, largest) for d in draws])
+    gains = np.array([rows_for(step, d[0], d[1], d[2], largest) for d in draws])
     low, high = (np.quantile(gains, q, method="inverted_cdf") for q in (0.025, 0.975))
     what = "+1 point of " + metric if rate else f"-{step:g} of {metric}"
-    more = rows_for(step, *best, largest)
+    more = rows_for(step, best[0], best[1], best[2], largest)
     reading = (
         f"{what} needs about "
         + (f"{more:,.0f}" if math.isfinite(more) else "more than the fit allows")
         + f" [{_rows(low)}, {_rows(high)}] more training rows beyond {largest:,.0f}"
     )
     params = {
-        name: (best[i], *(float(np.quantile(draws[:, i], q)) for q in (0.025, 0.975)))
+        name: (
+            float(best[i]),
+            float(np.quantile(draws[:, i], 0.025)),
+            float(np.quantile(draws[:, i], 0.975)),
+        )
         for i, name in enumerate("abc")
     }
     return Fit(
@@ -170,8 +180,9 @@ def row_draws(
     resampled in words). From the per-row predictions where every run has them: correctness for
     an accuracy, each row's cross-entropy for a loss; else for an accuracy Binomial(rows, p) /
     rows; else none."""
-    frames = [rows_of(r) for r in frame["run_id"]] if rows_of and "run_id" in frame else [None]
-    if all(f is not None for f in frames) and ("accuracy" in metric or "loss" in metric):
+    got = [rows_of(r) for r in frame["run_id"]] if rows_of and "run_id" in frame else [None]
+    frames = [f for f in got if f is not None]
+    if len(frames) == len(got) and ("accuracy" in metric or "loss" in metric):
         kind = "predictions" if "accuracy" in metric else "losses"
         per_row = [
             (f.prediction.to_numpy() == f.label.to_numpy()).astype(float)

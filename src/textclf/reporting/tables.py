@@ -45,7 +45,7 @@ def select_runs(target: str) -> Selection:
         selection = Selection(
             f"study {tags.get('textclf.study', '?')} (parent run {run_id})",
             queries.children(run_id, experiment),
-            tuple(objective),
+            objective,
             run_id,
             tags.get("study.storage"),
             tags.get("textclf.study"),
@@ -211,7 +211,7 @@ def comparability_groups(runs: pd.DataFrame) -> pd.Series:
         runs["textclf.monitor"].fillna("val_loss") if "textclf.monitor" in runs else "val_loss"
     )
     keys = rows.astype(str) + "|" + labels.fillna("").astype(str) + "|" + monitor
-    keys[rows.isna() | (rows == "")] = np.nan
+    keys = keys.mask(rows.isna() | (rows == ""))  # no fingerprint: in no group
     # the largest group is A
     order = sorted(keys.dropna().unique(), key=lambda k: -(keys == k).sum())
     return keys.map({k: chr(ord("A") + i) for i, k in enumerate(order)})

@@ -80,7 +80,7 @@ def open_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str
     return runs.run(
         cfg.tracking,
         tags,
-        trial and trial.parent_run_id,
+        trial.parent_run_id if trial else None,
         trial.killed_by if trial else (),
         resume,
         name=name,
@@ -132,7 +132,7 @@ def fit_model(
             cfg.train,
             ready.device,
             log=active.log_epoch,
-            report=trial and trial.report,
+            report=trial.report if trial else None,
             train_probe=ready.loaders.train_probe,
             checkpoints=checkpoint_dir(cfg, active.run_id, resume),
         )

@@ -88,13 +88,13 @@ def _paired(
     except ValueError as e:
         return False, f"not compared: {e}"
     metric = PAIRED[mine["textclf.objective"]]
-    scores = (
-        [f.prediction.to_numpy() for f in (champion, challenger)]
+    held_scores, new_scores = (
+        (f.prediction.to_numpy() for f in (champion, challenger))
         if metric == "accuracy"
-        else [rows.row_losses(f) for f in (champion, challenger)]
+        else (rows.row_losses(f) for f in (champion, challenger))
     )
     candidates = int(mine.get(SELECTED_FROM, "1") or 1)
     wins, said = paired.challenger_wins(
-        metric, champion.label.to_numpy(), *scores, alpha, candidates
+        metric, champion.label.to_numpy(), held_scores, new_scores, alpha, candidates
     )
     return wins, f"paired on {len(champion)} validation rows: {said}"

@@ -87,15 +87,15 @@ def f1(
             for idx in resample_rows(len(labels), resamples, seed)
         ]
     )
-    null = []
+    flips: list[np.ndarray] = []
     # H0: A's and B's predictions exchangeable
     for swap in _coin_flips(len(labels), resamples, seed + 1):
         tiled = np.broadcast_to(labels, swap.shape)
-        null.append(
+        flips.append(
             f1_scores(tiled, np.where(swap, pred_a, pred_b), num_labels)
             - f1_scores(tiled, np.where(swap, pred_b, pred_a), num_labels)
         )
-    null = np.concatenate(null)
+    null = np.concatenate(flips)
     a, b = (float(f1_scores(labels, p, num_labels)[0]) for p in (pred_a, pred_b))
     return Comparison(
         "f1",

@@ -62,7 +62,7 @@ def misclassified(
 
 def row_losses(frame: pd.DataFrame) -> np.ndarray:
     """Each row's cross-entropy, -log p(label), from the saved probabilities."""
-    probabilities = np.stack(frame.probabilities.to_numpy())
+    probabilities = np.stack(list(frame.probabilities))
     return -np.log(
         np.clip(probabilities[np.arange(len(frame)), frame.label.to_numpy()], 1e-12, None)
     )

@@ -20,6 +20,7 @@ most at the nominal rate, and how often real leads are found.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +112,7 @@ def f1_scores_over_seeds(
         for d, f in zip(boot, full, strict=False)
     )
     row_term = _row_term(float(np.var(spread, ddof=1)), max(0.0, float(within)), seed_terms)
-    return _combine("f1", *full, seed_terms, row_term, len(labels), level)
+    return _combine("f1", full[0], full[1], seed_terms, row_term, len(labels), level)
 
 
 def _check(a: np.ndarray, b: np.ndarray) -> None:
@@ -139,7 +140,7 @@ def _combine(
     difference = float(b.mean() - a.mean())
     terms = [(seed_terms[0], len(a) - 1), (seed_terms[1], len(b) - 1), (row_term, rows - 1)]
     variance = sum(v for v, _ in terms)
-    common = dict(
+    common: dict[str, Any] = dict(  # what both outcomes report
         metric=metric,
         a=float(a.mean()),
         b=float(b.mean()),

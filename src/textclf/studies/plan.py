@@ -5,6 +5,7 @@ options) checked before any study, storage file, experiment or run exists."""
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from textclf.config import Config
 from textclf.errors import InputError
@@ -13,6 +14,9 @@ from textclf.studies.spec_file import load_spec
 from textclf.studies.storage import check_storage, storage_url
 from textclf.studies.strategies import make_pruner
 from textclf.tracking import runs, store
+
+if TYPE_CHECKING:  # data/ (and its pandas, tokenizers) loads only where splits are read
+    from textclf.data import Splits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +27,7 @@ class Plan:
     base: Config
     tracking_uri: str
     storage_url: str
-    splits: object | None  # the base config's splits (data.Splits); None for worker processes
+    splits: Splits | None  # the base config's splits; None for worker processes
 
 
 def validate(

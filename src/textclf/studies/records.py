@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+from datetime import datetime
 
 import optuna
 import torch
@@ -44,7 +45,7 @@ def stop_after_failures(spec: SweepSpec):
                 for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
                 if grid.DUPLICATE not in t.user_attrs and t.datetime_complete
             ),
-            key=lambda t: t.datetime_complete,
+            key=lambda t: t.datetime_complete or datetime.min,  # each has one (filtered above)
         )
         last = done[-spec.max_failures :]
         if len(last) == spec.max_failures and all(

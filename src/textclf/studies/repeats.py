@@ -24,9 +24,7 @@ def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
     not run again."""
     # among the trials on the base config's evaluation rows, as the best trial is chosen
     complete = comparable(study, study.user_attrs.get(EVAL))
-    complete.sort(
-        key=lambda t: t.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE
-    )
+    complete.sort(key=_value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
     done = queries.repeats_of(sweep.parent_run_id)
     for trial in complete[:k]:
         base = replace(
@@ -48,3 +46,9 @@ def repeat_top(sweep: Sweep, study: optuna.Study, k: int, seeds: int) -> None:
             log.info("repeat of trial %d with train.seed=%d", trial.number, seed)
             train_run(replace(base, train__seed=seed), sweep.tracking_uri, hooks)
             release_memory()
+
+
+def _value(trial: optuna.trial.FrozenTrial) -> float:
+    if trial.value is None:  # comparable() returns complete single-objective trials only
+        raise ValueError(f"trial {trial.number} has no value")
+    return trial.value

@@ -125,8 +125,8 @@ class SweepSpec:
 
 def trial_config(spec: SweepSpec, trial, overrides: tuple[str, ...] = ()) -> Config:
     """The search space, all of it: the trial's suggestions (or grid point), `follows` rules, the
-    base. Overrides of searched keys gave those keys new choices (studies/load.py); they do not
-    fix the value."""
+    base. Overrides of searched keys gave those keys new choices (replace_choices, below); they
+    do not fix the value."""
     overrides = tuple(o for o in overrides if o.partition("=")[0].strip() not in spec.varied_keys())
     chosen: dict[str, Any] = {}
     if spec.grid:

@@ -6,6 +6,7 @@ them all at once."""
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from textclf.config import Config
 from textclf.errors import InputError
@@ -116,7 +117,7 @@ def check_follows(spec: SweepSpec, where: str) -> list[str]:
 
 
 def check_trials(spec: SweepSpec, overrides: tuple[str, ...]) -> list[str]:
-    probes = [{}]
+    probes: list[dict[str, Any]] = [{}]  # the trial configs to check, as choices per key
     probes += [{GRID_POINT: i} for i in range(1, len(spec.grid))]
     for key, dim in spec.space.items():
         if dim.kind == "categorical":

@@ -92,7 +92,7 @@ def open_study(spec: SweepSpec, url: str, worker: int = 0) -> optuna.Study:
         grace_period=4 * heartbeat,
         heartbeat_stale_trial_callback=retry,
     )
-    directions = [d for _, d in spec.objectives]
+    directions = [optuna.study.StudyDirection[d.upper()] for _, d in spec.objectives]
     study = optuna.create_study(
         study_name=spec.name,
         storage=storage,

@@ -134,7 +134,7 @@ def run_command(
                 sweep, open_study(plan.spec, plan.storage_url), request.repeat_best, request.seeds
             )
         if plan.base.tracking.register_as:
-            register(plan, sweep.parent_run_id)
+            register(plan, plan.base.tracking.register_as, sweep.parent_run_id)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -152,13 +152,11 @@ def run_command(
     return study
 
 
-def register(plan: Plan, parent: str) -> None:
-    """The best trial's model in the Model Registry (best_models.py), said on the parent run too."""
+def register(plan: Plan, name: str, parent: str) -> None:
+    """The best trial's model as a version of `name` in the Model Registry (best_models.py), said
+    on the parent run too."""
     said = best_models.register_best(
-        plan.spec,
-        open_study(plan.spec, plan.storage_url),
-        plan.base.tracking.register_as,
-        plan.base.tracking,
+        plan.spec, open_study(plan.spec, plan.storage_url), name, plan.base.tracking
     )
     if said:
         log.info("%s", said)
@@ -169,10 +167,12 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
     """The study (created once, before any worker races to create it; a grid's points enqueued)
     and its parent run: the one `mlflow run` made, the one of this study from an earlier command,
     or a new one."""
-    spec, url = plan.spec, plan.storage_url
+    spec, url, splits = plan.spec, plan.storage_url, plan.splits
+    if splits is None:
+        raise RuntimeError("the parent run is opened by the sweep command, which read the splits")
     study = open_study(spec, url)
     # "best" is chosen among trials on these rows
-    study.set_user_attr(EVAL, plan.splits.eval_fingerprint)
+    study.set_user_attr(EVAL, splits.eval_fingerprint)
     strategy(spec).enqueue(study)  # a grid's points
     tags = {
         "textclf.role": "sweep",
@@ -180,8 +180,8 @@ def open_parent(plan: Plan, launched_by_mlflow: str | None) -> str:
         "study.pruner": spec.pruner,
         **provenance.objective_tag(spec.objectives),
         "study.space": json.dumps(spec.describe_space()),
-        "textclf.split_fingerprint": plan.splits.fingerprint,
-        "textclf.eval_fingerprint": plan.splits.eval_fingerprint,
+        "textclf.split_fingerprint": splits.fingerprint,
+        "textclf.eval_fingerprint": splits.eval_fingerprint,
     }
     reuse = {"textclf.study": spec.name, "study.storage": provenance.redact("storage", url)}
     if launched_by_mlflow:

@@ -48,7 +48,9 @@ def optuna_views(study: optuna.Study | None) -> tuple[list, list[str]]:
             ("parallel_coordinate", views.plot_parallel_coordinate),
         ):
             try:
-                figure = draw(study).figure
+                figure = draw(study).get_figure(root=True)
+                if figure is None:
+                    raise ValueError("optuna drew no figure")
                 figure.set_size_inches(8, 4.5)
                 figure.tight_layout()
                 out.append((name, figure))

@@ -4,21 +4,24 @@ per-row predictions, and the final results. runs.py opens and ends the run."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
 
 from textclf.config import Config, dump_yaml
 from textclf.tracking import models
 from textclf.tracking.provenance import redact
 from textclf.tracking.spool import Spool
+
+if TYPE_CHECKING:  # matplotlib loads only when a run logs figures
+    from matplotlib.figure import Figure
 
 PREDICTIONS = "predictions"  # the artifact folder of per-row predictions
 EPOCH_KEYS = {"train_val_loss_ratio": "epoch_train_val_loss_ratio"}
@@ -49,7 +52,7 @@ class ActiveRun:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for split, frame in frames.items():
-                dataset = mlflow.data.from_pandas(
+                dataset = from_pandas(
                     frame,
                     source=data_uri,
                     targets="label",
@@ -98,7 +101,7 @@ class ActiveRun:
         mlflow.set_tags(tags)
 
     def log_results(
-        self, final: dict[str, float], confusion: dict, figures: dict[str, object]
+        self, final: dict[str, float], confusion: dict, figures: dict[str, Figure]
     ) -> None:
         mlflow.log_metrics(final)
         mlflow.log_dict(confusion, "confusion_matrix.json")
@@ -123,14 +126,14 @@ class ActiveRun:
             mlflow.log_table(table, artifact_file=f"misclassified_{split}.json")
 
 
-@contextlib.contextmanager
 def _log_input(dataset, context: str, attempts: int = 3) -> None:
     """Workers of one sweep log the same dataset at once: MLflow's store inserts it after checking
     that it is not there, and the slower insert fails on the unique key. The dataset then exists:
     link to it again."""
     for attempt in range(attempts):
         try:
-            return mlflow.log_input(dataset, context=context)
+            mlflow.log_input(dataset, context=context)
+            return
         except mlflow.exceptions.MlflowException as e:
             if attempt == attempts - 1 or not re.search(
                 r"UNIQUE constraint|IntegrityError|duplicate key", str(e)

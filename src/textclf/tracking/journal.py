@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,9 @@ class Journal:
     the run goes on sending straight to the server."""
 
     def __init__(self, directory: Path, tracking_uri: str, run_id: str):
-        self.path, self.leftover, self.broken, self._file = (
-            directory / f"{run_id}.jsonl",
-            [],
-            "",
-            None,
-        )
+        self.path, self.broken = directory / f"{run_id}.jsonl", ""
+        self.leftover: list[Entry] = []
+        self._file: TextIO | None = None
         try:
             self._open(directory, tracking_uri, run_id)
         except OSError as e:
@@ -67,14 +65,14 @@ class Journal:
         directory.mkdir(parents=True, exist_ok=True)
 
         # held open for the run's lifetime (appends, and the lock); closed by close()
-        self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
+        self._file = f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
         # waits only while a replay of a resumed run's journal runs
-        fcntl.flock(self._file, fcntl.LOCK_EX)
-        self._file.seek(0)
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
         # a resumed run's unsent values
-        _, self.leftover, _ = _parse(self._file.read().splitlines())
-        self._file.seek(0)
-        self._file.truncate()
+        _, self.leftover, _ = _parse(f.read().splitlines())
+        f.seek(0)
+        f.truncate()
         header = {
             "uri": tracking_uri,
             "run_id": run_id,
@@ -92,13 +90,14 @@ class Journal:
 
     def confirmed(self) -> None:
         """The server has every value written so far: keep only the header."""
-        if self.broken:
+        f = self._file
+        if self.broken or f is None:
             return
-        self._file.seek(0)
-        first = self._file.readline()
-        self._file.truncate(len(first.encode("utf-8")))
-        self._file.seek(0, os.SEEK_END)
-        os.fsync(self._file.fileno())
+        f.seek(0)
+        first = f.readline()
+        f.truncate(len(first.encode("utf-8")))
+        f.seek(0, os.SEEK_END)
+        os.fsync(f.fileno())
 
     def ending(self, status: str) -> None:
         """How the run meant to end, for a replay after this process could not tell the server."""
@@ -113,13 +112,14 @@ class Journal:
                 self._file.close()
 
     def _write(self, lines: list) -> None:
-        if self.broken:
+        f = self._file
+        if self.broken or f is None:
             return
         try:
-            self._file.seek(0, os.SEEK_END)
-            self._file.write("".join(json.dumps(line) + "\n" for line in lines))
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            f.seek(0, os.SEEK_END)
+            f.write("".join(json.dumps(line) + "\n" for line in lines))
+            f.flush()
+            os.fsync(f.fileno())
         except OSError as e:
             self._break(e)
 

@@ -41,7 +41,7 @@ def run_of(reference: str, what: str):
                 if version
                 else client.get_model_version_by_alias(name, alias)
             )
-            run_id = held.tags.get("textclf.run_id") or held.run_id
+            run_id = str(held.tags.get("textclf.run_id") or held.run_id)
         else:
             run_id = re.sub(r"^runs:/([^/]+).*$", r"\1", reference)
         run = client.get_run(run_id)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 
-class TextclfModel(mlflow.pyfunc.PythonModel):
+class TextclfModel(PythonModel):
     def load_context(self, context):
         from textclf.model.saved import predictor_from_dir
 

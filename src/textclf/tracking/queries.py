@@ -36,6 +36,14 @@ def children(parent_run_id: str, experiment_id: str) -> pd.DataFrame:
     return mlflow.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'")
 
 
+def experiment(name: str) -> mlflow.entities.Experiment:
+    """The experiment `name`, which store.connect made or found before any run starts."""
+    found = mlflow.MlflowClient().get_experiment_by_name(name)
+    if found is None:
+        raise LookupError(f"no MLflow experiment named {name!r} at {mlflow.get_tracking_uri()}")
+    return found
+
+
 def experiment_runs(name: str) -> pd.DataFrame | None:
     """The runs of an experiment other than sweep parents; None when there is no such experiment."""
     found = mlflow.MlflowClient().get_experiment_by_name(name)

@@ -58,12 +58,12 @@ def register(model_uri: str, name: str, tags: dict[str, str], metrics: dict[str,
     client = mlflow.MlflowClient()
     run_id = tags.get("textclf.run_id")
     if run_id:
-        for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
-            return version.version
+        for known in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+            return str(known.version)
     quiet = logging.getLogger("mlflow.tracking._model_registry")
     level, quiet.level = quiet.level, logging.WARNING
     try:
-        version = mlflow.register_model(model_uri, name, tags=tags).version
+        version = str(mlflow.register_model(model_uri, name, tags=tags).version)
     finally:
         quiet.level = level
     said = describe(metrics, tags.get("textclf.objective", ""), run_id)

@@ -13,7 +13,7 @@ import mlflow
 
 from textclf.config import TrackingConfig
 from textclf.errors import InputError
-from textclf.tracking import names
+from textclf.tracking import names, queries
 from textclf.tracking.active import EPOCH_KEYS, PREDICTIONS, ActiveRun
 from textclf.tracking.journal import Journal, check_dir
 from textclf.tracking.liveness import born, clear_reaped, heartbeat
@@ -23,6 +23,7 @@ from textclf.tracking.sync import journal_dir, spool_for
 __all__ = ["EPOCH_KEYS", "PREDICTIONS", "ActiveRun", "active_run_id", "check_journal_dir", "run"]
 
 
+@contextlib.contextmanager
 def run(
     tracking: TrackingConfig,
     tags: dict[str, str],
@@ -46,10 +47,11 @@ def run(
     # the killed process may have logged epochs after its last checkpoint
     logged.spool.uncertain = bool(resume)
     beat = heartbeat(active.info.run_id, tracking.heartbeat_s)
+    stops: tuple[type[BaseException], ...] = (KeyboardInterrupt, *killed_by)
     try:
         yield logged
         status = "FINISHED"
-    except (KeyboardInterrupt, *killed_by):
+    except stops:
         status = "KILLED"
         raise
     except BaseException as e:
@@ -79,17 +81,18 @@ def _start(
     if name and unique and not resume:
         experiment = (
             os.environ.get("MLFLOW_EXPERIMENT_ID")
-            or mlflow.get_experiment_by_name(tracking.experiment).experiment_id
+            or queries.experiment(tracking.experiment).experiment_id
         )  # store.connect selected it
         name = names.unique_name(name, experiment)
     if tracking.system_metrics:  # MLflow's sampler thread: CPU, memory, disk, network, GPU
         mlflow.set_system_metrics_sampling_interval(tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
-    system = {"log_system_metrics": tracking.system_metrics}
     beating = born(tracking.heartbeat_s)
     outer = mlflow.active_run()  # a notebook's run, or the caller's: ours becomes its child
     if resume:
-        active = mlflow.start_run(run_id=resume, nested=outer is not None, **system)
+        active = mlflow.start_run(
+            run_id=resume, nested=outer is not None, log_system_metrics=tracking.system_metrics
+        )
         mlflow.set_tags(beating)  # its old beat is stale: not reaped while it resumes
         clear_reaped(active)
     elif outer is None or parent_run_id in (None, outer.info.run_id):
@@ -99,10 +102,15 @@ def _start(
             tags={**tags, **beating},
             nested=outer is not None,
             parent_run_id=parent,
-            **system,
+            log_system_metrics=tracking.system_metrics,
         )
     else:  # a sweep's trial inside someone's active run: MLflow nests under it; re-parent it
-        active = mlflow.start_run(run_name=name, tags={**tags, **beating}, nested=True, **system)
+        active = mlflow.start_run(
+            run_name=name,
+            tags={**tags, **beating},
+            nested=True,
+            log_system_metrics=tracking.system_metrics,
+        )
         mlflow.set_tag("mlflow.parentRunId", parent_run_id)
     return active
 
@@ -135,4 +143,8 @@ def check_journal_dir(tracking: TrackingConfig) -> None:
 
 
 def active_run_id() -> str:
-    return mlflow.active_run().info.run_id
+    """The id of the MLflow run this process has open."""
+    active = mlflow.active_run()
+    if active is None:
+        raise RuntimeError("no MLflow run is active")
+    return active.info.run_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import mlflow
 from mlflow.entities import Metric
@@ -148,12 +149,15 @@ def _log_evaluation_inputs(client: mlflow.MlflowClient, parent, experiment: str)
     def identity(item) -> tuple:
         return item.dataset.name, item.dataset.digest, tuple((t.key, t.value) for t in item.tags)
 
-    have = {identity(i) for i in parent.inputs.dataset_inputs}
-    found = {}
+    def inputs(run) -> list:
+        return run.inputs.dataset_inputs if run.inputs else []
+
+    have = {identity(i) for i in inputs(parent)}
+    found: dict[tuple, Any] = {}
     for child in client.search_runs(
         [experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     ):
-        for item in child.inputs.dataset_inputs:
+        for item in inputs(child):
             contexts = {t.value for t in item.tags if t.key == "mlflow.data.context"}
             if contexts & {"val", "test"} and identity(item) not in have:
                 found.setdefault(identity(item), item)

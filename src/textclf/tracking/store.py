@@ -16,6 +16,7 @@ import mlflow
 import requests
 
 from textclf.errors import InputError, first_line
+from textclf.tracking import queries
 from textclf.tracking.liveness import reap
 from textclf.tracking.logins import login_problem
 from textclf.tracking.sync import journal_dir as sync_dir
@@ -143,7 +144,7 @@ def _check_login(uri: str, origin: str) -> None:
 def _check_can_log(experiment: str, origin: str) -> None:
     """A user who may read an experiment but not log to it learns so before any run exists:
     rewriting a tag the experiment already has is the one write that changes nothing."""
-    found = mlflow.get_experiment_by_name(experiment)
+    found = queries.experiment(experiment)
     key = next(iter(EXPERIMENT_KIND))
     try:
         mlflow.MlflowClient().set_experiment_tag(

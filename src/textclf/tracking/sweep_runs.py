@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 
 from textclf.config import Config
+from textclf.tracking import queries
 from textclf.tracking.liveness import born
 from textclf.tracking.provenance import redact
 
@@ -21,7 +22,7 @@ def start_parent(
     one. Sweeps started at once on several machines may each create one; all then keep the
     oldest, and delete theirs."""
     client = mlflow.MlflowClient()
-    found = client.get_experiment_by_name(experiment)
+    found = queries.experiment(experiment)
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in reuse.items())
     matching = client.search_runs(
         [found.experiment_id], query, order_by=["attributes.start_time ASC"]

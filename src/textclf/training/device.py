@@ -61,7 +61,9 @@ def tf32(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    matmul = torch.backends.cuda.matmul
+    # set on torch.backends.cudnn's module object at import, unknown to the type stubs
+    conv = torch.backends.cudnn.conv  # type: ignore[attr-defined]
     saved = matmul.fp32_precision, conv.fp32_precision
     matmul.fp32_precision = conv.fp32_precision = "tf32"
     try:

@@ -48,6 +48,8 @@ def evaluate(
         probabilities.append(logits.softmax(-1))
         labels.append(y)
     # back to dataset order (batches come sorted by length): per-row results pair up across runs
+    if loader.batch_sampler is None:
+        raise TypeError("evaluate reads a DataLoader with a batch sampler (data/features.py)")
     order = np.argsort(
         np.fromiter(itertools.chain.from_iterable(loader.batch_sampler), dtype=np.int64)
     )

@@ -70,8 +70,11 @@ def _positions(model: torch.nn.Module, layers: int) -> list[tuple[int, int, bool
 
 def flops_per_token(model: torch.nn.Module, config, length: float) -> float:
     """Training FLOPs per real token at token-weighted sequence length `length` (formula above)."""
-    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 0)
-    hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
+    # DistilBERT names them n_layers and dim
+    layers = int(
+        getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None) or 0
+    )
+    hidden = int(getattr(config, "hidden_size", None) or getattr(config, "dim", None) or 0)
     params = _positions(model, layers)
     lowest = max(0, min((pos for pos, _, trains in params if trains), default=layers))
     total = sum(n for pos, n, _ in params if pos >= 0)
@@ -107,6 +110,7 @@ def cpu_peak_flops() -> float | None:
     mhz = re.search(r"cpu MHz\s*:\s*([\d.]+)", info)
     if not mhz:
         return None
-    flags = set(re.search(r"flags\s*:(.*)", info).group(1).split()) if "flags" in info else set()
+    listed = re.search(r"flags\s*:(.*)", info)
+    flags = set(listed.group(1).split()) if listed else set()
     per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 8
     return torch.get_num_threads() * float(mhz.group(1)) * 1e6 * per_cycle

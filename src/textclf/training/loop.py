@@ -113,14 +113,15 @@ def fit(
             )
             row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
             end_epoch(run, epoch, row, check, probe, log)
-            if checkpoints is not None:
+            if checkpoints is not None and run.best_state is not None:
                 snapshot(checkpoints, epoch, run.parts, run.result, run.best_score, run.best_state)
             if report is not None:
                 report(run.result.best(), epoch)
             if run.result.stopped_early:
                 break
         run.result.compile_time_s = clock.seconds()
-    model.load_state_dict(run.best_state, strict=False)
+    if run.best_state is not None:  # the kept epoch's weights (None only when no epoch ran)
+        model.load_state_dict(run.best_state, strict=False)
     run.result.train_time_s = time.perf_counter() - run.start
     return run.result
 

@@ -24,7 +24,8 @@ def make_optimizer(
     no_decay = {
         id(p) for m in model.modules() if "norm" in type(m).__name__.lower() for p in m.parameters()
     }
-    decay, plain = [], []
+    decay: list[torch.nn.Parameter] = []
+    plain: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (plain if name.endswith("bias") or id(p) in no_decay else decay).append(p)

@@ -188,6 +188,8 @@ def score_intervals(
 
 def row_losses(evaluation: Evaluation) -> np.ndarray:
     """Each row's cross-entropy, -log p(label), from the evaluation's probabilities."""
+    if evaluation.probabilities is None:
+        raise ValueError("the evaluation kept no probabilities")
     picked = evaluation.probabilities[np.arange(len(evaluation.labels)), evaluation.labels]
     return -np.log(np.clip(picked.astype(np.float64), 1e-12, None))
 
@@ -214,7 +216,7 @@ def derived_values(
     """What the data and model turned out to be, beside the config a run logs as params: counts as
     metrics, names as tags. Params stay what the user chose, so MLflow's compare view (it plots the
     first differing params) and its columns show the choices."""
-    metrics = {
+    metrics: dict[str, float] = {
         "data.num_labels": len(label_names),
         **{f"data.{split}_rows": count for split, count in rows.items()},
         **{f"data.{reason}_dropped": count for reason, count in dropped.items()},
