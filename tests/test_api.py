@@ -64,9 +64,8 @@ def test_train_alone_is_pooled_and_three_frames_are_used_as_given(tiny_model, tr
         tracking_uri=tracking_uri,
     )
     run = mlflow.get_run(pooled.run_id).data
-    assert (
-        run.params["data.split"] == "pool" and run.metrics["data.train_rows"] == 192
-    )  # 10% val, 10% test
+    # 10% val, 10% test
+    assert run.params["data.split"] == "pool" and run.metrics["data.train_rows"] == 192
     val = train.iloc[:30]
     given = textclf.train(
         tiny_config(tiny_model, "api-given"),

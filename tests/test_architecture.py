@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "textclf"
 
 # a module may import textclf modules of its own layer or below, never above (README, Development)
+# "textclf": the package's __init__, which re-exports api/
 LAYERS = {
     "errors": 0,
     "interrupts": 0,
@@ -35,7 +36,7 @@ LAYERS = {
     "cli": 6,
     "__main__": 6,
     "textclf": 6,
-}  # "textclf": the package's __init__, which re-exports api/
+}
 # within layer 2, what each package may use of the other two (nothing: they meet in run.py)
 SIBLINGS = {"data": set(), "model": set(), "training": set()}
 

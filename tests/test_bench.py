@@ -58,9 +58,8 @@ def test_the_device_wheelhouse_is_the_closure_of_needs_minus_what_the_machine_ha
 
     carried = imports.carried()
     assert carried["mlflow-skinny"] == version("mlflow-skinny") and "sqlalchemy" in carried
-    assert not set(carried) & set(
-        imports.listed(imports.HERE / "device_has.txt")
-    )  # torch, pandas: not carried
+    # torch, pandas: not carried
+    assert not set(carried) & set(imports.listed(imports.HERE / "device_has.txt"))
     assert "torch" not in carried and "pandas" not in carried
     (tmp_path / f"mlflow_skinny-{carried['mlflow-skinny']}-py3-none-any.whl").write_bytes(b"")
     with pytest.raises(SystemExit, match=r"no wheel for .*sqlalchemy=="):

@@ -163,9 +163,8 @@ def test_a_damaged_yaml_file_is_refused_in_one_line_naming_it(
     args = ["sweep", path] if kind == "sweep" else ["train", "--config", path]
     before = sorted(p.name for p in workdir.iterdir())
     code, _, err = cli(*args)
-    lines = (
-        err.strip().splitlines()
-    )  # a truncated file may parse, with several problems: one line each
+    # a truncated file may parse, with several problems: one line each
+    lines = err.strip().splitlines()
     assert code == 2 and lines and all(path.name in line for line in lines), err[-2000:]
     assert sorted(p.name for p in workdir.iterdir()) == before
 
@@ -195,9 +194,8 @@ def test_a_damaged_token_cache_is_rebuilt_not_trusted(damage, tmp_path, tiny_mod
     (cache,) = tmp_path.glob("*.npz")
     DAMAGES[damage](cache)
     again = tokens.tokenize(texts, tokenizer, 32, 64, directory=tmp_path)
-    assert again.misses == len(
-        set(texts)
-    )  # nothing read from the damaged file: every text tokenized
+    # nothing read from the damaged file: every text tokenized
+    assert again.misses == len(set(texts))
     assert all(np.array_equal(a, b) for a, b in zip(first.ids, again.ids, strict=False))
     if damage != "a directory":  # rebuilt in place
         assert tokens.tokenize(texts, tokenizer, 32, 64, directory=tmp_path).misses == 0

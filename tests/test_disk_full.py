@@ -107,9 +107,8 @@ def test_a_full_disk_during_the_model_artifact_fails_the_run_and_leaves_no_model
     overrides = overrides_for(tiny_overrides, tmp_path, "tracking.log_model=true")
     experiment = next(o.split("=", 1)[1] for o in overrides if o.startswith("tracking.experiment="))
     mlflow.create_experiment(experiment, artifact_location=small_disk.as_uri())
-    fill(
-        small_disk, leave=72 * 1024
-    )  # the run's small artifacts (~36 KiB in pages) fit; the model (~120) not
+    # the run's small artifacts (~36 KiB in pages) fit; the model (~120) not
+    fill(small_disk, leave=72 * 1024)
     with pytest.raises(OSError) as failed:
         train_run(load_config(None, overrides), uri)
     assert failed.value.errno == errno.ENOSPC

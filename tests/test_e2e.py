@@ -91,6 +91,7 @@ def test_trec_coarse_six_classes(cli, assets, tracking_uri, monkeypatch):
     # measured 0.924 (macro F1 0.777) on 2 CPU cores in ~65 s; the majority class alone scores 0.276
     assert run.data.metrics["test_accuracy"] >= 0.85
     confusion = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/confusion_matrix.json")
+    # PROVENANCE test counts
     assert [sum(row) for row in confusion["matrix"]] == [
         9,
         138,
@@ -98,7 +99,7 @@ def test_trec_coarse_six_classes(cli, assets, tracking_uri, monkeypatch):
         65,
         81,
         113,
-    ]  # PROVENANCE test counts
+    ]
 
 
 def test_inspect_real_imdb_finds_the_known_duplicates(cli, assets, monkeypatch):
@@ -188,9 +189,8 @@ def test_imdb_from_tsv_and_save_to_disk_trains_like_parquet(
     runs = mlflow.search_runs(experiment_names=["e2e-formats"], output_format="list")
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert {r.data.tags["textclf.split_fingerprint"] for r in runs} == {fingerprints["parquet"]}
-    assert {r.data.metrics["data.train_rows"] for r in runs} == {
-        360
-    }  # 400 less the 10% validation rows
+    # 400 less the 10% validation rows
+    assert {r.data.metrics["data.train_rows"] for r in runs} == {360}
     # same rows, same seed, same CPU: the two runs train identically
     first, second = (r.data.metrics for r in runs)
     assert first["test_accuracy"] == second["test_accuracy"]

@@ -149,9 +149,8 @@ def test_each_exit_path_of_train_and_of_a_sweep_trial(fault, tmp_path, tiny_over
         tmp_path, fault, ["sweep", str(spec), "--storage", storage, "--tracking-uri", uri]
     )
     returncode, err = deliver(proc, started, sig)
-    assert returncode == (code if sig else 0), err[
-        -3000:
-    ]  # a failed trial is a result: the sweep goes on
+    # a failed trial is a result: the sweep goes on
+    assert returncode == (code if sig else 0), err[-3000:]
     [trial] = optuna.load_study(study_name="sweep", storage=storage).trials
     assert trial.state.name == state
     child = only_run(uri, "fault-sweep", parent=False)
@@ -214,9 +213,8 @@ def test_a_live_run_reaped_by_mistake_still_ends_finished_without_the_error(tmp_
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     store.connect(mlflow.get_tracking_uri(), "reaped")
     with runs.run(load_config(None, ["tracking.heartbeat_s=1"]).tracking, {}) as active:
-        assert liveness.reap("reaped", now=time.time() + 100) == [
-            active.run_id
-        ]  # as seen from a later clock
+        # as seen from a later clock
+        assert liveness.reap("reaped", now=time.time() + 100) == [active.run_id]
         assert mlflow.MlflowClient().get_run(active.run_id).info.status == "FAILED"
     run = mlflow.MlflowClient().get_run(active.run_id)
     assert run.info.status == "FINISHED" and "textclf.error" not in run.data.tags
@@ -254,9 +252,8 @@ def test_two_processes_reaping_the_same_dead_run_at_once_both_go_on(tmp_path, mo
     assert liveness.end_dead(run_id, "no heartbeat for 8 s: this reaper") is False
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.data.tags["textclf.error"] == "no heartbeat for 9 s: the other reaper"
-    assert (
-        run.info.status == "FAILED"
-    )  # ended by whichever reaper gets there; ending twice is harmless
+    # ended by whichever reaper gets there; ending twice is harmless
+    assert run.info.status == "FAILED"
 
 
 def test_a_run_killed_before_its_heartbeat_thread_beat_is_still_reaped(tmp_path, monkeypatch):
@@ -274,9 +271,8 @@ def test_a_run_killed_before_its_heartbeat_thread_beat_is_still_reaped(tmp_path,
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     store.connect(mlflow.get_tracking_uri(), "unborn")
-    monkeypatch.setattr(
-        runs, "heartbeat", lambda run_id, every_s: threading.Event()
-    )  # the thread never beats
+    # the thread never beats
+    monkeypatch.setattr(runs, "heartbeat", lambda run_id, every_s: threading.Event())
     with runs.run(load_config(None, ["tracking.heartbeat_s=1"]).tracking, {}) as active:
         assert liveness.reap("unborn", now=time.time() + 100) == [active.run_id]
     parent = sweep_runs.start_parent(
@@ -300,15 +296,13 @@ def test_a_trial_failed_for_its_dead_worker_never_keeps_a_finished_child(tmp_pat
     run_id = client.create_run(
         mlflow.get_experiment_by_name("dead-worker").experiment_id
     ).info.run_id
-    client.set_terminated(
-        run_id, "FINISHED"
-    )  # training ended; the kill came before the trial was told
+    # training ended; the kill came before the trial was told
+    client.set_terminated(run_id, "FINISHED")
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     trial = study.ask()
     trial.set_user_attr("mlflow_run_id", run_id)
-    study.tell(
-        trial, state=optuna.trial.TrialState.FAIL
-    )  # what fail_stale_trials does at the restart
+    # what fail_stale_trials does at the restart
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
     assert end_dead_trials(study) == 1
     run = client.get_run(run_id)
     assert run.info.status == "FAILED" and "heartbeat" in run.data.tags["textclf.error"]

@@ -61,9 +61,8 @@ def test_label_names_inside_the_text_are_flagged(tiny_model, tiny_data, tmp_path
     telling = tables_for(tiny_model, tiny_data, "data.label_names=bad,good")[
         "label names found in the text"
     ]
-    assert (
-        0.2 < telling.loc["train", "own label name"] < 0.9
-    )  # "good" is in many positive texts: signal
+    # "good" is in many positive texts: signal
+    assert 0.2 < telling.loc["train", "own label name"] < 0.9
     assert not telling["LEAK"].any()
 
 

@@ -21,9 +21,8 @@ def test_the_example_notebook_runs(assets, tmp_path, monkeypatch):
     monkeypatch.setenv("TEXTCLF_ASSETS", str(Path(assets).resolve()))
     monkeypatch.setenv("TEXTCLF_EXAMPLE_ROWS", "240")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.chdir(
-        tmp_path
-    )  # the kernel's working directory too: the report lands in tmp_path/reports
+    # the kernel's working directory too: the report lands in tmp_path/reports
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     )

@@ -304,6 +304,5 @@ def test_names_that_become_paths_follow_one_rule(name):
     # an experiment name is MLflow's: spaces and '/' pass, length and control characters do not
     assert name_problem("IMDB sentiment /Users/a", strict=False) is None
     assert name_problem("a" * 101, strict=False) and name_problem("a\nb", strict=False)
-    assert (
-        name_problem(as_path_part(name or "x")) is None
-    )  # a report directory is always a valid name
+    # a report directory is always a valid name
+    assert name_problem(as_path_part(name or "x")) is None

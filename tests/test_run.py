@@ -82,9 +82,8 @@ def check_contract(run, client: mlflow.MlflowClient, epochs: int) -> None:
     assert set(ARTIFACTS) <= {a.path for a in client.list_artifacts(run.info.run_id)}
     per_epoch = client.get_metric_history(run.info.run_id, "epoch_train_val_loss_ratio")
     best = int(run.data.metrics["best_epoch"])
-    assert (
-        run.data.metrics["train_val_loss_ratio"] == per_epoch[best - 1].value
-    )  # the best epoch's ratio
+    # the best epoch's ratio
+    assert run.data.metrics["train_val_loss_ratio"] == per_epoch[best - 1].value
     contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
     assert contexts == {"train", "val", "test"}
 
@@ -138,9 +137,8 @@ def test_train_logs_the_whole_contract(cli, tiny_overrides, tracking_uri, tmp_pa
     # the learning rate each optimizer step applied, and each epoch's gradient norm
     steps = client.get_metric_history(run.info.run_id, "learning_rate_step")
     assert [s.step for s in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 3
-    assert (
-        steps[0].value == pytest.approx(5e-3) and steps[-1].value < steps[0].value
-    )  # linear decay, no warmup
+    # linear decay, no warmup
+    assert steps[0].value == pytest.approx(5e-3) and steps[-1].value < steps[0].value
     assert len(client.get_metric_history(run.info.run_id, "grad_norm")) == 3
     # the saved config is the resolved one: it reloads to the same config
     saved = tmp_path / "config.yaml"
@@ -160,9 +158,8 @@ def test_train_logs_the_whole_contract(cli, tiny_overrides, tracking_uri, tmp_pa
         "train_val_loss_ratio",
     ):
         low, high = m[f"{key}_ci_low"], m[f"{key}_ci_high"]
-        assert low <= m[key] <= high and (low < high or key == "test_f1"), (
-            key
-        )  # F1 1.0 on every resample
+        # F1 1.0 on every resample
+        assert low <= m[key] <= high and (low < high or key == "test_f1"), key
         assert re.search(rf"^  {key} +{m[key]:.4g} \[{low:.4g}, {high:.4g}\]$", out, re.M), (
             key,
             out,
@@ -372,11 +369,12 @@ def test_final_metrics_are_the_declared_list(cli, tiny_overrides, tracking_uri):
         k for k in run.data.metrics if len(client.get_metric_history(run.info.run_id, k)) > 1
     }
     final = {k for k in run.data.metrics if k not in per_epoch and not is_derived(k)}
+    # CPU, eager
     assert final == set(FINAL_METRICS) - {
         "peak_gpu_mem_mb",
         "model_artifact_mb",
         "compile_time_s",
-    }  # CPU, eager
+    }
 
 
 def test_dataset_inputs_carry_textclf_fingerprints_as_digests(

@@ -62,9 +62,8 @@ def test_the_tracking_server_binds_loopback_unless_told():
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     option = next(p for p in cli.commands["server"].params if p.name == "host")
     assert option.default == "127.0.0.1"
-    shown = " ".join(
-        CliRunner().invoke(cli, ["server", "--help"]).output.split()
-    )  # --help starts nothing
+    # --help starts nothing
+    shown = " ".join(CliRunner().invoke(cli, ["server", "--help"]).output.split())
     assert "[default: 127.0.0.1]" in shown
 
 
@@ -74,9 +73,8 @@ def test_only_safetensors_weights_load(cli, tiny_model, tiny_overrides, tracking
     import torch
     from safetensors.torch import load_file
 
-    pickled = (
-        tmp_path / "pickled-model"
-    )  # the same checkpoint, its weights as a pickle (pytorch_model.bin)
+    # the same checkpoint, its weights as a pickle (pytorch_model.bin)
+    pickled = tmp_path / "pickled-model"
     shutil.copytree(tiny_model, pickled)
     torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
     (pickled / "model.safetensors").unlink()

@@ -41,10 +41,11 @@ def three_runs(tmp_path_factory, tiny_model):
         "tracking.log_model=false",
         "tracking.log_figures=false",
     ]
+    # a module fixture runs outside the per-test environment reset
     made, saved = (
         {},
         dict(os.environ),
-    )  # a module fixture runs outside the per-test environment reset
+    )
     try:
         for name, extra in (
             ("low", ["train.learning_rate=1e-4"]),
@@ -73,9 +74,8 @@ def test_a_run_saves_every_evaluated_row_and_its_metrics_come_from_them(three_ru
     val, test = predictions.load(run.info.run_id, "val"), predictions.load(run.info.run_id, "test")
     assert len(val) == int(run.data.metrics["data.val_rows"])
     assert len(test) == int(run.data.metrics["data.test_rows"])
-    assert (val.prediction == val.label).mean() == pytest.approx(
-        m["best_val_accuracy"]
-    )  # the selected epoch's
+    # the selected epoch's
+    assert (val.prediction == val.label).mean() == pytest.approx(m["best_val_accuracy"])
     assert (test.prediction == test.label).mean() == pytest.approx(m["test_accuracy"])
     assert np.allclose(np.stack(test.probabilities.to_numpy()).sum(1), 1, atol=1e-5)
     for name, frame in (

@@ -141,9 +141,8 @@ def outside_wheels(wheels: Path) -> list[str]:
 
 
 def run(out: str, module: str, args: list[str], wheels: Path) -> None:
-    refuse_absent(
-        set(listed(HERE / "device_has.txt")) | set(carried()) | {"textclf"}
-    )  # textclf: from src/
+    # textclf: from src/
+    refuse_absent(set(listed(HERE / "device_has.txt")) | set(carried()) | {"textclf"})
 
     def record() -> None:
         with Path(out).open("a") as found:
@@ -156,9 +155,8 @@ def run(out: str, module: str, args: list[str], wheels: Path) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-            os._exit(
-                4
-            )  # the benchmark "passed" here only because this venv has more than that machine
+            # the benchmark "passed" here only because this venv has more than that machine
+            os._exit(4)
 
     atexit.register(record)
     sys.argv = [module, *args]

@@ -73,10 +73,11 @@ def main() -> None:
     work = workdir("logging")
     overrides = imdb(args, "train.patience=0", "tracking.experiment=logging-bench")
     out = {"hardware": machine(), "settings": vars(args)}
+    # a warm-up run first: imports and caches, not measured
     timed_run(
         [*overrides, "tracking.log_model=false", "train.epochs=1"],
         f"sqlite:///{work / 'warmup.db'}",
-    )  # warm
+    )
     out["sqlite"] = timed_run(overrides, f"sqlite:///{work / 'mlflow.db'}")
     with server.running(
         f"sqlite:///{work / 'server.db'}", work / "artifacts", work / "server.log"

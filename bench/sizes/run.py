@@ -61,6 +61,7 @@ SHAPES = {  # BERT's published shapes; mini and tiny for CPU figures and the dry
     "mini": (4, 256, 4, 1024),
     "tiny": (2, 64, 2, 128),
 }
+# batch_x2: the batch size is doubled below
 LEVERS = {
     "default": [],
     "compile": ["train.compile=true"],
@@ -68,7 +69,7 @@ LEVERS = {
     "batch_x2": [],
     "no_4d_masks": [],
     "unfused_adamw": [],
-}  # batch_x2: the batch size is doubled below
+}
 IMDB_TRAIN = 24_800  # IMDB train rows left for training after dedup and 64 validation rows
 
 

@@ -35,12 +35,13 @@ def write_spec(work: Path, name: str, args, study: dict, grid=None, space=None) 
     tree = {
         "base": str(ROOT / "configs" / "imdb_minilm.yaml"),
         "config": {
+            # the sizes of its recorded figures
             "data": {
                 "train_fraction": args.train_fraction,
                 "split": "subset",
                 "val_size": 0.1,
                 "test_size": 0.1,
-            },  # the sizes of its recorded figures
+            },
             "model": {"name": args.model},
             "train": {"epochs": args.epochs, "patience": 0, "progress": False},
             "tracking": {"experiment": f"bench-{name}", "log_model": False},

@@ -66,13 +66,15 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
     start = time.perf_counter()
     train, val, test = as_dataset(splits.train), as_dataset(splits.val), as_dataset(splits.test)
     transformers.set_seed(cfg.train.seed)
+    # as textclf's side: transformers >= 5.25 would turn them on
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         backbone.location,
         num_labels=len(splits.label_names),
         use_safetensors=True,
         use_kernels=cfg.model.hub_kernels,
-    )  # as textclf's side: transformers >= 5.25 would turn them on
+    )
     with tempfile.TemporaryDirectory() as out:
+        # v5 name of group_by_length
         args = transformers.TrainingArguments(
             output_dir=out,
             num_train_epochs=cfg.train.epochs,
@@ -90,7 +92,7 @@ def run_trainer(overrides: list[str], bf16: bool, grouped: bool) -> dict:
             logging_strategy="no",
             disable_tqdm=True,
             train_sampling_strategy="group_by_length" if grouped else "random",
-        )  # v5 name of group_by_length
+        )
         trainer = transformers.Trainer(
             model=model,
             args=args,

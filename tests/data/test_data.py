@@ -37,9 +37,8 @@ def test_given_split_uses_the_sources_validation_split_and_refuses_a_missing_one
     frames = {
         name: f.assign(text=f.text + f" {name}" + f.index.astype(str)) for name, f in frames.items()
     }
-    frames["dev"].loc[0, "text"] = frames["test"].text.iloc[
-        0
-    ]  # a dev text repeated in test: dropped from dev
+    # a dev text repeated in test: dropped from dev
+    frames["dev"].loc[0, "text"] = frames["test"].text.iloc[0]
     for name, frame in frames.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     s = splits_of(tmp_path, "data.split=given", "data.val_split=dev", "data.train_fraction=0.5")
@@ -243,9 +242,8 @@ def test_fingerprint_covers_rows_and_label_map():
     )
     assert fingerprint(named(*parts), ("negative", "positive")) != base
     assert fingerprint(named(parts[0].iloc[1:], *parts[1:]), ("neg", "pos")) != base
-    assert (
-        fingerprint(named(parts[1], parts[0], parts[2]), ("neg", "pos")) != base
-    )  # rows moved between splits
+    # rows moved between splits
+    assert fingerprint(named(parts[1], parts[0], parts[2]), ("neg", "pos")) != base
 
 
 # --- validation: one line per problem, naming file and row

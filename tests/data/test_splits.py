@@ -39,9 +39,8 @@ def test_pool_scores_every_fraction_on_the_same_val_and_test_rows(pool_4000):
         for f in (0.25, 0.5, 1.0)
     }
     for f, s in runs.items():
-        assert (len(s.val), len(s.test)) == (400, 400), (
-            f
-        )  # 10% / 10% of the whole pool, whatever the fraction
+        # 10% / 10% of the whole pool, whatever the fraction
+        assert (len(s.val), len(s.test)) == (400, 400), f
         pd.testing.assert_frame_equal(s.val, runs[1.0].val)
         pd.testing.assert_frame_equal(s.test, runs[1.0].test)
         assert s.eval_fingerprint == runs[1.0].eval_fingerprint
@@ -74,11 +73,12 @@ def test_subset_is_the_notebook_procedure_and_moves_the_evaluation_rows(pool_400
     notebook = splits_of(
         pool_4000, "data.split=subset", "data.train_fraction=0.25", "data.test_size=0.2"
     )
+    # 001's 70/10/20
     assert (len(notebook.train), len(notebook.val), len(notebook.test)) == (
         700,
         100,
         200,
-    )  # 001's 70/10/20
+    )
 
 
 def nests_per_class(labels: np.ndarray, seed: int = 42) -> list[str]:
@@ -138,9 +138,8 @@ def test_duplicate_texts_never_land_in_two_splits_and_conflicts_are_dropped(tmp_
     train["text"] = [f"{t} {i}" for i, t in enumerate(train.text)]
     test = train.iloc[:40].copy()  # 40 texts in both files
     within = train.iloc[50:60].copy()  # 10 duplicates inside train
-    conflict = train.iloc[[70, 71]].assign(
-        label=lambda f: 1 - f.label
-    )  # 2 texts seen with both labels
+    # 2 texts seen with both labels
+    conflict = train.iloc[[70, 71]].assign(label=lambda f: 1 - f.label)
     pd.concat([train, within, conflict]).to_parquet(tmp_path / "train.parquet")
     test.to_parquet(tmp_path / "test.parquet")
     for mode in ("pool", "subset", "provided"):
@@ -153,9 +152,8 @@ def test_duplicate_texts_never_land_in_two_splits_and_conflicts_are_dropped(tmp_
     assert pooled.dropped["duplicate_rows"] == 50  # 40 across the files, 10 inside train
     assert len(pooled.train) + len(pooled.val) + len(pooled.test) == 300 - 2
     provided = splits_of(tmp_path, "data.split=provided", "data.label_names=neg,pos")
-    assert (
-        provided.dropped["duplicate_rows"] == 50 and len(provided.test) == 40
-    )  # the test file stays whole
+    # the test file stays whole
+    assert provided.dropped["duplicate_rows"] == 50 and len(provided.test) == 40
 
 
 def test_pooled_imdb_has_no_text_in_two_splits(assets):

@@ -30,10 +30,8 @@ def test_sliced_cache_equals_tokenizing_at_the_shorter_length(tokenizer, tmp_pat
 
 
 def bpe_tokenizer(corpus: list[str]):
-    """A RoBERTa-style tokenizer built in-process: byte-level BPE trained on `corpus`, <s> ...
-
-    </s>.
-    """
+    """A RoBERTa-style tokenizer built in-process: byte-level BPE trained on `corpus`, with <s>
+    and </s> around each text."""
     from tokenizers import (
         Tokenizer,
         decoders,
@@ -88,9 +86,8 @@ def test_real_wordpiece_and_bpe_tokenizers_slice_the_same_way(assets, tmp_path):
 
 
 def test_a_second_call_reads_everything_from_the_cache(tiny_model, tmp_path):
-    tokenizer = AutoTokenizer.from_pretrained(
-        tiny_model
-    )  # fresh: no truncation state from earlier calls
+    # fresh: no truncation state from earlier calls
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     first = tokens.tokenize(texts(), tokenizer, 16, cache_length=64, directory=tmp_path)
     again = tokens.tokenize(texts()[::-1], tokenizer, 16, cache_length=64, directory=tmp_path)
     assert first.misses == len(set(texts())) and again.misses == 0

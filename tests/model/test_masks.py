@@ -36,15 +36,17 @@ def test_sdpa_models_get_a_ready_4d_mask_and_the_same_logits(tiny_families, fami
 @pytest.mark.parametrize(
     "family,overrides",
     [
+        # eager attention here: it adds the mask to the scores, a 4D bool would be wrong
         (
             "mpnet",
             [],
-        ),  # eager attention here: it adds the mask to the scores, a 4D bool would be wrong
+        ),
         ("bert", ["model.head=mlp", "model.pooling=mean"]),  # textclf's heads pool with the 2D mask
+        # prompt tuning extends the 2D mask with its virtual tokens
         (
             "bert",
             ["model.peft=prompt"],
-        ),  # prompt tuning extends the 2D mask with its virtual tokens
+        ),
     ],
 )
 def test_other_models_keep_the_2d_mask(tiny_families, family, overrides):

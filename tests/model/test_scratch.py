@@ -32,9 +32,8 @@ def test_random_init_keeps_the_architecture_and_drops_every_pretrained_weight(ti
     weights = [k for k in body if k.endswith("weight") and "LayerNorm" not in k]
     assert not any(torch.equal(body[k], pretrained[k]) for k in weights)
     same_seed = dict(again.state_dict())
-    assert all(
-        torch.equal(v, same_seed[k]) for k, v in scratch.state_dict().items()
-    )  # seeded, reproducible
+    # seeded, reproducible
+    assert all(torch.equal(v, same_seed[k]) for k, v in scratch.state_dict().items())
 
 
 def test_model_config_overrides_build_notebook_003s_shape(tiny_model):
@@ -126,10 +125,11 @@ def bert_base_names(tmp_path_factory):
 @pytest.mark.parametrize(
     "freeze, tensors",
     [
+        # 3.a: embeddings., encoder.layer.0., classifier.
         (
             "[*embeddings.*, *encoder.layer.0.*]",
             23,
-        ),  # 3.a: embeddings., encoder.layer.0., classifier.
+        ),
         ("[*encoder.layer.10.*, *encoder.layer.11.*, *pooler.*]", 36),  # 3.b-e: + pooler.
         ("full", 201),  # 3.f-i: "" matches every name
     ],

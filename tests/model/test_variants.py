@@ -135,18 +135,16 @@ def trainable(model) -> set[str]:
 def test_each_preset_trains_exactly_the_named_parameters(tiny_families, family, preset):
     model = build(tiny_families[family], f"model.freeze={preset}")
     assert trainable(model) == expected(family, preset)
-    assert {n for n, _ in model.named_parameters()} == expected(
-        family, "full"
-    )  # the lists are complete
+    # the lists are complete
+    assert {n for n, _ in model.named_parameters()} == expected(family, "full")
 
 
 def test_presets_and_patterns_combine_and_mpnet_resolves(tiny_families):
     model = build(tiny_families["bert"], "model.freeze=[top1,*.embeddings.word_embeddings.*]")
     assert trainable(model) == expected("bert", "top1") | {"bert.embeddings.word_embeddings.weight"}
     mpnet = build(tiny_families["mpnet"], "model.freeze=attention_only")
-    assert "mpnet.encoder.relative_attention_bias.weight" in trainable(
-        mpnet
-    )  # shared by all blocks
+    # shared by all blocks
+    assert "mpnet.encoder.relative_attention_bias.weight" in trainable(mpnet)
     assert {n for n in trainable(mpnet) if ".layer.0." in n} == wb(
         *(f"mpnet.encoder.layer.0.attention.attn.{p}" for p in "qkvo")
     )
@@ -345,11 +343,12 @@ def test_a_variant_run_logs_its_choice_and_predict_reloads_it(
     history = mlflow.MlflowClient().get_metric_history(
         run.info.run_id, "epoch_train_val_loss_ratio"
     )
+    # per epoch, so sweeps show which settings overfit
     assert [m.step for m in history] == [
         1,
         2,
         3,
-    ]  # per epoch, so sweeps show which settings overfit
+    ]
     # the reloaded model is the trained one: it reproduces the logged test accuracy on the same rows
     from textclf.data import load_splits
 
@@ -372,9 +371,8 @@ def test_a_variant_run_logs_its_choice_and_predict_reloads_it(
     labels = [line.split("\t")[0] for line in out.splitlines()]
     assert len(labels) == 2 and set(labels) <= {"neg", "pos"}
     loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
-    pyfunc = loaded.predict(
-        pd.DataFrame({"text": list(test.text)})
-    )  # the signature names its column
+    # the signature names its column
+    pyfunc = loaded.predict(pd.DataFrame({"text": list(test.text)}))
     assert list(pyfunc.label) == [
         predictor.label_names[i] for i in predictor.probabilities(list(test.text)).argmax(-1)
     ]
@@ -432,7 +430,8 @@ def test_an_unpadded_batch_without_a_mask_gives_identical_logits(tiny_families, 
         ).logits
     assert torch.equal(without, ones)
     padded = Collate(pad_id=0)([([2, 7, 12, 3], 0), ([2, 8, 11, 10, 3], 1)])
+    # a padded batch keeps it
     assert padded["attention_mask"].tolist() == [
         [1, 1, 1, 1, 0],
         [1, 1, 1, 1, 1],
-    ]  # a padded batch keeps it
+    ]

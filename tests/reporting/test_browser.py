@@ -167,9 +167,8 @@ def test_the_compare_view_plots_the_objective_against_the_varied_params(served_s
     experiment = mlflow.get_experiment_by_name("tiny-sweep").experiment_id
     compare = f"{url}/{saved_view.routes(experiment)['compare']}"
     page = render(compare, tmp_path / "profile")
-    assert (
-        "textclf sweep" in page and "shared view" in page
-    )  # the sweep's own chart section, from the view
+    # the sweep's own chart section, from the view
+    assert "textclf sweep" in page and "shared view" in page
     # the parallel chart's axes (long names are cut on the axis; the full name is in its tooltip
     # text)
     axes = re.findall(r'<text [^>]*class="label">([^<]+)</text>', page)
@@ -191,9 +190,8 @@ def test_after_the_readmes_quickstart_sweep_the_view_shows_its_trials(
 
     Writes docs/mlflow-ui-quickstart.png with TEXTCLF_UPDATE_SCREENSHOTS=1.
     """
-    monkeypatch.setenv(
-        "TEXTCLF_ASSETS", str(assets.resolve())
-    )  # before the chdir: it may be relative
+    # before the chdir: it may be relative
+    monkeypatch.setenv("TEXTCLF_ASSETS", str(assets.resolve()))
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("sweep", ROOT / "sweeps" / "quickstart.yaml")
     assert code == 0, err

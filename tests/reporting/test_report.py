@@ -101,21 +101,23 @@ def test_leaderboard_is_sorted_by_the_objective_with_the_best_row_per_split_grou
         "run_id",
         "group",
     ]
+    # group A by val accuracy, then group B
     assert table["trial.number"].tolist() == [
         2,
         3,
         0,
         1,
         4,
-    ]  # group A by val accuracy, then group B
+    ]
     assert table["group"].tolist() == ["A", "A", "A", "A", "B"]
+    # trial 4's 0.95 is on another split: not A's best
     assert table["best"].tolist() == [
         "*",
         "",
         "",
         "",
         "*",
-    ]  # trial 4's 0.95 is on another split: not A's best
+    ]
     assert "2 groups" in report.comparability_note(selection.runs)
 
 
@@ -307,16 +309,16 @@ def test_a_data_scaling_sweep_is_one_comparable_group(scaling_sweep):
         "All runs share one set of evaluation rows"
     )
     table = report.leaderboard(selection)
-    assert (
-        "group" not in table
-    )  # one group: the rejected trial's data-less child is no phantom group
+    # one group: the rejected trial's data-less child is no phantom group
+    assert "group" not in table
+    # the pruned trial ranks after complete ones
     assert table["trial.number"].tolist() == [
         2,
         1,
         0,
         3,
         4,
-    ]  # the pruned trial ranks after complete ones
+    ]
     assert table["best"].tolist() == ["*", "", "", "", ""]
 
 
@@ -332,10 +334,11 @@ def test_seed_noise_is_direction_aware_and_leaves_out_the_selecting_run():
         }
     )
     stats = noise.seed_noise(runs, "best_val_accuracy", "maximize")
+    # fresh seeds only
     assert stats.index.tolist() == ["1", "0"] and stats["count"].tolist() == [
         2,
         2,
-    ]  # fresh seeds only
+    ]
     assert stats["mean"].tolist() == pytest.approx([0.8425, 0.8025])
     assert stats["selected_value"].tolist() == pytest.approx([0.85, 0.90])
     assert "larger than noise" in stats["note"].iloc[0]
@@ -356,10 +359,11 @@ def test_peak_gpu_memory_is_a_pareto_axis_when_runs_report_it(tmp_path):
         }
     )
     fig, _note = report_plots.pareto(runs, "best_val_accuracy", "peak_gpu_mem_mb")
+    # the 2,500 MB run is dominated
     assert list(fig.axes[0].lines[0].get_xdata()) == [
         900.0,
         2100.0,
-    ]  # the 2,500 MB run is dominated
+    ]
     assert (
         report_plots.pareto(
             runs.drop(columns="peak_gpu_mem_mb"), "best_val_accuracy", "peak_gpu_mem_mb"
@@ -383,19 +387,19 @@ def test_an_experiment_report_covers_plain_train_runs_without_a_role_tag(tmp_pat
         client.log_metric(run.info.run_id, "best_val_accuracy", accuracy)
         client.set_terminated(run.info.run_id, "FINISHED")
     selection = report.select_runs("plain")
+    # both train runs, not the sweep parent
     assert sorted(selection.runs["best_val_accuracy"]) == [
         0.7,
         0.8,
-    ]  # both train runs, not the sweep parent
+    ]
 
 
 def noise_runs(rng, means, seeds=3, rows=300, seed_sd=0.01, study="s"):
     """A --repeat-best result: per configuration its selecting trial and seeds - 1 fresh repeats,
     each run scored on the same `rows` validation rows (a row effect shared by every run) plus
     its own seed noise."""
-    shared = rng.normal(
-        0, np.sqrt(0.8 * 0.2 / rows)
-    )  # these rows' luck, the same for every run on them
+    # these rows' luck, the same for every run on them
+    shared = rng.normal(0, np.sqrt(0.8 * 0.2 / rows))
     records = []
     for trial, mean in enumerate(means):
         for repeat in range(seeds):
@@ -774,9 +778,8 @@ def test_heatmap_cells_follow_one_rule_the_trials_as_the_study_ran_them():
         ignore_index=True,
     )
     means, counts = report_plots.heatmap_cells(runs, "best_val_accuracy")
-    assert (
-        means.loc[128, 1e-4] == 0.80 and means.loc[256, 1e-4] == 0.70
-    )  # 0.60 is a repeat of trial 0
+    # 0.60 is a repeat of trial 0
+    assert means.loc[128, 1e-4] == 0.80 and means.loc[256, 1e-4] == 0.70
     assert means.loc[128, 2e-4] == pytest.approx(0.80) and counts.loc[128, 2e-4] == 2
 
 

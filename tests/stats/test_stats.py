@@ -119,9 +119,8 @@ def test_mcnemar_counts_only_the_rows_where_the_two_disagree():
     b[:3] = 1  # B wrong on 3 rows A gets right; nowhere else different
     out = paired.accuracy(y, a, b)
     assert (out.a_only, out.b_only) == (3, 0) and out.difference == pytest.approx(-0.03)
-    assert out.p_value == pytest.approx(
-        0.25
-    )  # exact binomial, 3 of 3 discordant one way: 2 * 0.5**3
+    # exact binomial, 3 of 3 discordant one way: 2 * 0.5**3
+    assert out.p_value == pytest.approx(0.25)
     same = paired.accuracy(y, a, a)
     assert same.p_value == 1.0 and same.better(0.05) == ""
 

@@ -25,12 +25,13 @@ def devices(environments):
         (["0", "1", "2", "3"], "6", None, ["0", "1", "2", "3", "0", "1"]),  # K > G: round-robin
         (["0", "1", "2", "3"], "auto", "0,2", ["0", "2"]),
         (["0", "1", "2", "3"], "3", "2", ["2", "2", "2"]),
+        # CUDA_VISIBLE_DEVICES=4,5 already restricted this machine
         (
             ["4", "5"],
             "2",
             None,
             ["4", "5"],
-        ),  # CUDA_VISIBLE_DEVICES=4,5 already restricted this machine
+        ),
     ],
 )
 def test_each_worker_gets_one_gpu(available, workers, gpus, expected):

@@ -61,9 +61,8 @@ def test_an_interrupted_grid_point_is_run_on_the_rerun_and_no_point_twice(
     monkeypatch.setattr(textclf.studies.objective, "train_run", real_train_run)
     code, _, err = cli("sweep", spec)
     assert code == 0, err
-    assert points_done(storage) == sorted(
-        LEARNING_RATES
-    )  # each point once; the interrupted one was run
+    # each point once; the interrupted one was run
+    assert points_done(storage) == sorted(LEARNING_RATES)
     code, _, err = cli("sweep", spec)  # nothing left: no trial at all
     assert code == 0, err
     study = optuna.load_study(study_name="grid", storage=storage)

@@ -71,9 +71,8 @@ def test_each_notebook_sweep_validates_as_shipped_and_with_its_offline_stand_ins
         cfg = trial_config(standins, FixedTrial(picks), tuple(offline))
         assert cfg.model.name in ("all-MiniLM-L6-v2", "minilm-3class") or "mpnet" in cfg.model.name
         if cfg.model.name == "all-MiniLM-L6-v2":
-            load_backbone(
-                cfg.model, cfg.data
-            )  # the mirror model takes every architecture override and max length
+            # the mirror model takes every architecture override and max length
+            load_backbone(cfg.model, cfg.data)
 
 
 def notebook_p1_points() -> list[tuple[int, float, int]]:

@@ -193,19 +193,22 @@ def test_an_oom_retry_keeps_the_effective_batch_exactly(
 @pytest.mark.parametrize(
     "message, retried",
     [
+        # cuBLAS workspace
         (
             "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
             True,
-        ),  # cuBLAS workspace
+        ),
         ("cuDNN error: CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", True),
+        # as memory-efficient attention raises it
         (
             "CUDA out of memory. Tried to allocate 1.50 GiB",
             True,
-        ),  # as memory-efficient attention raises it
+        ),
+        # a bug, not memory: no retry
         (
             "mat1 and mat2 shapes cannot be multiplied (4x8 and 16x2)",
             False,
-        ),  # a bug, not memory: no retry
+        ),
     ],
 )
 def test_cuda_allocation_failures_raised_as_runtime_errors_are_retried_too(

@@ -59,9 +59,8 @@ def test_only_the_best_model_is_kept_and_it_becomes_the_champion(
         for r in mlflow.search_runs([experiment], output_format="list")
         if r.data.tags.get("textclf.role") == "sweep"
     )
-    assert [m.model_id for m in kept] == [
-        champion.source.removeprefix("models:/")
-    ]  # superseded ones deleted
+    # superseded ones deleted
+    assert [m.model_id for m in kept] == [champion.source.removeprefix("models:/")]
     assert champion.run_id == parent.data.tags["best_run_id"]
     tags = champion.tags
     assert (
@@ -72,21 +71,18 @@ def test_only_the_best_model_is_kept_and_it_becomes_the_champion(
     )
     assert float(tags["textclf.objective_value"]) == json.loads(parent.data.tags["best_value"])[0]
     assert tags["textclf.eval_fingerprint"] == parent.data.tags["textclf.eval_fingerprint"]
-    assert (
-        tags["textclf.selected_from"] == "3"
-    )  # the best of 3 trials on these rows: its test corrects for them
+    # the best of 3 trials on these rows: its test corrects for them
+    assert tags["textclf.selected_from"] == "3"
     assert "champion is now version 1" in parent.data.tags["textclf.registered"]
-    models_dir = (
-        tmp_path / "mlartifacts" / "models"
-    )  # the experiment's artifact root holds models/<id>/
+    # the experiment's artifact root holds models/<id>/
+    models_dir = tmp_path / "mlartifacts" / "models"
     assert len(list(models_dir.iterdir())) == 1  # the files of superseded models are gone too
     # a worse study on the same evaluation rows registers a version; the champion stays
     registered_sweep(cli, tmp_path, tiny_model, tiny_data, "bad", [1e-9])
     assert client.get_model_version_by_alias("tiny-clf", "champion").version == champion.version
     assert len(client.search_model_versions("name = 'tiny-clf'")) == 2
-    code, _, err = cli(
-        "sweep", tmp_path / "good.yaml", "--register-as", "tiny-clf"
-    )  # a rerun adds nothing
+    # a rerun adds nothing
+    code, _, err = cli("sweep", tmp_path / "good.yaml", "--register-as", "tiny-clf")
     assert code == 0, err and len(client.search_model_versions("name = 'tiny-clf'")) == 2
     # the logged model says what it takes and gives
     info = mlflow.models.get_model_info("models:/tiny-clf@champion")

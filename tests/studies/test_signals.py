@@ -124,9 +124,8 @@ def test_one_signal_ends_the_sweep_wherever_it_arrives(tmp_path, two_trial_sweep
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert parent.info.status == "KILLED" and not [r for r in runs if r.info.status == "RUNNING"]
     study = optuna.load_study(study_name="signals", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
-    states = [
-        t.state.name for t in study.trials if t.state.name != "WAITING"
-    ]  # queued grid points stay queued
+    # queued grid points stay queued
+    states = [t.state.name for t in study.trials if t.state.name != "WAITING"]
     assert "RUNNING" not in states
     if hold == "trial":  # the child of the interrupted trial ends KILLED, and no other trial starts
         assert [c.info.status for c in children] == ["KILLED"] and states == ["FAIL"]

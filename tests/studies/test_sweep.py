@@ -22,9 +22,8 @@ SHIPPED = sorted((ROOT / "sweeps").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_sweep_validates_with_its_command_in_the_header(path):
-    spec = load_spec(
-        path
-    )  # checks every grid point, categorical choice and range end as a trial config
+    # checks every grid point, categorical choice and range end as a trial config
+    spec = load_spec(path)
     header = path.read_text().splitlines()
     assert any(
         f"textclf sweep sweeps/{path.name}" in line for line in header if line.startswith("#")
@@ -134,9 +133,8 @@ def test_a_study_is_one_parent_with_one_child_per_trial_and_resumes(
     best = study.best_trial
     assert parent.data.tags["best_trial"] == str(best.number)
     assert parent.data.tags["best_run_id"] == by_trial[best.number].info.run_id
-    assert (
-        "test_accuracy" in by_trial[best.number].data.metrics
-    )  # a complete child follows the train contract
+    # a complete child follows the train contract
+    assert "test_accuracy" in by_trial[best.number].data.metrics
     failed = next(c for c in children if c.info.status == "FAILED")
     assert "top9: the model has 2 transformer blocks" in failed.data.tags["textclf.error"]
     board = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/trials.csv").splitlines()
@@ -183,9 +181,8 @@ def test_two_workers_share_one_study_without_duplicates(tiny_model, tiny_data, t
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers)) >= 4
     rates = [t.params["train.learning_rate"] for t in study.trials]
-    assert len(set(rates)) == len(
-        rates
-    )  # each worker samples with its own seed: no pairs of equal trials
+    # each worker samples with its own seed: no pairs of equal trials
+    assert len(set(rates)) == len(rates)
     [parent], children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "two-workers")
     assert len(children) == len(study.trials)
     assert sorted(int(c.data.params["trial.number"]) for c in children) == sorted(numbers)
@@ -317,9 +314,8 @@ def test_repeat_best_adds_seed_runs_and_the_report_measures_the_noise(
     assert "## Seed noise" in mlflow.artifacts.load_text(
         f"runs:/{parent.info.run_id}/report/report.md"
     )
-    code, _, err = cli(
-        "sweep", tiny_sweep, "--repeat-best", "1", "--seeds", "3"
-    )  # resumed: nothing new
+    # resumed: nothing new
+    code, _, err = cli("sweep", tiny_sweep, "--repeat-best", "1", "--seeds", "3")
     assert code == 0, err
     assert len(sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")[1]) == 5
 
@@ -399,9 +395,8 @@ def test_the_parent_shows_the_best_value_the_evaluation_rows_and_a_saved_view(fi
         "params.`train.learning_rate`",
     ]
     assert view["columnOrder"][0] == "metrics.`best_val_accuracy`"
-    parallel = view["compareRunCharts"][
-        0
-    ]  # the chart view opens on the objective against the varied params
+    # the chart view opens on the objective against the varied params
+    parallel = view["compareRunCharts"][0]
     assert parallel["type"] == "PARALLEL" and parallel["selectedMetrics"] == ["best_val_accuracy"]
     assert parallel["selectedParams"] == ["model.freeze", "train.learning_rate"]
     # the view's own search finds exactly the trials
@@ -437,9 +432,8 @@ def test_samplers_pruners_and_strategies_are_one_table_each():
     for name, build in strategies.SAMPLERS.items():
         assert isinstance(build(0), optuna.samplers.BaseSampler), name
     for name, pruner in strategies.PRUNERS.items():
-        args = (
-            {"lower": 0.5} if name == "threshold" else {}
-        )  # the one pruner with a required argument
+        # the one pruner with a required argument
+        args = {"lower": 0.5} if name == "threshold" else {}
         assert isinstance(pruner(**args), optuna.pruners.BasePruner), name
     with pytest.raises(InputError, match=r"study\.sampler: must be one of grid, random, tpe"):
         load_spec_from({"study": {"sampler": "cmaes"}})

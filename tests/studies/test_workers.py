@@ -124,9 +124,8 @@ def check_study(storage: str, uri: str, target: int) -> optuna.Study:
         int(r.data.tags["trial.number"]) for r in children if r.info.status == "FINISHED"
     )
     assert finished == sorted(t.number for t in study.trials if t.state.name == "COMPLETE")
-    assert (
-        len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
-    )  # one parent for all workers
+    # one parent for all workers
+    assert len({r.data.tags["mlflow.parentRunId"] for r in children}) == 1
     return study
 
 
@@ -294,9 +293,8 @@ def test_a_grid_runs_every_point_once_under_three_workers_a_kill_and_a_rerun(
     kill_one_of_three(tmp_path, spec, storage, uri)
     study = check_study(storage, uri, target=6)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert sorted(t.params["train.learning_rate"] for t in done) == sorted(
-        rates
-    )  # each point exactly once
+    # each point exactly once
+    assert sorted(t.params["train.learning_rate"] for t in done) == sorted(rates)
     failed = [t for t in study.trials if t.state.name == "FAIL"]
     [dead] = [t for t in failed if "duplicate_of" not in t.user_attrs]  # the killed worker's trial
     assert "error" not in dead.user_attrs and dead.params["train.learning_rate"] in rates

@@ -94,9 +94,8 @@ def test_anonymous_and_wrong_logins_are_refused_before_any_run(
         ).status_code
         == 401
     )
-    assert (
-        requests.get(f"{auth_server['url']}/health").status_code == 200
-    )  # health stays open for probes
+    # health stays open for probes
+    assert requests.get(f"{auth_server['url']}/health").status_code == 200
     login(monkeypatch, None, None)
     code, _, err = cli(*train_args(auth_server, tiny_overrides, "anon"))
     assert code == 2 and err.strip() == (
@@ -156,9 +155,8 @@ def test_an_authorised_user_trains_and_sweeps_and_the_password_leaks_nowhere(
     runs = runs_in(auth_server["backend"], "alice-train") + runs_in(
         auth_server["backend"], "tiny-sweep"
     )
-    assert len(runs) == 5 and {r.info.status for r in runs} >= {
-        "FINISHED"
-    }  # 1 train + parent + 3 trials
+    # 1 train + parent + 3 trials
+    assert len(runs) == 5 and {r.info.status for r in runs} >= {"FINISHED"}
     client = mlflow.MlflowClient(auth_server["url"])  # as alice: artifacts come through the server
     places = {
         "argv": " ".join(a for argv, _ in spawned for a in argv),
@@ -231,6 +229,5 @@ def test_the_admin_password_reaches_mlflow_only_through_the_environment(tmp_path
     assert ADMIN_PASSWORD not in (tmp_path / "basic_auth.ini").read_text()
     assert oct((tmp_path / ".textclf-server-secret").stat().st_mode & 0o777) == "0o600"
     assert auth.PASSWORD_ENV not in server.environment(env)  # one copy, under MLflow's own name
-    assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in server.environment(
-        None
-    )  # a server without --auth gets none
+    # a server without --auth gets none
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in server.environment(None)

@@ -70,19 +70,19 @@ def test_a_live_writer_s_journal_is_never_replayed_and_a_dead_one_s_exactly_once
         lambda run, keys: {("val_loss", 1)},
         lambda run, end, n: ended.append((run, end, n)),
     )
+    # step 1 was there; step 3 once
     assert sent == [
         ("dead", "val_loss", 2),
         ("dead", "val_loss", 3),
-    ]  # step 1 was there; step 3 once
+    ]
     assert (
         ended == [("dead", None, 2)]
         and [d.run_id for d in done] == ["dead"]
         and done[0].already == 2
     )
     assert not dead.path.exists() and live.path.exists() and other.path.exists()
-    assert (
-        replay(tmp_path, "uri-a", None, None, None) == []
-    )  # nothing left for uri-a but the live journal
+    # nothing left for uri-a but the live journal
+    assert replay(tmp_path, "uri-a", None, None, None) == []
     live.close(remove=True)
 
 
@@ -203,9 +203,8 @@ def test_the_next_run_on_the_same_store_replays_dead_journals(
     client = mlflow.MlflowClient(uri)
     assert sorted(m.step for m in client.get_metric_history(run_id, "val_loss")) == [1, 2, 3, 4, 5]
     assert client.get_run(run_id).info.status == "FAILED"
-    assert (
-        list(journals.iterdir()) == []
-    )  # the new run's own journal is gone too: everything was sent
+    # the new run's own journal is gone too: everything was sent
+    assert list(journals.iterdir()) == []
 
 
 def test_a_finished_run_leaves_no_journal(cli, tmp_path, tiny_overrides, tracking_uri):

@@ -27,9 +27,8 @@ def test_a_run_logged_to_a_real_server(cli, tiny_overrides, server):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     [run] = mlflow.search_runs([experiment.experiment_id], output_format="list")
     check_contract(run, mlflow.MlflowClient(), epochs=3)
-    assert run.info.artifact_uri.startswith(
-        "mlflow-artifacts:"
-    )  # served by the server, not a local path
+    # served by the server, not a local path
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     code, out, err = cli(
         "predict",
         "--model-uri",

@@ -50,9 +50,8 @@ def test_two_runs_in_a_row_have_distinct_names_and_the_same_results(
     )
     assert first.info.run_name.startswith("tiny-bert0 sentiment len32 lr5e-3")
     assert second.info.run_name == first.info.run_name + " #2"
-    assert (
-        first.data.metrics["best_val_loss"] == second.data.metrics["best_val_loss"]
-    )  # seeding as before
+    # seeding as before
+    assert first.data.metrics["best_val_loss"] == second.data.metrics["best_val_loss"]
 
 
 def test_a_sweep_names_its_parent_after_the_study_and_children_after_what_they_vary(

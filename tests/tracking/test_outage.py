@@ -37,9 +37,8 @@ def test_training_outlives_a_tracking_server_outage(
     port = server.free_port()
     proc, url = server.start(backend, artifacts, log_path, port=port)
     real_epoch, real_log = train_mod.train_epoch, runs.ActiveRun.log_epoch
-    epochs = (
-        int(outage_s / 1.0) + 20
-    )  # each epoch takes a little over a second: training outlasts the outage
+    # each epoch takes a little over a second: training outlasts the outage
+    epochs = int(outage_s / 1.0) + 20
     calls, outage = [], {}
     stop_after_epoch = threading.Event()
 

@@ -22,9 +22,8 @@ def test_a_run_inside_an_active_run_becomes_its_child_and_leaves_it_active(
     store.connect(tracking_uri, cfg.tracking.experiment)
     with mlflow.start_run(run_name="notebook") as outer:
         result = train_run(cfg, tracking_uri)
-        assert (
-            mlflow.active_run().info.run_id == outer.info.run_id
-        )  # the outer run is still the active one
+        # the outer run is still the active one
+        assert mlflow.active_run().info.run_id == outer.info.run_id
         mlflow.log_metric("after", 1.0)
     client = mlflow.MlflowClient()
     inner = client.get_run(result.run_id)

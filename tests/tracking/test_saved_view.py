@@ -18,9 +18,8 @@ def test_the_routes_open_the_training_layout_and_the_chart_view_of_the_saved_vie
         tags={"textclf.role": "sweep", "study.objective": json.dumps({"val_loss": "minimize"})},
     )
     pid = parent.info.run_id
-    assert saved_view.routes(experiment) == {
-        "runs": saved_view.view_path(experiment)
-    }  # no view saved yet
+    # no view saved yet
+    assert saved_view.routes(experiment) == {"runs": saved_view.view_path(experiment)}
     client.set_tag(pid, saved_view.VIEW_TAG, pid)
     routes = saved_view.routes(experiment)
     view = f"#/experiments/{experiment}/runs?workflowType=machine_learning&viewStateShareKey={pid}"

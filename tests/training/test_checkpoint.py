@@ -28,12 +28,10 @@ def test_a_torn_or_uncommitted_checkpoint_is_never_loaded(tmp_path):
     assert meta["note"] == "third" and tensors["w"].tolist() == [3.0] * 3
     checkpoint.save(tmp_path, 4, {"w": torch.full((3,), 4.0)}, {"note": "fourth"})
     data = (tmp_path / "epoch-4.safetensors").read_bytes()
-    (tmp_path / "epoch-4.safetensors").write_bytes(
-        data[: len(data) // 2]
-    )  # torn: the hash does not match
-    (tmp_path / ".epoch-5.safetensors.tmp123").write_bytes(
-        b"half"
-    )  # a temporary file of a killed save
+    # torn: the hash does not match
+    (tmp_path / "epoch-4.safetensors").write_bytes(data[: len(data) // 2])
+    # a temporary file of a killed save
+    (tmp_path / ".epoch-5.safetensors.tmp123").write_bytes(b"half")
     assert checkpoint.load(tmp_path) is None or checkpoint.load(tmp_path)[1]["note"] != "fourth"
     assert sorted(p.name for p in tmp_path.glob("epoch-*")) == [
         "epoch-4.json",

@@ -50,9 +50,8 @@ def test_only_training_batches_change_shape_when_compiling(tiny_model, tiny_data
     )
     assert {tuple(b["input_ids"].shape)[1] for b in loaders.train} == {32}  # capped at max_length
     assert all(b["attention_mask"] is not None for b in loaders.train)
-    assert {tuple(b["input_ids"].shape)[1] for b in loaders.val} != {
-        32
-    }  # eval: padded to its longest row
+    # eval: padded to its longest row
+    assert {tuple(b["input_ids"].shape)[1] for b in loaders.val} != {32}
 
 
 def test_the_clock_counts_first_steps_at_each_shape_less_the_shapes_usual_step(monkeypatch):

@@ -15,9 +15,8 @@ def test_tf32_is_on_during_a_cuda_run_and_restored_after():
     before = precisions()
     with tf32(torch.device("cuda", 0)):
         assert precisions() == ("tf32", "tf32")
-    assert (
-        precisions() == before
-    )  # the next thing in the process (Trainer in bench/) gets torch's default
+    # the next thing in the process (Trainer in bench/) gets torch's default
+    assert precisions() == before
     try:
         with tf32(torch.device("cuda")):
             raise KeyboardInterrupt

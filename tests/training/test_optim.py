@@ -40,16 +40,18 @@ def rates(tiny_model, schedule: str, warmup: float, steps: int = 4) -> list[floa
 @pytest.mark.parametrize(
     "schedule, warmup, expected",
     [
+        # notebooks 001 and 003 (4.1/4.2): constant LR, no warmup
         (
             "constant",
             0.0,
             [1.0, 1.0, 1.0, 1.0],
-        ),  # notebooks 001 and 003 (4.1/4.2): constant LR, no warmup
+        ),
+        # notebook 002 (Trainer's default: linear decay, no warmup)
         (
             "linear",
             0.0,
             [1.0, 0.75, 0.5, 0.25],
-        ),  # notebook 002 (Trainer's default: linear decay, no warmup)
+        ),
         ("linear", 0.5, [0.0, 0.5, 1.0, 0.5]),  # 003's 4.3: linear warmup, then decay
         ("constant", 0.5, [0.0, 0.5, 1.0, 1.0]),
     ],

@@ -255,12 +255,13 @@ def four_block_bert(tmp_path_factory):
     return path
 
 
+# LoRA r=8 on query and value
 BLOCK, POOLER, HEAD, LORA_PER_BLOCK = (
     6789,
     1056,
     66,
     2 * (8 * 32 + 32 * 8),
-)  # LoRA r=8 on query and value
+)
 N = 4 * BLOCK + POOLER + HEAD  # 28,278 non-embedding parameters
 ATTENTION = 32 * 10.0  # d x token-weighted length T
 
@@ -280,9 +281,8 @@ ATTENTION = 32 * 10.0  # d x token-weighted length T
             + 2 * (2 * BLOCK + POOLER + HEAD),
         ),
         (
-            [
-                "model.freeze=head_only"
-            ],  # nothing below the top trains: k = L; pooler and head count as the top
+            # nothing below the top trains: k = L; pooler and head count as the top
+            ["model.freeze=head_only"],
             2 * N + 4 * 4 * ATTENTION + 2 * (POOLER + HEAD) + 2 * HEAD,
         ),
         (
@@ -320,9 +320,8 @@ def test_peak_flops_override_and_cpu_estimate(monkeypatch):
     assert flops.peak_flops(torch.device("cpu"), None) == 2.5e12
     monkeypatch.delenv("TEXTCLF_PEAK_TFLOPS")
     estimate = flops.peak_flops(torch.device("cpu"), None)
-    assert (
-        estimate is None or 1e9 < estimate < 1e14
-    )  # cores x clock x FLOPs/cycle, when /proc/cpuinfo says
+    # cores x clock x FLOPs/cycle, when /proc/cpuinfo says
+    assert estimate is None or 1e9 < estimate < 1e14
 
 
 def test_loss_ratio_compares_eval_mode_losses_on_a_fixed_training_sample(tiny_model, tiny_data):
@@ -472,6 +471,5 @@ def test_dataloader_workers_default_to_two_persistent_ones_on_a_gpu_and_none_on_
         False,
     )
     assert (chosen.train.num_workers, chosen.train.persistent_workers) == (1, True)
-    assert sum(len(b["labels"]) for b in chosen.train) == len(
-        splits.train
-    )  # a worker process delivers every row
+    # a worker process delivers every row
+    assert sum(len(b["labels"]) for b in chosen.train) == len(splits.train)

@@ -121,9 +121,10 @@ def draw(
                 *plots.pareto(same, metric, "trainable_params", direction),
             )
         )
+    # drawn where the runs logged peak GPU memory (runs on a GPU); a note says why not otherwise
     drawn.append(
         ("accuracy_vs_gpu_memory", *plots.pareto(same, metric, "peak_gpu_mem_mb", direction))
-    )  # GPU
+    )
     drawn.append(("loss_curves", *plots.loss_curves(load_histories(runs))))
     notes = [note for _, _, note in drawn]
     if len(same) < len(runs):

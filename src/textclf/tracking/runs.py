@@ -79,10 +79,11 @@ def _start(
     """The MLflow run started (or, for `resume`, started again), with a heartbeat tag and
     MLflow's system metrics."""
     if name and unique and not resume:
+        # store.connect selected it
         experiment = (
             os.environ.get("MLFLOW_EXPERIMENT_ID")
             or queries.experiment(tracking.experiment).experiment_id
-        )  # store.connect selected it
+        )
         name = names.unique_name(name, experiment)
     if tracking.system_metrics:  # MLflow's sampler thread: CPU, memory, disk, network, GPU
         mlflow.set_system_metrics_sampling_interval(tracking.system_metrics_interval_s)

@@ -66,11 +66,12 @@ def evaluate(
 def to_device(
     batch: dict, device: torch.device, model: torch.nn.Module
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    # no mask: an unpadded batch (features.Collate)
     inputs = {
         k: batch[k].to(device, non_blocking=True)
         for k in ("input_ids", "attention_mask")
         if batch[k] is not None
-    }  # no mask: an unpadded batch (features.Collate)
+    }
     if "attention_mask" in inputs and getattr(model, "takes_4d_mask", False):
         # the mask transformers would build itself (model/build.py takes_4d_mask), made here without
         # its `padding_mask.all()` check: no host-device sync in a padded batch's forward
