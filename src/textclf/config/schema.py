@@ -123,7 +123,8 @@ class TrainConfig(Section):
     min_delta: float = 0.0  # an epoch improves on the best only by more than this
     # epochs without improvement of the monitored value before stopping; 0 = never stop early
     patience: int = 2
-    # auto: bf16 or fp16 autocast on GPU, fp32 on CPU
+    # auto: bf16 (or fp16) autocast on GPU; on CPU bf16 autocast where the CPU has bf16 matrix
+    # instructions (AMX, AVX512-BF16), else fp32. The tag textclf.precision says what a run used
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 42  # model head init, batch order, dropout

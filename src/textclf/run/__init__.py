@@ -19,7 +19,7 @@ from textclf.run.outputs import log_model, prediction_tables, run_figures, setup
 from textclf.run.prepare import Prepared, cache_length, prepare
 from textclf.tracking import names, provenance, runs, store
 from textclf.training import metrics, summary
-from textclf.training.device import autocast_dtype, tf32
+from textclf.training.device import autocast_dtype, precision_name, tf32
 from textclf.training.evaluate import Evaluation, evaluate
 from textclf.training.loop import FitResult, fit
 from textclf.training.resume import checkpoint_dir
@@ -74,6 +74,7 @@ def open_run(cfg: Config, ready: Prepared, trial: TrialHooks | None, resume: str
     tags = (
         provenance.run_tags(splits.fingerprint, splits.eval_fingerprint, splits.uri, ready.device)
         | {provenance.MONITOR: cfg.train.monitor}
+        | {provenance.PRECISION: precision_name(autocast_dtype(cfg.train.precision, ready.device))}
         | (trial.tags if trial else {})
     )
     name = cfg.tracking.run_name or (trial and trial.name) or names.run_name(cfg)

@@ -18,6 +18,8 @@ from textclf.config import SECRET_VALUE
 
 # run tag: what selected the epoch (train.monitor); splits comparability groups
 MONITOR = "textclf.monitor"
+# what the run trained in: fp32, bf16 or fp16 (train.precision=auto resolved on its device)
+PRECISION = "textclf.precision"
 # a sweep parent's tag: the study's objectives as JSON {metric: direction}, in order
 OBJECTIVE = "study.objective"
 _SECRET_KEY = re.compile(r"token|password|passwd|secret|api[_-]?key|credential", re.I)

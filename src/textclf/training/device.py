@@ -4,6 +4,7 @@ exit 2."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import torch
@@ -45,12 +46,38 @@ def pick_device(name: str) -> torch.device:
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means plain fp32. auto: bf16 where the GPU supports it, else fp16; fp32 on CPU."""
+    """None means plain fp32. auto: on a GPU bf16 where it has it, else fp16; on a CPU bf16 where it
+    multiplies bf16 natively (native_cpu_bf16), else fp32 (emulated bf16 is slower than fp32)."""
     if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and native_cpu_bf16() else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """What a run trains in, as its textclf.precision tag says: fp32, bf16 or fp16 (autocast)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AMX tiles, or AVX512-BF16), as torch's own
+    cpuinfo reads them; /proc/cpuinfo's flags where this torch cannot say."""
+    probes = [getattr(torch.cpu, f"_is_{n}_supported", None) for n in ("amx_tile", "avx512_bf16")]
+    if all(callable(p) for p in probes):
+        return any(p() for p in probes if p is not None)
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux's /proc/cpuinfo); empty where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return set()
+    listed = re.search(r"^flags\s*:(.*)$", info, re.M)
+    return set(listed.group(1).split()) if listed else set()
 
 
 @contextlib.contextmanager
