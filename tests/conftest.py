@@ -177,7 +177,7 @@ def cli(monkeypatch, capsys):
         monkeypatch.setattr(sys, "argv", ["textclf", *map(str, args)])
         code = 0
         try:
-            main()
+            main(leave_at_once=False)
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         out, err = capsys.readouterr()

@@ -144,7 +144,7 @@ def test_the_sweep_api_passes_one_request_and_returns_its_outcome(monkeypatch):
     """textclf.sweep hands the sweep's options on as one SweepRequest and returns what run_sweep
     returns: it neither reads the spec again nor reopens the study afterwards (main did both)."""
     import textclf.studies.spec_file
-    import textclf.studies.study
+    import textclf.studies.storage
     import textclf.studies.sweep
     from textclf.studies.request import SweepOutcome
 
@@ -159,7 +159,7 @@ def test_the_sweep_api_passes_one_request_and_returns_its_outcome(monkeypatch):
         lambda request: taken.append(request) or SweepOutcome(table, "printed"),
     )
     monkeypatch.setattr(textclf.studies.spec_file, "load_spec", must_not)
-    monkeypatch.setattr(textclf.studies.study, "open_study", must_not)
+    monkeypatch.setattr(textclf.studies.storage, "open_study", must_not)
     trials = textclf.sweep(
         "sweeps/quickstart.yaml", ["train.epochs=1"], n_trials=2, register_as="x"
     )

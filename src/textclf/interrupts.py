@@ -9,7 +9,13 @@ and evaluation batch, the start and end of every trial, after each garbage colle
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import logging
+import os
 import signal
+import sys
+from typing import NoReturn
 
 from textclf.errors import Terminated
 
@@ -35,3 +41,15 @@ def check() -> None:
 
 def pending() -> type[KeyboardInterrupt] | None:
     return _pending
+
+
+def leave(code: int) -> NoReturn:
+    """End the process now with `code`, after a Ctrl-C or SIGTERM has ended the command: the exit
+    handlers run (MLflow's, temporary directories') and the streams are flushed, but Python's
+    teardown of every loaded module, a second or more with torch and mlflow loaded, is skipped."""
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

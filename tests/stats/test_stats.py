@@ -153,11 +153,8 @@ def test_predictions_frame_pairing_and_losses():
 
 def test_a_full_imdb_test_set_is_resampled_in_bounded_blocks():
     """25,000 rows x 2,000 resamples at once would be 400 MB of indices (and three times that in
-    F1's arrays):
-
-    blocks of at most 2 million indices, every resample drawn once, and the same interval for the
-    same seed.
-    """
+    F1's arrays): blocks of at most 2 million indices, every resample drawn once, and the same
+    interval for the same seed."""
     blocks = list(intervals.resample_rows(25_000, 2_000))
     assert max(b.size for b in blocks) <= 2_000_000 and sum(len(b) for b in blocks) == 2_000
     rng = np.random.default_rng(12)

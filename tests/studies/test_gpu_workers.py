@@ -16,7 +16,7 @@ def devices(environments):
 @pytest.mark.parametrize(
     "available, workers, gpus, expected",
     [
-        ([], "3", None, [None, None, None]),  # no GPU: workers share the CPU, nothing is set
+        ([], "3", None, [None, None, None]),  # no GPU: no device set (threads: test_threads)
         ([], "auto", None, [None]),
         (["0"], "2", None, ["0", "0"]),
         (["0"], "auto", None, ["0"]),
@@ -53,10 +53,8 @@ def test_bad_worker_options_are_one_line(workers, gpus, message):
 
 
 def test_worker_processes_receive_their_gpu_and_index(monkeypatch):
-    """spawn() starts `textclf sweep ...
-
-    --worker-index i` with the worker's environment merged in.
-    """
+    """spawn() starts `textclf sweep ... --worker-index i` with the worker's own environment
+    merged into this one."""
     import subprocess
 
     from textclf.studies import workers

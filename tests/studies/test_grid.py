@@ -87,11 +87,9 @@ json.dump(popped, open(out, "w"))
 
 
 def test_concurrent_workers_never_pop_the_same_waiting_trial_on_sqlite(tmp_path, tiny_sweep):
-    """SQLite has no row locks (Optuna's SELECT ...
-
-    FOR UPDATE is a no-op there): three processes popping 60 waiting trials at once popped 72,
-    running 11 trials twice, before pops were serialized across processes.
-    """
+    """SQLite has no row locks (Optuna's SELECT ... FOR UPDATE is a no-op there): three processes
+    popping 60 waiting trials at once popped 72, running 11 trials twice, before pops were
+    serialized across processes."""
     import json
     import subprocess
     import sys

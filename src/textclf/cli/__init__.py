@@ -18,8 +18,10 @@ __all__ = ["cli", "main"]
 log = logging.getLogger("textclf")
 
 
-def main() -> None:
-    # Ctrl-C 130, SIGTERM 143, even when Python swallows the first KeyboardInterrupt
+def main(leave_at_once: bool = True) -> None:
+    """The console script. Ctrl-C exits 130 and SIGTERM 143, even when Python swallows the first
+    KeyboardInterrupt; `leave_at_once` ends an interrupted process without the interpreter's
+    teardown (interrupts.leave; in-process callers such as the tests keep SystemExit)."""
     interrupts.install()
     console.quiet_libraries()
     try:
@@ -30,11 +32,11 @@ def main() -> None:
         sys.exit(2)
     except click.exceptions.Abort as e:  # click turns Ctrl-C (and our SIGTERM) into Abort
         click.echo("interrupted", err=True)
-        sys.exit(
-            143
-            if interrupts.pending() is Terminated or isinstance(e.__context__, Terminated)
-            else 130
-        )
+        terminated = interrupts.pending() is Terminated or isinstance(e.__context__, Terminated)
+        code = 143 if terminated else 130
+        if leave_at_once:
+            interrupts.leave(code)
+        sys.exit(code)
     except SweepStopped as e:
         click.echo(f"sweep stopped: {e}", err=True)
         sys.exit(1)

@@ -37,13 +37,9 @@ class Loaders:
 
 
 def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int) -> Encoded:
-    ids = tokenizer(
-        list(texts),
-        truncation=True,
-        max_length=max_length,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )["input_ids"]
+    """Tokenized in memory, without the cache (tokens.encode_ids: a chunk at a time)."""
+    lengths, flat = tokens.encode_ids(texts, tokenizer, max_length)
+    ids = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
     return Encoded(ids, np.asarray(labels, dtype=np.int64))
 
 

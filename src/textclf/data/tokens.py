@@ -12,19 +12,25 @@ entries.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
+
+from textclf import interrupts
 
 log = logging.getLogger(__name__)
+# characters tokenized between two looks for a Ctrl-C: a few tenths of a second on 2 cores
+CHUNK_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -90,21 +96,61 @@ def tokenize(
     )
     missing = np.flatnonzero(~found)
     if len(missing):
-        fresh = tokenizer(
-            [texts[int(i)] for i in missing],
-            truncation=True,
-            max_length=cache_length,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
         new_keys, first = np.unique(keys[missing], return_index=True)
-        known_keys, offsets, flat = _merge(
-            known_keys, offsets, flat, new_keys, [fresh[i] for i in first]
+        log.info("tokenizing %d texts (token cache: %s)", len(new_keys), path.parent)
+        lengths, new_flat = encode_ids(
+            [texts[int(i)] for i in missing[first]], tokenizer, cache_length
         )
+        known_keys, offsets, flat = _merge(known_keys, offsets, flat, new_keys, lengths, new_flat)
         _write(path, known_keys, offsets, flat)
         where = np.searchsorted(known_keys, keys)
     ids = [shorten(flat[offsets[i] : offsets[i + 1]], max_length) for i in where]
     return Tokenized(ids, time.perf_counter() - start, len(missing))
+
+
+def encode_ids(texts: Sequence[str], tokenizer, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids per text, all ids end to end as int32): what `tokenizer(texts, truncation=True,
+    max_length=...)` gives, a chunk of about CHUNK_CHARS characters at a time. The tokenizer's
+    batch call runs in native code, where no Ctrl-C is seen; between chunks it is (interrupts)."""
+    encode = _encoder(tokenizer, max_length)
+    lengths, flats = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)]
+    for start, end in _chunks(texts):
+        interrupts.check()
+        ids = encode(list(texts[start:end]))
+        lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
+        total = int(lengths[-1].sum())
+        flats.append(np.fromiter(itertools.chain.from_iterable(ids), np.int32, count=total))
+    interrupts.check()
+    return np.concatenate(lengths), np.concatenate(flats)
+
+
+def _chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive runs of texts of about CHUNK_CHARS characters."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text)
+        if size >= CHUNK_CHARS:
+            yield start, i + 1
+            start, size = i + 1, 0
+    if start < len(texts):
+        yield start, len(texts)
+
+
+def _encoder(tokenizer, max_length: int) -> Callable[[list[str]], list[list[int]]]:
+    """Texts -> ids, through the Rust backend itself where there is one, set as transformers sets
+    it for `truncation=True` (no padding): no BatchEncoding of per-text Python dicts is built. A
+    copy of the backend, so the tokenizer's own state is untouched."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return lambda texts: tokenizer(
+            texts, truncation=True, max_length=max_length, return_attention_mask=False
+        )["input_ids"]
+    backend = Tokenizer.from_str(backend.to_str())
+    backend.no_padding()
+    backend.enable_truncation(
+        max_length, strategy="longest_first", direction=tokenizer.truncation_side
+    )
+    return lambda texts: [e.ids for e in backend.encode_batch(texts, add_special_tokens=True)]
 
 
 def shorten(ids: np.ndarray, max_length: int) -> np.ndarray:
@@ -119,15 +165,18 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.empty(0, np.uint64), np.zeros(1, np.int64), np.empty(0, np.int32)
 
 
-def _merge(keys, offsets, flat, new_keys, new_ids):
-    lengths = np.concatenate([np.diff(offsets), [len(x) for x in new_ids]]).astype(np.int64)
+def _merge(keys, offsets, flat, new_keys, new_lengths, new_flat):
+    """The cache's rows and the new ones in one key-sorted table, gathered without a Python loop
+    over rows."""
     all_keys = np.concatenate([keys, new_keys])
-    pieces = [flat[offsets[i] : offsets[i + 1]] for i in range(len(keys))] + [
-        np.asarray(x, dtype=np.int32) for x in new_ids
-    ]
+    lengths = np.concatenate([np.diff(offsets), new_lengths]).astype(np.int64)
+    starts = np.concatenate([offsets[:-1], len(flat) + np.cumsum(new_lengths) - new_lengths])
     order = np.argsort(all_keys, kind="stable")
-    merged = np.concatenate([pieces[i] for i in order]) if len(order) else np.empty(0, np.int32)
-    return all_keys[order], np.concatenate([[0], np.cumsum(lengths[order])]), merged
+    lengths, starts = lengths[order], starts[order]
+    merged_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    # each output position's source: its row's start plus its place within the row
+    source = np.repeat(starts - merged_offsets[:-1], lengths) + np.arange(merged_offsets[-1])
+    return all_keys[order], merged_offsets, np.concatenate([flat, new_flat])[source]
 
 
 def _write(path: Path, keys, offsets, flat) -> None:
@@ -141,9 +190,11 @@ def _write(path: Path, keys, offsets, flat) -> None:
             temporary = f.name
             np.savez(f, keys=keys, offsets=offsets, ids=flat)
         os.replace(temporary, path)
-    except OSError as e:
+    except BaseException as e:  # a full disk, or a Ctrl-C mid-write: no temporary file stays
         if temporary:
             Path(temporary).unlink(missing_ok=True)
+        if not isinstance(e, OSError):
+            raise
         log.warning(
             "token cache not written to %s (%s): tokenized in memory this time; free space "
             "there or set TEXTCLF_CACHE",

@@ -17,7 +17,7 @@ from textclf.data.source import Source
 from textclf.data.splits import Splits
 from textclf.model.build import Backbone, build_classifier, count_params, load_backbone
 from textclf.tracking import runs
-from textclf.training.device import check_device
+from textclf.training.device import check_device, use_cpu_threads
 from textclf.training.resume import check_checkpoint_dir, check_resumable
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
     """Check the device and checkpoints, load and split the data, build the model, tokenize:
     InputError (exit 2) for anything wrong, before the MLflow run exists."""
     device = check_device(cfg.train)
+    use_cpu_threads(device)
     check_checkpoint_dir(cfg.train)
     runs.check_journal_dir(cfg.tracking)
     if resume:

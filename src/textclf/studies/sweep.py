@@ -27,6 +27,7 @@ from textclf.studies.storage import open_study
 from textclf.studies.strategies import strategy
 from textclf.studies.study import EVAL, finished_count, trial_table
 from textclf.tracking import liveness, provenance, queries, store, sweep_runs
+from textclf.training.device import physical_cores
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def worker_environments(request: SweepRequest) -> list[dict[str, str]] | None:
     """The worker processes' environments (workers.py), or None when this process is the worker."""
     if request.worker_of or (str(request.workers) == "1" and not request.gpus):
         return None
-    return spread.plan(str(request.workers), request.gpus, spread.visible_gpus())
+    return spread.plan(str(request.workers), request.gpus, spread.visible_gpus(), physical_cores())
 
 
 def run_command(

@@ -25,8 +25,12 @@ def visible_gpus() -> list[str]:
     return named[:count] if named else [str(i) for i in range(count)]
 
 
-def plan(workers: str, gpus: str | None, available: list[str]) -> list[dict[str, str]]:
-    """One environment per worker process: its CUDA_VISIBLE_DEVICES (none without GPUs)."""
+def plan(
+    workers: str, gpus: str | None, available: list[str], cores: int = 1
+) -> list[dict[str, str]]:
+    """One environment per worker process: its CUDA_VISIBLE_DEVICES; without GPUs, its share of
+    the machine's `cores` as its thread counts (torch's and the tokenizer's), unless the user set
+    $OMP_NUM_THREADS: K workers of all the cores each would oversubscribe them K times."""
     chosen = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else available
     unknown = [g for g in chosen if g not in available]
     if unknown:
@@ -44,9 +48,12 @@ def plan(workers: str, gpus: str | None, available: list[str]) -> list[dict[str,
         raise InputError(
             [f"--workers {workers}: give a number of worker processes (>= 1) or auto (one per GPU)"]
         )
-    return [
-        {"CUDA_VISIBLE_DEVICES": chosen[i % len(chosen)]} if chosen else {} for i in range(count)
-    ]
+    if chosen:
+        return [{"CUDA_VISIBLE_DEVICES": chosen[i % len(chosen)]} for i in range(count)]
+    if os.environ.get("OMP_NUM_THREADS"):
+        return [{} for _ in range(count)]
+    share = str(max(1, cores // count))
+    return [{"OMP_NUM_THREADS": share, "RAYON_NUM_THREADS": share} for _ in range(count)]
 
 
 def spawn(

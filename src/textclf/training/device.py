@@ -4,8 +4,11 @@ exit 2."""
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -97,3 +100,38 @@ def tf32(device: torch.device) -> Iterator[None]:
         yield
     finally:
         matmul.fp32_precision, conv.fp32_precision = saved
+
+
+def physical_cores(sys_root: Path = Path("/sys")) -> int:
+    """The cores this process may run on, hyperthreads of one core counted once, within the
+    container's CPU quota (cgroup v2 cpu.max) where one is set."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cores = set()
+    for cpu in allowed or range(os.cpu_count() or 1):
+        topology = sys_root / "devices" / "system" / "cpu" / f"cpu{cpu}" / "topology"
+        try:
+            cores.add(
+                ((topology / "physical_package_id").read_text(), (topology / "core_id").read_text())
+            )
+        except OSError:  # no topology: each CPU its own core
+            cores.add(("cpu", str(cpu)))
+    try:
+        quota, period = (sys_root / "fs" / "cgroup" / "cpu.max").read_text().split()[:2]
+        limit = math.ceil(int(quota) / int(period)) if quota != "max" else len(cores)
+    except (OSError, ValueError):
+        limit = len(cores)
+    return max(1, min(len(cores), limit))
+
+
+def cpu_threads() -> int:
+    """Intra-op threads for training on a CPU: $OMP_NUM_THREADS where the user (or a sweep that
+    shares the cores among its workers) set it, else one per physical core: a hyperthread adds
+    no matrix units, and more threads than cores only wait on each other."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else physical_cores()
+
+
+def use_cpu_threads(device: torch.device) -> None:
+    """Set torch's intra-op threads for a run on a CPU (cpu_threads); a GPU run keeps torch's."""
+    if device.type == "cpu" and torch.get_num_threads() != cpu_threads():
+        torch.set_num_threads(cpu_threads())
