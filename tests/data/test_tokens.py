@@ -127,33 +127,6 @@ def test_length_grouping_sees_every_row_once_per_epoch_with_less_padding():
     assert padded < 0.7 * sum(len(b) * lengths[b].max() for b in random)
 
 
-def test_chunked_encoding_equals_one_tokenizer_call(tokenizer, monkeypatch):
-    """Texts are tokenized a chunk at a time (so a Ctrl-C is seen between chunks); the ids are
-    the tokenizer's own, special tokens and truncation included."""
-    monkeypatch.setattr(tokens, "CHUNK_CHARS", 50)  # a few texts a chunk
-    direct = tokenizer(texts(), truncation=True, max_length=12)["input_ids"]
-    lengths, flat = tokens.encode_ids(texts(), tokenizer, 12)
-    assert [r.tolist() for r in np.split(flat, np.cumsum(lengths)[:-1])] == direct
-    assert flat.dtype == np.int32 and lengths.sum() == len(flat)
-
-
-def test_an_interrupt_between_chunks_ends_tokenizing_and_writes_no_cache(
-    tokenizer, tmp_path, monkeypatch
-):
-    monkeypatch.setattr(tokens, "CHUNK_CHARS", 50)
-    seen = []
-
-    def check():  # the third check finds a Ctrl-C that arrived during a chunk
-        seen.append(1)
-        if len(seen) == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(tokens.interrupts, "check", check)
-    with pytest.raises(KeyboardInterrupt):
-        tokens.tokenize(texts(), tokenizer, 16, cache_length=64, directory=tmp_path)
-    assert list(tmp_path.iterdir()) == []  # neither a cache nor a temporary file
-
-
 def test_an_interrupt_while_the_cache_is_written_leaves_no_temporary_file(
     tokenizer, tmp_path, monkeypatch
 ):
@@ -165,13 +138,3 @@ def test_an_interrupt_while_the_cache_is_written_leaves_no_temporary_file(
     with pytest.raises(KeyboardInterrupt):
         tokens.tokenize(texts(), tokenizer, 16, cache_length=64, directory=tmp_path)
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("family", ["bert", "distilbert", "roberta", "mpnet"])
-def test_the_backend_gives_each_familys_own_ids(tiny_families, family):
-    """encode_ids calls the Rust backend directly; every family's tokenizer (special tokens,
-    truncation side) gives what its own __call__ gives."""
-    tokenizer = AutoTokenizer.from_pretrained(tiny_families[family])
-    lengths, flat = tokens.encode_ids(texts(), tokenizer, 9)
-    direct = tokenizer(texts(), truncation=True, max_length=9)["input_ids"]
-    assert [r.tolist() for r in np.split(flat, np.cumsum(lengths)[:-1])] == direct

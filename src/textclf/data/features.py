@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from textclf.data import tokens
+from textclf.data.encoding import encode_ids
 from textclf.data.splits import Splits
 
 
@@ -37,8 +38,8 @@ class Loaders:
 
 
 def encode(texts: Sequence[str], labels: np.ndarray, tokenizer, max_length: int) -> Encoded:
-    """Tokenized in memory, without the cache (tokens.encode_ids: a chunk at a time)."""
-    lengths, flat = tokens.encode_ids(texts, tokenizer, max_length)
+    """Tokenized in memory, without the cache (encoding.encode_ids: a chunk at a time)."""
+    lengths, flat = encode_ids(texts, tokenizer, max_length)
     ids = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
     return Encoded(ids, np.asarray(labels, dtype=np.int64))
 

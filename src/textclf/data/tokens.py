@@ -12,25 +12,21 @@ entries.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
 
-from textclf import interrupts
+from textclf.data.encoding import encode_ids, shorten
 
 log = logging.getLogger(__name__)
-# characters tokenized between two looks for a Ctrl-C: a few tenths of a second on 2 cores
-CHUNK_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -106,55 +102,6 @@ def tokenize(
         where = np.searchsorted(known_keys, keys)
     ids = [shorten(flat[offsets[i] : offsets[i + 1]], max_length) for i in where]
     return Tokenized(ids, time.perf_counter() - start, len(missing))
-
-
-def encode_ids(texts: Sequence[str], tokenizer, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids per text, all ids end to end as int32): what `tokenizer(texts, truncation=True,
-    max_length=...)` gives, a chunk of about CHUNK_CHARS characters at a time. The tokenizer's
-    batch call runs in native code, where no Ctrl-C is seen; between chunks it is (interrupts)."""
-    encode = _encoder(tokenizer, max_length)
-    lengths, flats = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)]
-    for start, end in _chunks(texts):
-        interrupts.check()
-        ids = encode(list(texts[start:end]))
-        lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
-        total = int(lengths[-1].sum())
-        flats.append(np.fromiter(itertools.chain.from_iterable(ids), np.int32, count=total))
-    interrupts.check()
-    return np.concatenate(lengths), np.concatenate(flats)
-
-
-def _chunks(texts: Sequence[str]) -> Iterator[tuple[int, int]]:
-    """(start, end) of consecutive runs of texts of about CHUNK_CHARS characters."""
-    start, size = 0, 0
-    for i, text in enumerate(texts):
-        size += len(text)
-        if size >= CHUNK_CHARS:
-            yield start, i + 1
-            start, size = i + 1, 0
-    if start < len(texts):
-        yield start, len(texts)
-
-
-def _encoder(tokenizer, max_length: int) -> Callable[[list[str]], list[list[int]]]:
-    """Texts -> ids, through the Rust backend itself where there is one, set as transformers sets
-    it for `truncation=True` (no padding): no BatchEncoding of per-text Python dicts is built. A
-    copy of the backend, so the tokenizer's own state is untouched."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return lambda texts: tokenizer(
-            texts, truncation=True, max_length=max_length, return_attention_mask=False
-        )["input_ids"]
-    backend = Tokenizer.from_str(backend.to_str())
-    backend.no_padding()
-    backend.enable_truncation(
-        max_length, strategy="longest_first", direction=tokenizer.truncation_side
-    )
-    return lambda texts: [e.ids for e in backend.encode_batch(texts, add_special_tokens=True)]
-
-
-def shorten(ids: np.ndarray, max_length: int) -> np.ndarray:
-    return ids if len(ids) <= max_length else np.concatenate([ids[: max_length - 1], ids[-1:]])
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
