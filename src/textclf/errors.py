@@ -41,5 +41,9 @@ class SweepStopped(Exception):
     """A sweep that cannot go on (too many failed trials in a row, a failed worker): exit 1, why."""
 
 
+class RanksFailed(Exception):
+    """A run on several processes lost a rank (an error, a kill): exit 1, which rank and how."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so runs end KILLED just as with Ctrl-C."""

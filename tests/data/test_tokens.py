@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 
 from conftest import sentiment_frame
 from textclf.data import tokens
-from textclf.data.features import GroupedBatches
+from textclf.data.batches import GroupedBatches
 
 
 @pytest.fixture(scope="module")

@@ -79,3 +79,33 @@ def test_worker_processes_receive_their_gpu_and_index(monkeypatch):
     assert [argv[-1] for argv, _ in started] == ["3", "4", "5"]
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["0", "1", "0"]
     assert all(env["MLFLOW_TRACKING_URI"] == "http://x" for _, env in started)
+
+
+@pytest.mark.parametrize(
+    "available, workers, gpus, expected",
+    [
+        (["0", "1", "2", "3"], "auto", None, ["0,1", "2,3"]),  # two trials at once, 2 GPUs each
+        (["0", "1", "2", "3"], "1", None, ["0,1"]),
+        (["0", "1", "2", "3", "4"], "auto", None, ["0,1", "2,3"]),  # GPU 4 alone makes no group
+        (["0", "1", "2", "3"], "3", "1,3", ["1,3", "1,3", "1,3"]),  # K > groups: shared
+    ],
+)
+def test_a_worker_takes_k_gpus_for_trials_on_k_devices(available, workers, gpus, expected):
+    assert devices(plan(workers, gpus, available, per_trial=2)) == expected
+
+
+def test_too_few_gpus_for_one_trial_is_one_line():
+    with pytest.raises(InputError) as e:
+        plan("auto", "0", ["0", "1"], per_trial=2)
+    assert e.value.problems == [
+        "--devices-per-trial 2: needs 2 GPUs per trial, and 1 are given (0); lower it or name "
+        "more --gpus"
+    ]
+
+
+def test_devices_per_trial_becomes_every_trials_train_devices():
+    from textclf.studies.request import SweepRequest
+
+    request = SweepRequest("s.yaml", ("train.epochs=1",), devices_per_trial=2)
+    assert request.config_overrides() == ("train.epochs=1", "train.devices=2")
+    assert SweepRequest("s.yaml").config_overrides() == ()

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import needs_small_batches, write
 from textclf.errors import InputError
-from textclf.studies import objective as sweep_objective
+from textclf.studies import pruning
 from textclf.studies import strategies as sweep_strategies
 from textclf.studies import study as sweep_study
 from textclf.studies.spec import FixedTrial, trial_config
@@ -78,9 +78,9 @@ def test_pruning_needs_an_objective_with_a_per_epoch_value(tmp_path, tiny_model,
 
 def test_the_pruner_sees_the_running_objective():
     row = {"val_accuracy": 0.7, "val_loss": 0.4, "train_val_loss_ratio": 0.9}
-    assert sweep_objective.running_value("best_val_accuracy", row) == 0.7
-    assert sweep_objective.running_value("best_val_loss", row) == 0.4
-    assert sweep_objective.running_value("train_time_s", row) is None
+    assert pruning.running_value("best_val_accuracy", row) == 0.7
+    assert pruning.running_value("best_val_loss", row) == 0.4
+    assert pruning.running_value("train_time_s", row) is None
 
 
 def test_an_override_of_a_searched_key_is_an_error_naming_it(tmp_path, tiny_model, tiny_data):
@@ -402,10 +402,8 @@ def test_the_pruner_never_stops_a_trial_after_its_last_epoch():
         direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0)
     )
     trial = study.ask()
-    sweep_objective._report(
-        trial, "best_val_accuracy", {"val_accuracy": 0.8, "val_loss": 0.4}, 3, last=3
-    )
+    pruning.report(trial, "best_val_accuracy", {"val_accuracy": 0.8, "val_loss": 0.4}, 3, last=3)
     with pytest.raises(optuna.TrialPruned):
-        sweep_objective._report(
+        pruning.report(
             trial, "best_val_accuracy", {"val_accuracy": 0.8, "val_loss": 0.4}, 2, last=3
         )

@@ -100,7 +100,7 @@ def test_every_objective_is_a_property_of_the_kept_weights(tiny_model, tiny_data
     are the same thing (main stored 0.3 for a complete trial and the kept epoch's loss for a pruned
     one).
     """
-    from textclf.studies.objective import running_value
+    from textclf.studies.pruning import running_value
     from textclf.training.summary import selected_values
 
     scripted(monkeypatch, [0.3, 0.4, 0.5, 0.6, 0.7], [0.80, 0.85, 0.90, 0.905, 0.90])

@@ -6,7 +6,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_
 
 from textclf.config import TrainConfig, load_config
 from textclf.data import load_splits
-from textclf.data.features import Collate, by_length, encode, make_loaders
+from textclf.data.batches import by_length
+from textclf.data.features import Collate, encode, make_loaders
 from textclf.training import epoch as epoch_mod
 from textclf.training import flops
 from textclf.training import loop as train_mod
@@ -226,7 +227,7 @@ def test_encode_truncates_and_eval_batches_group_by_length(tiny_model):
     )
     assert encoded.lengths().tolist() == [10, 3, 6]
     assert encoded.input_ids[0][-1] == tokenizer.sep_token_id  # truncation keeps the final [SEP]
-    assert by_length(encoded, 2) == [[1, 2], [0]]
+    assert by_length(encoded.lengths(), 2) == [[1, 2], [0]]
 
 
 @pytest.fixture(scope="module")

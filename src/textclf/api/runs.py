@@ -98,10 +98,10 @@ def sweep(
 ) -> pd.DataFrame:
     """Run (or resume) the study a sweep file declares: `spec` is the file (with `overrides` and the
     request's other fields as keywords: n_trials, workers, storage, tracking_uri, register_as, gpus,
-    repeat_best, seeds) or a whole SweepRequest, as `textclf sweep` builds it. Returns the per-trial
-    table (the parent's trials.csv): state, objective value(s), the values the sweep varied,
-    headline metrics, the MLflow run of each trial; its attrs["summary"] is what `textclf sweep`
-    prints (both empty in a worker process)."""
+    devices_per_trial, repeat_best, seeds) or a whole SweepRequest, as `textclf sweep` builds it.
+    Returns the per-trial table (the parent's trials.csv): state, objective value(s), the values
+    the sweep varied, headline metrics, the MLflow run of each trial; its attrs["summary"] is what
+    `textclf sweep` prints (both empty in a worker process)."""
     from textclf.studies.sweep import run_sweep
 
     if not isinstance(spec, SweepRequest):

@@ -12,7 +12,7 @@ import click
 from textclf import interrupts
 from textclf.cli import console, runs, tools  # noqa: F401  (registers the commands on the group)
 from textclf.cli.base import cli
-from textclf.errors import InputError, SweepStopped, Terminated
+from textclf.errors import InputError, RanksFailed, SweepStopped, Terminated
 
 __all__ = ["cli", "main"]
 log = logging.getLogger("textclf")
@@ -39,6 +39,9 @@ def main(leave_at_once: bool = True) -> None:
         sys.exit(code)
     except SweepStopped as e:
         click.echo(f"sweep stopped: {e}", err=True)
+        sys.exit(1)
+    except RanksFailed as e:
+        click.echo(f"training failed: {e}", err=True)
         sys.exit(1)
     except click.UsageError as e:  # one line, as every refusal: what is wrong and where to look
         where = e.ctx.command_path if e.ctx else "textclf"

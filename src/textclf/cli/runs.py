@@ -60,6 +60,14 @@ def train(config_path, override, overrides, tracking_uri, resume) -> None:
     "--gpus", help="Comma-separated GPUs the workers may use (default: every visible GPU)."
 )
 @click.option(
+    "--devices-per-trial",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes per trial (train.devices): K GPUs each on a GPU machine (each worker "
+    "takes K of --gpus), K gloo processes on CPU.",
+)
+@click.option(
     "--storage", help="Optuna storage URL (default: study.storage, else sqlite:///optuna.db)."
 )
 @click.option("--tracking-uri", help="MLflow tracking URI (default as for train).")
@@ -106,6 +114,7 @@ def sweep_cmd(
     n_trials,
     workers,
     gpus,
+    devices_per_trial,
     storage,
     tracking_uri,
     overrides,
@@ -125,6 +134,7 @@ def sweep_cmd(
         n_trials=n_trials or None,
         workers=workers,
         gpus=gpus,
+        devices_per_trial=devices_per_trial,
         storage=storage,
         tracking_uri=tracking_uri,
         register_as=register_as,

@@ -160,6 +160,17 @@ def train_checks(t) -> list[tuple[str, bool, str]]:
             t.num_workers is None or t.num_workers >= 0,
             "must be >= 0 (or null: automatic)",
         ),
+        ("train.devices", t.devices >= 1, "must be >= 1"),
+        (
+            "train.devices",
+            t.devices == 1 or not t.compile,
+            "above 1 does not yet combine with train.compile; set train.compile=false",
+        ),
+        (
+            "train.devices",
+            t.devices == 1 or t.device in ("auto", "cpu", "cuda"),
+            "above 1 takes GPUs 0..N-1 (or CPU processes): set train.device to auto, cpu or cuda",
+        ),
     ]
 
 

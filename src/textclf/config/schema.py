@@ -145,9 +145,13 @@ class TrainConfig(Section):
     # measured on a GPU
     compile: bool = False
     progress: bool = True  # tqdm bars on stderr
+    # processes training one model together (torch.distributed: NCCL, one GPU each; gloo on CPU);
+    # each takes a share of every batch: batch_size is per process (docs/scale-out.md)
+    devices: int = 1
 
     def effective_batch_size(self) -> int:
-        return self.batch_size * self.grad_accum_steps
+        """Rows behind one optimizer step: per process, accumulated, over every process."""
+        return self.batch_size * self.grad_accum_steps * self.devices
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from textclf.data import tokens
+from textclf.data.batches import (
+    EvalShare,
+    GroupedBatches,
+    RankShare,
+    batch_sizes,
+    by_length,
+    random_batches,
+)
 from textclf.data.encoding import encode_ids
 from textclf.data.splits import Splits
 
@@ -57,10 +65,12 @@ def make_loaders(
     cache_length: int | None = None,
     group_by_length: bool = False,
     compile: bool = False,
+    rank: int = 0,
+    world: int = 1,
 ) -> Loaders:
     """`cache_length` (the model's limit) turns on the token cache; None tokenizes in memory.
     `compile`: training batches padded to a multiple of 64 (at most max_length), always with a mask:
-    few shapes, one graph each."""
+    few shapes, one graph each. `world` > 1: this rank's share of every batch (batches.py)."""
     start = time.perf_counter()
     encoded, misses = encode_splits(splits, tokenizer, max_length, cache_length)
     workers = (2 if device.type == "cuda" else 0) if num_workers is None else num_workers
@@ -74,18 +84,18 @@ def make_loaders(
     padded = Collate(tokenizer.pad_token_id, multiple=64, limit=max_length, always_mask=True)
     common_train = common | ({"collate_fn": padded} if compile else {})
     generator = torch.Generator().manual_seed(seed)  # batch order depends on train.seed only
-    rows = Rows(encoded["train"])
-    if group_by_length:
-        batches = GroupedBatches(encoded["train"].lengths(), batch_size, generator)
-        train = DataLoader(rows, batch_sampler=batches, **common_train)
-    else:
-        train = DataLoader(
-            rows, batch_size=batch_size, shuffle=True, generator=generator, **common_train
-        )
+    batches = training_batches(
+        encoded["train"], batch_size, generator, group_by_length, rank, world
+    )
+    train = DataLoader(Rows(encoded["train"]), batch_sampler=batches, **common_train)
     encoded["train_probe"] = probe_rows(encoded["train"], len(splits.val))
     # eval order is free: batching texts of similar length wastes little compute on padding
     val, test, probe = (
-        DataLoader(Rows(encoded[s]), batch_sampler=by_length(encoded[s], eval_batch_size), **common)
+        DataLoader(
+            Rows(encoded[s]),
+            batch_sampler=EvalShare(by_length(encoded[s].lengths(), eval_batch_size), rank, world),
+            **common,
+        )
         for s in ("val", "test", "train_probe")
     )
     hit = bool(cache_length) and misses == 0
@@ -108,6 +118,26 @@ def encode_splits(
     return encoded, misses
 
 
+def training_batches(
+    encoded: Encoded,
+    batch_size: int,
+    generator: torch.Generator,
+    grouped: bool,
+    rank: int = 0,
+    world: int = 1,
+) -> Sampler:
+    """Length-grouped or random batches of `batch_size`; with several ranks, this rank's part of
+    each batch of the global plan, which every rank makes alike (batches.py)."""
+    size = batch_size * world
+    if grouped:
+        batches: Sampler = GroupedBatches(encoded.lengths(), size, generator)
+    else:
+        batches = random_batches(len(encoded.input_ids), size, generator)
+    if world == 1:
+        return batches
+    return RankShare(batches, batch_sizes(len(encoded.input_ids), size), generator, rank, world)
+
+
 def probe_rows(train: Encoded, count: int) -> Encoded:
     """The loss ratio's train side: a fixed sample of training rows as large as the validation set
     (the same every epoch and for every train.seed)."""
@@ -124,43 +154,6 @@ class Rows(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[list[int], int]:
         return self.encoded.input_ids[i], int(self.encoded.labels[i])
-
-
-def by_length(encoded: Encoded, batch_size: int) -> list[list[int]]:
-    order = np.argsort(encoded.lengths(), kind="stable")
-    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-
-
-class GroupedBatches(torch.utils.data.Sampler):
-    """Training batches of similar lengths, in random order: shuffle, cut into buckets of `bucket`
-    batches, sort each bucket by length, batch it, shuffle the batches. Every row once per epoch."""
-
-    def __init__(
-        self, lengths: np.ndarray, batch_size: int, generator: torch.Generator, bucket: int = 50
-    ):
-        self.lengths, self.batch_size, self.generator, self.bucket = (
-            lengths,
-            batch_size,
-            generator,
-            bucket,
-        )
-
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(len(self.lengths), generator=self.generator).numpy()
-        size = self.batch_size * self.bucket
-        batches = []
-        for i in range(0, len(order), size):
-            chunk = order[i : i + size]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [
-                chunk[j : j + self.batch_size].tolist()
-                for j in range(0, len(chunk), self.batch_size)
-            ]
-        for b in torch.randperm(len(batches), generator=self.generator).tolist():
-            yield batches[b]
 
 
 class Collate:

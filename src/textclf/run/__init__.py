@@ -14,12 +14,14 @@ from textclf.config import Config
 from textclf.data.features import decoded_samples
 from textclf.data.source import Source
 from textclf.model.build import trainable_names
+from textclf.run import ranks
 from textclf.run.hooks import TrialHooks
 from textclf.run.outputs import log_model, prediction_tables, run_figures, setup_of
 from textclf.run.prepare import Prepared, cache_length, prepare
 from textclf.tracking import names, provenance, runs, store
-from textclf.training import metrics, summary
-from textclf.training.device import autocast_dtype, precision_name, tf32
+from textclf.training import ddp, metrics, summary
+from textclf.training.ddp import SOLO, World
+from textclf.training.device import autocast_dtype, pick_device, precision_name, tf32
 from textclf.training.evaluate import Evaluation, evaluate
 from textclf.training.loop import FitResult, fit
 from textclf.training.resume import checkpoint_dir
@@ -44,16 +46,45 @@ def train_run(
     source: Source | None = None,
 ) -> RunResult:
     """One run; `resume` continues an earlier run of the same config from its last checkpoint;
-    `source` gives the data in memory instead of data.name (the Python API)."""
+    `source` gives the data in memory instead of data.name (the Python API). With
+    train.devices > 1 the run is N processes (launch.py); in each of them (a rank) this same
+    function trains its share, and rank 0 alone talks to MLflow."""
+    if cfg.train.devices > 1 and not ddp.launched():
+        from textclf.run.launch import train_on_ranks
+
+        done = train_on_ranks(cfg, tracking_uri, resume, source, trial)
+        if "stopped" in done:  # rank 0 ended the trial: a prune, raised here as the sweep knows it
+            raise (trial.killed_by[0] if trial and trial.killed_by else RuntimeError)(
+                done["stopped"]
+            )
+        return RunResult(**done)
+    world = ddp.join(pick_device(cfg.train.device).type) if ddp.launched() else SOLO
+    try:
+        return _train(cfg, tracking_uri, trial, resume, source, world)
+    finally:
+        ddp.leave()
+
+
+def _train(
+    cfg: Config,
+    tracking_uri: str,
+    trial: TrialHooks | None,
+    resume: str | None,
+    source: Source | None,
+    world: World,
+) -> RunResult:
     start = time.perf_counter()
     # all that can reject the input, before the MLflow run exists
-    ready = prepare(cfg, resume, source)
+    ready = prepare(cfg, resume, source, world)
+    if not world.main:
+        return follow_main(cfg, ready, resume, world)
     store.connect(tracking_uri, cfg.tracking.experiment, cfg.tracking.journal_dir)
     with open_run(cfg, ready, trial, resume) as active:
+        ranks.announce(world, active.run_id)  # the other ranks, and the launcher, learn its id
         start_run(cfg, ready, trial, resume, active)
         fit_start = time.perf_counter()
-        fitted = fit_model(cfg, ready, active, trial, resume)
-        val, test, probe = evaluate_model(cfg, ready, fitted)
+        fitted = fit_model(cfg, ready, active, trial, resume, world)
+        val, test, probe = evaluate_model(cfg, ready, fitted, world)
         final = summary.final_metrics(
             setup_of(cfg, ready), fitted, val, test, probe
         ) | active.drain(cfg.tracking.outage_wait_s)
@@ -120,7 +151,12 @@ def start_run(
 
 
 def fit_model(
-    cfg: Config, ready: Prepared, active, trial: TrialHooks | None, resume: str | None
+    cfg: Config,
+    ready: Prepared,
+    active,
+    trial: TrialHooks | None,
+    resume: str | None,
+    world: World = SOLO,
 ) -> FitResult:
     """training/loop.py's fit, logging each epoch into the run; a diverged run says why it ended."""
     if ready.device.type == "cuda":
@@ -136,6 +172,7 @@ def fit_model(
             report=trial.report if trial else None,
             train_probe=ready.loaders.train_probe,
             checkpoints=checkpoint_dir(cfg, active.run_id, resume),
+            world=world,
         )
     active.log_steps("learning_rate_step", fitted.learning_rates)
     if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
@@ -145,14 +182,16 @@ def fit_model(
 
 
 def evaluate_model(
-    cfg: Config, ready: Prepared, fitted: FitResult
+    cfg: Config, ready: Prepared, fitted: FitResult, world: World = SOLO
 ) -> tuple[Evaluation, Evaluation, Evaluation | None]:
     """(validation, test, training probe) evaluations of the kept weights: the selected epoch's
     validation rows and probe (scored again after a resume past that epoch) and the test rows."""
     dtype, loaders = autocast_dtype(cfg.train.precision, ready.device), ready.loaders
 
     def score(loader):
-        return evaluate(ready.model, loader, ready.device, dtype) if loader is not None else None
+        if loader is None:
+            return None
+        return evaluate(ready.model, loader, ready.device, dtype, world=world)
 
     with tf32(ready.device):
         return (
@@ -160,6 +199,25 @@ def evaluate_model(
             score(loaders.test),
             fitted.best_probe or score(loaders.train_probe),
         )
+
+
+def follow_main(cfg: Config, ready: Prepared, resume: str | None, world: World) -> RunResult:
+    """A rank other than 0: the same fit and evaluations, in step with rank 0 (every collective
+    in the same order), and nothing logged; rank 0's run id names the checkpoints."""
+    run_id = ranks.announce(world, None)
+    with tf32(ready.device):
+        fitted = fit(
+            ready.model,
+            ready.loaders.train,
+            ready.loaders.val,
+            cfg.train,
+            ready.device,
+            train_probe=ready.loaders.train_probe,
+            checkpoints=checkpoint_dir(cfg, run_id, resume, main=False),
+            world=world,
+        )
+    evaluate_model(cfg, ready, fitted, world)
+    return RunResult(run_id, {}, None, fitted.history, ready.splits.eval_fingerprint)
 
 
 __all__ = ["Prepared", "RunResult", "TrialHooks", "cache_length", "prepare", "train_run"]

@@ -21,3 +21,6 @@ class TrialHooks:
     name: str | None = None  # the child run's name (names.trial_name)
     # given the final metrics and the eval fingerprint: log the model?
     keep_model: Callable[[dict[str, float], str], bool] | None = None
+    # the trial as its ranks rebuild these hooks (train.devices > 1): the program the ranks run
+    # ("entry") and what its rank 0 needs (studies/trial_rank.py); callables cannot travel
+    on_ranks: dict | None = None

@@ -17,7 +17,8 @@ from textclf.data.source import Source
 from textclf.data.splits import Splits
 from textclf.model.build import Backbone, build_classifier, count_params, load_backbone
 from textclf.tracking import runs
-from textclf.training.device import check_device, use_cpu_threads
+from textclf.training.ddp import SOLO, World
+from textclf.training.device import check_device, rank_device, use_cpu_threads
 from textclf.training.resume import check_checkpoint_dir, check_resumable
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,14 @@ class Prepared:
     device: torch.device
 
 
-def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Prepared:
+def prepare(
+    cfg: Config, resume: str | None, source: Source | None = None, world: World = SOLO
+) -> Prepared:
     """Check the device and checkpoints, load and split the data, build the model, tokenize:
-    InputError (exit 2) for anything wrong, before the MLflow run exists."""
-    device = check_device(cfg.train)
+    InputError (exit 2) for anything wrong, before the MLflow run exists. One rank of several
+    (`world`) trains on its own GPU and on its share of the batches; the launcher ran these
+    checks before it started the ranks, and tokenized for them (the token cache)."""
+    device = rank_device(check_device(cfg.train), world)
     use_cpu_threads(device)
     check_checkpoint_dir(cfg.train)
     runs.check_journal_dir(cfg.tracking)
@@ -47,6 +52,8 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
     backbone = load_backbone(cfg.model, cfg.data)
     transformers.set_seed(cfg.train.seed)  # the new head's init, dropout and batch order
     model = build_classifier(backbone, splits.label_names, cfg.model)
+    if world.rank:  # the same initial weights on every rank, its own dropout on each
+        torch.manual_seed(cfg.train.seed + world.rank)
     t = cfg.train
     loaders = make_loaders(
         splits,
@@ -60,6 +67,8 @@ def prepare(cfg: Config, resume: str | None, source: Source | None = None) -> Pr
         cache_length=cache_length(backbone, cfg) if cfg.data.token_cache else None,
         group_by_length=t.group_by_length,
         compile=t.compile,
+        rank=world.rank,
+        world=world.size,
     )
     trainable, total = count_params(model)
     log.info(

@@ -18,12 +18,13 @@ from textclf.errors import InputError
 from textclf.run import TrialHooks, train_run
 from textclf.stats.intervals import bounds
 from textclf.studies import best_models
+from textclf.studies.pruning import report
 from textclf.studies.records import Sweep, release_memory
 from textclf.studies.spec import GRID_POINT, SweepSpec, trial_config
 from textclf.studies.strategies import strategy
 from textclf.studies.study import EVAL
+from textclf.studies.trial_rank import described
 from textclf.tracking import names, sweep_runs
-from textclf.training.metrics import RUNNING
 from textclf.training.summary import HEADLINE_METRICS
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float | tuple[float, ...]:
             tracking__register_as=None,
         )
         hooks, flat = _trial_hooks(sweep, trial, hooks, cfg), cfg.flat()
+        if cfg.train.devices > 1:  # its ranks' rank 0 rebuilds the hooks (trial_rank.py)
+            told = described(hooks, trial, str(sweep.spec.path), sweep.overrides, sweep.storage_url)
+            hooks = dataclasses.replace(hooks, on_ranks=told)
         _record_chosen(sweep.spec, trial, flat)
         result = _train_with_oom_retry(cfg, sweep, hooks, trial)
         # "best" compares trials on the same rows
@@ -86,7 +90,7 @@ def _trial_hooks(sweep: Sweep, trial: optuna.Trial, hooks: TrialHooks, cfg: Conf
         tags={**hooks.tags, **_varied_tags(sweep.spec, cfg.flat())},
         name=names.trial_name(trial.number, cfg, sweep.spec.searched_keys()),
         keep_model=best_models.keeps_model(sweep.spec, trial.study),
-        report=lambda row, epoch: _report(trial, metric, row, epoch, last=cfg.train.epochs),
+        report=lambda row, epoch: report(trial, metric, row, epoch, last=cfg.train.epochs),
     )
 
 
@@ -187,25 +191,6 @@ def _train_with_oom_retry(cfg: Config, sweep: Sweep, hooks: TrialHooks, trial: o
     smaller = replace(cfg, train__batch_size=micro, train__grad_accum_steps=accum)
     retry = dataclasses.replace(hooks, tags={**hooks.tags, "textclf.oom_retry": note})
     return train_run(smaller, sweep.tracking_uri, retry)
-
-
-def running_value(metric: str, row: dict[str, float]) -> float | None:
-    """The objective's value if training stopped now, from the lowest-val-loss epoch's row so far;
-    None for objectives without a per-epoch value (only known at the end, e.g. train_time_s)."""
-    return row[RUNNING[metric]] if metric in RUNNING else None
-
-
-def _report(trial: optuna.Trial, metric: str, row: dict[str, float], epoch: int, last: int) -> None:
-    """The pruner sees the running objective, so a pruned trial's stored value (its last report)
-    is the same quantity as a complete trial's value. Never after the `last` epoch: its compute
-    is spent, and a complete trial has its test metrics and model where a pruned one would have
-    neither."""
-    value = running_value(metric, row)
-    if len(trial.study.directions) > 1 or value is None:
-        return  # optuna does not prune multi-objective studies
-    trial.report(value, epoch)
-    if epoch < last and trial.should_prune():
-        raise optuna.TrialPruned(f"pruned after epoch {epoch} ({metric} so far {value:.4f})")
 
 
 def _safe_base(sweep: Sweep) -> Config:

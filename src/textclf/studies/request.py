@@ -25,11 +25,14 @@ class SweepRequest:
     seeds: int = 3  # seeds per repeated trial, the original included
     worker_of: str | None = None  # internal: run as a worker process of this parent run
     worker_index: int = 0  # this command's index among the commands of one study
+    # processes (GPUs) per trial: each trial a run of train.devices = K, each worker K GPUs
+    devices_per_trial: int = 1
 
     def config_overrides(self) -> tuple[str, ...]:
-        """The overrides every trial gets, --register-as included."""
+        """The overrides every trial gets, --register-as and --devices-per-trial included."""
         registered = (f"tracking.register_as={self.register_as}",) if self.register_as else ()
-        return (*self.overrides, *registered)
+        devices = (f"train.devices={self.devices_per_trial}",) if self.devices_per_trial > 1 else ()
+        return (*self.overrides, *registered, *devices)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,13 @@ def worker_environments(request: SweepRequest) -> list[dict[str, str]] | None:
     """The worker processes' environments (workers.py), or None when this process is the worker."""
     if request.worker_of or (str(request.workers) == "1" and not request.gpus):
         return None
-    return spread.plan(str(request.workers), request.gpus, spread.visible_gpus(), physical_cores())
+    return spread.plan(
+        str(request.workers),
+        request.gpus,
+        spread.visible_gpus(),
+        physical_cores(),
+        request.devices_per_trial,
+    )
 
 
 def run_command(

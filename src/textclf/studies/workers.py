@@ -1,4 +1,4 @@
-"""Worker processes of one sweep on this machine, one GPU each.
+"""Worker processes of one sweep on this machine, one GPU each (or K: --devices-per-trial).
 
 `--workers K` on a machine with G visible GPUs gives worker i the GPU i mod G: its process starts
 with CUDA_VISIBLE_DEVICES set to that one GPU, so CUDA never sees the others. `--workers auto` is
@@ -26,11 +26,12 @@ def visible_gpus() -> list[str]:
 
 
 def plan(
-    workers: str, gpus: str | None, available: list[str], cores: int = 1
+    workers: str, gpus: str | None, available: list[str], cores: int = 1, per_trial: int = 1
 ) -> list[dict[str, str]]:
-    """One environment per worker process: its CUDA_VISIBLE_DEVICES; without GPUs, its share of
-    the machine's `cores` as its thread counts (torch's and the tokenizer's), unless the user set
-    $OMP_NUM_THREADS: K workers of all the cores each would oversubscribe them K times."""
+    """One environment per worker process: its CUDA_VISIBLE_DEVICES, `per_trial` GPUs of its own
+    (a trial on several processes: --devices-per-trial); without GPUs, its share of the machine's
+    `cores` as its thread budget (torch's and the tokenizer's; its ranks share it), unless the user
+    set $OMP_NUM_THREADS: K workers of all the cores each would oversubscribe them K times."""
     chosen = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else available
     unknown = [g for g in chosen if g not in available]
     if unknown:
@@ -40,16 +41,25 @@ def plan(
                 f"{', '.join(available) or 'none'}); name visible GPUs"
             ]
         )
+    groups = [",".join(chosen[i : i + per_trial]) for i in range(0, len(chosen), per_trial)]
+    groups = [g for g in groups if g.count(",") + 1 == per_trial]  # whole groups of K only
+    if chosen and not groups:
+        raise InputError(
+            [
+                f"--devices-per-trial {per_trial}: needs {per_trial} GPUs per trial, and "
+                f"{len(chosen)} are given ({', '.join(chosen)}); lower it or name more --gpus"
+            ]
+        )
     if workers == "auto":
-        count = max(len(chosen), 1)
+        count = max(len(groups), 1)
     elif workers.isdigit() and int(workers) >= 1:
         count = int(workers)
     else:
         raise InputError(
             [f"--workers {workers}: give a number of worker processes (>= 1) or auto (one per GPU)"]
         )
-    if chosen:
-        return [{"CUDA_VISIBLE_DEVICES": chosen[i % len(chosen)]} for i in range(count)]
+    if groups:
+        return [{"CUDA_VISIBLE_DEVICES": groups[i % len(groups)]} for i in range(count)]
     if os.environ.get("OMP_NUM_THREADS"):
         return [{} for _ in range(count)]
     share = str(max(1, cores // count))

@@ -149,3 +149,20 @@ def active_run_id() -> str:
     if active is None:
         raise RuntimeError("no MLflow run is active")
     return active.info.run_id
+
+
+def settle(tracking_uri: str, run_id: str, status: str, why: str) -> None:
+    """End a run that its own process could not end as it should (a rank of several was killed):
+    `status`, unless it FINISHED; FAILED replaces the KILLED that a rank stopped by the launcher
+    may have set. A failure's `why` (which rank ended how) leads the error tag: rank 0's own
+    error, when it wrote one, is often only the symptom (a peer that closed its connection)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    if run.info.status == "FINISHED":
+        return
+    if status == "FAILED":
+        said = run.data.tags.get("textclf.error")
+        client.set_tag(run_id, "textclf.error", (f"{why} (rank 0: {said})" if said else why)[:4000])
+    if run.info.status != status:
+        client.set_terminated(run_id, status)

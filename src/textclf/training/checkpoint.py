@@ -16,6 +16,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,9 @@ def snapshot(
     result,
     best_loss: float,
     best_state: dict[str, torch.Tensor],
+    ranks: Sequence[dict[str, torch.Tensor]] = (),
 ) -> None:
+    """`ranks`: every rank's random state (rng_state), rank 0's first, when several train."""
     optimizer = parts.optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in parts.model.state_dict().items()}
     tensors |= {f"best.{k}": v for k, v in best_state.items()}
@@ -50,6 +53,7 @@ def snapshot(
         f"optimizer.{i}.{k}": v for i, state in optimizer["state"].items() for k, v in state.items()
     }
     tensors |= {"rng.torch": torch.get_rng_state(), "rng.batches": parts.generator.get_state()}
+    tensors |= {f"rng.{k}.r{r}": v for r, s in enumerate(ranks) if r for k, v in s.items()}
     if torch.cuda.is_available():
         tensors |= {
             f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())
@@ -75,8 +79,17 @@ def snapshot(
     save(directory, epoch, tensors, meta)
 
 
-def restore(found, parts: Parts, result, device: torch.device):
-    """Load a checkpoint into the parts and `result`; returns (epochs done, best score, weights)."""
+def rng_state() -> dict[str, torch.Tensor]:
+    """This process's random state: torch's, and its current GPU's."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore(found, parts: Parts, result, device: torch.device, rank: int = 0):
+    """Load a checkpoint into the parts and `result`; returns (epochs done, best score, weights).
+    Rank r > 0 of several takes its own random state."""
     tensors, meta = found
 
     def take(prefix: str) -> dict[str, torch.Tensor]:
@@ -96,6 +109,10 @@ def restore(found, parts: Parts, result, device: torch.device):
         torch.cuda.set_rng_state_all(
             [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())]
         )
+    if f"rng.torch.r{rank}" in tensors:
+        torch.set_rng_state(tensors[f"rng.torch.r{rank}"])
+    if device.type == "cuda" and f"rng.cuda.r{rank}" in tensors:
+        torch.cuda.set_rng_state(tensors[f"rng.cuda.r{rank}"])
     result.history, result.best_epoch, result.stopped_early = (
         meta["history"],
         meta["best_epoch"],
@@ -116,7 +133,14 @@ def restore(found, parts: Parts, result, device: torch.device):
 
 
 def generator_of(loader) -> torch.Generator:
-    return loader.generator if loader.generator is not None else loader.batch_sampler.generator
+    """The generator that orders a training loader's batches (the loader's, its batch sampler's or
+    that sampler's row sampler's)."""
+    sampler = loader.batch_sampler
+    for holder in (loader, sampler, getattr(sampler, "sampler", None)):
+        generator = getattr(holder, "generator", None)
+        if isinstance(generator, torch.Generator):
+            return generator
+    raise TypeError("the training loader's batches have no generator to checkpoint")
 
 
 def save(

@@ -14,6 +14,7 @@ import torch
 
 from textclf.config import TrainConfig
 from textclf.errors import InputError
+from textclf.training.ddp import World
 
 
 def check_device(train: TrainConfig) -> torch.device:
@@ -35,11 +36,28 @@ def check_device(train: TrainConfig) -> torch.device:
                     f"visible; use cuda:0..cuda:{torch.cuda.device_count() - 1} or auto"
                 ]
             )
+    if train.devices > 1 and pick_device(name).type == "cuda":
+        visible = torch.cuda.device_count()
+        if train.devices > visible:
+            raise InputError(
+                [
+                    f"{train.where('train.devices')}: train.devices: {train.devices}, but "
+                    f"{visible} CUDA device(s) are visible; lower train.devices or make more "
+                    "GPUs visible (CUDA_VISIBLE_DEVICES, --gpus)"
+                ]
+            )
     if name == "mps" and not torch.backends.mps.is_available():
         raise InputError(
             [f"{where}, but Apple's MPS backend is not available here; use auto or cpu"]
         )
     return pick_device(name)
+
+
+def rank_device(device: torch.device, world: World) -> torch.device:
+    """One of several ranks on GPUs takes the GPU its LOCAL_RANK names."""
+    if world.spread and device.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", world.rank)))
+    return device
 
 
 def pick_device(name: str) -> torch.device:

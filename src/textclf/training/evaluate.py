@@ -14,6 +14,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from textclf import interrupts
+from textclf.training import ddp
+from textclf.training.ddp import SOLO, World
 
 
 @dataclass
@@ -34,33 +36,53 @@ def evaluate(
     dtype: torch.dtype | None,
     progress: bool = False,
     desc: str = "eval",
+    world: World = SOLO,
 ) -> Evaluation:
+    """With several ranks, each scores its share of the batches (data/batches.py EvalShare) and
+    every rank gets all of them back in batch order: the same rows, each once, in the same batches
+    and summed in the same order as one process would, so every figure is that process's."""
     model.eval()
     model.to(device)
-    loss_sum = torch.zeros((), device=device)
-    probabilities, labels = [], []
+    scored = []  # per batch: (summed loss, probabilities, labels)
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, mininterval=1.0):
         interrupts.check()
         inputs, y = to_device(batch, device, model)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = model(**inputs).logits.float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        probabilities.append(logits.softmax(-1))
-        labels.append(y)
+        scored.append((F.cross_entropy(logits, y, reduction="sum"), logits.softmax(-1), y))
+    batches, scored = _all_batches(loader, scored, world)
+    loss_sum = torch.zeros((), device=scored[0][0].device if scored else device)
+    for loss, _, _ in scored:
+        loss_sum += loss
     # back to dataset order (batches come sorted by length): per-row results pair up across runs
-    if loader.batch_sampler is None:
-        raise TypeError("evaluate reads a DataLoader with a batch sampler (data/features.py)")
-    order = np.argsort(
-        np.fromiter(itertools.chain.from_iterable(loader.batch_sampler), dtype=np.int64)
-    )
+    order = np.argsort(np.fromiter(itertools.chain.from_iterable(batches), dtype=np.int64))
     probs, truth = (
-        torch.cat(probabilities).cpu().numpy()[order],
-        torch.cat(labels).cpu().numpy()[order],
+        torch.cat([p for _, p, _ in scored]).cpu().numpy()[order],
+        torch.cat([y for _, _, y in scored]).cpu().numpy()[order],
     )
     predicted = probs.argmax(-1)
     return Evaluation(
         loss_sum.item() / len(truth), float((predicted == truth).mean()), predicted, truth, probs
     )
+
+
+def _all_batches(loader: DataLoader, scored: list, world: World) -> tuple[list, list]:
+    """(every batch's rows, every batch's scores) in batch order: this rank's alone, or with
+    several ranks everyone's, gathered (on the CPU) by their position among all batches."""
+    sampler = loader.batch_sampler
+    if sampler is None:
+        raise TypeError("evaluate reads a DataLoader with a batch sampler (data/features.py)")
+    if not world.spread:
+        return list(sampler), scored
+    batches, positions = getattr(sampler, "batches", None), getattr(sampler, "mine", None)
+    if batches is None or positions is None:
+        raise TypeError("with several ranks, evaluate reads a rank's share (batches.EvalShare)")
+    mine = [
+        (position, loss.cpu(), p.cpu(), y.cpu())
+        for position, (loss, p, y) in zip(positions, scored, strict=True)
+    ]
+    everyone = sorted(itertools.chain.from_iterable(ddp.gathered(world, mine)), key=lambda s: s[0])
+    return batches, [s[1:] for s in everyone]
 
 
 def to_device(

@@ -12,6 +12,7 @@ train-mode figures are kept as `train_loss_running` / `train_accuracy_running`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -22,8 +23,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from textclf.config import TrainConfig
-from textclf.training.checkpoint import Parts, generator_of, load, restore, snapshot
+from textclf.training import ddp
+from textclf.training.checkpoint import Parts, generator_of, load, restore, rng_state, snapshot
 from textclf.training.compiled import compiled
+from textclf.training.ddp import SOLO, World
 from textclf.training.device import autocast_dtype
 from textclf.training.epoch import Optimizing, Running, epoch_row, train_epoch
 from textclf.training.evaluate import Evaluation, evaluate
@@ -85,14 +88,17 @@ def fit(
     report: ReportFn | None = None,
     checkpoints: Path | None = None,
     train_probe: DataLoader | None = None,
+    world: World = SOLO,
 ) -> FitResult:
     """Train for cfg.epochs; with `checkpoints`, resume from the newest complete checkpoint there
     and save one after every epoch (checkpoint.py): a resumed run ends bit-identical to an
     uninterrupted one on CPU. A non-finite loss in epoch 1 raises FloatingPointError; later, it ends
-    training at the best epoch so far."""
-    run = start_fit(model, train, cfg, device, checkpoints)
+    training at the best epoch so far. With several ranks (`world`), each trains on its share of
+    every batch in DistributedDataParallel, all score every evaluation together, rank 0 alone
+    reports and writes checkpoints, and every rank takes the same decisions (ddp.py)."""
+    run = start_fit(model, train, cfg, device, checkpoints, world)
     with compiled(model, cfg.compile, device) as (forward, clock):  # forward: model unless compile
-        stepping = dataclasses.replace(run.how, model=forward)
+        stepping = dataclasses.replace(run.how, model=ddp.wrap(forward, device, world))
         for epoch in range(run.done + 1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             try:
@@ -107,16 +113,17 @@ def fit(
                 break
             count(run.result, running, steps_end - epoch_start, run.start)
             probe = (
-                evaluate(model, train_probe, device, run.how.dtype, desc="train probe")
-                if train_probe
+                evaluate(model, train_probe, device, run.how.dtype, desc="probe", world=world)
+                if train_probe is not None  # a rank may hold none of its batches
                 else None
             )
             row = epoch_row(running, probe, check, time.perf_counter() - epoch_start)
             end_epoch(run, epoch, row, check, probe, log)
             if checkpoints is not None and run.best_state is not None:
-                snapshot(checkpoints, epoch, run.parts, run.result, run.best_score, run.best_state)
-            if report is not None:
-                report(run.result.best(), epoch)
+                save_checkpoint(run, checkpoints, epoch, world)
+            # rank 0 reports; a prune there ends every rank
+            told = functools.partial(report, run.result.best(), epoch) if report else None
+            ddp.follow_main(world, told)
             if run.result.stopped_early:
                 break
         run.result.compile_time_s = clock.seconds()
@@ -132,18 +139,21 @@ def start_fit(
     cfg: TrainConfig,
     device: torch.device,
     checkpoints: Path | None,
+    world: World = SOLO,
 ) -> Fitting:
     """The model on its device with its optimizer, schedule and scaler, resumed from the newest
-    complete checkpoint in `checkpoints` if there is one."""
+    complete checkpoint in `checkpoints` if there is one (every rank reads rank 0's)."""
     dtype = autocast_dtype(cfg.precision, device)
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     scheduler = make_schedule(optimizer, cfg, len(train))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    how = Optimizing(model, optimizer, scheduler, scaler, cfg, device, dtype)
+    how = Optimizing(model, optimizer, scheduler, scaler, cfg, device, dtype, world)
     run = Fitting(how, Parts(model, optimizer, scheduler, scaler, generator_of(train)))
     if checkpoints is not None and (found := load(checkpoints)):
-        run.done, run.best_score, run.best_state = restore(found, run.parts, run.result, device)
+        run.done, run.best_score, run.best_state = restore(
+            found, run.parts, run.result, device, world.rank
+        )
         # it had ended: only the test evaluation is left
         run.done = cfg.epochs if run.result.stopped_early else run.done
     return run
@@ -151,7 +161,9 @@ def start_fit(
 
 def validate(how: Optimizing, val: DataLoader, epoch: int) -> Evaluation:
     """The epoch's validation; FloatingPointError when its loss is not finite."""
-    check = evaluate(how.model, val, how.device, how.dtype, progress=how.cfg.progress, desc="val")
+    check = evaluate(
+        how.model, val, how.device, how.dtype, how.cfg.progress, desc="val", world=how.world
+    )
     if not math.isfinite(check.loss):
         raise FloatingPointError(
             f"validation loss is {check.loss} after epoch {epoch}; lower "
@@ -179,6 +191,14 @@ def end_epoch(
         result.best_val, result.best_probe = check, probe
     elif cfg.patience and epoch - result.best_epoch >= cfg.patience:
         result.stopped_early = True
+
+
+def save_checkpoint(run: Fitting, directory: Path, epoch: int, world: World) -> None:
+    """Rank 0 writes the checkpoint, with every rank's random state (each rank's dropout goes on
+    where it was after a resume)."""
+    states = ddp.gathered(world, rng_state())
+    if world.main and run.best_state is not None:
+        snapshot(directory, epoch, run.parts, run.result, run.best_score, run.best_state, states)
 
 
 def monitored(row: dict[str, float], monitor: str) -> float:

@@ -34,11 +34,13 @@ def check_checkpoint_dir(train: TrainConfig) -> None:
         )
 
 
-def checkpoint_dir(cfg: Config, run_id: str, resume: str | None) -> Path | None:
+def checkpoint_dir(cfg: Config, run_id: str, resume: str | None, main: bool = True) -> Path | None:
+    """Where the run's checkpoints go (None without checkpoints); the main process (rank 0 of
+    several) creates it with the config it holds."""
     if not (cfg.train.checkpoint or resume):
         return None
     directory = _checkpoints_of(cfg, run_id)
-    if not resume:
+    if main and not resume:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(json.dumps(_fixed(cfg), default=str))
     return directory

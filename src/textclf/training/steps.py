@@ -8,12 +8,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from textclf.training import ddp
+from textclf.training.ddp import World
+
 
 def check_progress(
-    bar, loss_sum: torch.Tensor, correct: torch.Tensor, samples: int, where: str
+    bar, loss_sum: torch.Tensor, correct: torch.Tensor, samples: int, where: str, world: World
 ) -> None:
+    """The progress bar's figures; FloatingPointError on every rank when any rank's running loss
+    is not finite (so that all of them stop at the same step)."""
     mean = loss_sum.item() / samples
-    if not math.isfinite(mean):
+    if not ddp.all_true(world, math.isfinite(mean), loss_sum.device):
         raise FloatingPointError(
             f"training loss is {mean} at {where}; lower "
             "train.learning_rate or use train.precision=fp32"
