@@ -222,3 +222,58 @@ def test_a_sweep_runs_each_trial_on_two_processes(tiny_model, tiny_data, tmp_pat
     states = sorted(t.state.name for t in study.trials)
     assert states == ["COMPLETE", "COMPLETE", "PRUNED"]
     assert all("mlflow_run_id" in t.user_attrs for t in study.trials)
+
+
+@pytest.mark.slow  # three 2-process runs: ~1-2 minutes on 2 cores
+def test_a_two_process_run_stopped_after_its_first_checkpoint_resumes_to_the_same_result(
+    tiny_overrides, tmp_path
+):
+    """Rank 0 writes each epoch's checkpoint with every rank's random state, and every rank resumes
+    from it: a run stopped after epoch 1 and resumed ends with the very figures of a run never
+    stopped (CPU, gloo: bit-identical)."""
+    overrides = [o for o in tiny_overrides if not o.startswith(("train.epochs", "train.batch"))]
+    extra = [
+        "train.devices=2",
+        "train.epochs=3",
+        "train.patience=0",
+        "train.batch_size=8",
+        "train.checkpoint=true",
+        f"train.checkpoint_dir={tmp_path / 'checkpoints'}",
+    ]
+    whole_uri = f"sqlite:///{tmp_path / 'whole.db'}"
+    whole = subprocess.run(
+        train_command(whole_uri, overrides, *extra), capture_output=True, text=True, timeout=600
+    )
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    [uninterrupted] = the_run(whole_uri, experiment_of(overrides))
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.Popen(
+        train_command(uri, overrides, *extra), stderr=subprocess.PIPE, text=True
+    )
+    deadline, run_id = time.time() + 180, None
+    while time.time() < deadline and proc.poll() is None:
+        runs = _quiet(lambda: the_run(uri, experiment_of(overrides)))
+        run_id = runs[0].info.run_id if runs else None
+        if run_id and list((tmp_path / "checkpoints" / run_id).glob("epoch-1.json")):
+            break  # epoch 1's checkpoint is committed
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130 and run_id
+    assert not (tmp_path / "checkpoints" / run_id / "epoch-3.json").exists()  # stopped early
+
+    resumed = subprocess.run(
+        [*train_command(uri, overrides, *extra), "--resume", run_id],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    [run] = the_run(uri, experiment_of(overrides))
+    assert run.info.status == "FINISHED" and run.info.run_id == run_id
+    # it went on from the checkpoint: no epoch trained (and logged) twice
+    history = mlflow.MlflowClient().get_metric_history(run_id, "val_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    for key in ("best_val_loss", "test_loss", "test_accuracy", "train_val_loss_ratio"):
+        assert run.data.metrics[key] == uninterrupted.data.metrics[key], key
