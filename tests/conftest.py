@@ -197,10 +197,18 @@ def tiny_sweep(tmp_path, tiny_model, tiny_data) -> Path:
     return write_tiny_sweep(tmp_path, tiny_model, tiny_data)
 
 
-def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
+def write_tiny_sweep(
+    tmp_path: Path,
+    tiny_model: Path,
+    tiny_data: Path,
+    grid: list[dict] | None = None,
+    experiment: str = "tiny-sweep",
+    **train,
+) -> Path:
     """A base config on the tiny model and a 3-point grid: one trial completes, one is pruned after
     its second epoch of three (a learning rate too small to move, below the pruner's 0.75 floor;
-    never at the last epoch, whose compute is spent), one fails (top9 on a 2-block model)."""
+    never at the last epoch, whose compute is spent), one fails (top9 on a 2-block model). `grid`
+    and `train` (train section values) replace those; `experiment` names the MLflow experiment."""
     base = {
         "data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
         "model": {"name": str(tiny_model)},
@@ -210,8 +218,9 @@ def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
             "learning_rate": 5e-3,
             "warmup_ratio": 0,
             "progress": False,
-        },
-        "tracking": {"experiment": "tiny-sweep", "log_model": False},
+        }
+        | train,
+        "tracking": {"experiment": experiment, "log_model": False},
     }
     write(tmp_path, base, "base.yaml")
     return write(
@@ -223,7 +232,8 @@ def write_tiny_sweep(tmp_path: Path, tiny_model: Path, tiny_data: Path) -> Path:
                 "pruner": "threshold",
                 "pruner_args": {"lower": 0.75, "n_warmup_steps": 2},
             },
-            "grid": [
+            "grid": grid
+            or [
                 {"train.learning_rate": 5e-3},
                 {"train.learning_rate": 1e-9},
                 {"model.freeze": "top9"},
@@ -363,3 +373,16 @@ from bench.verdicts.simulate import configuration, pair  # noqa: E402, F401
 
 def tolerance(rate: float, sims: int) -> float:
     return 3 * np.sqrt(rate * (1 - rate) / sims)  # 3 Monte Carlo standard errors
+
+
+def train_command(uri: str, overrides: list[str], *extra: str) -> list[str]:
+    """`textclf train` in a fresh Python process, logging to `uri`, with each override as `-o`."""
+    return [
+        sys.executable,
+        "-m",
+        "textclf",
+        "train",
+        "--tracking-uri",
+        uri,
+        *[a for o in [*overrides, *extra] for a in ("-o", o)],
+    ]

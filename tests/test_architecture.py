@@ -18,6 +18,7 @@ PACKAGE = SRC / "textclf"
 LAYERS = {
     "errors": 0,
     "interrupts": 0,
+    "environment": 0,
     "assets": 0,
     "pathnames": 0,
     "config": 1,

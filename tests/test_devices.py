@@ -13,19 +13,8 @@ import mlflow
 import psutil
 import pytest
 
+from conftest import train_command, write_tiny_sweep
 from textclf.errors import InputError
-
-
-def train_command(uri: str, overrides: list[str], *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "textclf",
-        "train",
-        "--tracking-uri",
-        uri,
-        *[a for o in [*overrides, *extra] for a in ("-o", o)],
-    ]
 
 
 def the_run(uri: str, experiment: str):
@@ -167,26 +156,9 @@ def test_ctrl_c_ends_every_rank_and_the_run_killed_within_10_s(tiny_overrides, t
 def test_a_sweep_runs_each_trial_on_two_processes(tiny_model, tiny_data, tmp_path):
     """--devices-per-trial 2 on CPU (gloo): every trial is a 2-process run with one MLflow child;
     rank 0 tells the pruner each epoch, and a prune there ends both ranks (the trial PRUNED)."""
-    from conftest import write
-
-    base = {
-        "data": {"name": str(tiny_data), "label_names": ["neg", "pos"], "max_length": 32},
-        "model": {"name": str(tiny_model)},
-        "train": {"epochs": 3, "batch_size": 8, "learning_rate": 5e-3, "warmup_ratio": 0},
-        "tracking": {"experiment": "ranks-sweep", "log_model": False},
-    }
-    write(tmp_path, base, "base.yaml")
-    spec = write(
-        tmp_path,
-        {
-            "base": "base.yaml",
-            "study": {
-                "sampler": "grid",
-                "pruner": "threshold",
-                "pruner_args": {"lower": 0.75, "n_warmup_steps": 2},
-            },
-            "grid": [{"train.learning_rate": lr} for lr in (5e-3, 1e-2, 1e-9)],
-        },
+    grid = [{"train.learning_rate": lr} for lr in (5e-3, 1e-2, 1e-9)]
+    spec = write_tiny_sweep(
+        tmp_path, tiny_model, tiny_data, grid, experiment="ranks-sweep", batch_size=8
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = subprocess.run(

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import train_command
 from textclf import run as run_mod
 from textclf.config import load_config
 
@@ -220,15 +221,7 @@ def test_sigterm_ends_the_run_killed(tiny_overrides, tracking_uri):
         "train.epochs=500"
     ]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "textclf",
-            "train",
-            "--tracking-uri",
-            tracking_uri,
-            *[a for o in overrides for a in ("-o", o)],
-        ],
+        train_command(tracking_uri, overrides),
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FILLER, NEGATIVE, POSITIVE
+from conftest import FILLER, NEGATIVE, POSITIVE, train_command
 
 
 def large_dataset(path, rows: int = 120_000, words: int = 120) -> None:
@@ -39,17 +38,11 @@ def test_a_signal_during_tokenization_ends_the_command_within_2_s(
     large_dataset(data)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "textclf",
-            "train",
-            "--tracking-uri",
+        train_command(
             uri,
-            *("-o", f"model.name={tiny_model}", "-o", f"data.name={data}"),
-            *("-o", "data.split=pool", "-o", "data.max_length=32", "-o", "train.progress=false"),
-            *("-o", "tracking.experiment=stop"),
-        ],
+            [f"model.name={tiny_model}", f"data.name={data}", "data.split=pool"],
+            *("data.max_length=32", "train.progress=false", "tracking.experiment=stop"),
+        ),
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TEXTCLF_CACHE": str(cache)},

@@ -23,7 +23,7 @@ from textclf.training import ddp, metrics, summary
 from textclf.training.ddp import SOLO, World
 from textclf.training.device import autocast_dtype, pick_device, precision_name, tf32
 from textclf.training.evaluate import Evaluation, evaluate
-from textclf.training.loop import FitResult, fit
+from textclf.training.loop import FitResult, LogFn, ReportFn, fit
 from textclf.training.resume import checkpoint_dir
 
 log = logging.getLogger(__name__)
@@ -161,24 +161,39 @@ def fit_model(
     """training/loop.py's fit, logging each epoch into the run; a diverged run says why it ended."""
     if ready.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(ready.device)
-    with tf32(ready.device):
-        fitted = fit(
-            ready.model,
-            ready.loaders.train,
-            ready.loaders.val,
-            cfg.train,
-            ready.device,
-            log=active.log_epoch,
-            report=trial.report if trial else None,
-            train_probe=ready.loaders.train_probe,
-            checkpoints=checkpoint_dir(cfg, active.run_id, resume),
-            world=world,
-        )
+    report = trial.report if trial else None
+    fitted = fit_rank(cfg, ready, active.run_id, resume, world, active.log_epoch, report)
     active.log_steps("learning_rate_step", fitted.learning_rates)
     if fitted.diverged:  # ended at the best earlier epoch: the run stands, and says why it stopped
         log.warning("training diverged: %s", fitted.diverged)
         active.tag({"textclf.diverged": fitted.diverged})
     return fitted
+
+
+def fit_rank(
+    cfg: Config,
+    ready: Prepared,
+    run_id: str,
+    resume: str | None,
+    world: World,
+    log: LogFn = lambda metrics, epoch: None,
+    report: ReportFn | None = None,
+) -> FitResult:
+    """This rank's fit (training/loop.py) into run `run_id`'s checkpoints; rank 0 alone logs and
+    reports, and makes the checkpoint directory."""
+    with tf32(ready.device):
+        return fit(
+            ready.model,
+            ready.loaders.train,
+            ready.loaders.val,
+            cfg.train,
+            ready.device,
+            log=log,
+            report=report,
+            train_probe=ready.loaders.train_probe,
+            checkpoints=checkpoint_dir(cfg, run_id, resume, main=world.main),
+            world=world,
+        )
 
 
 def evaluate_model(
@@ -205,17 +220,7 @@ def follow_main(cfg: Config, ready: Prepared, resume: str | None, world: World) 
     """A rank other than 0: the same fit and evaluations, in step with rank 0 (every collective
     in the same order), and nothing logged; rank 0's run id names the checkpoints."""
     run_id = ranks.announce(world, None)
-    with tf32(ready.device):
-        fitted = fit(
-            ready.model,
-            ready.loaders.train,
-            ready.loaders.val,
-            cfg.train,
-            ready.device,
-            train_probe=ready.loaders.train_probe,
-            checkpoints=checkpoint_dir(cfg, run_id, resume, main=False),
-            world=world,
-        )
+    fitted = fit_rank(cfg, ready, run_id, resume, world)
     evaluate_model(cfg, ready, fitted, world)
     return RunResult(run_id, {}, None, fitted.history, ready.splits.eval_fingerprint)
 

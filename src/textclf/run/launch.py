@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from textclf import interrupts
+from textclf import environment, interrupts
 from textclf.config import Config, dump_yaml
 from textclf.data.source import Source
 from textclf.errors import InputError, RanksFailed, Terminated
@@ -115,16 +115,8 @@ def rank_environment(cfg: Config, directory: Path) -> Iterator[None]:
         added |= {"OMP_NUM_THREADS": str(max(1, cpu_threads() // cfg.train.devices))}
         if sys.platform == "linux":
             added |= {"GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME") or "lo"}
-    saved = {k: os.environ.get(k) for k in added}
-    os.environ.update(added)
-    try:
+    with environment.setting(added):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _failure(rank: int, failure) -> str:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 
+from textclf import environment
 from textclf.tracking.journal import Entry, Journal, Replayed, default_dir, replay
 from textclf.tracking.liveness import end_dead
 from textclf.tracking.spool import Spool
@@ -96,18 +96,6 @@ def spool_for(run_id: str, journal: Journal) -> Spool:
 def _fail_fast(timeout_s: int = 1) -> Iterator[None]:
     """One attempt with a short timeout for HTTP stores (MLflow reads these per request); the spool
     retries. Process-wide environment variables: only the main thread may use this."""
-    saved = {
-        k: os.environ.get(k)
-        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
-    }
-    os.environ.update(
-        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
-    )
-    try:
+    once = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
+    with environment.setting(once):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
